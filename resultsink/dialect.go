@@ -1,0 +1,66 @@
+package resultsink
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+// dialect is what differs between results databases. The staging and
+// publishing protocol around it (Backend.Write) is shared.
+type dialect interface {
+	// maxIdentLen is the longest table or column name the database keeps
+	// as given.
+	maxIdentLen() int
+	quote(ident string) string
+	columnType(c sqlexec.Column) string
+	create(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, unlogged bool) error
+	// load bulk-writes every row into table and returns the count.
+	load(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, rows sqlexec.Rows) (int64, error)
+	// publish replaces final with staging in one step.
+	publish(ctx context.Context, db *sqlexec.DB, staging, final string) error
+	drop(ctx context.Context, db *sqlexec.DB, table string) error
+	// tables lists the tables whose names start with prefix.
+	tables(ctx context.Context, db *sqlexec.DB, prefix string) ([]string, error)
+}
+
+func dialectFor(t sqlexec.Dialect) dialect {
+	switch t {
+	case sqlexec.MySQL:
+		return mysqlDialect{}
+	case sqlexec.SQLite:
+		return sqliteDialect{}
+	default:
+		return postgresDialect{}
+	}
+}
+
+// quoteWith quotes an identifier with q, doubling any q inside it.
+func quoteWith(q, ident string) string {
+	return q + strings.ReplaceAll(ident, q, q+q) + q
+}
+
+// createTableSQL is the CREATE TABLE statement shared by the dialects.
+func createTableSQL(d dialect, prefix, table string, cols []sqlexec.Column, suffix string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE %sTABLE %s (", prefix, d.quote(table))
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(d.quote(c.Name))
+		b.WriteByte(' ')
+		b.WriteString(d.columnType(c))
+	}
+	b.WriteString(")")
+	b.WriteString(suffix)
+	return b.String()
+}
+
+// likePrefix escapes prefix for a LIKE pattern with '\' as the escape.
+func likePrefix(prefix string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return r.Replace(prefix) + "%"
+}

@@ -1,0 +1,9 @@
+// Package resultsink owns everything sql-jobber writes to results databases:
+// the mapping of portable column types to each dialect's column types, the
+// bulk writers (PostgreSQL COPY, MySQL LOAD DATA LOCAL, batched SQLite
+// INSERTs), the staging-then-swap protocol that publishes a job's results
+// table atomically, and the job ledger table.
+//
+// It knows nothing of actors or HTTP; it consumes row streams described by
+// package sqlexec.
+package resultsink

@@ -1,0 +1,295 @@
+package resultsink
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+type mysqlDialect struct{}
+
+var _ dialect = mysqlDialect{}
+
+// MySQL's DECIMAL holds at most 65 digits, 30 of them after the point.
+const (
+	mysqlMaxPrecision = 65
+	mysqlMaxScale     = 30
+)
+
+func (mysqlDialect) maxIdentLen() int          { return 64 }
+func (mysqlDialect) quote(ident string) string { return quoteWith("`", ident) }
+
+func (mysqlDialect) columnType(c sqlexec.Column) string {
+	switch c.Type {
+	case sqlexec.TypeInt64:
+		return "BIGINT"
+	case sqlexec.TypeUint64:
+		return "BIGINT UNSIGNED"
+	case sqlexec.TypeDecimal:
+		if mysqlDecimalFits(c) {
+			return fmt.Sprintf("DECIMAL(%d,%d)", c.Precision, c.Scale)
+		}
+		// Unconstrained or wider than MySQL allows: the widest DECIMAL,
+		// with every value checked to fit before it is sent (a bare
+		// DECIMAL would round to 0 places).
+		return fmt.Sprintf("DECIMAL(%d,%d)", mysqlMaxPrecision, mysqlMaxScale)
+	case sqlexec.TypeFloat64:
+		return "DOUBLE"
+	case sqlexec.TypeBool:
+		return "BOOLEAN"
+	case sqlexec.TypeDate:
+		return "DATE"
+	case sqlexec.TypeTimestamp, sqlexec.TypeTimestampTZ:
+		// TIMESTAMP would end in 2038; instants are stored in UTC.
+		return "DATETIME(6)"
+	case sqlexec.TypeJSON:
+		return "JSON"
+	case sqlexec.TypeBytes:
+		return "LONGBLOB"
+	default:
+		return "LONGTEXT"
+	}
+}
+
+func mysqlDecimalFits(c sqlexec.Column) bool {
+	return c.Precision > 0 && c.Precision <= mysqlMaxPrecision && c.Scale <= mysqlMaxScale
+}
+
+func (d mysqlDialect) create(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, _ bool) error {
+	_, err := db.SQL().ExecContext(ctx, createTableSQL(d, "", table, cols, " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"))
+	return err
+}
+
+// load streams the rows through LOAD DATA LOCAL INFILE from a reader that
+// encodes rows on demand, so no file and no whole result set exist.
+func (d mysqlDialect) load(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, rows sqlexec.Rows) (int64, error) {
+	conn, err := db.SQL().Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+
+	r := &loadDataReader{rows: rows, cols: cols}
+	// The driver's registry is global; the table name (a staging name with
+	// the run ID) makes the handler's name unique.
+	handler := "sqljobber/" + table
+	mysql.RegisterReaderHandler(handler, func() io.Reader { return r })
+	defer mysql.DeregisterReaderHandler(handler)
+
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = d.quote(c.Name)
+	}
+	q := fmt.Sprintf(`LOAD DATA LOCAL INFILE 'Reader::%s' INTO TABLE %s CHARACTER SET utf8mb4 `+
+		`FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n' (%s)`,
+		handler, d.quote(table), strings.Join(names, ", "))
+	res, err := conn.ExecContext(ctx, q)
+	if r.err != nil {
+		return 0, r.err
+	}
+	if err != nil {
+		return 0, err
+	}
+	// LOCAL turns data errors into warnings (the server cannot stop the
+	// client mid-file), so any warning means a value did not arrive as
+	// sent.
+	var level, message string
+	var code int
+	switch err := conn.QueryRowContext(ctx, "SHOW WARNINGS LIMIT 1").Scan(&level, &code, &message); {
+	case err == nil:
+		return 0, fmt.Errorf("MySQL changed a value while loading (%s %d: %s)", level, code, message)
+	case !errors.Is(err, sql.ErrNoRows):
+		return 0, err
+	}
+	if n, err := res.RowsAffected(); err == nil && n != r.count {
+		return 0, fmt.Errorf("MySQL loaded %d rows of %d", n, r.count)
+	}
+	return r.count, nil
+}
+
+// loadDataReader encodes rows in LOAD DATA's tab-separated text format, with
+// backslash escapes and \N for NULL.
+type loadDataReader struct {
+	rows  sqlexec.Rows
+	cols  []sqlexec.Column
+	buf   []byte
+	off   int
+	count int64
+	done  bool
+	err   error
+}
+
+const loadDataChunk = 256 << 10
+
+func (r *loadDataReader) Read(p []byte) (int, error) {
+	for r.off == len(r.buf) {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if r.done {
+			return 0, io.EOF
+		}
+		r.buf, r.off = r.buf[:0], 0
+		for len(r.buf) < loadDataChunk {
+			if !r.rows.Next() {
+				r.done = true
+				r.err = r.rows.Err()
+				break
+			}
+			if err := r.appendRow(); err != nil {
+				r.err = err
+				break
+			}
+			r.count++
+		}
+	}
+	n := copy(p, r.buf[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func (r *loadDataReader) appendRow() error {
+	for i, v := range r.rows.Values() {
+		if i > 0 {
+			r.buf = append(r.buf, '\t')
+		}
+		if v == nil {
+			r.buf = append(r.buf, `\N`...)
+			continue
+		}
+		var err error
+		r.buf, err = appendMySQLValue(r.buf, r.cols[i], v)
+		if err != nil {
+			return fmt.Errorf("column %q: %w", r.cols[i].Name, err)
+		}
+	}
+	r.buf = append(r.buf, '\n')
+	return nil
+}
+
+const mysqlDateTime = "2006-01-02 15:04:05.999999"
+
+func appendMySQLValue(b []byte, c sqlexec.Column, v any) ([]byte, error) {
+	switch c.Type {
+	case sqlexec.TypeInt64:
+		return strconv.AppendInt(b, v.(int64), 10), nil
+	case sqlexec.TypeUint64:
+		return strconv.AppendUint(b, v.(uint64), 10), nil
+	case sqlexec.TypeDecimal:
+		s := v.(string)
+		if !mysqlDecimalFits(c) {
+			whole, frac, err := sqlexec.ParseDecimal(s)
+			if err != nil {
+				return b, err
+			}
+			if whole > mysqlMaxPrecision-mysqlMaxScale || frac > mysqlMaxScale {
+				return b, fmt.Errorf("decimal %s does not fit MySQL's DECIMAL(65,30)", s)
+			}
+		}
+		return append(b, s...), nil
+	case sqlexec.TypeFloat64:
+		f := v.(float64)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return b, fmt.Errorf("MySQL cannot store %v", f)
+		}
+		return strconv.AppendFloat(b, f, 'g', -1, 64), nil
+	case sqlexec.TypeBool:
+		if v.(bool) {
+			return append(b, '1'), nil
+		}
+		return append(b, '0'), nil
+	case sqlexec.TypeDate:
+		return v.(time.Time).AppendFormat(b, time.DateOnly), nil
+	case sqlexec.TypeTimestamp, sqlexec.TypeTimestampTZ:
+		return v.(time.Time).UTC().AppendFormat(b, mysqlDateTime), nil
+	case sqlexec.TypeBytes:
+		return appendLoadDataEscaped(b, v.([]byte)), nil
+	default:
+		return appendLoadDataEscaped(b, v.(string)), nil
+	}
+}
+
+func appendLoadDataEscaped[T string | []byte](b []byte, s T) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case 0:
+			b = append(b, '\\', '0')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+func (d mysqlDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string) error {
+	conn, err := db.SQL().Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var exists int
+	err = conn.QueryRowContext(ctx,
+		"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?", final).Scan(&exists)
+	if err != nil {
+		return err
+	}
+	if exists == 0 {
+		_, err = conn.ExecContext(ctx, fmt.Sprintf("RENAME TABLE %s TO %s", d.quote(staging), d.quote(final)))
+		return err
+	}
+	// A multi-table RENAME is atomic: readers see the old table or the
+	// new one. The old one keeps the staging prefix until it is dropped,
+	// so a crash in between leaves it to DropStaging.
+	old := staging + "_old"
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("RENAME TABLE %s TO %s, %s TO %s",
+		d.quote(final), d.quote(old), d.quote(staging), d.quote(final))); err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, "DROP TABLE IF EXISTS "+d.quote(old))
+	return err
+}
+
+func (d mysqlDialect) drop(ctx context.Context, db *sqlexec.DB, table string) error {
+	_, err := db.SQL().ExecContext(ctx, "DROP TABLE IF EXISTS "+d.quote(table))
+	return err
+}
+
+func (mysqlDialect) tables(ctx context.Context, db *sqlexec.DB, prefix string) ([]string, error) {
+	return queryStrings(ctx, db.SQL(),
+		`SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE ?`, likePrefix(prefix))
+}
+
+func queryStrings(ctx context.Context, db *sql.DB, query string, args ...any) ([]string, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

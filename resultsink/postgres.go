@@ -1,0 +1,154 @@
+package resultsink
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+type postgresDialect struct{}
+
+var _ dialect = postgresDialect{}
+
+func (postgresDialect) maxIdentLen() int          { return 63 }
+func (postgresDialect) quote(ident string) string { return quoteWith(`"`, ident) }
+
+func (postgresDialect) columnType(c sqlexec.Column) string {
+	switch c.Type {
+	case sqlexec.TypeInt64:
+		return "BIGINT"
+	case sqlexec.TypeUint64:
+		return "NUMERIC(20,0)"
+	case sqlexec.TypeDecimal:
+		if c.Precision > 0 && c.Precision <= 1000 {
+			return fmt.Sprintf("NUMERIC(%d,%d)", c.Precision, c.Scale)
+		}
+		return "NUMERIC"
+	case sqlexec.TypeFloat64:
+		return "DOUBLE PRECISION"
+	case sqlexec.TypeBool:
+		return "BOOLEAN"
+	case sqlexec.TypeDate:
+		return "DATE"
+	case sqlexec.TypeTimestamp:
+		return "TIMESTAMP"
+	case sqlexec.TypeTimestampTZ:
+		return "TIMESTAMPTZ"
+	case sqlexec.TypeJSON:
+		// json, not jsonb: jsonb would reorder keys and drop duplicates.
+		return "JSON"
+	case sqlexec.TypeBytes:
+		return "BYTEA"
+	default:
+		return "TEXT"
+	}
+}
+
+func (d postgresDialect) create(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, unlogged bool) error {
+	prefix := ""
+	if unlogged {
+		prefix = "UNLOGGED "
+	}
+	_, err := db.Postgres().Exec(ctx, createTableSQL(d, prefix, table, cols, ""))
+	return err
+}
+
+func (postgresDialect) load(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, rows sqlexec.Rows) (int64, error) {
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+	}
+	src := &pgCopySource{rows: rows, cols: cols, out: make([]any, len(cols))}
+	return db.Postgres().CopyFrom(ctx, pgx.Identifier{table}, names, src)
+}
+
+// pgCopySource adapts Rows to pgx's COPY, converting the values pgx would not
+// encode exactly by itself.
+type pgCopySource struct {
+	rows sqlexec.Rows
+	cols []sqlexec.Column
+	out  []any
+}
+
+func (s *pgCopySource) Next() bool { return s.rows.Next() }
+func (s *pgCopySource) Err() error { return s.rows.Err() }
+
+func (s *pgCopySource) Values() ([]any, error) {
+	for i, v := range s.rows.Values() {
+		if v == nil {
+			s.out[i] = nil
+			continue
+		}
+		switch s.cols[i].Type {
+		case sqlexec.TypeDecimal:
+			n, err := pgNumeric(v.(string))
+			if err != nil {
+				return nil, fmt.Errorf("column %q: %w", s.cols[i].Name, err)
+			}
+			s.out[i] = n
+		case sqlexec.TypeUint64:
+			s.out[i] = pgtype.Numeric{Int: new(big.Int).SetUint64(v.(uint64)), Valid: true}
+		case sqlexec.TypeJSON:
+			// pgx would marshal a Go string as a JSON string; the value
+			// already is JSON text.
+			s.out[i] = []byte(v.(string))
+		default:
+			s.out[i] = v
+		}
+	}
+	return s.out, nil
+}
+
+// pgNumeric converts an exact decimal literal to pgtype.Numeric, keeping its
+// scale (trailing zeros included).
+func pgNumeric(s string) (pgtype.Numeric, error) {
+	switch s {
+	case "NaN":
+		return pgtype.Numeric{NaN: true, Valid: true}, nil
+	case "Infinity":
+		return pgtype.Numeric{InfinityModifier: pgtype.Infinity, Valid: true}, nil
+	case "-Infinity":
+		return pgtype.Numeric{InfinityModifier: pgtype.NegativeInfinity, Valid: true}, nil
+	}
+	if _, _, err := sqlexec.ParseDecimal(s); err != nil {
+		return pgtype.Numeric{}, err
+	}
+	whole, frac, _ := strings.Cut(s, ".")
+	i, ok := new(big.Int).SetString(whole+frac, 10)
+	if !ok {
+		return pgtype.Numeric{}, fmt.Errorf("invalid decimal %q", s)
+	}
+	return pgtype.Numeric{Int: i, Exp: -int32(len(frac)), Valid: true}, nil
+}
+
+func (d postgresDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string) error {
+	// PostgreSQL DDL is transactional: readers of final wait on its lock
+	// and then see the new table.
+	return pgx.BeginFunc(ctx, db.Postgres(), func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+d.quote(final)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s RENAME TO %s", d.quote(staging), d.quote(final)))
+		return err
+	})
+}
+
+func (d postgresDialect) drop(ctx context.Context, db *sqlexec.DB, table string) error {
+	_, err := db.Postgres().Exec(ctx, "DROP TABLE IF EXISTS "+d.quote(table))
+	return err
+}
+
+func (postgresDialect) tables(ctx context.Context, db *sqlexec.DB, prefix string) ([]string, error) {
+	rows, err := db.Postgres().Query(ctx,
+		`SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE $1`, likePrefix(prefix))
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

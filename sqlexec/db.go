@@ -1,0 +1,300 @@
+package sqlexec
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgxpool"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Dialect is the kind of database server.
+type Dialect string
+
+// The supported dialects.
+const (
+	Postgres Dialect = "postgres"
+	MySQL    Dialect = "mysql"
+	SQLite   Dialect = "sqlite"
+)
+
+// Defaults for DBConfig.
+const (
+	MaxActiveDefault      = 10
+	MaxIdleDefault        = 2
+	ConnectTimeoutDefault = 10 * time.Second
+)
+
+// DBConfig configures one database connection pool.
+type DBConfig struct {
+	Name           string
+	Type           Dialect
+	DSN            string
+	MaxIdle        int
+	MaxActive      int
+	ConnectTimeout time.Duration
+}
+
+// WithDefaults returns c with zero values replaced by defaults.
+func (c DBConfig) WithDefaults() DBConfig {
+	c.MaxActive = cmp.Or(c.MaxActive, MaxActiveDefault)
+	c.MaxIdle = cmp.Or(c.MaxIdle, min(MaxIdleDefault, c.MaxActive))
+	c.ConnectTimeout = cmp.Or(c.ConnectTimeout, ConnectTimeoutDefault)
+	return c
+}
+
+// Validate checks c. Errors name the offending key.
+func (c DBConfig) Validate() error {
+	switch c.Type {
+	case Postgres, MySQL, SQLite:
+	case "":
+		return &KeyError{Key: "type", Err: errors.New(`required: "postgres", "mysql" or "sqlite"`)}
+	default:
+		return &KeyError{Key: "type", Err: fmt.Errorf(`unknown type %q: use "postgres", "mysql" or "sqlite"`, c.Type)}
+	}
+	if strings.TrimSpace(c.DSN) == "" {
+		return &KeyError{Key: "dsn", Err: errors.New("required")}
+	}
+	if c.MaxActive < 0 {
+		return &KeyError{Key: "max_active", Err: errors.New("must not be negative")}
+	}
+	if c.MaxIdle < 0 || c.MaxIdle > c.MaxActive {
+		return &KeyError{Key: "max_idle", Err: fmt.Errorf("must be between 0 and max_active (%d)", c.MaxActive)}
+	}
+	if c.ConnectTimeout < 0 {
+		return &KeyError{Key: "connect_timeout", Err: errors.New("must not be negative")}
+	}
+	return nil
+}
+
+// KeyError is a configuration error about one key.
+type KeyError struct {
+	Key string
+	Err error
+}
+
+func (e *KeyError) Error() string { return e.Key + ": " + e.Err.Error() }
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// DB is a connection pool to one configured database. PostgreSQL goes through
+// pgx's own pool (for binary rows, COPY and query cancellation); MySQL and
+// SQLite through database/sql.
+type DB struct {
+	Name    string
+	Dialect Dialect
+	// MariaDB is set for a MySQL-dialect server that is MariaDB, whose
+	// statement timeout and some DDL differ from MySQL's.
+	MariaDB bool
+
+	pg  *pgxpool.Pool
+	sql *sql.DB
+}
+
+// OpenOptions says what a pool is for.
+type OpenOptions struct {
+	// Results marks a pool that sql-jobber writes to: its sessions run in
+	// UTC and, on MySQL, in strict mode, so that a value that does not fit
+	// is an error rather than a silent truncation. Source pools keep the
+	// server's session defaults, so that a task means what it means when a
+	// user runs it by hand.
+	Results bool
+}
+
+// Open opens the pool and checks that the database answers. Errors never
+// contain the DSN.
+func Open(ctx context.Context, cfg DBConfig, opts OpenOptions) (*DB, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	db := &DB{Name: cfg.Name, Dialect: cfg.Type}
+	var err error
+	switch cfg.Type {
+	case Postgres:
+		db.pg, err = openPostgres(ctx, cfg, opts)
+	case MySQL:
+		db.sql, err = openMySQL(cfg, opts)
+	case SQLite:
+		db.sql, err = openSQLite(cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	defer cancel()
+	if err := db.Ping(pingCtx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect: %w", redact(err))
+	}
+	if cfg.Type == MySQL {
+		var version string
+		if err := db.sql.QueryRowContext(pingCtx, "SELECT VERSION()").Scan(&version); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("server version: %w", err)
+		}
+		db.MariaDB = strings.Contains(strings.ToLower(version), "mariadb")
+	}
+	return db, nil
+}
+
+func openPostgres(ctx context.Context, cfg DBConfig, opts OpenOptions) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid PostgreSQL DSN: %w", redact(err))}
+	}
+	pcfg.MaxConns = int32(cfg.MaxActive)
+	pcfg.MinIdleConns = 0
+	pcfg.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
+	rp := pcfg.ConnConfig.RuntimeParams
+	if opts.Results {
+		rp["timezone"] = "UTC"
+	}
+	if rp["application_name"] == "" {
+		rp["application_name"] = "sql-jobber"
+	}
+	return pgxpool.NewWithConfig(ctx, pcfg)
+}
+
+func openMySQL(cfg DBConfig, opts OpenOptions) (*sql.DB, error) {
+	mcfg, err := mysql.ParseDSN(cfg.DSN)
+	if err != nil {
+		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid MySQL DSN: %w", redact(err))}
+	}
+	// Rows are parsed from their text form by sqlexec, in UTC.
+	mcfg.ParseTime = false
+	mcfg.Loc = time.UTC
+	mcfg.Timeout = cfg.ConnectTimeout
+	if opts.Results {
+		if mcfg.Params == nil {
+			mcfg.Params = map[string]string{}
+		}
+		mcfg.Params["time_zone"] = "'+00:00'"
+		mcfg.Params["sql_mode"] = "'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
+	}
+	conn, err := mysql.NewConnector(mcfg)
+	if err != nil {
+		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid MySQL DSN: %w", redact(err))}
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(cfg.MaxActive)
+	db.SetMaxIdleConns(cfg.MaxIdle)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return db, nil
+}
+
+// openSQLite opens a SQLite file. The DSN is a path or a file: URI; WAL, a
+// busy timeout and immediate write transactions are added unless the DSN sets
+// its own pragmas, so that concurrent jobs wait for the write lock instead of
+// failing with SQLITE_BUSY.
+func openSQLite(cfg DBConfig) (*sql.DB, error) {
+	dsn := cfg.DSN
+	path, query, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
+	if path != "" && path != ":memory:" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("create directory for SQLite file: %w", err)}
+		}
+	}
+	params, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid SQLite DSN query: %w", err)}
+	}
+	if _, ok := params["_pragma"]; !ok {
+		params.Add("_pragma", "busy_timeout(30000)")
+		params.Add("_pragma", "journal_mode(WAL)")
+		params.Add("_pragma", "synchronous(NORMAL)")
+	}
+	if _, ok := params["_txlock"]; !ok {
+		params.Set("_txlock", "immediate")
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+params.Encode())
+	if err != nil {
+		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid SQLite DSN: %w", err)}
+	}
+	db.SetMaxOpenConns(cfg.MaxActive)
+	db.SetMaxIdleConns(cfg.MaxIdle)
+	return db, nil
+}
+
+// redact drops the DSN that some driver errors quote.
+func redact(err error) error {
+	if inner := errors.Unwrap(err); inner != nil && strings.Contains(err.Error(), "://") {
+		return inner
+	}
+	return err
+}
+
+// Postgres returns the pgx pool of a PostgreSQL database, or nil.
+func (db *DB) Postgres() *pgxpool.Pool { return db.pg }
+
+// SQL returns the database/sql pool of a MySQL or SQLite database, or nil.
+func (db *DB) SQL() *sql.DB { return db.sql }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if db.pg != nil {
+		return db.pg.Ping(ctx)
+	}
+	return db.sql.PingContext(ctx)
+}
+
+// Close closes the pool.
+func (db *DB) Close() {
+	if db.pg != nil {
+		db.pg.Close()
+	}
+	if db.sql != nil {
+		db.sql.Close()
+	}
+}
+
+// Prepare prepares query on one connection to check it, returns the number
+// of positional arguments it takes (-1 when the driver cannot tell), and
+// closes the statement again.
+func (db *DB) Prepare(ctx context.Context, query string) (int, error) {
+	if db.pg != nil {
+		conn, err := db.pg.Acquire(ctx)
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Release()
+		// The unnamed statement: nothing to deallocate.
+		sd, err := conn.Conn().Prepare(ctx, "", query)
+		if err != nil {
+			return 0, err
+		}
+		return len(sd.ParamOIDs), nil
+	}
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	n := -1
+	err = conn.Raw(func(dc any) error {
+		var (
+			st  driver.Stmt
+			err error
+		)
+		if p, ok := dc.(driver.ConnPrepareContext); ok {
+			st, err = p.PrepareContext(ctx, query)
+		} else {
+			st, err = dc.(driver.Conn).Prepare(query)
+		}
+		if err != nil {
+			return err
+		}
+		n = st.NumInput()
+		return st.Close()
+	})
+	return n, err
+}

@@ -1,0 +1,163 @@
+package sqlexec
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+func (db *DB) queryMySQL(ctx context.Context, t *Task, args []any) (Rows, error) {
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := &sqlRows{conn: conn}
+	query := t.SQL
+	if t.Timeout > 0 {
+		if db.MariaDB {
+			// Scoped to the one statement: nothing to reset afterwards.
+			query = fmt.Sprintf("SET STATEMENT max_statement_time=%s FOR %s",
+				strconv.FormatFloat(t.Timeout.Seconds(), 'f', -1, 64), query)
+		} else {
+			if _, err := conn.ExecContext(ctx, "SET SESSION max_execution_time = ?", t.Timeout.Milliseconds()); err != nil {
+				r.Close()
+				return nil, err
+			}
+			r.reset = "SET SESSION max_execution_time = DEFAULT"
+		}
+	}
+	r.rows, err = conn.QueryContext(ctx, query, args...)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	cts, err := r.rows.ColumnTypes()
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	r.cols = make([]Column, len(cts))
+	r.dec = make([]func([]byte) (any, error), len(cts))
+	for i, ct := range cts {
+		r.cols[i], r.dec[i] = mysqlColumn(ct)
+	}
+	r.raw = make([]sql.RawBytes, len(cts))
+	r.ptrs = make([]any, len(cts))
+	for i := range r.raw {
+		r.ptrs[i] = &r.raw[i]
+	}
+	r.vals = make([]any, len(cts))
+	return r, nil
+}
+
+// mysqlColumn maps a MySQL result column to its portable type and the decoder
+// of its text form.
+func mysqlColumn(ct *sql.ColumnType) (Column, func([]byte) (any, error)) {
+	col := Column{Name: ct.Name()}
+	name := ct.DatabaseTypeName()
+	switch name {
+	case "UNSIGNED BIGINT":
+		col.Type = TypeUint64
+		return col, textUint
+	case "DECIMAL":
+		col.Type = TypeDecimal
+		if p, s, ok := ct.DecimalSize(); ok {
+			col.Precision, col.Scale = int(p), int(s)
+		}
+		return col, textString
+	case "FLOAT", "DOUBLE":
+		col.Type = TypeFloat64
+		return col, textFloat
+	case "DATE":
+		col.Type = TypeDate
+		return col, textDate
+	case "DATETIME", "TIMESTAMP":
+		// TIMESTAMP is read as the wall-clock time of the source session's
+		// time_zone, which is what the query means by it.
+		col.Type = TypeTimestamp
+		return col, textTimestamp
+	case "JSON":
+		col.Type = TypeJSON
+		return col, textString
+	case "BIT", "BINARY", "VARBINARY", "TINYBLOB", "BLOB", "MEDIUMBLOB", "LONGBLOB", "GEOMETRY":
+		col.Type = TypeBytes
+		return col, copyBytes
+	}
+	if strings.HasSuffix(name, "INT") || name == "YEAR" {
+		col.Type = TypeInt64
+		return col, textInt
+	}
+	col.Type = TypeText
+	return col, textString
+}
+
+// sqlRows reads a database/sql result whose values arrive as text
+// (sql.RawBytes), decoding each column with its own decoder.
+type sqlRows struct {
+	conn  *sql.Conn
+	rows  *sql.Rows
+	reset string // statement that undoes per-query session settings
+	cols  []Column
+	dec   []func([]byte) (any, error)
+	raw   []sql.RawBytes
+	ptrs  []any
+	vals  []any
+	err   error
+}
+
+func (r *sqlRows) Columns() []Column { return r.cols }
+func (r *sqlRows) Values() []any     { return r.vals }
+
+func (r *sqlRows) Next() bool {
+	if r.err != nil || !r.rows.Next() {
+		return false
+	}
+	if err := r.rows.Scan(r.ptrs...); err != nil {
+		r.err = err
+		return false
+	}
+	for i, b := range r.raw {
+		if b == nil {
+			r.vals[i] = nil
+			continue
+		}
+		v, err := r.dec[i](b)
+		if err != nil {
+			r.err = fmt.Errorf("column %q: %w", r.cols[i].Name, err)
+			return false
+		}
+		r.vals[i] = v
+	}
+	return true
+}
+
+func (r *sqlRows) Err() error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.rows != nil {
+		return r.rows.Err()
+	}
+	return nil
+}
+
+func (r *sqlRows) Close() error {
+	if r.conn == nil {
+		return nil
+	}
+	if r.rows != nil {
+		r.rows.Close()
+	}
+	if r.reset != "" {
+		if _, err := r.conn.ExecContext(context.Background(), r.reset); err != nil {
+			// The session setting would outlive this query: drop the
+			// connection rather than return it to the pool.
+			_ = r.conn.Raw(func(any) error { return errBadConn })
+		}
+	}
+	err := r.conn.Close()
+	r.conn = nil
+	return err
+}

@@ -1,0 +1,274 @@
+package sqlexec
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// pgBinaryOIDs are the types decoded from PostgreSQL's binary format. Every
+// other type travels in text format, which is exact for numeric, keeps JSON
+// byte for byte, and gives the canonical spelling of types sql-jobber stores
+// as text (uuid, interval, arrays, ...).
+var pgBinaryOIDs = pgx.QueryResultFormatsByOID{
+	pgtype.Int2OID:        pgx.BinaryFormatCode,
+	pgtype.Int4OID:        pgx.BinaryFormatCode,
+	pgtype.Int8OID:        pgx.BinaryFormatCode,
+	pgtype.OIDOID:         pgx.BinaryFormatCode,
+	pgtype.Float8OID:      pgx.BinaryFormatCode,
+	pgtype.BoolOID:        pgx.BinaryFormatCode,
+	pgtype.DateOID:        pgx.BinaryFormatCode,
+	pgtype.TimestampOID:   pgx.BinaryFormatCode,
+	pgtype.TimestamptzOID: pgx.BinaryFormatCode,
+	pgtype.ByteaOID:       pgx.BinaryFormatCode,
+}
+
+// pgEpoch is where PostgreSQL's binary dates and timestamps count from.
+var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func (db *DB) queryPostgres(ctx context.Context, t *Task, args []any) (Rows, error) {
+	conn, err := db.pg.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := &pgRows{conn: conn}
+	if t.Timeout > 0 {
+		// SET LOCAL scopes the timeout to this transaction, so that a
+		// pooled connection never keeps it.
+		r.tx, err = conn.Begin(ctx)
+		if err == nil {
+			_, err = r.tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)",
+				strconv.FormatInt(t.Timeout.Milliseconds(), 10))
+		}
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
+	mode := pgx.QueryExecModeCacheStatement
+	if t.Raw {
+		mode = pgx.QueryExecModeDescribeExec
+	}
+	qargs := append([]any{mode, pgBinaryOIDs}, args...)
+	if r.tx != nil {
+		r.rows, err = r.tx.Query(ctx, t.SQL, qargs...)
+	} else {
+		r.rows, err = conn.Query(ctx, t.SQL, qargs...)
+	}
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	fds := r.rows.FieldDescriptions()
+	r.cols = make([]Column, len(fds))
+	r.dec = make([]pgDecoder, len(fds))
+	for i, fd := range fds {
+		r.cols[i], r.dec[i] = pgColumn(fd)
+	}
+	r.vals = make([]any, len(fds))
+	return r, nil
+}
+
+type pgDecoder func(b []byte) (any, error)
+
+type pgRows struct {
+	conn *pgxpool.Conn
+	tx   pgx.Tx
+	rows pgx.Rows
+	cols []Column
+	dec  []pgDecoder
+	vals []any
+	err  error
+}
+
+func (r *pgRows) Columns() []Column { return r.cols }
+func (r *pgRows) Values() []any     { return r.vals }
+
+func (r *pgRows) Next() bool {
+	if r.err != nil || !r.rows.Next() {
+		return false
+	}
+	raw := r.rows.RawValues()
+	for i, b := range raw {
+		if b == nil {
+			r.vals[i] = nil
+			continue
+		}
+		v, err := r.dec[i](b)
+		if err != nil {
+			r.err = fmt.Errorf("column %q: %w", r.cols[i].Name, err)
+			return false
+		}
+		r.vals[i] = v
+	}
+	return true
+}
+
+func (r *pgRows) Err() error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.rows != nil {
+		return r.rows.Err()
+	}
+	return nil
+}
+
+func (r *pgRows) Close() error {
+	if r.conn == nil {
+		return nil
+	}
+	if r.rows != nil {
+		r.rows.Close()
+	}
+	if r.tx != nil {
+		// A read that ended early leaves nothing to keep; rollback also
+		// clears the statement_timeout set for it.
+		_ = r.tx.Rollback(context.Background())
+	}
+	r.conn.Release()
+	r.conn = nil
+	return nil
+}
+
+// pgColumn maps a PostgreSQL result column to its portable type and the
+// decoder for the format it arrives in.
+func pgColumn(fd pgconn.FieldDescription) (Column, pgDecoder) {
+	col := Column{Name: fd.Name}
+	binary := fd.Format == pgx.BinaryFormatCode
+	switch fd.DataTypeOID {
+	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID:
+		col.Type = TypeInt64
+		if binary {
+			return col, pgBinaryInt
+		}
+		return col, textInt
+	case pgtype.NumericOID:
+		col.Type = TypeDecimal
+		if fd.TypeModifier >= 4 {
+			mod := fd.TypeModifier - 4
+			col.Precision, col.Scale = int(mod>>16&0xffff), int(mod&0xffff)
+			if col.Scale > col.Precision { // negative scale (PostgreSQL 15+): keep unconstrained
+				col.Precision, col.Scale = 0, 0
+			}
+		}
+		return col, textString
+	case pgtype.Float4OID, pgtype.Float8OID:
+		col.Type = TypeFloat64
+		if binary {
+			return col, pgBinaryFloat8
+		}
+		// float4 arrives as text: its shortest spelling ("0.1") is the
+		// value a user sees, where widening the binary float32 would
+		// store 0.10000000149011612.
+		return col, textFloat
+	case pgtype.BoolOID:
+		col.Type = TypeBool
+		if binary {
+			return col, pgBinaryBool
+		}
+		return col, textBool
+	case pgtype.DateOID:
+		col.Type = TypeDate
+		if binary {
+			return col, pgBinaryDate
+		}
+		return col, textDate
+	case pgtype.TimestampOID, pgtype.TimestamptzOID:
+		col.Type = TypeTimestamp
+		if fd.DataTypeOID == pgtype.TimestamptzOID {
+			col.Type = TypeTimestampTZ
+		}
+		if binary {
+			return col, pgBinaryTimestamp
+		}
+		return col, textTimestamp
+	case pgtype.JSONOID, pgtype.JSONBOID:
+		col.Type = TypeJSON
+		return col, textString
+	case pgtype.ByteaOID:
+		col.Type = TypeBytes
+		if binary {
+			return col, copyBytes
+		}
+		return col, pgTextBytea
+	default:
+		col.Type = TypeText
+		return col, textString
+	}
+}
+
+var errPgSize = errors.New("unexpected binary value size")
+
+func pgBinaryInt(b []byte) (any, error) {
+	switch len(b) {
+	case 2:
+		return int64(int16(binary.BigEndian.Uint16(b))), nil
+	case 4:
+		// int4 is signed; oid is not, but both fit int64 exactly when
+		// read as what they are. oid columns are rare enough that the
+		// signedness of int4 is the one honoured.
+		return int64(int32(binary.BigEndian.Uint32(b))), nil
+	case 8:
+		return int64(binary.BigEndian.Uint64(b)), nil
+	}
+	return nil, errPgSize
+}
+
+func pgBinaryFloat8(b []byte) (any, error) {
+	if len(b) != 8 {
+		return nil, errPgSize
+	}
+	return math.Float64frombits(binary.BigEndian.Uint64(b)), nil
+}
+
+func pgBinaryBool(b []byte) (any, error) {
+	if len(b) != 1 {
+		return nil, errPgSize
+	}
+	return b[0] != 0, nil
+}
+
+func pgBinaryDate(b []byte) (any, error) {
+	if len(b) != 4 {
+		return nil, errPgSize
+	}
+	days := int32(binary.BigEndian.Uint32(b))
+	if days == math.MaxInt32 || days == math.MinInt32 {
+		return nil, errors.New("date infinity has no portable representation")
+	}
+	return pgEpoch.AddDate(0, 0, int(days)), nil
+}
+
+func pgBinaryTimestamp(b []byte) (any, error) {
+	if len(b) != 8 {
+		return nil, errPgSize
+	}
+	us := int64(binary.BigEndian.Uint64(b))
+	if us == math.MaxInt64 || us == math.MinInt64 {
+		return nil, errors.New("timestamp infinity has no portable representation")
+	}
+	return pgEpoch.Add(time.Duration(us%86_400_000_000) * time.Microsecond).AddDate(0, 0, int(us/86_400_000_000)), nil
+}
+
+// pgTextBytea decodes bytea's hex text format (\x...).
+func pgTextBytea(b []byte) (any, error) {
+	h, ok := bytes.CutPrefix(b, []byte(`\x`))
+	if !ok {
+		return nil, errors.New("bytea text is not in hex format")
+	}
+	out := make([]byte, hex.DecodedLen(len(h)))
+	_, err := hex.Decode(out, h)
+	return out, err
+}

@@ -1,0 +1,295 @@
+package sqlexec
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// errBadConn tells database/sql to discard a connection.
+var errBadConn = driver.ErrBadConn
+
+func (db *DB) querySQLite(ctx context.Context, t *Task, args []any) (Rows, error) {
+	if t.Timeout > 0 {
+		// SQLite has no server-side timeout; the driver interrupts the
+		// statement when the context ends.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.Timeout)
+		r, err := db.querySQLiteRows(ctx, t, args)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		r.cancel = cancel
+		return r, nil
+	}
+	return db.querySQLiteRows(ctx, t, args)
+}
+
+func (db *DB) querySQLiteRows(ctx context.Context, t *Task, args []any) (*sqliteRows, error) {
+	rows, err := db.sql.QueryContext(ctx, t.SQL, args...)
+	if err != nil {
+		return nil, err
+	}
+	r := &sqliteRows{rows: rows}
+	cts, err := rows.ColumnTypes()
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	r.cols = make([]Column, len(cts))
+	r.raw = make([]any, len(cts))
+	r.ptrs = make([]any, len(cts))
+	for i := range r.raw {
+		r.ptrs[i] = &r.raw[i]
+	}
+	r.vals = make([]any, len(cts))
+	var infer []int
+	for i, ct := range cts {
+		var ok bool
+		r.cols[i], ok = SQLiteColumn(ct.Name(), ct.DatabaseTypeName())
+		if !ok {
+			infer = append(infer, i)
+		}
+	}
+	if len(infer) > 0 {
+		// Columns without a declared type (expressions, aggregates) take
+		// the type of their first value, so the first row is read now.
+		r.peeked = r.scan()
+		for _, i := range infer {
+			if r.peeked {
+				r.cols[i].Type = sqliteInfer(r.raw[i])
+			}
+		}
+	}
+	return r, nil
+}
+
+var sqliteDecimalRe = regexp.MustCompile(`^(?:DECIMAL_TEXT|DECIMAL|NUMERIC)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$`)
+
+// SQLiteColumn maps a declared SQLite column type to a portable type,
+// recognising the names sql-jobber itself gives results columns. ok is false
+// when the declared type says nothing (an expression) or is not one SQLite
+// knows, and the type is to be inferred from the values.
+func SQLiteColumn(name, decl string) (col Column, ok bool) {
+	col = Column{Name: name}
+	d := strings.ToUpper(strings.TrimSpace(decl))
+	if m := sqliteDecimalRe.FindStringSubmatch(d); m != nil {
+		col.Type = TypeDecimal
+		col.Precision, _ = strconv.Atoi(m[1])
+		col.Scale, _ = strconv.Atoi(m[2])
+		return col, true
+	}
+	switch d {
+	case "":
+		return col, false
+	case "UNSIGNED_TEXT":
+		col.Type = TypeUint64
+	case "JSON", "JSON_TEXT", "JSONB":
+		col.Type = TypeJSON
+	case "BOOL", "BOOLEAN":
+		col.Type = TypeBool
+	case "DATE":
+		col.Type = TypeDate
+	case "DATETIME", "TIMESTAMP":
+		col.Type = TypeTimestamp
+	case "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE":
+		col.Type = TypeTimestampTZ
+	default:
+		// SQLite's own affinity rules, in its order.
+		switch {
+		case strings.Contains(d, "INT"):
+			col.Type = TypeInt64
+		case strings.Contains(d, "CHAR"), strings.Contains(d, "CLOB"), strings.Contains(d, "TEXT"):
+			col.Type = TypeText
+		case strings.Contains(d, "BLOB"):
+			col.Type = TypeBytes
+		case strings.Contains(d, "REAL"), strings.Contains(d, "FLOA"), strings.Contains(d, "DOUB"):
+			col.Type = TypeFloat64
+		default:
+			return col, false
+		}
+	}
+	return col, true
+}
+
+func sqliteInfer(v any) Type {
+	switch v.(type) {
+	case int64:
+		return TypeInt64
+	case float64:
+		return TypeFloat64
+	case []byte:
+		return TypeBytes
+	case time.Time:
+		return TypeTimestamp
+	}
+	return TypeText
+}
+
+type sqliteRows struct {
+	rows   *sql.Rows
+	cancel context.CancelFunc
+	cols   []Column
+	raw    []any
+	ptrs   []any
+	vals   []any
+	peeked bool // raw holds a row read ahead that Next has not returned
+	err    error
+}
+
+func (r *sqliteRows) Columns() []Column { return r.cols }
+func (r *sqliteRows) Values() []any     { return r.vals }
+
+func (r *sqliteRows) scan() bool {
+	if r.err != nil || !r.rows.Next() {
+		return false
+	}
+	if err := r.rows.Scan(r.ptrs...); err != nil {
+		r.err = err
+		return false
+	}
+	return true
+}
+
+func (r *sqliteRows) Next() bool {
+	if r.peeked {
+		r.peeked = false
+	} else if !r.scan() {
+		return false
+	}
+	for i, v := range r.raw {
+		if v == nil {
+			r.vals[i] = nil
+			continue
+		}
+		out, err := sqliteConvert(r.cols[i].Type, v)
+		if err != nil {
+			r.err = fmt.Errorf("column %q: %w", r.cols[i].Name, err)
+			return false
+		}
+		r.vals[i] = out
+	}
+	return true
+}
+
+func (r *sqliteRows) Err() error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.rows.Err()
+}
+
+func (r *sqliteRows) Close() error {
+	err := r.rows.Close()
+	if r.cancel != nil {
+		r.cancel()
+	}
+	return err
+}
+
+// sqliteConvert turns a value of any SQLite storage class into the Go type of
+// the column's portable type, refusing what would lose data.
+func sqliteConvert(t Type, v any) (any, error) {
+	switch t {
+	case TypeInt64:
+		switch x := v.(type) {
+		case int64:
+			return x, nil
+		case float64:
+			if x == math.Trunc(x) && math.Abs(x) < 1<<63 {
+				return int64(x), nil
+			}
+		case string:
+			return textInt([]byte(x))
+		}
+	case TypeUint64:
+		switch x := v.(type) {
+		case int64:
+			if x >= 0 {
+				return uint64(x), nil
+			}
+		case string:
+			return textUint([]byte(x))
+		}
+	case TypeFloat64:
+		switch x := v.(type) {
+		case float64:
+			return x, nil
+		case int64:
+			if f := float64(x); int64(f) == x {
+				return f, nil
+			}
+		case string:
+			return textFloat([]byte(x))
+		}
+	case TypeDecimal:
+		switch x := v.(type) {
+		case int64:
+			return strconv.FormatInt(x, 10), nil
+		case float64:
+			if !math.IsInf(x, 0) && !math.IsNaN(x) {
+				return strconv.FormatFloat(x, 'f', -1, 64), nil
+			}
+		case string:
+			if _, _, err := ParseDecimal(x); err != nil {
+				return nil, err
+			}
+			return x, nil
+		}
+	case TypeBool:
+		switch x := v.(type) {
+		case int64:
+			if x == 0 || x == 1 {
+				return x == 1, nil
+			}
+		case string:
+			return textBool([]byte(x))
+		}
+	case TypeDate, TypeTimestamp, TypeTimestampTZ:
+		switch x := v.(type) {
+		case time.Time:
+			if t == TypeDate {
+				y, m, d := x.Date()
+				return time.Date(y, m, d, 0, 0, 0, 0, time.UTC), nil
+			}
+			return x, nil
+		case string:
+			if t == TypeDate {
+				return textDate([]byte(x))
+			}
+			return textTimestamp([]byte(x))
+		}
+	case TypeBytes:
+		switch x := v.(type) {
+		case []byte:
+			return copyBytes(x)
+		case string:
+			return []byte(x), nil
+		}
+	default: // TypeText, TypeJSON
+		switch x := v.(type) {
+		case string:
+			return x, nil
+		case []byte:
+			return string(x), nil
+		case int64:
+			return strconv.FormatInt(x, 10), nil
+		case float64:
+			return strconv.FormatFloat(x, 'g', -1, 64), nil
+		case time.Time:
+			return x.Format(time.RFC3339Nano), nil
+		}
+	}
+	return nil, fmt.Errorf("value %v (%T) does not fit the column's type %s; CAST it in the task", v, v, t)
+}
+
+// ErrArgs is returned when a job's arguments do not match its task.
+var ErrArgs = errors.New("wrong number of arguments")
