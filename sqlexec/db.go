@@ -296,5 +296,8 @@ func (db *DB) Prepare(ctx context.Context, query string) (int, error) {
 		n = st.NumInput()
 		return st.Close()
 	})
+	if err == nil && n < 0 && db.Dialect == SQLite {
+		n = sqliteParamCount(query)
+	}
 	return n, err
 }

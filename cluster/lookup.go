@@ -1,0 +1,218 @@
+package cluster
+
+import (
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/eventstream"
+)
+
+// placementName is the name of the actor on every member that activates the
+// grains that member owns.
+const placementName = "sqljobber-placement"
+
+// topology is an immutable view of the members, as one member sees it.
+type topology struct {
+	hash    uint64
+	members []*cluster.Member
+}
+
+// owner returns the address of the member that owns identity of kind under
+// this view: the member with the highest rendezvous score among those that
+// host the kind. Everyone with the same view computes the same owner.
+func (t *topology) owner(kind, identity string) string {
+	var (
+		best      string
+		bestScore uint64
+	)
+	for _, m := range t.members {
+		if !m.HasKind(kind) {
+			continue
+		}
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(identity))
+		_, _ = h.Write([]byte{0})
+		_, _ = h.Write([]byte(m.Address()))
+		if s := h.Sum64(); best == "" || s > bestScore {
+			best, bestScore = m.Address(), s
+		}
+	}
+	return best
+}
+
+// identityLookup is a cluster.IdentityLookup that activates a grain only on
+// the member that owns its identity, and only when the caller's view of the
+// membership is the owner's own view (same topology hash). A caller with a
+// stale view gets no PID and retries. Under membership change there may be a
+// moment with no owner; there are never two views that both activate.
+//
+// It keeps no caller-side PID cache: a request asks the owner's placement
+// actor each time, which costs one local message on a single node and makes
+// passivated grains free to go.
+type identityLookup struct {
+	c         *cluster.Cluster
+	logger    *slog.Logger
+	timeout   time.Duration
+	view      atomic.Pointer[topology]
+	sub       *eventstream.Subscription
+	placement *actor.PID
+	stopOnce  sync.Once
+}
+
+var _ cluster.IdentityLookup = (*identityLookup)(nil)
+
+func newIdentityLookup(logger *slog.Logger, timeout time.Duration) *identityLookup {
+	l := &identityLookup{logger: logger, timeout: timeout}
+	l.view.Store(&topology{})
+	return l
+}
+
+func (l *identityLookup) Setup(c *cluster.Cluster, _ []string, _ bool) {
+	l.c = c
+	l.sub = c.ActorSystem.EventStream.Subscribe(func(ev any) {
+		if t, ok := ev.(*cluster.ClusterTopology); ok {
+			l.view.Store(&topology{hash: t.TopologyHash, members: t.Members})
+			l.c.ActorSystem.Root.Send(l.placement, t)
+		}
+	})
+	props := actor.PropsFromProducer(func() actor.Actor { return &placementActor{l: l, grains: map[string]*actor.PID{}} })
+	pid, err := c.ActorSystem.Root.SpawnNamed(props, placementName)
+	if err != nil {
+		// Setup cannot return an error; a second lookup on one system is
+		// a programming error.
+		panic("cluster: spawn placement actor: " + err.Error())
+	}
+	l.placement = pid
+}
+
+// Get returns the PID of the grain, activating it on its owner, or nil if
+// no owner would activate it under the caller's view right now.
+func (l *identityLookup) Get(ci *cluster.ClusterIdentity) *actor.PID {
+	view := l.view.Load()
+	owner := view.owner(ci.Kind, ci.Identity)
+	if owner == "" {
+		return nil
+	}
+	target := l.placement
+	if owner != l.c.ActorSystem.Address() {
+		target = actor.NewPID(owner, placementName)
+	}
+	res, err := l.c.ActorSystem.Root.RequestFuture(target,
+		&cluster.ActivationRequest{ClusterIdentity: ci, TopologyHash: view.hash}, l.timeout).Result()
+	if err != nil {
+		return nil
+	}
+	if r, ok := res.(*cluster.ActivationResponse); ok && !r.Failed {
+		return r.Pid
+	}
+	return nil
+}
+
+// RemovePid has nothing to evict: no PID is cached.
+func (l *identityLookup) RemovePid(*cluster.ClusterIdentity, *actor.PID) {}
+
+func (l *identityLookup) Shutdown() {
+	l.stopOnce.Do(func() {
+		if l.sub != nil {
+			l.c.ActorSystem.EventStream.Unsubscribe(l.sub)
+		}
+		if l.placement != nil {
+			_ = l.c.ActorSystem.Root.PoisonFuture(l.placement).Wait()
+		}
+	})
+}
+
+// activeGrains reports how many grains this member hosts.
+func (l *identityLookup) activeGrains() int {
+	res, err := l.c.ActorSystem.Root.RequestFuture(l.placement, countGrains{}, l.timeout).Result()
+	if err != nil {
+		return 0
+	}
+	n, _ := res.(int)
+	return n
+}
+
+type countGrains struct{}
+
+// placementActor activates and tracks the grains its member owns.
+type placementActor struct {
+	l      *identityLookup
+	grains map[string]*actor.PID // by ClusterIdentity.AsKey()
+}
+
+func (p *placementActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *cluster.ActivationRequest:
+		ctx.Respond(p.activate(ctx, msg))
+	case *actor.Terminated:
+		for key, pid := range p.grains {
+			if pid.Equal(msg.Who) {
+				delete(p.grains, key)
+				if k, ok := p.l.c.TryGetClusterKind(kindOf(key)); ok {
+					k.Dec()
+				}
+				break
+			}
+		}
+	case *cluster.ClusterTopology:
+		// Grains this member no longer owns stop; their state lives in
+		// durable stores, and the new owner activates them on demand.
+		view := p.l.view.Load()
+		self := ctx.ActorSystem().Address()
+		for key, pid := range p.grains {
+			kind, identity := splitKey(key)
+			if view.owner(kind, identity) != self {
+				ctx.Stop(pid)
+			}
+		}
+	case countGrains:
+		ctx.Respond(len(p.grains))
+	}
+}
+
+func (p *placementActor) activate(ctx actor.Context, req *cluster.ActivationRequest) *cluster.ActivationResponse {
+	view := p.l.view.Load()
+	ci := req.ClusterIdentity
+	if req.TopologyHash != view.hash || view.owner(ci.Kind, ci.Identity) != ctx.ActorSystem().Address() {
+		// The caller sees another membership, or this member does not
+		// own the identity: activating here could make a second grain.
+		return &cluster.ActivationResponse{Failed: true, TopologyHash: view.hash}
+	}
+	key := ci.AsKey()
+	if pid, ok := p.grains[key]; ok {
+		return &cluster.ActivationResponse{Pid: pid, TopologyHash: view.hash}
+	}
+	kind, ok := p.l.c.TryGetClusterKind(ci.Kind)
+	if !ok {
+		p.l.logger.Error("activation of unknown grain kind", slog.String("kind", ci.Kind))
+		return &cluster.ActivationResponse{Failed: true, TopologyHash: view.hash}
+	}
+	pid, err := ctx.SpawnNamed(cluster.WithClusterIdentity(kind.Props, ci), ci.Kind+"/"+ci.Identity)
+	if err != nil {
+		// The name is still taken by a grain that is stopping.
+		return &cluster.ActivationResponse{Failed: true, TopologyHash: view.hash}
+	}
+	kind.Inc()
+	p.grains[key] = pid
+	return &cluster.ActivationResponse{Pid: pid, TopologyHash: view.hash}
+}
+
+// ClusterIdentity.AsKey is kind + "/" + identity; kinds contain no "/".
+func splitKey(key string) (kind, identity string) {
+	for i := 0; i < len(key); i++ {
+		if key[i] == '/' {
+			return key[:i], key[i+1:]
+		}
+	}
+	return key, ""
+}
+
+func kindOf(key string) string {
+	k, _ := splitKey(key)
+	return k
+}

@@ -1,0 +1,227 @@
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/protobuf/proto"
+)
+
+// Defaults for Config.
+const (
+	NameDefault           = "sql-jobber"
+	HostDefault           = "127.0.0.1"
+	RequestTimeoutDefault = 10 * time.Second
+	// activationTimeout bounds one ask of a placement actor.
+	activationTimeout = 5 * time.Second
+)
+
+// Config configures a cluster node.
+type Config struct {
+	// Name is the cluster's name; members of different names ignore each
+	// other.
+	Name string
+	// Host and Port are where this node's actor remote listens; Port 0
+	// picks a free port.
+	Host string
+	Port int
+	// Kinds are the grain kinds this node hosts.
+	Kinds []*cluster.Kind
+	// RequestTimeout bounds a grain request whose context has no
+	// deadline.
+	RequestTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// WithDefaults returns c with zero values replaced by defaults.
+func (c Config) WithDefaults() Config {
+	c.Name = cmp.Or(c.Name, NameDefault)
+	c.Host = cmp.Or(c.Host, HostDefault)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, RequestTimeoutDefault)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Node is this process's member of the cluster.
+type Node struct {
+	cfg      Config
+	system   *actor.ActorSystem
+	cluster  *cluster.Cluster
+	lookup   *identityLookup
+	provider cluster.ClusterProvider
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+}
+
+// NewNode prepares a node; Start joins it.
+func NewNode(cfg Config) (*Node, error) {
+	cfg = cfg.WithDefaults()
+	if len(cfg.Kinds) == 0 {
+		return nil, errors.New("cluster: no grain kinds")
+	}
+	logger := cfg.Logger
+	// protoactor narrates its routine at Info; only its warnings and
+	// errors reach our log.
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(minLevel{Handler: logger.Handler(), min: slog.LevelWarn}).With(slog.String("component", "protoactor"))
+	}))
+	n := &Node{cfg: cfg, system: system, lookup: newIdentityLookup(logger, activationTimeout)}
+	n.provider = &singleProvider{}
+	remoteCfg := remote.Configure(cfg.Host, cfg.Port,
+		// The default preallocates a million-slot queue per peer.
+		remote.WithEndpointWriterQueueSize(10_000),
+		remote.WithEndpointManagerQueueSize(10_000))
+	clusterCfg := cluster.Configure(cfg.Name, n.provider, n.lookup, remoteCfg,
+		cluster.WithKinds(cfg.Kinds...),
+		cluster.WithRequestTimeout(cfg.RequestTimeout))
+	n.cluster = cluster.New(system, clusterCfg)
+	return n, nil
+}
+
+// Start starts the actor remote and joins the cluster.
+func (n *Node) Start(ctx context.Context) (err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.started || n.stopped {
+		return errors.New("cluster: node already started")
+	}
+	// protoactor panics when it cannot listen; check first to return an
+	// error that says why.
+	if n.cfg.Port != 0 {
+		l, err := net.Listen("tcp", net.JoinHostPort(n.cfg.Host, strconv.Itoa(n.cfg.Port)))
+		if err != nil {
+			return fmt.Errorf("cluster: listen: %w", err)
+		}
+		l.Close()
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cluster: start member: %v", r)
+		}
+	}()
+	n.cluster.StartMember()
+	n.started = true
+	return ctx.Err()
+}
+
+// Stop leaves the cluster and stops every actor. It is idempotent and safe
+// before Start.
+func (n *Node) Stop() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return
+	}
+	n.stopped = true
+	if !n.started {
+		n.system.Shutdown()
+		return
+	}
+	n.lookup.Shutdown()
+	// Not graceful: protoactor's graceful path sleeps two seconds for an
+	// ownership handover that this project does not use (grain state is
+	// durable elsewhere).
+	n.cluster.Shutdown(false)
+}
+
+// System is the node's actor system, for node-local actors.
+func (n *Node) System() *actor.ActorSystem { return n.system }
+
+// Address is the node's actor address (host:port).
+func (n *Node) Address() string { return n.system.Address() }
+
+// ID is the node's member ID.
+func (n *Node) ID() string { return n.system.ID }
+
+// ActiveGrains counts the grains this node hosts.
+func (n *Node) ActiveGrains() int { return n.lookup.activeGrains() }
+
+// ErrUnavailable is returned when no member would activate a grain before
+// the request's deadline (e.g. while the membership changes).
+var ErrUnavailable = errors.New("cluster: grain unavailable")
+
+// Request sends msg to the grain kind/identity and waits for its reply,
+// activating the grain on its owner if needed. A request that finds the
+// grain stopping, or no owner, is retried with backoff until ctx ends.
+func (n *Node) Request(ctx context.Context, kind, identity string, msg proto.Message) (any, error) {
+	ci := cluster.NewClusterIdentity(identity, kind)
+	backoff := 5 * time.Millisecond
+	for {
+		timeout := n.cfg.RequestTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = time.Until(dl)
+		}
+		if timeout <= 0 {
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, context.DeadlineExceeded)
+		}
+		if pid := n.lookup.Get(ci); pid != nil {
+			res, err := n.system.Root.RequestFuture(pid, msg, timeout).Result()
+			switch {
+			case err == nil:
+				return res, nil
+			case errors.Is(err, actor.ErrTimeout) || errors.Is(err, remote.ErrTimeout):
+				return nil, fmt.Errorf("%w: %w", ErrUnavailable, context.DeadlineExceeded)
+			case !errors.Is(err, actor.ErrDeadLetter) && !errors.Is(err, remote.ErrDeadLetter):
+				return nil, err
+			}
+			// The grain stopped (passivated or moved): ask again.
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 250*time.Millisecond)
+	}
+}
+
+// singleProvider is the membership of a node that runs alone: itself.
+type singleProvider struct{}
+
+var _ cluster.ClusterProvider = (*singleProvider)(nil)
+
+func (p *singleProvider) StartMember(c *cluster.Cluster) error {
+	host, port, err := c.ActorSystem.GetHostPort()
+	if err != nil {
+		return err
+	}
+	c.MemberList.UpdateClusterTopology(cluster.Members{{
+		Id: c.ActorSystem.ID, Host: host, Port: int32(port), Kinds: c.GetClusterKinds(),
+	}})
+	return nil
+}
+
+func (p *singleProvider) StartClient(*cluster.Cluster) error { return errors.New("cluster: clients are not supported") }
+func (p *singleProvider) Shutdown(bool) error               { return nil }
+
+// minLevel drops records below min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{Handler: h.Handler.WithAttrs(attrs), min: h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
+}

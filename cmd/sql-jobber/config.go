@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+
+	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+// fileConfig is the TOML configuration file. Only this package knows TOML;
+// it maps the file onto each package's plain config structs.
+type fileConfig struct {
+	App     appConfig                `toml:"app"`
+	DB      map[string]dbConfig      `toml:"db"`
+	Results map[string]resultsConfig `toml:"results"`
+	// JobQueue is the predecessor's broker section, accepted so that an
+	// old configuration still starts, and otherwise ignored.
+	JobQueue map[string]any `toml:"job_queue"`
+}
+
+type appConfig struct {
+	LogLevel      string   `toml:"log_level"`
+	LogFormat     string   `toml:"log_format"`
+	DefaultQueue  string   `toml:"default_queue"`
+	DefaultJobTTL duration `toml:"default_job_ttl"`
+	// Ledger names the results backend that holds the job ledger; default:
+	// the first [results.*] in the file.
+	Ledger      string `toml:"ledger"`
+	LedgerTable string `toml:"ledger_table"`
+	// ETATimezone is the zone of ETAs given without one (default UTC).
+	ETATimezone string `toml:"eta_timezone"`
+}
+
+type dbConfig struct {
+	Type           string   `toml:"type"`
+	DSN            string   `toml:"dsn"`
+	MaxIdle        int      `toml:"max_idle"`
+	MaxActive      int      `toml:"max_active"`
+	ConnectTimeout duration `toml:"connect_timeout"`
+	// DemoData fills a SQLite database with an entries table of demo
+	// rows when it has none.
+	DemoData bool `toml:"demo_data"`
+}
+
+type resultsConfig struct {
+	Type           string   `toml:"type"`
+	DSN            string   `toml:"dsn"`
+	MaxIdle        int      `toml:"max_idle"`
+	MaxActive      int      `toml:"max_active"`
+	ConnectTimeout duration `toml:"connect_timeout"`
+	ResultsTable   string   `toml:"results_table"`
+	Unlogged       bool     `toml:"unlogged"`
+}
+
+// duration is a Go duration string ("10s") or a number of seconds.
+type duration time.Duration
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: use e.g. \"30s\" or \"10m\"", b)
+	}
+	*d = duration(v)
+	return nil
+}
+
+// config is the loaded, validated configuration.
+type config struct {
+	file         string
+	app          appConfig
+	etaLocation  *time.Location
+	dbs          []sqlexec.DBConfig
+	demoDBs      map[string]bool
+	results      []resultsink.Config
+	ledger       string
+	ignoredQueue bool
+}
+
+// configError locates a configuration problem: file, line and key.
+type configError struct {
+	file string
+	line int
+	key  string
+	err  error
+}
+
+func (e *configError) Error() string {
+	loc := e.file
+	if e.line > 0 {
+		loc = fmt.Sprintf("%s:%d", e.file, e.line)
+	}
+	if e.key == "" {
+		return fmt.Sprintf("%s: %v", loc, e.err)
+	}
+	return fmt.Sprintf("%s: %s: %v", loc, e.key, e.err)
+}
+
+func (e *configError) Unwrap() error { return e.err }
+
+func loadConfig(path string) (*config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parseConfig(path, data)
+}
+
+func parseConfig(path string, data []byte) (*config, error) {
+	lines, perr := keyLines(data)
+	fail := func(key string, err error) error {
+		return &configError{file: path, line: lineOf(lines, key), key: key, err: err}
+	}
+	if perr != nil {
+		return nil, &configError{file: path, line: perr.line, err: perr.err}
+	}
+
+	var fc fileConfig
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fc); err != nil {
+		var strict *toml.StrictMissingError
+		var de *toml.DecodeError
+		switch {
+		case errors.As(err, &strict) && len(strict.Errors) > 0:
+			e := strict.Errors[0]
+			row, _ := e.Position()
+			return nil, &configError{file: path, line: row, key: strings.Join(e.Key(), "."), err: errors.New("unknown key")}
+		case errors.As(err, &de):
+			row, _ := de.Position()
+			return nil, &configError{file: path, line: row, key: strings.Join(de.Key(), "."), err: errors.New(de.Error())}
+		}
+		return nil, &configError{file: path, err: err}
+	}
+
+	c := &config{file: path, app: fc.App, demoDBs: map[string]bool{}, ignoredQueue: len(fc.JobQueue) > 0}
+	if c.app.LogLevel == "" {
+		c.app.LogLevel = "info"
+	}
+	if _, err := parseLevel(c.app.LogLevel); err != nil {
+		return nil, fail("app.log_level", err)
+	}
+	switch strings.ToLower(c.app.LogFormat) {
+	case "", "text", "json":
+	default:
+		return nil, fail("app.log_format", fmt.Errorf(`unknown format %q: use "text" or "json"`, c.app.LogFormat))
+	}
+	if c.app.DefaultQueue != "" && !sqlexec.ValidName(c.app.DefaultQueue) {
+		return nil, fail("app.default_queue", errors.New("use 1-128 letters, digits, '_', '-' or '.'"))
+	}
+	if c.app.DefaultJobTTL < 0 {
+		return nil, fail("app.default_job_ttl", errors.New("must not be negative"))
+	}
+	c.etaLocation = time.UTC
+	if c.app.ETATimezone != "" {
+		loc, err := time.LoadLocation(c.app.ETATimezone)
+		if err != nil {
+			return nil, fail("app.eta_timezone", err)
+		}
+		c.etaLocation = loc
+	}
+
+	if len(fc.DB) == 0 {
+		return nil, fail("db", errors.New(`no source database: add a [db.<name>] section`))
+	}
+	for _, name := range sortedByLine(fc.DB, "db", lines) {
+		d := fc.DB[name]
+		key := "db." + name
+		if !sqlexec.ValidName(name) {
+			return nil, fail(key, errors.New("invalid name: use 1-128 letters, digits, '_', '-' or '.'"))
+		}
+		cfg := sqlexec.DBConfig{Name: name, Type: sqlexec.Dialect(d.Type), DSN: d.DSN, MaxIdle: d.MaxIdle,
+			MaxActive: d.MaxActive, ConnectTimeout: time.Duration(d.ConnectTimeout)}.WithDefaults()
+		if err := cfg.Validate(); err != nil {
+			return nil, keyFail(fail, key, err)
+		}
+		if d.DemoData && cfg.Type != sqlexec.SQLite {
+			return nil, fail(key+".demo_data", errors.New("only applies to sqlite"))
+		}
+		c.demoDBs[name] = d.DemoData
+		c.dbs = append(c.dbs, cfg)
+	}
+
+	if len(fc.Results) == 0 {
+		return nil, fail("results", errors.New(`no results backend: add a [results.<name>] section`))
+	}
+	for _, name := range sortedByLine(fc.Results, "results", lines) {
+		r := fc.Results[name]
+		key := "results." + name
+		if !sqlexec.ValidName(name) {
+			return nil, fail(key, errors.New("invalid name: use 1-128 letters, digits, '_', '-' or '.'"))
+		}
+		cfg := resultsink.Config{
+			DBConfig: sqlexec.DBConfig{Name: name, Type: sqlexec.Dialect(r.Type), DSN: r.DSN, MaxIdle: r.MaxIdle,
+				MaxActive: r.MaxActive, ConnectTimeout: time.Duration(r.ConnectTimeout)},
+			ResultsTable: r.ResultsTable, Unlogged: r.Unlogged,
+		}.WithDefaults()
+		if err := cfg.Validate(); err != nil {
+			return nil, keyFail(fail, key, err)
+		}
+		c.results = append(c.results, cfg)
+	}
+	c.ledger = c.app.Ledger
+	if c.ledger == "" {
+		c.ledger = c.results[0].Name
+	} else if _, ok := fc.Results[c.ledger]; !ok {
+		return nil, fail("app.ledger", fmt.Errorf("no results backend %q is configured", c.ledger))
+	}
+	return c, nil
+}
+
+func keyFail(fail func(string, error) error, prefix string, err error) error {
+	var ke *sqlexec.KeyError
+	if errors.As(err, &ke) {
+		return fail(prefix+"."+ke.Key, ke.Err)
+	}
+	return fail(prefix, err)
+}
+
+// sortedByLine returns m's keys in the order their sections appear in the
+// file, so that "the first results backend" means the first one written.
+func sortedByLine[V any](m map[string]V, section string, order map[string]int) []string {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		li, lj := order[section+"."+names[i]], order[section+"."+names[j]]
+		if li != lj {
+			return li < lj
+		}
+		return names[i] < names[j]
+	})
+	return names
+}
+
+type parseError struct {
+	line int
+	err  error
+}
+
+// keyLines maps every dotted key and table in a TOML document to the line it
+// is on, so that errors found after decoding can still name a line.
+func keyLines(data []byte) (map[string]int, *parseError) {
+	lines := map[string]int{}
+	var p unstable.Parser
+	p.Reset(data)
+	var table []string
+	keyOf := func(it unstable.Iterator) []string {
+		var parts []string
+		for it.Next() {
+			parts = append(parts, string(it.Node().Data))
+		}
+		return parts
+	}
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = keyOf(e.Key())
+			lines[strings.Join(table, ".")] = p.Shape(e.Raw).Start.Line
+			// Every prefix of a table key exists from its first mention.
+			for i := 1; i < len(table); i++ {
+				k := strings.Join(table[:i], ".")
+				if _, ok := lines[k]; !ok {
+					lines[k] = p.Shape(e.Raw).Start.Line
+				}
+			}
+		case unstable.KeyValue:
+			key := append(slices.Clone(table), keyOf(e.Key())...)
+			lines[strings.Join(key, ".")] = p.Shape(e.Raw).Start.Line
+		}
+	}
+	if err := p.Error(); err != nil {
+		var pe *unstable.ParserError
+		if errors.As(err, &pe) {
+			return nil, &parseError{line: p.Shape(p.Range(pe.Highlight)).Start.Line, err: fmt.Errorf("invalid TOML: %s", pe.Message)}
+		}
+		return nil, &parseError{err: fmt.Errorf("invalid TOML: %w", err)}
+	}
+	return lines, nil
+}
+
+// lineOf finds the line of key, or of its nearest enclosing table.
+func lineOf(lines map[string]int, key string) int {
+	for k := key; k != ""; {
+		if l, ok := lines[k]; ok {
+			return l
+		}
+		i := strings.LastIndex(k, ".")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return 0
+}

@@ -1,0 +1,362 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/sql-jobber/sql-jobber/actors"
+	"github.com/sql-jobber/sql-jobber/cluster"
+	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+// Service is what the API needs from the job engine (actors.Engine).
+type Service interface {
+	Tasks() []*sqlexec.Task
+	Submit(ctx context.Context, req actors.SubmitRequest) (*actors.Receipt, error)
+	Job(ctx context.Context, id string) (*resultsink.Job, error)
+}
+
+var _ Service = (*actors.Engine)(nil)
+
+// MaxBodyBytes bounds a request body.
+const MaxBodyBytes = 1 << 20
+
+// ETALayout is the seed's ETA format; RFC 3339 is accepted too.
+const ETALayout = "2006-01-02 15:04:05"
+
+// Config configures the API.
+type Config struct {
+	// ETALocation is the zone of ETAs given without one; nil means UTC.
+	ETALocation *time.Location
+	Logger      *slog.Logger
+}
+
+// Server is the HTTP API.
+type Server struct {
+	svc    Service
+	cfg    Config
+	logger *slog.Logger
+	router *mux.Router
+}
+
+// NewServer returns the API over svc.
+func NewServer(svc Service, cfg Config) *Server {
+	if cfg.ETALocation == nil {
+		cfg.ETALocation = time.UTC
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{svc: svc, cfg: cfg, logger: cfg.Logger, router: mux.NewRouter()}
+	r := s.router
+	r.HandleFunc("/tasks", s.handleTasks).Methods(http.MethodGet)
+	r.HandleFunc("/tasks/{taskName}/jobs", s.handlePostJob).Methods(http.MethodPost)
+	r.HandleFunc("/jobs/{jobID}", s.handleGetJob).Methods(http.MethodGet)
+	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errRoute{status: http.StatusNotFound, msg: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errRoute{status: http.StatusMethodNotAllowed, msg: "method " + r.Method + " is not allowed on " + r.URL.Path})
+	})
+	return s
+}
+
+// Handler is the API's handler.
+func (s *Server) Handler() http.Handler { return s.router }
+
+type envelope struct {
+	Status  string `json:"status"`
+	Message string `json:"message,omitempty"`
+	Data    any    `json:"data"`
+}
+
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v envelope) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func (s *Server) writeData(w http.ResponseWriter, data any) {
+	s.writeJSON(w, http.StatusOK, envelope{Status: "success", Data: data})
+}
+
+// errRoute is an error that already knows its status.
+type errRoute struct {
+	status int
+	msg    string
+}
+
+func (e errRoute) Error() string { return e.msg }
+
+// badRequest is a request whose shape is wrong (JSON, types, formats).
+type badRequest struct{ msg string }
+
+func (e badRequest) Error() string { return e.msg }
+
+// writeError is the one place errors become statuses.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := statusOf(err)
+	if status >= 500 {
+		s.logger.Error("request failed", slog.String("method", r.Method), slog.String("route", routeOf(r)), slog.Any("error", err))
+	}
+	s.writeJSON(w, status, envelope{Status: "error", Message: msg})
+}
+
+func statusOf(err error) (int, string) {
+	var (
+		route   errRoute
+		bad     badRequest
+		invalid *actors.InvalidError
+		tooBig  *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &route):
+		return route.status, route.msg
+	case errors.As(err, &bad), errors.As(err, &invalid):
+		return http.StatusBadRequest, err.Error()
+	case errors.As(err, &tooBig):
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit)
+	case errors.Is(err, actors.ErrTaskNotFound), errors.Is(err, actors.ErrJobNotFound):
+		return http.StatusNotFound, err.Error()
+	case errors.Is(err, actors.ErrJobActive):
+		return http.StatusConflict, err.Error()
+	case errors.Is(err, actors.ErrStopping), errors.Is(err, cluster.ErrUnavailable):
+		return http.StatusServiceUnavailable, err.Error()
+	}
+	return http.StatusInternalServerError, "internal error"
+}
+
+func routeOf(r *http.Request) string {
+	if rt := mux.CurrentRoute(r); rt != nil {
+		if tpl, err := rt.GetPathTemplate(); err == nil {
+			return tpl
+		}
+	}
+	return "unmatched"
+}
+
+type taskJSON struct {
+	Name    string   `json:"name"`
+	Queue   string   `json:"queue"`
+	DBs     []string `json:"dbs"`
+	Results []string `json:"results"`
+	Raw     bool     `json:"raw"`
+	// NumArgs is the number of arguments, null when not known (raw).
+	NumArgs *int `json:"num_args"`
+}
+
+func (s *Server) handleTasks(w http.ResponseWriter, _ *http.Request) {
+	tasks := s.svc.Tasks()
+	out := make([]taskJSON, 0, len(tasks))
+	for _, t := range tasks {
+		tj := taskJSON{Name: t.Name, Queue: t.Queue, DBs: t.DBs, Results: t.Results, Raw: t.Raw}
+		if t.NumArgs >= 0 {
+			n := t.NumArgs
+			tj.NumArgs = &n
+		}
+		out = append(out, tj)
+	}
+	s.writeData(w, out)
+}
+
+// jobRequest is the body of POST /tasks/{taskName}/jobs.
+type jobRequest struct {
+	JobID   string            `json:"job_id"`
+	Queue   string            `json:"queue"`
+	ETA     string            `json:"eta"`
+	Retries *int              `json:"retries"`
+	TTL     *int64            `json:"ttl"`
+	Args    []json.RawMessage `json:"args"`
+	DB      string            `json:"db"`
+}
+
+type receiptJSON struct {
+	JobID   string  `json:"job_id"`
+	Task    string  `json:"task"`
+	Queue   string  `json:"queue"`
+	ETA     *string `json:"eta"`
+	Retries int     `json:"retries"`
+}
+
+func (s *Server) handlePostJob(w http.ResponseWriter, r *http.Request) {
+	var body jobRequest
+	if err := decodeBody(w, r, &body); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req, err := s.submitRequest(mux.Vars(r)["taskName"], body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rec, err := s.svc.Submit(r.Context(), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := receiptJSON{JobID: rec.JobID, Task: rec.Task, Queue: rec.Queue, Retries: rec.Retries}
+	if !rec.ETA.IsZero() {
+		eta := rec.ETA.UTC().Format(time.RFC3339)
+		out.ETA = &eta
+	}
+	s.writeData(w, out)
+}
+
+func (s *Server) submitRequest(task string, b jobRequest) (actors.SubmitRequest, error) {
+	req := actors.SubmitRequest{JobID: b.JobID, Task: task, Queue: b.Queue, DB: b.DB}
+	if b.ETA != "" {
+		eta, err := ParseETA(b.ETA, s.cfg.ETALocation)
+		if err != nil {
+			return req, err
+		}
+		req.ETA = eta
+	}
+	if b.Retries != nil {
+		req.Retries = *b.Retries
+	}
+	if b.TTL != nil {
+		if *b.TTL < 0 {
+			return req, badRequest{msg: "ttl: must not be negative"}
+		}
+		req.TTL = time.Duration(*b.TTL) * time.Second
+	}
+	args, err := decodeArgs(b.Args)
+	if err != nil {
+		return req, err
+	}
+	req.Args = args
+	return req, nil
+}
+
+// ParseETA reads an ETA in the seed's "2006-01-02 15:04:05" form (in loc) or
+// RFC 3339.
+func ParseETA(s string, loc *time.Location) (time.Time, error) {
+	if t, err := time.ParseInLocation(ETALayout, s, loc); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, badRequest{msg: fmt.Sprintf("eta: %q is neither %q nor RFC 3339", s, ETALayout)}
+}
+
+// decodeArgs keeps each argument's JSON type: strings, exact numbers,
+// booleans and null.
+func decodeArgs(raw []json.RawMessage) ([]any, error) {
+	args := make([]any, 0, len(raw))
+	for i, r := range raw {
+		dec := json.NewDecoder(bytes.NewReader(r))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, badRequest{msg: fmt.Sprintf("args[%d]: %v", i, err)}
+		}
+		switch v.(type) {
+		case string, json.Number, bool, nil:
+			args = append(args, v)
+		default:
+			return nil, badRequest{msg: fmt.Sprintf("args[%d]: must be a string, number, boolean or null", i)}
+		}
+	}
+	return args, nil
+}
+
+// decodeBody decodes a JSON object body into v, strictly: unknown fields,
+// trailing data and wrong types are errors that name the problem. An empty
+// body is an empty object.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		var syntaxErr *json.SyntaxError
+		switch {
+		case errors.As(err, &typeErr):
+			return badRequest{msg: fmt.Sprintf("%s: must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type.String()), typeErr.Value)}
+		case errors.As(err, &syntaxErr):
+			return badRequest{msg: fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, err)}
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return badRequest{msg: "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")}
+		}
+		return badRequest{msg: "malformed JSON: " + err.Error()}
+	}
+	if dec.More() {
+		return badRequest{msg: "malformed JSON: data after the object"}
+	}
+	return nil
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case strings.Contains(goType, "int"):
+		return "an integer"
+	case goType == "string":
+		return "a string"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	}
+	return goType
+}
+
+type jobJSON struct {
+	JobID          string  `json:"job_id"`
+	Task           string  `json:"task"`
+	Queue          string  `json:"queue"`
+	State          string  `json:"state"`
+	Count          int64   `json:"count"`
+	Error          string  `json:"error"`
+	ResultsBackend string  `json:"results_backend"`
+	ResultsTable   string  `json:"results_table"`
+	Attempt        int     `json:"attempt"`
+	Retries        int     `json:"retries"`
+	ETA            *string `json:"eta"`
+	CreatedAt      *string `json:"created_at"`
+	StartedAt      *string `json:"started_at"`
+	FinishedAt     *string `json:"finished_at"`
+}
+
+func timeJSON(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(time.RFC3339Nano)
+	return &s
+}
+
+func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
+	j, err := s.svc.Job(r.Context(), mux.Vars(r)["jobID"])
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeData(w, jobJSON{
+		JobID: j.ID, Task: j.Task, Queue: j.Queue, State: j.State, Count: j.Count, Error: j.Error,
+		ResultsBackend: j.ResultsBackend, ResultsTable: j.ResultsTable, Attempt: j.Attempt, Retries: j.Retries,
+		ETA: timeJSON(j.ETA), CreatedAt: timeJSON(j.CreatedAt), StartedAt: timeJSON(j.StartedAt), FinishedAt: timeJSON(j.FinishedAt),
+	})
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	s.writeData(w, map[string]string{"status": "ok"})
+}
