@@ -137,7 +137,7 @@ func parseConfig(path string, data []byte) (*config, error) {
 			return nil, &configError{file: path, line: row, key: strings.Join(e.Key(), "."), err: errors.New("unknown key")}
 		case errors.As(err, &de):
 			row, _ := de.Position()
-			return nil, &configError{file: path, line: row, key: strings.Join(de.Key(), "."), err: errors.New(de.Error())}
+			return nil, &configError{file: path, line: row, key: strings.Join(de.Key(), "."), err: errors.New(strings.TrimPrefix(de.Error(), "toml: "))}
 		}
 		return nil, &configError{file: path, err: err}
 	}
@@ -255,29 +255,35 @@ func keyLines(data []byte) (map[string]int, *parseError) {
 	var p unstable.Parser
 	p.Reset(data)
 	var table []string
-	keyOf := func(it unstable.Iterator) []string {
+	// keyOf returns a key's parts and the line it starts on (the
+	// expression's own range is empty for table headers).
+	keyOf := func(it unstable.Iterator) ([]string, int) {
 		var parts []string
+		line := 0
 		for it.Next() {
+			if line == 0 {
+				line = p.Shape(it.Node().Raw).Start.Line
+			}
 			parts = append(parts, string(it.Node().Data))
 		}
-		return parts
+		return parts, line
 	}
 	for p.NextExpression() {
 		e := p.Expression()
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
-			table = keyOf(e.Key())
-			lines[strings.Join(table, ".")] = p.Shape(e.Raw).Start.Line
+			var line int
+			table, line = keyOf(e.Key())
 			// Every prefix of a table key exists from its first mention.
-			for i := 1; i < len(table); i++ {
+			for i := 1; i <= len(table); i++ {
 				k := strings.Join(table[:i], ".")
-				if _, ok := lines[k]; !ok {
-					lines[k] = p.Shape(e.Raw).Start.Line
+				if _, ok := lines[k]; !ok || i == len(table) {
+					lines[k] = line
 				}
 			}
 		case unstable.KeyValue:
-			key := append(slices.Clone(table), keyOf(e.Key())...)
-			lines[strings.Join(key, ".")] = p.Shape(e.Raw).Start.Line
+			parts, line := keyOf(e.Key())
+			lines[strings.Join(append(slices.Clone(table), parts...), ".")] = line
 		}
 	}
 	if err := p.Error(); err != nil {

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestSampleConfigParses(t *testing.T) {
+	c, err := loadConfig("../../config.toml.sample")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.dbs) != 1 || c.dbs[0].Name != "demo" || !c.demoDBs["demo"] {
+		t.Errorf("dbs: %+v", c.dbs)
+	}
+	if len(c.results) != 1 || c.results[0].Name != "demo_results" || c.results[0].ResultsTable != "results_%s" {
+		t.Errorf("results: %+v", c.results)
+	}
+	if c.ledger != "demo_results" || c.app.DefaultQueue != "default" {
+		t.Errorf("app: %+v, ledger %q", c.app, c.ledger)
+	}
+}
+
+const validConfig = `[app]
+log_level = "DEBUG"
+
+[db.main]
+type = "postgres"
+dsn = "postgres://u@localhost/db"
+
+[results.first]
+type = "mysql"
+dsn = "u@tcp(localhost:3306)/r"
+
+[results.second]
+type = "sqlite"
+dsn = "r.db"
+`
+
+func TestConfigFirstResultsBackendHoldsTheLedger(t *testing.T) {
+	c, err := parseConfig("c.toml", []byte(validConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ledger != "first" || c.results[0].Name != "first" || c.results[1].Name != "second" {
+		t.Fatalf("ledger %q, results %v %v", c.ledger, c.results[0].Name, c.results[1].Name)
+	}
+}
+
+func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, edit, want string
+	}{
+		{"missing dsn", `s/dsn = "postgres:\/\/u@localhost\/db"//`, "c.toml:4: db.main.dsn: required"},
+		{"unknown type", `s/type = "postgres"/type = "oracle"/`, `c.toml:5: db.main.type: unknown type "oracle": use "postgres", "mysql" or "sqlite"`},
+		{"unknown key", `s/log_level = "DEBUG"/log_levl = "DEBUG"/`, "c.toml:2: app.log_levl: unknown key"},
+		{"unknown db key", `s/type = "postgres"/type = "postgres"\nmax_conns = 3/`, "c.toml:6: db.main.max_conns: unknown key"},
+		{"bad level", `s/"DEBUG"/"LOUD"/`, `c.toml:2: app.log_level: unknown level "LOUD"`},
+		{"bad duration", `s/log_level = "DEBUG"/default_job_ttl = "soon"/`, `c.toml:2: app.default_job_ttl: invalid duration "soon"`},
+		{"wrong value type", `s/log_level = "DEBUG"/default_queue = 3/`, "c.toml:2: app.default_queue:"},
+		{"max_idle over max_active", `s/type = "postgres"/type = "postgres"\nmax_active = 2\nmax_idle = 5/`, "c.toml:7: db.main.max_idle: must be between 0 and max_active (2)"},
+		{"results table pattern", `s/type = "sqlite"/type = "sqlite"\nresults_table = "results"/`, `c.toml:14: results.second.results_table: must contain "%s" exactly once`},
+		{"unlogged on mysql", `s/type = "mysql"/type = "mysql"\nunlogged = true/`, "c.toml:10: results.first.unlogged: only applies to postgres"},
+		{"unknown ledger", `s/log_level = "DEBUG"/ledger = "third"/`, `c.toml:2: app.ledger: no results backend "third" is configured`},
+		{"no results", `s/\[results\.\(.*\)\]/[other.\1]/`, "c.toml:8: other.first: unknown key"},
+		{"invalid toml", `s/type = "mysql"/type = "mysql/`, "c.toml:9: invalid TOML"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig("c.toml", []byte(sed(t, validConfig, tc.edit)))
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant prefix %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestOldBrokerSectionIsAccepted(t *testing.T) {
+	c, err := parseConfig("c.toml", []byte(validConfig+"\n[job_queue.broker]\ntype = \"redis\"\naddress = \"localhost:6379\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.ignoredQueue {
+		t.Fatal("the [job_queue] section should be noted as ignored")
+	}
+}
+
+func TestMissingConfigFile(t *testing.T) {
+	_, err := loadConfig("does-not-exist.toml")
+	if err == nil || !strings.Contains(err.Error(), "does-not-exist.toml") {
+		t.Fatalf("error %v", err)
+	}
+	if _, statErr := os.Stat("does-not-exist.toml"); statErr == nil {
+		t.Fatal("the test file exists")
+	}
+}
+
+// sed applies one "s/old/new/" edit (old a regular expression as sed has
+// it: \( \) groups, \. \[ escapes) to s.
+func sed(t *testing.T, s, edit string) string {
+	t.Helper()
+	parts := strings.Split(strings.TrimSuffix(strings.TrimPrefix(edit, "s/"), "/"), "/")
+	if len(parts) < 2 {
+		t.Fatalf("bad edit %q", edit)
+	}
+	old, repl := strings.Join(parts[:len(parts)-1], "/"), parts[len(parts)-1]
+	old = strings.ReplaceAll(old, `\/`, "/")
+	re := sedRegexp(t, old)
+	repl = strings.ReplaceAll(strings.ReplaceAll(repl, `\1`, "${1}"), `\n`, "\n")
+	out := re.ReplaceAllString(s, repl)
+	if out == s {
+		t.Fatalf("edit %q changed nothing", edit)
+	}
+	return out
+}
