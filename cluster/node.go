@@ -205,8 +205,10 @@ func (p *singleProvider) StartMember(c *cluster.Cluster) error {
 	return nil
 }
 
-func (p *singleProvider) StartClient(*cluster.Cluster) error { return errors.New("cluster: clients are not supported") }
-func (p *singleProvider) Shutdown(bool) error               { return nil }
+func (p *singleProvider) StartClient(*cluster.Cluster) error {
+	return errors.New("cluster: clients are not supported")
+}
+func (p *singleProvider) Shutdown(bool) error { return nil }
 
 // minLevel drops records below min.
 type minLevel struct {

@@ -85,8 +85,8 @@ func (d sqliteDialect) load(ctx context.Context, db *sqlexec.DB, table string, c
 		count       int64
 		uncommitted int
 		args        = make([]any, 0, batch*len(cols))
-		tx    *sql.Tx
-		stmt  *sql.Stmt
+		tx          *sql.Tx
+		stmt        *sql.Stmt
 	)
 	defer func() {
 		if tx != nil {

@@ -3,8 +3,8 @@ package sqlexec
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -259,7 +259,7 @@ func pgBinaryTimestamp(b []byte) (any, error) {
 	if us == math.MaxInt64 || us == math.MinInt64 {
 		return nil, errors.New("timestamp infinity has no portable representation")
 	}
-	return pgEpoch.Add(time.Duration(us%86_400_000_000) * time.Microsecond).AddDate(0, 0, int(us/86_400_000_000)), nil
+	return pgEpoch.Add(time.Duration(us%86_400_000_000)*time.Microsecond).AddDate(0, 0, int(us/86_400_000_000)), nil
 }
 
 // pgTextBytea decodes bytea's hex text format (\x...).
