@@ -71,6 +71,15 @@ func (db *DB) queryPostgres(ctx context.Context, t *Task, args []any) (Rows, err
 		return nil, err
 	}
 	fds := r.rows.FieldDescriptions()
+	if len(fds) == 0 {
+		// pgx gives no columns when the query failed before describing
+		// them (e.g. a statement timeout): the error is in the rows.
+		r.rows.Next()
+		if err := r.rows.Err(); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
 	r.cols = make([]Column, len(fds))
 	r.dec = make([]pgDecoder, len(fds))
 	for i, fd := range fds {

@@ -1,0 +1,179 @@
+package resultsink_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
+)
+
+// seqRows yields n rows (i, "row i") without a database: the input of a
+// sink test.
+type seqRows struct {
+	n, i int
+	vals []any
+	err  error // returned by Err after the rows, if set
+}
+
+func (r *seqRows) Columns() []sqlexec.Column {
+	return []sqlexec.Column{{Name: "id", Type: sqlexec.TypeInt64}, {Name: "label", Type: sqlexec.TypeText}}
+}
+
+func (r *seqRows) Next() bool {
+	if r.i >= r.n {
+		return false
+	}
+	r.i++
+	r.vals = []any{int64(r.i), fmt.Sprintf("row %d", r.i)}
+	return true
+}
+
+func (r *seqRows) Values() []any { return r.vals }
+func (r *seqRows) Err() error    { return r.err }
+func (r *seqRows) Close() error  { return nil }
+
+func countRows(ctx context.Context, db *sqlexec.DB, table string) (int64, error) {
+	var n int64
+	q := fmt.Sprintf(`SELECT COUNT(*) FROM "%s"`, table)
+	if db.Dialect == sqlexec.MySQL {
+		q = fmt.Sprintf("SELECT COUNT(*) FROM `%s`", table)
+	}
+	if p := db.Postgres(); p != nil {
+		return n, p.QueryRow(ctx, q).Scan(&n)
+	}
+	return n, db.SQL().QueryRowContext(ctx, q).Scan(&n)
+}
+
+func stagingTables(t *testing.T, db *sqlexec.DB) int64 {
+	t.Helper()
+	var q string
+	switch db.Dialect {
+	case sqlexec.Postgres:
+		q = `SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'sqljobber\_stage%'`
+	case sqlexec.MySQL:
+		q = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE 'sqljobber\_stage%'`
+	default:
+		q = `SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'sqljobber\_stage%' ESCAPE '\'`
+	}
+	n, err := func() (n int64, err error) {
+		if p := db.Postgres(); p != nil {
+			return n, p.QueryRow(context.Background(), q).Scan(&n)
+		}
+		return n, db.SQL().QueryRow(q).Scan(&n)
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestPublishIsAtomic re-runs one job's table while readers count its rows:
+// once it exists, every reader sees it whole.
+func TestPublishIsAtomic(t *testing.T) {
+	for _, d := range sqlexectest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			b := openBackend(t, d)
+			const rows, runs = 3000, 12
+			if _, err := b.Write(ctx, "results_atomic", resultsink.NewRunID(), &seqRows{n: rows}); err != nil {
+				t.Fatal(err)
+			}
+
+			var (
+				done   atomic.Bool
+				reads  atomic.Int64
+				wg     sync.WaitGroup
+				mu     sync.Mutex
+				faults []string
+			)
+			for range 3 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for !done.Load() {
+						n, err := countRows(ctx, b.DB(), "results_atomic")
+						reads.Add(1)
+						if err != nil || n != rows {
+							mu.Lock()
+							faults = append(faults, fmt.Sprintf("count %d, err %v", n, err))
+							mu.Unlock()
+						}
+					}
+				}()
+			}
+			for range runs {
+				if _, err := b.Write(ctx, "results_atomic", resultsink.NewRunID(), &seqRows{n: rows}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			done.Store(true)
+			wg.Wait()
+			if len(faults) > 0 {
+				t.Fatalf("%d of %d reads saw a partial or missing table, e.g. %s", len(faults), reads.Load(), faults[0])
+			}
+			if reads.Load() < runs {
+				t.Fatalf("only %d reads during %d publishes", reads.Load(), runs)
+			}
+			if n := stagingTables(t, b.DB()); n != 0 {
+				t.Fatalf("%d staging tables left", n)
+			}
+		})
+	}
+}
+
+// TestFailedWriteLeavesNoTrace: a source that fails mid-stream publishes
+// nothing, keeps the previous table, and drops its staging table.
+func TestFailedWriteLeavesNoTrace(t *testing.T) {
+	for _, d := range sqlexectest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			b := openBackend(t, d)
+			if _, err := b.Write(ctx, "results_keep", resultsink.NewRunID(), &seqRows{n: 10}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := b.Write(ctx, "results_keep", resultsink.NewRunID(), &seqRows{n: 5000, err: fmt.Errorf("source went away")})
+			if err == nil || !strings.Contains(err.Error(), "source went away") {
+				t.Fatalf("write error %v", err)
+			}
+			if n, err := countRows(ctx, b.DB(), "results_keep"); err != nil || n != 10 {
+				t.Fatalf("previous table: %d rows, %v", n, err)
+			}
+			if n := stagingTables(t, b.DB()); n != 0 {
+				t.Fatalf("%d staging tables left", n)
+			}
+		})
+	}
+}
+
+// TestDropStagingKeepsLiveRuns: start-up cleanup removes crashed runs'
+// staging tables and nothing else.
+func TestDropStagingKeepsLiveRuns(t *testing.T) {
+	for _, d := range sqlexectest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			b := openBackend(t, d)
+			sqlexectest.Exec(t, b.DB(), `CREATE TABLE sqljobber_stage_dead (x INTEGER)`)
+			sqlexectest.Exec(t, b.DB(), `CREATE TABLE sqljobber_stage_live (x INTEGER)`)
+			sqlexectest.Exec(t, b.DB(), `CREATE TABLE sqljobberxstage_other (x INTEGER)`)
+			n, err := b.DropStaging(ctx, func(run string) bool { return run == "live" })
+			if err != nil || n != 1 {
+				t.Fatalf("dropped %d, %v", n, err)
+			}
+			if n := stagingTables(t, b.DB()); n != 1 {
+				t.Fatalf("%d staging tables left, want the live one", n)
+			}
+			if _, err := countRows(ctx, b.DB(), "sqljobberxstage_other"); err != nil {
+				t.Fatalf("an unrelated table was dropped: %v", err)
+			}
+		})
+	}
+}
