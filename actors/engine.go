@@ -18,6 +18,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sql-jobber/sql-jobber/actors/jobpb"
 	"github.com/sql-jobber/sql-jobber/cluster"
@@ -25,13 +26,28 @@ import (
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
-// Ledger is the durable record of jobs (resultsink.Ledger).
+// Ledger is the durable record of jobs and groups, and their queue
+// (resultsink.Ledger).
 type Ledger interface {
 	Admit(ctx context.Context, j resultsink.Job) (*resultsink.Job, error)
-	Start(ctx context.Context, id, prevRunID, runID, node, backend, table string) (*resultsink.Job, error)
-	Finish(ctx context.Context, id, runID, state string, count int64, errText string) error
+	AdmitGroup(ctx context.Context, g resultsink.Group, jobs []resultsink.Job) ([]*resultsink.Job, error)
+	Claim(ctx context.Context, queue, runID, node string, lease time.Duration) (*resultsink.Job, error)
+	NextReady(ctx context.Context, queue string) (time.Time, bool, error)
+	Renew(ctx context.Context, runIDs []string, lease time.Duration) (map[string]bool, error)
+	Finish(ctx context.Context, id, runID string, o resultsink.Outcome) error
+	Release(ctx context.Context, id, runID string) error
+	RecoverLost(ctx context.Context, node string) ([]*resultsink.Job, error)
+	Cancel(ctx context.Context, id string) (*resultsink.Job, error)
+	Delete(ctx context.Context, id string) (*resultsink.Job, error)
+	DeleteIfUnchanged(ctx context.Context, j *resultsink.Job) (bool, error)
+	Expired(ctx context.Context, limit int) ([]*resultsink.Job, error)
 	Get(ctx context.Context, id string) (*resultsink.Job, error)
-	Unfinished(ctx context.Context) ([]*resultsink.Job, error)
+	Pending(ctx context.Context, queue string, limit int) ([]*resultsink.Job, error)
+	Group(ctx context.Context, id string) (*resultsink.Group, []*resultsink.Job, error)
+	ReleaseGroup(ctx context.Context, id string) ([]*resultsink.Job, error)
+	HeldGroups(ctx context.Context) ([]string, error)
+	MarkGroupCancelled(ctx context.Context, id string) error
+	DeleteGroup(ctx context.Context, id string) ([]*resultsink.Job, error)
 }
 
 // Tasks is the task registry (sqlexec.Registry).
@@ -47,6 +63,7 @@ type Results interface {
 	TableName(jobID string) string
 	MaxJobIDLen() int
 	Write(ctx context.Context, table, runID string, rows sqlexec.Rows) (int64, error)
+	Drop(ctx context.Context, table string) error
 }
 
 var (
@@ -55,20 +72,32 @@ var (
 	_ Results = (*resultsink.Backend)(nil)
 )
 
-// Job grain kind.
-const jobKind = "job"
+// Grain kinds.
+const (
+	jobKind   = "job"
+	groupKind = "group"
+)
 
 // Defaults for Config.
 const (
-	DefaultQueueDefault = "default"
-	ConcurrencyDefault  = 10
-	GrainIdleDefault    = 2 * time.Minute
-	ledgerTimeout       = 30 * time.Second
+	DefaultQueueDefault     = "default"
+	ConcurrencyDefault      = 10
+	GroupConcurrencyDefault = 5
+	GrainIdleDefault        = 2 * time.Minute
+	PollIntervalDefault     = time.Second
+	LeaseDefault            = 30 * time.Second
+	RetryBackoffDefault     = time.Second
+	ledgerTimeout           = 30 * time.Second
+	maxQueueListing         = 10_000
+	expiredBatch            = 100
+	groupSweepEveryNthPoll  = 30
 )
 
 // Config configures an Engine.
 type Config struct {
 	// NodeName names this node in logs and the ledger (--worker-name).
+	// It must be unique in the cluster: at start a node takes back the
+	// runs the ledger says it had.
 	NodeName string
 	// Queues are the queues this node works, with the number of jobs of
 	// each that may run at once on this node. Empty: DefaultQueue with
@@ -79,7 +108,19 @@ type Config struct {
 	// DefaultTTL is how long results are kept when neither the request
 	// nor the task says; 0 keeps them.
 	DefaultTTL time.Duration
-	// GrainIdle is how long a job grain stays in memory without messages.
+	// GroupConcurrency is how many jobs of a group run at once when the
+	// request does not say.
+	GroupConcurrency int
+	// RetryBackoff is the wait before a failed job's first retry; it
+	// doubles for each further one, up to retryMax.
+	RetryBackoff time.Duration
+	// PollInterval is how often queues look for ready jobs they were not
+	// told about, and expired results are removed.
+	PollInterval time.Duration
+	// Lease is how long a run's claim on its job lasts without renewal;
+	// a node that stops renewing (a crash) loses its runs after it.
+	Lease time.Duration
+	// GrainIdle is how long a grain stays in memory without messages.
 	GrainIdle time.Duration
 	// Cluster configures this node's cluster membership; Kinds is set by
 	// the engine.
@@ -93,6 +134,10 @@ func (c Config) WithDefaults() Config {
 	if len(c.Queues) == 0 {
 		c.Queues = map[string]int{c.DefaultQueue: ConcurrencyDefault}
 	}
+	c.GroupConcurrency = cmp.Or(c.GroupConcurrency, GroupConcurrencyDefault)
+	c.RetryBackoff = cmp.Or(c.RetryBackoff, RetryBackoffDefault)
+	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
+	c.Lease = cmp.Or(c.Lease, LeaseDefault)
 	c.GrainIdle = cmp.Or(c.GrainIdle, GrainIdleDefault)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -102,6 +147,9 @@ func (c Config) WithDefaults() Config {
 
 // Validate checks c.
 func (c Config) Validate() error {
+	if c.NodeName == "" {
+		return errors.New("worker-name: must not be empty")
+	}
 	if !sqlexec.ValidName(c.DefaultQueue) {
 		return fmt.Errorf("default_queue: invalid queue name %q", c.DefaultQueue)
 	}
@@ -116,10 +164,16 @@ func (c Config) Validate() error {
 	if c.DefaultTTL < 0 {
 		return errors.New("default_job_ttl: must not be negative")
 	}
+	if c.GroupConcurrency < 1 {
+		return errors.New("default_group_concurrency: must be at least 1")
+	}
+	if c.RetryBackoff < 0 || c.PollInterval < 0 || c.Lease < 0 {
+		return errors.New("retry_backoff, poll interval and lease must not be negative")
+	}
 	return nil
 }
 
-// Engine runs jobs on this node and answers for the job grains it hosts.
+// Engine runs jobs on this node and answers for the grains it hosts.
 type Engine struct {
 	cfg      Config
 	ledger   Ledger
@@ -134,7 +188,10 @@ type Engine struct {
 	// ctx ends when the engine stops; runs and grain I/O derive from it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	runs   sync.WaitGroup
+	wg     sync.WaitGroup // runs and background loops
+
+	runsMu sync.Mutex
+	runs   map[string]*run // by run ID
 
 	mu      sync.Mutex
 	started bool
@@ -150,7 +207,8 @@ func NewEngine(ledger Ledger, tasks Tasks, results map[string]Results, cfg Confi
 	if len(results) == 0 {
 		return nil, errors.New("actors: no results backend")
 	}
-	e := &Engine{cfg: cfg, ledger: ledger, tasks: tasks, results: results, logger: cfg.Logger, queues: map[string]*actor.PID{}}
+	e := &Engine{cfg: cfg, ledger: ledger, tasks: tasks, results: results, logger: cfg.Logger,
+		queues: map[string]*actor.PID{}, runs: map[string]*run{}}
 	// IDs must fit every results table name and the ledger's key.
 	e.maxIDLen = 255
 	for _, r := range results {
@@ -162,11 +220,10 @@ func NewEngine(ledger Ledger, tasks Tasks, results map[string]Results, cfg Confi
 // MaxJobIDLen is the longest job ID this node accepts.
 func (e *Engine) MaxJobIDLen() int { return e.maxIDLen }
 
-// Start joins the cluster, starts this node's queue actors and hands them
-// the unfinished jobs of their queues from the ledger: PENDING and RETRY
-// jobs wait for a slot again; STARTED jobs, whose run died with the previous
-// process, run again from the start (results are written to a staging table
-// and published only at the end, so a re-run replaces nothing half-done).
+// Start joins the cluster, takes back the runs this node had when it last
+// stopped (they are lost: they run again, see Ledger.RecoverLost), lets
+// groups release held members, and starts this node's queue actors, which
+// claim ready jobs from the ledger.
 func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -179,8 +236,10 @@ func (e *Engine) Start(ctx context.Context) error {
 
 	ccfg := e.cfg.Cluster
 	ccfg.Logger = cmp.Or(ccfg.Logger, e.logger)
-	ccfg.Kinds = []*protocluster.Kind{protocluster.NewKind(jobKind,
-		actor.PropsFromProducer(func() actor.Actor { return &jobGrain{e: e} }))}
+	ccfg.Kinds = []*protocluster.Kind{
+		protocluster.NewKind(jobKind, actor.PropsFromProducer(func() actor.Actor { return &jobGrain{e: e} })),
+		protocluster.NewKind(groupKind, actor.PropsFromProducer(func() actor.Actor { return &groupGrain{e: e} })),
+	}
 	node, err := cluster.NewNode(ccfg)
 	if err != nil {
 		return err
@@ -191,6 +250,15 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.node = node
 
+	recovered, err := e.ledger.RecoverLost(ctx, e.cfg.NodeName)
+	if err != nil {
+		return err
+	}
+	if len(recovered) > 0 {
+		e.logger.Info("runs lost by an earlier stop will run again", slog.Int("jobs", len(recovered)))
+	}
+	e.sweepGroups(ctx)
+
 	for _, name := range slices.Sorted(maps.Keys(e.cfg.Queues)) {
 		slots := e.cfg.Queues[name]
 		props := actor.PropsFromProducer(func() actor.Actor { return newQueueActor(e, name, slots) })
@@ -200,35 +268,14 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		e.queues[name] = pid
 	}
-	return e.recover(ctx)
-}
-
-func (e *Engine) recover(ctx context.Context) error {
-	jobs, err := e.ledger.Unfinished(ctx)
-	if err != nil {
-		return err
-	}
-	for _, j := range jobs {
-		e.dispatch(j)
-	}
-	if len(jobs) > 0 {
-		e.logger.Info("recovered unfinished jobs from the ledger", slog.Int("jobs", len(jobs)))
-	}
+	e.wg.Add(1)
+	go e.maintain()
 	return nil
 }
 
-// dispatch hands an admitted job to this node's queue actor for its queue.
-// A job whose queue this node does not work stays PENDING in the ledger for
-// a node that does.
-func (e *Engine) dispatch(j *resultsink.Job) {
-	if pid, ok := e.queues[j.Queue]; ok {
-		e.node.System().Root.Send(pid, &enqueue{job: j})
-	}
-}
-
-// Stop stops taking jobs, cancels running ones (which stay STARTED in the
-// ledger and run again on the next start), and leaves the cluster. It is
-// idempotent and safe before Start.
+// Stop stops taking jobs, hands the jobs it is running back to the ledger
+// (they run again at once, here after a restart or on another node), and
+// leaves the cluster. It is idempotent and safe before Start.
 func (e *Engine) Stop() {
 	e.mu.Lock()
 	if e.stopped {
@@ -241,10 +288,48 @@ func (e *Engine) Stop() {
 		return
 	}
 	e.cancel()
-	e.runs.Wait()
+	e.wg.Wait()
 	if e.node != nil {
 		e.node.Stop()
 	}
+}
+
+// wake tells this node's actor for queue, if it works that queue, that jobs
+// may be ready.
+func (e *Engine) wake(queue string) {
+	if pid, ok := e.queues[queue]; ok {
+		e.node.System().Root.Send(pid, wake{})
+	}
+}
+
+func (e *Engine) request(ctx context.Context, kind, id string, msg proto.Message) (*jobpb.Reply, error) {
+	if e.ctx == nil || e.ctx.Err() != nil {
+		return nil, ErrStopping
+	}
+	res, err := e.node.Request(ctx, kind, id, msg)
+	if err != nil {
+		return nil, err
+	}
+	reply, ok := res.(*jobpb.Reply)
+	if !ok {
+		return nil, fmt.Errorf("unexpected reply %T", res)
+	}
+	return reply, nil
+}
+
+// replyError maps a grain's reply to the errors callers branch on.
+func replyError(r *jobpb.Reply, kind string, notFound error, id string) error {
+	switch r.Outcome {
+	case jobpb.Reply_OUTCOME_OK:
+		return nil
+	case jobpb.Reply_OUTCOME_NOT_FOUND:
+		return fmt.Errorf("%w: %q", notFound, id)
+	case jobpb.Reply_OUTCOME_ACTIVE:
+		return &ActiveError{ID: r.JobId, State: r.State}
+	case jobpb.Reply_OUTCOME_FINISHED:
+		return &FinishedError{Kind: kind, ID: r.JobId, State: r.State}
+	}
+	return errors.New(r.Error)
 }
 
 // SubmitRequest is a request for a new job.
@@ -257,7 +342,6 @@ type SubmitRequest struct {
 	ETA     time.Time
 	Retries int
 	TTL     time.Duration
-	GroupID string
 }
 
 // Receipt is what a client learns about an accepted job.
@@ -271,100 +355,103 @@ type Receipt struct {
 
 var jobIDRe = regexp.MustCompile(`^[A-Za-z0-9_:-]+$`)
 
-// ValidateJobID checks an ID against the rule for job (and group) IDs.
-func (e *Engine) ValidateJobID(field, id string) error {
+// ValidateID checks a job or group ID against the rule for IDs.
+func (e *Engine) ValidateID(field, id string) error {
 	if id == "" || len(id) > e.maxIDLen || !jobIDRe.MatchString(id) {
 		return invalid(field, "must be 1 to %d characters of letters, digits, '_', '-' or ':'", e.maxIDLen)
 	}
 	return nil
 }
 
-// NewJobID returns a random job ID.
-func NewJobID() string {
+// NewID returns a random job or group ID.
+func NewID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
 
-// Submit validates req, records the job PENDING and queues it. It returns
-// ErrTaskNotFound, an *InvalidError, or an *ActiveError when an unfinished
-// job holds the ID.
+// Submit validates req, records the job PENDING and wakes its queue. It
+// returns ErrTaskNotFound, an *InvalidError, or an *ActiveError when an
+// unfinished job holds the ID.
 func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Receipt, error) {
-	spec, err := e.validate(req)
+	spec, err := e.spec("", req)
 	if err != nil {
 		return nil, err
 	}
-	if e.ctx == nil || e.ctx.Err() != nil {
-		return nil, ErrStopping
-	}
-	res, err := e.node.Request(ctx, jobKind, spec.JobId, &jobpb.SubmitJob{Spec: spec})
+	reply, err := e.request(ctx, jobKind, spec.JobId, &jobpb.SubmitJob{Spec: spec})
 	if err != nil {
 		return nil, fmt.Errorf("submit job: %w", err)
 	}
-	reply, ok := res.(*jobpb.SubmitJobReply)
-	if !ok {
-		return nil, fmt.Errorf("submit job: unexpected reply %T", res)
+	if err := replyError(reply, "job", ErrJobNotFound, spec.JobId); err != nil {
+		return nil, err
 	}
-	switch reply.Outcome {
-	case jobpb.SubmitJobReply_OUTCOME_ACCEPTED:
-		r := &Receipt{JobID: spec.JobId, Task: spec.Task, Queue: spec.Queue, Retries: int(spec.Retries)}
-		if spec.EtaUnixMicros != 0 {
-			r.ETA = time.UnixMicro(spec.EtaUnixMicros).UTC()
-		}
-		return r, nil
-	case jobpb.SubmitJobReply_OUTCOME_ACTIVE:
-		return nil, &ActiveError{ID: spec.JobId, State: reply.State}
-	default:
-		return nil, fmt.Errorf("submit job: %s", reply.Error)
-	}
+	return receipt(spec), nil
 }
 
-func (e *Engine) validate(req SubmitRequest) (*jobpb.JobSpec, error) {
+func receipt(spec *jobpb.JobSpec) *Receipt {
+	r := &Receipt{JobID: spec.JobId, Task: spec.Task, Queue: spec.Queue, Retries: int(spec.Retries)}
+	if spec.EtaUnixMicros != 0 {
+		r.ETA = time.UnixMicro(spec.EtaUnixMicros).UTC()
+	}
+	return r
+}
+
+// spec validates a job request (field names prefixed by prefix) and makes
+// its spec, choosing its results backend.
+func (e *Engine) spec(prefix string, req SubmitRequest) (*jobpb.JobSpec, error) {
 	t, ok := e.tasks.Task(req.Task)
 	if !ok {
+		if prefix != "" {
+			return nil, invalid(prefix+"task", "no task %q", req.Task)
+		}
 		return nil, fmt.Errorf("%w: %q", ErrTaskNotFound, req.Task)
 	}
 	if req.JobID == "" {
-		req.JobID = NewJobID()
-	} else if err := e.ValidateJobID("job_id", req.JobID); err != nil {
+		req.JobID = NewID()
+	} else if err := e.ValidateID(prefix+"job_id", req.JobID); err != nil {
 		return nil, err
 	}
 	queue := cmp.Or(req.Queue, t.Queue, e.cfg.DefaultQueue)
 	if !sqlexec.ValidName(queue) {
-		return nil, invalid("queue", "must be 1 to 128 letters, digits, '_', '-' or '.'")
+		return nil, invalid(prefix+"queue", "must be 1 to 128 letters, digits, '_', '-' or '.'")
 	}
 	if req.DB != "" {
 		if _, err := e.tasks.PickDB(t, req.DB); err != nil {
-			return nil, invalid("db", "%v", err)
+			return nil, invalid(prefix+"db", "%v", err)
 		}
 	}
 	if t.NumArgs >= 0 && len(req.Args) != t.NumArgs {
-		return nil, invalid("args", "task %q takes %d arguments, got %d", t.Name, t.NumArgs, len(req.Args))
+		return nil, invalid(prefix+"args", "task %q takes %d arguments, got %d", t.Name, t.NumArgs, len(req.Args))
 	}
 	for i, a := range req.Args {
 		switch a.(type) {
 		case string, json.Number, bool, nil:
 		default:
-			return nil, invalid(fmt.Sprintf("args[%d]", i), "must be a string, number, boolean or null")
+			return nil, invalid(fmt.Sprintf("%sargs[%d]", prefix, i), "must be a string, number, boolean or null")
 		}
 	}
 	if req.Retries < 0 {
-		return nil, invalid("retries", "must not be negative")
+		return nil, invalid(prefix+"retries", "must not be negative")
 	}
 	if req.TTL < 0 {
-		return nil, invalid("ttl", "must not be negative")
+		return nil, invalid(prefix+"ttl", "must not be negative")
 	}
-	args, err := json.Marshal(req.Args)
-	if err != nil {
-		return nil, invalid("args", "%v", err)
+	args := []byte("[]")
+	if len(req.Args) > 0 {
+		var err error
+		if args, err = json.Marshal(req.Args); err != nil {
+			return nil, invalid(prefix+"args", "%v", err)
+		}
 	}
-	if req.Args == nil {
-		args = []byte("[]")
+	backend, results := e.pickResults(t)
+	if results == nil {
+		return nil, fmt.Errorf("task %q has no results backend on this node", t.Name)
 	}
 	ttl := cmp.Or(req.TTL, t.TTL, e.cfg.DefaultTTL)
 	spec := &jobpb.JobSpec{
 		JobId: req.JobID, Task: t.Name, Queue: queue, Db: req.DB, ArgsJson: string(args),
-		Retries: int32(req.Retries), TtlSeconds: int64(ttl / time.Second), GroupId: req.GroupID,
+		Retries: int32(req.Retries), TtlSeconds: int64((ttl + time.Second - 1) / time.Second),
+		ResultsBackend: backend, ResultsTable: results.TableName(req.JobID),
 	}
 	if !req.ETA.IsZero() {
 		spec.EtaUnixMicros = req.ETA.UnixMicro()
@@ -381,10 +468,31 @@ func (e *Engine) Job(ctx context.Context, id string) (*resultsink.Job, error) {
 	return j, err
 }
 
+// Cancel cancels an unfinished job: a waiting job leaves its queue, a
+// running one has its query cancelled at the database. With purge, the
+// job's record and results table are then deleted too, finished or not. A
+// finished job without purge gives *FinishedError.
+func (e *Engine) Cancel(ctx context.Context, id string, purge bool) error {
+	reply, err := e.request(ctx, jobKind, id, &jobpb.CancelJob{JobId: id, Purge: purge})
+	if err != nil {
+		return fmt.Errorf("cancel job: %w", err)
+	}
+	return replyError(reply, "job", ErrJobNotFound, id)
+}
+
+// Queue lists the jobs of a queue that have not started, in the order they
+// will start (at most maxQueueListing).
+func (e *Engine) Queue(ctx context.Context, queue string) ([]*resultsink.Job, error) {
+	if !sqlexec.ValidName(queue) {
+		return nil, invalid("queue", "must be 1 to 128 letters, digits, '_', '-' or '.'")
+	}
+	return e.ledger.Pending(ctx, queue, maxQueueListing)
+}
+
 // Tasks lists the registered tasks.
 func (e *Engine) Tasks() []*sqlexec.Task { return e.tasks.Tasks() }
 
-// ActiveGrains counts the job grains this node hosts.
+// ActiveGrains counts the grains this node hosts.
 func (e *Engine) ActiveGrains() int { return e.node.ActiveGrains() }
 
 // decodeArgs turns a ledger's JSON arguments into driver arguments: integers

@@ -15,94 +15,142 @@ import (
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
-// Retry backoff: base doubles per attempt up to max, with jitter.
-const (
-	retryBase = time.Second
-	retryMax  = 5 * time.Minute
-	// ledgerRetry is the wait before trying again after the ledger could
-	// not be written; the job is never dropped for it.
-	ledgerRetry = 2 * time.Second
+// Why a run's context ended, when it was not the engine stopping.
+var (
+	errCancelled = errors.New("job cancelled")
+	errRunLost   = errors.New("the run lost its job (cancelled elsewhere or its lease expired)")
 )
 
-// execute runs one attempt of job j: it claims the job in the ledger, streams
-// the query's rows into a staging table and publishes it, then records the
-// outcome. It returns the job to offer again after delay when it is to be
-// retried (a failed attempt with retries left, or a ledger that could not be
-// written), or nil.
-func (e *Engine) execute(j *resultsink.Job) (*resultsink.Job, time.Duration) {
-	ctx := e.ctx
-	if ctx.Err() != nil {
-		return nil, 0 // stopping: the job stays in the ledger for the next start
+// Retry backoff: the configured base doubles per attempt up to retryMax,
+// with jitter.
+const (
+	retryMax = 10 * time.Minute
+	// ledgerRetry is the wait before trying again after the ledger could
+	// not be written.
+	ledgerRetry = 2 * time.Second
+	// releaseTimeout bounds handing a job back while the node stops.
+	releaseTimeout = 10 * time.Second
+)
+
+// run is a job running on this node.
+type run struct {
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+}
+
+// spawn runs fn in a goroutine that Stop waits for, unless the engine is
+// stopping; it reports whether fn was started.
+func (e *Engine) spawn(fn func()) bool {
+	e.runsMu.Lock()
+	defer e.runsMu.Unlock()
+	if e.ctx == nil || e.ctx.Err() != nil {
+		return false
 	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// cancelRun cancels a run of this node and returns a channel closed when it
+// has ended, or nil if no such run is here.
+func (e *Engine) cancelRun(runID string, cause error) <-chan struct{} {
+	e.runsMu.Lock()
+	defer e.runsMu.Unlock()
+	r, ok := e.runs[runID]
+	if !ok {
+		return nil
+	}
+	r.cancel(cause)
+	return r.done
+}
+
+func (e *Engine) runIDs() []string {
+	e.runsMu.Lock()
+	defer e.runsMu.Unlock()
+	ids := make([]string, 0, len(e.runs))
+	for id := range e.runs {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// execute runs a claimed job: it streams the query's rows into a staging
+// table, publishes it, and records the outcome, or a retry.
+func (e *Engine) execute(j *resultsink.Job) {
+	ctx, cancel := context.WithCancelCause(e.ctx)
+	r := &run{cancel: cancel, done: make(chan struct{})}
+	e.runsMu.Lock()
+	e.runs[j.RunID] = r
+	e.runsMu.Unlock()
+	defer func() {
+		cancel(nil)
+		e.runsMu.Lock()
+		delete(e.runs, j.RunID)
+		e.runsMu.Unlock()
+		close(r.done)
+	}()
+
 	log := e.logger.With(slog.String("job_id", j.ID), slog.String("task", j.Task), slog.String("queue", j.Queue))
-
-	task, taskOK := e.tasks.Task(j.Task)
-	backendName, backend := e.pickResults(task)
-	table := ""
-	if backend != nil {
-		table = backend.TableName(j.ID)
-	}
-	runID := resultsink.NewRunID()
-	lctx, cancel := context.WithTimeout(ctx, ledgerTimeout)
-	started, err := e.ledger.Start(lctx, j.ID, j.RunID, runID, e.cfg.NodeName, backendName, table)
-	cancel()
-	switch {
-	case errors.Is(err, resultsink.ErrRunSuperseded):
-		// Another run, or a cancellation, got there first.
-		return nil, 0
-	case err != nil:
-		if ctx.Err() != nil {
-			return nil, 0
-		}
-		log.Error("record job start; will try again", slog.Any("error", err))
-		return j, ledgerRetry
-	}
 	begin := time.Now()
-	log.Info("job started", slog.Int("attempt", started.Attempt), slog.String("results_backend", backendName))
+	log.Info("job started", slog.Int("attempt", j.Attempt), slog.String("results_backend", j.ResultsBackend))
 
-	var count int64
+	var (
+		count int64
+		err   error
+	)
+	task, taskOK := e.tasks.Task(j.Task)
+	backend, backendOK := e.results[j.ResultsBackend]
 	switch {
 	case !taskOK:
-		err = fmt.Errorf("task %q is no longer loaded on this node", j.Task)
-	case backend == nil:
-		err = fmt.Errorf("task %q has no results backend", j.Task)
+		err = fmt.Errorf("task %q is not loaded on node %q", j.Task, e.cfg.NodeName)
+	case !backendOK:
+		err = fmt.Errorf("results backend %q is not configured on node %q", j.ResultsBackend, e.cfg.NodeName)
 	default:
-		count, err = e.run(ctx, j, task, backend, table, runID)
+		count, err = e.run(ctx, j, task, backend)
 	}
-	if err != nil && ctx.Err() != nil {
-		// Shutting down: the run stays STARTED and runs again on the
-		// next start. Its staging table is already dropped.
-		log.Info("job interrupted by shutdown; it will run again on start", slog.Duration("duration", time.Since(begin)))
-		return nil, 0
-	}
-
-	state, errText := resultsink.StateSuccess, ""
-	var retry *resultsink.Job
-	var delay time.Duration
-	if err != nil {
-		errText = err.Error()
-		state = resultsink.StateFailure
-		if started.Attempt <= started.Retries {
-			state = resultsink.StateRetry
-			retry = started
-			delay = backoff(started.Attempt)
+	if cause := context.Cause(ctx); err != nil && cause != nil {
+		switch {
+		case errors.Is(cause, errCancelled), errors.Is(cause, errRunLost):
+			log.Info("job run stopped", slog.String("reason", cause.Error()), slog.Duration("duration", time.Since(begin)))
+			return
+		case e.ctx.Err() != nil:
+			e.release(j)
+			log.Info("job handed back: the node is stopping", slog.Duration("duration", time.Since(begin)))
+			return
 		}
 	}
-	if !e.finish(ctx, log, j.ID, runID, state, count, errText) {
-		return nil, 0
+
+	o := resultsink.Outcome{State: resultsink.StateSuccess, Count: count}
+	if err != nil {
+		o = resultsink.Outcome{State: resultsink.StateFailure, Error: err.Error()}
+		if j.Attempt <= j.Retries {
+			o.State, o.RetryAt = resultsink.StateRetry, time.Now().Add(e.backoff(j.Attempt))
+		}
 	}
-	attrs := []any{slog.String("state", state), slog.Int64("rows", count), slog.Duration("duration", time.Since(begin)),
-		slog.Int("attempt", started.Attempt)}
+	if !e.finish(log, j, o) {
+		return
+	}
+	attrs := []any{slog.String("state", o.State), slog.Int64("rows", count), slog.Duration("duration", time.Since(begin)),
+		slog.Int("attempt", j.Attempt)}
 	if err != nil {
 		// The error text can quote argument values; the code cannot.
 		attrs = append(attrs, slog.String("error_code", errorCode(err)))
 	}
 	log.Info("job finished", attrs...)
-	return retry, delay
+	if o.State == resultsink.StateRetry {
+		e.wakeAt(j.Queue, o.RetryAt)
+	} else if j.GroupID != "" {
+		e.groupChanged(j.GroupID)
+	}
 }
 
-// run queries the source and writes the results table.
-func (e *Engine) run(ctx context.Context, j *resultsink.Job, task *sqlexec.Task, backend Results, table, runID string) (int64, error) {
+// run queries the source and writes the results table. A failure on either
+// side cancels the other at once: the source stops working on rows nobody
+// will write.
+func (e *Engine) run(ctx context.Context, j *resultsink.Job, task *sqlexec.Task, backend Results) (int64, error) {
 	db, err := e.tasks.PickDB(task, j.DB)
 	if err != nil {
 		return 0, err
@@ -111,56 +159,87 @@ func (e *Engine) run(ctx context.Context, j *resultsink.Job, task *sqlexec.Task,
 	if err != nil {
 		return 0, err
 	}
-	rows, err := e.tasks.Query(ctx, task, db, args)
+	qctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rows, err := e.tasks.Query(qctx, task, db, args)
 	if err != nil {
 		return 0, fmt.Errorf("query database %q: %w", db, err)
 	}
-	defer rows.Close()
-	return backend.Write(ctx, table, runID, rows)
+	n, err := backend.Write(qctx, j.ResultsTable, j.RunID, rows)
+	if err != nil {
+		cancel() // before Close, which would otherwise read the rest
+	}
+	rows.Close()
+	return n, err
 }
 
 // finish records a run's outcome, trying again while the ledger cannot be
 // written. It reports false if the run no longer owns the job or the engine
 // stopped first.
-func (e *Engine) finish(ctx context.Context, log *slog.Logger, id, runID, state string, count int64, errText string) bool {
+func (e *Engine) finish(log *slog.Logger, j *resultsink.Job, o resultsink.Outcome) bool {
 	for {
-		lctx, cancel := context.WithTimeout(ctx, ledgerTimeout)
-		err := e.ledger.Finish(lctx, id, runID, state, count, errText)
+		ctx, cancel := context.WithTimeout(e.ctx, ledgerTimeout)
+		err := e.ledger.Finish(ctx, j.ID, j.RunID, o)
+		if errors.Is(err, resultsink.ErrRunSuperseded) {
+			// An earlier try may have been written after all.
+			if cur, gerr := e.ledger.Get(ctx, j.ID); gerr == nil && cur.RunID == j.RunID && cur.State == o.State {
+				err = nil
+			}
+		}
 		cancel()
 		switch {
 		case err == nil:
 			return true
 		case errors.Is(err, resultsink.ErrRunSuperseded):
-			log.Warn("job was taken over before its run finished; outcome discarded", slog.String("state", state))
+			log.Warn("job was taken over before its run finished; outcome discarded", slog.String("state", o.State))
+			return false
+		case e.ctx.Err() != nil:
 			return false
 		}
-		log.Error("record job outcome; will try again", slog.Any("error", err))
+		log.Error("record job outcome; will try again", slog.String("error_code", errorCode(err)))
 		select {
-		case <-ctx.Done():
+		case <-e.ctx.Done():
 			return false
 		case <-time.After(ledgerRetry):
 		}
 	}
 }
 
-// pickResults chooses the results backend of a run: uniformly among the
-// task's.
+// release hands a job back to the ledger, ready for any node, when this
+// node stops before (or while) running it.
+func (e *Engine) release(j *resultsink.Job) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), releaseTimeout)
+	defer cancel()
+	if err := e.ledger.Release(ctx, j.ID, j.RunID); err != nil && !errors.Is(err, resultsink.ErrRunSuperseded) {
+		// Its lease runs out and it runs again then.
+		e.logger.Warn("hand back a job", slog.String("job_id", j.ID), slog.String("error_code", errorCode(err)))
+	}
+}
+
+// wakeAt wakes the queue's actor on this node at t.
+func (e *Engine) wakeAt(queue string, t time.Time) {
+	if pid, ok := e.queues[queue]; ok {
+		time.AfterFunc(time.Until(t), func() { e.node.System().Root.Send(pid, wake{}) })
+	}
+}
+
+// pickResults chooses a job's results backend: uniformly among the task's.
 func (e *Engine) pickResults(t *sqlexec.Task) (string, Results) {
-	if t == nil || len(t.Results) == 0 {
+	if len(t.Results) == 0 {
 		return "", nil
 	}
 	name := t.Results[rand.IntN(len(t.Results))]
 	return name, e.results[name]
 }
 
-func backoff(attempt int) time.Duration {
-	d := retryBase << min(attempt-1, 20)
+func (e *Engine) backoff(attempt int) time.Duration {
+	d := e.cfg.RetryBackoff << min(attempt-1, 20)
 	d = min(d, retryMax)
 	return d/2 + rand.N(d/2+1)
 }
 
-// errorCode is a loggable class of a job's error: the database's error code
-// where there is one.
+// errorCode is a loggable class of an error: the database's error code
+// where there is one. Error texts can quote argument values.
 func errorCode(err error) string {
 	var pg *pgconn.PgError
 	var my *mysql.MySQLError
@@ -171,6 +250,8 @@ func errorCode(err error) string {
 		return fmt.Sprintf("mysql:%d", my.Number)
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
 	}
 	return "other"
 }

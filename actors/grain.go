@@ -7,53 +7,174 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/sql-jobber/sql-jobber/actors/jobpb"
 	"github.com/sql-jobber/sql-jobber/resultsink"
 )
 
 // jobGrain is the virtual actor of one job ID. Its mailbox serialises every
-// submission for the ID on this node; the ledger's conditional admit makes
-// the rule hold across nodes and restarts. It holds no state the ledger does
-// not have, so it may passivate or move at any time.
+// operation on the ID (submit, cancel, purge, expiry), so that, say, a
+// purge and a new submission of the same ID cannot interleave; the ledger's
+// conditional writes make the rules hold across nodes and restarts. It holds
+// no state the ledger does not have, so it may passivate or move at any
+// time.
 type jobGrain struct {
-	e  *Engine
-	id string
+	e *Engine
 }
 
 func (g *jobGrain) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		ctx.SetReceiveTimeout(g.e.cfg.GrainIdle)
-	case *cluster.ClusterInit:
-		g.id = msg.Identity.Identity
 	case *actor.ReceiveTimeout:
 		ctx.Stop(ctx.Self())
 	case *jobpb.SubmitJob:
 		ctx.Respond(g.submit(msg.Spec))
+	case *jobpb.CancelJob:
+		ctx.Respond(g.cancel(msg.JobId, msg.Purge))
+	case *jobpb.PurgeJob:
+		ctx.Respond(g.purge(msg.JobId))
+	case *jobpb.ExpireJob:
+		ctx.Respond(g.expire(msg))
 	}
 }
 
-func (g *jobGrain) submit(spec *jobpb.JobSpec) *jobpb.SubmitJobReply {
+func (g *jobGrain) ioContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(g.e.ctx, ledgerTimeout)
+}
+
+func failed(err error) *jobpb.Reply {
+	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_FAILED, Error: err.Error()}
+}
+
+func okReply() *jobpb.Reply { return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK} }
+
+func (g *jobGrain) submit(spec *jobpb.JobSpec) *jobpb.Reply {
+	ctx, cancel := g.ioContext()
+	defer cancel()
+	_, err := g.e.ledger.Admit(ctx, jobFromSpec(spec))
+	var active *resultsink.ActiveError
+	switch {
+	case errors.As(err, &active):
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_ACTIVE, JobId: active.Job.ID, State: active.Job.State}
+	case err != nil:
+		g.e.logger.Error("admit job", slog.String("job_id", spec.JobId), slog.Any("error", err))
+		return failed(err)
+	}
+	g.e.wake(spec.Queue)
+	return okReply()
+}
+
+func jobFromSpec(spec *jobpb.JobSpec) resultsink.Job {
 	j := resultsink.Job{
 		ID: spec.JobId, Task: spec.Task, Queue: spec.Queue, DB: spec.Db, Args: []byte(spec.ArgsJson),
 		Retries: int(spec.Retries), TTL: time.Duration(spec.TtlSeconds) * time.Second, GroupID: spec.GroupId,
+		ResultsBackend: spec.ResultsBackend, ResultsTable: spec.ResultsTable, Held: spec.Held,
 	}
 	if spec.EtaUnixMicros != 0 {
 		j.ETA = time.UnixMicro(spec.EtaUnixMicros).UTC()
 	}
-	ctx, cancel := context.WithTimeout(g.e.ctx, ledgerTimeout)
+	return j
+}
+
+func (g *jobGrain) cancel(id string, purge bool) *jobpb.Reply {
+	ctx, cancel := g.ioContext()
 	defer cancel()
-	admitted, err := g.e.ledger.Admit(ctx, j)
-	var active *resultsink.ActiveError
+	prev, err := g.e.ledger.Cancel(ctx, id)
+	var finished *resultsink.FinishedError
 	switch {
-	case errors.As(err, &active):
-		return &jobpb.SubmitJobReply{Outcome: jobpb.SubmitJobReply_OUTCOME_ACTIVE, State: active.Job.State}
+	case errors.Is(err, resultsink.ErrJobNotFound):
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND}
+	case errors.As(err, &finished):
+		if purge {
+			return g.purge(id)
+		}
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_FINISHED, JobId: id, State: finished.Job.State}
 	case err != nil:
-		g.e.logger.Error("admit job", slog.String("job_id", spec.JobId), slog.Any("error", err))
-		return &jobpb.SubmitJobReply{Outcome: jobpb.SubmitJobReply_OUTCOME_FAILED, Error: err.Error()}
+		return failed(err)
 	}
-	g.e.dispatch(admitted)
-	return &jobpb.SubmitJobReply{Outcome: jobpb.SubmitJobReply_OUTCOME_ACCEPTED}
+	g.e.logger.Info("job cancelled", slog.String("job_id", id), slog.String("task", prev.Task),
+		slog.String("queue", prev.Queue), slog.String("was", prev.State))
+	if prev.State == resultsink.StateStarted {
+		// A run elsewhere sees the cancellation when it next renews its
+		// lease; one here stops now.
+		if done := g.e.cancelRun(prev.RunID, errCancelled); done != nil && purge {
+			// Its table must not be published after the purge.
+			select {
+			case <-done:
+			case <-ctx.Done():
+			}
+		}
+	}
+	if prev.GroupID != "" {
+		g.e.groupChanged(prev.GroupID)
+	}
+	if purge {
+		return g.purge(id)
+	}
+	return okReply()
+}
+
+// purge deletes a finished job's results table and then its record, so that
+// a failure leaves the record to try again, never an orphan table.
+func (g *jobGrain) purge(id string) *jobpb.Reply {
+	ctx, cancel := g.ioContext()
+	defer cancel()
+	j, err := g.e.ledger.Get(ctx, id)
+	switch {
+	case errors.Is(err, resultsink.ErrJobNotFound):
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND}
+	case err != nil:
+		return failed(err)
+	case resultsink.Active(j.State):
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_ACTIVE, JobId: j.ID, State: j.State}
+	}
+	if err := g.e.dropResults(ctx, j); err != nil {
+		return failed(err)
+	}
+	deleted, err := g.e.ledger.DeleteIfUnchanged(ctx, j)
+	if err != nil {
+		return failed(err)
+	}
+	if !deleted {
+		return failed(errors.New("the job changed while it was being purged; try again"))
+	}
+	g.e.logger.Info("job purged", slog.String("job_id", id), slog.String("task", j.Task))
+	return okReply()
+}
+
+// expire removes a job whose results outlived their TTL, unless it changed
+// since the maintenance loop saw it.
+func (g *jobGrain) expire(msg *jobpb.ExpireJob) *jobpb.Reply {
+	ctx, cancel := g.ioContext()
+	defer cancel()
+	j, err := g.e.ledger.Get(ctx, msg.JobId)
+	switch {
+	case errors.Is(err, resultsink.ErrJobNotFound):
+		return okReply()
+	case err != nil:
+		return failed(err)
+	case resultsink.Active(j.State) || j.UpdatedAt.UnixMicro() != msg.UpdatedAtUnixMicros:
+		return okReply()
+	}
+	if err := g.e.dropResults(ctx, j); err != nil {
+		return failed(err)
+	}
+	if _, err := g.e.ledger.DeleteIfUnchanged(ctx, j); err != nil {
+		return failed(err)
+	}
+	g.e.logger.Info("job results expired", slog.String("job_id", j.ID), slog.String("task", j.Task))
+	return okReply()
+}
+
+// dropResults drops a job's results table, if it has one.
+func (e *Engine) dropResults(ctx context.Context, j *resultsink.Job) error {
+	if j.ResultsTable == "" {
+		return nil
+	}
+	b, found := e.results[j.ResultsBackend]
+	if !found {
+		return errors.New("results backend " + j.ResultsBackend + " is not configured on this node")
+	}
+	return b.Drop(ctx, j.ResultsTable)
 }

@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"context"
+	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -10,95 +12,129 @@ import (
 
 // Messages of the queue actor; node-local, so plain structs.
 type (
-	// enqueue offers a job to its queue; a job with a future ETA waits
-	// for it first, without holding a slot.
-	enqueue struct{ job *resultsink.Job }
-	// ready is a job whose wait (ETA or retry backoff) is over.
-	ready struct {
-		job   *resultsink.Job
-		timer *waitTimer
+	// wake says jobs of the queue may be ready: a job was admitted, a
+	// wait ended, or the periodic poll came round.
+	wake struct{}
+	// claimed is the outcome of one claim on the ledger.
+	claimed struct {
+		job  *resultsink.Job
+		next time.Time // when the next waiting job is ready, if one waits
+		err  error
 	}
-	// runDone frees a slot; a run to be retried comes back after delay.
-	runDone struct {
-		retry *resultsink.Job
-		delay time.Duration
-	}
+	// runDone frees a slot.
+	runDone struct{}
 )
 
-// queueActor gates one queue on this node: at most slots jobs run at once,
-// the rest wait first in, first out.
+// queueActor gates one queue on this node: it holds a fixed number of slots
+// and, while one is free, claims the queue's next ready job from the ledger
+// (first in, first out across every node that works the queue) and runs it.
+// Jobs waiting for an ETA or a retry hold no slot: the actor wakes when the
+// first of them is due.
 type queueActor struct {
-	e       *Engine
-	name    string
-	slots   int
-	running int
-	waiting []*resultsink.Job
-	timers  map[*waitTimer]struct{}
+	e        *Engine
+	name     string
+	slots    int
+	running  int
+	claiming bool
+	again    bool // a wake came in while claiming
+	timer    *time.Timer
+	timerAt  time.Time
 }
 
-// waitTimer is a job's pending wait, stopped if the queue stops first.
-type waitTimer struct{ t *time.Timer }
-
 func newQueueActor(e *Engine, name string, slots int) *queueActor {
-	return &queueActor{e: e, name: name, slots: slots, timers: map[*waitTimer]struct{}{}}
+	return &queueActor{e: e, name: name, slots: slots}
 }
 
 func (q *queueActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
-	case *enqueue:
-		if wait := time.Until(msg.job.ETA); !msg.job.ETA.IsZero() && wait > 0 {
-			q.after(ctx, wait, msg.job)
-			return
+	case *actor.Started, wake:
+		q.fill(ctx)
+	case *claimed:
+		q.claiming = false
+		switch {
+		case msg.err != nil:
+			if q.e.ctx.Err() == nil {
+				q.e.logger.Error("claim a job; the next poll tries again", slog.String("queue", q.name), slog.Any("error", msg.err))
+			}
+		case msg.job != nil:
+			q.run(ctx, msg.job)
+			q.fill(ctx)
+		default:
+			if !msg.next.IsZero() {
+				q.wakeAt(ctx, msg.next)
+			}
+			if q.again {
+				q.again = false
+				q.fill(ctx)
+			}
 		}
-		q.push(msg.job)
-		q.dispatch(ctx)
-	case *ready:
-		delete(q.timers, msg.timer)
-		q.push(msg.job)
-		q.dispatch(ctx)
 	case *runDone:
 		q.running--
-		if msg.retry != nil {
-			q.after(ctx, msg.delay, msg.retry)
-		}
-		q.dispatch(ctx)
+		q.fill(ctx)
 	case *actor.Stopping:
-		for w := range q.timers {
-			w.t.Stop()
+		if q.timer != nil {
+			q.timer.Stop()
 		}
 	}
 }
 
-// push appends a job unless it is already waiting (recovery and a fresh
-// submission can both offer the same admitted job).
-func (q *queueActor) push(j *resultsink.Job) {
-	for _, w := range q.waiting {
-		if w.ID == j.ID && w.CreatedAt.Equal(j.CreatedAt) {
-			return
-		}
+// fill claims a job if a slot is free; one claim at a time.
+func (q *queueActor) fill(ctx actor.Context) {
+	if q.running >= q.slots {
+		return
 	}
-	q.waiting = append(q.waiting, j)
+	if q.claiming {
+		q.again = true
+		return
+	}
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	q.claiming = q.e.spawn(func() {
+		root.Send(self, q.claim())
+	})
 }
 
-func (q *queueActor) after(ctx actor.Context, d time.Duration, j *resultsink.Job) {
-	self, root := ctx.Self(), ctx.ActorSystem().Root
-	w := &waitTimer{}
-	w.t = time.AfterFunc(d, func() { root.Send(self, &ready{job: j, timer: w}) })
-	q.timers[w] = struct{}{}
+func (q *queueActor) claim() *claimed {
+	e := q.e
+	ctx, cancel := context.WithTimeout(e.ctx, ledgerTimeout)
+	defer cancel()
+	j, err := e.ledger.Claim(ctx, q.name, resultsink.NewRunID(), e.cfg.NodeName, e.cfg.Lease)
+	if err != nil {
+		return &claimed{err: err}
+	}
+	if j != nil {
+		if e.ctx.Err() != nil {
+			// Claimed as the node stops: hand it straight back.
+			e.release(j)
+			return &claimed{}
+		}
+		return &claimed{job: j}
+	}
+	next, _, err := e.ledger.NextReady(ctx, q.name)
+	return &claimed{next: next, err: err}
 }
 
-func (q *queueActor) dispatch(ctx actor.Context) {
+func (q *queueActor) run(ctx actor.Context, j *resultsink.Job) {
 	self, root := ctx.Self(), ctx.ActorSystem().Root
-	for q.running < q.slots && len(q.waiting) > 0 {
-		j := q.waiting[0]
-		q.waiting[0] = nil
-		q.waiting = q.waiting[1:]
+	started := q.e.spawn(func() {
+		q.e.execute(j)
+		root.Send(self, &runDone{})
+	})
+	if started {
 		q.running++
-		q.e.runs.Add(1)
-		go func() {
-			defer q.e.runs.Done()
-			retry, delay := q.e.execute(j)
-			root.Send(self, &runDone{retry: retry, delay: delay})
-		}()
+	} else {
+		q.e.release(j)
 	}
+}
+
+// wakeAt makes sure the actor wakes by t.
+func (q *queueActor) wakeAt(ctx actor.Context, t time.Time) {
+	if q.timer != nil && !q.timerAt.After(t) && q.timerAt.After(time.Now()) {
+		return
+	}
+	if q.timer != nil {
+		q.timer.Stop()
+	}
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	q.timerAt = t
+	q.timer = time.AfterFunc(time.Until(t), func() { root.Send(self, wake{}) })
 }

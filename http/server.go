@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,11 @@ type Service interface {
 	Tasks() []*sqlexec.Task
 	Submit(ctx context.Context, req actors.SubmitRequest) (*actors.Receipt, error)
 	Job(ctx context.Context, id string) (*resultsink.Job, error)
+	Cancel(ctx context.Context, id string, purge bool) error
+	Queue(ctx context.Context, queue string) ([]*resultsink.Job, error)
+	SubmitGroup(ctx context.Context, req actors.GroupRequest) (*actors.GroupReceipt, error)
+	Group(ctx context.Context, id string) (*actors.GroupStatus, error)
+	CancelGroup(ctx context.Context, id string, purge bool) error
 }
 
 var _ Service = (*actors.Engine)(nil)
@@ -62,7 +68,12 @@ func NewServer(svc Service, cfg Config) *Server {
 	r := s.router
 	r.HandleFunc("/tasks", s.handleTasks).Methods(http.MethodGet)
 	r.HandleFunc("/tasks/{taskName}/jobs", s.handlePostJob).Methods(http.MethodPost)
+	r.HandleFunc("/jobs/queue/{queue}", s.handleQueue).Methods(http.MethodGet)
 	r.HandleFunc("/jobs/{jobID}", s.handleGetJob).Methods(http.MethodGet)
+	r.HandleFunc("/jobs/{jobID}", s.handleDeleteJob).Methods(http.MethodDelete)
+	r.HandleFunc("/groups", s.handlePostGroup).Methods(http.MethodPost)
+	r.HandleFunc("/groups/{groupID}", s.handleGetGroup).Methods(http.MethodGet)
+	r.HandleFunc("/groups/{groupID}", s.handleDeleteGroup).Methods(http.MethodDelete)
 	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errRoute{status: http.StatusNotFound, msg: "no such endpoint: " + r.Method + " " + r.URL.Path})
@@ -130,9 +141,9 @@ func statusOf(err error) (int, string) {
 		return http.StatusBadRequest, err.Error()
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit)
-	case errors.Is(err, actors.ErrTaskNotFound), errors.Is(err, actors.ErrJobNotFound):
+	case errors.Is(err, actors.ErrTaskNotFound), errors.Is(err, actors.ErrJobNotFound), errors.Is(err, actors.ErrGroupNotFound):
 		return http.StatusNotFound, err.Error()
-	case errors.Is(err, actors.ErrJobActive):
+	case errors.Is(err, actors.ErrJobActive), errors.Is(err, actors.ErrJobFinished):
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, actors.ErrStopping), errors.Is(err, cluster.ErrUnavailable):
 		return http.StatusServiceUnavailable, err.Error()
@@ -198,7 +209,7 @@ func (s *Server) handlePostJob(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	req, err := s.submitRequest(mux.Vars(r)["taskName"], body)
+	req, err := s.submitRequest("", mux.Vars(r)["taskName"], body)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -208,33 +219,44 @@ func (s *Server) handlePostJob(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := receiptJSON{JobID: rec.JobID, Task: rec.Task, Queue: rec.Queue, Retries: rec.Retries}
-	if !rec.ETA.IsZero() {
-		eta := rec.ETA.UTC().Format(time.RFC3339)
-		out.ETA = &eta
-	}
-	s.writeData(w, out)
+	s.writeData(w, receiptOf(rec))
 }
 
-func (s *Server) submitRequest(task string, b jobRequest) (actors.SubmitRequest, error) {
+func receiptOf(rec *actors.Receipt) receiptJSON {
+	return receiptJSON{JobID: rec.JobID, Task: rec.Task, Queue: rec.Queue, Retries: rec.Retries, ETA: timeJSON(rec.ETA)}
+}
+
+// Bounds on request numbers, far beyond any sensible use, so that no
+// conversion overflows.
+const (
+	maxRetries    = 1000
+	maxTTLSeconds = 100 * 365 * 24 * 3600
+)
+
+// submitRequest turns a job body into a request; prefix names the job's
+// place in a group ("jobs[2].") in errors.
+func (s *Server) submitRequest(prefix, task string, b jobRequest) (actors.SubmitRequest, error) {
 	req := actors.SubmitRequest{JobID: b.JobID, Task: task, Queue: b.Queue, DB: b.DB}
 	if b.ETA != "" {
 		eta, err := ParseETA(b.ETA, s.cfg.ETALocation)
 		if err != nil {
-			return req, err
+			return req, badRequest{msg: prefix + err.Error()}
 		}
 		req.ETA = eta
 	}
 	if b.Retries != nil {
+		if *b.Retries < 0 || *b.Retries > maxRetries {
+			return req, badRequest{msg: fmt.Sprintf("%sretries: must be between 0 and %d", prefix, maxRetries)}
+		}
 		req.Retries = *b.Retries
 	}
 	if b.TTL != nil {
-		if *b.TTL < 0 {
-			return req, badRequest{msg: "ttl: must not be negative"}
+		if *b.TTL < 0 || *b.TTL > maxTTLSeconds {
+			return req, badRequest{msg: fmt.Sprintf("%sttl: must be between 0 and %d seconds", prefix, maxTTLSeconds)}
 		}
 		req.TTL = time.Duration(*b.TTL) * time.Second
 	}
-	args, err := decodeArgs(b.Args)
+	args, err := decodeArgs(prefix, b.Args)
 	if err != nil {
 		return req, err
 	}
@@ -251,25 +273,25 @@ func ParseETA(s string, loc *time.Location) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
-	return time.Time{}, badRequest{msg: fmt.Sprintf("eta: %q is neither %q nor RFC 3339", s, ETALayout)}
+	return time.Time{}, fmt.Errorf("eta: %q is neither %q nor RFC 3339", s, ETALayout)
 }
 
 // decodeArgs keeps each argument's JSON type: strings, exact numbers,
 // booleans and null.
-func decodeArgs(raw []json.RawMessage) ([]any, error) {
+func decodeArgs(prefix string, raw []json.RawMessage) ([]any, error) {
 	args := make([]any, 0, len(raw))
 	for i, r := range raw {
 		dec := json.NewDecoder(bytes.NewReader(r))
 		dec.UseNumber()
 		var v any
 		if err := dec.Decode(&v); err != nil {
-			return nil, badRequest{msg: fmt.Sprintf("args[%d]: %v", i, err)}
+			return nil, badRequest{msg: fmt.Sprintf("%sargs[%d]: %v", prefix, i, err)}
 		}
 		switch v.(type) {
 		case string, json.Number, bool, nil:
 			args = append(args, v)
 		default:
-			return nil, badRequest{msg: fmt.Sprintf("args[%d]: must be a string, number, boolean or null", i)}
+			return nil, badRequest{msg: fmt.Sprintf("%sargs[%d]: must be a string, number, boolean or null", prefix, i)}
 		}
 	}
 	return args, nil
@@ -292,6 +314,8 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 		var typeErr *json.UnmarshalTypeError
 		var syntaxErr *json.SyntaxError
 		switch {
+		case errors.As(err, &typeErr) && typeErr.Field == "":
+			return badRequest{msg: fmt.Sprintf("the body must be a JSON object, not %s", typeErr.Value)}
 		case errors.As(err, &typeErr):
 			return badRequest{msg: fmt.Sprintf("%s: must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type.String()), typeErr.Value)}
 		case errors.As(err, &syntaxErr):
@@ -301,7 +325,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 		return badRequest{msg: "malformed JSON: " + err.Error()}
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return badRequest{msg: "malformed JSON: data after the object"}
 	}
 	return nil
@@ -330,10 +354,21 @@ type jobJSON struct {
 	ResultsTable   string  `json:"results_table"`
 	Attempt        int     `json:"attempt"`
 	Retries        int     `json:"retries"`
+	GroupID        string  `json:"group_id,omitempty"`
 	ETA            *string `json:"eta"`
 	CreatedAt      *string `json:"created_at"`
 	StartedAt      *string `json:"started_at"`
 	FinishedAt     *string `json:"finished_at"`
+	ExpiresAt      *string `json:"expires_at"`
+}
+
+func jobOf(j *resultsink.Job) jobJSON {
+	return jobJSON{
+		JobID: j.ID, Task: j.Task, Queue: j.Queue, State: j.State, Count: j.Count, Error: j.Error,
+		ResultsBackend: j.ResultsBackend, ResultsTable: j.ResultsTable, Attempt: j.Attempt, Retries: j.Retries,
+		GroupID: j.GroupID, ETA: timeJSON(j.ETA), CreatedAt: timeJSON(j.CreatedAt), StartedAt: timeJSON(j.StartedAt),
+		FinishedAt: timeJSON(j.FinishedAt), ExpiresAt: timeJSON(j.ExpiresAt),
+	}
 }
 
 func timeJSON(t time.Time) *string {
@@ -350,11 +385,139 @@ func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeData(w, jobJSON{
-		JobID: j.ID, Task: j.Task, Queue: j.Queue, State: j.State, Count: j.Count, Error: j.Error,
-		ResultsBackend: j.ResultsBackend, ResultsTable: j.ResultsTable, Attempt: j.Attempt, Retries: j.Retries,
-		ETA: timeJSON(j.ETA), CreatedAt: timeJSON(j.CreatedAt), StartedAt: timeJSON(j.StartedAt), FinishedAt: timeJSON(j.FinishedAt),
-	})
+	s.writeData(w, jobOf(j))
+}
+
+// purgeParam reads ?purge=true.
+func purgeParam(r *http.Request) (bool, error) {
+	v := r.URL.Query().Get("purge")
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badRequest{msg: fmt.Sprintf("purge: %q is not true or false", v)}
+	}
+	return b, nil
+}
+
+type deletedJSON struct {
+	ID     string `json:"job_id,omitempty"`
+	Group  string `json:"group_id,omitempty"`
+	Purged bool   `json:"purged"`
+}
+
+func (s *Server) handleDeleteJob(w http.ResponseWriter, r *http.Request) {
+	purge, err := purgeParam(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	id := mux.Vars(r)["jobID"]
+	if err := s.svc.Cancel(r.Context(), id, purge); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeData(w, deletedJSON{ID: id, Purged: purge})
+}
+
+type pendingJSON struct {
+	JobID      string  `json:"job_id"`
+	Task       string  `json:"task"`
+	Queue      string  `json:"queue"`
+	ETA        *string `json:"eta"`
+	EnqueuedAt *string `json:"enqueued_at"`
+}
+
+func (s *Server) handleQueue(w http.ResponseWriter, r *http.Request) {
+	jobs, err := s.svc.Queue(r.Context(), mux.Vars(r)["queue"])
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]pendingJSON, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, pendingJSON{JobID: j.ID, Task: j.Task, Queue: j.Queue, ETA: timeJSON(j.ETA), EnqueuedAt: timeJSON(j.EnqueuedAt)})
+	}
+	s.writeData(w, out)
+}
+
+// groupRequest is the body of POST /groups.
+type groupRequest struct {
+	GroupID     string            `json:"group_id"`
+	Concurrency *int              `json:"concurrency"`
+	Jobs        []groupJobRequest `json:"jobs"`
+}
+
+type groupJobRequest struct {
+	Task string `json:"task"`
+	jobRequest
+}
+
+type groupReceiptJSON struct {
+	GroupID string        `json:"group_id"`
+	Jobs    []receiptJSON `json:"jobs"`
+}
+
+func (s *Server) handlePostGroup(w http.ResponseWriter, r *http.Request) {
+	var body groupRequest
+	if err := decodeBody(w, r, &body); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req := actors.GroupRequest{GroupID: body.GroupID, Concurrency: body.Concurrency}
+	for i, jb := range body.Jobs {
+		jr, err := s.submitRequest(fmt.Sprintf("jobs[%d].", i), jb.Task, jb.jobRequest)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		req.Jobs = append(req.Jobs, jr)
+	}
+	rec, err := s.svc.SubmitGroup(r.Context(), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := groupReceiptJSON{GroupID: rec.GroupID, Jobs: make([]receiptJSON, 0, len(rec.Jobs))}
+	for i := range rec.Jobs {
+		out.Jobs = append(out.Jobs, receiptOf(&rec.Jobs[i]))
+	}
+	s.writeData(w, out)
+}
+
+type groupJSON struct {
+	GroupID     string    `json:"group_id"`
+	State       string    `json:"state"`
+	Concurrency int       `json:"concurrency"`
+	Jobs        []jobJSON `json:"jobs"`
+}
+
+func (s *Server) handleGetGroup(w http.ResponseWriter, r *http.Request) {
+	g, err := s.svc.Group(r.Context(), mux.Vars(r)["groupID"])
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := groupJSON{GroupID: g.ID, State: g.State, Concurrency: g.Concurrency, Jobs: make([]jobJSON, 0, len(g.Jobs))}
+	for _, j := range g.Jobs {
+		out.Jobs = append(out.Jobs, jobOf(j))
+	}
+	s.writeData(w, out)
+}
+
+func (s *Server) handleDeleteGroup(w http.ResponseWriter, r *http.Request) {
+	purge, err := purgeParam(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	id := mux.Vars(r)["groupID"]
+	if err := s.svc.CancelGroup(r.Context(), id, purge); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeData(w, deletedJSON{Group: id, Purged: purge})
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {

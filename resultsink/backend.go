@@ -155,16 +155,21 @@ func (b *Backend) Drop(ctx context.Context, table string) error {
 	return b.d.drop(ctx, b.db, table)
 }
 
-// DropStaging drops staging tables left by runs that are not in keep, e.g.
-// after a crash. Called at start-up, before any run of this node begins.
-func (b *Backend) DropStaging(ctx context.Context, keep func(runID string) bool) (int, error) {
+// DropStaging drops the staging tables of runs that are not live: those a
+// crash left behind. liveRuns is asked after the tables are listed, so that a
+// run that starts meanwhile (its claim precedes its staging table) is live.
+func (b *Backend) DropStaging(ctx context.Context, liveRuns func(context.Context) (map[string]bool, error)) (int, error) {
 	names, err := b.d.tables(ctx, b.db, stagingPrefix)
+	if err != nil || len(names) == 0 {
+		return 0, err
+	}
+	live, err := liveRuns(ctx)
 	if err != nil {
 		return 0, err
 	}
 	dropped := 0
 	for _, name := range names {
-		if keep(strings.TrimPrefix(name, stagingPrefix)) {
+		if live[strings.TrimPrefix(name, stagingPrefix)] {
 			continue
 		}
 		if err := b.d.drop(ctx, b.db, name); err != nil {

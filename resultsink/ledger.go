@@ -2,15 +2,11 @@ package resultsink
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
@@ -30,22 +26,36 @@ func Active(state string) bool {
 	return state == StatePending || state == StateStarted || state == StateRetry
 }
 
-// LedgerTableDefault is the default name of the ledger table.
-const LedgerTableDefault = "sqljobber_jobs"
+// Defaults for the ledger's tables.
+const (
+	LedgerTableDefault = "sqljobber_jobs"
+	groupsSuffix       = "_groups"
+)
 
 // Errors the ledger returns for callers to branch on.
 var (
-	ErrJobNotFound = errors.New("job not found")
+	ErrJobNotFound   = errors.New("job not found")
+	ErrGroupNotFound = errors.New("group not found")
 	// ErrRunSuperseded means a run tried to record a transition of a job
-	// that another run (or a cancellation) has taken over since.
-	ErrRunSuperseded = errors.New("job was taken over by another run")
+	// that is no longer its own: cancelled, purged, or taken over after its
+	// lease expired.
+	ErrRunSuperseded = errors.New("the run no longer owns the job")
 )
 
-// ActiveError is returned by Admit when an unfinished job holds the ID.
+// ActiveError is returned when an unfinished job holds an ID that an
+// operation needs free (admission, purge).
 type ActiveError struct{ Job *Job }
 
 func (e *ActiveError) Error() string {
 	return fmt.Sprintf("job %s is %s", e.Job.ID, e.Job.State)
+}
+
+// FinishedError is returned when an operation needs an unfinished job (a
+// cancellation) and the job has finished.
+type FinishedError struct{ Job *Job }
+
+func (e *FinishedError) Error() string {
+	return fmt.Sprintf("job %s has finished (%s)", e.Job.ID, e.Job.State)
 }
 
 // Job is one job's record in the ledger.
@@ -61,142 +71,206 @@ type Job struct {
 	TTL     time.Duration
 	ETA     time.Time // zero: none
 
-	ResultsBackend string
+	ResultsBackend string // chosen when the job is admitted
 	ResultsTable   string
 	Count          int64
 	Error          string
-	Attempt        int
-	RunID          string // the run that last started the job
+	Attempt        int    // runs started so far
+	RunID          string // the current or last run
 	Node           string // the node that runs or ran it
 
+	// Held marks a group member waiting for its group's concurrency; it
+	// is not claimed until its group releases it.
+	Held bool
+	// EnqueuedAt is when the job (re)entered its queue; ReadyAt when it
+	// may start (its ETA, or the end of a retry's backoff).
+	EnqueuedAt time.Time
+	ReadyAt    time.Time
+	// LeaseUntil is when a STARTED job's run is presumed lost unless its
+	// node renews the lease.
+	LeaseUntil time.Time
+	// ExpiresAt is when a finished job's results table and record are
+	// removed; zero: kept.
+	ExpiresAt time.Time
+
 	CreatedAt  time.Time
-	StartedAt  time.Time // zero: not started
-	FinishedAt time.Time // zero: not finished
+	StartedAt  time.Time
+	FinishedAt time.Time
 	UpdatedAt  time.Time
 }
 
-// Ledger is the durable record of every job, a table in a results database.
-// It is the truth about jobs; everything held in memory is a cache of it.
-type Ledger struct {
-	db    *sqlexec.DB
-	table string
-	q     string // the quoted table name
+// Group is a group of jobs submitted together.
+type Group struct {
+	ID          string
+	Concurrency int
+	JobIDs      []string // in submission order
+	Cancelled   bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
-// NewLedger returns the ledger kept in table on backend.
+// Ledger is the durable record of every job and group, two tables in a
+// results database. It is the truth about jobs and also their queue: nodes
+// claim ready jobs from it. Everything held in memory is a cache of it.
+type Ledger struct {
+	db     *sqlexec.DB
+	q      querier
+	table  string // quoted jobs table
+	groups string // quoted groups table
+	name   string
+}
+
+// NewLedger returns the ledger kept in table (and table + "_groups") on
+// backend.
 func NewLedger(backend *Backend, table string) *Ledger {
 	if table == "" {
 		table = LedgerTableDefault
 	}
-	return &Ledger{db: backend.db, table: table, q: backend.d.quote(table)}
+	return &Ledger{db: backend.db, q: poolQuerier(backend.db), name: table,
+		table: backend.d.quote(table), groups: backend.d.quote(table + groupsSuffix)}
 }
 
-// Migrate creates the ledger table if it does not exist.
+// Migrate creates the ledger's tables if they do not exist.
 func (l *Ledger) Migrate(ctx context.Context) error {
-	var text, ts, key, bigint string
+	var text, short, ts, key, bigint string
 	switch l.db.Dialect {
 	case sqlexec.Postgres:
-		text, ts, key, bigint = "TEXT", "TIMESTAMPTZ", "TEXT", "BIGINT"
+		text, short, ts, key, bigint = "TEXT", "TEXT", "TIMESTAMPTZ", "TEXT", "BIGINT"
 	case sqlexec.MySQL:
 		// Job IDs are ASCII and case-sensitive.
-		text, ts, key, bigint = "LONGTEXT", "DATETIME(6)", "VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin", "BIGINT"
+		text, short, ts, key, bigint = "LONGTEXT", "VARCHAR(255)", "DATETIME(6)", "VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin", "BIGINT"
 	default:
-		text, ts, key, bigint = "TEXT", "TEXT", "TEXT", "INTEGER"
+		text, short, ts, key, bigint = "TEXT", "TEXT", "TEXT", "TEXT", "INTEGER"
 	}
-	short := text
-	if l.db.Dialect == sqlexec.MySQL {
-		short = "VARCHAR(255)"
-	}
+	r := strings.NewReplacer("{text}", text, "{short}", short, "{ts}", ts, "{key}", key, "{bigint}", bigint)
 	stmts := []string{
-		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
-	job_id %s NOT NULL PRIMARY KEY,
-	task %s NOT NULL,
-	queue %s NOT NULL,
-	state %s NOT NULL,
-	args %s NOT NULL,
-	db %s NOT NULL,
-	group_id %s NOT NULL,
+		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
+	job_id {key} NOT NULL PRIMARY KEY,
+	task {short} NOT NULL,
+	queue {short} NOT NULL,
+	state {short} NOT NULL,
+	args {text} NOT NULL,
+	db {short} NOT NULL,
+	group_id {key} NOT NULL,
 	retries INTEGER NOT NULL,
-	ttl_seconds %s NOT NULL,
-	eta %s NULL,
-	results_backend %s NOT NULL,
-	results_table %s NOT NULL,
-	count %s NOT NULL,
-	error %s NOT NULL,
+	ttl_seconds {bigint} NOT NULL,
+	eta {ts} NULL,
+	results_backend {short} NOT NULL,
+	results_table {short} NOT NULL,
+	count {bigint} NOT NULL,
+	error {text} NOT NULL,
 	attempt INTEGER NOT NULL,
-	run_id %s NOT NULL,
-	node %s NOT NULL,
-	created_at %s NOT NULL,
-	started_at %s NULL,
-	finished_at %s NULL,
-	updated_at %s NOT NULL
-)`, l.q, key, short, short, short, text, short, short, bigint, ts, short, short, bigint, text, short, short, ts, ts, ts, ts),
-		fmt.Sprintf("CREATE INDEX %s %s ON %s (state, queue, created_at)",
-			map[bool]string{true: "", false: "IF NOT EXISTS"}[l.db.Dialect == sqlexec.MySQL],
-			l.quote(l.table+"_unfinished"), l.q),
+	run_id {short} NOT NULL,
+	node {short} NOT NULL,
+	held INTEGER NOT NULL,
+	enqueued_at {ts} NOT NULL,
+	ready_at {ts} NOT NULL,
+	lease_until {ts} NULL,
+	expires_at {ts} NULL,
+	created_at {ts} NOT NULL,
+	started_at {ts} NULL,
+	finished_at {ts} NULL,
+	updated_at {ts} NOT NULL
+)`), l.table),
+		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
+	group_id {key} NOT NULL PRIMARY KEY,
+	concurrency INTEGER NOT NULL,
+	job_ids {text} NOT NULL,
+	cancelled INTEGER NOT NULL,
+	created_at {ts} NOT NULL,
+	updated_at {ts} NOT NULL
+)`), l.groups),
 	}
-	for i, s := range stmts {
-		if err := l.exec(ctx, s); err != nil {
-			// MySQL has no CREATE INDEX IF NOT EXISTS (MariaDB does, but
-			// not MySQL); a duplicate index is the one error to ignore.
-			if i == 1 && l.db.Dialect == sqlexec.MySQL && strings.Contains(err.Error(), "Duplicate key name") {
+	for _, idx := range []struct{ name, cols string }{
+		{"_ready", "queue, state, held, ready_at"},
+		{"_expiry", "expires_at"},
+		{"_group", "group_id"},
+	} {
+		stmts = append(stmts, fmt.Sprintf("CREATE INDEX %s %s ON %s (%s)", l.ifNotExists(),
+			dialectFor(l.db.Dialect).quote(l.name+idx.name), l.table, idx.cols))
+	}
+	for _, s := range stmts {
+		if _, err := l.q.exec(ctx, s); err != nil {
+			// MySQL has no CREATE INDEX IF NOT EXISTS; an existing index
+			// is the one error to pass over.
+			if l.db.Dialect == sqlexec.MySQL && strings.Contains(err.Error(), "Duplicate key name") {
 				continue
 			}
-			return fmt.Errorf("create ledger table %s: %w", l.table, err)
+			return fmt.Errorf("create ledger table %s: %w", l.name, err)
 		}
 	}
 	return nil
 }
 
-func (l *Ledger) quote(s string) string { return dialectFor(l.db.Dialect).quote(s) }
+func (l *Ledger) ifNotExists() string {
+	if l.db.Dialect == sqlexec.MySQL {
+		return ""
+	}
+	return "IF NOT EXISTS"
+}
 
-const ledgerColumns = `job_id, task, queue, state, args, db, group_id, retries, ttl_seconds, eta,
-	results_backend, results_table, count, error, attempt, run_id, node,
-	created_at, started_at, finished_at, updated_at`
+const jobColumns = `job_id, task, queue, state, args, db, group_id, retries, ttl_seconds, eta,
+	results_backend, results_table, count, error, attempt, run_id, node, held,
+	enqueued_at, ready_at, lease_until, expires_at, created_at, started_at, finished_at, updated_at`
+
+var jobColumnList = strings.Fields(strings.ReplaceAll(jobColumns, ",", " "))
 
 const activeStates = `('PENDING', 'STARTED', 'RETRY')`
 
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
 // Admit records a new PENDING job under j.ID, replacing a finished job of
 // that ID. If an unfinished job holds the ID it returns *ActiveError and
-// changes nothing. This is the one check that makes "one active job per ID"
-// hold across nodes and restarts.
+// changes nothing. This conditional write is what makes "one active job per
+// ID" hold across nodes and restarts.
 func (l *Ledger) Admit(ctx context.Context, j Job) (*Job, error) {
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	j.State, j.CreatedAt, j.UpdatedAt = StatePending, now, now
-	j.ResultsBackend, j.ResultsTable, j.Count, j.Error, j.Attempt, j.RunID, j.Node = "", "", 0, "", 0, "", ""
-	j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}
+	admitted, err := l.admit(ctx, l.q, j)
+	if err != nil {
+		return nil, err
+	}
+	return admitted, nil
+}
+
+func (l *Ledger) admit(ctx context.Context, q querier, j Job) (*Job, error) {
+	t := now()
+	j.State, j.CreatedAt, j.UpdatedAt, j.EnqueuedAt = StatePending, t, t, t
+	j.ReadyAt = t
+	if j.ETA.After(t) {
+		j.ReadyAt = j.ETA.UTC().Truncate(time.Microsecond)
+	}
+	j.Count, j.Error, j.Attempt, j.RunID, j.Node = 0, "", 0, "", ""
+	j.LeaseUntil, j.ExpiresAt, j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	if len(j.Args) == 0 {
 		j.Args = json.RawMessage("[]")
 	}
 
-	cols := strings.Fields(strings.ReplaceAll(ledgerColumns, ",", " "))
 	var set []string
-	var q string
+	var stmt string
 	switch l.db.Dialect {
 	case sqlexec.MySQL:
 		// Every column keeps its old value while the old job is active;
 		// state goes last so that the others still see the old state.
-		for _, c := range cols[1:] {
+		for _, c := range jobColumnList[1:] {
 			if c != "state" {
 				set = append(set, fmt.Sprintf("%s = IF(state IN %s, %s, VALUES(%s))", c, activeStates, c, c))
 			}
 		}
 		set = append(set, fmt.Sprintf("state = IF(state IN %s, state, VALUES(state))", activeStates))
-		q = fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON DUPLICATE KEY UPDATE %s",
-			l.q, ledgerColumns, placeholders(len(cols)), strings.Join(set, ", "))
+		stmt = fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON DUPLICATE KEY UPDATE %s",
+			l.table, jobColumns, placeholders(len(jobColumnList)), strings.Join(set, ", "))
 	default:
-		for _, c := range cols[1:] {
+		for _, c := range jobColumnList[1:] {
 			set = append(set, fmt.Sprintf("%s = excluded.%s", c, c))
 		}
-		q = fmt.Sprintf("INSERT INTO %s AS j (%s) VALUES (%s) ON CONFLICT (job_id) DO UPDATE SET %s WHERE j.state NOT IN %s",
-			l.q, ledgerColumns, placeholders(len(cols)), strings.Join(set, ", "), activeStates)
+		stmt = fmt.Sprintf("INSERT INTO %s AS j (%s) VALUES (%s) ON CONFLICT (job_id) DO UPDATE SET %s WHERE j.state NOT IN %s",
+			l.table, jobColumns, placeholders(len(jobColumnList)), strings.Join(set, ", "), activeStates)
 	}
-	n, err := l.execN(ctx, q, l.jobArgs(&j)...)
+	n, err := q.exec(ctx, stmt, l.jobArgs(&j)...)
 	if err != nil {
 		return nil, fmt.Errorf("admit job: %w", err)
 	}
 	if n == 0 {
-		cur, err := l.Get(ctx, j.ID)
+		cur, err := l.get(ctx, q, j.ID)
 		if err != nil {
 			return nil, fmt.Errorf("admit job: %w", err)
 		}
@@ -205,32 +279,168 @@ func (l *Ledger) Admit(ctx context.Context, j Job) (*Job, error) {
 	return &j, nil
 }
 
-// Start records that run runID of a job begins on node, writing to table on
-// backend. It succeeds only if the job is unfinished and its last run is
-// prevRunID ("" for a job that never started), so two runs cannot both start
-// it; otherwise it returns ErrRunSuperseded.
-func (l *Ledger) Start(ctx context.Context, id, prevRunID, runID, node, backend, table string) (*Job, error) {
-	now := l.timeArg(time.Now())
-	n, err := l.execN(ctx, fmt.Sprintf(`UPDATE %s SET state = 'STARTED', run_id = ?, node = ?, attempt = attempt + 1,
-	results_backend = ?, results_table = ?, started_at = ?, finished_at = NULL, updated_at = ?
-	WHERE job_id = ? AND run_id = ? AND state IN %s`, l.q, activeStates),
-		runID, node, backend, table, now, now, id, prevRunID)
+// AdmitGroup records a group and all its jobs, or nothing: if an unfinished
+// job holds any of the IDs, or an unfinished member of an earlier group of
+// this ID remains, it returns *ActiveError.
+func (l *Ledger) AdmitGroup(ctx context.Context, g Group, jobs []Job) ([]*Job, error) {
+	t := now()
+	g.CreatedAt, g.UpdatedAt, g.Cancelled = t, t, false
+	ids, err := json.Marshal(g.JobIDs)
 	if err != nil {
-		return nil, fmt.Errorf("start job: %w", err)
+		return nil, err
 	}
-	if n == 0 {
-		return nil, ErrRunSuperseded
+	var admitted []*Job
+	err = inTx(ctx, l.db, func(q querier) error {
+		active, err := l.jobs(ctx, q, fmt.Sprintf("SELECT %s FROM %s WHERE group_id = ? AND state IN %s ORDER BY job_id",
+			jobColumns, l.table, activeStates), g.ID)
+		if err != nil {
+			return err
+		}
+		if len(active) > 0 {
+			return &ActiveError{Job: active[0]}
+		}
+		var upsert string
+		if l.db.Dialect == sqlexec.MySQL {
+			upsert = fmt.Sprintf(`INSERT INTO %s (group_id, concurrency, job_ids, cancelled, created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?)
+	ON DUPLICATE KEY UPDATE concurrency = VALUES(concurrency), job_ids = VALUES(job_ids), cancelled = 0,
+	created_at = VALUES(created_at), updated_at = VALUES(updated_at)`, l.groups)
+		} else {
+			upsert = fmt.Sprintf(`INSERT INTO %s (group_id, concurrency, job_ids, cancelled, created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?)
+	ON CONFLICT (group_id) DO UPDATE SET concurrency = excluded.concurrency, job_ids = excluded.job_ids, cancelled = 0,
+	created_at = excluded.created_at, updated_at = excluded.updated_at`, l.groups)
+		}
+		if _, err := q.exec(ctx, upsert, g.ID, g.Concurrency, string(ids), l.timeArg(t), l.timeArg(t)); err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			a, err := l.admit(ctx, q, j)
+			if err != nil {
+				return err
+			}
+			admitted = append(admitted, a)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return l.Get(ctx, id)
+	return admitted, nil
+}
+
+// Claim takes the next ready job of queue for a new run on node: the oldest
+// PENDING or RETRY job whose time has come and that no group holds back,
+// first in, first out. It returns nil when none is ready. Concurrent claims
+// from any number of nodes never take the same job.
+func (l *Ledger) Claim(ctx context.Context, queue, runID, node string, lease time.Duration) (*Job, error) {
+	t := now()
+	pick := fmt.Sprintf(`SELECT job_id FROM %s WHERE queue = ? AND state IN ('PENDING', 'RETRY') AND held = 0 AND ready_at <= ?
+	ORDER BY ready_at, enqueued_at, job_id LIMIT 1`, l.table)
+	set := fmt.Sprintf(`UPDATE %s SET state = 'STARTED', run_id = ?, node = ?, attempt = attempt + 1, started_at = ?,
+	finished_at = NULL, lease_until = ?, updated_at = ?`, l.table)
+	args := []any{runID, node, l.timeArg(t), l.timeArg(t.Add(lease)), l.timeArg(t)}
+	pickArgs := []any{queue, l.timeArg(t)}
+
+	var claimed []*Job
+	var err error
+	switch l.db.Dialect {
+	case sqlexec.MySQL:
+		err = inTx(ctx, l.db, func(q querier) error {
+			var id string
+			if err := q.query(ctx, pick+" FOR UPDATE SKIP LOCKED", func(scan func(...any) error) error {
+				return scan(&id)
+			}, pickArgs...); err != nil || id == "" {
+				return err
+			}
+			if _, err := q.exec(ctx, set+" WHERE job_id = ?", append(args, id)...); err != nil {
+				return err
+			}
+			claimed, err = l.jobs(ctx, q, fmt.Sprintf("SELECT %s FROM %s WHERE job_id = ?", jobColumns, l.table), id)
+			return err
+		})
+	case sqlexec.Postgres:
+		claimed, err = l.jobs(ctx, l.q, fmt.Sprintf("%s WHERE job_id = (%s FOR UPDATE SKIP LOCKED) AND state IN ('PENDING', 'RETRY') RETURNING %s",
+			set, pick, jobColumns), append(args, pickArgs...)...)
+	default:
+		// SQLite has one writer at a time: the statement is the lock.
+		claimed, err = l.jobs(ctx, l.q, fmt.Sprintf("%s WHERE job_id = (%s) AND state IN ('PENDING', 'RETRY') RETURNING %s",
+			set, pick, jobColumns), append(args, pickArgs...)...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim job: %w", err)
+	}
+	if len(claimed) == 0 {
+		return nil, nil
+	}
+	return claimed[0], nil
+}
+
+// NextReady returns when the earliest waiting job of queue becomes ready,
+// if any waits.
+func (l *Ledger) NextReady(ctx context.Context, queue string) (time.Time, bool, error) {
+	var t ledgerTime
+	err := l.q.query(ctx, fmt.Sprintf(`SELECT MIN(ready_at) FROM %s WHERE queue = ? AND state IN ('PENDING', 'RETRY') AND held = 0`, l.table),
+		func(scan func(...any) error) error { return scan(&t) }, queue)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("next ready job: %w", err)
+	}
+	return t.t, !t.t.IsZero(), nil
+}
+
+// Renew extends the leases of runs that are still STARTED and returns the
+// IDs of those it renewed; a run missing from the answer has lost its job.
+func (l *Ledger) Renew(ctx context.Context, runIDs []string, lease time.Duration) (map[string]bool, error) {
+	alive := map[string]bool{}
+	if len(runIDs) == 0 {
+		return alive, nil
+	}
+	args := []any{l.timeArg(now().Add(lease))}
+	for _, id := range runIDs {
+		args = append(args, id)
+	}
+	in := placeholders(len(runIDs))
+	if _, err := l.q.exec(ctx, fmt.Sprintf("UPDATE %s SET lease_until = ? WHERE state = 'STARTED' AND run_id IN (%s)", l.table, in), args...); err != nil {
+		return nil, fmt.Errorf("renew leases: %w", err)
+	}
+	err := l.q.query(ctx, fmt.Sprintf("SELECT run_id FROM %s WHERE state = 'STARTED' AND run_id IN (%s)", l.table, in),
+		func(scan func(...any) error) error {
+			var id string
+			if err := scan(&id); err != nil {
+				return err
+			}
+			alive[id] = true
+			return nil
+		}, args[1:]...)
+	if err != nil {
+		return nil, fmt.Errorf("renew leases: %w", err)
+	}
+	return alive, nil
+}
+
+// Outcome is how a run ended.
+type Outcome struct {
+	State string // SUCCESS, FAILURE or RETRY
+	Count int64
+	Error string
+	// RetryAt is when a RETRY may run again.
+	RetryAt time.Time
 }
 
 // Finish records the outcome of run runID. It returns ErrRunSuperseded if
-// the job has moved on to another run (or was cancelled) in the meantime.
-func (l *Ledger) Finish(ctx context.Context, id, runID, state string, count int64, errText string) error {
-	now := l.timeArg(time.Now())
-	n, err := l.execN(ctx, fmt.Sprintf(`UPDATE %s SET state = ?, count = ?, error = ?, finished_at = ?, updated_at = ?
-	WHERE job_id = ? AND run_id = ? AND state = 'STARTED'`, l.q),
-		state, count, errText, now, now, id, runID)
+// the job is no longer this run's (cancelled, purged, or taken over).
+func (l *Ledger) Finish(ctx context.Context, id, runID string, o Outcome) error {
+	t := now()
+	var stmt string
+	var args []any
+	if o.State == StateRetry {
+		stmt = fmt.Sprintf(`UPDATE %s SET state = 'RETRY', count = 0, error = ?, lease_until = NULL, enqueued_at = ?, ready_at = ?,
+	updated_at = ? WHERE job_id = ? AND run_id = ? AND state = 'STARTED'`, l.table)
+		args = []any{o.Error, l.timeArg(t), l.timeArg(maxTime(o.RetryAt, t)), l.timeArg(t), id, runID}
+	} else {
+		stmt = fmt.Sprintf(`UPDATE %s SET state = ?, count = ?, error = ?, lease_until = NULL, finished_at = ?, updated_at = ?,
+	expires_at = %s WHERE job_id = ? AND run_id = ? AND state = 'STARTED'`, l.table, l.expiresExpr())
+		args = []any{o.State, o.Count, o.Error, l.timeArg(t), l.timeArg(t), l.timeArg(t), id, runID}
+	}
+	n, err := l.q.exec(ctx, stmt, args...)
 	if err != nil {
 		return fmt.Errorf("finish job: %w", err)
 	}
@@ -240,9 +450,153 @@ func (l *Ledger) Finish(ctx context.Context, id, runID, state string, count int6
 	return nil
 }
 
+// expiresExpr computes expires_at from a time parameter and ttl_seconds, in
+// the dialect's arithmetic.
+func (l *Ledger) expiresExpr() string {
+	switch l.db.Dialect {
+	case sqlexec.Postgres:
+		return "CASE WHEN ttl_seconds > 0 THEN ?::timestamptz + ttl_seconds * INTERVAL '1 second' END"
+	case sqlexec.MySQL:
+		return "CASE WHEN ttl_seconds > 0 THEN TIMESTAMPADD(SECOND, ttl_seconds, ?) END"
+	default:
+		return "CASE WHEN ttl_seconds > 0 THEN strftime('%Y-%m-%d %H:%M:%f000', ?, '+' || ttl_seconds || ' seconds') END"
+	}
+}
+
+// Release hands back a run's job without counting the attempt, e.g. when
+// its node shuts down: the job is ready again at once, for any node.
+func (l *Ledger) Release(ctx context.Context, id, runID string) error {
+	t := now()
+	n, err := l.q.exec(ctx, fmt.Sprintf(`UPDATE %s SET state = CASE WHEN attempt > 1 THEN 'RETRY' ELSE 'PENDING' END,
+	attempt = attempt - 1, lease_until = NULL, started_at = NULL, ready_at = ?, updated_at = ?
+	WHERE job_id = ? AND run_id = ? AND state = 'STARTED'`, l.table), l.timeArg(t), l.timeArg(t), id, runID)
+	if err != nil {
+		return fmt.Errorf("release job: %w", err)
+	}
+	if n == 0 {
+		return ErrRunSuperseded
+	}
+	return nil
+}
+
+// RecoverLost finds STARTED jobs whose run is lost: their lease has expired,
+// or they ran on node, which has just started and so runs nothing yet. Each
+// runs again if it has retries left, and always at least once more after a
+// lost run; otherwise it fails. It returns the jobs it made ready again.
+func (l *Ledger) RecoverLost(ctx context.Context, node string) ([]*Job, error) {
+	t := now()
+	lost, err := l.jobs(ctx, l.q, fmt.Sprintf("SELECT %s FROM %s WHERE state = 'STARTED' AND (node = ? OR lease_until < ?) ORDER BY job_id",
+		jobColumns, l.table), node, l.timeArg(t))
+	if err != nil {
+		return nil, fmt.Errorf("find lost runs: %w", err)
+	}
+	var ready []*Job
+	for _, j := range lost {
+		msg := fmt.Sprintf("run %s was lost with node %q", j.RunID, j.Node)
+		if j.Attempt <= j.Retries || j.Attempt == 1 {
+			err = l.Finish(ctx, j.ID, j.RunID, Outcome{State: StateRetry, Error: msg, RetryAt: t})
+			if err == nil {
+				ready = append(ready, j)
+			}
+		} else {
+			err = l.Finish(ctx, j.ID, j.RunID, Outcome{State: StateFailure, Error: msg})
+		}
+		if err != nil && !errors.Is(err, ErrRunSuperseded) {
+			return ready, err
+		}
+	}
+	return ready, nil
+}
+
+// Cancel cancels an unfinished job and returns it as it was before, so the
+// caller can stop its run. A finished job gives *FinishedError.
+func (l *Ledger) Cancel(ctx context.Context, id string) (*Job, error) {
+	for {
+		j, err := l.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !Active(j.State) {
+			return nil, &FinishedError{Job: j}
+		}
+		t := now()
+		n, err := l.q.exec(ctx, fmt.Sprintf(`UPDATE %s SET state = 'CANCELLED', error = 'cancelled', held = 0, lease_until = NULL,
+	finished_at = ?, updated_at = ?, expires_at = %s WHERE job_id = ? AND state = ? AND run_id = ?`, l.table, l.expiresExpr()),
+			l.timeArg(t), l.timeArg(t), l.timeArg(t), id, j.State, j.RunID)
+		if err != nil {
+			return nil, fmt.Errorf("cancel job: %w", err)
+		}
+		if n > 0 {
+			return j, nil
+		}
+		// It changed state meanwhile (e.g. it started): look again.
+	}
+}
+
+// Delete removes a finished job's record and returns it, so the caller can
+// drop its results table. An unfinished job gives *ActiveError.
+func (l *Ledger) Delete(ctx context.Context, id string) (*Job, error) {
+	j, err := l.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if Active(j.State) {
+		return nil, &ActiveError{Job: j}
+	}
+	ok, err := l.DeleteIfUnchanged(ctx, j)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &ActiveError{Job: j}
+	}
+	return j, nil
+}
+
+// DeleteIfUnchanged removes j's record if nobody has written it since j was
+// read.
+func (l *Ledger) DeleteIfUnchanged(ctx context.Context, j *Job) (bool, error) {
+	n, err := l.q.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE job_id = ? AND updated_at = ?", l.table), j.ID, l.timeArg(j.UpdatedAt))
+	if err != nil {
+		return false, fmt.Errorf("delete job: %w", err)
+	}
+	return n > 0, nil
+}
+
+// Expired returns up to limit finished jobs whose results have outlived
+// their TTL.
+func (l *Ledger) Expired(ctx context.Context, limit int) ([]*Job, error) {
+	jobs, err := l.jobs(ctx, l.q, fmt.Sprintf("SELECT %s FROM %s WHERE expires_at IS NOT NULL AND expires_at <= ? AND state NOT IN %s ORDER BY expires_at LIMIT %d",
+		jobColumns, l.table, activeStates, limit), l.timeArg(now()))
+	if err != nil {
+		return nil, fmt.Errorf("find expired jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+// LiveRuns returns the run IDs of every STARTED job, on any node.
+func (l *Ledger) LiveRuns(ctx context.Context) (map[string]bool, error) {
+	live := map[string]bool{}
+	err := l.q.query(ctx, fmt.Sprintf("SELECT run_id FROM %s WHERE state = 'STARTED'", l.table),
+		func(scan func(...any) error) error {
+			var id string
+			err := scan(&id)
+			live[id] = true
+			return err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("list live runs: %w", err)
+	}
+	return live, nil
+}
+
 // Get returns the job recorded under id, or ErrJobNotFound.
 func (l *Ledger) Get(ctx context.Context, id string) (*Job, error) {
-	jobs, err := l.query(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE job_id = ?", ledgerColumns, l.q), id)
+	return l.get(ctx, l.q, id)
+}
+
+func (l *Ledger) get(ctx context.Context, q querier, id string) (*Job, error) {
+	jobs, err := l.jobs(ctx, q, fmt.Sprintf("SELECT %s FROM %s WHERE job_id = ?", jobColumns, l.table), id)
 	if err != nil {
 		return nil, fmt.Errorf("get job: %w", err)
 	}
@@ -252,29 +606,191 @@ func (l *Ledger) Get(ctx context.Context, id string) (*Job, error) {
 	return jobs[0], nil
 }
 
-// Unfinished returns every PENDING, STARTED or RETRY job, oldest first.
-func (l *Ledger) Unfinished(ctx context.Context) ([]*Job, error) {
-	jobs, err := l.query(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE state IN %s ORDER BY created_at, job_id",
-		ledgerColumns, l.q, activeStates))
+// Pending returns the unfinished jobs of queue that have not started, in
+// the order they will start: ready ones first in, first out, then those
+// waiting for their time, then group members held back by their group.
+func (l *Ledger) Pending(ctx context.Context, queue string, limit int) ([]*Job, error) {
+	jobs, err := l.jobs(ctx, l.q, fmt.Sprintf(`SELECT %s FROM %s WHERE queue = ? AND state IN ('PENDING', 'RETRY')
+	ORDER BY held, ready_at, enqueued_at, job_id LIMIT %d`, jobColumns, l.table, limit), queue)
 	if err != nil {
-		return nil, fmt.Errorf("list unfinished jobs: %w", err)
+		return nil, fmt.Errorf("list pending jobs: %w", err)
 	}
 	return jobs, nil
 }
 
-func (l *Ledger) jobArgs(j *Job) []any {
-	var eta any
-	if !j.ETA.IsZero() {
-		eta = l.timeArg(j.ETA)
+// Queues lists the queues that have unfinished jobs.
+func (l *Ledger) Queues(ctx context.Context) ([]string, error) {
+	var out []string
+	err := l.q.query(ctx, fmt.Sprintf("SELECT DISTINCT queue FROM %s WHERE state IN %s ORDER BY queue", l.table, activeStates),
+		func(scan func(...any) error) error {
+			var s string
+			err := scan(&s)
+			out = append(out, s)
+			return err
+		})
+	return out, err
+}
+
+// Group returns a group and its jobs in submission order (jobs purged or
+// expired since are left out).
+func (l *Ledger) Group(ctx context.Context, id string) (*Group, []*Job, error) {
+	var (
+		g         Group
+		ids       string
+		cancelled int
+		found     bool
+		created   ledgerTime
+		updated   ledgerTime
+	)
+	err := l.q.query(ctx, fmt.Sprintf("SELECT group_id, concurrency, job_ids, cancelled, created_at, updated_at FROM %s WHERE group_id = ?", l.groups),
+		func(scan func(...any) error) error {
+			found = true
+			return scan(&g.ID, &g.Concurrency, &ids, &cancelled, &created, &updated)
+		}, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("get group: %w", err)
 	}
+	if !found {
+		return nil, nil, ErrGroupNotFound
+	}
+	g.Cancelled, g.CreatedAt, g.UpdatedAt = cancelled != 0, created.t, updated.t
+	if err := json.Unmarshal([]byte(ids), &g.JobIDs); err != nil {
+		return nil, nil, fmt.Errorf("group %s: job list: %w", id, err)
+	}
+	jobs, err := l.jobs(ctx, l.q, fmt.Sprintf("SELECT %s FROM %s WHERE group_id = ?", jobColumns, l.table), id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("get group jobs: %w", err)
+	}
+	byID := map[string]*Job{}
+	for _, j := range jobs {
+		byID[j.ID] = j
+	}
+	var ordered []*Job
+	for _, jid := range g.JobIDs {
+		if j, ok := byID[jid]; ok {
+			ordered = append(ordered, j)
+		}
+	}
+	return &g, ordered, nil
+}
+
+// ReleaseGroup lets held members of a group start, in submission order, until
+// as many are unfinished and unheld as the group's concurrency allows. It
+// returns the jobs it released.
+func (l *Ledger) ReleaseGroup(ctx context.Context, id string) ([]*Job, error) {
+	g, jobs, err := l.Group(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	running := 0
+	var held []*Job
+	for _, j := range jobs {
+		switch {
+		case j.Held && j.State == StatePending:
+			held = append(held, j)
+		case !j.Held && Active(j.State):
+			running++
+		}
+	}
+	var released []*Job
+	t := now()
+	for _, j := range held[:min(len(held), max(0, g.Concurrency-running))] {
+		n, err := l.q.exec(ctx, fmt.Sprintf(`UPDATE %s SET held = 0, enqueued_at = ?, ready_at = %s, updated_at = ?
+	WHERE job_id = ? AND held = 1 AND state = 'PENDING'`, l.table, l.maxExpr()), l.timeArg(t), l.timeArg(t), l.timeArg(t), j.ID)
+		if err != nil {
+			return released, fmt.Errorf("release group member: %w", err)
+		}
+		if n > 0 {
+			released = append(released, j)
+		}
+	}
+	return released, nil
+}
+
+// maxExpr is "the later of ready_at and a time parameter".
+func (l *Ledger) maxExpr() string {
+	if l.db.Dialect == sqlexec.SQLite {
+		return "MAX(ready_at, ?)"
+	}
+	return "GREATEST(ready_at, ?)"
+}
+
+// HeldGroups lists the groups that have members held back.
+func (l *Ledger) HeldGroups(ctx context.Context) ([]string, error) {
+	var out []string
+	err := l.q.query(ctx, fmt.Sprintf("SELECT DISTINCT group_id FROM %s WHERE held = 1 AND state = 'PENDING' ORDER BY group_id", l.table),
+		func(scan func(...any) error) error {
+			var s string
+			err := scan(&s)
+			out = append(out, s)
+			return err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("list held groups: %w", err)
+	}
+	return out, nil
+}
+
+// MarkGroupCancelled records that a group was cancelled.
+func (l *Ledger) MarkGroupCancelled(ctx context.Context, id string) error {
+	n, err := l.q.exec(ctx, fmt.Sprintf("UPDATE %s SET cancelled = 1, updated_at = ? WHERE group_id = ?", l.groups), l.timeArg(now()), id)
+	if err != nil {
+		return fmt.Errorf("cancel group: %w", err)
+	}
+	if n == 0 {
+		return ErrGroupNotFound
+	}
+	return nil
+}
+
+// DeleteGroup removes a group whose jobs have all finished, and their
+// records, and returns those jobs so the caller can drop their tables. An
+// unfinished member gives *ActiveError.
+func (l *Ledger) DeleteGroup(ctx context.Context, id string) ([]*Job, error) {
+	var deleted []*Job
+	err := inTx(ctx, l.db, func(q querier) error {
+		jobs, err := l.jobs(ctx, q, fmt.Sprintf("SELECT %s FROM %s WHERE group_id = ? ORDER BY job_id", jobColumns, l.table), id)
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if Active(j.State) {
+				return &ActiveError{Job: j}
+			}
+		}
+		n, err := q.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE group_id = ?", l.groups), id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrGroupNotFound
+		}
+		if _, err := q.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE group_id = ? AND state NOT IN %s", l.table, activeStates), id); err != nil {
+			return err
+		}
+		deleted = jobs
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return deleted, nil
+}
+
+func (l *Ledger) jobArgs(j *Job) []any {
 	null := func(t time.Time) any {
 		if t.IsZero() {
 			return nil
 		}
 		return l.timeArg(t)
 	}
-	return []any{j.ID, j.Task, j.Queue, j.State, string(j.Args), j.DB, j.GroupID, j.Retries, int64(j.TTL / time.Second), eta,
-		j.ResultsBackend, j.ResultsTable, j.Count, j.Error, j.Attempt, j.RunID, j.Node,
+	held := 0
+	if j.Held {
+		held = 1
+	}
+	return []any{j.ID, j.Task, j.Queue, j.State, string(j.Args), j.DB, j.GroupID, j.Retries, int64(j.TTL / time.Second), null(j.ETA),
+		j.ResultsBackend, j.ResultsTable, j.Count, j.Error, j.Attempt, j.RunID, j.Node, held,
+		l.timeArg(j.EnqueuedAt), l.timeArg(j.ReadyAt), null(j.LeaseUntil), null(j.ExpiresAt),
 		l.timeArg(j.CreatedAt), null(j.StartedAt), null(j.FinishedAt), l.timeArg(j.UpdatedAt)}
 }
 
@@ -289,96 +805,41 @@ func (l *Ledger) timeArg(t time.Time) any {
 	return t
 }
 
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
-}
-
-// rebind turns ? placeholders into PostgreSQL's $n. Only for the ledger's own
-// statements, which have no ? in literals.
-func rebind(q string) string {
-	var b strings.Builder
-	n := 0
-	for i := 0; i < len(q); i++ {
-		if q[i] == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteByte(q[i])
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
 	}
-	return b.String()
+	return b
 }
 
-func (l *Ledger) exec(ctx context.Context, q string) error {
-	_, err := l.execN(ctx, q)
-	return err
-}
-
-func (l *Ledger) execN(ctx context.Context, q string, args ...any) (int64, error) {
-	if pool := l.db.Postgres(); pool != nil {
-		var tag pgconn.CommandTag
-		tag, err := pool.Exec(ctx, rebind(q), args...)
-		return tag.RowsAffected(), err
-	}
-	res, err := l.db.SQL().ExecContext(ctx, q, args...)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
-}
-
-func (l *Ledger) query(ctx context.Context, q string, args ...any) ([]*Job, error) {
+func (l *Ledger) jobs(ctx context.Context, q querier, stmt string, args ...any) ([]*Job, error) {
 	var jobs []*Job
-	scan := func(scan func(dest ...any) error) error {
+	err := q.query(ctx, stmt, func(scan func(...any) error) error {
 		var (
-			j                 Job
-			args              string
-			ttl               int64
-			eta, created      ledgerTime
-			started, finished ledgerTime
-			updated           ledgerTime
+			j                                   Job
+			args                                string
+			ttl                                 int64
+			held                                int
+			eta, enq, ready, lease, exp         ledgerTime
+			created, started, finished, updated ledgerTime
 		)
 		if err := scan(&j.ID, &j.Task, &j.Queue, &j.State, &args, &j.DB, &j.GroupID, &j.Retries, &ttl, &eta,
-			&j.ResultsBackend, &j.ResultsTable, &j.Count, &j.Error, &j.Attempt, &j.RunID, &j.Node,
-			&created, &started, &finished, &updated); err != nil {
+			&j.ResultsBackend, &j.ResultsTable, &j.Count, &j.Error, &j.Attempt, &j.RunID, &j.Node, &held,
+			&enq, &ready, &lease, &exp, &created, &started, &finished, &updated); err != nil {
 			return err
 		}
-		j.Args, j.TTL = json.RawMessage(args), time.Duration(ttl)*time.Second
-		j.ETA, j.CreatedAt, j.StartedAt, j.FinishedAt, j.UpdatedAt = eta.t, created.t, started.t, finished.t, updated.t
+		j.Args, j.TTL, j.Held = json.RawMessage(args), time.Duration(ttl)*time.Second, held != 0
+		j.ETA, j.EnqueuedAt, j.ReadyAt, j.LeaseUntil, j.ExpiresAt = eta.t, enq.t, ready.t, lease.t, exp.t
+		j.CreatedAt, j.StartedAt, j.FinishedAt, j.UpdatedAt = created.t, started.t, finished.t, updated.t
 		jobs = append(jobs, &j)
 		return nil
-	}
-	if pool := l.db.Postgres(); pool != nil {
-		rows, err := pool.Query(ctx, rebind(q), args...)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := scan(rows.Scan); err != nil {
-				return nil, err
-			}
-		}
-		return jobs, rows.Err()
-	}
-	rows, err := l.db.SQL().QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows.Scan); err != nil {
-			return nil, err
-		}
-	}
-	return jobs, rows.Err()
+	}, args...)
+	return jobs, err
 }
 
 // ledgerTime scans a nullable ledger timestamp from any of the dialects'
 // representations into UTC.
 type ledgerTime struct{ t time.Time }
-
-var _ sql.Scanner = (*ledgerTime)(nil)
 
 func (lt *ledgerTime) Scan(src any) error {
 	switch v := src.(type) {
@@ -399,3 +860,4 @@ func (lt *ledgerTime) Scan(src any) error {
 	}
 	return nil
 }
+

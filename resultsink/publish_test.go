@@ -164,7 +164,9 @@ func TestDropStagingKeepsLiveRuns(t *testing.T) {
 			sqlexectest.Exec(t, b.DB(), `CREATE TABLE sqljobber_stage_dead (x INTEGER)`)
 			sqlexectest.Exec(t, b.DB(), `CREATE TABLE sqljobber_stage_live (x INTEGER)`)
 			sqlexectest.Exec(t, b.DB(), `CREATE TABLE sqljobberxstage_other (x INTEGER)`)
-			n, err := b.DropStaging(ctx, func(run string) bool { return run == "live" })
+			n, err := b.DropStaging(ctx, func(context.Context) (map[string]bool, error) {
+				return map[string]bool{"live": true}, nil
+			})
 			if err != nil || n != 1 {
 				t.Fatalf("dropped %d, %v", n, err)
 			}

@@ -39,6 +39,12 @@ type appConfig struct {
 	LedgerTable string `toml:"ledger_table"`
 	// ETATimezone is the zone of ETAs given without one (default UTC).
 	ETATimezone string `toml:"eta_timezone"`
+	// DefaultGroupConcurrency is how many jobs of a group run at once
+	// when the request does not say.
+	DefaultGroupConcurrency int `toml:"default_group_concurrency"`
+	// RetryBackoff is the wait before a failed job's first retry; it
+	// doubles for each further one.
+	RetryBackoff duration `toml:"retry_backoff"`
 }
 
 type dbConfig struct {
@@ -159,6 +165,12 @@ func parseConfig(path string, data []byte) (*config, error) {
 	}
 	if c.app.DefaultJobTTL < 0 {
 		return nil, fail("app.default_job_ttl", errors.New("must not be negative"))
+	}
+	if c.app.DefaultGroupConcurrency < 0 {
+		return nil, fail("app.default_group_concurrency", errors.New("must be at least 1"))
+	}
+	if c.app.RetryBackoff < 0 {
+		return nil, fail("app.retry_backoff", errors.New("must not be negative"))
 	}
 	c.etaLocation = time.UTC
 	if c.app.ETATimezone != "" {

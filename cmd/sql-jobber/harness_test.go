@@ -70,6 +70,7 @@ func (e *testEnv) tryStart(flags ...string) (*testServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.pollInterval = 100 * time.Millisecond
 	a, err := start(context.Background(), o, io.Discard, testLog{e.t})
 	if err != nil {
 		return nil, err

@@ -43,6 +43,9 @@ type options struct {
 	workerName        string
 	workerOnly        bool
 	version           bool
+	// pollInterval is how often queues look for work they were not told
+	// of; tests shorten it.
+	pollInterval time.Duration
 }
 
 // listFlag is a flag that may be given more than once.
@@ -211,18 +214,6 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 	if err := ledger.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("results.%s: %w", cfg.ledger, err)
 	}
-	// Alone, this node runs nothing yet: any staging table is a crashed
-	// run's leftover.
-	for _, b := range a.results {
-		n, err := b.DropStaging(ctx, func(string) bool { return false })
-		if err != nil {
-			return nil, fmt.Errorf("results.%s: drop leftover staging tables: %w", b.Name, err)
-		}
-		if n > 0 {
-			logger.Info("dropped leftover staging tables", slog.String("results_backend", b.Name), slog.Int("tables", n))
-		}
-	}
-
 	queues := map[string]int{}
 	for _, q := range o.queues {
 		queues[q] = o.workerConcurrency
@@ -231,18 +222,31 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 		queues[defaultQueue] = o.workerConcurrency
 	}
 	a.engine, err = actors.NewEngine(ledger, reg, results, actors.Config{
-		NodeName:     o.workerName,
-		Queues:       queues,
-		DefaultQueue: defaultQueue,
-		DefaultTTL:   time.Duration(cfg.app.DefaultJobTTL),
-		Cluster:      cluster.Config{Logger: logger},
-		Logger:       logger,
+		NodeName:         o.workerName,
+		Queues:           queues,
+		DefaultQueue:     defaultQueue,
+		DefaultTTL:       time.Duration(cfg.app.DefaultJobTTL),
+		GroupConcurrency: cfg.app.DefaultGroupConcurrency,
+		RetryBackoff:     time.Duration(cfg.app.RetryBackoff),
+		PollInterval:     o.pollInterval,
+		Cluster:          cluster.Config{Logger: logger},
+		Logger:           logger,
 	})
 	if err != nil {
 		return nil, err
 	}
 	if err := a.engine.Start(ctx); err != nil {
 		return nil, err
+	}
+	// Staging tables of runs that are not live were left by a crash.
+	for _, b := range a.results {
+		n, err := b.DropStaging(ctx, ledger.LiveRuns)
+		if err != nil {
+			return nil, fmt.Errorf("results.%s: drop leftover staging tables: %w", b.Name, err)
+		}
+		if n > 0 {
+			logger.Info("dropped leftover staging tables", slog.String("results_backend", b.Name), slog.Int("tables", n))
+		}
 	}
 
 	if !o.workerOnly {

@@ -1,0 +1,91 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/sql-jobber/sql-jobber/actors/jobpb"
+)
+
+// maintain is the node's background loop: it wakes the queues now and then
+// (a safety net for wake-ups lost to a move or a crash), renews the leases
+// of the runs here, takes back runs whose node died, removes expired
+// results, and lets groups release held members.
+func (e *Engine) maintain() {
+	defer e.wg.Done()
+	poll := time.NewTicker(e.cfg.PollInterval)
+	defer poll.Stop()
+	renew := time.NewTicker(max(e.cfg.Lease/3, time.Millisecond))
+	defer renew.Stop()
+	for tick := 1; ; tick++ {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-poll.C:
+			for _, pid := range e.queues {
+				e.node.System().Root.Send(pid, wake{})
+			}
+			e.expire()
+			if tick%groupSweepEveryNthPoll == 0 {
+				e.sweepGroups(e.ctx)
+			}
+		case <-renew.C:
+			e.renewLeases()
+			e.recoverLost()
+		}
+	}
+}
+
+func (e *Engine) renewLeases() {
+	ids := e.runIDs()
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, ledgerTimeout)
+	defer cancel()
+	alive, err := e.ledger.Renew(ctx, ids, e.cfg.Lease)
+	if err != nil {
+		e.logger.Warn("renew run leases", slog.String("error_code", errorCode(err)))
+		return
+	}
+	for _, id := range ids {
+		if !alive[id] {
+			e.cancelRun(id, errRunLost)
+		}
+	}
+}
+
+// recoverLost makes the jobs of runs whose lease expired (their node died)
+// ready again.
+func (e *Engine) recoverLost() {
+	ctx, cancel := context.WithTimeout(e.ctx, ledgerTimeout)
+	defer cancel()
+	jobs, err := e.ledger.RecoverLost(ctx, "")
+	if err != nil {
+		e.logger.Warn("recover lost runs", slog.String("error_code", errorCode(err)))
+		return
+	}
+	for _, j := range jobs {
+		e.logger.Info("job's run was lost with its node; it runs again", slog.String("job_id", j.ID), slog.String("node", j.Node))
+		e.wake(j.Queue)
+	}
+}
+
+// expire asks the grains of jobs whose results outlived their TTL to remove
+// them.
+func (e *Engine) expire() {
+	ctx, cancel := context.WithTimeout(e.ctx, ledgerTimeout)
+	defer cancel()
+	jobs, err := e.ledger.Expired(ctx, expiredBatch)
+	if err != nil {
+		e.logger.Warn("find expired results", slog.String("error_code", errorCode(err)))
+		return
+	}
+	for _, j := range jobs {
+		reply, err := e.request(ctx, jobKind, j.ID, &jobpb.ExpireJob{JobId: j.ID, UpdatedAtUnixMicros: j.UpdatedAt.UnixMicro()})
+		if err == nil && reply.Outcome == jobpb.Reply_OUTCOME_FAILED {
+			e.logger.Warn("expire job results", slog.String("job_id", j.ID), slog.String("error", reply.Error))
+		}
+	}
+}
