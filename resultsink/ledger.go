@@ -860,4 +860,3 @@ func (lt *ledgerTime) Scan(src any) error {
 	}
 	return nil
 }
-
