@@ -64,6 +64,7 @@ type Results interface {
 	MaxJobIDLen() int
 	Write(ctx context.Context, table, runID string, rows sqlexec.Rows) (int64, error)
 	Drop(ctx context.Context, table string) error
+	ReservedTable(name string) bool
 }
 
 var (
@@ -378,7 +379,7 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Receipt, error
 	if err != nil {
 		return nil, err
 	}
-	reply, err := e.request(ctx, jobKind, spec.JobId, &jobpb.SubmitJob{Spec: spec})
+	reply, err := e.request(ctx, jobKind, spec.JobId, &jobpb.SubmitJob{Spec: spec, DeadlineUnixMicros: deadlineOf(ctx, e.node.RequestTimeout())})
 	if err != nil {
 		return nil, fmt.Errorf("submit job: %w", err)
 	}
@@ -386,6 +387,15 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Receipt, error
 		return nil, err
 	}
 	return receipt(spec), nil
+}
+
+// deadlineOf is when a request made now with ctx gives up: ctx's deadline or
+// the node's default request timeout.
+func deadlineOf(ctx context.Context, def time.Duration) int64 {
+	if dl, ok := ctx.Deadline(); ok {
+		return dl.UnixMicro()
+	}
+	return time.Now().Add(def).UnixMicro()
 }
 
 func receipt(spec *jobpb.JobSpec) *Receipt {
@@ -446,6 +456,9 @@ func (e *Engine) spec(prefix string, req SubmitRequest) (*jobpb.JobSpec, error) 
 	backend, results := e.pickResults(t)
 	if results == nil {
 		return nil, fmt.Errorf("task %q has no results backend on this node", t.Name)
+	}
+	if table := results.TableName(req.JobID); results.ReservedTable(table) {
+		return nil, invalid(prefix+"job_id", "its results table %q would take a name sql-jobber reserves", table)
 	}
 	ttl := cmp.Or(req.TTL, t.TTL, e.cfg.DefaultTTL)
 	spec := &jobpb.JobSpec{

@@ -8,9 +8,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
@@ -137,7 +134,7 @@ func (e *Engine) execute(j *resultsink.Job) {
 		slog.Int("attempt", j.Attempt)}
 	if err != nil {
 		// The error text can quote argument values; the code cannot.
-		attrs = append(attrs, slog.String("error_code", errorCode(err)))
+		attrs = append(attrs, slog.String("error_code", sqlexec.ErrorCode(err)))
 	}
 	log.Info("job finished", attrs...)
 	if o.State == resultsink.StateRetry {
@@ -196,7 +193,7 @@ func (e *Engine) finish(log *slog.Logger, j *resultsink.Job, o resultsink.Outcom
 		case e.ctx.Err() != nil:
 			return false
 		}
-		log.Error("record job outcome; will try again", slog.String("error_code", errorCode(err)))
+		log.Error("record job outcome; will try again", slog.String("error_code", sqlexec.ErrorCode(err)))
 		select {
 		case <-e.ctx.Done():
 			return false
@@ -212,7 +209,7 @@ func (e *Engine) release(j *resultsink.Job) {
 	defer cancel()
 	if err := e.ledger.Release(ctx, j.ID, j.RunID); err != nil && !errors.Is(err, resultsink.ErrRunSuperseded) {
 		// Its lease runs out and it runs again then.
-		e.logger.Warn("hand back a job", slog.String("job_id", j.ID), slog.String("error_code", errorCode(err)))
+		e.logger.Warn("hand back a job", slog.String("job_id", j.ID), slog.String("error_code", sqlexec.ErrorCode(err)))
 	}
 }
 
@@ -236,22 +233,4 @@ func (e *Engine) backoff(attempt int) time.Duration {
 	d := e.cfg.RetryBackoff << min(attempt-1, 20)
 	d = min(d, retryMax)
 	return d/2 + rand.N(d/2+1)
-}
-
-// errorCode is a loggable class of an error: the database's error code
-// where there is one. Error texts can quote argument values.
-func errorCode(err error) string {
-	var pg *pgconn.PgError
-	var my *mysql.MySQLError
-	switch {
-	case errors.As(err, &pg):
-		return "postgres:" + pg.Code
-	case errors.As(err, &my):
-		return fmt.Sprintf("mysql:%d", my.Number)
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	case errors.Is(err, context.Canceled):
-		return "cancelled"
-	}
-	return "other"
 }

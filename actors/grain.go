@@ -10,6 +10,7 @@ import (
 
 	"github.com/sql-jobber/sql-jobber/actors/jobpb"
 	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
 // jobGrain is the virtual actor of one job ID. Its mailbox serialises every
@@ -29,7 +30,7 @@ func (g *jobGrain) Receive(ctx actor.Context) {
 	case *actor.ReceiveTimeout:
 		ctx.Stop(ctx.Self())
 	case *jobpb.SubmitJob:
-		ctx.Respond(g.submit(msg.Spec))
+		ctx.Respond(g.submit(msg.Spec, msg.DeadlineUnixMicros))
 	case *jobpb.CancelJob:
 		ctx.Respond(g.cancel(msg.JobId, msg.Purge))
 	case *jobpb.PurgeJob:
@@ -43,14 +44,25 @@ func (g *jobGrain) ioContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(g.e.ctx, ledgerTimeout)
 }
 
+// callerContext bounds I/O by the caller's deadline too (0: none).
+func (e *Engine) callerContext(deadlineUnixMicros int64) (context.Context, context.CancelFunc) {
+	dl := time.Now().Add(ledgerTimeout)
+	if deadlineUnixMicros != 0 {
+		if d := time.UnixMicro(deadlineUnixMicros); d.Before(dl) {
+			dl = d
+		}
+	}
+	return context.WithDeadline(e.ctx, dl)
+}
+
 func failed(err error) *jobpb.Reply {
 	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_FAILED, Error: err.Error()}
 }
 
 func okReply() *jobpb.Reply { return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK} }
 
-func (g *jobGrain) submit(spec *jobpb.JobSpec) *jobpb.Reply {
-	ctx, cancel := g.ioContext()
+func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
+	ctx, cancel := g.e.callerContext(deadline)
 	defer cancel()
 	_, err := g.e.ledger.Admit(ctx, jobFromSpec(spec))
 	var active *resultsink.ActiveError
@@ -58,7 +70,7 @@ func (g *jobGrain) submit(spec *jobpb.JobSpec) *jobpb.Reply {
 	case errors.As(err, &active):
 		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_ACTIVE, JobId: active.Job.ID, State: active.Job.State}
 	case err != nil:
-		g.e.logger.Error("admit job", slog.String("job_id", spec.JobId), slog.Any("error", err))
+		g.e.logger.Error("admit job", slog.String("job_id", spec.JobId), slog.String("error_code", sqlexec.ErrorCode(err)))
 		return failed(err)
 	}
 	g.e.wake(spec.Queue)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sql-jobber/sql-jobber/actors/jobpb"
 	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
 // Group states, derived from the members' states.
@@ -63,7 +64,7 @@ func (e *Engine) SubmitGroup(ctx context.Context, req GroupRequest) (*GroupRecei
 	if len(req.Jobs) == 0 {
 		return nil, invalid("jobs", "must list at least one job")
 	}
-	msg := &jobpb.SubmitGroup{GroupId: req.GroupID, Concurrency: int32(concurrency)}
+	msg := &jobpb.SubmitGroup{GroupId: req.GroupID, Concurrency: int32(concurrency), DeadlineUnixMicros: deadlineOf(ctx, e.node.RequestTimeout())}
 	seen := map[string]int{}
 	for i, jr := range req.Jobs {
 		prefix := fmt.Sprintf("jobs[%d].", i)
@@ -216,7 +217,7 @@ func (g *groupGrain) ioContext() (context.Context, context.CancelFunc) {
 }
 
 func (g *groupGrain) submit(msg *jobpb.SubmitGroup) *jobpb.Reply {
-	ctx, cancel := g.ioContext()
+	ctx, cancel := g.e.callerContext(msg.DeadlineUnixMicros)
 	defer cancel()
 	jobs := make([]resultsink.Job, len(msg.Jobs))
 	ids := make([]string, len(msg.Jobs))
@@ -229,7 +230,7 @@ func (g *groupGrain) submit(msg *jobpb.SubmitGroup) *jobpb.Reply {
 	case errors.As(err, &active):
 		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_ACTIVE, JobId: active.Job.ID, State: active.Job.State}
 	case err != nil:
-		g.e.logger.Error("admit group", slog.String("group_id", msg.GroupId), slog.Any("error", err))
+		g.e.logger.Error("admit group", slog.String("group_id", msg.GroupId), slog.String("error_code", sqlexec.ErrorCode(err)))
 		return failed(err)
 	}
 	for _, spec := range msg.Jobs {

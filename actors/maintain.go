@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sql-jobber/sql-jobber/actors/jobpb"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
 // maintain is the node's background loop: it wakes the queues now and then
@@ -46,7 +47,7 @@ func (e *Engine) renewLeases() {
 	defer cancel()
 	alive, err := e.ledger.Renew(ctx, ids, e.cfg.Lease)
 	if err != nil {
-		e.logger.Warn("renew run leases", slog.String("error_code", errorCode(err)))
+		e.logger.Warn("renew run leases", slog.String("error_code", sqlexec.ErrorCode(err)))
 		return
 	}
 	for _, id := range ids {
@@ -63,7 +64,7 @@ func (e *Engine) recoverLost() {
 	defer cancel()
 	jobs, err := e.ledger.RecoverLost(ctx, "")
 	if err != nil {
-		e.logger.Warn("recover lost runs", slog.String("error_code", errorCode(err)))
+		e.logger.Warn("recover lost runs", slog.String("error_code", sqlexec.ErrorCode(err)))
 		return
 	}
 	for _, j := range jobs {
@@ -79,7 +80,7 @@ func (e *Engine) expire() {
 	defer cancel()
 	jobs, err := e.ledger.Expired(ctx, expiredBatch)
 	if err != nil {
-		e.logger.Warn("find expired results", slog.String("error_code", errorCode(err)))
+		e.logger.Warn("find expired results", slog.String("error_code", sqlexec.ErrorCode(err)))
 		return
 	}
 	for _, j := range jobs {

@@ -147,6 +147,9 @@ func (n *Node) Address() string { return n.system.Address() }
 // ID is the node's member ID.
 func (n *Node) ID() string { return n.system.ID }
 
+// RequestTimeout bounds a request whose context has no deadline.
+func (n *Node) RequestTimeout() time.Duration { return n.cfg.RequestTimeout }
+
 // ActiveGrains counts the grains this node hosts.
 func (n *Node) ActiveGrains() int { return n.lookup.activeGrains() }
 

@@ -122,7 +122,9 @@ func (e badRequest) Error() string { return e.msg }
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := statusOf(err)
 	if status >= 500 {
-		s.logger.Error("request failed", slog.String("method", r.Method), slog.String("route", routeOf(r)), slog.Any("error", err))
+		// The code, not the text, which can quote request values.
+		s.logger.Error("request failed", slog.String("method", r.Method), slog.String("route", routeOf(r)),
+			slog.Int("status", status), slog.String("error_code", sqlexec.ErrorCode(err)))
 	}
 	s.writeJSON(w, status, envelope{Status: "error", Message: msg})
 }

@@ -63,10 +63,11 @@ func (c Config) Validate() error {
 
 // Backend is one results database.
 type Backend struct {
-	Name string
-	cfg  Config
-	db   *sqlexec.DB
-	d    dialect
+	Name     string
+	cfg      Config
+	db       *sqlexec.DB
+	d        dialect
+	reserved map[string]bool
 }
 
 // Open connects to a results database.
@@ -79,7 +80,25 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{Name: cfg.Name, cfg: cfg, db: db, d: dialectFor(cfg.Type)}, nil
+	d := dialectFor(cfg.Type)
+	if cfg.Type == sqlexec.MySQL {
+		d = mysqlDialect{mariaDB: db.MariaDB}
+	}
+	return &Backend{Name: cfg.Name, cfg: cfg, db: db, d: d, reserved: map[string]bool{}}, nil
+}
+
+// Reserve marks table names that no job's results table may take (the
+// ledger's own tables).
+func (b *Backend) Reserve(names ...string) {
+	for _, n := range names {
+		b.reserved[n] = true
+	}
+}
+
+// ReservedTable reports whether a results table may not be called name:
+// it is a staging table's name or a reserved one.
+func (b *Backend) ReservedTable(name string) bool {
+	return strings.HasPrefix(name, stagingPrefix) || b.reserved[name]
 }
 
 // Close closes the backend's pool.

@@ -130,6 +130,9 @@ func NewLedger(backend *Backend, table string) *Ledger {
 		table: backend.d.quote(table), groups: backend.d.quote(table + groupsSuffix)}
 }
 
+// Tables are the names of the ledger's tables.
+func (l *Ledger) Tables() []string { return []string{l.name, l.name + groupsSuffix} }
+
 // Migrate creates the ledger's tables if they do not exist.
 func (l *Ledger) Migrate(ctx context.Context) error {
 	var text, short, ts, key, bigint string
@@ -142,7 +145,13 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 	default:
 		text, short, ts, key, bigint = "TEXT", "TEXT", "TEXT", "TEXT", "INTEGER"
 	}
-	r := strings.NewReplacer("{text}", text, "{short}", short, "{ts}", ts, "{key}", key, "{bigint}", bigint)
+	suffix := ""
+	if l.db.Dialect == sqlexec.MySQL {
+		// Whatever the database's default: error texts and arguments
+		// are any Unicode.
+		suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+	}
+	r := strings.NewReplacer("{text}", text, "{short}", short, "{ts}", ts, "{key}", key, "{bigint}", bigint, "{suffix}", suffix)
 	stmts := []string{
 		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
 	job_id {key} NOT NULL PRIMARY KEY,
@@ -171,7 +180,7 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 	started_at {ts} NULL,
 	finished_at {ts} NULL,
 	updated_at {ts} NOT NULL
-)`), l.table),
+){suffix}`), l.table),
 		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
 	group_id {key} NOT NULL PRIMARY KEY,
 	concurrency INTEGER NOT NULL,
@@ -179,7 +188,7 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 	cancelled INTEGER NOT NULL,
 	created_at {ts} NOT NULL,
 	updated_at {ts} NOT NULL
-)`), l.groups),
+){suffix}`), l.groups),
 	}
 	for _, idx := range []struct{ name, cols string }{
 		{"_ready", "queue, state, held, ready_at"},
@@ -265,18 +274,26 @@ func (l *Ledger) admit(ctx context.Context, q querier, j Job) (*Job, error) {
 		stmt = fmt.Sprintf("INSERT INTO %s AS j (%s) VALUES (%s) ON CONFLICT (job_id) DO UPDATE SET %s WHERE j.state NOT IN %s",
 			l.table, jobColumns, placeholders(len(jobColumnList)), strings.Join(set, ", "), activeStates)
 	}
-	n, err := q.exec(ctx, stmt, l.jobArgs(&j)...)
-	if err != nil {
-		return nil, fmt.Errorf("admit job: %w", err)
-	}
-	if n == 0 {
-		cur, err := l.get(ctx, q, j.ID)
+	for try := 0; ; try++ {
+		n, err := q.exec(ctx, stmt, l.jobArgs(&j)...)
 		if err != nil {
 			return nil, fmt.Errorf("admit job: %w", err)
 		}
-		return nil, &ActiveError{Job: cur}
+		if n > 0 {
+			return &j, nil
+		}
+		cur, err := l.get(ctx, q, j.ID)
+		if err != nil && !errors.Is(err, ErrJobNotFound) {
+			return nil, fmt.Errorf("admit job: %w", err)
+		}
+		if err == nil && Active(cur.State) || try > 0 {
+			if cur == nil {
+				return nil, fmt.Errorf("admit job %s: refused, yet no record holds the ID", j.ID)
+			}
+			return nil, &ActiveError{Job: cur}
+		}
+		// The holder finished (or was purged) in between: try again.
 	}
-	return &j, nil
 }
 
 // AdmitGroup records a group and all its jobs, or nothing: if an unfinished

@@ -16,7 +16,12 @@ import (
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
-type mysqlDialect struct{}
+// mysqlDialect writes to MySQL or MariaDB.
+type mysqlDialect struct {
+	// mariaDB: MariaDB's JSON keeps the text as written; MySQL's is a
+	// binary format that reorders keys and drops duplicates.
+	mariaDB bool
+}
 
 var _ dialect = mysqlDialect{}
 
@@ -29,7 +34,7 @@ const (
 func (mysqlDialect) maxIdentLen() int          { return 64 }
 func (mysqlDialect) quote(ident string) string { return quoteWith("`", ident) }
 
-func (mysqlDialect) columnType(c sqlexec.Column) string {
+func (d mysqlDialect) columnType(c sqlexec.Column) string {
 	switch c.Type {
 	case sqlexec.TypeInt64:
 		return "BIGINT"
@@ -53,7 +58,10 @@ func (mysqlDialect) columnType(c sqlexec.Column) string {
 		// TIMESTAMP would end in 2038; instants are stored in UTC.
 		return "DATETIME(6)"
 	case sqlexec.TypeJSON:
-		return "JSON"
+		if d.mariaDB {
+			return "JSON"
+		}
+		return fmt.Sprintf("LONGTEXT CHECK (JSON_VALID(%s))", d.quote(c.Name))
 	case sqlexec.TypeBytes:
 		return "LONGBLOB"
 	default:
@@ -211,7 +219,11 @@ func appendMySQLValue(b []byte, c sqlexec.Column, v any) ([]byte, error) {
 	case sqlexec.TypeDate:
 		return v.(time.Time).AppendFormat(b, time.DateOnly), nil
 	case sqlexec.TypeTimestamp, sqlexec.TypeTimestampTZ:
-		return v.(time.Time).UTC().AppendFormat(b, mysqlDateTime), nil
+		t := v.(time.Time)
+		if err := microseconds(t); err != nil {
+			return b, err
+		}
+		return t.UTC().AppendFormat(b, mysqlDateTime), nil
 	case sqlexec.TypeBytes:
 		return appendLoadDataEscaped(b, v.([]byte)), nil
 	default:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -13,6 +14,10 @@ import (
 )
 
 type postgresDialect struct{}
+
+// pgPublishLockTimeout bounds how long a publish waits for readers of the
+// table it replaces.
+const pgPublishLockTimeout = "2min"
 
 var _ dialect = postgresDialect{}
 
@@ -98,11 +103,24 @@ func (s *pgCopySource) Values() ([]any, error) {
 			// pgx would marshal a Go string as a JSON string; the value
 			// already is JSON text.
 			s.out[i] = []byte(v.(string))
+		case sqlexec.TypeTimestamp, sqlexec.TypeTimestampTZ:
+			if err := microseconds(v.(time.Time)); err != nil {
+				return nil, fmt.Errorf("column %q: %w", s.cols[i].Name, err)
+			}
+			s.out[i] = v
 		default:
 			s.out[i] = v
 		}
 	}
 	return s.out, nil
+}
+
+// microseconds refuses a time finer than PostgreSQL and MySQL keep.
+func microseconds(t time.Time) error {
+	if t.Nanosecond()%1000 != 0 {
+		return fmt.Errorf("%s has sub-microsecond digits that the results database would drop", t.Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 // pgNumeric converts an exact decimal literal to pgtype.Numeric, keeping its
@@ -131,6 +149,11 @@ func (d postgresDialect) publish(ctx context.Context, db *sqlexec.DB, staging, f
 	// PostgreSQL DDL is transactional: readers of final wait on its lock
 	// and then see the new table.
 	return pgx.BeginFunc(ctx, db.Postgres(), func(tx pgx.Tx) error {
+		// Readers of the old table hold the swap up, and new readers
+		// queue behind it: bound the wait rather than stall both.
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+pgPublishLockTimeout+"'"); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+d.quote(final)); err != nil {
 			return err
 		}

@@ -63,9 +63,13 @@ func (d sqliteDialect) create(ctx context.Context, db *sqlexec.DB, table string,
 
 // SQLite allows 32766 bound parameters per statement.
 const (
-	sqliteMaxParams   = 32766
-	sqliteMaxBatch    = 256
-	sqliteCommitEvery = 50_000 // rows; lets other writers in between
+	sqliteMaxParams = 32766
+	sqliteMaxBatch  = 256
+	// A write transaction ends after this many rows or this long, so that
+	// other writers of the file (the ledger, other jobs) get their turn
+	// even while a slow source trickles rows in.
+	sqliteCommitRows = 50_000
+	sqliteCommitAge  = 200 * time.Millisecond
 )
 
 func (d sqliteDialect) load(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, rows sqlexec.Rows) (int64, error) {
@@ -84,6 +88,7 @@ func (d sqliteDialect) load(ctx context.Context, db *sqlexec.DB, table string, c
 	var (
 		count       int64
 		uncommitted int
+		txStart     time.Time
 		args        = make([]any, 0, batch*len(cols))
 		tx          *sql.Tx
 		stmt        *sql.Stmt
@@ -103,6 +108,7 @@ func (d sqliteDialect) load(ctx context.Context, db *sqlexec.DB, table string, c
 			if tx, err = db.SQL().BeginTx(ctx, nil); err != nil {
 				return err
 			}
+			txStart = time.Now()
 			if stmt, err = tx.PrepareContext(ctx, fullSQL); err != nil {
 				return err
 			}
@@ -118,7 +124,7 @@ func (d sqliteDialect) load(ctx context.Context, db *sqlexec.DB, table string, c
 		count += int64(n)
 		uncommitted += n
 		args = args[:0]
-		if final || uncommitted >= sqliteCommitEvery {
+		if final || uncommitted >= sqliteCommitRows || time.Since(txStart) >= sqliteCommitAge {
 			err = tx.Commit()
 			tx, uncommitted = nil, 0
 		}

@@ -55,7 +55,9 @@ var typeCases = []typeCase{
 	{name: "f64", pg: "double precision", mysql: "DOUBLE", sqlite: "REAL",
 		lit: same("3.141592653589793", "-1.5e300", "NULL"), want: [3]string{"3.141592653589793", "-1.5e+300", "NULL"}},
 	{name: "f32", pg: "real", mysql: "FLOAT",
-		lit: same("0.1", "-3.5", "NULL"), want: [3]string{"0.1", "-3.5", "NULL"}},
+		lit: same("1.2345678", "-3.5", "NULL"), want: [3]string{"1.2345678", "-3.5", "NULL"}},
+	{name: "udec", mysql: "DECIMAL(10,2) UNSIGNED",
+		lit: same("99999999.99", "0", "NULL"), want: [3]string{"99999999.99", "0", "NULL"}},
 	{name: "txt", pg: "text", mysql: "LONGTEXT", sqlite: "TEXT",
 		lit:  func(d sqlexec.Dialect, row int) string { return [3]string{sqlString(d, longText), "''", "NULL"}[row] },
 		want: [3]string{longText, "", "NULL"}},
@@ -157,6 +159,9 @@ func TestTypeMatrix(t *testing.T) {
 						// its own clients too.
 						want = sqlexec.Column{Type: sqlexec.TypeInt64}
 					}
+					if c.name == "amt" {
+						want = wantDecimal(srcDialect, resDialect)
+					}
 					g := gotCols[i+1]
 					if g.Type != want.Type || g.Precision != want.Precision || g.Scale != want.Scale {
 						t.Errorf("column %s: results column is %s(%d,%d), want %s(%d,%d)",
@@ -198,6 +203,29 @@ var wantResultType = map[string]sqlexec.Column{
 	"d":   {Type: sqlexec.TypeDate},
 	"ts":  {Type: sqlexec.TypeTimestamp},
 	"bin": {Type: sqlexec.TypeBytes},
+}
+
+// wantDecimal is what a DECIMAL(12,2) source column reads back as from the
+// results table. SQLite does not enforce a declared precision, so its
+// decimals are unconstrained (MySQL stores those as DECIMAL(65,30)); and
+// MySQL's driver cannot say whether a DECIMAL is UNSIGNED (one digit more),
+// so MySQL decimals are read one digit wider, each time one is read.
+func wantDecimal(src, res sqlexec.Dialect) sqlexec.Column {
+	c := sqlexec.Column{Type: sqlexec.TypeDecimal, Precision: 12, Scale: 2}
+	switch src {
+	case sqlexec.SQLite:
+		c.Precision, c.Scale = 0, 0
+	case sqlexec.MySQL:
+		c.Precision++
+	}
+	if res == sqlexec.MySQL {
+		if c.Precision == 0 {
+			c.Precision, c.Scale = 65, 30
+		} else {
+			c.Precision++
+		}
+	}
+	return c
 }
 
 // readTable reads a results table back through sqlexec, as canonical strings

@@ -175,6 +175,8 @@ func openMySQL(cfg DBConfig, opts OpenOptions) (*sql.DB, error) {
 	mcfg.Loc = time.UTC
 	mcfg.Timeout = cfg.ConnectTimeout
 	if opts.Results {
+		// The ledger's conditional writes read "0 rows changed" as "refused".
+		mcfg.ClientFoundRows = false
 		if mcfg.Params == nil {
 			mcfg.Params = map[string]string{}
 		}

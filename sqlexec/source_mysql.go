@@ -28,7 +28,17 @@ func (db *DB) queryMySQL(ctx context.Context, t *Task, args []any) (Rows, error)
 			r.reset = "SET SESSION max_execution_time = DEFAULT"
 		}
 	}
-	r.rows, err = conn.QueryContext(ctx, query, args...)
+	if t.Raw {
+		r.rows, err = conn.QueryContext(ctx, query, args...)
+	} else {
+		// A prepared statement answers in the binary protocol, which
+		// carries FLOAT and DOUBLE exactly; the text protocol (what a
+		// query without arguments would use) rounds FLOAT to 6 digits.
+		r.stmt, err = conn.PrepareContext(ctx, query)
+		if err == nil {
+			r.rows, err = r.stmt.QueryContext(ctx, args...)
+		}
+	}
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -64,7 +74,11 @@ func mysqlColumn(ct *sql.ColumnType) (Column, func([]byte) (any, error)) {
 	case "DECIMAL":
 		col.Type = TypeDecimal
 		if p, s, ok := ct.DecimalSize(); ok {
-			col.Precision, col.Scale = int(p), int(s)
+			// The driver assumes a sign character when it derives the
+			// precision from the display length, so an UNSIGNED column
+			// (which it cannot tell us about) comes out one digit short.
+			// One digit more is always enough (65 is MySQL's most).
+			col.Precision, col.Scale = min(int(p)+1, 65), int(s)
 		}
 		return col, textString
 	case "FLOAT", "DOUBLE":
@@ -97,6 +111,7 @@ func mysqlColumn(ct *sql.ColumnType) (Column, func([]byte) (any, error)) {
 // (sql.RawBytes), decoding each column with its own decoder.
 type sqlRows struct {
 	conn  *sql.Conn
+	stmt  *sql.Stmt
 	rows  *sql.Rows
 	reset string // statement that undoes per-query session settings
 	cols  []Column
@@ -149,6 +164,9 @@ func (r *sqlRows) Close() error {
 	}
 	if r.rows != nil {
 		r.rows.Close()
+	}
+	if r.stmt != nil {
+		r.stmt.Close()
 	}
 	if r.reset != "" {
 		if _, err := r.conn.ExecContext(context.Background(), r.reset); err != nil {

@@ -157,10 +157,16 @@ func pgColumn(fd pgconn.FieldDescription) (Column, pgDecoder) {
 	col := Column{Name: fd.Name}
 	binary := fd.Format == pgx.BinaryFormatCode
 	switch fd.DataTypeOID {
-	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID:
+	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID:
 		col.Type = TypeInt64
 		if binary {
 			return col, pgBinaryInt
+		}
+		return col, textInt
+	case pgtype.OIDOID:
+		col.Type = TypeInt64
+		if binary {
+			return col, pgBinaryOID
 		}
 		return col, textInt
 	case pgtype.NumericOID:
@@ -225,14 +231,19 @@ func pgBinaryInt(b []byte) (any, error) {
 	case 2:
 		return int64(int16(binary.BigEndian.Uint16(b))), nil
 	case 4:
-		// int4 is signed; oid is not, but both fit int64 exactly when
-		// read as what they are. oid columns are rare enough that the
-		// signedness of int4 is the one honoured.
 		return int64(int32(binary.BigEndian.Uint32(b))), nil
 	case 8:
 		return int64(binary.BigEndian.Uint64(b)), nil
 	}
 	return nil, errPgSize
+}
+
+// pgBinaryOID reads an oid, which is unsigned.
+func pgBinaryOID(b []byte) (any, error) {
+	if len(b) != 4 {
+		return nil, errPgSize
+	}
+	return int64(binary.BigEndian.Uint32(b)), nil
 }
 
 func pgBinaryFloat8(b []byte) (any, error) {

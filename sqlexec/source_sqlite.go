@@ -72,7 +72,7 @@ func (db *DB) querySQLiteRows(ctx context.Context, t *Task, args []any) (*sqlite
 	return r, nil
 }
 
-var sqliteDecimalRe = regexp.MustCompile(`^(?:DECIMAL_TEXT|DECIMAL|NUMERIC)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$`)
+var sqliteDecimalRe = regexp.MustCompile(`^(DECIMAL_TEXT|DECIMAL|NUMERIC)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$`)
 
 // SQLiteColumn maps a declared SQLite column type to a portable type,
 // recognising the names sql-jobber itself gives results columns. ok is false
@@ -83,8 +83,13 @@ func SQLiteColumn(name, decl string) (col Column, ok bool) {
 	d := strings.ToUpper(strings.TrimSpace(decl))
 	if m := sqliteDecimalRe.FindStringSubmatch(d); m != nil {
 		col.Type = TypeDecimal
-		col.Precision, _ = strconv.Atoi(m[1])
-		col.Scale, _ = strconv.Atoi(m[2])
+		// SQLite does not enforce a declared DECIMAL(p,s) (the values
+		// are integers or floats of any size), so only sql-jobber's own
+		// exact-text columns keep their precision and scale.
+		if m[1] == "DECIMAL_TEXT" {
+			col.Precision, _ = strconv.Atoi(m[2])
+			col.Scale, _ = strconv.Atoi(m[3])
+		}
 		return col, true
 	}
 	switch d {

@@ -226,10 +226,13 @@ func (x *JobSpec) GetHeld() bool {
 
 // SubmitJob asks the grain of spec.job_id to admit a new job.
 type SubmitJob struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Spec          *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Spec  *JobSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	// The caller's deadline, in Unix microseconds: a job must not be admitted
+	// after the caller was told its request failed.
+	DeadlineUnixMicros int64 `protobuf:"varint,2,opt,name=deadline_unix_micros,json=deadlineUnixMicros,proto3" json:"deadline_unix_micros,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *SubmitJob) Reset() {
@@ -267,6 +270,13 @@ func (x *SubmitJob) GetSpec() *JobSpec {
 		return x.Spec
 	}
 	return nil
+}
+
+func (x *SubmitJob) GetDeadlineUnixMicros() int64 {
+	if x != nil {
+		return x.DeadlineUnixMicros
+	}
+	return 0
 }
 
 // CancelJob asks a job's grain to cancel it; with purge, to delete its
@@ -426,12 +436,14 @@ func (x *ExpireJob) GetUpdatedAtUnixMicros() int64 {
 
 // SubmitGroup asks a group's grain to admit a group of jobs.
 type SubmitGroup struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	GroupId       string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	Concurrency   int32                  `protobuf:"varint,2,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
-	Jobs          []*JobSpec             `protobuf:"bytes,3,rep,name=jobs,proto3" json:"jobs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	GroupId     string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Concurrency int32                  `protobuf:"varint,2,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
+	Jobs        []*JobSpec             `protobuf:"bytes,3,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	// As in SubmitJob.
+	DeadlineUnixMicros int64 `protobuf:"varint,4,opt,name=deadline_unix_micros,json=deadlineUnixMicros,proto3" json:"deadline_unix_micros,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *SubmitGroup) Reset() {
@@ -483,6 +495,13 @@ func (x *SubmitGroup) GetJobs() []*JobSpec {
 		return x.Jobs
 	}
 	return nil
+}
+
+func (x *SubmitGroup) GetDeadlineUnixMicros() int64 {
+	if x != nil {
+		return x.DeadlineUnixMicros
+	}
+	return 0
 }
 
 // GroupChanged tells a group's grain that a member finished or was
@@ -718,9 +737,10 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\x0fresults_backend\x18\n" +
 	" \x01(\tR\x0eresultsBackend\x12#\n" +
 	"\rresults_table\x18\v \x01(\tR\fresultsTable\x12\x12\n" +
-	"\x04held\x18\f \x01(\bR\x04held\";\n" +
+	"\x04held\x18\f \x01(\bR\x04held\"m\n" +
 	"\tSubmitJob\x12.\n" +
-	"\x04spec\x18\x01 \x01(\v2\x1a.sqljobber.jobs.v1.JobSpecR\x04spec\"8\n" +
+	"\x04spec\x18\x01 \x01(\v2\x1a.sqljobber.jobs.v1.JobSpecR\x04spec\x120\n" +
+	"\x14deadline_unix_micros\x18\x02 \x01(\x03R\x12deadlineUnixMicros\"8\n" +
 	"\tCancelJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05purge\x18\x02 \x01(\bR\x05purge\"!\n" +
@@ -728,11 +748,12 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"W\n" +
 	"\tExpireJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x123\n" +
-	"\x16updated_at_unix_micros\x18\x02 \x01(\x03R\x13updatedAtUnixMicros\"z\n" +
+	"\x16updated_at_unix_micros\x18\x02 \x01(\x03R\x13updatedAtUnixMicros\"\xac\x01\n" +
 	"\vSubmitGroup\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12 \n" +
 	"\vconcurrency\x18\x02 \x01(\x05R\vconcurrency\x12.\n" +
-	"\x04jobs\x18\x03 \x03(\v2\x1a.sqljobber.jobs.v1.JobSpecR\x04jobs\")\n" +
+	"\x04jobs\x18\x03 \x03(\v2\x1a.sqljobber.jobs.v1.JobSpecR\x04jobs\x120\n" +
+	"\x14deadline_unix_micros\x18\x04 \x01(\x03R\x12deadlineUnixMicros\")\n" +
 	"\fGroupChanged\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\">\n" +
 	"\vCancelGroup\x12\x19\n" +

@@ -211,6 +211,7 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 	}
 
 	ledger := resultsink.NewLedger(ledgerBackend, cfg.app.LedgerTable)
+	ledgerBackend.Reserve(ledger.Tables()...)
 	if err := ledger.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("results.%s: %w", cfg.ledger, err)
 	}
@@ -256,7 +257,9 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 		}
 		a.addr = l.Addr().String()
 		api := sjhttp.NewServer(a.engine, sjhttp.Config{ETALocation: cfg.etaLocation, Logger: logger})
-		a.server = &nethttp.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		a.server = &nethttp.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second,
+			// Bodies are at most 1 MiB; responses may stream for long.
+			ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 		a.served = make(chan error, 1)
 		go func() { a.served <- a.server.Serve(l) }()
 		printWelcome(stdout, a.addr, reg.Tasks())
