@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 func (db *DB) queryMySQL(ctx context.Context, t *Task, args []any) (Rows, error) {
@@ -13,7 +14,20 @@ func (db *DB) queryMySQL(ctx context.Context, t *Task, args []any) (Rows, error)
 	if err != nil {
 		return nil, err
 	}
-	r := &sqlRows{conn: conn}
+	r := &sqlRows{conn: conn, ctx: context.WithoutCancel(ctx)}
+	// Cancelling the context only closes the client's socket; the server
+	// would run the query to its end. KILL QUERY, sent on another
+	// connection, stops it there.
+	var connID int64
+	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&connID); err != nil {
+		r.Close()
+		return nil, err
+	}
+	r.stopKill = context.AfterFunc(ctx, func() {
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killTimeout)
+		defer cancel()
+		_, _ = db.sql.ExecContext(kctx, "KILL QUERY "+strconv.FormatInt(connID, 10))
+	})
 	query := t.SQL
 	if t.Timeout > 0 {
 		if db.MariaDB {
@@ -61,6 +75,9 @@ func (db *DB) queryMySQL(ctx context.Context, t *Task, args []any) (Rows, error)
 	r.vals = make([]any, len(cts))
 	return r, nil
 }
+
+// killTimeout bounds the KILL QUERY that stops a cancelled query.
+const killTimeout = 10 * time.Second
 
 // mysqlColumn maps a MySQL result column to its portable type and the decoder
 // of its text form.
@@ -111,15 +128,18 @@ func mysqlColumn(ct *sql.ColumnType) (Column, func([]byte) (any, error)) {
 // (sql.RawBytes), decoding each column with its own decoder.
 type sqlRows struct {
 	conn  *sql.Conn
+	ctx   context.Context // for clean-up after the query's own context ended
 	stmt  *sql.Stmt
 	rows  *sql.Rows
 	reset string // statement that undoes per-query session settings
-	cols  []Column
-	dec   []func([]byte) (any, error)
-	raw   []sql.RawBytes
-	ptrs  []any
-	vals  []any
-	err   error
+	// stopKill disarms the KILL QUERY that a cancelled context sends.
+	stopKill func() bool
+	cols     []Column
+	dec      []func([]byte) (any, error)
+	raw      []sql.RawBytes
+	ptrs     []any
+	vals     []any
+	err      error
 }
 
 func (r *sqlRows) Columns() []Column { return r.cols }
@@ -168,12 +188,23 @@ func (r *sqlRows) Close() error {
 	if r.stmt != nil {
 		r.stmt.Close()
 	}
-	if r.reset != "" {
-		if _, err := r.conn.ExecContext(context.Background(), r.reset); err != nil {
-			// The session setting would outlive this query: drop the
-			// connection rather than return it to the pool.
-			_ = r.conn.Raw(func(any) error { return errBadConn })
+	discard := false
+	if r.stopKill != nil && !r.stopKill() {
+		// The kill was sent (or is on its way): it must not hit the
+		// next query on this connection, so the connection goes.
+		discard = true
+	}
+	if r.reset != "" && !discard {
+		ctx, cancel := context.WithTimeout(r.ctx, killTimeout)
+		_, err := r.conn.ExecContext(ctx, r.reset)
+		cancel()
+		if err != nil {
+			// The session setting would outlive this query.
+			discard = true
 		}
+	}
+	if discard {
+		_ = r.conn.Raw(func(any) error { return errBadConn })
 	}
 	err := r.conn.Close()
 	r.conn = nil

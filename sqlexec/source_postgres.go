@@ -42,7 +42,7 @@ func (db *DB) queryPostgres(ctx context.Context, t *Task, args []any) (Rows, err
 	if err != nil {
 		return nil, err
 	}
-	r := &pgRows{conn: conn}
+	r := &pgRows{conn: conn, ctx: context.WithoutCancel(ctx)}
 	if t.Timeout > 0 {
 		// SET LOCAL scopes the timeout to this transaction, so that a
 		// pooled connection never keeps it.
@@ -93,6 +93,7 @@ type pgDecoder func(b []byte) (any, error)
 
 type pgRows struct {
 	conn *pgxpool.Conn
+	ctx  context.Context // for clean-up after the query's own context ended
 	tx   pgx.Tx
 	rows pgx.Rows
 	cols []Column
@@ -144,7 +145,9 @@ func (r *pgRows) Close() error {
 	if r.tx != nil {
 		// A read that ended early leaves nothing to keep; rollback also
 		// clears the statement_timeout set for it.
-		_ = r.tx.Rollback(context.Background())
+		ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+		_ = r.tx.Rollback(ctx)
+		cancel()
 	}
 	r.conn.Release()
 	r.conn = nil

@@ -31,16 +31,43 @@ func seedEntries(t *testing.T, db *sqlexec.DB) {
 
 // tasks is the task file of these tests for a source dialect: entries_of
 // reads a user's entries; gated does too, but waits while the test holds
-// the gate.
-func tasks(d sqlexec.Dialect) map[string]string {
+// the gate; slow sleeps for 30 s. Each query carries a comment naming the
+// test, so that the test can find its own sessions on the server.
+func tasks(t *testing.T, d sqlexec.Dialect) map[string]string {
 	p := placeholder(d, 1)
+	sleep := "pg_sleep(30)"
+	if d == sqlexec.MySQL {
+		sleep = "SLEEP(30)"
+	}
+	m := marker(t)
 	return map[string]string{"tasks.sql": fmt.Sprintf(`
 -- name: entries_of
-SELECT id, user_id, amount FROM entries WHERE user_id = %s ORDER BY id;
+SELECT id, user_id, amount FROM entries WHERE user_id = %s ORDER BY id /* %s */;
 
 -- name: gated
-SELECT e.id, e.amount FROM entries e LEFT JOIN gate g ON g.x = e.id WHERE e.user_id = %s;
-`, p, p)}
+SELECT e.id, e.amount FROM entries e LEFT JOIN gate g ON g.x = e.id WHERE e.user_id = %s /* %s */;
+
+-- name: slow
+SELECT %s AS slept /* %s */;
+`, p, m, p, m, sleep, m)}
+}
+
+// marker is a string unique to the test, for finding its queries.
+func marker(t *testing.T) string {
+	return "test:" + strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+}
+
+// sessions counts the sessions on db's server running a query that carries
+// the test's marker (and, if like is not empty, contains like).
+func sessions(t *testing.T, db *sqlexec.DB, like string) int64 {
+	t.Helper()
+	pattern := "%" + marker(t) + "%"
+	if db.Dialect == sqlexec.Postgres {
+		return count(t, db, fmt.Sprintf(`SELECT COUNT(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()
+	AND state = 'active' AND query LIKE '%s' AND query LIKE '%%%s%%'`, pattern, like))
+	}
+	return count(t, db, fmt.Sprintf(`SELECT COUNT(*) FROM information_schema.processlist WHERE id <> CONNECTION_ID()
+	AND info LIKE '%s' AND info LIKE '%%%s%%'`, pattern, like))
 }
 
 // holdGate locks the gate table so that the gated task blocks at the source
@@ -92,7 +119,7 @@ func TestJobLifecycle(t *testing.T) {
 			t.Parallel()
 			dbs := newDatabases(t, p.src, p.res)
 			seedEntries(t, dbs.src)
-			s := newEnv(t, dbs.toml, tasks(p.src)).start()
+			s := newEnv(t, dbs.toml, tasks(t, p.src)).start()
 
 			// The task list.
 			r := s.do("GET", "/tasks", "")
@@ -100,7 +127,7 @@ func TestJobLifecycle(t *testing.T) {
 			if err := json.Unmarshal(r.Data, &list); err != nil || r.code != 200 {
 				t.Fatalf("GET /tasks: %d %s", r.code, r.Data)
 			}
-			if len(list) != 2 || list[0]["name"] != "entries_of" || list[0]["num_args"] != float64(1) ||
+			if len(list) != 3 || list[0]["name"] != "entries_of" || list[0]["num_args"] != float64(1) ||
 				list[0]["queue"] != "default" || fmt.Sprint(list[0]["dbs"]) != "[src]" || fmt.Sprint(list[0]["results"]) != "[res]" {
 				t.Fatalf("GET /tasks: %s", r.Data)
 			}
@@ -159,7 +186,7 @@ func TestJobLifecycle(t *testing.T) {
 func TestBadRequestsChangeNothing(t *testing.T) {
 	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
 	seedEntries(t, dbs.src)
-	s := newEnv(t, dbs.toml, tasks(sqlexec.Postgres)).start()
+	s := newEnv(t, dbs.toml, tasks(t, sqlexec.Postgres)).start()
 
 	huge := `{"args": ["` + strings.Repeat("x", 1<<20) + `"]}`
 	for _, tc := range []struct {
@@ -206,7 +233,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 func TestConcurrentSubmitsOfOneIDRunOnce(t *testing.T) {
 	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
 	seedEntries(t, dbs.src)
-	s := newEnv(t, dbs.toml, tasks(sqlexec.Postgres)).start()
+	s := newEnv(t, dbs.toml, tasks(t, sqlexec.Postgres)).start()
 	release := holdGate(t, dbs.src)
 
 	const n = 20
@@ -237,7 +264,7 @@ func TestConcurrentSubmitsOfOneIDRunOnce(t *testing.T) {
 func TestRestartKeepsLedgerAndResumesJobs(t *testing.T) {
 	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
 	seedEntries(t, dbs.src)
-	env := newEnv(t, dbs.toml, tasks(sqlexec.Postgres))
+	env := newEnv(t, dbs.toml, tasks(t, sqlexec.Postgres))
 	a := env.start()
 
 	a.post("entries_of", `{"job_id": "done", "args": ["U1"]}`)

@@ -263,3 +263,18 @@ func jsonBody(t *testing.T, v any) string {
 	}
 	return b.String()
 }
+
+// execStmt runs one statement on db.
+func execStmt(t *testing.T, db *sqlexec.DB, stmt string) {
+	t.Helper()
+	ctx := context.Background()
+	var err error
+	if p := db.Postgres(); p != nil {
+		_, err = p.Exec(ctx, stmt)
+	} else {
+		_, err = db.SQL().ExecContext(ctx, stmt)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", stmt, err)
+	}
+}
