@@ -1,0 +1,133 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// protoactor's gossiper starts a throttle goroutine per member
+		// that nothing stops; one per node started, never more.
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/cluster.(*Gossiper).StartGossiping.NewThrottle.func3.1"),
+	)
+}
+
+// echo is a test grain: it answers a string with its identity and the
+// string, and passivates after idle.
+type echo struct {
+	id   string
+	idle time.Duration
+}
+
+func (e *echo) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		ctx.SetReceiveTimeout(e.idle)
+	case *cluster.ClusterInit:
+		e.id = msg.Identity.Identity
+	case *actor.ReceiveTimeout:
+		ctx.Stop(ctx.Self())
+	case *wrapperspb.StringValue:
+		ctx.Respond(wrapperspb.String(e.id + ":" + msg.Value))
+	}
+}
+
+func startNode(t *testing.T, idle time.Duration) *Node {
+	t.Helper()
+	n, err := NewNode(Config{Kinds: []*cluster.Kind{cluster.NewKind("echo",
+		actor.PropsFromProducer(func() actor.Actor { return &echo{idle: idle} }))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	return n
+}
+
+func TestGrainsActivatePassivateAndComeBack(t *testing.T) {
+	n := startNode(t, 100*time.Millisecond)
+	ctx := context.Background()
+	for i := range 50 {
+		id := fmt.Sprintf("g%d", i)
+		res, err := n.Request(ctx, "echo", id, wrapperspb.String("hi"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.(*wrapperspb.StringValue).Value; got != id+":hi" {
+			t.Fatalf("grain %s answered %q", id, got)
+		}
+	}
+	if got := n.ActiveGrains(); got != 50 {
+		t.Fatalf("%d grains active, want 50", got)
+	}
+	// Idle grains go, and their memory with them.
+	deadline := time.Now().Add(10 * time.Second)
+	for n.ActiveGrains() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d grains still active after passivation", n.ActiveGrains())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A passivated grain comes back on the next request.
+	res, err := n.Request(ctx, "echo", "g7", wrapperspb.String("again"))
+	if err != nil || res.(*wrapperspb.StringValue).Value != "g7:again" {
+		t.Fatalf("re-activated grain: %v, %v", res, err)
+	}
+}
+
+func TestRequestToAnUnknownKindGivesUp(t *testing.T) {
+	n := startNode(t, time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := n.Request(ctx, "nope", "x", wrapperspb.String("hi"))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err %v, want ErrUnavailable", err)
+	}
+}
+
+func TestStartFailsWithAnErrorWhenThePortIsTaken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	n, err := NewNode(Config{Port: port, Kinds: []*cluster.Kind{cluster.NewKind("echo",
+		actor.PropsFromProducer(func() actor.Actor { return &echo{} }))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	if err := n.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestStopIsIdempotentAndSafeBeforeStart(t *testing.T) {
+	n, err := NewNode(Config{Kinds: []*cluster.Kind{cluster.NewKind("echo",
+		actor.PropsFromProducer(func() actor.Actor { return &echo{} }))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Stop()
+	n.Stop()
+	if err := n.Start(context.Background()); err == nil {
+		t.Fatal("a stopped node started")
+	}
+	if _, err := NewNode(Config{}); err == nil {
+		t.Fatal("a node without grain kinds was made")
+	}
+}

@@ -1,0 +1,131 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/sql-jobber/sql-jobber/actors"
+	sjhttp "github.com/sql-jobber/sql-jobber/http"
+	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// protoactor's gossiper starts a throttle goroutine per member
+		// that nothing stops; one per node started, never more.
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/cluster.(*Gossiper).StartGossiping.NewThrottle.func3.1"),
+	)
+}
+
+const taskFile = `
+-- name: entries_of
+SELECT id, user_id, amount FROM entries WHERE user_id = ? ORDER BY id;
+
+-- name: slow
+WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) SELECT COUNT(*) AS n FROM c;
+`
+
+// startServer starts a real sql-jobber node (an engine and its HTTP API)
+// on SQLite databases in dir, whose source has an entries table of three
+// rows, two of them USER1's.
+func startServer(dir string) (base string, stop func(), err error) {
+	ctx := context.Background()
+	var closers []func()
+	stop = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	src, err := sqlexec.Open(ctx, sqlexec.DBConfig{Name: "demo", Type: sqlexec.SQLite, DSN: filepath.Join(dir, "src.db")}, sqlexec.OpenOptions{})
+	if err != nil {
+		return "", nil, err
+	}
+	closers = append(closers, src.Close)
+	for _, stmt := range []string{
+		"CREATE TABLE entries (id INTEGER PRIMARY KEY, user_id TEXT, amount DECIMAL(12,2))",
+		"INSERT INTO entries VALUES (1, 'USER1', '10.50'), (2, 'USER1', '20.25'), (3, 'USER2', '1.00')",
+	} {
+		if _, err := src.SQL().ExecContext(ctx, stmt); err != nil {
+			return "", nil, err
+		}
+	}
+	res, err := resultsink.Open(ctx, resultsink.Config{DBConfig: sqlexec.DBConfig{Name: "res", Type: sqlexec.SQLite, DSN: filepath.Join(dir, "res.db")}})
+	if err != nil {
+		return "", nil, err
+	}
+	closers = append(closers, res.Close)
+	tasks, _, err := sqlexec.ParseTasks("tasks.sql", []byte(taskFile))
+	if err != nil {
+		return "", nil, err
+	}
+	for _, t := range tasks {
+		t.Queue = "default"
+	}
+	reg, err := sqlexec.NewRegistry(tasks, []*sqlexec.DB{src}, []string{"res"})
+	if err != nil {
+		return "", nil, err
+	}
+	if err := reg.Prepare(ctx); err != nil {
+		return "", nil, err
+	}
+	ledger := resultsink.NewLedger(res, "")
+	if err := ledger.Migrate(ctx); err != nil {
+		return "", nil, err
+	}
+	eng, err := actors.NewEngine(ledger, reg, map[string]actors.Results{"res": res}, actors.Config{
+		NodeName: "client-test", Queues: map[string]int{"default": 2}, PollInterval: 50 * time.Millisecond,
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	if err := eng.Start(ctx); err != nil {
+		return "", nil, err
+	}
+	closers = append(closers, eng.Stop)
+	ts := httptest.NewServer(sjhttp.NewServer(eng, sjhttp.Config{}).Handler())
+	closers = append(closers, ts.Close)
+	return ts.URL, stop, nil
+}
+
+// exampleServer starts a server for an Example, in a directory of its own.
+func exampleServer() (string, func()) {
+	dir, err := os.MkdirTemp("", "sqljobber-example")
+	if err != nil {
+		panic(err)
+	}
+	base, stop, err := startServer(dir)
+	if err != nil {
+		panic(fmt.Sprintf("start example server: %v", err))
+	}
+	return base, func() {
+		stop()
+		os.RemoveAll(dir)
+	}
+}
+
+func testServer(t *testing.T) string {
+	t.Helper()
+	if strings.Contains(t.Name(), "/") {
+		t.Fatal("start servers from top-level tests")
+	}
+	base, stop, err := startServer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return base
+}

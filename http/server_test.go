@@ -1,0 +1,158 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	nethttp "net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/sql-jobber/sql-jobber/actors"
+	"github.com/sql-jobber/sql-jobber/cluster"
+	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// failing is a Service whose every call fails with err: it injects the
+// engine's errors to check how each becomes a status. (The API's success
+// paths are tested against a real engine in cmd/sql-jobber and
+// http/client.)
+type failing struct{ err error }
+
+func (f failing) Tasks() []*sqlexec.Task { return nil }
+func (f failing) Submit(context.Context, actors.SubmitRequest) (*actors.Receipt, error) {
+	return nil, f.err
+}
+func (f failing) Job(context.Context, string) (*resultsink.Job, error) { return nil, f.err }
+func (f failing) Cancel(context.Context, string, bool) error             { return f.err }
+func (f failing) Queue(context.Context, string) ([]*resultsink.Job, error) {
+	return nil, f.err
+}
+func (f failing) SubmitGroup(context.Context, actors.GroupRequest) (*actors.GroupReceipt, error) {
+	return nil, f.err
+}
+func (f failing) Group(context.Context, string) (*actors.GroupStatus, error) { return nil, f.err }
+func (f failing) CancelGroup(context.Context, string, bool) error           { return f.err }
+
+func TestErrorsMapToStatuses(t *testing.T) {
+	for _, tc := range []struct {
+		err     error
+		status  int
+		message string
+	}{
+		{fmt.Errorf("%w: %q", actors.ErrJobNotFound, "x"), 404, `job not found: "x"`},
+		{fmt.Errorf("%w: %q", actors.ErrGroupNotFound, "x"), 404, `group not found: "x"`},
+		{&actors.ActiveError{ID: "x", State: "STARTED"}, 409, `job "x" is STARTED`},
+		{&actors.FinishedError{Kind: "job", ID: "x", State: "SUCCESS"}, 409, `job "x" has finished (SUCCESS)`},
+		{&actors.InvalidError{Field: "args", Reason: "too many"}, 400, "args: too many"},
+		{fmt.Errorf("submit job: %w", cluster.ErrUnavailable), 503, "submit job: cluster: grain unavailable"},
+		{actors.ErrStopping, 503, "node is shutting down"},
+		{errors.New("connection refused to postgres://user:secret@db"), 500, "internal error"},
+	} {
+		srv := httptest.NewServer(NewServer(failing{tc.err}, Config{}).Handler())
+		res, err := nethttp.Get(srv.URL + "/jobs/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env struct {
+			Status  string          `json:"status"`
+			Message string          `json:"message"`
+			Data    json.RawMessage `json:"data"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&env); err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		srv.Close()
+		if res.StatusCode != tc.status || env.Status != "error" || !strings.HasPrefix(env.Message, tc.message) || string(env.Data) != "null" {
+			t.Errorf("%v: got %d %+v, want %d %q", tc.err, res.StatusCode, env, tc.status, tc.message)
+		}
+		if strings.Contains(env.Message, "secret") {
+			t.Errorf("an internal error leaked its text: %q", env.Message)
+		}
+	}
+}
+
+func TestDecodeJobRequest(t *testing.T) {
+	s := NewServer(failing{}, Config{ETALocation: time.FixedZone("X", 3600)})
+	for _, tc := range []struct {
+		body string
+		want string // the error, or "" for none
+	}{
+		{``, ""},
+		{`{}`, ""},
+		{`{"job_id": "a", "args": ["x", 1, 1.5, true, null], "eta": "2026-12-01 10:00:00", "retries": 2, "ttl": 60}`, ""},
+		{`{"args": [[1]]}`, "args[0]: must be a string, number, boolean or null"},
+		{`[]`, "the body must be a JSON object, not array"},
+		{`{"args": []}}`, "malformed JSON: data after the object"},
+		{`{"retries": 1.5}`, "retries: must be an integer, not number"},
+		{`{"retries": 1001}`, "retries: must be between 0 and 1000"},
+		{`{"ttl": 99999999999999}`, "ttl: must be between 0 and"},
+		{`{"eta": "2026-13-01 10:00:00"}`, `eta: "2026-13-01 10:00:00" is neither`},
+		{`{"job_id": 5}`, "job_id: must be a string, not number"},
+		{`{"nope": 1}`, `unknown field "nope"`},
+		{`{`, "malformed JSON"},
+	} {
+		req := httptest.NewRequest("POST", "/tasks/t/jobs", strings.NewReader(tc.body))
+		var body jobRequest
+		err := decodeBody(httptest.NewRecorder(), req, &body)
+		if err == nil {
+			_, err = s.submitRequest("", "t", body)
+		}
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.body, err)
+		case tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want %q", tc.body, err, tc.want)
+		}
+	}
+	r, err := s.submitRequest("", "t", jobRequest{ETA: "2026-12-01 10:00:00"})
+	if err != nil || !r.ETA.Equal(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)) {
+		t.Fatalf("ETA without a zone is in the configured zone: %v, %v", r.ETA, err)
+	}
+}
+
+// FuzzJobRequest: any body either decodes into a request whose arguments
+// are all scalars, or is refused as a bad request; nothing panics.
+func FuzzJobRequest(f *testing.F) {
+	for _, seed := range []string{``, `{}`, `{"job_id": "a", "args": ["x", 1, true, null]}`, `{"eta": "2026-12-01 10:00:00"}`,
+		`{"retries": -1}`, `{"ttl": 1e30}`, `{"args": [{"a": 1}]}`, `[]`, `{"jobs": []}`} {
+		f.Add(seed)
+	}
+	s := NewServer(failing{}, Config{})
+	f.Fuzz(func(t *testing.T, body string) {
+		req := httptest.NewRequest("POST", "/tasks/t/jobs", strings.NewReader(body))
+		var jb jobRequest
+		err := decodeBody(httptest.NewRecorder(), req, &jb)
+		if err == nil {
+			var r actors.SubmitRequest
+			r, err = s.submitRequest("", "t", jb)
+			if err == nil {
+				for _, a := range r.Args {
+					switch a.(type) {
+					case string, json.Number, bool, nil:
+					default:
+						t.Fatalf("argument %T accepted", a)
+					}
+				}
+				if r.Retries < 0 || r.TTL < 0 {
+					t.Fatalf("negative retries or ttl accepted: %+v", r)
+				}
+				return
+			}
+		}
+		if status, _ := statusOf(err); status != 400 && status != 413 {
+			t.Fatalf("body %q: error %v maps to %d", body, err, status)
+		}
+	})
+}
