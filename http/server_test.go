@@ -34,7 +34,7 @@ func (f failing) Submit(context.Context, actors.SubmitRequest) (*actors.Receipt,
 	return nil, f.err
 }
 func (f failing) Job(context.Context, string) (*resultsink.Job, error) { return nil, f.err }
-func (f failing) Cancel(context.Context, string, bool) error             { return f.err }
+func (f failing) Cancel(context.Context, string, bool) error           { return f.err }
 func (f failing) Queue(context.Context, string) ([]*resultsink.Job, error) {
 	return nil, f.err
 }
@@ -42,7 +42,7 @@ func (f failing) SubmitGroup(context.Context, actors.GroupRequest) (*actors.Grou
 	return nil, f.err
 }
 func (f failing) Group(context.Context, string) (*actors.GroupStatus, error) { return nil, f.err }
-func (f failing) CancelGroup(context.Context, string, bool) error           { return f.err }
+func (f failing) CancelGroup(context.Context, string, bool) error            { return f.err }
 
 func TestErrorsMapToStatuses(t *testing.T) {
 	for _, tc := range []struct {
