@@ -4,7 +4,7 @@
 -- name: get_profit_summary
 -- db: demo
 -- Per-day totals for one user.
-SELECT entry_date, COUNT(*) AS entries, SUM(amount) AS total
+SELECT entry_date, COUNT(*) AS entries, ROUND(SUM(amount), 2) AS total
 FROM entries
 WHERE user_id = ?
 GROUP BY entry_date
