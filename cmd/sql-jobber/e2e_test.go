@@ -231,7 +231,15 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 }
 
 func TestConcurrentSubmitsOfOneIDRunOnce(t *testing.T) {
-	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
+	for _, d := range []sqlexec.Dialect{sqlexec.Postgres, sqlexec.MySQL, sqlexec.SQLite} {
+		t.Run(string(d), func(t *testing.T) { testConcurrentSubmits(t, d) })
+	}
+}
+
+// testConcurrentSubmits: the ledger (on results database d) admits one of
+// many simultaneous jobs of one ID.
+func testConcurrentSubmits(t *testing.T, d sqlexec.Dialect) {
+	dbs := newDatabases(t, sqlexec.Postgres, d)
 	seedEntries(t, dbs.src)
 	s := newEnv(t, dbs.toml, tasks(t, sqlexec.Postgres)).start()
 	release := holdGate(t, dbs.src)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -287,6 +288,43 @@ func TestResultsExpireAfterTheirTTL(t *testing.T) {
 	}
 	if _, code := s.job("kept"); code != 200 || !tableExists(t, dbs.res, "results_kept") {
 		t.Fatal("a job without a TTL expired")
+	}
+}
+
+func TestTTLFromTaskAndConfigSurvivesRestart(t *testing.T) {
+	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
+	seedEntries(t, dbs.src)
+	files := tasks(t, sqlexec.Postgres)
+	files["ttl.sql"] = "-- name: short_lived\n-- ttl: 2s\nSELECT id FROM entries WHERE user_id = $1;\n"
+	env := newEnv(t, dbs.toml+"\n[app]\ndefault_job_ttl = \"1h\"\n", files)
+	a := env.start()
+	a.post("short_lived", `{"job_id": "tagged", "args": ["U1"]}`)
+	a.post("entries_of", `{"job_id": "default", "args": ["U1"]}`)
+	tagged := a.waitState("tagged", "SUCCESS")
+	def := a.waitState("default", "SUCCESS")
+	expires := func(j jobStatus) time.Duration {
+		var e, f time.Time
+		if err := dbs.res.Postgres().QueryRow(context.Background(),
+			"SELECT expires_at, finished_at FROM sqljobber_jobs WHERE job_id = $1", j.JobID).Scan(&e, &f); err != nil {
+			t.Fatal(err)
+		}
+		return e.Sub(f)
+	}
+	if d := expires(tagged); d != 2*time.Second {
+		t.Fatalf("task TTL: expires %v after finishing", d)
+	}
+	if d := expires(def); d != time.Hour {
+		t.Fatalf("default TTL: expires %v after finishing", d)
+	}
+	// The expiry is the ledger's: a restarted node carries it out.
+	a.stop()
+	b := env.start()
+	waitFor(t, "the task-TTL job expires after a restart", 15*time.Second, func() bool {
+		_, code := b.job("tagged")
+		return code == 404
+	})
+	if tableExists(t, dbs.res, "results_tagged") || !tableExists(t, dbs.res, "results_default") {
+		t.Fatal("expiry dropped the wrong tables")
 	}
 }
 

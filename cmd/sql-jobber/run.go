@@ -82,7 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.server, "server", serverDefault, "address of the HTTP API")
 	fs.Var(&listFlag{values: &o.queues}, "queue", "queue this node works (repeatable; default: the configured default queue)")
 	fs.IntVar(&o.workerConcurrency, "worker-concurrency", workerConcurrencyDefault, "jobs of each queue that run at once on this node")
-	fs.StringVar(&o.workerName, "worker-name", "", "name of this node in logs and job records (default: the host name)")
+	fs.StringVar(&o.workerName, "worker-name", "", "unique name of this node in logs and job records (default: host name and process ID)")
 	fs.BoolVar(&o.workerOnly, "worker-only", false, "run jobs without serving the HTTP API")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -99,7 +99,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--worker-concurrency must be at least 1, got %d", o.workerConcurrency)
 	}
 	if o.workerName == "" {
-		o.workerName, _ = os.Hostname()
+		// Unique among running nodes even on one host. A fixed name lets
+		// a restarted node take back its lost runs at once.
+		host, _ := os.Hostname()
+		o.workerName = fmt.Sprintf("%s-%d", cmp.Or(host, "node"), os.Getpid())
 	}
 	return o, nil
 }

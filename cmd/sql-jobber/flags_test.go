@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+func TestVersionNeedsNoConfig(t *testing.T) {
+	var out bytes.Buffer
+	err := Run(context.Background(), []string{"--version", "--config", "/does/not/exist"}, &out, &out)
+	if err != nil || !strings.HasPrefix(out.String(), "sql-jobber ") {
+		t.Fatalf("--version: %v, %q", err, out.String())
+	}
+}
+
+func TestHelpListsTheFlags(t *testing.T) {
+	var out bytes.Buffer
+	err := Run(context.Background(), []string{"--help"}, &out, &out)
+	if !errors.Is(err, flag.ErrHelp) || exitCode(err, &out) != 0 {
+		t.Fatalf("--help: %v", err)
+	}
+	for _, f := range []string{"-config", "-sql-directory", "-server", "-queue", "-worker-concurrency", "-worker-name", "-worker-only", "-version"} {
+		if !strings.Contains(out.String(), f) {
+			t.Errorf("--help does not mention %s", f)
+		}
+	}
+}
+
+func TestBadFlagsAndMissingConfigFailWithExitCode1(t *testing.T) {
+	for _, args := range [][]string{
+		{"--worker-concurrency", "0"},
+		{"--no-such-flag"},
+		{"extra"},
+		{"--config", "/does/not/exist.toml"},
+	} {
+		var out bytes.Buffer
+		err := Run(context.Background(), args, &out, &out)
+		if err == nil || exitCode(err, &out) != 1 {
+			t.Errorf("%v: err %v", args, err)
+		}
+	}
+}
+
+func TestWorkerOnlyRunsJobsWithoutHTTP(t *testing.T) {
+	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
+	seedEntries(t, dbs.src)
+	env := newEnv(t, dbs.toml, tasks(t, sqlexec.Postgres))
+	api := env.start("--queue", "api-only")
+	worker, err := env.tryStart("--worker-only")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if worker.app.addr != "" || worker.app.server != nil {
+		t.Fatalf("a --worker-only node serves HTTP on %q", worker.app.addr)
+	}
+	// The API node works another queue: the worker runs the job.
+	api.post("entries_of", `{"job_id": "w1", "args": ["U1"]}`)
+	j := api.waitState("w1", "SUCCESS", "FAILURE")
+	if j.State != "SUCCESS" {
+		t.Fatalf("job: %+v", j)
+	}
+	var node string
+	if err := dbs.res.Postgres().QueryRow(context.Background(), "SELECT node FROM sqljobber_jobs WHERE job_id = 'w1'").Scan(&node); err != nil ||
+		!strings.Contains(node, "WorkerOnly") {
+		t.Fatalf("job ran on %q (%v)", node, err)
+	}
+}
+
+func TestRunServesUntilCancelled(t *testing.T) {
+	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
+	env := newEnv(t, dbs.toml, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"--config", env.config, "--sql-directory", env.dir + "/sql", "--server", addr}, &out, testLog{t})
+	}()
+	waitFor(t, "the server listens", 30*time.Second, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	if !strings.Contains(out.String(), "listening on http://"+addr) {
+		t.Fatalf("stdout: %q", out.String())
+	}
+}
