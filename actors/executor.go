@@ -120,9 +120,9 @@ func (e *Engine) execute(j *resultsink.Job) {
 		}
 	}
 
-	o := resultsink.Outcome{State: resultsink.StateSuccess, Count: count}
+	o := resultsink.Outcome{State: resultsink.StateSuccess, Count: count, TTL: j.TTL}
 	if err != nil {
-		o = resultsink.Outcome{State: resultsink.StateFailure, Error: err.Error()}
+		o = resultsink.Outcome{State: resultsink.StateFailure, Error: err.Error(), TTL: j.TTL}
 		if j.Attempt <= j.Retries {
 			o.State, o.RetryAt = resultsink.StateRetry, time.Now().Add(e.backoff(j.Attempt))
 		}

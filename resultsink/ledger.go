@@ -190,6 +190,19 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 	updated_at {ts} NOT NULL
 ){suffix}`), l.groups),
 	}
+	// A table of this name from another layout (an older sql-jobber, or
+	// someone else's) must not be written to blindly.
+	check := func() error {
+		for _, t := range []struct{ table, cols string }{
+			{l.table, jobColumns},
+			{l.groups, "group_id, concurrency, job_ids, cancelled, created_at, updated_at"},
+		} {
+			if _, err := l.q.exec(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE 1 = 0", t.cols, t.table)); err != nil {
+				return fmt.Errorf("ledger table %s exists without the columns this version needs (%w); rename or drop it", t.table, err)
+			}
+		}
+		return nil
+	}
 	for _, idx := range []struct{ name, cols string }{
 		{"_ready", "queue, state, held, ready_at"},
 		{"_expiry", "expires_at"},
@@ -205,10 +218,13 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 			if l.db.Dialect == sqlexec.MySQL && strings.Contains(err.Error(), "Duplicate key name") {
 				continue
 			}
+			if cerr := check(); cerr != nil {
+				return cerr
+			}
 			return fmt.Errorf("create ledger table %s: %w", l.name, err)
 		}
 	}
-	return nil
+	return check()
 }
 
 func (l *Ledger) ifNotExists() string {
@@ -440,6 +456,17 @@ type Outcome struct {
 	Error string
 	// RetryAt is when a RETRY may run again.
 	RetryAt time.Time
+	// TTL is how long a finished job's results are kept (the job's
+	// TTL); 0 keeps them.
+	TTL time.Duration
+}
+
+// expiry is when results kept for ttl after t expire; nil for never.
+func (l *Ledger) expiry(t time.Time, ttl time.Duration) any {
+	if ttl <= 0 {
+		return nil
+	}
+	return l.timeArg(t.Add(ttl))
 }
 
 // Finish records the outcome of run runID. It returns ErrRunSuperseded if
@@ -454,8 +481,8 @@ func (l *Ledger) Finish(ctx context.Context, id, runID string, o Outcome) error 
 		args = []any{o.Error, l.timeArg(t), l.timeArg(maxTime(o.RetryAt, t)), l.timeArg(t), id, runID}
 	} else {
 		stmt = fmt.Sprintf(`UPDATE %s SET state = ?, count = ?, error = ?, lease_until = NULL, finished_at = ?, updated_at = ?,
-	expires_at = %s WHERE job_id = ? AND run_id = ? AND state = 'STARTED'`, l.table, l.expiresExpr())
-		args = []any{o.State, o.Count, o.Error, l.timeArg(t), l.timeArg(t), l.timeArg(t), id, runID}
+	expires_at = ? WHERE job_id = ? AND run_id = ? AND state = 'STARTED'`, l.table)
+		args = []any{o.State, o.Count, o.Error, l.timeArg(t), l.timeArg(t), l.expiry(t, o.TTL), id, runID}
 	}
 	n, err := l.q.exec(ctx, stmt, args...)
 	if err != nil {
@@ -465,19 +492,6 @@ func (l *Ledger) Finish(ctx context.Context, id, runID string, o Outcome) error 
 		return ErrRunSuperseded
 	}
 	return nil
-}
-
-// expiresExpr computes expires_at from a time parameter and ttl_seconds, in
-// the dialect's arithmetic.
-func (l *Ledger) expiresExpr() string {
-	switch l.db.Dialect {
-	case sqlexec.Postgres:
-		return "CASE WHEN ttl_seconds > 0 THEN ?::timestamptz + ttl_seconds * INTERVAL '1 second' END"
-	case sqlexec.MySQL:
-		return "CASE WHEN ttl_seconds > 0 THEN TIMESTAMPADD(SECOND, ttl_seconds, ?) END"
-	default:
-		return "CASE WHEN ttl_seconds > 0 THEN strftime('%Y-%m-%d %H:%M:%f000', ?, '+' || ttl_seconds || ' seconds') END"
-	}
 }
 
 // Release hands back a run's job without counting the attempt, e.g. when
@@ -498,8 +512,9 @@ func (l *Ledger) Release(ctx context.Context, id, runID string) error {
 
 // RecoverLost finds STARTED jobs whose run is lost: their lease has expired,
 // or they ran on node, which has just started and so runs nothing yet. Each
-// runs again if it has retries left, and always at least once more after a
-// lost run; otherwise it fails. It returns the jobs it made ready again.
+// runs again if it has retries left or the lost run was its first (a crash
+// is not the job's fault, but a job that takes its node down every time must
+// not loop); otherwise it fails. It returns the jobs it made ready again.
 func (l *Ledger) RecoverLost(ctx context.Context, node string) ([]*Job, error) {
 	t := now()
 	lost, err := l.jobs(ctx, l.q, fmt.Sprintf("SELECT %s FROM %s WHERE state = 'STARTED' AND (node = ? OR lease_until < ?) ORDER BY job_id",
@@ -516,7 +531,7 @@ func (l *Ledger) RecoverLost(ctx context.Context, node string) ([]*Job, error) {
 				ready = append(ready, j)
 			}
 		} else {
-			err = l.Finish(ctx, j.ID, j.RunID, Outcome{State: StateFailure, Error: msg})
+			err = l.Finish(ctx, j.ID, j.RunID, Outcome{State: StateFailure, Error: msg, TTL: j.TTL})
 		}
 		if err != nil && !errors.Is(err, ErrRunSuperseded) {
 			return ready, err
@@ -538,8 +553,8 @@ func (l *Ledger) Cancel(ctx context.Context, id string) (*Job, error) {
 		}
 		t := now()
 		n, err := l.q.exec(ctx, fmt.Sprintf(`UPDATE %s SET state = 'CANCELLED', error = 'cancelled', held = 0, lease_until = NULL,
-	finished_at = ?, updated_at = ?, expires_at = %s WHERE job_id = ? AND state = ? AND run_id = ?`, l.table, l.expiresExpr()),
-			l.timeArg(t), l.timeArg(t), l.timeArg(t), id, j.State, j.RunID)
+	finished_at = ?, updated_at = ?, expires_at = ? WHERE job_id = ? AND state = ? AND run_id = ?`, l.table),
+			l.timeArg(t), l.timeArg(t), l.expiry(t, j.TTL), id, j.State, j.RunID)
 		if err != nil {
 			return nil, fmt.Errorf("cancel job: %w", err)
 		}

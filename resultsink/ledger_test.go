@@ -1,0 +1,382 @@
+package resultsink_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
+)
+
+func openLedger(t *testing.T, d sqlexec.Dialect) *resultsink.Ledger {
+	t.Helper()
+	l := resultsink.NewLedger(openBackend(t, d), "")
+	if err := l.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Twice: migration is idempotent.
+	if err := l.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func forEachDialect(t *testing.T, fn func(t *testing.T, l *resultsink.Ledger)) {
+	for _, d := range sqlexectest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			fn(t, openLedger(t, d))
+		})
+	}
+}
+
+func TestLedgerAdmitsOneActiveJobPerID(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *resultsink.Ledger) {
+		ctx := context.Background()
+		if _, err := l.Admit(ctx, resultsink.Job{ID: "a", Task: "t", Queue: "q", Args: []byte(`["ünïcödé"]`)}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := l.Admit(ctx, resultsink.Job{ID: "a", Task: "other", Queue: "q"})
+		var active *resultsink.ActiveError
+		if !errors.As(err, &active) || active.Job.State != resultsink.StatePending || active.Job.Task != "t" {
+			t.Fatalf("second admit: %v", err)
+		}
+		j, err := l.Claim(ctx, "q", "run1", "n1", time.Minute)
+		if err != nil || j == nil || j.ID != "a" || j.Attempt != 1 || j.State != resultsink.StateStarted || string(j.Args) != `["ünïcödé"]` {
+			t.Fatalf("claim: %+v, %v", j, err)
+		}
+		if err := l.Finish(ctx, "a", "run1", resultsink.Outcome{State: resultsink.StateSuccess, Count: 7}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Finish(ctx, "a", "run1", resultsink.Outcome{State: resultsink.StateFailure}); !errors.Is(err, resultsink.ErrRunSuperseded) {
+			t.Fatalf("second finish: %v", err)
+		}
+		// Finished: the ID is free again, and the new job starts afresh.
+		j, err = l.Admit(ctx, resultsink.Job{ID: "a", Task: "other", Queue: "q"})
+		if err != nil || j.Task != "other" {
+			t.Fatalf("re-admit: %+v, %v", j, err)
+		}
+		got, err := l.Get(ctx, "a")
+		if err != nil || got.State != resultsink.StatePending || got.Count != 0 || got.Attempt != 0 || got.RunID != "" {
+			t.Fatalf("re-admitted job: %+v, %v", got, err)
+		}
+	})
+}
+
+func TestLedgerClaimsFirstInFirstOutOnceEach(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *resultsink.Ledger) {
+		ctx := context.Background()
+		const n = 40
+		for i := range n {
+			if _, err := l.Admit(ctx, resultsink.Job{ID: fmt.Sprintf("j%02d", i), Task: "t", Queue: "q"}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond) // distinct enqueue times
+		}
+		// Other queues, held members and future jobs are not claimed.
+		mustAdmit(t, l, resultsink.Job{ID: "other", Task: "t", Queue: "other"})
+		mustAdmit(t, l, resultsink.Job{ID: "held", Task: "t", Queue: "q", Held: true})
+		eta := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+		mustAdmit(t, l, resultsink.Job{ID: "later", Task: "t", Queue: "q", ETA: eta})
+
+		var (
+			mu      sync.Mutex
+			claimed []string
+			wg      sync.WaitGroup
+		)
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					j, err := l.Claim(ctx, "q", fmt.Sprintf("w%d-%d", w, time.Now().UnixNano()), "n", time.Minute)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if j == nil {
+						return
+					}
+					mu.Lock()
+					claimed = append(claimed, j.ID)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(claimed) != n {
+			t.Fatalf("claimed %d jobs, want %d: %v", len(claimed), n, claimed)
+		}
+		seen := map[string]bool{}
+		for _, id := range claimed {
+			if seen[id] {
+				t.Fatalf("job %s claimed twice", id)
+			}
+			seen[id] = true
+		}
+		next, ok, err := l.NextReady(ctx, "q")
+		if err != nil || !ok || !next.Equal(eta) {
+			t.Fatalf("next ready: %v %v %v, want %v", next, ok, err, eta)
+		}
+		pending, err := l.Pending(ctx, "q", 10)
+		if err != nil || len(pending) != 2 || pending[0].ID != "later" || pending[1].ID != "held" {
+			t.Fatalf("pending: %v, %v", ids(pending), err)
+		}
+	})
+}
+
+func TestLedgerOrderIsFIFOWithOneClaimer(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *resultsink.Ledger) {
+		ctx := context.Background()
+		var want []string
+		for i := range 10 {
+			id := fmt.Sprintf("f%d", 9-i) // IDs sort the other way round
+			mustAdmit(t, l, resultsink.Job{ID: id, Task: "t", Queue: "q"})
+			want = append(want, id)
+			time.Sleep(time.Millisecond)
+		}
+		var got []string
+		for {
+			j, err := l.Claim(ctx, "q", "r"+fmt.Sprint(len(got)), "n", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j == nil {
+				break
+			}
+			got = append(got, j.ID)
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("claim order %v, want %v", got, want)
+		}
+	})
+}
+
+func TestLedgerRetryCancelReleaseAndLostRuns(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *resultsink.Ledger) {
+		ctx := context.Background()
+		mustAdmit(t, l, resultsink.Job{ID: "r", Task: "t", Queue: "q", Retries: 1})
+		j := mustClaim(t, l, "run1")
+		retryAt := time.Now().Add(150 * time.Millisecond)
+		if err := l.Finish(ctx, j.ID, "run1", resultsink.Outcome{State: resultsink.StateRetry, Error: "boom", RetryAt: retryAt}); err != nil {
+			t.Fatal(err)
+		}
+		if j, _ := l.Claim(ctx, "q", "run2", "n", time.Minute); j != nil {
+			t.Fatal("a job was claimed before its retry time")
+		}
+		for time.Now().Before(retryAt) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		j = mustClaim(t, l, "run2")
+		if j.Attempt != 2 || j.Error != "boom" {
+			t.Fatalf("retried job: %+v", j)
+		}
+
+		// Released on shutdown: ready again, the attempt not counted.
+		if err := l.Release(ctx, "r", "run2"); err != nil {
+			t.Fatal(err)
+		}
+		if j, _ := l.Get(ctx, "r"); j.State != resultsink.StateRetry || j.Attempt != 1 {
+			t.Fatalf("released job: %+v", j)
+		}
+
+		// A first run lost with its node (lease expired) runs again even
+		// without retries; a second lost run fails the job.
+		mustAdmit(t, l, resultsink.Job{ID: "lost", Task: "t", Queue: "q2"})
+		claimQ2 := func(run string) {
+			if j, err := l.Claim(ctx, "q2", run, "dead-node", time.Millisecond); err != nil || j == nil {
+				t.Fatalf("claim: %v %v", j, err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		claimQ2("lost1")
+		lost, err := l.RecoverLost(ctx, "")
+		if err != nil || len(lost) != 1 || lost[0].ID != "lost" {
+			t.Fatalf("recover lost: %v, %v", ids(lost), err)
+		}
+		if j, _ := l.Get(ctx, "lost"); j.State != resultsink.StateRetry || !strings.Contains(j.Error, `lost with node "dead-node"`) {
+			t.Fatalf("recovered job: %+v", j)
+		}
+		if alive, err := l.Renew(ctx, []string{"lost1"}, time.Minute); err != nil || alive["lost1"] {
+			t.Fatalf("renew of a lost run: %v, %v", alive, err)
+		}
+		claimQ2("lost2")
+		if lost, err := l.RecoverLost(ctx, ""); err != nil || len(lost) != 0 {
+			t.Fatalf("second lost run: %v, %v", ids(lost), err)
+		}
+		if j, _ := l.Get(ctx, "lost"); j.State != resultsink.StateFailure || j.Attempt != 2 {
+			t.Fatalf("job lost twice: %+v", j)
+		}
+		// A restarted node takes back its own runs at once.
+		mustAdmit(t, l, resultsink.Job{ID: "mine", Task: "t", Queue: "q2"})
+		if j, err := l.Claim(ctx, "q2", "mine1", "me", time.Hour); err != nil || j == nil {
+			t.Fatalf("claim: %v %v", j, err)
+		}
+		if lost, err := l.RecoverLost(ctx, "me"); err != nil || len(lost) != 1 || lost[0].ID != "mine" {
+			t.Fatalf("recover own runs: %v, %v", ids(lost), err)
+		}
+
+		// Cancelling: a STARTED job, then a finished one.
+		mustClaim(t, l, "run4")
+		prev, err := l.Cancel(ctx, "r")
+		if err != nil || prev.State != resultsink.StateStarted || prev.RunID != "run4" {
+			t.Fatalf("cancel: %+v, %v", prev, err)
+		}
+		if err := l.Finish(ctx, "r", "run4", resultsink.Outcome{State: resultsink.StateSuccess}); !errors.Is(err, resultsink.ErrRunSuperseded) {
+			t.Fatalf("finish after cancel: %v", err)
+		}
+		var finished *resultsink.FinishedError
+		if _, err := l.Cancel(ctx, "r"); !errors.As(err, &finished) || finished.Job.State != resultsink.StateCancelled {
+			t.Fatalf("cancel a cancelled job: %v", err)
+		}
+		if _, err := l.Cancel(ctx, "nope"); !errors.Is(err, resultsink.ErrJobNotFound) {
+			t.Fatalf("cancel unknown: %v", err)
+		}
+		if _, err := l.Delete(ctx, "r"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Get(ctx, "r"); !errors.Is(err, resultsink.ErrJobNotFound) {
+			t.Fatalf("deleted job: %v", err)
+		}
+	})
+}
+
+func TestLedgerExpiry(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *resultsink.Ledger) {
+		ctx := context.Background()
+		mustAdmit(t, l, resultsink.Job{ID: "e", Task: "t", Queue: "q", TTL: time.Second})
+		mustAdmit(t, l, resultsink.Job{ID: "k", Task: "t", Queue: "q"})
+		for _, id := range []string{"e", "k"} {
+			j := mustClaim(t, l, "run-"+id)
+			if err := l.Finish(ctx, j.ID, j.RunID, resultsink.Outcome{State: resultsink.StateSuccess, TTL: j.TTL}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e, _ := l.Get(ctx, "e")
+		if d := e.ExpiresAt.Sub(e.FinishedAt); d != time.Second {
+			t.Fatalf("expires %v after finishing, want 1s", d)
+		}
+		if k, _ := l.Get(ctx, "k"); !k.ExpiresAt.IsZero() {
+			t.Fatalf("job without a TTL expires at %v", k.ExpiresAt)
+		}
+		if jobs, err := l.Expired(ctx, 10); err != nil || len(jobs) != 0 {
+			t.Fatalf("expired too early: %v, %v", ids(jobs), err)
+		}
+		for time.Now().Before(e.ExpiresAt.Add(10 * time.Millisecond)) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		jobs, err := l.Expired(ctx, 10)
+		if err != nil || len(jobs) != 1 || jobs[0].ID != "e" {
+			t.Fatalf("expired: %v, %v", ids(jobs), err)
+		}
+	})
+}
+
+func TestLedgerGroups(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *resultsink.Ledger) {
+		ctx := context.Background()
+		members := []resultsink.Job{
+			{ID: "m1", Task: "t", Queue: "q", GroupID: "g"},
+			{ID: "m2", Task: "t", Queue: "q", GroupID: "g", Held: true},
+			{ID: "m3", Task: "t", Queue: "q", GroupID: "g", Held: true},
+		}
+		if _, err := l.AdmitGroup(ctx, resultsink.Group{ID: "g", Concurrency: 1, JobIDs: []string{"m1", "m2", "m3"}}, members); err != nil {
+			t.Fatal(err)
+		}
+		// A group is admitted whole or not at all.
+		mustAdmit(t, l, resultsink.Job{ID: "busy", Task: "t", Queue: "other"})
+		_, err := l.AdmitGroup(ctx, resultsink.Group{ID: "g2", Concurrency: 1, JobIDs: []string{"x", "busy"}},
+			[]resultsink.Job{{ID: "x", Task: "t", Queue: "q", GroupID: "g2"}, {ID: "busy", Task: "t", Queue: "q", GroupID: "g2"}})
+		var active *resultsink.ActiveError
+		if !errors.As(err, &active) || active.Job.ID != "busy" {
+			t.Fatalf("group with a busy ID: %v", err)
+		}
+		if _, err := l.Get(ctx, "x"); !errors.Is(err, resultsink.ErrJobNotFound) {
+			t.Fatalf("a refused group left job x: %v", err)
+		}
+		if _, _, err := l.Group(ctx, "g2"); !errors.Is(err, resultsink.ErrGroupNotFound) {
+			t.Fatalf("a refused group was recorded: %v", err)
+		}
+
+		j := mustClaim(t, l, "r1")
+		if j.ID != "m1" {
+			t.Fatalf("claimed %s first", j.ID)
+		}
+		if j, _ := l.Claim(ctx, "q", "r2", "n", time.Minute); j != nil {
+			t.Fatalf("claimed held member %s", j.ID)
+		}
+		if released, err := l.ReleaseGroup(ctx, "g"); err != nil || len(released) != 0 {
+			t.Fatalf("release while m1 runs: %v, %v", ids(released), err)
+		}
+		if err := l.Finish(ctx, "m1", "r1", resultsink.Outcome{State: resultsink.StateSuccess}); err != nil {
+			t.Fatal(err)
+		}
+		released, err := l.ReleaseGroup(ctx, "g")
+		if err != nil || len(released) != 1 || released[0].ID != "m2" {
+			t.Fatalf("release after m1: %v, %v", ids(released), err)
+		}
+		if held, err := l.HeldGroups(ctx); err != nil || len(held) != 1 || held[0] != "g" {
+			t.Fatalf("held groups: %v, %v", held, err)
+		}
+		g, jobs, err := l.Group(ctx, "g")
+		if err != nil || g.Concurrency != 1 || strings.Join(ids(jobs), ",") != "m1,m2,m3" {
+			t.Fatalf("group: %+v %v %v", g, ids(jobs), err)
+		}
+		if _, err := l.DeleteGroup(ctx, "g"); !errors.As(err, &active) {
+			t.Fatalf("delete an unfinished group: %v", err)
+		}
+	})
+}
+
+func TestLedgerRefusesATableOfAnotherLayout(t *testing.T) {
+	for _, d := range sqlexectest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			b := openBackend(t, d)
+			sqlexectest.Exec(t, b.DB(), "CREATE TABLE sqljobber_jobs (job_id TEXT, state TEXT)")
+			err := resultsink.NewLedger(b, "").Migrate(context.Background())
+			if err == nil || !strings.Contains(err.Error(), "exists without the columns this version needs") {
+				t.Fatalf("err %v", err)
+			}
+		})
+	}
+}
+
+func mustAdmit(t *testing.T, l *resultsink.Ledger, j resultsink.Job) {
+	t.Helper()
+	if _, err := l.Admit(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustClaim(t *testing.T, l *resultsink.Ledger, run string) *resultsink.Job {
+	t.Helper()
+	return mustClaimLease(t, l, run, time.Minute)
+}
+
+func mustClaimLease(t *testing.T, l *resultsink.Ledger, run string, lease time.Duration) *resultsink.Job {
+	t.Helper()
+	j, err := l.Claim(context.Background(), "q", run, "n", lease)
+	if err != nil || j == nil {
+		t.Fatalf("claim: %+v, %v", j, err)
+	}
+	return j
+}
+
+func ids(jobs []*resultsink.Job) []string {
+	var out []string
+	for _, j := range jobs {
+		out = append(out, j.ID)
+	}
+	if out == nil {
+		return []string{}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return false })
+	return out
+}
