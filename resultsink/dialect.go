@@ -37,6 +37,10 @@ func dialectFor(t sqlexec.Dialect) dialect {
 	}
 }
 
+// columnTypes names a dialect's column type for each portable type whose
+// mapping does not depend on the column (decimals and, on MySQL, JSON do).
+type columnTypes [sqlexec.TypeBytes + 1]string
+
 // quoteWith quotes an identifier with q, doubling any q inside it.
 func quoteWith(q, ident string) string {
 	return q + strings.ReplaceAll(ident, q, q+q) + q

@@ -34,39 +34,33 @@ const (
 func (mysqlDialect) maxIdentLen() int          { return 64 }
 func (mysqlDialect) quote(ident string) string { return quoteWith("`", ident) }
 
+var mysqlColumnTypes = columnTypes{
+	sqlexec.TypeText:    "LONGTEXT",
+	sqlexec.TypeInt64:   "BIGINT",
+	sqlexec.TypeUint64:  "BIGINT UNSIGNED",
+	sqlexec.TypeFloat64: "DOUBLE",
+	sqlexec.TypeBool:    "BOOLEAN",
+	sqlexec.TypeDate:    "DATE",
+	// TIMESTAMP would end in 2038; instants are stored in UTC.
+	sqlexec.TypeTimestamp:   "DATETIME(6)",
+	sqlexec.TypeTimestampTZ: "DATETIME(6)",
+	sqlexec.TypeJSON:        "JSON",
+	sqlexec.TypeBytes:       "LONGBLOB",
+}
+
 func (d mysqlDialect) columnType(c sqlexec.Column) string {
-	switch c.Type {
-	case sqlexec.TypeInt64:
-		return "BIGINT"
-	case sqlexec.TypeUint64:
-		return "BIGINT UNSIGNED"
-	case sqlexec.TypeDecimal:
-		if mysqlDecimalFits(c) {
-			return fmt.Sprintf("DECIMAL(%d,%d)", c.Precision, c.Scale)
-		}
+	switch {
+	case c.Type == sqlexec.TypeDecimal && mysqlDecimalFits(c):
+		return fmt.Sprintf("DECIMAL(%d,%d)", c.Precision, c.Scale)
+	case c.Type == sqlexec.TypeDecimal:
 		// Unconstrained or wider than MySQL allows: the widest DECIMAL,
 		// with every value checked to fit before it is sent (a bare
 		// DECIMAL would round to 0 places).
 		return fmt.Sprintf("DECIMAL(%d,%d)", mysqlMaxPrecision, mysqlMaxScale)
-	case sqlexec.TypeFloat64:
-		return "DOUBLE"
-	case sqlexec.TypeBool:
-		return "BOOLEAN"
-	case sqlexec.TypeDate:
-		return "DATE"
-	case sqlexec.TypeTimestamp, sqlexec.TypeTimestampTZ:
-		// TIMESTAMP would end in 2038; instants are stored in UTC.
-		return "DATETIME(6)"
-	case sqlexec.TypeJSON:
-		if d.mariaDB {
-			return "JSON"
-		}
+	case c.Type == sqlexec.TypeJSON && !d.mariaDB:
 		return fmt.Sprintf("LONGTEXT CHECK (JSON_VALID(%s))", d.quote(c.Name))
-	case sqlexec.TypeBytes:
-		return "LONGBLOB"
-	default:
-		return "LONGTEXT"
 	}
+	return mysqlColumnTypes[c.Type]
 }
 
 func mysqlDecimalFits(c sqlexec.Column) bool {

@@ -24,35 +24,28 @@ var _ dialect = postgresDialect{}
 func (postgresDialect) maxIdentLen() int          { return 63 }
 func (postgresDialect) quote(ident string) string { return quoteWith(`"`, ident) }
 
+var pgColumnTypes = columnTypes{
+	sqlexec.TypeText:        "TEXT",
+	sqlexec.TypeInt64:       "BIGINT",
+	sqlexec.TypeUint64:      "NUMERIC(20,0)",
+	sqlexec.TypeFloat64:     "DOUBLE PRECISION",
+	sqlexec.TypeBool:        "BOOLEAN",
+	sqlexec.TypeDate:        "DATE",
+	sqlexec.TypeTimestamp:   "TIMESTAMP",
+	sqlexec.TypeTimestampTZ: "TIMESTAMPTZ",
+	// json, not jsonb: jsonb would reorder keys and drop duplicates.
+	sqlexec.TypeJSON:  "JSON",
+	sqlexec.TypeBytes: "BYTEA",
+}
+
 func (postgresDialect) columnType(c sqlexec.Column) string {
-	switch c.Type {
-	case sqlexec.TypeInt64:
-		return "BIGINT"
-	case sqlexec.TypeUint64:
-		return "NUMERIC(20,0)"
-	case sqlexec.TypeDecimal:
+	if c.Type == sqlexec.TypeDecimal {
 		if c.Precision > 0 && c.Precision <= 1000 {
 			return fmt.Sprintf("NUMERIC(%d,%d)", c.Precision, c.Scale)
 		}
 		return "NUMERIC"
-	case sqlexec.TypeFloat64:
-		return "DOUBLE PRECISION"
-	case sqlexec.TypeBool:
-		return "BOOLEAN"
-	case sqlexec.TypeDate:
-		return "DATE"
-	case sqlexec.TypeTimestamp:
-		return "TIMESTAMP"
-	case sqlexec.TypeTimestampTZ:
-		return "TIMESTAMPTZ"
-	case sqlexec.TypeJSON:
-		// json, not jsonb: jsonb would reorder keys and drop duplicates.
-		return "JSON"
-	case sqlexec.TypeBytes:
-		return "BYTEA"
-	default:
-		return "TEXT"
 	}
+	return pgColumnTypes[c.Type]
 }
 
 func (d postgresDialect) create(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, unlogged bool) error {

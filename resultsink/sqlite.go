@@ -27,33 +27,26 @@ func (sqliteDialect) quote(ident string) string { return quoteWith(`"`, ident) }
 // floats (and none of them contains "INT", which would win). sqlexec.SQLiteColumn
 // reads these names back.
 func (sqliteDialect) columnType(c sqlexec.Column) string {
-	switch c.Type {
-	case sqlexec.TypeInt64:
-		return "INTEGER"
-	case sqlexec.TypeUint64:
-		return "UNSIGNED_TEXT"
-	case sqlexec.TypeDecimal:
+	if c.Type == sqlexec.TypeDecimal {
 		if c.Precision > 0 {
 			return fmt.Sprintf("DECIMAL_TEXT(%d,%d)", c.Precision, c.Scale)
 		}
 		return "DECIMAL_TEXT"
-	case sqlexec.TypeFloat64:
-		return "DOUBLE"
-	case sqlexec.TypeBool:
-		return "BOOLEAN"
-	case sqlexec.TypeDate:
-		return "DATE"
-	case sqlexec.TypeTimestamp:
-		return "TIMESTAMP"
-	case sqlexec.TypeTimestampTZ:
-		return "TIMESTAMPTZ"
-	case sqlexec.TypeJSON:
-		return "JSON_TEXT"
-	case sqlexec.TypeBytes:
-		return "BLOB"
-	default:
-		return "TEXT"
 	}
+	return sqliteColumnTypes[c.Type]
+}
+
+var sqliteColumnTypes = columnTypes{
+	sqlexec.TypeText:        "TEXT",
+	sqlexec.TypeInt64:       "INTEGER",
+	sqlexec.TypeUint64:      "UNSIGNED_TEXT",
+	sqlexec.TypeFloat64:     "DOUBLE",
+	sqlexec.TypeBool:        "BOOLEAN",
+	sqlexec.TypeDate:        "DATE",
+	sqlexec.TypeTimestamp:   "TIMESTAMP",
+	sqlexec.TypeTimestampTZ: "TIMESTAMPTZ",
+	sqlexec.TypeJSON:        "JSON_TEXT",
+	sqlexec.TypeBytes:       "BLOB",
 }
 
 func (d sqliteDialect) create(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, _ bool) error {

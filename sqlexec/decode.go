@@ -7,6 +7,39 @@ import (
 	"time"
 )
 
+// decoder turns one non-NULL value as the driver hands it out into the Go
+// value of its column's Type.
+type decoder func(b []byte) (any, error)
+
+// decodedRow is the part of a Rows that turns a driver's raw values into
+// typed ones, column by column.
+type decodedRow struct {
+	cols []Column
+	dec  []decoder
+	vals []any
+	err  error
+}
+
+func (r *decodedRow) Columns() []Column { return r.cols }
+func (r *decodedRow) Values() []any     { return r.vals }
+
+// decode fills vals from raw, one decoder per column; nil is NULL.
+func decode[B ~[]byte](r *decodedRow, raw []B) bool {
+	for i, b := range raw {
+		if b == nil {
+			r.vals[i] = nil
+			continue
+		}
+		v, err := r.dec[i](b)
+		if err != nil {
+			r.err = fmt.Errorf("column %q: %w", r.cols[i].Name, err)
+			return false
+		}
+		r.vals[i] = v
+	}
+	return true
+}
+
 // Decoders from a value's text form, shared by the dialects whose drivers
 // hand out text (MySQL always, PostgreSQL for text-format columns).
 

@@ -62,8 +62,7 @@ func (db *DB) queryMySQL(ctx context.Context, t *Task, args []any) (Rows, error)
 		r.Close()
 		return nil, err
 	}
-	r.cols = make([]Column, len(cts))
-	r.dec = make([]func([]byte) (any, error), len(cts))
+	r.decodedRow = decodedRow{cols: make([]Column, len(cts)), dec: make([]decoder, len(cts)), vals: make([]any, len(cts))}
 	for i, ct := range cts {
 		r.cols[i], r.dec[i] = mysqlColumn(ct)
 	}
@@ -72,7 +71,6 @@ func (db *DB) queryMySQL(ctx context.Context, t *Task, args []any) (Rows, error)
 	for i := range r.raw {
 		r.ptrs[i] = &r.raw[i]
 	}
-	r.vals = make([]any, len(cts))
 	return r, nil
 }
 
@@ -81,7 +79,7 @@ const killTimeout = 10 * time.Second
 
 // mysqlColumn maps a MySQL result column to its portable type and the decoder
 // of its text form.
-func mysqlColumn(ct *sql.ColumnType) (Column, func([]byte) (any, error)) {
+func mysqlColumn(ct *sql.ColumnType) (Column, decoder) {
 	col := Column{Name: ct.Name()}
 	name := ct.DatabaseTypeName()
 	switch name {
@@ -127,6 +125,7 @@ func mysqlColumn(ct *sql.ColumnType) (Column, func([]byte) (any, error)) {
 // sqlRows reads a database/sql result whose values arrive as text
 // (sql.RawBytes), decoding each column with its own decoder.
 type sqlRows struct {
+	decodedRow
 	conn  *sql.Conn
 	ctx   context.Context // for clean-up after the query's own context ended
 	stmt  *sql.Stmt
@@ -134,16 +133,9 @@ type sqlRows struct {
 	reset string // statement that undoes per-query session settings
 	// stopKill disarms the KILL QUERY that a cancelled context sends.
 	stopKill func() bool
-	cols     []Column
-	dec      []func([]byte) (any, error)
 	raw      []sql.RawBytes
 	ptrs     []any
-	vals     []any
-	err      error
 }
-
-func (r *sqlRows) Columns() []Column { return r.cols }
-func (r *sqlRows) Values() []any     { return r.vals }
 
 func (r *sqlRows) Next() bool {
 	if r.err != nil || !r.rows.Next() {
@@ -153,19 +145,7 @@ func (r *sqlRows) Next() bool {
 		r.err = err
 		return false
 	}
-	for i, b := range r.raw {
-		if b == nil {
-			r.vals[i] = nil
-			continue
-		}
-		v, err := r.dec[i](b)
-		if err != nil {
-			r.err = fmt.Errorf("column %q: %w", r.cols[i].Name, err)
-			return false
-		}
-		r.vals[i] = v
-	}
-	return true
+	return decode(&r.decodedRow, r.raw)
 }
 
 func (r *sqlRows) Err() error {

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -71,6 +70,7 @@ func (db *DB) queryPostgres(ctx context.Context, t *Task, args []any) (Rows, err
 		return nil, err
 	}
 	fds := r.rows.FieldDescriptions()
+	r.decodedRow = decodedRow{cols: make([]Column, len(fds)), dec: make([]decoder, len(fds)), vals: make([]any, len(fds))}
 	if len(fds) == 0 {
 		// pgx gives no columns when the query failed before describing
 		// them (e.g. a statement timeout): the error is in the rows.
@@ -80,49 +80,22 @@ func (db *DB) queryPostgres(ctx context.Context, t *Task, args []any) (Rows, err
 			return nil, err
 		}
 	}
-	r.cols = make([]Column, len(fds))
-	r.dec = make([]pgDecoder, len(fds))
 	for i, fd := range fds {
 		r.cols[i], r.dec[i] = pgColumn(fd)
 	}
-	r.vals = make([]any, len(fds))
 	return r, nil
 }
 
-type pgDecoder func(b []byte) (any, error)
-
 type pgRows struct {
+	decodedRow
 	conn *pgxpool.Conn
 	ctx  context.Context // for clean-up after the query's own context ended
 	tx   pgx.Tx
 	rows pgx.Rows
-	cols []Column
-	dec  []pgDecoder
-	vals []any
-	err  error
 }
 
-func (r *pgRows) Columns() []Column { return r.cols }
-func (r *pgRows) Values() []any     { return r.vals }
-
 func (r *pgRows) Next() bool {
-	if r.err != nil || !r.rows.Next() {
-		return false
-	}
-	raw := r.rows.RawValues()
-	for i, b := range raw {
-		if b == nil {
-			r.vals[i] = nil
-			continue
-		}
-		v, err := r.dec[i](b)
-		if err != nil {
-			r.err = fmt.Errorf("column %q: %w", r.cols[i].Name, err)
-			return false
-		}
-		r.vals[i] = v
-	}
-	return true
+	return r.err == nil && r.rows.Next() && decode(&r.decodedRow, r.rows.RawValues())
 }
 
 func (r *pgRows) Err() error {
@@ -156,7 +129,7 @@ func (r *pgRows) Close() error {
 
 // pgColumn maps a PostgreSQL result column to its portable type and the
 // decoder for the format it arrives in.
-func pgColumn(fd pgconn.FieldDescription) (Column, pgDecoder) {
+func pgColumn(fd pgconn.FieldDescription) (Column, decoder) {
 	col := Column{Name: fd.Name}
 	binary := fd.Format == pgx.BinaryFormatCode
 	switch fd.DataTypeOID {
