@@ -14,10 +14,12 @@ import (
 	"regexp"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sql-jobber/sql-jobber/actors/jobpb"
@@ -41,6 +43,7 @@ type Ledger interface {
 	Delete(ctx context.Context, id string) (*resultsink.Job, error)
 	DeleteIfUnchanged(ctx context.Context, j *resultsink.Job) (bool, error)
 	Expired(ctx context.Context, limit int) ([]*resultsink.Job, error)
+	PendingByQueue(ctx context.Context) (map[string]int64, error)
 	Get(ctx context.Context, id string) (*resultsink.Job, error)
 	Pending(ctx context.Context, queue string, limit int) ([]*resultsink.Job, error)
 	Group(ctx context.Context, id string) (*resultsink.Group, []*resultsink.Job, error)
@@ -127,6 +130,9 @@ type Config struct {
 	// the engine.
 	Cluster cluster.Config
 	Logger  *slog.Logger
+	// Metrics is where the engine registers its Prometheus metrics; nil
+	// keeps them to itself.
+	Metrics prometheus.Registerer
 }
 
 // WithDefaults returns c with zero values replaced by defaults.
@@ -186,10 +192,13 @@ type Engine struct {
 	node   *cluster.Node
 	queues map[string]*actor.PID
 
+	metrics *metrics
+
 	// ctx ends when the engine stops; runs and grain I/O derive from it.
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // runs and background loops
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // runs and background loops
+	draining atomic.Bool
 
 	runsMu sync.Mutex
 	runs   map[string]*run // by run ID
@@ -210,6 +219,11 @@ func NewEngine(ledger Ledger, tasks Tasks, results map[string]Results, cfg Confi
 	}
 	e := &Engine{cfg: cfg, ledger: ledger, tasks: tasks, results: results, logger: cfg.Logger,
 		queues: map[string]*actor.PID{}, runs: map[string]*run{}}
+	reg := cfg.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	e.metrics = newMetrics(reg, e)
 	// IDs must fit every results table name and the ledger's key.
 	e.maxIDLen = 255
 	for _, r := range results {
@@ -274,6 +288,21 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
+// Drain stops taking jobs (submissions fail with ErrStopping and the queues
+// claim nothing more) and waits up to timeout for the jobs running here to
+// finish. It reports whether they all did; Stop hands back the rest.
+func (e *Engine) Drain(timeout time.Duration) bool {
+	e.draining.Store(true)
+	deadline := time.Now().Add(timeout)
+	for len(e.runIDs()) > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
 // Stop stops taking jobs, hands the jobs it is running back to the ledger
 // (they run again at once, here after a restart or on another node), and
 // leaves the cluster. It is idempotent and safe before Start.
@@ -306,6 +335,12 @@ func (e *Engine) wake(queue string) {
 func (e *Engine) request(ctx context.Context, kind, id string, msg proto.Message) (*jobpb.Reply, error) {
 	if e.ctx == nil || e.ctx.Err() != nil {
 		return nil, ErrStopping
+	}
+	switch msg.(type) {
+	case *jobpb.SubmitJob, *jobpb.SubmitGroup:
+		if e.draining.Load() {
+			return nil, ErrStopping
+		}
 	}
 	res, err := e.node.Request(ctx, kind, id, msg)
 	if err != nil {
@@ -504,6 +539,20 @@ func (e *Engine) Queue(ctx context.Context, queue string) ([]*resultsink.Job, er
 
 // Tasks lists the registered tasks.
 func (e *Engine) Tasks() []*sqlexec.Task { return e.tasks.Tasks() }
+
+// Joined reports whether the node is a member of its cluster and takes
+// jobs.
+func (e *Engine) Joined() error {
+	switch {
+	case e.ctx == nil:
+		return errors.New("not started")
+	case e.ctx.Err() != nil, e.draining.Load():
+		return ErrStopping
+	case e.node.Members() == 0:
+		return errors.New("not a member of the cluster")
+	}
+	return nil
+}
 
 // ActiveGrains counts the grains this node hosts.
 func (e *Engine) ActiveGrains() int { return e.node.ActiveGrains() }

@@ -35,6 +35,31 @@ type run struct {
 	done   chan struct{}
 }
 
+// startRun registers a run of j on this node, so that it can be cancelled
+// and drained from now on, and starts it with spawn; it reports false (and
+// registers nothing) when the engine is stopping or draining.
+func (e *Engine) startRun(j *resultsink.Job, then func()) bool {
+	if e.draining.Load() {
+		return false
+	}
+	ctx, cancel := context.WithCancelCause(e.ctx)
+	r := &run{cancel: cancel, done: make(chan struct{})}
+	e.runsMu.Lock()
+	e.runs[j.RunID] = r
+	e.runsMu.Unlock()
+	started := e.spawn(func() {
+		e.execute(ctx, j, r)
+		then()
+	})
+	if !started {
+		e.runsMu.Lock()
+		delete(e.runs, j.RunID)
+		e.runsMu.Unlock()
+		cancel(nil)
+	}
+	return started
+}
+
 // spawn runs fn in a goroutine that Stop waits for, unless the engine is
 // stopping; it reports whether fn was started.
 func (e *Engine) spawn(fn func()) bool {
@@ -76,12 +101,11 @@ func (e *Engine) runIDs() []string {
 
 // execute runs a claimed job: it streams the query's rows into a staging
 // table, publishes it, and records the outcome, or a retry.
-func (e *Engine) execute(j *resultsink.Job) {
-	ctx, cancel := context.WithCancelCause(e.ctx)
-	r := &run{cancel: cancel, done: make(chan struct{})}
-	e.runsMu.Lock()
-	e.runs[j.RunID] = r
-	e.runsMu.Unlock()
+//
+// It runs in its own goroutine (see queueActor.run), which it must not
+// outlive: Stop waits for it.
+func (e *Engine) execute(ctx context.Context, j *resultsink.Job, r *run) {
+	cancel := r.cancel
 	defer func() {
 		cancel(nil)
 		e.runsMu.Lock()
@@ -92,6 +116,9 @@ func (e *Engine) execute(j *resultsink.Job) {
 
 	log := e.logger.With(slog.String("job_id", j.ID), slog.String("task", j.Task), slog.String("queue", j.Queue))
 	begin := time.Now()
+	if !j.ReadyAt.IsZero() {
+		e.metrics.wait.WithLabelValues(j.Queue).Observe(max(0, begin.Sub(j.ReadyAt).Seconds()))
+	}
 	log.Info("job started", slog.Int("attempt", j.Attempt), slog.String("results_backend", j.ResultsBackend))
 
 	var (
@@ -130,6 +157,7 @@ func (e *Engine) execute(j *resultsink.Job) {
 	if !e.finish(log, j, o) {
 		return
 	}
+	e.metrics.observeFinish(j, o, time.Since(begin))
 	attrs := []any{slog.String("state", o.State), slog.Int64("rows", count), slog.Duration("duration", time.Since(begin)),
 		slog.Int("attempt", j.Attempt)}
 	if err != nil {
@@ -160,10 +188,21 @@ func (e *Engine) run(ctx context.Context, j *resultsink.Job, task *sqlexec.Task,
 	defer cancel()
 	rows, err := e.tasks.Query(qctx, task, db, args)
 	if err != nil {
+		if ctx.Err() == nil {
+			e.metrics.queryErrors.WithLabelValues(db).Inc()
+		}
 		return 0, fmt.Errorf("query database %q: %w", db, err)
 	}
 	n, err := backend.Write(qctx, j.ResultsTable, j.RunID, rows)
 	if err != nil {
+		// The source's error, or the results database's.
+		failed := j.ResultsBackend
+		if rows.Err() != nil {
+			failed = db
+		}
+		if ctx.Err() == nil {
+			e.metrics.queryErrors.WithLabelValues(failed).Inc()
+		}
 		cancel() // before Close, which would otherwise read the rest
 	}
 	rows.Close()

@@ -73,6 +73,7 @@ func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
 		g.e.logger.Error("admit job", slog.String("job_id", spec.JobId), slog.String("error_code", sqlexec.ErrorCode(err)))
 		return failed(err)
 	}
+	g.e.metrics.submitted.WithLabelValues(spec.Queue, spec.Task).Inc()
 	g.e.wake(spec.Queue)
 	return okReply()
 }
@@ -105,8 +106,7 @@ func (g *jobGrain) cancel(id string, purge bool) *jobpb.Reply {
 	case err != nil:
 		return failed(err)
 	}
-	g.e.logger.Info("job cancelled", slog.String("job_id", id), slog.String("task", prev.Task),
-		slog.String("queue", prev.Queue), slog.String("was", prev.State))
+	g.e.cancelled(prev)
 	if prev.State == resultsink.StateStarted {
 		// A run elsewhere sees the cancellation when it next renews its
 		// lease; one here stops now.
@@ -125,6 +125,14 @@ func (g *jobGrain) cancel(id string, purge bool) *jobpb.Reply {
 		return g.purge(id)
 	}
 	return okReply()
+}
+
+// cancelled logs and counts a cancelled job.
+func (e *Engine) cancelled(prev *resultsink.Job) {
+	e.logger.Info("job cancelled", slog.String("job_id", prev.ID), slog.String("task", prev.Task),
+		slog.String("queue", prev.Queue), slog.String("was", prev.State))
+	e.metrics.cancelled.WithLabelValues(prev.Queue, prev.Task).Inc()
+	e.metrics.finished.WithLabelValues(prev.Queue, prev.Task, resultsink.StateCancelled).Inc()
 }
 
 // purge deletes a finished job's results table and then its record, so that

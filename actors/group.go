@@ -234,6 +234,7 @@ func (g *groupGrain) submit(msg *jobpb.SubmitGroup) *jobpb.Reply {
 		return failed(err)
 	}
 	for _, spec := range msg.Jobs {
+		g.e.metrics.submitted.WithLabelValues(spec.Queue, spec.Task).Inc()
 		if !spec.Held {
 			g.e.wake(spec.Queue)
 		}
@@ -290,6 +291,7 @@ func (g *groupGrain) cancel(id string, purge bool) *jobpb.Reply {
 		case err != nil:
 			return failed(err)
 		}
+		g.e.cancelled(prev)
 		if prev.State == resultsink.StateStarted {
 			if done := g.e.cancelRun(prev.RunID, errCancelled); done != nil {
 				runs = append(runs, done)

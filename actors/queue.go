@@ -47,7 +47,11 @@ func newQueueActor(e *Engine, name string, slots int) *queueActor {
 
 func (q *queueActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
-	case *actor.Started, wake:
+	case *actor.Started:
+		q.e.metrics.slots.WithLabelValues(q.name).Set(float64(q.slots))
+		q.e.metrics.running.WithLabelValues(q.name).Set(0)
+		q.fill(ctx)
+	case wake:
 		q.fill(ctx)
 	case *claimed:
 		q.claiming = false
@@ -70,6 +74,7 @@ func (q *queueActor) Receive(ctx actor.Context) {
 		}
 	case *runDone:
 		q.running--
+		q.e.metrics.running.WithLabelValues(q.name).Set(float64(q.running))
 		q.fill(ctx)
 	case *actor.Stopping:
 		if q.timer != nil {
@@ -80,7 +85,7 @@ func (q *queueActor) Receive(ctx actor.Context) {
 
 // fill claims a job if a slot is free; one claim at a time.
 func (q *queueActor) fill(ctx actor.Context) {
-	if q.running >= q.slots {
+	if q.running >= q.slots || q.e.draining.Load() {
 		return
 	}
 	if q.claiming {
@@ -115,12 +120,10 @@ func (q *queueActor) claim() *claimed {
 
 func (q *queueActor) run(ctx actor.Context, j *resultsink.Job) {
 	self, root := ctx.Self(), ctx.ActorSystem().Root
-	started := q.e.spawn(func() {
-		q.e.execute(j)
-		root.Send(self, &runDone{})
-	})
+	started := q.e.startRun(j, func() { root.Send(self, &runDone{}) })
 	if started {
 		q.running++
+		q.e.metrics.running.WithLabelValues(q.name).Set(float64(q.running))
 	} else {
 		q.e.release(j)
 	}

@@ -150,6 +150,16 @@ func (n *Node) ID() string { return n.system.ID }
 // RequestTimeout bounds a request whose context has no deadline.
 func (n *Node) RequestTimeout() time.Duration { return n.cfg.RequestTimeout }
 
+// Members counts the cluster's members as this node sees them.
+func (n *Node) Members() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.started || n.stopped {
+		return 0
+	}
+	return n.cluster.MemberList.Length()
+}
+
 // ActiveGrains counts the grains this node hosts.
 func (n *Node) ActiveGrains() int { return n.lookup.activeGrains() }
 

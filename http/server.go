@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sql-jobber/sql-jobber/actors"
 	"github.com/sql-jobber/sql-jobber/cluster"
@@ -46,25 +47,35 @@ type Config struct {
 	// ETALocation is the zone of ETAs given without one; nil means UTC.
 	ETALocation *time.Location
 	Logger      *slog.Logger
+	// Metrics is where HTTP metrics are registered; nil keeps them
+	// unregistered.
+	Metrics prometheus.Registerer
+	// Ops, if set, adds /metrics, /healthz and /readyz to the API.
+	Ops *Ops
 }
 
 // Server is the HTTP API.
 type Server struct {
-	svc    Service
-	cfg    Config
-	logger *slog.Logger
-	router *mux.Router
+	svc     Service
+	cfg     Config
+	logger  *slog.Logger
+	router  *mux.Router
+	metrics *httpMetrics
 }
 
-// NewServer returns the API over svc.
-func NewServer(svc Service, cfg Config) *Server {
+func newServer(svc Service, cfg Config) *Server {
 	if cfg.ETALocation == nil {
 		cfg.ETALocation = time.UTC
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{svc: svc, cfg: cfg, logger: cfg.Logger, router: mux.NewRouter()}
+	return &Server{svc: svc, cfg: cfg, logger: cfg.Logger, router: mux.NewRouter(), metrics: newHTTPMetrics(cfg.Metrics)}
+}
+
+// NewServer returns the API over svc.
+func NewServer(svc Service, cfg Config) *Server {
+	s := newServer(svc, cfg)
 	r := s.router
 	r.HandleFunc("/tasks", s.handleTasks).Methods(http.MethodGet)
 	r.HandleFunc("/tasks/{taskName}/jobs", s.handlePostJob).Methods(http.MethodPost)
@@ -74,18 +85,26 @@ func NewServer(svc Service, cfg Config) *Server {
 	r.HandleFunc("/groups", s.handlePostGroup).Methods(http.MethodPost)
 	r.HandleFunc("/groups/{groupID}", s.handleGetGroup).Methods(http.MethodGet)
 	r.HandleFunc("/groups/{groupID}", s.handleDeleteGroup).Methods(http.MethodDelete)
-	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, errRoute{status: http.StatusNotFound, msg: "no such endpoint: " + r.Method + " " + r.URL.Path})
-	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, errRoute{status: http.StatusMethodNotAllowed, msg: "method " + r.Method + " is not allowed on " + r.URL.Path})
-	})
+	if cfg.Ops != nil {
+		cfg.Ops.Register(r, s)
+	} else {
+		r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
+	}
+	s.notFound()
 	return s
 }
 
+func (s *Server) notFound() {
+	s.router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errRoute{status: http.StatusNotFound, msg: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	s.router.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errRoute{status: http.StatusMethodNotAllowed, msg: "method " + r.Method + " is not allowed on " + r.URL.Path})
+	})
+}
+
 // Handler is the API's handler.
-func (s *Server) Handler() http.Handler { return s.router }
+func (s *Server) Handler() http.Handler { return s.instrument(s.router) }
 
 type envelope struct {
 	Status  string `json:"status"`

@@ -650,6 +650,23 @@ func (l *Ledger) Pending(ctx context.Context, queue string, limit int) ([]*Job, 
 	return jobs, nil
 }
 
+// PendingByQueue counts the jobs of each queue that have not started.
+func (l *Ledger) PendingByQueue(ctx context.Context) (map[string]int64, error) {
+	out := map[string]int64{}
+	err := l.q.query(ctx, fmt.Sprintf("SELECT queue, COUNT(*) FROM %s WHERE state IN ('PENDING', 'RETRY') GROUP BY queue", l.table),
+		func(scan func(...any) error) error {
+			var q string
+			var n int64
+			err := scan(&q, &n)
+			out[q] = n
+			return err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("count pending jobs: %w", err)
+	}
+	return out, nil
+}
+
 // Queues lists the queues that have unfinished jobs.
 func (l *Ledger) Queues(ctx context.Context) ([]string, error) {
 	var out []string

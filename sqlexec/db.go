@@ -241,6 +241,21 @@ func (db *DB) Postgres() *pgxpool.Pool { return db.pg }
 // SQL returns the database/sql pool of a MySQL or SQLite database, or nil.
 func (db *DB) SQL() *sql.DB { return db.sql }
 
+// PoolStats counts a pool's connections.
+type PoolStats struct {
+	Open, InUse, Idle int
+}
+
+// Stats counts the pool's connections.
+func (db *DB) Stats() PoolStats {
+	if db.pg != nil {
+		st := db.pg.Stat()
+		return PoolStats{Open: int(st.TotalConns()), InUse: int(st.AcquiredConns()), Idle: int(st.IdleConns())}
+	}
+	st := db.sql.Stats()
+	return PoolStats{Open: st.OpenConnections, InUse: st.InUse, Idle: st.Idle}
+}
+
 // Ping checks that the database answers.
 func (db *DB) Ping(ctx context.Context) error {
 	if db.pg != nil {

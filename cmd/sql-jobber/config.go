@@ -45,6 +45,12 @@ type appConfig struct {
 	// RetryBackoff is the wait before a failed job's first retry; it
 	// doubles for each further one.
 	RetryBackoff duration `toml:"retry_backoff"`
+	// DrainTimeout is how long a stopping node lets running jobs finish
+	// before it hands them back to the ledger.
+	DrainTimeout duration `toml:"drain_timeout"`
+	// MetricsAddress serves /metrics, /healthz and /readyz on an address
+	// of their own (--metrics).
+	MetricsAddress string `toml:"metrics_address"`
 }
 
 type dbConfig struct {
@@ -171,6 +177,9 @@ func parseConfig(path string, data []byte) (*config, error) {
 	}
 	if c.app.RetryBackoff < 0 {
 		return nil, fail("app.retry_backoff", errors.New("must not be negative"))
+	}
+	if c.app.DrainTimeout < 0 {
+		return nil, fail("app.drain_timeout", errors.New("must not be negative"))
 	}
 	c.etaLocation = time.UTC
 	if c.app.ETATimezone != "" {

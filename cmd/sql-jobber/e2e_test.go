@@ -272,7 +272,9 @@ func testConcurrentSubmits(t *testing.T, d sqlexec.Dialect) {
 func TestRestartKeepsLedgerAndResumesJobs(t *testing.T) {
 	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
 	seedEntries(t, dbs.src)
-	env := newEnv(t, dbs.toml, tasks(t, sqlexec.Postgres))
+	// The gated job cannot finish while the node drains: it is handed
+	// back when the drain times out.
+	env := newEnv(t, dbs.toml+"\n[app]\ndrain_timeout = \"200ms\"\n", tasks(t, sqlexec.Postgres))
 	a := env.start()
 
 	a.post("entries_of", `{"job_id": "done", "args": ["U1"]}`)

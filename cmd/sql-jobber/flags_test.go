@@ -63,7 +63,7 @@ func TestWorkerOnlyRunsJobsWithoutHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if worker.app.addr != "" || worker.app.server != nil {
+	if worker.app.addr != "" || len(worker.app.servers) != 0 {
 		t.Fatalf("a --worker-only node serves HTTP on %q", worker.app.addr)
 	}
 	var state, node string

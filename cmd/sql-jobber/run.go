@@ -14,6 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/sql-jobber/sql-jobber/actors"
 	"github.com/sql-jobber/sql-jobber/cluster"
 	sjhttp "github.com/sql-jobber/sql-jobber/http"
@@ -43,6 +46,9 @@ type options struct {
 	workerName        string
 	workerOnly        bool
 	version           bool
+	metrics           string // address of /metrics, /healthz, /readyz on their own
+	logLevel          string
+	logFormat         string
 	// pollInterval is how often queues look for work they were not told
 	// of; tests shorten it.
 	pollInterval time.Duration
@@ -85,6 +91,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.workerName, "worker-name", "", "unique name of this node in logs and job records (default: host name and process ID)")
 	fs.BoolVar(&o.workerOnly, "worker-only", false, "run jobs without serving the HTTP API")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.StringVar(&o.metrics, "metrics", "", "address serving /metrics, /healthz and /readyz on their own (default: on --server; needed with --worker-only)")
+	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error (default: app.log_level)")
+	fs.StringVar(&o.logFormat, "log-format", "", "text or json (default: app.log_format)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: sql-jobber [flags]\n\nsql-jobber runs named SQL tasks as queued jobs and writes each job's results to a table of its own.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -94,6 +103,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	if o.logLevel != "" {
+		if _, err := parseLevel(o.logLevel); err != nil {
+			return nil, fmt.Errorf("--log-level: %w", err)
+		}
+	}
+	switch strings.ToLower(o.logFormat) {
+	case "", "text", "json":
+	default:
+		return nil, fmt.Errorf("--log-format: unknown format %q: use text or json", o.logFormat)
 	}
 	if o.workerConcurrency < 1 {
 		return nil, fmt.Errorf("--worker-concurrency must be at least 1, got %d", o.workerConcurrency)
@@ -133,33 +152,60 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	<-ctx.Done()
-	a.logger.Info("shutting down")
+	a.logger.Info("shutting down: no new jobs; running jobs may finish", slog.Duration("drain_timeout", a.drain))
 	return a.stop()
 }
 
 // app is a running sql-jobber node.
 type app struct {
 	logger  *slog.Logger
+	ctx     context.Context // for shutting down after Run's context ended
+	drain   time.Duration
 	dbs     []*sqlexec.DB
 	results []*resultsink.Backend
 	engine  *actors.Engine
-	server  *nethttp.Server
+	servers []*server
 	addr    string // the HTTP API's address, "" with --worker-only
-	served  chan error
+	opsAddr string // the address of /metrics etc., if on their own
 }
+
+// server is one HTTP listener of the node.
+type server struct {
+	srv    *nethttp.Server
+	served chan error
+}
+
+func serve(addr string, h nethttp.Handler) (*server, string, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", err
+	}
+	s := &server{srv: &nethttp.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		// Bodies are at most 1 MiB; responses may stream for long.
+		ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}, served: make(chan error, 1)}
+	go func() { s.served <- s.srv.Serve(l) }()
+	return s, l.Addr().String(), nil
+}
+
+// DrainTimeoutDefault is how long a stopping node lets running jobs finish.
+const drainTimeoutDefault = 30 * time.Second
 
 func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, err error) {
 	cfg, err := loadConfig(o.config)
 	if err != nil {
 		return nil, err
 	}
-	level, _ := parseLevel(cfg.app.LogLevel)
-	logger := newLogger(stderr, level, cfg.app.LogFormat)
+	level, _ := parseLevel(cmp.Or(o.logLevel, cfg.app.LogLevel))
+	logger := newLogger(stderr, level, cmp.Or(o.logFormat, cfg.app.LogFormat))
 	if cfg.ignoredQueue {
 		logger.Warn("the [job_queue] section is ignored: nodes share work through their own cluster, not a broker")
 	}
 
-	a := &app{logger: logger}
+	a := &app{logger: logger, ctx: context.WithoutCancel(ctx), drain: cmp.Or(time.Duration(cfg.app.DrainTimeout), drainTimeoutDefault)}
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pools := &poolCollector{}
+	metrics.MustRegister(pools)
 	defer func() {
 		if err != nil {
 			a.close()
@@ -172,6 +218,7 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 			return nil, fmt.Errorf("%s: db.%s: %w", cfg.file, dc.Name, err)
 		}
 		a.dbs = append(a.dbs, db)
+		pools.pools = append(pools.pools, pool{role: "source", db: db})
 		if cfg.demoDBs[dc.Name] {
 			if err := seedDemo(ctx, db, logger); err != nil {
 				return nil, fmt.Errorf("db.%s: demo data: %w", dc.Name, err)
@@ -187,6 +234,7 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 			return nil, fmt.Errorf("%s: results.%s: %w", cfg.file, rc.Name, err)
 		}
 		a.results = append(a.results, b)
+		pools.pools = append(pools.pools, pool{role: "results", db: b.DB()})
 		results[rc.Name] = b
 		resultsNames = append(resultsNames, rc.Name)
 		if rc.Name == cfg.ledger {
@@ -235,6 +283,7 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 		PollInterval:     o.pollInterval,
 		Cluster:          cluster.Config{Logger: logger},
 		Logger:           logger,
+		Metrics:          metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -253,36 +302,78 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 		}
 	}
 
+	ops := sjhttp.NewOps(metrics, a.readiness(reg))
+	httpCfg := sjhttp.Config{ETALocation: cfg.etaLocation, Logger: logger, Metrics: metrics}
+	opsAddr := cmp.Or(o.metrics, cfg.app.MetricsAddress)
+	if opsAddr != "" {
+		s, addr, err := serve(opsAddr, ops.Handler(httpCfg))
+		if err != nil {
+			return nil, fmt.Errorf("--metrics: %w", err)
+		}
+		a.servers, a.opsAddr = append(a.servers, s), addr
+	}
 	if !o.workerOnly {
-		l, err := net.Listen("tcp", o.server)
+		if opsAddr == "" {
+			httpCfg.Ops = ops
+		}
+		s, addr, err := serve(o.server, sjhttp.NewServer(a.engine, httpCfg).Handler())
 		if err != nil {
 			return nil, fmt.Errorf("--server: %w", err)
 		}
-		a.addr = l.Addr().String()
-		api := sjhttp.NewServer(a.engine, sjhttp.Config{ETALocation: cfg.etaLocation, Logger: logger})
-		a.server = &nethttp.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second,
-			// Bodies are at most 1 MiB; responses may stream for long.
-			ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
-		a.served = make(chan error, 1)
-		go func() { a.served <- a.server.Serve(l) }()
+		a.servers, a.addr = append(a.servers, s), addr
 		printWelcome(stdout, a.addr, reg.Tasks())
+	} else if opsAddr == "" {
+		logger.Warn("--worker-only without --metrics: this node serves no /metrics, /healthz or /readyz")
 	}
 	logger.Info("sql-jobber started", slog.String("version", version), slog.String("node", o.workerName),
-		slog.Any("queues", queues), slog.Int("tasks", len(reg.Tasks())), slog.String("http", a.addr))
+		slog.Any("queues", queues), slog.Int("tasks", len(reg.Tasks())), slog.String("http", a.addr), slog.String("metrics", a.opsAddr))
 	return a, nil
 }
 
-// stop shuts the node down: the API first, so no job is accepted that
-// could not start, then the engine, then the pools.
+// readiness checks that every configured database answers, that the node
+// is a member of its cluster and takes jobs, and that tasks are loaded.
+func (a *app) readiness(reg *sqlexec.Registry) sjhttp.ReadyFunc {
+	return func(ctx context.Context) []sjhttp.Check {
+		var checks []sjhttp.Check
+		add := func(name string, err error) {
+			c := sjhttp.Check{Name: name, OK: err == nil}
+			if err != nil {
+				c.Error = err.Error()
+			}
+			checks = append(checks, c)
+		}
+		for _, db := range a.dbs {
+			add("db."+db.Name, db.Ping(ctx))
+		}
+		for _, b := range a.results {
+			add("results."+b.Name, b.DB().Ping(ctx))
+		}
+		add("cluster", a.engine.Joined())
+		var err error
+		if len(reg.Tasks()) == 0 {
+			err = errors.New("no tasks are loaded")
+		}
+		add("tasks", err)
+		return checks
+	}
+}
+
+// stop shuts the node down: it takes no new jobs (submissions are refused,
+// /readyz says so) while running jobs finish, up to the drain timeout; then
+// the HTTP servers stop, the engine hands back what still runs and leaves
+// the cluster, and the pools close.
 func (a *app) stop() error {
+	if a.engine != nil && !a.engine.Drain(a.drain) {
+		a.logger.Warn("drain timeout: jobs still running are handed back to run again")
+	}
 	var errs []error
-	if a.server != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		if err := a.server.Shutdown(ctx); err != nil {
+	for _, s := range a.servers {
+		ctx, cancel := context.WithTimeout(a.ctx, shutdownTimeout)
+		if err := s.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
-		if err := <-a.served; err != nil && !errors.Is(err, nethttp.ErrServerClosed) {
+		cancel()
+		if err := <-s.served; err != nil && !errors.Is(err, nethttp.ErrServerClosed) {
 			errs = append(errs, fmt.Errorf("http: %w", err))
 		}
 	}

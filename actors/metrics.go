@@ -1,0 +1,105 @@
+package actors
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sql-jobber/sql-jobber/resultsink"
+)
+
+// metrics are the engine's Prometheus metrics. Labels are bounded: queues and
+// tasks come from configuration, states are fixed; job IDs never appear.
+type metrics struct {
+	submitted   *prometheus.CounterVec // queue, task
+	finished    *prometheus.CounterVec // queue, task, state
+	retries     *prometheus.CounterVec // queue, task
+	cancelled   *prometheus.CounterVec // queue, task
+	rows        *prometheus.CounterVec // queue, task
+	running     *prometheus.GaugeVec   // queue
+	slots       *prometheus.GaugeVec   // queue
+	wait        *prometheus.HistogramVec
+	runTime     *prometheus.HistogramVec
+	queryErrors *prometheus.CounterVec // db
+}
+
+// Buckets for job times: a report takes from milliseconds to hours.
+var jobBuckets = []float64{0.005, 0.025, 0.1, 0.5, 1, 2.5, 10, 30, 60, 300, 900, 3600, 4 * 3600}
+
+func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
+	m := &metrics{
+		submitted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sqljobber_jobs_submitted_total",
+			Help: "Jobs accepted by this node's grains."}, []string{"queue", "task"}),
+		finished: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sqljobber_jobs_finished_total",
+			Help: "Jobs that reached a final state on this node (SUCCESS, FAILURE, CANCELLED)."}, []string{"queue", "task", "state"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sqljobber_job_retries_total",
+			Help: "Failed runs on this node that will be retried."}, []string{"queue", "task"}),
+		cancelled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sqljobber_jobs_cancelled_total",
+			Help: "Jobs cancelled through this node."}, []string{"queue", "task"}),
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sqljobber_result_rows_total",
+			Help: "Rows written to results tables by this node."}, []string{"queue", "task"}),
+		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sqljobber_jobs_running",
+			Help: "Jobs running on this node now."}, []string{"queue"}),
+		slots: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sqljobber_queue_slots",
+			Help: "Jobs of the queue that may run at once on this node."}, []string{"queue"}),
+		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sqljobber_job_queue_wait_seconds",
+			Help: "Time from a job being ready (admitted, ETA reached, retry due) to its start on this node.", Buckets: jobBuckets},
+			[]string{"queue"}),
+		runTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sqljobber_job_run_seconds",
+			Help: "Time a run took on this node, query and results together.", Buckets: jobBuckets}, []string{"queue", "task"}),
+		queryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sqljobber_db_query_errors_total",
+			Help: "Job runs on this node that failed at a database (source or results), by configured name."}, []string{"db"}),
+	}
+	reg.MustRegister(m.submitted, m.finished, m.retries, m.cancelled, m.rows, m.running, m.slots, m.wait, m.runTime,
+		m.queryErrors, &engineCollector{e: e})
+	return m
+}
+
+// Descriptions of the metrics gathered at scrape time.
+var (
+	pendingDesc = prometheus.NewDesc("sqljobber_jobs_pending",
+		"Jobs waiting to start, from the ledger, so the same on every node: ready, waiting for an ETA or retry, or held by their group.",
+		[]string{"queue"}, nil)
+	grainsDesc = prometheus.NewDesc("sqljobber_grains_active",
+		"Job and group grains in this node's memory.", nil, nil)
+	membersDesc = prometheus.NewDesc("sqljobber_cluster_members",
+		"Cluster members as this node sees them, by state.", []string{"state"}, nil)
+)
+
+// engineCollector gathers, when scraped, what is cheaper to ask for than
+// to track: the ledger's pending jobs and the node's grains.
+type engineCollector struct{ e *Engine }
+
+func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pendingDesc
+	ch <- grainsDesc
+	ch <- membersDesc
+}
+
+func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
+	e := c.e
+	if e.ctx == nil || e.ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+	defer cancel()
+	if pending, err := e.ledger.PendingByQueue(ctx); err == nil {
+		for q, n := range pending {
+			ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n), q)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(grainsDesc, prometheus.GaugeValue, float64(e.node.ActiveGrains()))
+	ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(e.node.Members()), "alive")
+}
+
+// observeFinish records a run's end.
+func (m *metrics) observeFinish(j *resultsink.Job, o resultsink.Outcome, took time.Duration) {
+	m.runTime.WithLabelValues(j.Queue, j.Task).Observe(took.Seconds())
+	if o.State == resultsink.StateRetry {
+		m.retries.WithLabelValues(j.Queue, j.Task).Inc()
+		return
+	}
+	m.finished.WithLabelValues(j.Queue, j.Task, o.State).Inc()
+	m.rows.WithLabelValues(j.Queue, j.Task).Add(float64(o.Count))
+}

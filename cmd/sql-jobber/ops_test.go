@@ -1,0 +1,273 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	nethttp "net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+// scrape reads /metrics from base and parses it with Prometheus's own text
+// parser.
+func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
+	t.Helper()
+	res, err := nethttp.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("/metrics: %d", res.StatusCode)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(res.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return families
+}
+
+// value finds the sample of family whose labels include labels (a
+// histogram's sample count), or -1.
+func value(families map[string]*dto.MetricFamily, family string, labels ...string) float64 {
+	f, ok := families[family]
+	if !ok {
+		return -1
+	}
+next:
+	for _, m := range f.Metric {
+		have := map[string]string{}
+		for _, lp := range m.Label {
+			have[lp.GetName()] = lp.GetValue()
+		}
+		for i := 0; i+1 < len(labels); i += 2 {
+			if have[labels[i]] != labels[i+1] {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return -1
+}
+
+func TestMetricsCountWhatJobsDid(t *testing.T) {
+	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
+	seedEntries(t, dbs.src)
+	files := tasks(t, sqlexec.Postgres)
+	files["broken.sql"] = "-- name: broken\n-- raw: 1\nSELECT * FROM no_such_table;\n"
+	s := newEnv(t, dbs.toml+"\n[app]\nretry_backoff = \"10ms\"\n", files).start()
+
+	s.post("entries_of", `{"job_id": "ok1", "args": ["U1"]}`)
+	s.post("entries_of", `{"job_id": "ok2", "args": ["U1"]}`)
+	s.post("broken", `{"job_id": "bad", "retries": 1}`)
+	release := holdGate(t, dbs.src)
+	s.post("gated", `{"job_id": "gone", "args": ["U1"]}`)
+	s.waitState("gone", "STARTED")
+	if r := s.do("DELETE", "/jobs/gone", ""); r.code != 200 {
+		t.Fatalf("cancel: %d %s", r.code, r.Message)
+	}
+	release()
+	s.post("entries_of", `{"job_id": "elsewhere", "args": ["U1"], "queue": "nobody"}`)
+	s.waitState("ok1", "SUCCESS")
+	s.waitState("ok2", "SUCCESS")
+	s.waitState("bad", "FAILURE")
+	s.job("unknown")
+
+	m := scrape(t, s.base)
+	for _, tc := range []struct {
+		family string
+		labels []string
+		want   float64
+	}{
+		{"sqljobber_jobs_submitted_total", []string{"queue", "default", "task", "entries_of"}, 2},
+		{"sqljobber_jobs_submitted_total", []string{"queue", "nobody", "task", "entries_of"}, 1},
+		{"sqljobber_jobs_finished_total", []string{"task", "entries_of", "state", "SUCCESS"}, 2},
+		{"sqljobber_jobs_finished_total", []string{"task", "broken", "state", "FAILURE"}, 1},
+		{"sqljobber_jobs_finished_total", []string{"task", "gated", "state", "CANCELLED"}, 1},
+		{"sqljobber_jobs_cancelled_total", []string{"queue", "default", "task", "gated"}, 1},
+		{"sqljobber_job_retries_total", []string{"task", "broken"}, 1},
+		{"sqljobber_result_rows_total", []string{"task", "entries_of"}, 200},
+		{"sqljobber_job_run_seconds", []string{"queue", "default", "task", "entries_of"}, 2},
+		{"sqljobber_job_run_seconds", []string{"task", "broken"}, 2},
+		{"sqljobber_job_queue_wait_seconds", []string{"queue", "default"}, 5},
+		{"sqljobber_jobs_running", []string{"queue", "default"}, 0},
+		{"sqljobber_queue_slots", []string{"queue", "default"}, 10},
+		{"sqljobber_jobs_pending", []string{"queue", "nobody"}, 1},
+		{"sqljobber_db_query_errors_total", []string{"db", "src"}, 2},
+		{"sqljobber_cluster_members", []string{"state", "alive"}, 1},
+		{"sqljobber_http_requests_total", []string{"route", "/tasks/{taskName}/jobs", "method", "POST", "code", "200"}, 5},
+		{"sqljobber_http_requests_total", []string{"route", "/jobs/{jobID}", "method", "DELETE", "code", "200"}, 1},
+		{"sqljobber_http_requests_total", []string{"route", "/jobs/{jobID}", "method", "GET", "code", "404"}, 1},
+	} {
+		if got := value(m, tc.family, tc.labels...); got != tc.want {
+			t.Errorf("%s%v = %v, want %v", tc.family, tc.labels, got, tc.want)
+		}
+	}
+	for _, f := range []string{"sqljobber_db_connections", "sqljobber_grains_active", "go_goroutines", "process_resident_memory_bytes"} {
+		if _, ok := m[f]; !ok {
+			t.Errorf("no %s", f)
+		}
+	}
+	if got := value(m, "sqljobber_db_connections", "db", "src", "role", "source", "state", "open"); got < 1 {
+		t.Errorf("source pool open connections = %v", got)
+	}
+	// No label carries a job ID.
+	for name, f := range m {
+		for _, metric := range f.Metric {
+			for _, lp := range metric.Label {
+				if v := lp.GetValue(); v == "ok1" || v == "gone" || strings.HasPrefix(v, "/jobs/ok") {
+					t.Errorf("%s has a job ID in label %s=%s", name, lp.GetName(), v)
+				}
+			}
+		}
+	}
+}
+
+// proxy forwards TCP connections to target until it is cut.
+type proxy struct {
+	l      net.Listener
+	mu     sync.Mutex
+	conns  []net.Conn
+	closed bool
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{l: l}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			if p.closed {
+				p.mu.Unlock()
+				c.Close()
+				up.Close()
+				continue
+			}
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *proxy) addr() string { return p.l.Addr().String() }
+
+// cut closes the listener and every connection: the database behind it is
+// unreachable.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	p.l.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+}
+
+type readyz struct {
+	Status string `json:"status"`
+	Data   struct {
+		Ready  bool `json:"ready"`
+		Checks []struct {
+			Name  string `json:"name"`
+			OK    bool   `json:"ok"`
+			Error string `json:"error"`
+		} `json:"checks"`
+	} `json:"data"`
+}
+
+func getStatus(t *testing.T, url string) int {
+	t.Helper()
+	res, err := nethttp.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
+}
+
+func getReadyz(t *testing.T, base string) (int, readyz) {
+	t.Helper()
+	res, err := nethttp.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var r readyz
+	if err := json.NewDecoder(res.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, r
+}
+
+func TestReadyzNamesAnUnreachableDatabase(t *testing.T) {
+	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
+	seedEntries(t, dbs.src)
+	p := startProxy(t, "127.0.0.1:5432")
+	config := strings.Replace(dbs.toml, "@127.0.0.1:5432/", "@"+p.addr()+"/", 1)
+	if config == dbs.toml {
+		t.Fatal("the source DSN does not go through the proxy")
+	}
+	s := newEnv(t, config, tasks(t, sqlexec.Postgres)).start()
+
+	code, r := getReadyz(t, s.base)
+	if code != 200 || !r.Data.Ready || len(r.Data.Checks) != 4 {
+		t.Fatalf("readyz: %d %+v", code, r)
+	}
+	if code := getStatus(t, s.base+"/healthz"); code != 200 {
+		t.Fatalf("healthz: %d", code)
+	}
+
+	p.cut()
+	code, r = getReadyz(t, s.base)
+	if code != 503 || r.Status != "error" || r.Data.Ready {
+		t.Fatalf("readyz with the source down: %d %+v", code, r)
+	}
+	for _, c := range r.Data.Checks {
+		if want := c.Name != "db.src"; c.OK != want {
+			t.Errorf("check %s: ok %v (%s)", c.Name, c.OK, c.Error)
+		}
+		if c.Name == "db.src" && c.Error == "" {
+			t.Error("the failing check says nothing")
+		}
+		if strings.Contains(c.Error, "postgres://") {
+			t.Errorf("check %s shows a DSN: %s", c.Name, c.Error)
+		}
+	}
+	if code := getStatus(t, s.base+"/healthz"); code != 200 {
+		t.Fatalf("healthz with the source down: %d", code)
+	}
+}
