@@ -153,7 +153,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	<-ctx.Done()
 	a.logger.Info("shutting down: no new jobs; running jobs may finish", slog.Duration("drain_timeout", a.drain))
-	return a.stop()
+	err = a.stop()
+	a.logger.Info("sql-jobber stopped")
+	return err
 }
 
 // app is a running sql-jobber node.
