@@ -193,7 +193,9 @@ func (e *Engine) run(ctx context.Context, j *resultsink.Job, task *sqlexec.Task,
 		}
 		return 0, fmt.Errorf("query database %q: %w", db, err)
 	}
-	n, err := backend.Write(qctx, j.ResultsTable, j.RunID, rows)
+	// The table is published only while this run owns the job, and never
+	// over a later run's.
+	n, err := backend.Write(qctx, j.ResultsTable, j.RunID, rows, e.ledger.Fence(j.ID, j.RunID, j.Fence))
 	if err != nil {
 		// The source's error, or the results database's.
 		failed := j.ResultsBackend

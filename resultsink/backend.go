@@ -16,9 +16,37 @@ import (
 // ResultsTableDefault is the default name pattern of a job's results table.
 const ResultsTableDefault = "results_%s"
 
-// stagingPrefix names the tables a run writes before it publishes. A table
-// with this prefix is never a job's published result.
-const stagingPrefix = "sqljobber_stage_"
+// Table names sql-jobber keeps for itself in results databases: no job's
+// results table may start with reservedPrefix. stagingPrefix names the
+// tables a run writes before it publishes; fenceTable records, per results
+// table, the fence token of the run that last published it.
+const (
+	reservedPrefix = "sqljobber_"
+	stagingPrefix  = reservedPrefix + "stage_"
+	fenceTable     = reservedPrefix + "fence"
+)
+
+// Fence guards a publication, so that of two runs of one job (say, one cut
+// off from the cluster whose lease was taken over) the older can never
+// replace the newer's table.
+type Fence struct {
+	// Token grows with every run of a job ID (resultsink.Job.Fence). A
+	// publication whose token is not above the last one published for
+	// the table is refused, in the same transaction as the swap (under
+	// a named lock on MySQL, whose DDL is not transactional).
+	Token int64
+	// ledger, job and run, when set (Ledger.Fence), name the run that
+	// publishes: the ledger must say it still owns the job, checked
+	// inside the publishing transaction when the ledger lives in the
+	// same database (on its own pool otherwise: never a second
+	// connection of one pool, which a pool of one would deadlock on).
+	ledger     *Ledger
+	job, runID string
+}
+
+// ErrFenced refuses a publication: a newer run of the job has published its
+// table, or this run no longer owns the job.
+var ErrFenced = errors.New("results not published: a newer run of the job has published, or this run no longer owns the job")
 
 // Config configures one results backend.
 type Config struct {
@@ -49,8 +77,8 @@ func (c Config) Validate() error {
 	if strings.Count(c.ResultsTable, "%s") != 1 || strings.Count(c.ResultsTable, "%") != 1 {
 		return &sqlexec.KeyError{Key: "results_table", Err: errors.New(`must contain "%s" exactly once (the job ID) and no other '%'`)}
 	}
-	if strings.HasPrefix(c.ResultsTable, stagingPrefix) {
-		return &sqlexec.KeyError{Key: "results_table", Err: fmt.Errorf("must not start with %q, which sql-jobber reserves", stagingPrefix)}
+	if strings.HasPrefix(c.ResultsTable, reservedPrefix) {
+		return &sqlexec.KeyError{Key: "results_table", Err: fmt.Errorf("must not start with %q, which sql-jobber reserves", reservedPrefix)}
 	}
 	if c.Unlogged && c.Type != sqlexec.Postgres {
 		return &sqlexec.KeyError{Key: "unlogged", Err: errors.New("only applies to postgres")}
@@ -84,7 +112,27 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Type == sqlexec.MySQL {
 		d = mysqlDialect{mariaDB: db.MariaDB}
 	}
-	return &Backend{Name: cfg.Name, cfg: cfg, db: db, d: d, reserved: map[string]bool{}}, nil
+	b := &Backend{Name: cfg.Name, cfg: cfg, db: db, d: d, reserved: map[string]bool{}}
+	if err := b.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// migrate creates the fence table.
+func (b *Backend) migrate(ctx context.Context) error {
+	key := "TEXT"
+	suffix := ""
+	if b.db.Dialect == sqlexec.MySQL {
+		key, suffix = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+	}
+	q := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (table_name %s NOT NULL PRIMARY KEY, token BIGINT NOT NULL)%s",
+		b.d.quote(fenceTable), key, suffix)
+	if _, err := poolQuerier(b.db).exec(ctx, q); err != nil {
+		return fmt.Errorf("create table %s: %w", fenceTable, err)
+	}
+	return nil
 }
 
 // Reserve marks table names that no job's results table may take (the
@@ -96,9 +144,10 @@ func (b *Backend) Reserve(names ...string) {
 }
 
 // ReservedTable reports whether a results table may not be called name:
-// it is a staging table's name or a reserved one.
+// sql-jobber's own tables start with "sqljobber_", and others may be
+// reserved (the ledger's).
 func (b *Backend) ReservedTable(name string) bool {
-	return strings.HasPrefix(name, stagingPrefix) || b.reserved[name]
+	return strings.HasPrefix(name, reservedPrefix) || b.reserved[name]
 }
 
 // Close closes the backend's pool.
@@ -132,15 +181,16 @@ const cleanupTimeout = 30 * time.Second
 
 // Write streams rows into a staging table and then publishes it as table,
 // replacing any previous table of that name in one step: a reader sees the
-// old complete table or the new complete one. On error nothing is published
-// and the staging table is dropped. It returns the number of rows written.
-func (b *Backend) Write(ctx context.Context, table, runID string, rows sqlexec.Rows) (int64, error) {
+// old complete table or the new complete one. The publication is fenced
+// (see Fence). On error nothing is published and the staging table is
+// dropped. It returns the number of rows written.
+func (b *Backend) Write(ctx context.Context, table, runID string, rows sqlexec.Rows, fence Fence) (int64, error) {
 	cols, err := b.columnNames(rows.Columns())
 	if err != nil {
 		return 0, err
 	}
 	staging := stagingPrefix + runID
-	n, err := b.stageAndPublish(ctx, staging, table, cols, rows)
+	n, err := b.stageAndPublish(ctx, staging, table, cols, rows, fence)
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
@@ -152,7 +202,7 @@ func (b *Backend) Write(ctx context.Context, table, runID string, rows sqlexec.R
 	return n, nil
 }
 
-func (b *Backend) stageAndPublish(ctx context.Context, staging, table string, cols []sqlexec.Column, rows sqlexec.Rows) (int64, error) {
+func (b *Backend) stageAndPublish(ctx context.Context, staging, table string, cols []sqlexec.Column, rows sqlexec.Rows, fence Fence) (int64, error) {
 	if err := b.d.create(ctx, b.db, staging, cols, b.cfg.Unlogged); err != nil {
 		return 0, fmt.Errorf("create staging table: %w", err)
 	}
@@ -163,15 +213,51 @@ func (b *Backend) stageAndPublish(ctx context.Context, staging, table string, co
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
-	if err := b.d.publish(ctx, b.db, staging, table); err != nil {
+	if err := b.d.publish(ctx, b.db, staging, table, fence); err != nil {
 		return 0, fmt.Errorf("publish results table: %w", err)
 	}
 	return n, nil
 }
 
-// Drop removes a job's results table, if it exists.
+// Drop removes a job's results table, if it exists, and its fence record.
 func (b *Backend) Drop(ctx context.Context, table string) error {
-	return b.d.drop(ctx, b.db, table)
+	if err := b.d.drop(ctx, b.db, table); err != nil {
+		return err
+	}
+	_, err := poolQuerier(b.db).exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE table_name = ?", b.d.quote(fenceTable)), table)
+	return err
+}
+
+// claimFence records token as table's publication in a transaction (q),
+// refusing it if a run of a token at least as high has published.
+func claimFence(ctx context.Context, q querier, db *sqlexec.DB, d dialect, table string, fence Fence) error {
+	// Ownership first: on MySQL the fence record commits at once, and a
+	// run that does not own its job must not move it.
+	if l := fence.ledger; l != nil {
+		lq := l.q
+		if l.db == db {
+			lq = q
+		}
+		if err := l.owns(ctx, lq, fence.job, fence.runID); err != nil {
+			return fmt.Errorf("%w: %w", ErrFenced, err)
+		}
+	}
+	var stmt string
+	if _, ok := d.(mysqlDialect); ok {
+		stmt = fmt.Sprintf("INSERT INTO %s (table_name, token) VALUES (?, ?) ON DUPLICATE KEY UPDATE token = IF(token < VALUES(token), VALUES(token), token)",
+			d.quote(fenceTable))
+	} else {
+		stmt = fmt.Sprintf("INSERT INTO %s AS f (table_name, token) VALUES (?, ?) ON CONFLICT (table_name) DO UPDATE SET token = excluded.token WHERE f.token < excluded.token",
+			d.quote(fenceTable))
+	}
+	n, err := q.exec(ctx, stmt, table, fence.Token)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrFenced
+	}
+	return nil
 }
 
 // DropStaging drops the staging tables of runs that are not live: those a

@@ -78,6 +78,10 @@ type Job struct {
 	Attempt        int    // runs started so far
 	RunID          string // the current or last run
 	Node           string // the node that runs or ran it
+	// Fence counts the runs ever started under this ID, across
+	// admissions: the token that lets a run's results table be published
+	// only if no later run's has been.
+	Fence int64
 
 	// Held marks a group member waiting for its group's concurrency; it
 	// is not claimed until its group releases it.
@@ -171,6 +175,7 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 	attempt INTEGER NOT NULL,
 	run_id {short} NOT NULL,
 	node {short} NOT NULL,
+	fence {bigint} NOT NULL,
 	held INTEGER NOT NULL,
 	enqueued_at {ts} NOT NULL,
 	ready_at {ts} NOT NULL,
@@ -235,7 +240,7 @@ func (l *Ledger) ifNotExists() string {
 }
 
 const jobColumns = `job_id, task, queue, state, args, db, group_id, retries, ttl_seconds, eta,
-	results_backend, results_table, count, error, attempt, run_id, node, held,
+	results_backend, results_table, count, error, attempt, run_id, node, fence, held,
 	enqueued_at, ready_at, lease_until, expires_at, created_at, started_at, finished_at, updated_at`
 
 var jobColumnList = strings.Fields(strings.ReplaceAll(jobColumns, ",", " "))
@@ -276,7 +281,7 @@ func (l *Ledger) admit(ctx context.Context, q querier, j Job) (*Job, error) {
 		// Every column keeps its old value while the old job is active;
 		// state goes last so that the others still see the old state.
 		for _, c := range jobColumnList[1:] {
-			if c != "state" {
+			if c != "state" && c != "fence" {
 				set = append(set, fmt.Sprintf("%s = IF(state IN %s, %s, VALUES(%s))", c, activeStates, c, c))
 			}
 		}
@@ -285,7 +290,10 @@ func (l *Ledger) admit(ctx context.Context, q querier, j Job) (*Job, error) {
 			l.table, jobColumns, placeholders(len(jobColumnList)), strings.Join(set, ", "))
 	default:
 		for _, c := range jobColumnList[1:] {
-			set = append(set, fmt.Sprintf("%s = excluded.%s", c, c))
+			// The fence outlives admissions: it only ever grows.
+			if c != "fence" {
+				set = append(set, fmt.Sprintf("%s = excluded.%s", c, c))
+			}
 		}
 		stmt = fmt.Sprintf("INSERT INTO %s AS j (%s) VALUES (%s) ON CONFLICT (job_id) DO UPDATE SET %s WHERE j.state NOT IN %s",
 			l.table, jobColumns, placeholders(len(jobColumnList)), strings.Join(set, ", "), activeStates)
@@ -368,7 +376,7 @@ func (l *Ledger) Claim(ctx context.Context, queue, runID, node string, lease tim
 	t := now()
 	pick := fmt.Sprintf(`SELECT job_id FROM %s WHERE queue = ? AND state IN ('PENDING', 'RETRY') AND held = 0 AND ready_at <= ?
 	ORDER BY ready_at, enqueued_at, job_id LIMIT 1`, l.table)
-	set := fmt.Sprintf(`UPDATE %s SET state = 'STARTED', run_id = ?, node = ?, attempt = attempt + 1, started_at = ?,
+	set := fmt.Sprintf(`UPDATE %s SET state = 'STARTED', run_id = ?, node = ?, attempt = attempt + 1, fence = fence + 1, started_at = ?,
 	finished_at = NULL, lease_until = ?, updated_at = ?`, l.table)
 	args := []any{runID, node, l.timeArg(t), l.timeArg(t.Add(lease)), l.timeArg(t)}
 	pickArgs := []any{queue, l.timeArg(t)}
@@ -447,6 +455,40 @@ func (l *Ledger) Renew(ctx context.Context, runIDs []string, lease time.Duration
 		return nil, fmt.Errorf("renew leases: %w", err)
 	}
 	return alive, nil
+}
+
+// Fence is the fence of run runID of job id, whose fence token is token
+// (its Job.Fence when claimed): it publishes only while the run owns the job.
+func (l *Ledger) Fence(id, runID string, token int64) Fence {
+	return Fence{Token: token, ledger: l, job: id, runID: runID}
+}
+
+// owns checks that run runID still owns job id: the job is STARTED by that
+// run and its lease has not run out. On PostgreSQL the row is share-locked,
+// so that, inside a publication's transaction, nobody takes the job over
+// until the publication commits.
+func (l *Ledger) owns(ctx context.Context, q querier, id, runID string) error {
+	stmt := fmt.Sprintf("SELECT %s FROM %s WHERE job_id = ?", jobColumns, l.table)
+	if l.db.Dialect == sqlexec.Postgres {
+		stmt += " FOR SHARE"
+	}
+	jobs, err := l.jobs(ctx, q, stmt, id)
+	if err != nil {
+		return err
+	}
+	if len(jobs) == 0 {
+		return ErrJobNotFound
+	}
+	j := jobs[0]
+	switch {
+	case err != nil:
+		return err
+	case j.State != StateStarted || j.RunID != runID:
+		return ErrRunSuperseded
+	case !j.LeaseUntil.After(time.Now()):
+		return fmt.Errorf("%w: its lease ran out", ErrRunSuperseded)
+	}
+	return nil
 }
 
 // Outcome is how a run ended.
@@ -838,7 +880,7 @@ func (l *Ledger) jobArgs(j *Job) []any {
 		held = 1
 	}
 	return []any{j.ID, j.Task, j.Queue, j.State, string(j.Args), j.DB, j.GroupID, j.Retries, int64(j.TTL / time.Second), null(j.ETA),
-		j.ResultsBackend, j.ResultsTable, j.Count, j.Error, j.Attempt, j.RunID, j.Node, held,
+		j.ResultsBackend, j.ResultsTable, j.Count, j.Error, j.Attempt, j.RunID, j.Node, j.Fence, held,
 		l.timeArg(j.EnqueuedAt), l.timeArg(j.ReadyAt), null(j.LeaseUntil), null(j.ExpiresAt),
 		l.timeArg(j.CreatedAt), null(j.StartedAt), null(j.FinishedAt), l.timeArg(j.UpdatedAt)}
 }
@@ -873,7 +915,7 @@ func (l *Ledger) jobs(ctx context.Context, q querier, stmt string, args ...any) 
 			created, started, finished, updated ledgerTime
 		)
 		if err := scan(&j.ID, &j.Task, &j.Queue, &j.State, &args, &j.DB, &j.GroupID, &j.Retries, &ttl, &eta,
-			&j.ResultsBackend, &j.ResultsTable, &j.Count, &j.Error, &j.Attempt, &j.RunID, &j.Node, &held,
+			&j.ResultsBackend, &j.ResultsTable, &j.Count, &j.Error, &j.Attempt, &j.RunID, &j.Node, &j.Fence, &held,
 			&enq, &ready, &lease, &exp, &created, &started, &finished, &updated); err != nil {
 			return err
 		}

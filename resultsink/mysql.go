@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math"
 	"strconv"
@@ -24,6 +25,16 @@ type mysqlDialect struct {
 }
 
 var _ dialect = mysqlDialect{}
+
+// mysqlPublishLockTimeout bounds the wait for another publication of the
+// same table.
+const mysqlPublishLockTimeout = 2 * time.Minute
+
+func fnv64(s string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(s))
+	return h.Sum64()
+}
 
 // MySQL's DECIMAL holds at most 65 digits, 30 of them after the point.
 const (
@@ -245,12 +256,31 @@ func appendLoadDataEscaped[T string | []byte](b []byte, s T) []byte {
 	return b
 }
 
-func (d mysqlDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string) error {
+func (d mysqlDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string, fence Fence) error {
 	conn, err := db.SQL().Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	// MySQL's DDL commits on its own, so the fence check and the swap are
+	// made one step by a named lock that every publisher of the table
+	// takes.
+	lock := fmt.Sprintf("sqljobber:%x", fnv64(final))
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", lock, int(mysqlPublishLockTimeout.Seconds())).Scan(&got); err != nil {
+		return err
+	}
+	if got.Int64 != 1 {
+		return fmt.Errorf("another publication of %s holds its lock", final)
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		_, _ = conn.ExecContext(rctx, "DO RELEASE_LOCK(?)", lock)
+	}()
+	if err := claimFence(ctx, sqlQuerier{q: conn}, db, d, final, fence); err != nil {
+		return err
+	}
 	var exists int
 	err = conn.QueryRowContext(ctx,
 		"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?", final).Scan(&exists)

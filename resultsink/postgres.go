@@ -138,13 +138,16 @@ func pgNumeric(s string) (pgtype.Numeric, error) {
 	return pgtype.Numeric{Int: i, Exp: -int32(len(frac)), Valid: true}, nil
 }
 
-func (d postgresDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string) error {
+func (d postgresDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string, fence Fence) error {
 	// PostgreSQL DDL is transactional: readers of final wait on its lock
 	// and then see the new table.
 	return pgx.BeginFunc(ctx, db.Postgres(), func(tx pgx.Tx) error {
 		// Readers of the old table hold the swap up, and new readers
 		// queue behind it: bound the wait rather than stall both.
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+pgPublishLockTimeout+"'"); err != nil {
+			return err
+		}
+		if err := claimFence(ctx, pgQuerier{q: tx}, db, d, final, fence); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+d.quote(final)); err != nil {

@@ -2,16 +2,24 @@ package resultsink_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
 )
+
+var fenceTokens atomic.Int64
+
+// nextFence is a fence for a test's publication, later than every earlier
+// one.
+func nextFence() resultsink.Fence { return resultsink.Fence{Token: fenceTokens.Add(1)} }
 
 // seqRows yields n rows (i, "row i") without a database: the input of a
 // sink test.
@@ -82,7 +90,7 @@ func TestPublishIsAtomic(t *testing.T) {
 			ctx := context.Background()
 			b := openBackend(t, d)
 			const rows, runs = 3000, 12
-			if _, err := b.Write(ctx, "results_atomic", resultsink.NewRunID(), &seqRows{n: rows}); err != nil {
+			if _, err := b.Write(ctx, "results_atomic", resultsink.NewRunID(), &seqRows{n: rows}, nextFence()); err != nil {
 				t.Fatal(err)
 			}
 
@@ -109,7 +117,7 @@ func TestPublishIsAtomic(t *testing.T) {
 				}()
 			}
 			for range runs {
-				if _, err := b.Write(ctx, "results_atomic", resultsink.NewRunID(), &seqRows{n: rows}); err != nil {
+				if _, err := b.Write(ctx, "results_atomic", resultsink.NewRunID(), &seqRows{n: rows}, nextFence()); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -136,10 +144,10 @@ func TestFailedWriteLeavesNoTrace(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			b := openBackend(t, d)
-			if _, err := b.Write(ctx, "results_keep", resultsink.NewRunID(), &seqRows{n: 10}); err != nil {
+			if _, err := b.Write(ctx, "results_keep", resultsink.NewRunID(), &seqRows{n: 10}, nextFence()); err != nil {
 				t.Fatal(err)
 			}
-			_, err := b.Write(ctx, "results_keep", resultsink.NewRunID(), &seqRows{n: 5000, err: fmt.Errorf("source went away")})
+			_, err := b.Write(ctx, "results_keep", resultsink.NewRunID(), &seqRows{n: 5000, err: fmt.Errorf("source went away")}, nextFence())
 			if err == nil || !strings.Contains(err.Error(), "source went away") {
 				t.Fatalf("write error %v", err)
 			}
@@ -175,6 +183,73 @@ func TestDropStagingKeepsLiveRuns(t *testing.T) {
 			}
 			if _, err := countRows(ctx, b.DB(), "sqljobberxstage_other"); err != nil {
 				t.Fatalf("an unrelated table was dropped: %v", err)
+			}
+		})
+	}
+}
+
+// lostRun returns the fence of a run that lost its job: claimed, then
+// cancelled, in a ledger on b's database.
+func lostRun(t *testing.T, b *resultsink.Backend) resultsink.Fence {
+	t.Helper()
+	ctx := context.Background()
+	l := resultsink.NewLedger(b, "")
+	if err := l.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Admit(ctx, resultsink.Job{ID: "f", Task: "t", Queue: "q"}); err != nil {
+		t.Fatal(err)
+	}
+	j, err := l.Claim(ctx, "q", "run-f", "n", time.Minute)
+	if err != nil || j == nil {
+		t.Fatalf("claim: %v %v", j, err)
+	}
+	if _, err := l.Cancel(ctx, "f"); err != nil {
+		t.Fatal(err)
+	}
+	return l.Fence("f", "run-f", 100)
+}
+
+// TestFenceRefusesAnOlderRun: once a run has published a table, a run with
+// a lower token cannot replace it, and a failing ownership check refuses a
+// publication; neither leaves a staging table.
+func TestFenceRefusesAnOlderRun(t *testing.T) {
+	for _, d := range sqlexectest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			b := openBackend(t, d)
+			if _, err := b.Write(ctx, "results_f", "newer", &seqRows{n: 3}, resultsink.Fence{Token: 7}); err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				name  string
+				fence resultsink.Fence
+			}{
+				{"older token", resultsink.Fence{Token: 6}},
+				{"same token", resultsink.Fence{Token: 7}},
+				{"lost ownership", lostRun(t, b)},
+			} {
+				_, err := b.Write(ctx, "results_f", resultsink.NewRunID(), &seqRows{n: 50}, tc.fence)
+				if !errors.Is(err, resultsink.ErrFenced) {
+					t.Fatalf("%s: err %v, want ErrFenced", tc.name, err)
+				}
+				if n, err := countRows(ctx, b.DB(), "results_f"); err != nil || n != 3 {
+					t.Fatalf("%s: the newer run's table has %d rows (%v)", tc.name, n, err)
+				}
+			}
+			if n := stagingTables(t, b.DB()); n != 0 {
+				t.Fatalf("%d staging tables left", n)
+			}
+			// A later token publishes; after a drop, any token does.
+			if _, err := b.Write(ctx, "results_f", resultsink.NewRunID(), &seqRows{n: 4}, resultsink.Fence{Token: 9}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Drop(ctx, "results_f"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Write(ctx, "results_f", resultsink.NewRunID(), &seqRows{n: 5}, resultsink.Fence{Token: 1}); err != nil {
+				t.Fatalf("after a drop: %v", err)
 			}
 		})
 	}

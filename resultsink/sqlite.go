@@ -184,12 +184,15 @@ func sqliteValue(c sqlexec.Column, v any) (any, error) {
 	return v, nil
 }
 
-func (d sqliteDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string) error {
+func (d sqliteDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string, fence Fence) error {
 	tx, err := db.SQL().BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if err := claimFence(ctx, sqlQuerier{q: tx}, db, d, final, fence); err != nil {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+d.quote(final)); err != nil {
 		return err
 	}

@@ -139,7 +139,7 @@ func TestTypeMatrix(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				n, err := backend.Write(ctx, "results_matrix", resultsink.NewRunID(), rows)
+				n, err := backend.Write(ctx, "results_matrix", resultsink.NewRunID(), rows, nextFence())
 				rows.Close()
 				if err != nil {
 					t.Fatalf("write: %v", err)

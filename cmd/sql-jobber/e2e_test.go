@@ -222,7 +222,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 	if n := count(t, dbs.res, "SELECT COUNT(*) FROM sqljobber_jobs"); n != 0 {
 		t.Errorf("refused requests left %d ledger rows", n)
 	}
-	if n := count(t, dbs.res, "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename NOT LIKE 'sqljobber_jobs%'"); n != 0 {
+	if n := count(t, dbs.res, "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename NOT LIKE 'sqljobber\\_%'"); n != 0 {
 		t.Errorf("refused requests left %d tables", n)
 	}
 	if n := count(t, dbs.src, "SELECT COUNT(*) FROM entries"); n != 250 {
