@@ -252,6 +252,7 @@ func (e *Engine) Start(ctx context.Context) error {
 
 	ccfg := e.cfg.Cluster
 	ccfg.Logger = cmp.Or(ccfg.Logger, e.logger)
+	ccfg.Info.Name, ccfg.Info.Queues = e.cfg.NodeName, e.cfg.Queues
 	ccfg.Kinds = []*protocluster.Kind{
 		protocluster.NewKind(jobKind, actor.PropsFromProducer(func() actor.Actor { return &jobGrain{e: e} })),
 		protocluster.NewKind(groupKind, actor.PropsFromProducer(func() actor.Actor { return &groupGrain{e: e} })),
@@ -275,6 +276,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.sweepGroups(ctx)
 
+	if _, err := node.System().Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &nodeActor{e: e} }), nodeActorName); err != nil {
+		return fmt.Errorf("start node actor: %w", err)
+	}
 	for _, name := range slices.Sorted(maps.Keys(e.cfg.Queues)) {
 		slots := e.cfg.Queues[name]
 		props := actor.PropsFromProducer(func() actor.Actor { return newQueueActor(e, name, slots) })
@@ -325,13 +329,63 @@ func (e *Engine) Stop() {
 	}
 }
 
-// wake tells this node's actor for queue, if it works that queue, that jobs
-// may be ready.
+// nodeActorName is the actor on every member that takes messages for the
+// node as a whole (wake-ups, run cancellations).
+const nodeActorName = "sqljobber-node"
+
+// wake tells every member that works queue (this one included) that jobs
+// may be ready, so a free slot anywhere takes them at once rather than at
+// its next poll.
 func (e *Engine) wake(queue string) {
+	e.wakeLocal(queue)
+	root := e.node.System().Root
+	for _, m := range e.node.Members() {
+		if _, works := m.Queues[queue]; works && !m.Self && m.State == "alive" {
+			root.Send(actor.NewPID(m.Address, nodeActorName), &jobpb.WakeQueue{Queue: queue})
+		}
+	}
+}
+
+// wakeLocal wakes this node's actor for queue, if it works that queue.
+func (e *Engine) wakeLocal(queue string) {
 	if pid, ok := e.queues[queue]; ok {
 		e.node.System().Root.Send(pid, wake{})
 	}
 }
+
+// stopRun stops a cancelled job's run wherever it is: here at once, on
+// another member by a message (which also learns of it at its next lease
+// renewal, should the message be lost). It returns a channel closed when a
+// run here has ended, or nil.
+func (e *Engine) stopRun(j *resultsink.Job) <-chan struct{} {
+	if j.Node == e.cfg.NodeName {
+		return e.cancelRun(j.RunID, errCancelled)
+	}
+	for _, m := range e.node.Members() {
+		if m.Name == j.Node && !m.Self {
+			e.node.System().Root.Send(actor.NewPID(m.Address, nodeActorName), &jobpb.CancelRun{RunId: j.RunID})
+		}
+	}
+	return nil
+}
+
+// nodeActor receives what other members send this node.
+type nodeActor struct{ e *Engine }
+
+func (a *nodeActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *jobpb.WakeQueue:
+		a.e.wakeLocal(msg.Queue)
+	case *jobpb.CancelRun:
+		a.e.cancelRun(msg.RunId, errCancelled)
+	}
+}
+
+// Members describes the cluster's members.
+func (e *Engine) Members() []cluster.MemberInfo { return e.node.Members() }
+
+// GossipAddress is where other nodes join this one's cluster ("" alone).
+func (e *Engine) GossipAddress() string { return e.node.GossipAddress() }
 
 func (e *Engine) request(ctx context.Context, kind, id string, msg proto.Message) (*jobpb.Reply, error) {
 	if e.ctx == nil || e.ctx.Err() != nil {
@@ -549,7 +603,7 @@ func (e *Engine) Joined() error {
 		return errors.New("not started")
 	case e.ctx.Err() != nil, e.draining.Load():
 		return ErrStopping
-	case e.node.Members() == 0:
+	case len(e.node.Members()) == 0:
 		return errors.New("not a member of the cluster")
 	}
 	return nil

@@ -108,9 +108,7 @@ func (g *jobGrain) cancel(id string, purge bool) *jobpb.Reply {
 	}
 	g.e.cancelled(prev)
 	if prev.State == resultsink.StateStarted {
-		// A run elsewhere sees the cancellation when it next renews its
-		// lease; one here stops now.
-		if done := g.e.cancelRun(prev.RunID, errCancelled); done != nil && purge {
+		if done := g.e.stopRun(prev); done != nil && purge {
 			// Its table must not be published after the purge.
 			select {
 			case <-done:

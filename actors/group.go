@@ -293,7 +293,7 @@ func (g *groupGrain) cancel(id string, purge bool) *jobpb.Reply {
 		}
 		g.e.cancelled(prev)
 		if prev.State == resultsink.StateStarted {
-			if done := g.e.cancelRun(prev.RunID, errCancelled); done != nil {
+			if done := g.e.stopRun(prev); done != nil {
 				runs = append(runs, done)
 			}
 		}

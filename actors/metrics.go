@@ -90,7 +90,13 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(grainsDesc, prometheus.GaugeValue, float64(e.node.ActiveGrains()))
-	ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(e.node.Members()), "alive")
+	states := map[string]int{"alive": 0, "suspect": 0, "leaving": 0}
+	for _, m := range e.node.Members() {
+		states[m.State]++
+	}
+	for state, n := range states {
+		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(n), state)
+	}
 }
 
 // observeFinish records a run's end.

@@ -14,6 +14,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -24,6 +26,8 @@ const (
 	RequestTimeoutDefault = 10 * time.Second
 	// activationTimeout bounds one ask of a placement actor.
 	activationTimeout = 5 * time.Second
+	// dialTimeout bounds connecting to another member.
+	dialTimeout = 2 * time.Second
 )
 
 // Config configures a cluster node.
@@ -35,6 +39,14 @@ type Config struct {
 	// picks a free port.
 	Host string
 	Port int
+	// Advertise is the host:port other members reach the actor remote at
+	// (when Host is, say, 0.0.0.0); empty means the address listened on.
+	Advertise string
+	// Membership makes the node a member of a gossiped cluster; nil runs
+	// it alone.
+	Membership *MembershipConfig
+	// Info is what the node tells other members about itself.
+	Info NodeInfo
 	// Kinds are the grain kinds this node hosts.
 	Kinds []*cluster.Kind
 	// RequestTimeout bounds a grain request whose context has no
@@ -61,6 +73,7 @@ type Node struct {
 	cluster  *cluster.Cluster
 	lookup   *identityLookup
 	provider cluster.ClusterProvider
+	gossip   *gossipProvider // nil when the node runs alone
 
 	mu      sync.Mutex
 	started bool
@@ -80,11 +93,28 @@ func NewNode(cfg Config) (*Node, error) {
 		return slog.New(minLevel{Handler: logger.Handler(), min: slog.LevelWarn}).With(slog.String("component", "protoactor"))
 	}))
 	n := &Node{cfg: cfg, system: system, lookup: newIdentityLookup(logger, activationTimeout)}
-	n.provider = &singleProvider{}
-	remoteCfg := remote.Configure(cfg.Host, cfg.Port,
+	if cfg.Membership != nil {
+		n.gossip = newGossipProvider(*cfg.Membership, cfg.Info, logger)
+		n.provider = n.gossip
+	} else {
+		n.provider = &singleProvider{info: cfg.Info}
+	}
+	opts := []remote.ConfigOption{
 		// The default preallocates a million-slot queue per peer.
 		remote.WithEndpointWriterQueueSize(10_000),
-		remote.WithEndpointManagerQueueSize(10_000))
+		remote.WithEndpointManagerQueueSize(10_000),
+		// protoactor dials a peer without blocking and, when the stream
+		// then fails (the peer is gone), drops the connection without
+		// closing it: grpc retries it in the background forever. A
+		// blocking dial with a timeout closes a connection that fails.
+		remote.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithBlock(),
+			//lint:ignore SA1019 the only dial timeout grpc.Dial (what protoactor calls) honours
+			grpc.WithTimeout(dialTimeout)),
+	}
+	if cfg.Advertise != "" {
+		opts = append(opts, remote.WithAdvertisedHost(cfg.Advertise))
+	}
+	remoteCfg := remote.Configure(cfg.Host, cfg.Port, opts...)
 	clusterCfg := cluster.Configure(cfg.Name, n.provider, n.lookup, remoteCfg,
 		cluster.WithKinds(cfg.Kinds...),
 		cluster.WithRequestTimeout(cfg.RequestTimeout))
@@ -131,10 +161,24 @@ func (n *Node) Stop() {
 		n.system.Shutdown()
 		return
 	}
+	// Leave first, so the others stop sending here; protoactor's own
+	// shutdown only calls the provider on its graceful path, which
+	// sleeps two seconds for an ownership handover this project does
+	// not use (grain state is durable elsewhere).
+	members := n.cluster.MemberList.Members().Members()
+	if err := n.provider.Shutdown(true); err != nil {
+		n.cfg.Logger.Warn("leave the cluster", slog.Any("error", err))
+	}
 	n.lookup.Shutdown()
-	// Not graceful: protoactor's graceful path sleeps two seconds for an
-	// ownership handover that this project does not use (grain state is
-	// durable elsewhere).
+	// protoactor's non-graceful shutdown stops its server but not the
+	// connections it opened to the other members (its graceful one waits
+	// up to ten seconds for theirs to close): close them by telling the
+	// endpoint manager that every other member's endpoint is gone.
+	for _, m := range members {
+		if m.Id != n.system.ID {
+			n.system.EventStream.Publish(&remote.EndpointTerminatedEvent{Address: m.Address()})
+		}
+	}
 	n.cluster.Shutdown(false)
 }
 
@@ -150,14 +194,29 @@ func (n *Node) ID() string { return n.system.ID }
 // RequestTimeout bounds a request whose context has no deadline.
 func (n *Node) RequestTimeout() time.Duration { return n.cfg.RequestTimeout }
 
-// Members counts the cluster's members as this node sees them.
-func (n *Node) Members() int {
+// Members describes the cluster's members as this node sees them, this one
+// first; none before Start or after Stop.
+func (n *Node) Members() []MemberInfo {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if !n.started || n.stopped {
-		return 0
+	started := n.started && !n.stopped
+	n.mu.Unlock()
+	if !started {
+		return nil
 	}
-	return n.cluster.MemberList.Length()
+	if n.gossip != nil {
+		return n.gossip.infos()
+	}
+	return []MemberInfo{{NodeInfo: n.cfg.Info, ID: n.system.ID, Address: n.system.Address(), Self: true, State: "alive"}}
+}
+
+// GossipAddress is the host:port the node's gossip listens on, for others
+// to join; "" when it runs alone.
+func (n *Node) GossipAddress() string {
+	if n.gossip == nil || n.gossip.ml == nil {
+		return ""
+	}
+	ln := n.gossip.ml.LocalNode()
+	return net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 }
 
 // ActiveGrains counts the grains this node hosts.
@@ -203,7 +262,7 @@ func (n *Node) Request(ctx context.Context, kind, identity string, msg proto.Mes
 }
 
 // singleProvider is the membership of a node that runs alone: itself.
-type singleProvider struct{}
+type singleProvider struct{ info NodeInfo }
 
 var _ cluster.ClusterProvider = (*singleProvider)(nil)
 

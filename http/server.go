@@ -32,6 +32,7 @@ type Service interface {
 	SubmitGroup(ctx context.Context, req actors.GroupRequest) (*actors.GroupReceipt, error)
 	Group(ctx context.Context, id string) (*actors.GroupStatus, error)
 	CancelGroup(ctx context.Context, id string, purge bool) error
+	Members() []cluster.MemberInfo
 }
 
 var _ Service = (*actors.Engine)(nil)
@@ -85,6 +86,7 @@ func NewServer(svc Service, cfg Config) *Server {
 	r.HandleFunc("/groups", s.handlePostGroup).Methods(http.MethodPost)
 	r.HandleFunc("/groups/{groupID}", s.handleGetGroup).Methods(http.MethodGet)
 	r.HandleFunc("/groups/{groupID}", s.handleDeleteGroup).Methods(http.MethodDelete)
+	r.HandleFunc("/cluster/members", s.handleMembers).Methods(http.MethodGet)
 	if cfg.Ops != nil {
 		cfg.Ops.Register(r, s)
 	} else {
@@ -539,6 +541,29 @@ func (s *Server) handleDeleteGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeData(w, deletedJSON{Group: id, Purged: purge})
+}
+
+type memberJSON struct {
+	Name    string         `json:"name"`
+	ID      string         `json:"id"`
+	Address string         `json:"address"`
+	API     string         `json:"api"`
+	Queues  map[string]int `json:"queues"`
+	Self    bool           `json:"self"`
+	State   string         `json:"state"`
+}
+
+func (s *Server) handleMembers(w http.ResponseWriter, _ *http.Request) {
+	members := s.svc.Members()
+	out := make([]memberJSON, 0, len(members))
+	for _, m := range members {
+		q := m.Queues
+		if q == nil {
+			q = map[string]int{}
+		}
+		out = append(out, memberJSON{Name: m.Name, ID: m.ID, Address: m.Address, API: m.API, Queues: q, Self: m.Self, State: m.State})
+	}
+	s.writeData(w, out)
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {

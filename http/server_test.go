@@ -43,6 +43,7 @@ func (f failing) SubmitGroup(context.Context, actors.GroupRequest) (*actors.Grou
 }
 func (f failing) Group(context.Context, string) (*actors.GroupStatus, error) { return nil, f.err }
 func (f failing) CancelGroup(context.Context, string, bool) error            { return f.err }
+func (f failing) Members() []cluster.MemberInfo                              { return nil }
 
 func TestErrorsMapToStatuses(t *testing.T) {
 	for _, tc := range []struct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"time"
 )
 
 // Registry holds the loaded tasks and the source databases they run on.
@@ -59,6 +60,9 @@ func NewRegistry(tasks []*Task, dbs []*DB, resultsNames []string) (*Registry, er
 	return r, nil
 }
 
+// prepareTimeout bounds the preparation of one task on one database.
+const prepareTimeout = time.Minute
+
 // Prepare prepares every task that is not raw on each of its databases, to
 // find broken queries at start-up, and records how many arguments each
 // takes.
@@ -68,7 +72,11 @@ func (r *Registry) Prepare(ctx context.Context) error {
 			continue
 		}
 		for _, name := range t.DBs {
-			n, err := r.dbs[name].Prepare(ctx, t.SQL)
+			// A query that waits on a lock (a migration holding the
+			// table, say) must not hang start-up.
+			pctx, cancel := context.WithTimeout(ctx, prepareTimeout)
+			n, err := r.dbs[name].Prepare(pctx, t.SQL)
+			cancel()
 			if err != nil {
 				return &TaskError{File: t.File, Line: t.Line, Task: t.Name, Err: fmt.Errorf("prepare on database %q: %w", name, err)}
 			}

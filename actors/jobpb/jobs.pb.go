@@ -718,6 +718,98 @@ func (x *Reply) GetError() string {
 	return ""
 }
 
+// WakeQueue tells a node that jobs of a queue it works may be ready (sent
+// to the "sqljobber-node" actor of every member that works the queue).
+type WakeQueue struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Queue         string                 `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WakeQueue) Reset() {
+	*x = WakeQueue{}
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WakeQueue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WakeQueue) ProtoMessage() {}
+
+func (x *WakeQueue) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WakeQueue.ProtoReflect.Descriptor instead.
+func (*WakeQueue) Descriptor() ([]byte, []int) {
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *WakeQueue) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+// CancelRun tells the node running a job that the job was cancelled, so it
+// stops the run at once (it would notice at its next lease renewal).
+type CancelRun struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelRun) Reset() {
+	*x = CancelRun{}
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelRun) ProtoMessage() {}
+
+func (x *CancelRun) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelRun.ProtoReflect.Descriptor instead.
+func (*CancelRun) Descriptor() ([]byte, []int) {
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CancelRun) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
 var File_actors_jobpb_jobs_proto protoreflect.FileDescriptor
 
 const file_actors_jobpb_jobs_proto_rawDesc = "" +
@@ -774,7 +866,11 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\x11OUTCOME_NOT_FOUND\x10\x02\x12\x12\n" +
 	"\x0eOUTCOME_ACTIVE\x10\x03\x12\x14\n" +
 	"\x10OUTCOME_FINISHED\x10\x04\x12\x12\n" +
-	"\x0eOUTCOME_FAILED\x10\x05B/Z-github.com/sql-jobber/sql-jobber/actors/jobpbb\x06proto3"
+	"\x0eOUTCOME_FAILED\x10\x05\"!\n" +
+	"\tWakeQueue\x12\x14\n" +
+	"\x05queue\x18\x01 \x01(\tR\x05queue\"\"\n" +
+	"\tCancelRun\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runIdB/Z-github.com/sql-jobber/sql-jobber/actors/jobpbb\x06proto3"
 
 var (
 	file_actors_jobpb_jobs_proto_rawDescOnce sync.Once
@@ -789,7 +885,7 @@ func file_actors_jobpb_jobs_proto_rawDescGZIP() []byte {
 }
 
 var file_actors_jobpb_jobs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_actors_jobpb_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_actors_jobpb_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_actors_jobpb_jobs_proto_goTypes = []any{
 	(Reply_Outcome)(0),   // 0: sqljobber.jobs.v1.Reply.Outcome
 	(*JobSpec)(nil),      // 1: sqljobber.jobs.v1.JobSpec
@@ -802,6 +898,8 @@ var file_actors_jobpb_jobs_proto_goTypes = []any{
 	(*CancelGroup)(nil),  // 8: sqljobber.jobs.v1.CancelGroup
 	(*PurgeGroup)(nil),   // 9: sqljobber.jobs.v1.PurgeGroup
 	(*Reply)(nil),        // 10: sqljobber.jobs.v1.Reply
+	(*WakeQueue)(nil),    // 11: sqljobber.jobs.v1.WakeQueue
+	(*CancelRun)(nil),    // 12: sqljobber.jobs.v1.CancelRun
 }
 var file_actors_jobpb_jobs_proto_depIdxs = []int32{
 	1, // 0: sqljobber.jobs.v1.SubmitJob.spec:type_name -> sqljobber.jobs.v1.JobSpec
@@ -825,7 +923,7 @@ func file_actors_jobpb_jobs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_jobpb_jobs_proto_rawDesc), len(file_actors_jobpb_jobs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

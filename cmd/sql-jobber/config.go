@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"sort"
@@ -21,6 +22,7 @@ import (
 // it maps the file onto each package's plain config structs.
 type fileConfig struct {
 	App     appConfig                `toml:"app"`
+	Cluster clusterConfig            `toml:"cluster"`
 	DB      map[string]dbConfig      `toml:"db"`
 	Results map[string]resultsConfig `toml:"results"`
 	// JobQueue is the predecessor's broker section, accepted so that an
@@ -45,12 +47,35 @@ type appConfig struct {
 	// RetryBackoff is the wait before a failed job's first retry; it
 	// doubles for each further one.
 	RetryBackoff duration `toml:"retry_backoff"`
+	// RunLease is how long a run's claim on its job lasts without renewal:
+	// how soon the jobs of a node that died run elsewhere.
+	RunLease duration `toml:"run_lease"`
 	// DrainTimeout is how long a stopping node lets running jobs finish
 	// before it hands them back to the ledger.
 	DrainTimeout duration `toml:"drain_timeout"`
 	// MetricsAddress serves /metrics, /healthz and /readyz on an address
 	// of their own (--metrics).
 	MetricsAddress string `toml:"metrics_address"`
+}
+
+// clusterConfig is the [cluster] section: how this node finds the others.
+type clusterConfig struct {
+	// Name is the cluster's name.
+	Name string `toml:"name"`
+	// Bind is the host:port gossip listens on (UDP and TCP); set, it makes
+	// the node a cluster member (--cluster-bind).
+	Bind string `toml:"bind"`
+	// Advertise is the host:port the others reach this node's gossip at
+	// (--cluster-advertise).
+	Advertise string `toml:"advertise"`
+	// Join lists members to join (--join).
+	Join []string `toml:"join"`
+	// ActorPort is the TCP port of actor messages between nodes; default
+	// the gossip port + 1.
+	ActorPort int `toml:"actor_port"`
+	// RemovalGrace is how long an unresponsive member stays before it is
+	// dropped.
+	RemovalGrace duration `toml:"removal_grace"`
 }
 
 type dbConfig struct {
@@ -90,6 +115,7 @@ func (d *duration) UnmarshalText(b []byte) error {
 type config struct {
 	file         string
 	app          appConfig
+	cluster      clusterConfig
 	etaLocation  *time.Location
 	dbs          []sqlexec.DBConfig
 	demoDBs      map[string]bool
@@ -154,7 +180,25 @@ func parseConfig(path string, data []byte) (*config, error) {
 		return nil, &configError{file: path, err: err}
 	}
 
-	c := &config{file: path, app: fc.App, demoDBs: map[string]bool{}, ignoredQueue: len(fc.JobQueue) > 0}
+	c := &config{file: path, app: fc.App, cluster: fc.Cluster, demoDBs: map[string]bool{}, ignoredQueue: len(fc.JobQueue) > 0}
+	for _, kv := range []struct{ key, addr string }{{"cluster.bind", c.cluster.Bind}, {"cluster.advertise", c.cluster.Advertise}} {
+		if kv.addr != "" {
+			if _, _, err := net.SplitHostPort(kv.addr); err != nil {
+				return nil, fail(kv.key, fmt.Errorf("must be host:port: %w", err))
+			}
+		}
+	}
+	for i, j := range c.cluster.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return nil, fail("cluster.join", fmt.Errorf("entry %d must be host:port: %w", i+1, err))
+		}
+	}
+	if c.cluster.ActorPort < 0 || c.cluster.ActorPort > 65535 {
+		return nil, fail("cluster.actor_port", errors.New("must be a port number"))
+	}
+	if c.cluster.RemovalGrace < 0 {
+		return nil, fail("cluster.removal_grace", errors.New("must not be negative"))
+	}
 	if c.app.LogLevel == "" {
 		c.app.LogLevel = "info"
 	}
@@ -177,6 +221,9 @@ func parseConfig(path string, data []byte) (*config, error) {
 	}
 	if c.app.RetryBackoff < 0 {
 		return nil, fail("app.retry_backoff", errors.New("must not be negative"))
+	}
+	if c.app.RunLease < 0 || c.app.RunLease > 0 && time.Duration(c.app.RunLease) < time.Second {
+		return nil, fail("app.run_lease", errors.New("must be at least 1s"))
 	}
 	if c.app.DrainTimeout < 0 {
 		return nil, fail("app.drain_timeout", errors.New("must not be negative"))

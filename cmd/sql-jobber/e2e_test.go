@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"sync"
 	"testing"
@@ -40,16 +41,30 @@ func tasks(t *testing.T, d sqlexec.Dialect) map[string]string {
 		sleep = "SLEEP(30)"
 	}
 	m := marker(t)
+	// On PostgreSQL the gate is an advisory lock (which preparing the
+	// query does not wait for, as it would for a table lock); on MySQL a
+	// table lock.
+	gated := fmt.Sprintf("SELECT e.id, e.amount FROM entries e LEFT JOIN gate g ON g.x = e.id WHERE e.user_id = %s", p)
+	if d == sqlexec.Postgres {
+		gated = fmt.Sprintf("SELECT e.id, e.amount FROM entries e, (SELECT pg_advisory_xact_lock_shared(%d)) AS gate WHERE e.user_id = %s", gateKey(t), p)
+	}
 	return map[string]string{"tasks.sql": fmt.Sprintf(`
 -- name: entries_of
 SELECT id, user_id, amount FROM entries WHERE user_id = %s ORDER BY id /* %s */;
 
 -- name: gated
-SELECT e.id, e.amount FROM entries e LEFT JOIN gate g ON g.x = e.id WHERE e.user_id = %s /* %s */;
+%s /* %s */;
 
 -- name: slow
 SELECT %s AS slept /* %s */;
-`, p, m, p, m, sleep, m)}
+`, p, m, gated, m, sleep, m)}
+}
+
+// gateKey is the test's PostgreSQL advisory lock key.
+func gateKey(t *testing.T) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(marker(t)))
+	return int64(h.Sum64() >> 1)
 }
 
 // marker is a string unique to the test, for finding its queries.
@@ -80,7 +95,7 @@ func holdGate(t *testing.T, db *sqlexec.DB) (release func()) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tx.Exec(ctx, "LOCK TABLE gate IN ACCESS EXCLUSIVE MODE"); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", gateKey(t)); err != nil {
 			t.Fatal(err)
 		}
 		var once sync.Once

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"net"
+	nethttp "net/http"
 	"strings"
 	"testing"
 	"time"
@@ -91,12 +92,14 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	go func() {
 		done <- Run(ctx, []string{"--config", env.config, "--sql-directory", env.dir + "/sql", "--server", addr}, &out, testLog{t})
 	}()
-	waitFor(t, "the server listens", 30*time.Second, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
+	// The API listens early and serves once the node has started.
+	waitFor(t, "the server serves", 30*time.Second, func() bool {
+		res, err := nethttp.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
 		}
-		return err == nil
+		res.Body.Close()
+		return res.StatusCode == 200
 	})
 	cancel()
 	select {

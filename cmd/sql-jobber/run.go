@@ -11,9 +11,11 @@ import (
 	"net"
 	nethttp "net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -47,11 +49,15 @@ type options struct {
 	workerOnly        bool
 	version           bool
 	metrics           string // address of /metrics, /healthz, /readyz on their own
+	clusterBind       string
+	clusterAdvertise  string
+	join              []string
 	logLevel          string
 	logFormat         string
 	// pollInterval is how often queues look for work they were not told
-	// of; tests shorten it.
+	// of; tests shorten it, and tighten gossip timings with tuneGossip.
 	pollInterval time.Duration
+	tuneGossip   func(*memberlist.Config)
 }
 
 // listFlag is a flag that may be given more than once.
@@ -92,6 +98,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.workerOnly, "worker-only", false, "run jobs without serving the HTTP API")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.metrics, "metrics", "", "address serving /metrics, /healthz and /readyz on their own (default: on --server; needed with --worker-only)")
+	fs.StringVar(&o.clusterBind, "cluster-bind", "", "host:port of cluster gossip (UDP and TCP; actor messages use port+1): makes this node a cluster member")
+	fs.StringVar(&o.clusterAdvertise, "cluster-advertise", "", "host:port the other members reach this node's gossip at (default: --cluster-bind)")
+	fs.Var(&listFlag{values: &o.join}, "join", "host:port of a cluster member to join (repeatable)")
 	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error (default: app.log_level)")
 	fs.StringVar(&o.logFormat, "log-format", "", "text or json (default: app.log_format)")
 	fs.Usage = func() {
@@ -182,11 +191,15 @@ func serve(addr string, h nethttp.Handler) (*server, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	return serveOn(l, h), l.Addr().String(), nil
+}
+
+func serveOn(l net.Listener, h nethttp.Handler) *server {
 	s := &server{srv: &nethttp.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
 		// Bodies are at most 1 MiB; responses may stream for long.
 		ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}, served: make(chan error, 1)}
 	go func() { s.served <- s.srv.Serve(l) }()
-	return s, l.Addr().String(), nil
+	return s
 }
 
 // DrainTimeoutDefault is how long a stopping node lets running jobs finish.
@@ -275,6 +288,26 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 	if len(queues) == 0 {
 		queues[defaultQueue] = o.workerConcurrency
 	}
+	clusterCfg, err := clusterConfigOf(cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	clusterCfg.Logger = logger
+	// The API listens before the engine starts, so that other members
+	// learn its real address; it serves once the engine runs.
+	var apiListener net.Listener
+	if !o.workerOnly {
+		if apiListener, err = net.Listen("tcp", o.server); err != nil {
+			return nil, fmt.Errorf("--server: %w", err)
+		}
+		a.addr = apiListener.Addr().String()
+		clusterCfg.Info.API = a.addr
+		defer func() {
+			if err != nil {
+				apiListener.Close()
+			}
+		}()
+	}
 	a.engine, err = actors.NewEngine(ledger, reg, results, actors.Config{
 		NodeName:         o.workerName,
 		Queues:           queues,
@@ -283,7 +316,8 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 		GroupConcurrency: cfg.app.DefaultGroupConcurrency,
 		RetryBackoff:     time.Duration(cfg.app.RetryBackoff),
 		PollInterval:     o.pollInterval,
-		Cluster:          cluster.Config{Logger: logger},
+		Lease:            time.Duration(cfg.app.RunLease),
+		Cluster:          clusterCfg,
 		Logger:           logger,
 		Metrics:          metrics,
 	})
@@ -318,11 +352,7 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 		if opsAddr == "" {
 			httpCfg.Ops = ops
 		}
-		s, addr, err := serve(o.server, sjhttp.NewServer(a.engine, httpCfg).Handler())
-		if err != nil {
-			return nil, fmt.Errorf("--server: %w", err)
-		}
-		a.servers, a.addr = append(a.servers, s), addr
+		a.servers = append(a.servers, serveOn(apiListener, sjhttp.NewServer(a.engine, httpCfg).Handler()))
 		printWelcome(stdout, a.addr, reg.Tasks())
 	} else if opsAddr == "" {
 		logger.Warn("--worker-only without --metrics: this node serves no /metrics, /healthz or /readyz")
@@ -330,6 +360,56 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 	logger.Info("sql-jobber started", slog.String("version", version), slog.String("node", o.workerName),
 		slog.Any("queues", queues), slog.Int("tasks", len(reg.Tasks())), slog.String("http", a.addr), slog.String("metrics", a.opsAddr))
 	return a, nil
+}
+
+// clusterConfigOf derives the cluster settings from [cluster] and the flags
+// (which win). Without a bind address the node runs alone.
+func clusterConfigOf(cfg *config, o *options) (cluster.Config, error) {
+	cc := cluster.Config{Name: cfg.cluster.Name}
+	bind := cmp.Or(o.clusterBind, cfg.cluster.Bind)
+	advertise := cmp.Or(o.clusterAdvertise, cfg.cluster.Advertise)
+	join := o.join
+	if len(join) == 0 {
+		join = cfg.cluster.Join
+	}
+	if bind == "" {
+		if advertise != "" || len(join) > 0 {
+			return cc, errors.New("--cluster-advertise and --join need --cluster-bind (or [cluster] bind)")
+		}
+		return cc, nil
+	}
+	host, portText, err := net.SplitHostPort(bind)
+	if err != nil {
+		return cc, fmt.Errorf("--cluster-bind: %w", err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return cc, fmt.Errorf("--cluster-bind: invalid port %q", portText)
+	}
+	// Actor messages between nodes: their own port, by default the next.
+	actorPort := cfg.cluster.ActorPort
+	if actorPort == 0 && port != 0 {
+		actorPort = port + 1
+	}
+	cc.Host, cc.Port = host, actorPort
+	advHost := host
+	if advertise != "" {
+		if advHost, _, err = net.SplitHostPort(advertise); err != nil {
+			return cc, fmt.Errorf("--cluster-advertise: %w", err)
+		}
+	}
+	if ip := net.ParseIP(advHost); advHost == "" || ip != nil && ip.IsUnspecified() {
+		return cc, errors.New("--cluster-bind listens on every interface: give --cluster-advertise, the address the other members reach this node at")
+	}
+	if advHost != host {
+		if actorPort == 0 {
+			return cc, errors.New("[cluster] actor_port is needed with --cluster-advertise and a gossip port of 0")
+		}
+		cc.Advertise = net.JoinHostPort(advHost, strconv.Itoa(actorPort))
+	}
+	cc.Membership = &cluster.MembershipConfig{Bind: bind, Advertise: advertise, Join: join,
+		RemovalGrace: time.Duration(cfg.cluster.RemovalGrace), Tune: o.tuneGossip}
+	return cc, nil
 }
 
 // readiness checks that every configured database answers, that the node

@@ -1,0 +1,369 @@
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/hashicorp/memberlist"
+)
+
+// Defaults for MembershipConfig.
+const (
+	RemovalGraceDefault = 5 * time.Second
+	leaveTimeout        = 5 * time.Second
+	rejoinInterval      = 5 * time.Second
+)
+
+// MembershipConfig makes a node a member of a cluster whose membership is
+// gossiped by hashicorp/memberlist (SWIM): nodes find each other through any
+// member, and detect a dead one within seconds.
+type MembershipConfig struct {
+	// Bind is the host:port memberlist listens on (UDP and TCP). Port 0
+	// picks a free one.
+	Bind string
+	// Advertise is the host:port other members reach this one at; empty
+	// means Bind.
+	Advertise string
+	// Join lists host:port addresses of members to join; empty starts a
+	// new cluster. A node that cannot reach any keeps trying.
+	Join []string
+	// RemovalGrace is how long a member that stopped answering stays in
+	// the membership before it is dropped. protoactor bars a dropped
+	// member for good, so a member only suspected for a moment (a busy
+	// machine) must not be dropped. A member that leaves gracefully goes
+	// at once.
+	RemovalGrace time.Duration
+	// Tune, if set, adjusts memberlist's timings (LAN defaults), e.g.
+	// tighter ones in tests.
+	Tune func(*memberlist.Config)
+}
+
+// NodeInfo is what a node tells the other members about itself.
+type NodeInfo struct {
+	// Name is the node's (unique) worker name.
+	Name string `json:"name"`
+	// Queues are the queues it works, with their slots.
+	Queues map[string]int `json:"queues,omitempty"`
+	// API is its HTTP API address, "" if it serves none.
+	API string `json:"api,omitempty"`
+}
+
+// MemberInfo describes a member, as this node sees it.
+type MemberInfo struct {
+	NodeInfo
+	ID      string // actor system ID
+	Address string // actor address, host:port
+	Self    bool
+	// State is "alive", "suspect" (stopped answering, inside the
+	// removal grace) or "leaving".
+	State string
+}
+
+// memberMeta is gossiped in memberlist's node metadata (at most 512
+// bytes).
+type memberMeta struct {
+	NodeInfo
+	ID      string   `json:"id"`
+	Host    string   `json:"host"`
+	Port    int      `json:"port"`
+	Kinds   []string `json:"kinds"`
+	Leaving bool     `json:"leaving,omitempty"`
+}
+
+// gossipProvider is a cluster.ClusterProvider over memberlist.
+type gossipProvider struct {
+	cfg    MembershipConfig
+	info   NodeInfo
+	logger *slog.Logger
+
+	c  *cluster.Cluster
+	ml *memberlist.Memberlist
+
+	mu       sync.Mutex
+	self     memberMeta
+	members  map[string]memberMeta  // alive or suspect, by memberlist name
+	suspects map[string]*time.Timer // pending removals
+	stopped  bool
+	changed  chan struct{}
+	done     chan struct{}
+	wg       sync.WaitGroup
+}
+
+var _ cluster.ClusterProvider = (*gossipProvider)(nil)
+
+func newGossipProvider(cfg MembershipConfig, info NodeInfo, logger *slog.Logger) *gossipProvider {
+	if cfg.RemovalGrace <= 0 {
+		cfg.RemovalGrace = RemovalGraceDefault
+	}
+	return &gossipProvider{cfg: cfg, info: info, logger: logger, members: map[string]memberMeta{},
+		suspects: map[string]*time.Timer{}, changed: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("invalid port in %q", addr)
+	}
+	return host, port, nil
+}
+
+func (p *gossipProvider) StartMember(c *cluster.Cluster) error {
+	p.c = c
+	host, port, err := c.ActorSystem.GetHostPort()
+	if err != nil {
+		return err
+	}
+	p.self = memberMeta{NodeInfo: p.info, ID: c.ActorSystem.ID, Host: host, Port: port, Kinds: c.GetClusterKinds()}
+	sort.Strings(p.self.Kinds)
+	if b, _ := json.Marshal(p.self); len(b) > memberlist.MetaMaxSize {
+		return fmt.Errorf("cluster: this node's description (%d bytes: queue names and more) exceeds memberlist's %d", len(b), memberlist.MetaMaxSize)
+	}
+
+	conf := memberlist.DefaultLANConfig()
+	conf.Name = c.ActorSystem.ID
+	if conf.BindAddr, conf.BindPort, err = splitHostPort(p.cfg.Bind); err != nil {
+		return fmt.Errorf("cluster bind address: %w", err)
+	}
+	conf.AdvertisePort = conf.BindPort
+	if p.cfg.Advertise != "" {
+		if conf.AdvertiseAddr, conf.AdvertisePort, err = splitHostPort(p.cfg.Advertise); err != nil {
+			return fmt.Errorf("cluster advertise address: %w", err)
+		}
+	}
+	conf.Delegate = (*gossipDelegate)(p)
+	conf.Events = (*gossipEvents)(p)
+	conf.Logger = slog.NewLogLogger(p.logger.With(slog.String("component", "memberlist")).Handler(), slog.LevelDebug)
+	if p.cfg.Tune != nil {
+		p.cfg.Tune(conf)
+	}
+	ml, err := memberlist.Create(conf)
+	if err != nil {
+		return fmt.Errorf("cluster: start gossip: %w", err)
+	}
+	p.ml = ml
+	p.wg.Add(1)
+	go p.publish()
+	p.signal()
+	if len(p.cfg.Join) > 0 {
+		if _, err := ml.Join(p.cfg.Join); err != nil {
+			p.logger.Warn("cannot reach the cluster yet; trying again", slog.Any("join", p.cfg.Join), slog.Any("error", err))
+			p.wg.Add(1)
+			go p.rejoin()
+		}
+	}
+	return nil
+}
+
+// rejoin keeps trying to join until it has or the provider stops.
+func (p *gossipProvider) rejoin() {
+	defer p.wg.Done()
+	t := time.NewTicker(rejoinInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+			if _, err := p.ml.Join(p.cfg.Join); err == nil {
+				p.logger.Info("joined the cluster", slog.Any("join", p.cfg.Join))
+				return
+			}
+		}
+	}
+}
+
+func (p *gossipProvider) StartClient(*cluster.Cluster) error {
+	return errors.New("cluster: clients are not supported")
+}
+
+// Shutdown leaves the cluster: the other members are told this one is
+// leaving (so they drop it at once, without a grace), then it leaves.
+func (p *gossipProvider) Shutdown(bool) error {
+	p.mu.Lock()
+	if p.stopped || p.ml == nil {
+		p.stopped = true
+		p.mu.Unlock()
+		return nil
+	}
+	p.stopped = true
+	p.self.Leaving = true
+	for _, t := range p.suspects {
+		t.Stop()
+	}
+	p.mu.Unlock()
+	close(p.done)
+	_ = p.ml.UpdateNode(leaveTimeout)
+	err := p.ml.Leave(leaveTimeout)
+	if serr := p.ml.Shutdown(); err == nil {
+		err = serr
+	}
+	p.wg.Wait()
+	return err
+}
+
+// signal asks the publisher to push the membership to protoactor.
+func (p *gossipProvider) signal() {
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+}
+
+// publish hands protoactor the current members, one update at a time.
+func (p *gossipProvider) publish() {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-p.changed:
+		}
+		p.mu.Lock()
+		members := cluster.Members{{Id: p.self.ID, Host: p.self.Host, Port: int32(p.self.Port), Kinds: p.self.Kinds}}
+		for _, m := range p.members {
+			if m.ID != p.self.ID {
+				members = append(members, &cluster.Member{Id: m.ID, Host: m.Host, Port: int32(m.Port), Kinds: m.Kinds})
+			}
+		}
+		p.mu.Unlock()
+		p.c.MemberList.UpdateClusterTopology(members)
+	}
+}
+
+// infos describes the members.
+func (p *gossipProvider) infos() []MemberInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := []MemberInfo{{NodeInfo: p.self.NodeInfo, ID: p.self.ID, Address: net.JoinHostPort(p.self.Host, strconv.Itoa(p.self.Port)),
+		Self: true, State: stateOf(p.self, false)}}
+	for name, m := range p.members {
+		if m.ID == p.self.ID {
+			continue
+		}
+		_, suspect := p.suspects[name]
+		out = append(out, MemberInfo{NodeInfo: m.NodeInfo, ID: m.ID, Address: net.JoinHostPort(m.Host, strconv.Itoa(m.Port)),
+			State: stateOf(m, suspect)})
+	}
+	slices.SortFunc(out[1:], func(a, b MemberInfo) int { return cmpString(a.Name, b.Name) })
+	return out
+}
+
+func stateOf(m memberMeta, suspect bool) string {
+	switch {
+	case m.Leaving:
+		return "leaving"
+	case suspect:
+		return "suspect"
+	}
+	return "alive"
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// gossipDelegate gives memberlist this node's metadata.
+type gossipDelegate gossipProvider
+
+func (d *gossipDelegate) NodeMeta(limit int) []byte {
+	p := (*gossipProvider)(d)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, _ := json.Marshal(p.self)
+	if len(b) > limit {
+		return nil
+	}
+	return b
+}
+
+func (d *gossipDelegate) NotifyMsg([]byte)                           {}
+func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *gossipDelegate) LocalState(join bool) []byte                { return nil }
+func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// gossipEvents follows memberlist's view of the members.
+type gossipEvents gossipProvider
+
+// meta copies a node's metadata; memberlist reuses the buffer.
+func meta(n *memberlist.Node) (memberMeta, bool) {
+	var m memberMeta
+	if err := json.Unmarshal(slices.Clone(n.Meta), &m); err != nil || m.ID == "" {
+		return m, false
+	}
+	return m, true
+}
+
+func (e *gossipEvents) NotifyJoin(n *memberlist.Node) { e.set(n) }
+
+func (e *gossipEvents) NotifyUpdate(n *memberlist.Node) { e.set(n) }
+
+func (e *gossipEvents) set(n *memberlist.Node) {
+	p := (*gossipProvider)(e)
+	m, ok := meta(n)
+	if !ok {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return
+	}
+	if t, ok := p.suspects[n.Name]; ok {
+		t.Stop()
+		delete(p.suspects, n.Name)
+	}
+	p.members[n.Name] = m
+	p.signal()
+}
+
+// NotifyLeave drops a member that left, at once; one that stopped answering
+// only after the removal grace, unless it answers again meanwhile.
+func (e *gossipEvents) NotifyLeave(n *memberlist.Node) {
+	p := (*gossipProvider)(e)
+	m, _ := meta(n)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return
+	}
+	if m.Leaving || p.cfg.RemovalGrace <= 0 {
+		delete(p.members, n.Name)
+		p.signal()
+		return
+	}
+	if _, ok := p.suspects[n.Name]; ok {
+		return
+	}
+	name := n.Name
+	p.suspects[name] = time.AfterFunc(p.cfg.RemovalGrace, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if _, ok := p.suspects[name]; !ok || p.stopped {
+			return
+		}
+		delete(p.suspects, name)
+		delete(p.members, name)
+		p.logger.Info("cluster member removed", slog.String("member", m.Name))
+		p.signal()
+	})
+}
+
