@@ -366,4 +366,3 @@ func (e *gossipEvents) NotifyLeave(n *memberlist.Node) {
 		p.signal()
 	})
 }
-
