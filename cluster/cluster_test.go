@@ -1,0 +1,188 @@
+package cluster
+
+// Tests and benchmarks with several nodes in one process (TestCluster*,
+// Benchmark*): protoactor-go races inside itself then, so the Makefile runs
+// them without -race.
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/hashicorp/memberlist"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// where is a grain that answers with the address of the node it lives on.
+type where struct{}
+
+func (where) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*wrapperspb.StringValue); ok {
+		ctx.Respond(wrapperspb.String(ctx.ActorSystem().Address()))
+	}
+}
+
+func testTimings(c *memberlist.Config) {
+	c.ProbeInterval = 200 * time.Millisecond
+	c.ProbeTimeout = 100 * time.Millisecond
+	c.SuspicionMult = 3
+	c.GossipInterval = 50 * time.Millisecond
+	c.PushPullInterval = 2 * time.Second
+}
+
+// startMembers starts n nodes that form one cluster, and waits until each
+// sees all of them; it returns the nodes and how long the first node took
+// to see the last one, from the moment that one started.
+func startMembers(tb testing.TB, n int) ([]*Node, time.Duration) {
+	tb.Helper()
+	var nodes []*Node
+	var join []string
+	var seen chan time.Duration
+	for i := range n {
+		if i == n-1 && i > 0 {
+			// Watch the first node's view while the last one starts
+			// (protoactor's start then sleeps a second).
+			seen = make(chan time.Duration, 1)
+			first, begin := nodes[0], time.Now()
+			go func() {
+				for len(first.Members()) != n && time.Since(begin) < 20*time.Second {
+					time.Sleep(time.Millisecond)
+				}
+				seen <- time.Since(begin)
+			}()
+		}
+		node, err := NewNode(Config{
+			Kinds:      []*cluster.Kind{cluster.NewKind("where", actor.PropsFromProducer(func() actor.Actor { return where{} }))},
+			Membership: &MembershipConfig{Bind: "127.0.0.1:0", Join: join, RemovalGrace: 500 * time.Millisecond, Tune: testTimings},
+			Info:       NodeInfo{Name: fmt.Sprintf("n%d", i)},
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := node.Start(context.Background()); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(node.Stop)
+		if i == 0 {
+			join = []string{node.GossipAddress()}
+		}
+		nodes = append(nodes, node)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, node := range nodes {
+		for len(node.Members()) != n {
+			if time.Now().After(deadline) {
+				tb.Fatalf("node sees %d members, want %d", len(node.Members()), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	var took time.Duration
+	if seen != nil {
+		took = <-seen
+	}
+	return nodes, took
+}
+
+// TestClusterOneGrainPerIdentity: whichever node asks, an identity's grain
+// lives on one node.
+func TestClusterOneGrainPerIdentity(t *testing.T) {
+	nodes, took := startMembers(t, 3)
+	t.Logf("join convergence: the first node sees the third %v after it starts", took.Round(time.Millisecond))
+	ctx := context.Background()
+	homes := map[string]int{}
+	for i := range 60 {
+		id := fmt.Sprintf("id%d", i)
+		var home string
+		for _, n := range nodes {
+			res, err := n.Request(ctx, "where", id, wrapperspb.String("?"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := res.(*wrapperspb.StringValue).Value
+			if home != "" && got != home {
+				t.Fatalf("identity %s lives on %s and on %s", id, home, got)
+			}
+			home = got
+		}
+		homes[home]++
+	}
+	if len(homes) != 3 {
+		t.Fatalf("60 identities live on %d nodes: %v", len(homes), homes)
+	}
+	total := 0
+	for _, n := range nodes {
+		total += n.ActiveGrains()
+	}
+	if total != 60 {
+		t.Fatalf("%d grains in the cluster, want 60", total)
+	}
+	members := nodes[1].Members()
+	if len(members) != 3 || !members[0].Self || members[0].Name != "n1" {
+		t.Fatalf("members from n1: %+v", members)
+	}
+}
+
+// TestClusterLeaveAndRemoval: a node that leaves is dropped at once, and
+// its identities move to the others.
+func TestClusterLeaveAndRemoval(t *testing.T) {
+	nodes, _ := startMembers(t, 3)
+	begin := time.Now()
+	nodes[2].Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(nodes[0].Members()) != 2 || len(nodes[1].Members()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the others still see the node that left")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("graceful leave: dropped by the others within %v", time.Since(begin).Round(time.Millisecond))
+	ctx := context.Background()
+	for i := range 30 {
+		res, err := nodes[0].Request(ctx, "where", fmt.Sprintf("id%d", i), wrapperspb.String("?"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.(*wrapperspb.StringValue).Value; got == nodes[2].Address() {
+			t.Fatalf("identity still routed to the node that left")
+		}
+	}
+}
+
+// BenchmarkGrainRequest measures one request and reply through the grain
+// path (identity lookup, activation when needed, the message), to a grain
+// on the same node and to one on another node.
+func BenchmarkGrainRequest(b *testing.B) {
+	nodes, _ := startMembers(b, 2)
+	ctx := context.Background()
+	// Identities owned by each node.
+	owned := map[string][]string{}
+	for i := 0; len(owned[nodes[0].Address()]) < 64 || len(owned[nodes[1].Address()]) < 64; i++ {
+		id := fmt.Sprintf("b%d", i)
+		res, err := nodes[0].Request(ctx, "where", id, wrapperspb.String("?"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		home := res.(*wrapperspb.StringValue).Value
+		owned[home] = append(owned[home], id)
+	}
+	for _, bc := range []struct {
+		name string
+		ids  []string
+	}{
+		{"local", owned[nodes[0].Address()]},
+		{"remote", owned[nodes[1].Address()]},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			msg := wrapperspb.String("?")
+			for i := 0; b.Loop(); i++ {
+				if _, err := nodes[0].Request(ctx, "where", bc.ids[i%len(bc.ids)], msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
