@@ -31,6 +31,12 @@ test:
 	$(GO) test -race -count=1 -timeout 20m -parallel 1 -skip '^TestCluster' $(NODE_PKGS)
 	$(GO) test -count=1 -timeout 20m -run '^TestCluster' $(NODE_PKGS)
 
+# Measures sql-jobber against the raw database floor on the local
+# PostgreSQL and MariaDB; see BENCHMARKS.md.
+bench:
+	BENCH_COMMIT=$(VERSION) $(GO) run ./cmd/sqljobber-bench --out bench-results/latest.json
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./cluster/
+
 lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
+)
+
+// TestShortRun runs the harness on small data: every measurement is made
+// and reported, and every job's rows arrive. (The figures themselves are
+// not judged: benchmarks are not tests.)
+func TestShortRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs sql-jobber")
+	}
+	// Skips (or fails under CI) when a database is unreachable.
+	sqlexectest.DSN(t, "postgres")
+	sqlexectest.DSN(t, "mysql")
+	out := filepath.Join(t.TempDir(), "bench.json")
+	var stdout, stderr bytes.Buffer
+	if err := os.Chdir("../.."); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"--short", "--out", out}, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 11 {
+		t.Fatalf("%d results, want 11:\n%s", len(rep.Results), stdout.String())
+	}
+	for _, r := range rep.Results {
+		if r.Seconds <= 0 || r.Rows != 0 && r.Rows != 20_000 && r.Rows != 5_000 {
+			t.Errorf("result %+v", r)
+		}
+		if r.Floor != "" && r.Ratio <= 0 {
+			t.Errorf("result %s has no ratio", r.Name)
+		}
+	}
+}

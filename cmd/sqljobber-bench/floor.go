@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The floors: the same rows copied with the drivers alone, the fastest ways
+// we know, with no job server in between.
+
+const entryColumns = "id, user_id, amount, entry_date, created_at, note"
+
+// pgCopyFloor reads the source with pgx and writes a new table with
+// CopyFrom, as an UNLOGGED table like the benchmark's results.
+func pgCopyFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64, error) {
+	dst := "floor_copy"
+	if _, err := d.pgRes.Exec(ctx, "DROP TABLE IF EXISTS "+dst); err != nil {
+		return 0, 0, err
+	}
+	begin := time.Now()
+	if _, err := d.pgRes.Exec(ctx, `CREATE UNLOGGED TABLE `+dst+` (id BIGINT, user_id TEXT, amount NUMERIC(12,2),
+	entry_date DATE, created_at TIMESTAMP, note TEXT)`); err != nil {
+		return 0, 0, err
+	}
+	conn, err := d.pg.Acquire(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Release()
+	rows, err := conn.Query(ctx, "SELECT "+entryColumns+" FROM "+src)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rows.Close()
+	n, err := d.pgRes.CopyFrom(ctx, pgx.Identifier{dst}, strings.Split(strings.ReplaceAll(entryColumns, " ", ""), ","), copySource{rows})
+	return time.Since(begin), n, err
+}
+
+type copySource struct{ rows pgx.Rows }
+
+func (s copySource) Next() bool             { return s.rows.Next() }
+func (s copySource) Values() ([]any, error) { return s.rows.Values() }
+func (s copySource) Err() error             { return s.rows.Err() }
+
+// pgPipeFloor pipes COPY ... TO STDOUT (FORMAT binary) of the query into
+// COPY ... FROM STDIN (FORMAT binary) of a table of the same column types.
+func pgPipeFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64, error) {
+	dst := "floor_pipe"
+	if _, err := d.pgRes.Exec(ctx, "DROP TABLE IF EXISTS "+dst); err != nil {
+		return 0, 0, err
+	}
+	begin := time.Now()
+	if _, err := d.pgRes.Exec(ctx, fmt.Sprintf("CREATE UNLOGGED TABLE %s (LIKE %s.%s)", dst, sourceName, src)); err != nil {
+		return 0, 0, err
+	}
+	from, err := d.pg.Acquire(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer from.Release()
+	to, err := d.pgRes.Acquire(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer to.Release()
+	r, w := io.Pipe()
+	go func() {
+		_, err := from.Conn().PgConn().CopyTo(ctx, w, fmt.Sprintf("COPY (SELECT %s FROM %s) TO STDOUT (FORMAT binary)", entryColumns, src))
+		w.CloseWithError(err)
+	}()
+	tag, err := to.Conn().PgConn().CopyFrom(ctx, r, fmt.Sprintf("COPY %s FROM STDIN (FORMAT binary)", dst))
+	r.Close()
+	return time.Since(begin), tag.RowsAffected(), err
+}
+
+// myLoadFloor reads the source with go-sql-driver and streams the rows into
+// a new table with LOAD DATA LOCAL INFILE.
+func myLoadFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64, error) {
+	dst := "floor_load"
+	if _, err := d.myRes.ExecContext(ctx, "DROP TABLE IF EXISTS "+dst); err != nil {
+		return 0, 0, err
+	}
+	begin := time.Now()
+	if _, err := d.myRes.ExecContext(ctx, `CREATE TABLE `+dst+` (id BIGINT, user_id LONGTEXT, amount DECIMAL(12,2),
+	entry_date DATE, created_at DATETIME(6), note LONGTEXT) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`); err != nil {
+		return 0, 0, err
+	}
+	rows, err := d.my.QueryContext(ctx, "SELECT "+entryColumns+" FROM "+src)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rows.Close()
+	vals := make([]sql.RawBytes, 6)
+	ptrs := make([]any, 6)
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	var n int64
+	var scanErr error
+	gen := readerFunc(func() ([]byte, bool) {
+		if scanErr != nil || !rows.Next() {
+			return nil, false
+		}
+		if scanErr = rows.Scan(ptrs...); scanErr != nil {
+			return nil, false
+		}
+		n++
+		var line []byte
+		for i, v := range vals {
+			if i > 0 {
+				line = append(line, '\t')
+			}
+			line = appendEscaped(line, v)
+		}
+		return append(line, '\n'), true
+	})
+	if err := loadData(ctx, d.myRes, dst, entryColumns, gen); err != nil {
+		return 0, 0, err
+	}
+	if scanErr != nil {
+		return 0, 0, scanErr
+	}
+	return time.Since(begin), n, rows.Err()
+}
+
+func appendEscaped(b, v []byte) []byte {
+	for _, c := range v {
+		switch c {
+		case '\\', '\t', '\n':
+			b = append(b, '\\', c)
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// myInsertFloor writes the rows with multi-row INSERTs of 1,000 rows in one
+// transaction.
+func myInsertFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64, error) {
+	dst := "floor_insert"
+	if _, err := d.myRes.ExecContext(ctx, "DROP TABLE IF EXISTS "+dst); err != nil {
+		return 0, 0, err
+	}
+	begin := time.Now()
+	if _, err := d.myRes.ExecContext(ctx, `CREATE TABLE `+dst+` (id BIGINT, user_id LONGTEXT, amount DECIMAL(12,2),
+	entry_date DATE, created_at DATETIME(6), note LONGTEXT) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`); err != nil {
+		return 0, 0, err
+	}
+	rows, err := d.my.QueryContext(ctx, "SELECT "+entryColumns+" FROM "+src)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rows.Close()
+	tx, err := d.myRes.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer tx.Rollback()
+	const batch = 1000
+	stmt := "INSERT INTO " + dst + " VALUES " + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?),", batch), ",")
+	prepared, err := tx.PrepareContext(ctx, stmt)
+	if err != nil {
+		return 0, 0, err
+	}
+	args := make([]any, 0, 6*batch)
+	var n int64
+	flush := func(last bool) error {
+		if len(args) == 0 {
+			return nil
+		}
+		var err error
+		if last && len(args) < 6*batch {
+			_, err = tx.ExecContext(ctx, "INSERT INTO "+dst+" VALUES "+strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?),", len(args)/6), ","), args...)
+		} else {
+			_, err = prepared.ExecContext(ctx, args...)
+		}
+		args = args[:0]
+		return err
+	}
+	for rows.Next() {
+		var id int64
+		var user, amount, date, created string
+		var note sql.NullString
+		if err := rows.Scan(&id, &user, &amount, &date, &created, &note); err != nil {
+			return 0, 0, err
+		}
+		args = append(args, id, user, amount, date, created, note)
+		n++
+		if len(args) == 6*batch {
+			if err := flush(false); err != nil {
+				return 0, 0, err
+			}
+		}
+	}
+	if err := flush(true); err != nil {
+		return 0, 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, 0, err
+	}
+	return time.Since(begin), n, rows.Err()
+}
+
+// tinyFloor creates a one-row table and commits, count times, from
+// concurrency goroutines at once, with the raw driver on the results
+// schema: what one tiny job must do at the least.
+func tinyFloor(ctx context.Context, d *dbs, count, concurrency int) (time.Duration, error) {
+	next := make(chan int, count)
+	for i := range count {
+		next <- i
+	}
+	close(next)
+	errs := make(chan error, concurrency)
+	begin := time.Now()
+	for range concurrency {
+		go func() {
+			for i := range next {
+				err := pgx.BeginFunc(ctx, d.pgRes, func(tx pgx.Tx) error {
+					t := fmt.Sprintf("floor_tiny_%d", i)
+					if _, err := tx.Exec(ctx, "CREATE UNLOGGED TABLE "+t+" (one INTEGER)"); err != nil {
+						return err
+					}
+					_, err := tx.Exec(ctx, "INSERT INTO "+t+" VALUES (1)")
+					return err
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range concurrency {
+		if err := <-errs; err != nil {
+			return 0, err
+		}
+	}
+	took := time.Since(begin)
+	for i := range count {
+		if _, err := d.pgRes.Exec(ctx, fmt.Sprintf("DROP TABLE floor_tiny_%d", i)); err != nil {
+			return 0, err
+		}
+	}
+	return took, nil
+}

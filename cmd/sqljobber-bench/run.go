@@ -1,0 +1,413 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+)
+
+// Defaults of the flags.
+const (
+	pgDefault = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	myDefault = "root@tcp(127.0.0.1:3306)/test"
+)
+
+type options struct {
+	pg, mysql   string
+	rows        int64
+	memRows     int64
+	tiny        int
+	clients     int
+	concurrency int
+	repeat      int
+	out         string
+	binary      string
+	short       bool
+}
+
+// Result is one measurement.
+type Result struct {
+	Name       string  `json:"name"`
+	Rows       int64   `json:"rows,omitempty"`
+	Seconds    float64 `json:"seconds"`
+	RowsPerSec float64 `json:"rows_per_sec,omitempty"`
+	JobsPerSec float64 `json:"jobs_per_sec,omitempty"`
+	// Floor names the raw measurement this one is compared with, and
+	// Ratio is this one's rate over the floor's.
+	Floor    string  `json:"floor,omitempty"`
+	Ratio    float64 `json:"ratio,omitempty"`
+	P50ms    float64 `json:"p50_ms,omitempty"`
+	P99ms    float64 `json:"p99_ms,omitempty"`
+	PeakRSS  int64   `json:"peak_rss_bytes,omitempty"`
+	Comments string  `json:"comments,omitempty"`
+}
+
+// Report is one run's measurements.
+type Report struct {
+	Time    time.Time `json:"time"`
+	Commit  string    `json:"commit,omitempty"`
+	CPUs    int       `json:"cpus"`
+	Short   bool      `json:"short"`
+	Results []Result  `json:"results"`
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("sqljobber-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.pg, "pg", pgDefault, "PostgreSQL DSN (a database the bench may create schemas in)")
+	fs.StringVar(&o.mysql, "mysql", myDefault, "MySQL/MariaDB DSN (a user that may create databases)")
+	fs.Int64Var(&o.rows, "rows", 1_000_000, "rows of the large job")
+	fs.Int64Var(&o.memRows, "mem-rows", 100_000, "rows of the job whose memory is compared with the large one's")
+	fs.IntVar(&o.tiny, "tiny", 2000, "number of one-row jobs")
+	fs.IntVar(&o.clients, "clients", 8, "concurrent clients posting the one-row jobs")
+	fs.IntVar(&o.concurrency, "concurrency", 10, "worker concurrency of the server (and of the tiny floor)")
+	fs.IntVar(&o.repeat, "repeat", 2, "runs of each large measurement; the best counts")
+	fs.StringVar(&o.out, "out", "bench-results/latest.json", "where to write the JSON report")
+	fs.StringVar(&o.binary, "binary", "", "sql-jobber binary to run (default: build it)")
+	fs.BoolVar(&o.short, "short", false, "a quick smoke run on small data")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.short {
+		o.rows, o.memRows, o.tiny, o.repeat = 20_000, 5_000, 100, 1
+	}
+
+	d, err := connect(ctx, o.pg, o.mysql)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	fmt.Fprintln(stderr, "preparing source data...")
+	big, err := d.ensureEntries(ctx, o.rows)
+	if err != nil {
+		return err
+	}
+	small, err := d.ensureEntries(ctx, o.memRows)
+	if err != nil {
+		return err
+	}
+
+	dir, err := os.MkdirTemp("", "sqljobber-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := o.binary
+	if bin == "" {
+		if bin, err = build(ctx, dir); err != nil {
+			return err
+		}
+	}
+	if err := writeServerFiles(dir, d, big, small); err != nil {
+		return err
+	}
+
+	rep := &Report{Time: time.Now().UTC(), CPUs: runtime.NumCPU(), Short: o.short, Commit: os.Getenv("BENCH_COMMIT")}
+	add := func(r Result) {
+		rep.Results = append(rep.Results, r)
+		fmt.Fprintf(stderr, "  %-34s %s\n", r.Name, summary(r))
+	}
+
+	// Floors first.
+	fmt.Fprintln(stderr, "floors (drivers alone)...")
+	floors := map[string]Result{}
+	for _, f := range []struct {
+		name string
+		fn   func(context.Context, *dbs, string) (time.Duration, int64, error)
+	}{
+		{"floor pg read + CopyFrom", pgCopyFloor},
+		{"floor pg binary COPY pipe", pgPipeFloor},
+		{"floor mysql read + LOAD DATA", myLoadFloor},
+		{"floor mysql read + INSERT x1000", myInsertFloor},
+	} {
+		r, err := best(o.repeat, func() (time.Duration, int64, int64, error) {
+			took, n, err := f.fn(ctx, d, big)
+			return took, n, 0, err
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		r.Name = f.name
+		floors[f.name] = r
+		add(r)
+	}
+
+	fmt.Fprintln(stderr, "sql-jobber jobs...")
+	srv, err := startServer(ctx, bin, dir, o.concurrency)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	slower := func(a, b string) string {
+		if floors[a].RowsPerSec < floors[b].RowsPerSec {
+			return a
+		}
+		return b
+	}
+	for _, j := range []struct {
+		name, task, floor string
+	}{
+		{"sql-jobber pg -> pg", "pg_to_pg", "floor pg read + CopyFrom"},
+		{"sql-jobber mysql -> mysql", "my_to_my", "floor mysql read + LOAD DATA"},
+		{"sql-jobber pg -> mysql", "pg_to_my", slower("floor pg read + CopyFrom", "floor mysql read + LOAD DATA")},
+		{"sql-jobber mysql -> pg", "my_to_pg", slower("floor pg read + CopyFrom", "floor mysql read + LOAD DATA")},
+	} {
+		i := 0
+		r, err := best(o.repeat, func() (time.Duration, int64, int64, error) {
+			i++
+			return srv.runJob(ctx, j.task, fmt.Sprintf("%s-%d", j.task, i))
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", j.name, err)
+		}
+		r.Name, r.Floor = j.name, j.floor
+		r.Ratio = r.RowsPerSec / floors[j.floor].RowsPerSec
+		add(r)
+	}
+
+	// Memory: the same PG -> PG job on the small table.
+	took, n, peak, err := srv.runJob(ctx, "pg_to_pg_small", "pg_to_pg_small")
+	if err != nil {
+		return err
+	}
+	add(Result{Name: fmt.Sprintf("sql-jobber pg -> pg, %d rows", n), Rows: n, Seconds: took.Seconds(),
+		RowsPerSec: float64(n) / took.Seconds(), PeakRSS: peak})
+
+	// Tiny jobs.
+	fmt.Fprintln(stderr, "tiny jobs...")
+	tinyTook, err := tinyFloor(ctx, d, o.tiny, o.concurrency)
+	if err != nil {
+		return fmt.Errorf("tiny floor: %w", err)
+	}
+	floorTiny := Result{Name: "floor CREATE + INSERT 1 + COMMIT", Seconds: tinyTook.Seconds(), JobsPerSec: float64(o.tiny) / tinyTook.Seconds()}
+	add(floorTiny)
+	r, err := tinyJobs(ctx, srv, d, o)
+	if err != nil {
+		return fmt.Errorf("tiny jobs: %w", err)
+	}
+	r.Floor, r.Ratio = floorTiny.Name, r.JobsPerSec/floorTiny.JobsPerSec
+	add(r)
+
+	printTable(stdout, rep)
+	if o.out != "" {
+		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+			return err
+		}
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(o.out, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "wrote %s\n", o.out)
+	}
+	return nil
+}
+
+// best runs a measurement repeat times and keeps the fastest.
+func best(repeat int, fn func() (time.Duration, int64, int64, error)) (Result, error) {
+	var r Result
+	for i := 0; i < repeat; i++ {
+		took, n, peak, err := fn()
+		if err != nil {
+			return r, err
+		}
+		if r.Seconds == 0 || took.Seconds() < r.Seconds {
+			r.Seconds, r.Rows = took.Seconds(), n
+			r.RowsPerSec = float64(n) / took.Seconds()
+		}
+		r.PeakRSS = max(r.PeakRSS, peak)
+	}
+	return r, nil
+}
+
+// tinyJobs posts the one-row jobs from several clients at once and takes
+// each job's end from the ledger, so that no polling loads the server.
+func tinyJobs(ctx context.Context, srv *server, d *dbs, o options) (Result, error) {
+	posted := make([]time.Time, o.tiny)
+	var wg sync.WaitGroup
+	errs := make(chan error, o.clients)
+	begin := time.Now()
+	for c := range o.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := c; i < o.tiny; i += o.clients {
+				posted[i] = time.Now()
+				if err := srv.post("tiny", fmt.Sprintf(`{"job_id": "tiny-%d"}`, i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return Result{}, err
+	}
+	finished := make([]time.Time, o.tiny)
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		rows, err := d.pgRes.Query(ctx, "SELECT job_id, state, finished_at FROM sqljobber_jobs WHERE job_id LIKE 'tiny-%' AND finished_at IS NOT NULL")
+		if err != nil {
+			return Result{}, err
+		}
+		done := 0
+		for rows.Next() {
+			var id, state string
+			var at time.Time
+			if err := rows.Scan(&id, &state, &at); err != nil {
+				rows.Close()
+				return Result{}, err
+			}
+			if state != "SUCCESS" {
+				rows.Close()
+				return Result{}, fmt.Errorf("job %s is %s", id, state)
+			}
+			var i int
+			fmt.Sscanf(id, "tiny-%d", &i)
+			finished[i] = at
+			done++
+		}
+		rows.Close()
+		if done == o.tiny {
+			break
+		}
+		if time.Now().After(deadline) {
+			return Result{}, errors.New("the tiny jobs did not finish")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var last time.Time
+	lat := make([]float64, o.tiny)
+	for i := range finished {
+		last = maxTime(last, finished[i])
+		lat[i] = float64(finished[i].Sub(posted[i]).Microseconds()) / 1000
+	}
+	sort.Float64s(lat)
+	took := last.Sub(begin)
+	return Result{Name: fmt.Sprintf("sql-jobber %d one-row jobs", o.tiny), Seconds: took.Seconds(),
+		JobsPerSec: float64(o.tiny) / took.Seconds(), P50ms: lat[len(lat)/2], P99ms: lat[len(lat)*99/100],
+		Comments: fmt.Sprintf("%d clients, worker concurrency %d", o.clients, o.concurrency)}, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// writeServerFiles writes the server's configuration and tasks.
+func writeServerFiles(dir string, d *dbs, big, small string) error {
+	config := fmt.Sprintf(`[app]
+log_level = "warn"
+drain_timeout = "5s"
+
+[db.pg]
+type = "postgres"
+dsn = %q
+max_active = 20
+
+[db.my]
+type = "mysql"
+dsn = %q
+max_active = 20
+
+[results.pgres]
+type = "postgres"
+dsn = %q
+max_active = 20
+unlogged = true
+
+[results.myres]
+type = "mysql"
+dsn = %q
+max_active = 20
+`, d.pgSource, d.mySource, d.pgResult, d.myResult)
+	tasks := fmt.Sprintf(`-- name: pg_to_pg
+-- db: pg
+-- results: pgres
+SELECT %[3]s FROM %[1]s;
+
+-- name: pg_to_pg_small
+-- db: pg
+-- results: pgres
+SELECT %[3]s FROM %[2]s;
+
+-- name: my_to_my
+-- db: my
+-- results: myres
+SELECT %[3]s FROM %[1]s;
+
+-- name: pg_to_my
+-- db: pg
+-- results: myres
+SELECT %[3]s FROM %[1]s;
+
+-- name: my_to_pg
+-- db: my
+-- results: pgres
+SELECT %[3]s FROM %[1]s;
+
+-- name: tiny
+-- db: pg
+-- results: pgres
+SELECT 1 AS one;
+`, big, small, entryColumns)
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o600); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "sql"), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "sql", "bench.sql"), []byte(tasks), 0o644)
+}
+
+func summary(r Result) string {
+	var parts []string
+	if r.RowsPerSec > 0 {
+		parts = append(parts, fmt.Sprintf("%.2fs %9.0f rows/s", r.Seconds, r.RowsPerSec))
+	}
+	if r.JobsPerSec > 0 {
+		parts = append(parts, fmt.Sprintf("%.2fs %7.1f jobs/s", r.Seconds, r.JobsPerSec))
+	}
+	if r.P50ms > 0 {
+		parts = append(parts, fmt.Sprintf("p50 %.1fms p99 %.1fms", r.P50ms, r.P99ms))
+	}
+	if r.Ratio > 0 {
+		parts = append(parts, fmt.Sprintf("%.2fx floor", r.Ratio))
+	}
+	if r.PeakRSS > 0 {
+		parts = append(parts, fmt.Sprintf("peak RSS %.1f MB", float64(r.PeakRSS)/(1<<20)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func printTable(w io.Writer, rep *Report) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "measurement\trows\tseconds\trows/s\tjobs/s\tp50 ms\tp99 ms\tvs floor\tpeak RSS MB")
+	for _, r := range rep.Results {
+		cell := func(v float64, format string) string {
+			if v == 0 {
+				return "-"
+			}
+			return fmt.Sprintf(format, v)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, cell(float64(r.Rows), "%.0f"), r.Seconds,
+			cell(r.RowsPerSec, "%.0f"), cell(r.JobsPerSec, "%.1f"), cell(r.P50ms, "%.1f"), cell(r.P99ms, "%.1f"),
+			cell(r.Ratio, "%.2f"), cell(float64(r.PeakRSS)/(1<<20), "%.1f"))
+	}
+	tw.Flush()
+}

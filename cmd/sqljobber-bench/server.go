@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// server is a sql-jobber process the harness runs.
+type server struct {
+	cmd    *exec.Cmd
+	base   string
+	stderr bytes.Buffer
+	mu     sync.Mutex
+	done   chan error
+}
+
+func (s *server) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stderr.Write(b)
+}
+
+// build compiles sql-jobber into dir.
+func build(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "sql-jobber")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/sql-jobber")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build sql-jobber (run from the repository's root): %w", err)
+	}
+	return bin, nil
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// startServer runs bin with the config and tasks in dir.
+func startServer(ctx context.Context, bin, dir string, concurrency int) (*server, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--config", filepath.Join(dir, "config.toml"), "--sql-directory", filepath.Join(dir, "sql"),
+		"--server", addr, "--worker-concurrency", strconv.Itoa(concurrency), "--worker-name", "bench")
+	s := &server{cmd: cmd, base: "http://" + addr, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = io.Discard, s
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { s.done <- cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if res, err := http.Get(s.base + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return s, nil
+			}
+		}
+		select {
+		case err := <-s.done:
+			return nil, fmt.Errorf("sql-jobber exited: %v\n%s", err, s.stderr.String())
+		case <-ctx.Done():
+			s.stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("sql-jobber did not get ready\n%s", s.stderr.String())
+		}
+	}
+}
+
+func (s *server) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// rss is the process's resident memory now, in bytes.
+func (s *server) rss() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+var client = &http.Client{Timeout: 30 * time.Second}
+
+func (s *server) post(task, body string) error {
+	res, err := client.Post(s.base+"/tasks/"+task+"/jobs", "application/json", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		b, _ := io.ReadAll(res.Body)
+		return fmt.Errorf("POST %s: %d %s", task, res.StatusCode, b)
+	}
+	_, err = io.Copy(io.Discard, res.Body)
+	return err
+}
+
+type jobState struct {
+	State string `json:"state"`
+	Count int64  `json:"count"`
+	Error string `json:"error"`
+}
+
+func (s *server) job(id string) (jobState, error) {
+	res, err := client.Get(s.base + "/jobs/" + id)
+	if err != nil {
+		return jobState{}, err
+	}
+	defer res.Body.Close()
+	var env struct {
+		Data jobState `json:"data"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&env)
+	return env.Data, err
+}
+
+// sampleRSS samples the server's resident memory every few milliseconds
+// until the returned function is called, which returns the peak.
+func (s *server) sampleRSS() func() int64 {
+	var peak int64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			peak = max(peak, s.rss())
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	var once sync.Once
+	return func() int64 {
+		once.Do(func() { close(stop) })
+		<-done
+		return peak
+	}
+}
+
+// runJob posts a job and waits for it, sampling the server's memory; it
+// returns the time from POST to SUCCESS, the rows written and the peak RSS.
+func (s *server) runJob(ctx context.Context, task, id string) (time.Duration, int64, int64, error) {
+	peak := s.sampleRSS()
+	defer peak()
+	begin := time.Now()
+	if err := s.post(task, fmt.Sprintf(`{"job_id": %q}`, id)); err != nil {
+		return 0, 0, 0, err
+	}
+	for {
+		j, err := s.job(id)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		switch j.State {
+		case "SUCCESS":
+			return time.Since(begin), j.Count, peak(), nil
+		case "FAILURE", "CANCELLED":
+			return 0, 0, 0, fmt.Errorf("job %s: %s: %s", id, j.State, j.Error)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, 0, ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
