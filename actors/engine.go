@@ -33,7 +33,7 @@ import (
 type Ledger interface {
 	Admit(ctx context.Context, j resultsink.Job) (*resultsink.Job, error)
 	AdmitGroup(ctx context.Context, g resultsink.Group, jobs []resultsink.Job) ([]*resultsink.Job, error)
-	Claim(ctx context.Context, queue, runID, node string, lease time.Duration) (*resultsink.Job, error)
+	Claim(ctx context.Context, queue, node string, n int, lease time.Duration) ([]*resultsink.Job, error)
 	NextReady(ctx context.Context, queue string) (time.Time, bool, error)
 	Renew(ctx context.Context, runIDs []string, lease time.Duration) (map[string]bool, error)
 	Finish(ctx context.Context, id, runID string, o resultsink.Outcome) error

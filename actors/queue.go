@@ -17,7 +17,7 @@ type (
 	wake struct{}
 	// claimed is the outcome of one claim on the ledger.
 	claimed struct {
-		job  *resultsink.Job
+		jobs []*resultsink.Job
 		next time.Time // when the next waiting job is ready, if one waits
 		err  error
 	}
@@ -60,8 +60,10 @@ func (q *queueActor) Receive(ctx actor.Context) {
 			if q.e.ctx.Err() == nil {
 				q.e.logger.Error("claim a job; the next poll tries again", slog.String("queue", q.name), slog.Any("error", msg.err))
 			}
-		case msg.job != nil:
-			q.run(ctx, msg.job)
+		case len(msg.jobs) > 0:
+			for _, j := range msg.jobs {
+				q.run(ctx, j)
+			}
 			q.fill(ctx)
 		default:
 			if !msg.next.IsZero() {
@@ -83,9 +85,10 @@ func (q *queueActor) Receive(ctx actor.Context) {
 	}
 }
 
-// fill claims a job if a slot is free; one claim at a time.
+// fill claims as many jobs as slots are free, in one claim at a time.
 func (q *queueActor) fill(ctx actor.Context) {
-	if q.running >= q.slots || q.e.draining.Load() {
+	free := q.slots - q.running
+	if free <= 0 || q.e.draining.Load() {
 		return
 	}
 	if q.claiming {
@@ -94,25 +97,27 @@ func (q *queueActor) fill(ctx actor.Context) {
 	}
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	q.claiming = q.e.spawn(func() {
-		root.Send(self, q.claim())
+		root.Send(self, q.claim(free))
 	})
 }
 
-func (q *queueActor) claim() *claimed {
+func (q *queueActor) claim(n int) *claimed {
 	e := q.e
 	ctx, cancel := context.WithTimeout(e.ctx, ledgerTimeout)
 	defer cancel()
-	j, err := e.ledger.Claim(ctx, q.name, resultsink.NewRunID(), e.cfg.NodeName, e.cfg.Lease)
+	jobs, err := e.ledger.Claim(ctx, q.name, e.cfg.NodeName, n, e.cfg.Lease)
 	if err != nil {
 		return &claimed{err: err}
 	}
-	if j != nil {
+	if len(jobs) > 0 {
 		if e.ctx.Err() != nil {
-			// Claimed as the node stops: hand it straight back.
-			e.release(j)
+			// Claimed as the node stops: hand them straight back.
+			for _, j := range jobs {
+				e.release(j)
+			}
 			return &claimed{}
 		}
-		return &claimed{job: j}
+		return &claimed{jobs: jobs}
 	}
 	next, _, err := e.ledger.NextReady(ctx, q.name)
 	return &claimed{next: next, err: err}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -368,17 +369,31 @@ func (l *Ledger) AdmitGroup(ctx context.Context, g Group, jobs []Job) ([]*Job, e
 	return admitted, nil
 }
 
-// Claim takes the next ready job of queue for a new run on node: the oldest
-// PENDING or RETRY job whose time has come and that no group holds back,
-// first in, first out. It returns nil when none is ready. Concurrent claims
-// from any number of nodes never take the same job.
-func (l *Ledger) Claim(ctx context.Context, queue, runID, node string, lease time.Duration) (*Job, error) {
+// Claim takes up to n of the next ready jobs of queue for new runs on node:
+// the oldest PENDING or RETRY jobs whose time has come and that no group
+// holds back, first in, first out. Each gets a fresh run ID. It returns none
+// when none is ready. Concurrent claims from any number of nodes never take
+// the same job.
+func (l *Ledger) Claim(ctx context.Context, queue, node string, n int, lease time.Duration) ([]*Job, error) {
+	if n < 1 {
+		return nil, nil
+	}
 	t := now()
 	pick := fmt.Sprintf(`SELECT job_id FROM %s WHERE queue = ? AND state IN ('PENDING', 'RETRY') AND held = 0 AND ready_at <= ?
-	ORDER BY ready_at, enqueued_at, job_id LIMIT 1`, l.table)
-	set := fmt.Sprintf(`UPDATE %s SET state = 'STARTED', run_id = ?, node = ?, attempt = attempt + 1, fence = fence + 1, started_at = ?,
-	finished_at = NULL, lease_until = ?, updated_at = ?`, l.table)
-	args := []any{runID, node, l.timeArg(t), l.timeArg(t.Add(lease)), l.timeArg(t)}
+	ORDER BY ready_at, enqueued_at, job_id LIMIT %d`, l.table, n)
+	// A run ID per row, made by the database: random, 16 hex digits.
+	var runID string
+	switch l.db.Dialect {
+	case sqlexec.Postgres:
+		runID = "substr(md5(random()::text || clock_timestamp()::text || job_id), 1, 16)"
+	case sqlexec.MySQL:
+		runID = "SUBSTR(MD5(CONCAT(RAND(), UUID(), job_id)), 1, 16)"
+	default:
+		runID = "lower(hex(randomblob(8)))"
+	}
+	set := fmt.Sprintf(`UPDATE %s SET state = 'STARTED', run_id = %s, node = ?, attempt = attempt + 1, fence = fence + 1, started_at = ?,
+	finished_at = NULL, lease_until = ?, updated_at = ?`, l.table, runID)
+	args := []any{node, l.timeArg(t), l.timeArg(t.Add(lease)), l.timeArg(t)}
 	pickArgs := []any{queue, l.timeArg(t)}
 
 	var claimed []*Job
@@ -386,33 +401,44 @@ func (l *Ledger) Claim(ctx context.Context, queue, runID, node string, lease tim
 	switch l.db.Dialect {
 	case sqlexec.MySQL:
 		err = inTx(ctx, l.db, func(q querier) error {
-			var id string
+			var ids []any
 			if err := q.query(ctx, pick+" FOR UPDATE SKIP LOCKED", func(scan func(...any) error) error {
-				return scan(&id)
-			}, pickArgs...); err != nil || id == "" {
+				var id string
+				err := scan(&id)
+				ids = append(ids, id)
+				return err
+			}, pickArgs...); err != nil || len(ids) == 0 {
 				return err
 			}
-			if _, err := q.exec(ctx, set+" WHERE job_id = ?", append(args, id)...); err != nil {
+			in := placeholders(len(ids))
+			if _, err := q.exec(ctx, fmt.Sprintf("%s WHERE job_id IN (%s)", set, in), append(args, ids...)...); err != nil {
 				return err
 			}
-			claimed, err = l.jobs(ctx, q, fmt.Sprintf("SELECT %s FROM %s WHERE job_id = ?", jobColumns, l.table), id)
+			claimed, err = l.jobs(ctx, q, fmt.Sprintf("SELECT %s FROM %s WHERE job_id IN (%s)", jobColumns, l.table, in), ids...)
 			return err
 		})
 	case sqlexec.Postgres:
-		claimed, err = l.jobs(ctx, l.q, fmt.Sprintf("%s WHERE job_id = (%s FOR UPDATE SKIP LOCKED) AND state IN ('PENDING', 'RETRY') RETURNING %s",
+		claimed, err = l.jobs(ctx, l.q, fmt.Sprintf("%s WHERE job_id IN (%s FOR UPDATE SKIP LOCKED) AND state IN ('PENDING', 'RETRY') RETURNING %s",
 			set, pick, jobColumns), append(args, pickArgs...)...)
 	default:
 		// SQLite has one writer at a time: the statement is the lock.
-		claimed, err = l.jobs(ctx, l.q, fmt.Sprintf("%s WHERE job_id = (%s) AND state IN ('PENDING', 'RETRY') RETURNING %s",
+		claimed, err = l.jobs(ctx, l.q, fmt.Sprintf("%s WHERE job_id IN (%s) AND state IN ('PENDING', 'RETRY') RETURNING %s",
 			set, pick, jobColumns), append(args, pickArgs...)...)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("claim job: %w", err)
+		return nil, fmt.Errorf("claim jobs: %w", err)
 	}
-	if len(claimed) == 0 {
-		return nil, nil
-	}
-	return claimed[0], nil
+	// The order they start in: the queue's.
+	slices.SortFunc(claimed, func(a, b *Job) int {
+		if c := a.ReadyAt.Compare(b.ReadyAt); c != 0 {
+			return c
+		}
+		if c := a.EnqueuedAt.Compare(b.EnqueuedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return claimed, nil
 }
 
 // NextReady returns when the earliest waiting job of queue becomes ready,

@@ -48,14 +48,14 @@ func TestLedgerAdmitsOneActiveJobPerID(t *testing.T) {
 		if !errors.As(err, &active) || active.Job.State != resultsink.StatePending || active.Job.Task != "t" {
 			t.Fatalf("second admit: %v", err)
 		}
-		j, err := l.Claim(ctx, "q", "run1", "n1", time.Minute)
-		if err != nil || j == nil || j.ID != "a" || j.Attempt != 1 || j.State != resultsink.StateStarted || string(j.Args) != `["ünïcödé"]` {
+		j, err := claimOne(l, "q", "n1", time.Minute)
+		if err != nil || j == nil || j.ID != "a" || j.Attempt != 1 || j.State != resultsink.StateStarted || string(j.Args) != `["ünïcödé"]` || len(j.RunID) != 16 {
 			t.Fatalf("claim: %+v, %v", j, err)
 		}
-		if err := l.Finish(ctx, "a", "run1", resultsink.Outcome{State: resultsink.StateSuccess, Count: 7}); err != nil {
+		if err := l.Finish(ctx, "a", j.RunID, resultsink.Outcome{State: resultsink.StateSuccess, Count: 7}); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.Finish(ctx, "a", "run1", resultsink.Outcome{State: resultsink.StateFailure}); !errors.Is(err, resultsink.ErrRunSuperseded) {
+		if err := l.Finish(ctx, "a", j.RunID, resultsink.Outcome{State: resultsink.StateFailure}); !errors.Is(err, resultsink.ErrRunSuperseded) {
 			t.Fatalf("second finish: %v", err)
 		}
 		// Finished: the ID is free again, and the new job starts afresh.
@@ -96,16 +96,18 @@ func TestLedgerClaimsFirstInFirstOutOnceEach(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for {
-					j, err := l.Claim(ctx, "q", fmt.Sprintf("w%d-%d", w, time.Now().UnixNano()), "n", time.Minute)
+					jobs, err := l.Claim(ctx, "q", fmt.Sprintf("w%d", w), 1+w, time.Minute)
 					if err != nil {
 						t.Error(err)
 						return
 					}
-					if j == nil {
+					if len(jobs) == 0 {
 						return
 					}
 					mu.Lock()
-					claimed = append(claimed, j.ID)
+					for _, j := range jobs {
+						claimed = append(claimed, j.ID)
+					}
 					mu.Unlock()
 				}
 			}()
@@ -144,14 +146,17 @@ func TestLedgerOrderIsFIFOWithOneClaimer(t *testing.T) {
 		}
 		var got []string
 		for {
-			j, err := l.Claim(ctx, "q", "r"+fmt.Sprint(len(got)), "n", time.Minute)
+			// Three at a time, in order within a claim and across.
+			jobs, err := l.Claim(ctx, "q", "n", 3, time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if j == nil {
+			if len(jobs) == 0 {
 				break
 			}
-			got = append(got, j.ID)
+			for _, j := range jobs {
+				got = append(got, j.ID)
+			}
 		}
 		if strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Fatalf("claim order %v, want %v", got, want)
@@ -163,24 +168,24 @@ func TestLedgerRetryCancelReleaseAndLostRuns(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, l *resultsink.Ledger) {
 		ctx := context.Background()
 		mustAdmit(t, l, resultsink.Job{ID: "r", Task: "t", Queue: "q", Retries: 1})
-		j := mustClaim(t, l, "run1")
+		j := mustClaim(t, l)
 		retryAt := time.Now().Add(150 * time.Millisecond)
-		if err := l.Finish(ctx, j.ID, "run1", resultsink.Outcome{State: resultsink.StateRetry, Error: "boom", RetryAt: retryAt}); err != nil {
+		if err := l.Finish(ctx, j.ID, j.RunID, resultsink.Outcome{State: resultsink.StateRetry, Error: "boom", RetryAt: retryAt}); err != nil {
 			t.Fatal(err)
 		}
-		if j, _ := l.Claim(ctx, "q", "run2", "n", time.Minute); j != nil {
+		if j, _ := claimOne(l, "q", "n", time.Minute); j != nil {
 			t.Fatal("a job was claimed before its retry time")
 		}
 		for time.Now().Before(retryAt) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		j = mustClaim(t, l, "run2")
+		j = mustClaim(t, l)
 		if j.Attempt != 2 || j.Error != "boom" {
 			t.Fatalf("retried job: %+v", j)
 		}
 
 		// Released on shutdown: ready again, the attempt not counted.
-		if err := l.Release(ctx, "r", "run2"); err != nil {
+		if err := l.Release(ctx, "r", j.RunID); err != nil {
 			t.Fatal(err)
 		}
 		if j, _ := l.Get(ctx, "r"); j.State != resultsink.StateRetry || j.Attempt != 1 {
@@ -190,13 +195,15 @@ func TestLedgerRetryCancelReleaseAndLostRuns(t *testing.T) {
 		// A first run lost with its node (lease expired) runs again even
 		// without retries; a second lost run fails the job.
 		mustAdmit(t, l, resultsink.Job{ID: "lost", Task: "t", Queue: "q2"})
-		claimQ2 := func(run string) {
-			if j, err := l.Claim(ctx, "q2", run, "dead-node", time.Millisecond); err != nil || j == nil {
+		claimQ2 := func() string {
+			j, err := claimOne(l, "q2", "dead-node", time.Millisecond)
+			if err != nil || j == nil {
 				t.Fatalf("claim: %v %v", j, err)
 			}
 			time.Sleep(5 * time.Millisecond)
+			return j.RunID
 		}
-		claimQ2("lost1")
+		lost1 := claimQ2()
 		lost, err := l.RecoverLost(ctx, "")
 		if err != nil || len(lost) != 1 || lost[0].ID != "lost" {
 			t.Fatalf("recover lost: %v, %v", ids(lost), err)
@@ -204,10 +211,10 @@ func TestLedgerRetryCancelReleaseAndLostRuns(t *testing.T) {
 		if j, _ := l.Get(ctx, "lost"); j.State != resultsink.StateRetry || !strings.Contains(j.Error, `lost with node "dead-node"`) {
 			t.Fatalf("recovered job: %+v", j)
 		}
-		if alive, err := l.Renew(ctx, []string{"lost1"}, time.Minute); err != nil || alive["lost1"] {
+		if alive, err := l.Renew(ctx, []string{lost1}, time.Minute); err != nil || alive[lost1] {
 			t.Fatalf("renew of a lost run: %v, %v", alive, err)
 		}
-		claimQ2("lost2")
+		claimQ2()
 		if lost, err := l.RecoverLost(ctx, ""); err != nil || len(lost) != 0 {
 			t.Fatalf("second lost run: %v, %v", ids(lost), err)
 		}
@@ -216,7 +223,7 @@ func TestLedgerRetryCancelReleaseAndLostRuns(t *testing.T) {
 		}
 		// A restarted node takes back its own runs at once.
 		mustAdmit(t, l, resultsink.Job{ID: "mine", Task: "t", Queue: "q2"})
-		if j, err := l.Claim(ctx, "q2", "mine1", "me", time.Hour); err != nil || j == nil {
+		if j, err := claimOne(l, "q2", "me", time.Hour); err != nil || j == nil {
 			t.Fatalf("claim: %v %v", j, err)
 		}
 		if lost, err := l.RecoverLost(ctx, "me"); err != nil || len(lost) != 1 || lost[0].ID != "mine" {
@@ -224,12 +231,12 @@ func TestLedgerRetryCancelReleaseAndLostRuns(t *testing.T) {
 		}
 
 		// Cancelling: a STARTED job, then a finished one.
-		mustClaim(t, l, "run4")
+		run4 := mustClaim(t, l).RunID
 		prev, err := l.Cancel(ctx, "r")
-		if err != nil || prev.State != resultsink.StateStarted || prev.RunID != "run4" {
+		if err != nil || prev.State != resultsink.StateStarted || prev.RunID != run4 {
 			t.Fatalf("cancel: %+v, %v", prev, err)
 		}
-		if err := l.Finish(ctx, "r", "run4", resultsink.Outcome{State: resultsink.StateSuccess}); !errors.Is(err, resultsink.ErrRunSuperseded) {
+		if err := l.Finish(ctx, "r", run4, resultsink.Outcome{State: resultsink.StateSuccess}); !errors.Is(err, resultsink.ErrRunSuperseded) {
 			t.Fatalf("finish after cancel: %v", err)
 		}
 		var finished *resultsink.FinishedError
@@ -253,8 +260,8 @@ func TestLedgerExpiry(t *testing.T) {
 		ctx := context.Background()
 		mustAdmit(t, l, resultsink.Job{ID: "e", Task: "t", Queue: "q", TTL: time.Second})
 		mustAdmit(t, l, resultsink.Job{ID: "k", Task: "t", Queue: "q"})
-		for _, id := range []string{"e", "k"} {
-			j := mustClaim(t, l, "run-"+id)
+		for range 2 {
+			j := mustClaim(t, l)
 			if err := l.Finish(ctx, j.ID, j.RunID, resultsink.Outcome{State: resultsink.StateSuccess, TTL: j.TTL}); err != nil {
 				t.Fatal(err)
 			}
@@ -305,17 +312,17 @@ func TestLedgerGroups(t *testing.T) {
 			t.Fatalf("a refused group was recorded: %v", err)
 		}
 
-		j := mustClaim(t, l, "r1")
+		j := mustClaim(t, l)
 		if j.ID != "m1" {
 			t.Fatalf("claimed %s first", j.ID)
 		}
-		if j, _ := l.Claim(ctx, "q", "r2", "n", time.Minute); j != nil {
+		if j, _ := claimOne(l, "q", "n", time.Minute); j != nil {
 			t.Fatalf("claimed held member %s", j.ID)
 		}
 		if released, err := l.ReleaseGroup(ctx, "g"); err != nil || len(released) != 0 {
 			t.Fatalf("release while m1 runs: %v, %v", ids(released), err)
 		}
-		if err := l.Finish(ctx, "m1", "r1", resultsink.Outcome{State: resultsink.StateSuccess}); err != nil {
+		if err := l.Finish(ctx, "m1", j.RunID, resultsink.Outcome{State: resultsink.StateSuccess}); err != nil {
 			t.Fatal(err)
 		}
 		released, err := l.ReleaseGroup(ctx, "g")
@@ -355,14 +362,18 @@ func mustAdmit(t *testing.T, l *resultsink.Ledger, j resultsink.Job) {
 	}
 }
 
-func mustClaim(t *testing.T, l *resultsink.Ledger, run string) *resultsink.Job {
-	t.Helper()
-	return mustClaimLease(t, l, run, time.Minute)
+// claimOne claims at most one job of queue.
+func claimOne(l *resultsink.Ledger, queue, node string, lease time.Duration) (*resultsink.Job, error) {
+	jobs, err := l.Claim(context.Background(), queue, node, 1, lease)
+	if err != nil || len(jobs) == 0 {
+		return nil, err
+	}
+	return jobs[0], nil
 }
 
-func mustClaimLease(t *testing.T, l *resultsink.Ledger, run string, lease time.Duration) *resultsink.Job {
+func mustClaim(t *testing.T, l *resultsink.Ledger) *resultsink.Job {
 	t.Helper()
-	j, err := l.Claim(context.Background(), "q", run, "n", lease)
+	j, err := claimOne(l, "q", "n", time.Minute)
 	if err != nil || j == nil {
 		t.Fatalf("claim: %+v, %v", j, err)
 	}

@@ -200,14 +200,14 @@ func lostRun(t *testing.T, b *resultsink.Backend) resultsink.Fence {
 	if _, err := l.Admit(ctx, resultsink.Job{ID: "f", Task: "t", Queue: "q"}); err != nil {
 		t.Fatal(err)
 	}
-	j, err := l.Claim(ctx, "q", "run-f", "n", time.Minute)
-	if err != nil || j == nil {
-		t.Fatalf("claim: %v %v", j, err)
+	jobs, err := l.Claim(ctx, "q", "n", 1, time.Minute)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("claim: %v %v", jobs, err)
 	}
 	if _, err := l.Cancel(ctx, "f"); err != nil {
 		t.Fatal(err)
 	}
-	return l.Fence("f", "run-f", 100)
+	return l.Fence("f", jobs[0].RunID, 100)
 }
 
 // TestFenceRefusesAnOlderRun: once a run has published a table, a run with
