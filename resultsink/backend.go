@@ -58,6 +58,15 @@ type Config struct {
 	// emptied by a crash of the results server. Results are a cache of the
 	// source, so this is usually what a user wants.
 	Unlogged bool
+	// AsyncCommit (PostgreSQL) writes results, and the ledger's job
+	// transitions when the ledger is here, without waiting for the disk
+	// at each commit; admissions and cancellations still wait. A crash of
+	// the database can then lose the last moment of transitions, in log
+	// order: a job's SUCCESS is never kept without its published table,
+	// and a lost transition runs the job again. Only sensible for the
+	// ledger's own database (elsewhere a durable SUCCESS could outlive
+	// the table it names).
+	AsyncCommit bool
 }
 
 // WithDefaults returns c with zero values replaced by defaults.
@@ -83,6 +92,9 @@ func (c Config) Validate() error {
 	if c.Unlogged && c.Type != sqlexec.Postgres {
 		return &sqlexec.KeyError{Key: "unlogged", Err: errors.New("only applies to postgres")}
 	}
+	if c.AsyncCommit && c.Type != sqlexec.Postgres {
+		return &sqlexec.KeyError{Key: "async_commit", Err: errors.New("only applies to postgres")}
+	}
 	if max := dialectFor(c.Type).maxIdentLen(); utf8.RuneCountInString(c.ResultsTable)-2 >= max {
 		return &sqlexec.KeyError{Key: "results_table", Err: fmt.Errorf("leaves no room for a job ID within the %d-character table name limit", max)}
 	}
@@ -91,11 +103,16 @@ func (c Config) Validate() error {
 
 // Backend is one results database.
 type Backend struct {
-	Name     string
-	cfg      Config
-	db       *sqlexec.DB
+	Name string
+	cfg  Config
+	db   *sqlexec.DB
+	// durable is db, or with AsyncCommit a second pool whose commits wait
+	// for the disk.
+	durable  *sqlexec.DB
 	d        dialect
 	reserved map[string]bool
+	// smallMax is the most rows published in one step (see smallWriter).
+	smallMax int
 }
 
 // Open connects to a results database.
@@ -104,17 +121,24 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	db, err := sqlexec.Open(ctx, cfg.DBConfig, sqlexec.OpenOptions{Results: true})
+	db, err := sqlexec.Open(ctx, cfg.DBConfig, sqlexec.OpenOptions{Results: true, AsyncCommit: cfg.AsyncCommit})
 	if err != nil {
 		return nil, err
+	}
+	durable := db
+	if cfg.AsyncCommit {
+		if durable, err = sqlexec.Open(ctx, cfg.DBConfig, sqlexec.OpenOptions{Results: true}); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	d := dialectFor(cfg.Type)
 	if cfg.Type == sqlexec.MySQL {
 		d = mysqlDialect{mariaDB: db.MariaDB}
 	}
-	b := &Backend{Name: cfg.Name, cfg: cfg, db: db, d: d, reserved: map[string]bool{}}
+	b := &Backend{Name: cfg.Name, cfg: cfg, db: db, durable: durable, d: d, reserved: map[string]bool{}, smallMax: smallMaxRows}
 	if err := b.migrate(ctx); err != nil {
-		db.Close()
+		b.Close()
 		return nil, err
 	}
 	return b, nil
@@ -150,8 +174,13 @@ func (b *Backend) ReservedTable(name string) bool {
 	return strings.HasPrefix(name, reservedPrefix) || b.reserved[name]
 }
 
-// Close closes the backend's pool.
-func (b *Backend) Close() { b.db.Close() }
+// Close closes the backend's pools.
+func (b *Backend) Close() {
+	b.db.Close()
+	if b.durable != b.db {
+		b.durable.Close()
+	}
+}
 
 // DB is the backend's connection pool.
 func (b *Backend) DB() *sqlexec.DB { return b.db }
@@ -188,6 +217,19 @@ func (b *Backend) Write(ctx context.Context, table, runID string, rows sqlexec.R
 	cols, err := b.columnNames(rows.Columns())
 	if err != nil {
 		return 0, err
+	}
+	if sw, ok := b.d.(smallWriter); ok && b.smallMax > 0 {
+		buf, done, err := bufferRows(rows, b.smallMax)
+		if err != nil {
+			return 0, err
+		}
+		if done {
+			if err := sw.writeSmall(ctx, b.db, table, cols, buf, b.cfg.Unlogged, fence); err != nil {
+				return 0, fmt.Errorf("publish results table: %w", err)
+			}
+			return int64(len(buf)), nil
+		}
+		rows = &prefixRows{Rows: rows, buf: buf}
 	}
 	staging := stagingPrefix + runID
 	n, err := b.stageAndPublish(ctx, staging, table, cols, rows, fence)

@@ -118,11 +118,16 @@ type Group struct {
 // results database. It is the truth about jobs and also their queue: nodes
 // claim ready jobs from it. Everything held in memory is a cache of it.
 type Ledger struct {
-	db     *sqlexec.DB
-	q      querier
-	table  string // quoted jobs table
-	groups string // quoted groups table
-	name   string
+	db *sqlexec.DB
+	q  querier
+	// durable and dq write what must survive a crash of the database the
+	// moment it is acknowledged (admissions, cancellations, deletions);
+	// they are db and q unless the backend commits asynchronously.
+	durable *sqlexec.DB
+	dq      querier
+	table   string // quoted jobs table
+	groups  string // quoted groups table
+	name    string
 }
 
 // NewLedger returns the ledger kept in table (and table + "_groups") on
@@ -131,7 +136,7 @@ func NewLedger(backend *Backend, table string) *Ledger {
 	if table == "" {
 		table = LedgerTableDefault
 	}
-	return &Ledger{db: backend.db, q: poolQuerier(backend.db), name: table,
+	return &Ledger{db: backend.db, q: poolQuerier(backend.db), durable: backend.durable, dq: poolQuerier(backend.durable), name: table,
 		table: backend.d.quote(table), groups: backend.d.quote(table + groupsSuffix)}
 }
 
@@ -255,7 +260,7 @@ func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 // changes nothing. This conditional write is what makes "one active job per
 // ID" hold across nodes and restarts.
 func (l *Ledger) Admit(ctx context.Context, j Job) (*Job, error) {
-	admitted, err := l.admit(ctx, l.q, j)
+	admitted, err := l.admit(ctx, l.dq, j)
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +337,7 @@ func (l *Ledger) AdmitGroup(ctx context.Context, g Group, jobs []Job) ([]*Job, e
 		return nil, err
 	}
 	var admitted []*Job
-	err = inTx(ctx, l.db, func(q querier) error {
+	err = inTx(ctx, l.durable, func(q querier) error {
 		active, err := l.jobs(ctx, q, fmt.Sprintf("SELECT %s FROM %s WHERE group_id = ? AND state IN %s ORDER BY job_id",
 			jobColumns, l.table, activeStates), g.ID)
 		if err != nil {
@@ -620,7 +625,7 @@ func (l *Ledger) Cancel(ctx context.Context, id string) (*Job, error) {
 			return nil, &FinishedError{Job: j}
 		}
 		t := now()
-		n, err := l.q.exec(ctx, fmt.Sprintf(`UPDATE %s SET state = 'CANCELLED', error = 'cancelled', held = 0, lease_until = NULL,
+		n, err := l.dq.exec(ctx, fmt.Sprintf(`UPDATE %s SET state = 'CANCELLED', error = 'cancelled', held = 0, lease_until = NULL,
 	finished_at = ?, updated_at = ?, expires_at = ? WHERE job_id = ? AND state = ? AND run_id = ?`, l.table),
 			l.timeArg(t), l.timeArg(t), l.expiry(t, j.TTL), id, j.State, j.RunID)
 		if err != nil {
@@ -656,7 +661,7 @@ func (l *Ledger) Delete(ctx context.Context, id string) (*Job, error) {
 // DeleteIfUnchanged removes j's record if nobody has written it since j was
 // read.
 func (l *Ledger) DeleteIfUnchanged(ctx context.Context, j *Job) (bool, error) {
-	n, err := l.q.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE job_id = ? AND updated_at = ?", l.table), j.ID, l.timeArg(j.UpdatedAt))
+	n, err := l.dq.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE job_id = ? AND updated_at = ?", l.table), j.ID, l.timeArg(j.UpdatedAt))
 	if err != nil {
 		return false, fmt.Errorf("delete job: %w", err)
 	}
@@ -850,7 +855,7 @@ func (l *Ledger) HeldGroups(ctx context.Context) ([]string, error) {
 
 // MarkGroupCancelled records that a group was cancelled.
 func (l *Ledger) MarkGroupCancelled(ctx context.Context, id string) error {
-	n, err := l.q.exec(ctx, fmt.Sprintf("UPDATE %s SET cancelled = 1, updated_at = ? WHERE group_id = ?", l.groups), l.timeArg(now()), id)
+	n, err := l.dq.exec(ctx, fmt.Sprintf("UPDATE %s SET cancelled = 1, updated_at = ? WHERE group_id = ?", l.groups), l.timeArg(now()), id)
 	if err != nil {
 		return fmt.Errorf("cancel group: %w", err)
 	}
@@ -865,7 +870,7 @@ func (l *Ledger) MarkGroupCancelled(ctx context.Context, id string) error {
 // unfinished member gives *ActiveError.
 func (l *Ledger) DeleteGroup(ctx context.Context, id string) ([]*Job, error) {
 	var deleted []*Job
-	err := inTx(ctx, l.db, func(q querier) error {
+	err := inTx(ctx, l.durable, func(q querier) error {
 		jobs, err := l.jobs(ctx, q, fmt.Sprintf("SELECT %s FROM %s WHERE group_id = ? ORDER BY job_id", jobColumns, l.table), id)
 		if err != nil {
 			return err

@@ -2,12 +2,15 @@ package resultsink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/big"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/sql-jobber/sql-jobber/sqlexec"
@@ -139,23 +142,77 @@ func pgNumeric(s string) (pgtype.Numeric, error) {
 }
 
 func (d postgresDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string, fence Fence) error {
-	// PostgreSQL DDL is transactional: readers of final wait on its lock
-	// and then see the new table.
-	return pgx.BeginFunc(ctx, db.Postgres(), func(tx pgx.Tx) error {
-		// Readers of the old table hold the swap up, and new readers
-		// queue behind it: bound the wait rather than stall both.
-		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+pgPublishLockTimeout+"'"); err != nil {
-			return err
+	return d.swap(ctx, db, final, fence, fmt.Sprintf("ALTER TABLE %s RENAME TO %s", d.quote(staging), d.quote(final)))
+}
+
+// swap replaces final, in one transaction sent in one round trip: the fence
+// (the ledger's word that the run owns its job, when the ledger is in this
+// database, and the table's fence token), the drop of the old table, then
+// the statements that make the new one. PostgreSQL DDL is transactional:
+// readers of final wait on its lock and then see the new table.
+func (d postgresDialect) swap(ctx context.Context, db *sqlexec.DB, final string, fence Fence, create ...string) error {
+	if l := fence.ledger; l != nil && l.db != db {
+		if err := l.owns(ctx, l.q, fence.job, fence.runID); err != nil {
+			return fmt.Errorf("%w: %w", ErrFenced, err)
 		}
-		if err := claimFence(ctx, pgQuerier{q: tx}, db, d, final, fence); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+d.quote(final)); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s RENAME TO %s", d.quote(staging), d.quote(final)))
+	}
+	conn, err := db.Postgres().Acquire(ctx)
+	if err != nil {
 		return err
-	})
+	}
+	defer conn.Release()
+	b := &pgconn.Batch{}
+	stmts := 0
+	add := func(sql string, params ...[]byte) {
+		b.ExecParams(sql, params, nil, nil, nil)
+		stmts++
+	}
+	add("BEGIN")
+	// Readers of the old table hold the swap up, and new readers queue
+	// behind it: bound the wait rather than stall both.
+	add("SET LOCAL lock_timeout = '" + pgPublishLockTimeout + "'")
+	fenced := map[int]bool{}
+	if l := fence.ledger; l != nil && l.db == db {
+		// Fails (division by zero) unless the run owns its job; the row
+		// stays share-locked until the swap commits.
+		fenced[stmts] = true
+		add(fmt.Sprintf(`SELECT 1 / COUNT(*) FROM (SELECT 1 FROM %s WHERE job_id = $1 AND run_id = $2 AND state = 'STARTED'
+	AND lease_until > $3 FOR SHARE) AS owned`, l.table),
+			[]byte(fence.job), []byte(fence.runID), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+	}
+	// Fails unless this run's token is above the last one published.
+	fenced[stmts] = true
+	add(fmt.Sprintf(`WITH f AS (INSERT INTO %s AS f (table_name, token) VALUES ($1, $2) ON CONFLICT (table_name)
+	DO UPDATE SET token = excluded.token WHERE f.token < excluded.token RETURNING 1) SELECT 1 / COUNT(*) FROM f`, d.quote(fenceTable)),
+		[]byte(final), []byte(strconv.FormatInt(fence.Token, 10)))
+	add("DROP TABLE IF EXISTS " + d.quote(final))
+	for _, m := range create {
+		add(m)
+	}
+	add("COMMIT")
+
+	rr := conn.Conn().PgConn().ExecBatch(ctx, b)
+	var failed error
+	for i := 0; rr.NextResult(); i++ {
+		if _, err := rr.ResultReader().Close(); err != nil && failed == nil {
+			failed = err
+			var pgErr *pgconn.PgError
+			if fenced[i] && errors.As(err, &pgErr) && pgErr.Code == "22012" { // division_by_zero
+				failed = ErrFenced
+			}
+		}
+	}
+	if err := rr.Close(); err != nil && failed == nil {
+		failed = err
+	}
+	if failed != nil {
+		// An error leaves the explicit transaction open and aborted.
+		if _, err := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); err != nil {
+			conn.Conn().PgConn().Close(context.WithoutCancel(ctx))
+		}
+		return failed
+	}
+	return nil
 }
 
 func (d postgresDialect) drop(ctx context.Context, db *sqlexec.DB, table string) error {

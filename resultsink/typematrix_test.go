@@ -122,60 +122,74 @@ func seedSource(t *testing.T, db *sqlexec.DB) []typeCase {
 func TestTypeMatrix(t *testing.T) {
 	for _, srcDialect := range sqlexectest.Dialects {
 		for _, resDialect := range sqlexectest.Dialects {
-			t.Run(fmt.Sprintf("%s_to_%s", srcDialect, resDialect), func(t *testing.T) {
-				t.Parallel()
-				ctx := context.Background()
-				src := sqlexectest.Open(t, srcDialect, "src", sqlexec.OpenOptions{})
-				cases := seedSource(t, src)
+			for _, staged := range []bool{false, true} {
+				name := fmt.Sprintf("%s_to_%s", srcDialect, resDialect)
+				if staged {
+					name += "_staged"
+				}
+				t.Run(name, func(t *testing.T) { testTypeMatrix(t, srcDialect, resDialect, staged) })
+			}
+		}
+	}
+}
 
-				backend := openBackend(t, resDialect)
-				reg, err := sqlexec.NewRegistry([]*sqlexec.Task{{Name: "matrix", SQL: "SELECT * FROM src ORDER BY id", NumArgs: -1}},
-					[]*sqlexec.DB{src}, []string{backend.Name})
-				if err != nil {
-					t.Fatal(err)
-				}
-				task, _ := reg.Task("matrix")
-				rows, err := reg.Query(ctx, task, "src", nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				n, err := backend.Write(ctx, "results_matrix", resultsink.NewRunID(), rows, nextFence())
-				rows.Close()
-				if err != nil {
-					t.Fatalf("write: %v", err)
-				}
-				if n != 3 {
-					t.Fatalf("wrote %d rows, want 3", n)
-				}
+// testTypeMatrix round-trips every type case from a source dialect to a
+// results dialect, through the one-step publication of small results or
+// (staged) through a staging table.
+func testTypeMatrix(t *testing.T, srcDialect, resDialect sqlexec.Dialect, staged bool) {
+	t.Parallel()
+	ctx := context.Background()
+	src := sqlexectest.Open(t, srcDialect, "src", sqlexec.OpenOptions{})
+	cases := seedSource(t, src)
 
-				got, gotCols := readTable(t, backend, "results_matrix")
-				for i, c := range cases {
-					want, ok := wantResultType[c.name]
-					if !ok {
-						continue
-					}
-					if c.name == "b" && (srcDialect == sqlexec.MySQL || resDialect == sqlexec.MySQL) {
-						// MySQL's BOOLEAN is TINYINT(1), an integer to
-						// its own clients too.
-						want = sqlexec.Column{Type: sqlexec.TypeInt64}
-					}
-					if c.name == "amt" {
-						want = wantDecimal(srcDialect, resDialect)
-					}
-					g := gotCols[i+1]
-					if g.Type != want.Type || g.Precision != want.Precision || g.Scale != want.Scale {
-						t.Errorf("column %s: results column is %s(%d,%d), want %s(%d,%d)",
-							c.name, g.Type, g.Precision, g.Scale, want.Type, want.Precision, want.Scale)
-					}
-				}
-				for row := range 3 {
-					for i, c := range cases {
-						if g := got[row][i+1]; g != c.want[row] {
-							t.Errorf("row %d column %s: got %q, want %q", row, c.name, g, c.want[row])
-						}
-					}
-				}
-			})
+	backend := openBackend(t, resDialect)
+	if staged {
+		resultsink.WithoutSmallPath(backend)
+	}
+	reg, err := sqlexec.NewRegistry([]*sqlexec.Task{{Name: "matrix", SQL: "SELECT * FROM src ORDER BY id", NumArgs: -1}},
+		[]*sqlexec.DB{src}, []string{backend.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, _ := reg.Task("matrix")
+	rows, err := reg.Query(ctx, task, "src", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := backend.Write(ctx, "results_matrix", resultsink.NewRunID(), rows, nextFence())
+	rows.Close()
+	if err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if n != 3 {
+		t.Fatalf("wrote %d rows, want 3", n)
+	}
+
+	got, gotCols := readTable(t, backend, "results_matrix")
+	for i, c := range cases {
+		want, ok := wantResultType[c.name]
+		if !ok {
+			continue
+		}
+		if c.name == "b" && (srcDialect == sqlexec.MySQL || resDialect == sqlexec.MySQL) {
+			// MySQL's BOOLEAN is TINYINT(1), an integer to
+			// its own clients too.
+			want = sqlexec.Column{Type: sqlexec.TypeInt64}
+		}
+		if c.name == "amt" {
+			want = wantDecimal(srcDialect, resDialect)
+		}
+		g := gotCols[i+1]
+		if g.Type != want.Type || g.Precision != want.Precision || g.Scale != want.Scale {
+			t.Errorf("column %s: results column is %s(%d,%d), want %s(%d,%d)",
+				c.name, g.Type, g.Precision, g.Scale, want.Type, want.Precision, want.Scale)
+		}
+	}
+	for row := range 3 {
+		for i, c := range cases {
+			if g := got[row][i+1]; g != c.want[row] {
+				t.Errorf("row %d column %s: got %q, want %q", row, c.name, g, c.want[row])
+			}
 		}
 	}
 }

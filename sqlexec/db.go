@@ -108,6 +108,10 @@ type OpenOptions struct {
 	// server's session defaults, so that a task means what it means when a
 	// user runs it by hand.
 	Results bool
+	// AsyncCommit (PostgreSQL) makes the sessions commit without waiting
+	// for the disk: a crash of the database may lose the last moment of
+	// commits, all of them after a point (the log is written in order).
+	AsyncCommit bool
 }
 
 // Open opens the pool and checks that the database answers. Errors never
@@ -158,6 +162,12 @@ func openPostgres(ctx context.Context, cfg DBConfig, opts OpenOptions) (*pgxpool
 	rp := pcfg.ConnConfig.RuntimeParams
 	if opts.Results {
 		rp["timezone"] = "UTC"
+		// Results are written as literals in places: backslashes must
+		// be plain characters.
+		rp["standard_conforming_strings"] = "on"
+	}
+	if opts.AsyncCommit {
+		rp["synchronous_commit"] = "off"
 	}
 	if rp["application_name"] == "" {
 		rp["application_name"] = "sql-jobber"

@@ -97,6 +97,9 @@ type resultsConfig struct {
 	ConnectTimeout duration `toml:"connect_timeout"`
 	ResultsTable   string   `toml:"results_table"`
 	Unlogged       bool     `toml:"unlogged"`
+	// AsyncCommit (PostgreSQL): see resultsink.Config. Default: on for
+	// the ledger's database.
+	AsyncCommit *bool `toml:"async_commit"`
 }
 
 // duration is a Go duration string ("10s") or a number of seconds.
@@ -282,6 +285,21 @@ func parseConfig(path string, data []byte) (*config, error) {
 		c.ledger = c.results[0].Name
 	} else if _, ok := fc.Results[c.ledger]; !ok {
 		return nil, fail("app.ledger", fmt.Errorf("no results backend %q is configured", c.ledger))
+	}
+	for i := range c.results {
+		r := &c.results[i]
+		set := fc.Results[r.Name].AsyncCommit
+		switch {
+		case set == nil:
+			r.AsyncCommit = r.Name == c.ledger && r.Type == sqlexec.Postgres
+		case *set && r.Name != c.ledger:
+			return nil, fail("results."+r.Name+".async_commit", errors.New("only for the ledger's database: elsewhere a job could be recorded SUCCESS while a crash lost its table"))
+		default:
+			r.AsyncCommit = *set
+		}
+		if err := r.Validate(); err != nil {
+			return nil, keyFail(fail, "results."+r.Name, err)
+		}
 	}
 	return c, nil
 }

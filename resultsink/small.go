@@ -1,0 +1,179 @@
+package resultsink
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+// A result of few rows (most report queries' summaries) is published in one
+// step where the dialect allows (smallWriter): no staging table, no COPY,
+// one round trip. Larger ones stream through a staging table.
+const (
+	smallMaxRows  = 500
+	smallMaxBytes = 1 << 20
+)
+
+// smallWriter is a dialect that can create and fill final in the
+// transaction that publishes it.
+type smallWriter interface {
+	writeSmall(ctx context.Context, db *sqlexec.DB, final string, cols []sqlexec.Column, rows [][]any, unlogged bool, fence Fence) error
+}
+
+// bufferRows reads rows until limit rows or bytes; done reports that the rows
+// ended within them.
+func bufferRows(rows sqlexec.Rows, limit int) (buf [][]any, done bool, err error) {
+	size := 0
+	for len(buf) < limit && size < smallMaxBytes {
+		if !rows.Next() {
+			return buf, true, rows.Err()
+		}
+		vals := rows.Values()
+		row := make([]any, len(vals))
+		copy(row, vals) // the values themselves are not reused by Rows
+		for _, v := range row {
+			switch x := v.(type) {
+			case string:
+				size += len(x)
+			case []byte:
+				size += len(x)
+			}
+			size += 8
+		}
+		buf = append(buf, row)
+	}
+	return buf, false, nil
+}
+
+// prefixRows replays buffered rows, then goes on with the rest.
+type prefixRows struct {
+	sqlexec.Rows
+	buf  [][]any
+	i    int
+	cur  []any
+	rest bool
+}
+
+func (r *prefixRows) Next() bool {
+	if !r.rest && r.i < len(r.buf) {
+		r.cur = r.buf[r.i]
+		r.i++
+		return true
+	}
+	r.rest, r.buf = true, nil
+	if !r.Rows.Next() {
+		return false
+	}
+	r.cur = r.Rows.Values()
+	return true
+}
+
+func (r *prefixRows) Values() []any { return r.cur }
+
+func (d postgresDialect) writeSmall(ctx context.Context, db *sqlexec.DB, final string, cols []sqlexec.Column, rows [][]any, unlogged bool, fence Fence) error {
+	prefix := ""
+	if unlogged {
+		prefix = "UNLOGGED "
+	}
+	create := []string{createTableSQL(d, prefix, final, cols, "")}
+	if len(rows) > 0 {
+		names := make([]string, len(cols))
+		for i, c := range cols {
+			names[i] = d.quote(c.Name)
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", d.quote(final), strings.Join(names, ", "))
+		n := 0
+		for r, row := range rows {
+			if r > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('(')
+			for i, v := range row {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				n++
+				lit, err := pgLiteral(cols[i], v)
+				if err != nil {
+					return fmt.Errorf("column %q: %w", cols[i].Name, err)
+				}
+				b.WriteString(lit)
+			}
+			b.WriteByte(')')
+		}
+		create = append(create, b.String())
+	}
+	return d.swap(ctx, db, final, fence, create...)
+}
+
+// pgLiteral writes a value as a PostgreSQL literal of its column's type:
+// a quoted string (standard_conforming_strings, so only quotes double) cast
+// to the column's type, which PostgreSQL parses exactly.
+func pgLiteral(c sqlexec.Column, v any) (string, error) {
+	if v == nil {
+		return "NULL", nil
+	}
+	var s string
+	switch c.Type {
+	case sqlexec.TypeInt64:
+		return strconv.FormatInt(v.(int64), 10), nil
+	case sqlexec.TypeUint64:
+		return strconv.FormatUint(v.(uint64), 10), nil
+	case sqlexec.TypeDecimal:
+		s = v.(string)
+		if _, err := pgNumeric(s); err != nil {
+			return "", err
+		}
+	case sqlexec.TypeFloat64:
+		f := v.(float64)
+		switch {
+		case math.IsNaN(f):
+			s = "NaN"
+		case math.IsInf(f, 1):
+			s = "Infinity"
+		case math.IsInf(f, -1):
+			s = "-Infinity"
+		default:
+			s = strconv.FormatFloat(f, 'g', -1, 64)
+		}
+	case sqlexec.TypeBool:
+		if v.(bool) {
+			return "TRUE", nil
+		}
+		return "FALSE", nil
+	case sqlexec.TypeDate:
+		t := v.(time.Time)
+		if t.Year() < 1 || t.Year() > 9999 {
+			return "", fmt.Errorf("date %v out of range", t)
+		}
+		s = t.Format(time.DateOnly)
+	case sqlexec.TypeTimestamp, sqlexec.TypeTimestampTZ:
+		t := v.(time.Time)
+		if err := microseconds(t); err != nil {
+			return "", err
+		}
+		if t.Year() < 1 || t.Year() > 9999 {
+			return "", fmt.Errorf("timestamp %v out of range", t)
+		}
+		if c.Type == sqlexec.TypeTimestampTZ {
+			s = t.UTC().Format("2006-01-02 15:04:05.999999Z07:00")
+		} else {
+			s = t.Format("2006-01-02 15:04:05.999999")
+		}
+	case sqlexec.TypeBytes:
+		s = `\x` + hex.EncodeToString(v.([]byte))
+	default: // TypeText, TypeJSON
+		s = v.(string)
+		if strings.IndexByte(s, 0) >= 0 {
+			return "", fmt.Errorf("PostgreSQL text cannot hold a NUL byte")
+		}
+	}
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'::" + (postgresDialect{}).columnType(c), nil
+}
