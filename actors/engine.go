@@ -38,7 +38,7 @@ type Ledger interface {
 	Renew(ctx context.Context, runIDs []string, lease time.Duration) (map[string]bool, error)
 	Finish(ctx context.Context, id, runID string, o resultsink.Outcome) error
 	Release(ctx context.Context, id, runID string) error
-	Fence(id, runID string, token int64) resultsink.Fence
+	Fence(j *resultsink.Job) resultsink.Fence
 	RecoverLost(ctx context.Context, node string) ([]*resultsink.Job, error)
 	Cancel(ctx context.Context, id string) (*resultsink.Job, error)
 	Delete(ctx context.Context, id string) (*resultsink.Job, error)
@@ -66,7 +66,7 @@ type Tasks interface {
 type Results interface {
 	TableName(jobID string) string
 	MaxJobIDLen() int
-	Write(ctx context.Context, table, runID string, rows sqlexec.Rows, fence resultsink.Fence) (int64, error)
+	Write(ctx context.Context, table, runID string, rows sqlexec.Rows, fence resultsink.Fence) (int64, bool, error)
 	Drop(ctx context.Context, table string) error
 	ReservedTable(name string) bool
 }

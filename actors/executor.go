@@ -122,8 +122,9 @@ func (e *Engine) execute(ctx context.Context, j *resultsink.Job, r *run) {
 	log.Info("job started", slog.Int("attempt", j.Attempt), slog.String("results_backend", j.ResultsBackend))
 
 	var (
-		count int64
-		err   error
+		count    int64
+		recorded bool // the publication recorded SUCCESS itself
+		err      error
 	)
 	task, taskOK := e.tasks.Task(j.Task)
 	backend, backendOK := e.results[j.ResultsBackend]
@@ -133,7 +134,7 @@ func (e *Engine) execute(ctx context.Context, j *resultsink.Job, r *run) {
 	case !backendOK:
 		err = fmt.Errorf("results backend %q is not configured on node %q", j.ResultsBackend, e.cfg.NodeName)
 	default:
-		count, err = e.run(ctx, j, task, backend)
+		count, recorded, err = e.run(ctx, j, task, backend)
 	}
 	if cause := context.Cause(ctx); err != nil && cause != nil {
 		switch {
@@ -154,7 +155,7 @@ func (e *Engine) execute(ctx context.Context, j *resultsink.Job, r *run) {
 			o.State, o.RetryAt = resultsink.StateRetry, time.Now().Add(e.backoff(j.Attempt))
 		}
 	}
-	if !e.finish(log, j, o) {
+	if !recorded && !e.finish(log, j, o) {
 		return
 	}
 	e.metrics.observeFinish(j, o, time.Since(begin))
@@ -175,14 +176,14 @@ func (e *Engine) execute(ctx context.Context, j *resultsink.Job, r *run) {
 // run queries the source and writes the results table. A failure on either
 // side cancels the other at once: the source stops working on rows nobody
 // will write.
-func (e *Engine) run(ctx context.Context, j *resultsink.Job, task *sqlexec.Task, backend Results) (int64, error) {
+func (e *Engine) run(ctx context.Context, j *resultsink.Job, task *sqlexec.Task, backend Results) (int64, bool, error) {
 	db, err := e.tasks.PickDB(task, j.DB)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	args, err := decodeArgs(j.Args)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	qctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -191,11 +192,11 @@ func (e *Engine) run(ctx context.Context, j *resultsink.Job, task *sqlexec.Task,
 		if ctx.Err() == nil {
 			e.metrics.queryErrors.WithLabelValues(db).Inc()
 		}
-		return 0, fmt.Errorf("query database %q: %w", db, err)
+		return 0, false, fmt.Errorf("query database %q: %w", db, err)
 	}
 	// The table is published only while this run owns the job, and never
 	// over a later run's.
-	n, err := backend.Write(qctx, j.ResultsTable, j.RunID, rows, e.ledger.Fence(j.ID, j.RunID, j.Fence))
+	n, recorded, err := backend.Write(qctx, j.ResultsTable, j.RunID, rows, e.ledger.Fence(j))
 	if err != nil {
 		// The source's error, or the results database's.
 		failed := j.ResultsBackend
@@ -208,7 +209,7 @@ func (e *Engine) run(ctx context.Context, j *resultsink.Job, task *sqlexec.Task,
 		cancel() // before Close, which would otherwise read the rest
 	}
 	rows.Close()
-	return n, err
+	return n, recorded, err
 }
 
 // finish records a run's outcome, trying again while the ledger cannot be

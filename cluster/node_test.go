@@ -31,6 +31,12 @@ func TestMain(m *testing.M) {
 				goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/cluster.NewGossipActor.NewThrottleWithLogger.func2.1"),
 				goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
 				goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/remote.(*endpointWriter).initialize"),
+				// ...and now and then one of the grpc connections it
+				// opened to a member that has stopped outlives its
+				// endpoint writer (grpc goroutines of protoactor's,
+				// not ours: this project opens no grpc connection).
+				goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
+				goleak.IgnoreTopFunction("google.golang.org/grpc.(*addrConn).resetTransport"),
 			); err == nil {
 				break
 			}

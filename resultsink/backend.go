@@ -42,6 +42,7 @@ type Fence struct {
 	// connection of one pool, which a pool of one would deadlock on).
 	ledger     *Ledger
 	job, runID string
+	ttl        time.Duration
 }
 
 // ErrFenced refuses a publication: a newer run of the job has published its
@@ -212,53 +213,58 @@ const cleanupTimeout = 30 * time.Second
 // replacing any previous table of that name in one step: a reader sees the
 // old complete table or the new complete one. The publication is fenced
 // (see Fence). On error nothing is published and the staging table is
-// dropped. It returns the number of rows written.
-func (b *Backend) Write(ctx context.Context, table, runID string, rows sqlexec.Rows, fence Fence) (int64, error) {
+// dropped. It returns the number of rows written, and whether the
+// publication also recorded the job's SUCCESS in the ledger (when the
+// fence's ledger is in this database and the dialect's DDL is
+// transactional): the table and the SUCCESS then commit together.
+func (b *Backend) Write(ctx context.Context, table, runID string, rows sqlexec.Rows, fence Fence) (int64, bool, error) {
 	cols, err := b.columnNames(rows.Columns())
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if sw, ok := b.d.(smallWriter); ok && b.smallMax > 0 {
 		buf, done, err := bufferRows(rows, b.smallMax)
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		if done {
-			if err := sw.writeSmall(ctx, b.db, table, cols, buf, b.cfg.Unlogged, fence); err != nil {
-				return 0, fmt.Errorf("publish results table: %w", err)
+			finished, err := sw.writeSmall(ctx, b.db, table, cols, buf, b.cfg.Unlogged, fence)
+			if err != nil {
+				return 0, false, fmt.Errorf("publish results table: %w", err)
 			}
-			return int64(len(buf)), nil
+			return int64(len(buf)), finished, nil
 		}
 		rows = &prefixRows{Rows: rows, buf: buf}
 	}
 	staging := stagingPrefix + runID
-	n, err := b.stageAndPublish(ctx, staging, table, cols, rows, fence)
+	n, finished, err := b.stageAndPublish(ctx, staging, table, cols, rows, fence)
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
 		if derr := b.d.drop(cctx, b.db, staging); derr != nil {
 			err = errors.Join(err, fmt.Errorf("drop staging table: %w", derr))
 		}
-		return 0, err
+		return 0, false, err
 	}
-	return n, nil
+	return n, finished, nil
 }
 
-func (b *Backend) stageAndPublish(ctx context.Context, staging, table string, cols []sqlexec.Column, rows sqlexec.Rows, fence Fence) (int64, error) {
+func (b *Backend) stageAndPublish(ctx context.Context, staging, table string, cols []sqlexec.Column, rows sqlexec.Rows, fence Fence) (int64, bool, error) {
 	if err := b.d.create(ctx, b.db, staging, cols, b.cfg.Unlogged); err != nil {
-		return 0, fmt.Errorf("create staging table: %w", err)
+		return 0, false, fmt.Errorf("create staging table: %w", err)
 	}
 	n, err := b.d.load(ctx, b.db, staging, cols, rows)
 	if err != nil {
-		return 0, fmt.Errorf("write results: %w", err)
+		return 0, false, fmt.Errorf("write results: %w", err)
 	}
 	if err := rows.Err(); err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	if err := b.d.publish(ctx, b.db, staging, table, fence); err != nil {
-		return 0, fmt.Errorf("publish results table: %w", err)
+	finished, err := b.d.publish(ctx, b.db, staging, table, n, fence)
+	if err != nil {
+		return 0, false, fmt.Errorf("publish results table: %w", err)
 	}
-	return n, nil
+	return n, finished, nil
 }
 
 // Drop removes a job's results table, if it exists, and its fence record.

@@ -19,9 +19,10 @@ type dialect interface {
 	create(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, unlogged bool) error
 	// load bulk-writes every row into table and returns the count.
 	load(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, rows sqlexec.Rows) (int64, error)
-	// publish replaces final with staging in one step, if the fence
-	// allows (claimFence), atomically with the fence's record.
-	publish(ctx context.Context, db *sqlexec.DB, staging, final string, fence Fence) error
+	// publish replaces final with staging (of count rows) in one step, if
+	// the fence allows (claimFence), atomically with the fence's record;
+	// it reports whether it recorded the job's SUCCESS too.
+	publish(ctx context.Context, db *sqlexec.DB, staging, final string, count int64, fence Fence) (bool, error)
 	drop(ctx context.Context, db *sqlexec.DB, table string) error
 	// tables lists the tables whose names start with prefix.
 	tables(ctx context.Context, db *sqlexec.DB, prefix string) ([]string, error)

@@ -490,8 +490,17 @@ func (l *Ledger) Renew(ctx context.Context, runIDs []string, lease time.Duration
 
 // Fence is the fence of run runID of job id, whose fence token is token
 // (its Job.Fence when claimed): it publishes only while the run owns the job.
-func (l *Ledger) Fence(id, runID string, token int64) Fence {
-	return Fence{Token: token, ledger: l, job: id, runID: runID}
+func (l *Ledger) Fence(j *Job) Fence {
+	return Fence{Token: j.Fence, ledger: l, job: j.ID, runID: j.RunID, ttl: j.TTL}
+}
+
+// success is the statement that records a run's SUCCESS with count rows,
+// at t, inside its publication's transaction (the ledger being in the
+// results database): it changes one row only if the run still owns its job.
+func (l *Ledger) success(f Fence, count int64, t time.Time) (string, []any) {
+	return fmt.Sprintf(`UPDATE %s SET state = 'SUCCESS', count = ?, error = '', lease_until = NULL, finished_at = ?, updated_at = ?,
+	expires_at = ? WHERE job_id = ? AND run_id = ? AND state = 'STARTED' AND lease_until > ?`, l.table),
+		[]any{count, l.timeArg(t), l.timeArg(t), l.expiry(t, f.ttl), f.job, f.runID, l.timeArg(t)}
 }
 
 // owns checks that run runID still owns job id: the job is STARTED by that

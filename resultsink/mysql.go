@@ -256,7 +256,13 @@ func appendLoadDataEscaped[T string | []byte](b []byte, s T) []byte {
 	return b
 }
 
-func (d mysqlDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string, fence Fence) error {
+func (d mysqlDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string, _ int64, fence Fence) (bool, error) {
+	return false, d.publishFenced(ctx, db, staging, final, fence)
+}
+
+// publishFenced swaps the table in under the fence. MySQL's DDL commits on
+// its own, so the job's SUCCESS is recorded after, on its own.
+func (d mysqlDialect) publishFenced(ctx context.Context, db *sqlexec.DB, staging, final string, fence Fence) error {
 	conn, err := db.SQL().Conn(ctx)
 	if err != nil {
 		return err

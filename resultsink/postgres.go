@@ -141,24 +141,28 @@ func pgNumeric(s string) (pgtype.Numeric, error) {
 	return pgtype.Numeric{Int: i, Exp: -int32(len(frac)), Valid: true}, nil
 }
 
-func (d postgresDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string, fence Fence) error {
-	return d.swap(ctx, db, final, fence, fmt.Sprintf("ALTER TABLE %s RENAME TO %s", d.quote(staging), d.quote(final)))
+func (d postgresDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string, count int64, fence Fence) (bool, error) {
+	return d.swap(ctx, db, final, count, fence, fmt.Sprintf("ALTER TABLE %s RENAME TO %s", d.quote(staging), d.quote(final)))
 }
 
-// swap replaces final, in one transaction sent in one round trip: the fence
-// (the ledger's word that the run owns its job, when the ledger is in this
-// database, and the table's fence token), the drop of the old table, then
-// the statements that make the new one. PostgreSQL DDL is transactional:
-// readers of final wait on its lock and then see the new table.
-func (d postgresDialect) swap(ctx context.Context, db *sqlexec.DB, final string, fence Fence, create ...string) error {
-	if l := fence.ledger; l != nil && l.db != db {
+// swap replaces final (of count rows), in one transaction sent in one round
+// trip: the fence (the table's fence token, and the run's ownership of its
+// job: checked, when the ledger is in this database, by recording the job's
+// SUCCESS in the same transaction), the drop of the old table, then the
+// statements that make the new one. PostgreSQL DDL is transactional:
+// readers of final wait on its lock and then see the new table. It reports
+// whether it recorded the SUCCESS.
+func (d postgresDialect) swap(ctx context.Context, db *sqlexec.DB, final string, count int64, fence Fence, create ...string) (bool, error) {
+	l := fence.ledger
+	here := l != nil && l.db == db
+	if l != nil && !here {
 		if err := l.owns(ctx, l.q, fence.job, fence.runID); err != nil {
-			return fmt.Errorf("%w: %w", ErrFenced, err)
+			return false, fmt.Errorf("%w: %w", ErrFenced, err)
 		}
 	}
 	conn, err := db.Postgres().Acquire(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Release()
 	b := &pgconn.Batch{}
@@ -172,13 +176,15 @@ func (d postgresDialect) swap(ctx context.Context, db *sqlexec.DB, final string,
 	// behind it: bound the wait rather than stall both.
 	add("SET LOCAL lock_timeout = '" + pgPublishLockTimeout + "'")
 	fenced := map[int]bool{}
-	if l := fence.ledger; l != nil && l.db == db {
-		// Fails (division by zero) unless the run owns its job; the row
-		// stays share-locked until the swap commits.
+	if here {
+		// Fails (division by zero) unless the run owns its job.
 		fenced[stmts] = true
-		add(fmt.Sprintf(`SELECT 1 / COUNT(*) FROM (SELECT 1 FROM %s WHERE job_id = $1 AND run_id = $2 AND state = 'STARTED'
-	AND lease_until > $3 FOR SHARE) AS owned`, l.table),
-			[]byte(fence.job), []byte(fence.runID), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+		stmt, args := l.success(fence, count, now())
+		params := make([][]byte, len(args))
+		for i, a := range args {
+			params[i] = pgText(a)
+		}
+		add("WITH u AS ("+rebind(stmt)+" RETURNING 1) SELECT 1 / COUNT(*) FROM u", params...)
 	}
 	// Fails unless this run's token is above the last one published.
 	fenced[stmts] = true
@@ -210,9 +216,24 @@ func (d postgresDialect) swap(ctx context.Context, db *sqlexec.DB, final string,
 		if _, err := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); err != nil {
 			conn.Conn().PgConn().Close(context.WithoutCancel(ctx))
 		}
-		return failed
+		return false, failed
 	}
-	return nil
+	return here, nil
+}
+
+// pgText is a ledger argument in PostgreSQL's text format (nil is NULL).
+func pgText(v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return []byte(x)
+	case int64:
+		return strconv.AppendInt(nil, x, 10)
+	case time.Time:
+		return []byte(x.UTC().Format(time.RFC3339Nano))
+	}
+	return []byte(fmt.Sprint(v))
 }
 
 func (d postgresDialect) drop(ctx context.Context, db *sqlexec.DB, table string) error {

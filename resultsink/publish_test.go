@@ -90,7 +90,7 @@ func TestPublishIsAtomic(t *testing.T) {
 			ctx := context.Background()
 			b := openBackend(t, d)
 			const rows, runs = 3000, 12
-			if _, err := b.Write(ctx, "results_atomic", resultsink.NewRunID(), &seqRows{n: rows}, nextFence()); err != nil {
+			if _, _, err := b.Write(ctx, "results_atomic", resultsink.NewRunID(), &seqRows{n: rows}, nextFence()); err != nil {
 				t.Fatal(err)
 			}
 
@@ -117,7 +117,7 @@ func TestPublishIsAtomic(t *testing.T) {
 				}()
 			}
 			for range runs {
-				if _, err := b.Write(ctx, "results_atomic", resultsink.NewRunID(), &seqRows{n: rows}, nextFence()); err != nil {
+				if _, _, err := b.Write(ctx, "results_atomic", resultsink.NewRunID(), &seqRows{n: rows}, nextFence()); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -144,10 +144,10 @@ func TestFailedWriteLeavesNoTrace(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			b := openBackend(t, d)
-			if _, err := b.Write(ctx, "results_keep", resultsink.NewRunID(), &seqRows{n: 10}, nextFence()); err != nil {
+			if _, _, err := b.Write(ctx, "results_keep", resultsink.NewRunID(), &seqRows{n: 10}, nextFence()); err != nil {
 				t.Fatal(err)
 			}
-			_, err := b.Write(ctx, "results_keep", resultsink.NewRunID(), &seqRows{n: 5000, err: fmt.Errorf("source went away")}, nextFence())
+			_, _, err := b.Write(ctx, "results_keep", resultsink.NewRunID(), &seqRows{n: 5000, err: fmt.Errorf("source went away")}, nextFence())
 			if err == nil || !strings.Contains(err.Error(), "source went away") {
 				t.Fatalf("write error %v", err)
 			}
@@ -207,7 +207,9 @@ func lostRun(t *testing.T, b *resultsink.Backend) resultsink.Fence {
 	if _, err := l.Cancel(ctx, "f"); err != nil {
 		t.Fatal(err)
 	}
-	return l.Fence("f", jobs[0].RunID, 100)
+	f := jobs[0]
+	f.Fence = 100
+	return l.Fence(f)
 }
 
 // TestFenceRefusesAnOlderRun: once a run has published a table, a run with
@@ -219,7 +221,7 @@ func TestFenceRefusesAnOlderRun(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			b := openBackend(t, d)
-			if _, err := b.Write(ctx, "results_f", "newer", &seqRows{n: 3}, resultsink.Fence{Token: 7}); err != nil {
+			if _, _, err := b.Write(ctx, "results_f", "newer", &seqRows{n: 3}, resultsink.Fence{Token: 7}); err != nil {
 				t.Fatal(err)
 			}
 			for _, tc := range []struct {
@@ -230,7 +232,7 @@ func TestFenceRefusesAnOlderRun(t *testing.T) {
 				{"same token", resultsink.Fence{Token: 7}},
 				{"lost ownership", lostRun(t, b)},
 			} {
-				_, err := b.Write(ctx, "results_f", resultsink.NewRunID(), &seqRows{n: 50}, tc.fence)
+				_, _, err := b.Write(ctx, "results_f", resultsink.NewRunID(), &seqRows{n: 50}, tc.fence)
 				if !errors.Is(err, resultsink.ErrFenced) {
 					t.Fatalf("%s: err %v, want ErrFenced", tc.name, err)
 				}
@@ -242,13 +244,13 @@ func TestFenceRefusesAnOlderRun(t *testing.T) {
 				t.Fatalf("%d staging tables left", n)
 			}
 			// A later token publishes; after a drop, any token does.
-			if _, err := b.Write(ctx, "results_f", resultsink.NewRunID(), &seqRows{n: 4}, resultsink.Fence{Token: 9}); err != nil {
+			if _, _, err := b.Write(ctx, "results_f", resultsink.NewRunID(), &seqRows{n: 4}, resultsink.Fence{Token: 9}); err != nil {
 				t.Fatal(err)
 			}
 			if err := b.Drop(ctx, "results_f"); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := b.Write(ctx, "results_f", resultsink.NewRunID(), &seqRows{n: 5}, resultsink.Fence{Token: 1}); err != nil {
+			if _, _, err := b.Write(ctx, "results_f", resultsink.NewRunID(), &seqRows{n: 5}, resultsink.Fence{Token: 1}); err != nil {
 				t.Fatalf("after a drop: %v", err)
 			}
 		})

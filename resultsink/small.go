@@ -23,7 +23,7 @@ const (
 // smallWriter is a dialect that can create and fill final in the
 // transaction that publishes it.
 type smallWriter interface {
-	writeSmall(ctx context.Context, db *sqlexec.DB, final string, cols []sqlexec.Column, rows [][]any, unlogged bool, fence Fence) error
+	writeSmall(ctx context.Context, db *sqlexec.DB, final string, cols []sqlexec.Column, rows [][]any, unlogged bool, fence Fence) (bool, error)
 }
 
 // bufferRows reads rows until limit rows or bytes; done reports that the rows
@@ -76,7 +76,7 @@ func (r *prefixRows) Next() bool {
 
 func (r *prefixRows) Values() []any { return r.cur }
 
-func (d postgresDialect) writeSmall(ctx context.Context, db *sqlexec.DB, final string, cols []sqlexec.Column, rows [][]any, unlogged bool, fence Fence) error {
+func (d postgresDialect) writeSmall(ctx context.Context, db *sqlexec.DB, final string, cols []sqlexec.Column, rows [][]any, unlogged bool, fence Fence) (bool, error) {
 	prefix := ""
 	if unlogged {
 		prefix = "UNLOGGED "
@@ -102,7 +102,7 @@ func (d postgresDialect) writeSmall(ctx context.Context, db *sqlexec.DB, final s
 				n++
 				lit, err := pgLiteral(cols[i], v)
 				if err != nil {
-					return fmt.Errorf("column %q: %w", cols[i].Name, err)
+					return false, fmt.Errorf("column %q: %w", cols[i].Name, err)
 				}
 				b.WriteString(lit)
 			}
@@ -110,7 +110,7 @@ func (d postgresDialect) writeSmall(ctx context.Context, db *sqlexec.DB, final s
 		}
 		create = append(create, b.String())
 	}
-	return d.swap(ctx, db, final, fence, create...)
+	return d.swap(ctx, db, final, int64(len(rows)), fence, create...)
 }
 
 // pgLiteral writes a value as a PostgreSQL literal of its column's type:

@@ -184,22 +184,37 @@ func sqliteValue(c sqlexec.Column, v any) (any, error) {
 	return v, nil
 }
 
-func (d sqliteDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string, fence Fence) error {
+func (d sqliteDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string, count int64, fence Fence) (bool, error) {
 	tx, err := db.SQL().BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer tx.Rollback()
-	if err := claimFence(ctx, sqlQuerier{q: tx}, db, d, final, fence); err != nil {
-		return err
+	q := sqlQuerier{q: tx}
+	here := fence.ledger != nil && fence.ledger.db == db
+	if here {
+		// The ledger is in this database: its SUCCESS commits with the
+		// table, and records only if the run owns its job.
+		stmt, args := fence.ledger.success(fence, count, now())
+		n, err := q.exec(ctx, stmt, args...)
+		if err != nil {
+			return false, err
+		}
+		if n != 1 {
+			return false, fmt.Errorf("%w: %w", ErrFenced, ErrRunSuperseded)
+		}
+		fence.ledger = nil // ownership is settled
+	}
+	if err := claimFence(ctx, q, db, d, final, fence); err != nil {
+		return false, err
 	}
 	if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+d.quote(final)); err != nil {
-		return err
+		return false, err
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s RENAME TO %s", d.quote(staging), d.quote(final))); err != nil {
-		return err
+		return false, err
 	}
-	return tx.Commit()
+	return here, tx.Commit()
 }
 
 func (d sqliteDialect) drop(ctx context.Context, db *sqlexec.DB, table string) error {

@@ -156,7 +156,7 @@ func testTypeMatrix(t *testing.T, srcDialect, resDialect sqlexec.Dialect, staged
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := backend.Write(ctx, "results_matrix", resultsink.NewRunID(), rows, nextFence())
+	n, _, err := backend.Write(ctx, "results_matrix", resultsink.NewRunID(), rows, nextFence())
 	rows.Close()
 	if err != nil {
 		t.Fatalf("write: %v", err)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	nethttp "net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"strings"
@@ -54,6 +55,7 @@ type options struct {
 	join              []string
 	logLevel          string
 	logFormat         string
+	pprof             string
 	// pollInterval is how often queues look for work they were not told
 	// of; tests shorten it, and tighten gossip timings with tuneGossip.
 	pollInterval time.Duration
@@ -103,6 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&listFlag{values: &o.join}, "join", "host:port of a cluster member to join (repeatable)")
 	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error (default: app.log_level)")
 	fs.StringVar(&o.logFormat, "log-format", "", "text or json (default: app.log_format)")
+	fs.StringVar(&o.pprof, "pprof", "", "serve Go's profiler (net/http/pprof) on this address, for measurements")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: sql-jobber [flags]\n\nsql-jobber runs named SQL tasks as queued jobs and writes each job's results to a table of its own.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -338,6 +341,17 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 		}
 	}
 
+	if o.pprof != "" {
+		mux := nethttp.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		s, _, err := serve(o.pprof, mux)
+		if err != nil {
+			return nil, fmt.Errorf("--pprof: %w", err)
+		}
+		a.servers = append(a.servers, s)
+	}
 	ops := sjhttp.NewOps(metrics, a.readiness(reg))
 	httpCfg := sjhttp.Config{ETALocation: cfg.etaLocation, Logger: logger, Metrics: metrics}
 	opsAddr := cmp.Or(o.metrics, cfg.app.MetricsAddress)

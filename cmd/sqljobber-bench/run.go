@@ -34,6 +34,8 @@ type options struct {
 	out         string
 	binary      string
 	short       bool
+	pprof       string
+	only        string
 }
 
 // Result is one measurement.
@@ -77,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.out, "out", "bench-results/latest.json", "where to write the JSON report")
 	fs.StringVar(&o.binary, "binary", "", "sql-jobber binary to run (default: build it)")
 	fs.BoolVar(&o.short, "short", false, "a quick smoke run on small data")
+	fs.StringVar(&o.pprof, "pprof", "", "have the server serve Go's profiler on this address (e.g. 127.0.0.1:6065)")
+	fs.StringVar(&o.only, "only", "", "run only these sections, comma-separated: floors, jobs, tiny")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -120,9 +124,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "  %-34s %s\n", r.Name, summary(r))
 	}
 
+	want := func(section string) bool {
+		return o.only == "" || strings.Contains(","+o.only+",", ","+section+",")
+	}
+
 	// Floors first.
-	fmt.Fprintln(stderr, "floors (drivers alone)...")
 	floors := map[string]Result{}
+	if want("jobs") || want("floors") {
+		fmt.Fprintln(stderr, "floors (drivers alone)...")
+	}
 	for _, f := range []struct {
 		name string
 		fn   func(context.Context, *dbs, string) (time.Duration, int64, error)
@@ -132,6 +142,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		{"floor mysql read + LOAD DATA", myLoadFloor},
 		{"floor mysql read + INSERT x1000", myInsertFloor},
 	} {
+		if !want("floors") && !want("jobs") {
+			break
+		}
 		r, err := best(o.repeat, func() (time.Duration, int64, int64, error) {
 			took, n, err := f.fn(ctx, d, big)
 			return took, n, 0, err
@@ -144,8 +157,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		add(r)
 	}
 
-	fmt.Fprintln(stderr, "sql-jobber jobs...")
-	srv, err := startServer(ctx, bin, dir, o.concurrency)
+	srv, err := startServer(ctx, bin, dir, o.concurrency, o.pprof)
 	if err != nil {
 		return err
 	}
@@ -156,6 +168,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return b
 	}
+	if want("jobs") {
+		fmt.Fprintln(stderr, "sql-jobber jobs...")
+	}
 	for _, j := range []struct {
 		name, task, floor string
 	}{
@@ -164,6 +179,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		{"sql-jobber pg -> mysql", "pg_to_my", slower("floor pg read + CopyFrom", "floor mysql read + LOAD DATA")},
 		{"sql-jobber mysql -> pg", "my_to_pg", slower("floor pg read + CopyFrom", "floor mysql read + LOAD DATA")},
 	} {
+		if !want("jobs") {
+			break
+		}
 		i := 0
 		r, err := best(o.repeat, func() (time.Duration, int64, int64, error) {
 			i++
@@ -178,27 +196,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	// Memory: the same PG -> PG job on the small table.
-	took, n, peak, err := srv.runJob(ctx, "pg_to_pg_small", "pg_to_pg_small")
-	if err != nil {
-		return err
+	if want("jobs") {
+		took, n, peak, err := srv.runJob(ctx, "pg_to_pg_small", "pg_to_pg_small")
+		if err != nil {
+			return err
+		}
+		add(Result{Name: fmt.Sprintf("sql-jobber pg -> pg, %d rows", n), Rows: n, Seconds: took.Seconds(),
+			RowsPerSec: float64(n) / took.Seconds(), PeakRSS: peak})
 	}
-	add(Result{Name: fmt.Sprintf("sql-jobber pg -> pg, %d rows", n), Rows: n, Seconds: took.Seconds(),
-		RowsPerSec: float64(n) / took.Seconds(), PeakRSS: peak})
 
 	// Tiny jobs.
-	fmt.Fprintln(stderr, "tiny jobs...")
-	tinyTook, err := tinyFloor(ctx, d, o.tiny, o.concurrency)
-	if err != nil {
-		return fmt.Errorf("tiny floor: %w", err)
+	if want("tiny") {
+		fmt.Fprintln(stderr, "tiny jobs...")
+		tinyTook, err := tinyFloor(ctx, d, o.tiny, o.concurrency)
+		if err != nil {
+			return fmt.Errorf("tiny floor: %w", err)
+		}
+		floorTiny := Result{Name: "floor CREATE + INSERT 1 + COMMIT", Seconds: tinyTook.Seconds(), JobsPerSec: float64(o.tiny) / tinyTook.Seconds()}
+		add(floorTiny)
+		r, err := tinyJobs(ctx, srv, d, o)
+		if err != nil {
+			return fmt.Errorf("tiny jobs: %w", err)
+		}
+		r.Floor, r.Ratio = floorTiny.Name, r.JobsPerSec/floorTiny.JobsPerSec
+		add(r)
 	}
-	floorTiny := Result{Name: "floor CREATE + INSERT 1 + COMMIT", Seconds: tinyTook.Seconds(), JobsPerSec: float64(o.tiny) / tinyTook.Seconds()}
-	add(floorTiny)
-	r, err := tinyJobs(ctx, srv, d, o)
-	if err != nil {
-		return fmt.Errorf("tiny jobs: %w", err)
-	}
-	r.Floor, r.Ratio = floorTiny.Name, r.JobsPerSec/floorTiny.JobsPerSec
-	add(r)
 
 	printTable(stdout, rep)
 	if o.out != "" {

@@ -55,13 +55,17 @@ func freeAddr() (string, error) {
 }
 
 // startServer runs bin with the config and tasks in dir.
-func startServer(ctx context.Context, bin, dir string, concurrency int) (*server, error) {
+func startServer(ctx context.Context, bin, dir string, concurrency int, pprof string) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--config", filepath.Join(dir, "config.toml"), "--sql-directory", filepath.Join(dir, "sql"),
-		"--server", addr, "--worker-concurrency", strconv.Itoa(concurrency), "--worker-name", "bench")
+	args := []string{"--config", filepath.Join(dir, "config.toml"), "--sql-directory", filepath.Join(dir, "sql"),
+		"--server", addr, "--worker-concurrency", strconv.Itoa(concurrency), "--worker-name", "bench"}
+	if pprof != "" {
+		args = append(args, "--pprof", pprof)
+	}
+	cmd := exec.Command(bin, args...)
 	s := &server{cmd: cmd, base: "http://" + addr, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = io.Discard, s
 	if err := cmd.Start(); err != nil {
