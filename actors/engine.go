@@ -272,7 +272,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		return err
 	}
 	if len(recovered) > 0 {
-		e.logger.Info("runs lost by an earlier stop will run again", slog.Int("jobs", len(recovered)))
+		e.logger.Info("runs lost by an earlier stop were recovered", slog.Int("jobs", len(recovered)))
 	}
 	e.sweepGroups(ctx)
 
@@ -287,6 +287,9 @@ func (e *Engine) Start(ctx context.Context) error {
 			return fmt.Errorf("start queue %q: %w", name, err)
 		}
 		e.queues[name] = pid
+	}
+	for _, j := range recovered {
+		e.recovered(j)
 	}
 	e.wg.Add(1)
 	go e.maintain()

@@ -168,7 +168,10 @@ func (e *Engine) execute(ctx context.Context, j *resultsink.Job, r *run) {
 	log.Info("job finished", attrs...)
 	if o.State == resultsink.StateRetry {
 		e.wakeAt(j.Queue, o.RetryAt)
-	} else if j.GroupID != "" {
+		return
+	}
+	e.jobChanged(j.ID)
+	if j.GroupID != "" {
 		e.groupChanged(j.GroupID)
 	}
 }

@@ -18,26 +18,79 @@ import (
 // purge and a new submission of the same ID cannot interleave; the ledger's
 // conditional writes make the rules hold across nodes and restarts. It holds
 // no state the ledger does not have, so it may passivate or move at any
-// time.
+// time; only while callers wait for the job does it stay.
 type jobGrain struct {
-	e *Engine
+	e       *Engine
+	waiters waiters
 }
 
 func (g *jobGrain) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
+		g.waiters.gauge = g.e.metrics.waiters
 		ctx.SetReceiveTimeout(g.e.cfg.GrainIdle)
 	case *actor.ReceiveTimeout:
 		ctx.Stop(ctx.Self())
+	case *actor.Stopping:
+		g.waiters.stop()
 	case *jobpb.SubmitJob:
 		ctx.Respond(g.submit(msg.Spec, msg.DeadlineUnixMicros))
 	case *jobpb.CancelJob:
 		ctx.Respond(g.cancel(msg.JobId, msg.Purge))
+		g.changed(ctx, msg.JobId)
 	case *jobpb.PurgeJob:
 		ctx.Respond(g.purge(msg.JobId))
+		g.changed(ctx, msg.JobId)
 	case *jobpb.ExpireJob:
 		ctx.Respond(g.expire(msg))
+		g.changed(ctx, msg.JobId)
+	case *jobpb.WaitJob:
+		g.wait(ctx, msg)
+	case *jobpb.JobChanged:
+		ctx.Respond(okReply())
+		g.changed(ctx, msg.JobId)
+	case waitTick:
+		// The caller reads the job's state itself.
+		g.waiters.answer(ctx, g.e.node.System().Root, okReply(), false, g.e.cfg.GrainIdle)
 	}
+}
+
+// wait answers at once if the job is unknown or final, else when it
+// finishes or the wait ends.
+func (g *jobGrain) wait(ctx actor.Context, msg *jobpb.WaitJob) {
+	ioctx, cancel := g.ioContext()
+	defer cancel()
+	j, err := g.e.ledger.Get(ioctx, msg.JobId)
+	switch {
+	case errors.Is(err, resultsink.ErrJobNotFound):
+		ctx.Respond(&jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND})
+	case err != nil:
+		ctx.Respond(failed(err))
+	case !resultsink.Active(j.State) || msg.WaitMillis <= 0 || ctx.Sender() == nil:
+		ctx.Respond(&jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: j.ID, State: j.State})
+	default:
+		g.waiters.add(ctx, g.e.node.System().Root, ctx.Sender(), time.Duration(msg.WaitMillis)*time.Millisecond)
+	}
+}
+
+// changed answers the waiters if the job has finished or is gone.
+func (g *jobGrain) changed(ctx actor.Context, id string) {
+	if len(g.waiters.list) == 0 {
+		return
+	}
+	ioctx, cancel := g.ioContext()
+	defer cancel()
+	reply := &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND}
+	j, err := g.e.ledger.Get(ioctx, id)
+	switch {
+	case errors.Is(err, resultsink.ErrJobNotFound):
+	case err != nil, resultsink.Active(j.State):
+		// Not final (or unknown for now): the wait goes on.
+		return
+	default:
+		reply = &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: j.ID, State: j.State}
+	}
+	g.waiters.answer(ctx, g.e.node.System().Root, reply, true, g.e.cfg.GrainIdle)
 }
 
 func (g *jobGrain) ioContext() (context.Context, context.CancelFunc) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sql-jobber/sql-jobber/actors/jobpb"
+	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -68,8 +69,8 @@ func (e *Engine) recoverLost() {
 		return
 	}
 	for _, j := range jobs {
-		e.logger.Info("job's run was lost with its node; it runs again", slog.String("job_id", j.ID), slog.String("node", j.Node))
-		e.wake(j.Queue)
+		e.logger.Info("job's run was lost with its node", slog.String("job_id", j.ID), slog.String("node", j.Node), slog.String("state", j.State))
+		e.recovered(j)
 	}
 }
 
@@ -88,5 +89,18 @@ func (e *Engine) expire() {
 		if err == nil && reply.Outcome == jobpb.Reply_OUTCOME_FAILED {
 			e.logger.Warn("expire job results", slog.String("job_id", j.ID), slog.String("error", reply.Error))
 		}
+	}
+}
+
+// recovered acts on a job whose run was lost: it runs again, or it failed
+// and those waiting for it or its group learn so.
+func (e *Engine) recovered(j *resultsink.Job) {
+	if j.State == resultsink.StateRetry {
+		e.wake(j.Queue)
+		return
+	}
+	e.jobChanged(j.ID)
+	if j.GroupID != "" {
+		e.groupChanged(j.GroupID)
 	}
 }

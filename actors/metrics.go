@@ -22,6 +22,7 @@ type metrics struct {
 	wait        *prometheus.HistogramVec
 	runTime     *prometheus.HistogramVec
 	queryErrors *prometheus.CounterVec // db
+	waiters     prometheus.Gauge
 }
 
 // Buckets for job times: a report takes from milliseconds to hours.
@@ -50,9 +51,11 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 			Help: "Time a run took on this node, query and results together.", Buckets: jobBuckets}, []string{"queue", "task"}),
 		queryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sqljobber_db_query_errors_total",
 			Help: "Job runs on this node that failed at a database (source or results), by configured name."}, []string{"db"}),
+		waiters: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sqljobber_waiters",
+			Help: "Requests waiting (?wait=) for a job or group whose grain this node hosts."}),
 	}
 	reg.MustRegister(m.submitted, m.finished, m.retries, m.cancelled, m.rows, m.running, m.slots, m.wait, m.runTime,
-		m.queryErrors, &engineCollector{e: e})
+		m.queryErrors, m.waiters, &engineCollector{e: e})
 	return m
 }
 

@@ -31,6 +31,8 @@ type Service interface {
 	Queue(ctx context.Context, queue string) ([]*resultsink.Job, error)
 	SubmitGroup(ctx context.Context, req actors.GroupRequest) (*actors.GroupReceipt, error)
 	Group(ctx context.Context, id string) (*actors.GroupStatus, error)
+	WaitJob(ctx context.Context, id string, d time.Duration) error
+	WaitGroup(ctx context.Context, id string, d time.Duration) error
 	CancelGroup(ctx context.Context, id string, purge bool) error
 	Members() []cluster.MemberInfo
 }
@@ -53,7 +55,13 @@ type Config struct {
 	Metrics prometheus.Registerer
 	// Ops, if set, adds /metrics, /healthz and /readyz to the API.
 	Ops *Ops
+	// MaxWait caps ?wait= on GET /jobs/{id} and /groups/{id}; 0 means
+	// MaxWaitDefault.
+	MaxWait time.Duration
 }
+
+// MaxWaitDefault is the default cap on ?wait=.
+const MaxWaitDefault = time.Minute
 
 // Server is the HTTP API.
 type Server struct {
@@ -67,6 +75,9 @@ type Server struct {
 func newServer(svc Service, cfg Config) *Server {
 	if cfg.ETALocation == nil {
 		cfg.ETALocation = time.UTC
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = MaxWaitDefault
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -403,12 +414,41 @@ func timeJSON(t time.Time) *string {
 }
 
 func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
-	j, err := s.svc.Job(r.Context(), mux.Vars(r)["jobID"])
+	id := mux.Vars(r)["jobID"]
+	wait, err := s.waitParam(r)
+	if err == nil && wait > 0 {
+		err = s.svc.WaitJob(r.Context(), id, wait)
+	}
+	var j *resultsink.Job
+	if err == nil {
+		j, err = s.svc.Job(r.Context(), id)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.writeData(w, jobOf(j))
+}
+
+// waitParam reads ?wait=: a Go duration ("30s", "1m30s") or whole
+// seconds ("30"), capped at MaxWait; 0 when absent.
+func (s *Server) waitParam(r *http.Request) (time.Duration, error) {
+	v := r.URL.Query().Get("wait")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		n, nerr := strconv.ParseUint(v, 10, 32)
+		if nerr != nil {
+			return 0, badRequest{msg: fmt.Sprintf(`wait: %q is not a duration such as "30s" or a number of seconds`, v)}
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d < 0 {
+		return 0, badRequest{msg: fmt.Sprintf("wait: %q is negative", v)}
+	}
+	return min(d, s.cfg.MaxWait), nil
 }
 
 // purgeParam reads ?purge=true.
@@ -517,7 +557,15 @@ type groupJSON struct {
 }
 
 func (s *Server) handleGetGroup(w http.ResponseWriter, r *http.Request) {
-	g, err := s.svc.Group(r.Context(), mux.Vars(r)["groupID"])
+	id := mux.Vars(r)["groupID"]
+	wait, err := s.waitParam(r)
+	if err == nil && wait > 0 {
+		err = s.svc.WaitGroup(r.Context(), id, wait)
+	}
+	var g *actors.GroupStatus
+	if err == nil {
+		g, err = s.svc.Group(r.Context(), id)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	nethttp "net/http"
 	"net/http/httptest"
 	"strings"
@@ -44,6 +45,8 @@ func (f failing) SubmitGroup(context.Context, actors.GroupRequest) (*actors.Grou
 func (f failing) Group(context.Context, string) (*actors.GroupStatus, error) { return nil, f.err }
 func (f failing) CancelGroup(context.Context, string, bool) error            { return f.err }
 func (f failing) Members() []cluster.MemberInfo                              { return nil }
+func (f failing) WaitJob(context.Context, string, time.Duration) error       { return f.err }
+func (f failing) WaitGroup(context.Context, string, time.Duration) error     { return f.err }
 
 func TestErrorsMapToStatuses(t *testing.T) {
 	for _, tc := range []struct {
@@ -80,6 +83,43 @@ func TestErrorsMapToStatuses(t *testing.T) {
 		}
 		if strings.Contains(env.Message, "secret") {
 			t.Errorf("an internal error leaked its text: %q", env.Message)
+		}
+	}
+}
+
+func TestWaitParam(t *testing.T) {
+	s := NewServer(failing{}, Config{MaxWait: time.Minute})
+	for _, tc := range []struct {
+		query string
+		want  time.Duration
+		err   string
+	}{
+		{"", 0, ""},
+		{"?wait=30s", 30 * time.Second, ""},
+		{"?wait=45", 45 * time.Second, ""},
+		{"?wait=0", 0, ""},
+		{"?wait=2h", time.Minute, ""}, // capped
+		{"?wait=-1s", 0, `wait: "-1s" is negative`},
+		{"?wait=soon", 0, `wait: "soon" is not a duration`},
+		{"?wait=1e3", 0, `wait: "1e3" is not a duration`},
+	} {
+		got, err := s.waitParam(httptest.NewRequest("GET", "/jobs/x"+tc.query, nil))
+		if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.HasPrefix(err.Error(), tc.err) {
+			t.Errorf("%s: got %v, %v; want %v, %q", tc.query, got, err, tc.want, tc.err)
+		}
+	}
+	// A bad wait is refused before anything is read, on jobs and groups.
+	srv := httptest.NewServer(NewServer(failing{errors.New("must not be reached")}, Config{}).Handler())
+	defer srv.Close()
+	for _, path := range []string{"/jobs/x?wait=soon", "/groups/x?wait=-5s"} {
+		res, err := nethttp.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 400 || !strings.Contains(string(body), `"wait: `) {
+			t.Errorf("%s: %d %s", path, res.StatusCode, body)
 		}
 	}
 }

@@ -596,7 +596,8 @@ func (l *Ledger) Release(ctx context.Context, id, runID string) error {
 // or they ran on node, which has just started and so runs nothing yet. Each
 // runs again if it has retries left or the lost run was its first (a crash
 // is not the job's fault, but a job that takes its node down every time must
-// not loop); otherwise it fails. It returns the jobs it made ready again.
+// not loop); otherwise it fails. It returns the jobs it recovered, with
+// State their new state: RETRY (ready again) or FAILURE.
 func (l *Ledger) RecoverLost(ctx context.Context, node string) ([]*Job, error) {
 	t := now()
 	lost, err := l.jobs(ctx, l.q, fmt.Sprintf("SELECT %s FROM %s WHERE state = 'STARTED' AND (node = ? OR lease_until < ?) ORDER BY job_id",
@@ -604,22 +605,22 @@ func (l *Ledger) RecoverLost(ctx context.Context, node string) ([]*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find lost runs: %w", err)
 	}
-	var ready []*Job
+	var recovered []*Job
 	for _, j := range lost {
-		msg := fmt.Sprintf("run %s was lost with node %q", j.RunID, j.Node)
+		o := Outcome{State: StateFailure, Error: fmt.Sprintf("run %s was lost with node %q", j.RunID, j.Node), TTL: j.TTL}
 		if j.Attempt <= j.Retries || j.Attempt == 1 {
-			err = l.Finish(ctx, j.ID, j.RunID, Outcome{State: StateRetry, Error: msg, RetryAt: t})
-			if err == nil {
-				ready = append(ready, j)
-			}
-		} else {
-			err = l.Finish(ctx, j.ID, j.RunID, Outcome{State: StateFailure, Error: msg, TTL: j.TTL})
+			o.State, o.RetryAt = StateRetry, t
 		}
-		if err != nil && !errors.Is(err, ErrRunSuperseded) {
-			return ready, err
+		err = l.Finish(ctx, j.ID, j.RunID, o)
+		switch {
+		case err == nil:
+			j.State = o.State
+			recovered = append(recovered, j)
+		case !errors.Is(err, ErrRunSuperseded):
+			return recovered, err
 		}
 	}
-	return ready, nil
+	return recovered, nil
 }
 
 // Cancel cancels an unfinished job and returns it as it was before, so the

@@ -205,7 +205,7 @@ func TestLedgerRetryCancelReleaseAndLostRuns(t *testing.T) {
 		}
 		lost1 := claimQ2()
 		lost, err := l.RecoverLost(ctx, "")
-		if err != nil || len(lost) != 1 || lost[0].ID != "lost" {
+		if err != nil || len(lost) != 1 || lost[0].ID != "lost" || lost[0].State != resultsink.StateRetry {
 			t.Fatalf("recover lost: %v, %v", ids(lost), err)
 		}
 		if j, _ := l.Get(ctx, "lost"); j.State != resultsink.StateRetry || !strings.Contains(j.Error, `lost with node "dead-node"`) {
@@ -215,7 +215,7 @@ func TestLedgerRetryCancelReleaseAndLostRuns(t *testing.T) {
 			t.Fatalf("renew of a lost run: %v, %v", alive, err)
 		}
 		claimQ2()
-		if lost, err := l.RecoverLost(ctx, ""); err != nil || len(lost) != 0 {
+		if lost, err := l.RecoverLost(ctx, ""); err != nil || len(lost) != 1 || lost[0].State != resultsink.StateFailure {
 			t.Fatalf("second lost run: %v, %v", ids(lost), err)
 		}
 		if j, _ := l.Get(ctx, "lost"); j.State != resultsink.StateFailure || j.Attempt != 2 {

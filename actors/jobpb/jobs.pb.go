@@ -810,6 +810,159 @@ func (x *CancelRun) GetRunId() string {
 	return ""
 }
 
+// WaitJob asks a job's grain to answer once the job has finished, or after
+// wait_millis, whichever comes first (state says which, "" if not found).
+type WaitJob struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	WaitMillis    int64                  `protobuf:"varint,2,opt,name=wait_millis,json=waitMillis,proto3" json:"wait_millis,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitJob) Reset() {
+	*x = WaitJob{}
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitJob) ProtoMessage() {}
+
+func (x *WaitJob) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitJob.ProtoReflect.Descriptor instead.
+func (*WaitJob) Descriptor() ([]byte, []int) {
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *WaitJob) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *WaitJob) GetWaitMillis() int64 {
+	if x != nil {
+		return x.WaitMillis
+	}
+	return 0
+}
+
+// JobChanged tells a job's grain that its job may have finished, so that it
+// answers its waiters.
+type JobChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobChanged) Reset() {
+	*x = JobChanged{}
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobChanged) ProtoMessage() {}
+
+func (x *JobChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobChanged.ProtoReflect.Descriptor instead.
+func (*JobChanged) Descriptor() ([]byte, []int) {
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *JobChanged) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+// WaitGroup is WaitJob for a group.
+type WaitGroup struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	WaitMillis    int64                  `protobuf:"varint,2,opt,name=wait_millis,json=waitMillis,proto3" json:"wait_millis,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitGroup) Reset() {
+	*x = WaitGroup{}
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitGroup) ProtoMessage() {}
+
+func (x *WaitGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitGroup.ProtoReflect.Descriptor instead.
+func (*WaitGroup) Descriptor() ([]byte, []int) {
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *WaitGroup) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *WaitGroup) GetWaitMillis() int64 {
+	if x != nil {
+		return x.WaitMillis
+	}
+	return 0
+}
+
 var File_actors_jobpb_jobs_proto protoreflect.FileDescriptor
 
 const file_actors_jobpb_jobs_proto_rawDesc = "" +
@@ -870,7 +1023,18 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\tWakeQueue\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\"\"\n" +
 	"\tCancelRun\x12\x15\n" +
-	"\x06run_id\x18\x01 \x01(\tR\x05runIdB/Z-github.com/sql-jobber/sql-jobber/actors/jobpbb\x06proto3"
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\"A\n" +
+	"\aWaitJob\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
+	"\vwait_millis\x18\x02 \x01(\x03R\n" +
+	"waitMillis\"#\n" +
+	"\n" +
+	"JobChanged\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"G\n" +
+	"\tWaitGroup\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1f\n" +
+	"\vwait_millis\x18\x02 \x01(\x03R\n" +
+	"waitMillisB/Z-github.com/sql-jobber/sql-jobber/actors/jobpbb\x06proto3"
 
 var (
 	file_actors_jobpb_jobs_proto_rawDescOnce sync.Once
@@ -885,7 +1049,7 @@ func file_actors_jobpb_jobs_proto_rawDescGZIP() []byte {
 }
 
 var file_actors_jobpb_jobs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_actors_jobpb_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_actors_jobpb_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_actors_jobpb_jobs_proto_goTypes = []any{
 	(Reply_Outcome)(0),   // 0: sqljobber.jobs.v1.Reply.Outcome
 	(*JobSpec)(nil),      // 1: sqljobber.jobs.v1.JobSpec
@@ -900,6 +1064,9 @@ var file_actors_jobpb_jobs_proto_goTypes = []any{
 	(*Reply)(nil),        // 10: sqljobber.jobs.v1.Reply
 	(*WakeQueue)(nil),    // 11: sqljobber.jobs.v1.WakeQueue
 	(*CancelRun)(nil),    // 12: sqljobber.jobs.v1.CancelRun
+	(*WaitJob)(nil),      // 13: sqljobber.jobs.v1.WaitJob
+	(*JobChanged)(nil),   // 14: sqljobber.jobs.v1.JobChanged
+	(*WaitGroup)(nil),    // 15: sqljobber.jobs.v1.WaitGroup
 }
 var file_actors_jobpb_jobs_proto_depIdxs = []int32{
 	1, // 0: sqljobber.jobs.v1.SubmitJob.spec:type_name -> sqljobber.jobs.v1.JobSpec
@@ -923,7 +1090,7 @@ func file_actors_jobpb_jobs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_jobpb_jobs_proto_rawDesc), len(file_actors_jobpb_jobs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

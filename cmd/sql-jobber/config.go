@@ -53,6 +53,8 @@ type appConfig struct {
 	// DrainTimeout is how long a stopping node lets running jobs finish
 	// before it hands them back to the ledger.
 	DrainTimeout duration `toml:"drain_timeout"`
+	// MaxWait caps ?wait= on GET /jobs/{id} and /groups/{id} (default 1m).
+	MaxWait duration `toml:"max_wait"`
 	// MetricsAddress serves /metrics, /healthz and /readyz on an address
 	// of their own (--metrics).
 	MetricsAddress string `toml:"metrics_address"`
@@ -227,6 +229,9 @@ func parseConfig(path string, data []byte) (*config, error) {
 	}
 	if c.app.RunLease < 0 || c.app.RunLease > 0 && time.Duration(c.app.RunLease) < time.Second {
 		return nil, fail("app.run_lease", errors.New("must be at least 1s"))
+	}
+	if c.app.MaxWait < 0 {
+		return nil, fail("app.max_wait", errors.New("must not be negative"))
 	}
 	if c.app.DrainTimeout < 0 {
 		return nil, fail("app.drain_timeout", errors.New("must not be negative"))

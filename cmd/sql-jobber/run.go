@@ -353,7 +353,7 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 		a.servers = append(a.servers, s)
 	}
 	ops := sjhttp.NewOps(metrics, a.readiness(reg))
-	httpCfg := sjhttp.Config{ETALocation: cfg.etaLocation, Logger: logger, Metrics: metrics}
+	httpCfg := sjhttp.Config{ETALocation: cfg.etaLocation, Logger: logger, Metrics: metrics, MaxWait: time.Duration(cfg.app.MaxWait)}
 	opsAddr := cmp.Or(o.metrics, cfg.app.MetricsAddress)
 	if opsAddr != "" {
 		s, addr, err := serve(opsAddr, ops.Handler(httpCfg))

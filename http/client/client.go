@@ -271,20 +271,56 @@ func (c *Client) DeleteGroup(ctx context.Context, id string, purge bool) error {
 	return c.do(ctx, http.MethodDelete, "/groups/"+url.PathEscape(id)+purgeQuery(purge), nil, nil)
 }
 
-// WaitJob polls a job every interval until it has finished or ctx ends.
-func (c *Client) WaitJob(ctx context.Context, id string, interval time.Duration) (*Job, error) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// longPoll is the wait each request of WaitJob and WaitGroup asks for; the
+// server may shorten it (its max_wait).
+const longPoll = 30 * time.Second
+
+// pollWait is how long the next long-poll may wait: longPoll, or less so
+// that it answers before ctx's deadline.
+func pollWait(ctx context.Context) string {
+	d := longPoll
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl)-time.Second)
+	}
+	return strconv.Itoa(max(0, int(d/time.Second)))
+}
+
+// WaitJob waits until a job has finished, with long-polls (?wait=), and
+// returns it. When ctx ends first it returns the job as last seen and
+// ctx's error.
+func (c *Client) WaitJob(ctx context.Context, id string) (*Job, error) {
+	var last *Job
 	for {
-		j, err := c.GetJob(ctx, id)
-		if err != nil || Finished(j.State) {
-			return j, err
+		var j Job
+		err := c.do(ctx, http.MethodGet, "/jobs/"+url.PathEscape(id)+"?wait="+pollWait(ctx), nil, &j)
+		switch {
+		case ctx.Err() != nil:
+			return last, ctx.Err()
+		case err != nil:
+			return nil, err
+		case Finished(j.State):
+			return &j, nil
 		}
-		select {
-		case <-ctx.Done():
-			return j, ctx.Err()
-		case <-t.C:
+		last = &j
+	}
+}
+
+// WaitGroup is WaitJob for a group: it returns once every job of the group
+// has finished, or the group is cancelled.
+func (c *Client) WaitGroup(ctx context.Context, id string) (*Group, error) {
+	var last *Group
+	for {
+		var g Group
+		err := c.do(ctx, http.MethodGet, "/groups/"+url.PathEscape(id)+"?wait="+pollWait(ctx), nil, &g)
+		switch {
+		case ctx.Err() != nil:
+			return last, ctx.Err()
+		case err != nil:
+			return nil, err
+		case Finished(g.State):
+			return &g, nil
 		}
+		last = &g
 	}
 }
 

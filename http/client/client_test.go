@@ -23,7 +23,7 @@ func TestClient(t *testing.T) {
 	if err != nil || rec.JobID != "j1" || rec.Task != "entries_of" || rec.Queue != "default" || rec.ETA != nil {
 		t.Fatalf("PostJob: %+v, %v", rec, err)
 	}
-	j, err := c.WaitJob(ctx, "j1", 10*time.Millisecond)
+	j, err := c.WaitJob(ctx, "j1")
 	if err != nil || j.State != client.StateSuccess || j.Count != 2 || j.ResultsTable != "results_j1" || j.FinishedAt == nil {
 		t.Fatalf("WaitJob: %+v, %v", j, err)
 	}
@@ -62,7 +62,7 @@ func TestClient(t *testing.T) {
 	if err := c.DeleteJob(ctx, "s1", false); err != nil {
 		t.Fatalf("DeleteJob running: %v", err)
 	}
-	if j, err := c.WaitJob(ctx, "s1", 10*time.Millisecond); err != nil || j.State != client.StateCancelled {
+	if j, err := c.WaitJob(ctx, "s1"); err != nil || j.State != client.StateCancelled {
 		t.Fatalf("cancelled job: %+v, %v", j, err)
 	}
 	if err := c.DeleteJob(ctx, "s1", false); !errors.Is(err, client.ErrConflict) {
@@ -86,11 +86,10 @@ func TestClient(t *testing.T) {
 	if err != nil || grec.GroupID != "g" || len(grec.Jobs) != 2 || grec.Jobs[1].JobID != "g2" {
 		t.Fatalf("PostGroup: %+v, %v", grec, err)
 	}
-	var g *client.Group
-	waitFor(t, func() bool {
-		g, err = c.GetGroup(ctx, "g")
-		return err == nil && client.Finished(g.State)
-	})
+	g, err := c.WaitGroup(ctx, "g")
+	if err != nil {
+		t.Fatalf("WaitGroup: %v", err)
+	}
 	if g.State != client.StateSuccess || g.Concurrency != 1 || g.Jobs[0].Count != 2 || g.Jobs[1].Count != 1 {
 		t.Fatalf("GetGroup: %+v", g)
 	}

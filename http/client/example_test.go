@@ -20,7 +20,7 @@ func Example() {
 		fmt.Println("post:", err)
 		return
 	}
-	job, err := c.WaitJob(ctx, rec.JobID, 50*time.Millisecond)
+	job, err := c.WaitJob(ctx, rec.JobID)
 	if err != nil {
 		fmt.Println("wait:", err)
 		return

@@ -1,0 +1,140 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sql-jobber/sql-jobber/actors/jobpb"
+	"github.com/sql-jobber/sql-jobber/cluster"
+)
+
+// waitSlack is how much longer than the wait itself a waiting caller gives
+// the grain to answer, so that an answer at the end of the wait is not lost
+// to the caller's own timeout.
+const waitSlack = 5 * time.Second
+
+// waiter is a caller waiting for a job or group to finish.
+type waiter struct {
+	to    *actor.PID // the caller's future, on any member
+	until time.Time
+}
+
+// waiters are the callers a grain answers when its job or group finishes,
+// or when their wait ends. The grain is told of the finish by a JobChanged
+// or GroupChanged message from whichever node changed it; it reads the
+// ledger then, not on a timer.
+type waiters struct {
+	list  []waiter
+	timer *time.Timer
+	gauge prometheus.Gauge // sqljobber_waiters
+}
+
+// waitTick tells a grain that a waiter's time may be up.
+type waitTick struct{}
+
+// add records a waiter and keeps the grain in memory while any wait: a grain
+// that passivated would leave its waiters unanswered until their timeout.
+func (w *waiters) add(ctx actor.Context, root *actor.RootContext, to *actor.PID, d time.Duration) {
+	w.list = append(w.list, waiter{to: to, until: time.Now().Add(d)})
+	w.gauge.Inc()
+	ctx.SetReceiveTimeout(0)
+	w.schedule(ctx, root)
+}
+
+// schedule arms the timer for the earliest waiter's end.
+func (w *waiters) schedule(ctx actor.Context, root *actor.RootContext) {
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	if len(w.list) == 0 {
+		return
+	}
+	first := slices.MinFunc(w.list, func(a, b waiter) int { return a.until.Compare(b.until) }).until
+	self := ctx.Self()
+	w.timer = time.AfterFunc(time.Until(first), func() { root.Send(self, waitTick{}) })
+}
+
+// answer sends reply to every waiter (all) or to those whose wait has
+// ended, and lets the grain passivate again once none is left.
+func (w *waiters) answer(ctx actor.Context, root *actor.RootContext, reply *jobpb.Reply, all bool, idle time.Duration) {
+	now := time.Now()
+	kept := w.list[:0]
+	for _, wt := range w.list {
+		if all || !wt.until.After(now) {
+			ctx.Send(wt.to, reply)
+		} else {
+			kept = append(kept, wt)
+		}
+	}
+	w.gauge.Sub(float64(len(w.list) - len(kept)))
+	clear(w.list[len(kept):])
+	w.list = kept
+	w.schedule(ctx, root)
+	if len(w.list) == 0 {
+		ctx.SetReceiveTimeout(idle)
+	}
+}
+
+// stop releases the timer when the grain stops. Its waiters get no answer:
+// their requests end at their own deadline and the caller reads the ledger.
+func (w *waiters) stop() {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.gauge.Sub(float64(len(w.list)))
+	w.list = nil
+}
+
+// WaitJob waits up to d for a job to reach a final state, and returns early
+// when it does. It returns ErrJobNotFound for an unknown job; otherwise the
+// caller reads the job's state afterwards, whatever ended the wait. A wait
+// the grain could not answer (it moved with a membership change) ends at
+// its deadline without error.
+func (e *Engine) WaitJob(ctx context.Context, id string, d time.Duration) error {
+	return e.wait(ctx, jobKind, id, d, &jobpb.WaitJob{JobId: id, WaitMillis: d.Milliseconds()}, ErrJobNotFound)
+}
+
+// WaitGroup is WaitJob for a group: it ends early when the group is
+// finished (every member final) or cancelled.
+func (e *Engine) WaitGroup(ctx context.Context, id string, d time.Duration) error {
+	return e.wait(ctx, groupKind, id, d, &jobpb.WaitGroup{GroupId: id, WaitMillis: d.Milliseconds()}, ErrGroupNotFound)
+}
+
+func (e *Engine) wait(ctx context.Context, kind, id string, d time.Duration, msg proto.Message, notFound error) error {
+	if d <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, d+waitSlack)
+	defer cancel()
+	reply, err := e.request(ctx, kind, id, msg)
+	switch {
+	case errors.Is(err, cluster.ErrUnavailable) && errors.Is(err, context.DeadlineExceeded):
+		return nil
+	case err != nil:
+		return fmt.Errorf("wait for %s: %w", kind, err)
+	case reply.Outcome == jobpb.Reply_OUTCOME_NOT_FOUND:
+		return fmt.Errorf("%w: %q", notFound, id)
+	case reply.Outcome == jobpb.Reply_OUTCOME_FAILED:
+		return fmt.Errorf("wait for %s: %s", kind, reply.Error)
+	}
+	return nil
+}
+
+// jobChanged tells a job's grain, in the background, that the job may have
+// finished, so that it answers those waiting for it.
+func (e *Engine) jobChanged(id string) {
+	e.spawn(func() {
+		ctx, cancel := context.WithTimeout(e.ctx, ledgerTimeout)
+		defer cancel()
+		// A lost notice delays the waiters to the end of their wait, no more.
+		_, _ = e.request(ctx, jobKind, id, &jobpb.JobChanged{JobId: id})
+	})
+}
