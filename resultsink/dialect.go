@@ -57,6 +57,10 @@ func createTableSQL(d dialect, prefix, table string, cols []sqlexec.Column, suff
 		b.WriteString(d.quote(c.Name))
 		b.WriteByte(' ')
 		b.WriteString(d.columnType(c))
+		if c.Name == RowColumn {
+			// On SQLite, INTEGER PRIMARY KEY makes it the rowid.
+			b.WriteString(" NOT NULL PRIMARY KEY")
+		}
 	}
 	b.WriteString(")")
 	b.WriteString(suffix)

@@ -168,7 +168,14 @@ func TestTypeMatrix(t *testing.T) {
 							c.name, g.Type, g.Precision, g.Scale, want.Type, want.Precision, want.Scale)
 					}
 				}
+				// The row numbers come last, from 1 in the task's order.
+				if last := gotCols[len(gotCols)-1]; last.Name != resultsink.RowColumn || last.Type != sqlexec.TypeInt64 || len(gotCols) != len(cases)+2 {
+					t.Errorf("columns end with %+v (of %d), want %s int64 after the %d source columns", last, len(gotCols), resultsink.RowColumn, len(cases)+1)
+				}
 				for row := range 3 {
+					if g := got[row][len(cases)+1]; g != strconv.Itoa(row+1) {
+						t.Errorf("row %d is numbered %s", row, g)
+					}
 					for i, c := range cases {
 						if g := got[row][i+1]; g != c.want[row] {
 							t.Errorf("row %d column %s: got %q, want %q", row, c.name, g, c.want[row])
