@@ -51,6 +51,9 @@ type appConfig struct {
 	// MetricsAddress serves /metrics, /healthz and /readyz on an address
 	// of their own (--metrics).
 	MetricsAddress string `toml:"metrics_address"`
+	// GoneRetention is how long the IDs of purged and expired jobs are
+	// remembered, so that their results answer "gone".
+	GoneRetention duration `toml:"gone_retention"`
 }
 
 type dbConfig struct {
@@ -95,6 +98,7 @@ type config struct {
 	demoDBs      map[string]bool
 	results      []resultsink.Config
 	ledger       string
+	ledgerCfg    resultsink.LedgerConfig
 	ignoredQueue bool
 }
 
@@ -235,6 +239,10 @@ func parseConfig(path string, data []byte) (*config, error) {
 		c.ledger = c.results[0].Name
 	} else if _, ok := fc.Results[c.ledger]; !ok {
 		return nil, fail("app.ledger", fmt.Errorf("no results backend %q is configured", c.ledger))
+	}
+	c.ledgerCfg = resultsink.LedgerConfig{Table: c.app.LedgerTable, GoneRetention: time.Duration(c.app.GoneRetention)}.WithDefaults()
+	if err := c.ledgerCfg.Validate(); err != nil {
+		return nil, keyFail(fail, "app", err)
 	}
 	return c, nil
 }

@@ -63,6 +63,7 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"results table pattern", `s/type = "sqlite"/type = "sqlite"\nresults_table = "results"/`, `c.toml:14: results.second.results_table: must contain "%s" exactly once`},
 		{"unlogged on mysql", `s/type = "mysql"/type = "mysql"\nunlogged = true/`, "c.toml:10: results.first.unlogged: only applies to postgres"},
 		{"unknown ledger", `s/log_level = "DEBUG"/ledger = "third"/`, `c.toml:2: app.ledger: no results backend "third" is configured`},
+		{"negative gone retention", `s/log_level = "DEBUG"/gone_retention = "-1h"/`, "c.toml:2: app.gone_retention: must not be negative"},
 		{"no results", `s/\[results\.\(.*\)\]/[other.\1]/`, "c.toml:8: other.first: unknown key"},
 		{"invalid toml", `s/type = "mysql"/type = "mysql/`, "c.toml:9: invalid TOML"},
 	} {

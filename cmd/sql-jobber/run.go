@@ -263,7 +263,10 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 		return nil, err
 	}
 
-	ledger := resultsink.NewLedger(ledgerBackend, cfg.app.LedgerTable)
+	ledger, err := resultsink.NewLedger(ledgerBackend, cfg.ledgerCfg)
+	if err != nil {
+		return nil, err
+	}
 	ledgerBackend.Reserve(ledger.Tables()...)
 	if err := ledger.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("results.%s: %w", cfg.ledger, err)

@@ -82,7 +82,10 @@ func startServer(dir string) (base string, stop func(), err error) {
 	if err := reg.Prepare(ctx); err != nil {
 		return "", nil, err
 	}
-	ledger := resultsink.NewLedger(res, "")
+	ledger, err := resultsink.NewLedger(res, resultsink.LedgerConfig{})
+	if err != nil {
+		return "", nil, err
+	}
 	if err := ledger.Migrate(ctx); err != nil {
 		return "", nil, err
 	}
