@@ -24,6 +24,23 @@ type dialect interface {
 	drop(ctx context.Context, db *sqlexec.DB, table string) error
 	// tables lists the tables whose names start with prefix.
 	tables(ctx context.Context, db *sqlexec.DB, prefix string) ([]string, error)
+
+	// Reading (see Reader).
+
+	// readPrelude are the statements that start a read of table, before
+	// the snapshot is taken.
+	readPrelude(table string) []string
+	// sortExpr is how column c sorts and compares: text by code point,
+	// numbers by value.
+	sortExpr(c sqlexec.Column) string
+	// nullsOrder puts NULLs first in ascending order and last in
+	// descending order, where that is not the database's default.
+	nullsOrder(desc bool) string
+	// param is the n-th placeholder (from 1), compared with column c.
+	param(c sqlexec.Column, n int) string
+	// bind converts a value of column c (typed as sqlexec.Rows types it)
+	// to the argument that compares with the column exactly.
+	bind(c sqlexec.Column, v any) (any, error)
 }
 
 func dialectFor(t sqlexec.Dialect) dialect {

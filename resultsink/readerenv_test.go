@@ -1,0 +1,153 @@
+package resultsink_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+// funcRows yields n rows made by row, without a database.
+type funcRows struct {
+	cols []sqlexec.Column
+	n, i int
+	row  func(i int) []any
+	vals []any
+}
+
+func (r *funcRows) Columns() []sqlexec.Column { return r.cols }
+func (r *funcRows) Values() []any             { return r.vals }
+func (r *funcRows) Err() error                { return nil }
+func (r *funcRows) Close() error              { return nil }
+
+func (r *funcRows) Next() bool {
+	if r.i >= r.n {
+		return false
+	}
+	r.vals = r.row(r.i)
+	r.i++
+	return true
+}
+
+// readerEnv is a results backend with a ledger and a reader of it.
+type readerEnv struct {
+	t      *testing.T
+	b      *resultsink.Backend
+	ledger *resultsink.Ledger
+	reader *resultsink.Reader
+}
+
+func newReaderEnv(t *testing.T, d sqlexec.Dialect, cfg resultsink.ReaderConfig) *readerEnv {
+	t.Helper()
+	b := openBackend(t, d)
+	l := openLedgerOn(t, b, resultsink.LedgerConfig{})
+	r, err := resultsink.NewReader(l, []*resultsink.Backend{b}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &readerEnv{t: t, b: b, ledger: l, reader: r}
+}
+
+// succeed records job id as run (run ID run) to success with rows as its
+// results table.
+func (e *readerEnv) succeed(id, run string, rows sqlexec.Rows) {
+	e.t.Helper()
+	ctx := context.Background()
+	table := e.b.TableName(id)
+	if _, err := e.ledger.Admit(ctx, resultsink.Job{ID: id, Task: "t", Queue: "q", ResultsBackend: "res", ResultsTable: table}); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.ledger.Claim(ctx, "q", run, "n", time.Minute); err != nil {
+		e.t.Fatal(err)
+	}
+	n, err := e.b.Write(ctx, table, run, rows)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.ledger.Finish(ctx, id, run, resultsink.Outcome{State: resultsink.StateSuccess, Count: n}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// page reads one page as text forms ("NULL" for NULL), one string a row
+// with the values separated by "|".
+func (e *readerEnv) page(id string, q resultsink.Query) ([]string, *resultsink.Page, error) {
+	e.t.Helper()
+	p, err := e.reader.Read(context.Background(), id, q)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer p.Close()
+	var out []string
+	for p.Rows.Next() {
+		var vals []string
+		for i, v := range p.Rows.Values() {
+			if v == nil {
+				vals = append(vals, "NULL")
+				continue
+			}
+			vals = append(vals, sqlexec.FormatText(p.Columns[i].Type, v))
+		}
+		out = append(out, strings.Join(vals, "|"))
+	}
+	return out, p, p.Rows.Err()
+}
+
+// all reads every page of q, following the cursors, and counts the pages.
+func (e *readerEnv) all(id string, q resultsink.Query) ([]string, int) {
+	e.t.Helper()
+	var out []string
+	for pages := 1; ; pages++ {
+		rows, p, err := e.page(id, q)
+		if err != nil {
+			e.t.Fatalf("page %d: %v", pages, err)
+		}
+		out = append(out, rows...)
+		if pages > 1000 {
+			e.t.Fatalf("%d pages, and more to come", pages)
+		}
+		if !p.More {
+			if p.NextCursor != "" {
+				e.t.Fatalf("last page has a cursor")
+			}
+			return out, pages
+		}
+		if len(rows) != cmpOr(q.Limit, resultsink.PageSizeDefault) {
+			e.t.Fatalf("page %d has %d rows but more follow", pages, len(rows))
+		}
+		q.Cursor = p.NextCursor
+	}
+}
+
+func cmpOr(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+var peopleCols = []sqlexec.Column{
+	{Name: "name", Type: sqlexec.TypeText},
+	{Name: "amount", Type: sqlexec.TypeDecimal, Precision: 12, Scale: 2},
+	{Name: "n", Type: sqlexec.TypeInt64},
+	{Name: "at", Type: sqlexec.TypeTimestampTZ},
+	{Name: "doc", Type: sqlexec.TypeJSON},
+}
+
+// people is the known table of the sort and filter tests, in insert order.
+var people = [][]any{
+	{"b", "10.50", int64(3), time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), `{"a": 1}`},
+	{"B", "9.50", nil, time.Date(2024, 1, 2, 3, 4, 5, 500000000, time.UTC), nil},
+	{nil, "-1.00", int64(1), nil, `[]`},
+	{"a b", "10.50", int64(-7), time.Date(2023, 12, 31, 0, 0, 0, 0, time.UTC), `{}`},
+	{"é", "100.00", int64(3), time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC), `1`},
+	{"a", nil, int64(2), time.Date(2024, 1, 2, 3, 4, 5, 1000, time.UTC), `"x"`},
+	{"a ", "0.00", int64(0), time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), `null`},
+}
+
+func peopleRows() sqlexec.Rows {
+	return &funcRows{cols: peopleCols, n: len(people), row: func(i int) []any { return people[i] }}
+}
