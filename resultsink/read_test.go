@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/resultsink/resultsinktest"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
 )
@@ -26,7 +27,7 @@ func names(rows []string) string {
 func TestReaderSortsAndFilters(t *testing.T) {
 	sqlexectest.EachDialect(t, func(t *testing.T, d sqlexec.Dialect) {
 		e := newReaderEnv(t, d, resultsink.ReaderConfig{})
-		e.succeed("people", "run1", peopleRows())
+		e.Succeed("people", "run1", peopleRows())
 		f := func(col, op, v string) resultsink.Filter {
 			return resultsink.Filter{Param: fmt.Sprintf("filter[%s][%s]", col, op), Column: col, Op: resultsink.Op(op), Value: v}
 		}
@@ -72,7 +73,7 @@ func TestReaderSortsAndFilters(t *testing.T) {
 func TestReaderRefusesBadQueriesNamingTheParameter(t *testing.T) {
 	sqlexectest.EachDialect(t, func(t *testing.T, d sqlexec.Dialect) {
 		e := newReaderEnv(t, d, resultsink.ReaderConfig{PageSize: 2, MaxPageSize: 5})
-		e.succeed("people", "run1", peopleRows())
+		e.Succeed("people", "run1", peopleRows())
 		f := func(col, op, v string) []resultsink.Filter {
 			return []resultsink.Filter{{Param: "filter[" + col + "][" + op + "]", Column: col, Op: resultsink.Op(op), Value: v}}
 		}
@@ -119,7 +120,7 @@ func TestReaderRefusesBadQueriesNamingTheParameter(t *testing.T) {
 				t.Errorf("name = %q: %v, %v", v, rows, err)
 			}
 		}
-		if n, err := countRows(context.Background(), e.b.DB(), "results_people"); err != nil || n != int64(len(people)) {
+		if n, err := countRows(context.Background(), e.Backend.DB(), "results_people"); err != nil || n != int64(len(people)) {
 			t.Fatalf("the table after injection attempts: %d rows, %v", n, err)
 		}
 	})
@@ -132,14 +133,14 @@ func TestReaderStatesOfJobs(t *testing.T) {
 		if _, _, err := e.page("nope", resultsink.Query{}); !errors.Is(err, resultsink.ErrJobNotFound) || !strings.Contains(err.Error(), `"nope"`) {
 			t.Fatalf("unknown job: %v", err)
 		}
-		mustAdmit(t, e.ledger, resultsink.Job{ID: "waiting", Task: "t", Queue: "q"})
+		mustAdmit(t, e.Ledger, resultsink.Job{ID: "waiting", Task: "t", Queue: "q"})
 		var notReady *resultsink.NotReadyError
 		if _, _, err := e.page("waiting", resultsink.Query{}); !errors.As(err, &notReady) || notReady.State != resultsink.StatePending ||
 			err.Error() != `job "waiting" is PENDING: its results are not ready yet` {
 			t.Fatalf("pending job: %v", err)
 		}
-		j := mustClaim(t, e.ledger, "run-w")
-		if err := e.ledger.Finish(ctx, j.ID, j.RunID, resultsink.Outcome{State: resultsink.StateFailure, Error: "boom"}); err != nil {
+		j := mustClaim(t, e.Ledger, "run-w")
+		if err := e.Ledger.Finish(ctx, j.ID, j.RunID, resultsink.Outcome{State: resultsink.StateFailure, Error: "boom"}); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := e.page("waiting", resultsink.Query{}); !errors.Is(err, resultsink.ErrNotReady) || err.Error() != `job "waiting" is FAILURE: it has no results` {
@@ -147,18 +148,18 @@ func TestReaderStatesOfJobs(t *testing.T) {
 		}
 
 		// A cursor of an earlier run is refused once the job has run again.
-		e.succeed("people", "run1", peopleRows())
+		e.Succeed("people", "run1", peopleRows())
 		_, p, err := e.page("people", resultsink.Query{})
 		if err != nil || !p.More {
 			t.Fatalf("first page: %v", err)
 		}
-		e.succeed("people", "run2", peopleRows())
+		e.Succeed("people", "run2", peopleRows())
 		if _, _, err := e.page("people", resultsink.Query{Cursor: p.NextCursor}); !errors.Is(err, resultsink.ErrCursorStale) {
 			t.Fatalf("cursor of an earlier run: %v", err)
 		}
 
 		// Its table dropped behind the ledger's back: gone.
-		if err := e.b.Drop(ctx, "results_people"); err != nil {
+		if err := e.Backend.Drop(ctx, "results_people"); err != nil {
 			t.Fatal(err)
 		}
 		var gone *resultsink.GoneError
@@ -166,8 +167,8 @@ func TestReaderStatesOfJobs(t *testing.T) {
 			t.Fatalf("job without its table: %v", err)
 		}
 		// Purged: gone, saying so.
-		j, _ = e.ledger.Get(ctx, "people")
-		mustDelete(t, e.ledger, j)
+		j, _ = e.Ledger.Get(ctx, "people")
+		mustDelete(t, e.Ledger, j)
 		if _, _, err := e.page("people", resultsink.Query{}); !errors.As(err, &gone) || gone.Reason != resultsink.GonePurged ||
 			!strings.HasPrefix(err.Error(), `job "people" was purged at `) {
 			t.Fatalf("purged job: %v", err)
@@ -189,7 +190,7 @@ func TestReaderPagesNeverSkipOrRepeat(t *testing.T) {
 	cols := []sqlexec.Column{{Name: "id", Type: sqlexec.TypeInt64}, {Name: "grp", Type: sqlexec.TypeInt64}, {Name: "label", Type: sqlexec.TypeText}}
 	sqlexectest.EachDialect(t, func(t *testing.T, d sqlexec.Dialect) {
 		e := newReaderEnv(t, d, resultsink.ReaderConfig{PageSize: 1000})
-		e.succeed("big", "run1", &funcRows{cols: cols, n: n, row: func(i int) []any {
+		e.Succeed("big", "run1", &resultsinktest.FuncRows{Cols: cols, N: n, Row: func(i int) []any {
 			return []any{int64(i), group(i), fmt.Sprintf("row %d", i)}
 		}})
 		want := make([]int, n)

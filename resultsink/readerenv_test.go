@@ -7,76 +7,25 @@ import (
 	"time"
 
 	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/resultsink/resultsinktest"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
-// funcRows yields n rows made by row, without a database.
-type funcRows struct {
-	cols []sqlexec.Column
-	n, i int
-	row  func(i int) []any
-	vals []any
-}
-
-func (r *funcRows) Columns() []sqlexec.Column { return r.cols }
-func (r *funcRows) Values() []any             { return r.vals }
-func (r *funcRows) Err() error                { return nil }
-func (r *funcRows) Close() error              { return nil }
-
-func (r *funcRows) Next() bool {
-	if r.i >= r.n {
-		return false
-	}
-	r.vals = r.row(r.i)
-	r.i++
-	return true
-}
-
-// readerEnv is a results backend with a ledger and a reader of it.
+// readerEnv reads pages of results.
 type readerEnv struct {
-	t      *testing.T
-	b      *resultsink.Backend
-	ledger *resultsink.Ledger
-	reader *resultsink.Reader
+	*resultsinktest.Env
+	t *testing.T
 }
 
 func newReaderEnv(t *testing.T, d sqlexec.Dialect, cfg resultsink.ReaderConfig) *readerEnv {
-	t.Helper()
-	b := openBackend(t, d)
-	l := openLedgerOn(t, b, resultsink.LedgerConfig{})
-	r, err := resultsink.NewReader(l, []*resultsink.Backend{b}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &readerEnv{t: t, b: b, ledger: l, reader: r}
-}
-
-// succeed records job id as run (run ID run) to success with rows as its
-// results table.
-func (e *readerEnv) succeed(id, run string, rows sqlexec.Rows) {
-	e.t.Helper()
-	ctx := context.Background()
-	table := e.b.TableName(id)
-	if _, err := e.ledger.Admit(ctx, resultsink.Job{ID: id, Task: "t", Queue: "q", ResultsBackend: "res", ResultsTable: table}); err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := e.ledger.Claim(ctx, "q", run, "n", time.Minute); err != nil {
-		e.t.Fatal(err)
-	}
-	n, err := e.b.Write(ctx, table, run, rows)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if err := e.ledger.Finish(ctx, id, run, resultsink.Outcome{State: resultsink.StateSuccess, Count: n}); err != nil {
-		e.t.Fatal(err)
-	}
+	return &readerEnv{Env: resultsinktest.NewEnv(t, d, cfg), t: t}
 }
 
 // page reads one page as text forms ("NULL" for NULL), one string a row
 // with the values separated by "|".
 func (e *readerEnv) page(id string, q resultsink.Query) ([]string, *resultsink.Page, error) {
 	e.t.Helper()
-	p, err := e.reader.Read(context.Background(), id, q)
+	p, err := e.Reader.Read(context.Background(), id, q)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -149,5 +98,5 @@ var people = [][]any{
 }
 
 func peopleRows() sqlexec.Rows {
-	return &funcRows{cols: peopleCols, n: len(people), row: func(i int) []any { return people[i] }}
+	return &resultsinktest.FuncRows{Cols: peopleCols, N: len(people), Row: func(i int) []any { return people[i] }}
 }
