@@ -77,7 +77,11 @@ func (e *GoneError) Error() string {
 	if e.Reason == "" {
 		return fmt.Sprintf("job %q: its results table no longer exists", e.ID)
 	}
-	return fmt.Sprintf("job %q was %s at %s: its results are gone", e.ID, e.Reason, e.At.UTC().Format(time.RFC3339))
+	how := "was " + e.Reason
+	if e.Reason == GoneExpired {
+		how = "expired" // its results outlived their TTL
+	}
+	return fmt.Sprintf("job %q %s at %s: its results are gone", e.ID, how, e.At.UTC().Format(time.RFC3339))
 }
 
 func (e *GoneError) Unwrap() error { return ErrGone }

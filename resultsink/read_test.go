@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/sql-jobber/sql-jobber/resultsink"
-	"github.com/sql-jobber/sql-jobber/resultsink/resultsinktest"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
 )
@@ -190,9 +189,9 @@ func TestReaderPagesNeverSkipOrRepeat(t *testing.T) {
 	cols := []sqlexec.Column{{Name: "id", Type: sqlexec.TypeInt64}, {Name: "grp", Type: sqlexec.TypeInt64}, {Name: "label", Type: sqlexec.TypeText}}
 	sqlexectest.EachDialect(t, func(t *testing.T, d sqlexec.Dialect) {
 		e := newReaderEnv(t, d, resultsink.ReaderConfig{PageSize: 1000})
-		e.Succeed("big", "run1", &resultsinktest.FuncRows{Cols: cols, N: n, Row: func(i int) []any {
+		e.Succeed("big", "run1", rowsOf(cols, n, func(i int) []any {
 			return []any{int64(i), group(i), fmt.Sprintf("row %d", i)}
-		}})
+		}))
 		want := make([]int, n)
 		for i := range want {
 			want[i] = i

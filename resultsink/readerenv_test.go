@@ -98,5 +98,10 @@ var people = [][]any{
 }
 
 func peopleRows() sqlexec.Rows {
-	return &resultsinktest.FuncRows{Cols: peopleCols, N: len(people), Row: func(i int) []any { return people[i] }}
+	return rowsOf(peopleCols, len(people), func(i int) []any { return people[i] })
+}
+
+// rowsOf yields n rows made by row.
+func rowsOf(cols []sqlexec.Column, n int, row func(i int) []any) sqlexec.Rows {
+	return &resultsinktest.FuncRows{Cols: cols, N: n, Row: row}
 }
