@@ -54,6 +54,10 @@ type appConfig struct {
 	// GoneRetention is how long the IDs of purged and expired jobs are
 	// remembered, so that their results answer "gone".
 	GoneRetention duration `toml:"gone_retention"`
+	// ResultsPageSize and ResultsMaxPageSize are the default and the
+	// largest number of rows in a page of GET /jobs/{id}/results.
+	ResultsPageSize    int `toml:"results_page_size"`
+	ResultsMaxPageSize int `toml:"results_max_page_size"`
 }
 
 type dbConfig struct {
@@ -99,6 +103,7 @@ type config struct {
 	results      []resultsink.Config
 	ledger       string
 	ledgerCfg    resultsink.LedgerConfig
+	readerCfg    resultsink.ReaderConfig
 	ignoredQueue bool
 }
 
@@ -242,6 +247,10 @@ func parseConfig(path string, data []byte) (*config, error) {
 	}
 	c.ledgerCfg = resultsink.LedgerConfig{Table: c.app.LedgerTable, GoneRetention: time.Duration(c.app.GoneRetention)}.WithDefaults()
 	if err := c.ledgerCfg.Validate(); err != nil {
+		return nil, keyFail(fail, "app", err)
+	}
+	c.readerCfg = resultsink.ReaderConfig{PageSize: c.app.ResultsPageSize, MaxPageSize: c.app.ResultsMaxPageSize}.WithDefaults()
+	if err := c.readerCfg.Validate(); err != nil {
 		return nil, keyFail(fail, "app", err)
 	}
 	return c, nil

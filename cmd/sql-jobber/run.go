@@ -307,8 +307,12 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 		}
 	}
 
+	reader, err := resultsink.NewReader(ledger, a.results, cfg.readerCfg)
+	if err != nil {
+		return nil, err
+	}
 	ops := sjhttp.NewOps(metrics, a.readiness(reg))
-	httpCfg := sjhttp.Config{ETALocation: cfg.etaLocation, Logger: logger, Metrics: metrics}
+	httpCfg := sjhttp.Config{ETALocation: cfg.etaLocation, Logger: logger, Metrics: metrics, Results: reader}
 	opsAddr := cmp.Or(o.metrics, cfg.app.MetricsAddress)
 	if opsAddr != "" {
 		s, addr, err := serve(opsAddr, ops.Handler(httpCfg))
