@@ -52,6 +52,13 @@ SELECT %s AS slept /* %s */;
 `, p, m, p, m, sleep, m)}
 }
 
+// withBroken adds to a task file set a task "broken" that fails when it
+// runs (it is raw: not prepared at start-up).
+func withBroken(files map[string]string) map[string]string {
+	files["broken.sql"] = "-- name: broken\n-- raw: 1\nSELECT * FROM no_such_table;\n"
+	return files
+}
+
 // marker is a string unique to the test, for finding its queries.
 func marker(t *testing.T) string {
 	return "test:" + strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
