@@ -445,7 +445,11 @@ func (b *Backend) plan(table string, cols []sqlexec.Column, q Query, cur *cursor
 			if err != nil {
 				return nil, queryErr(f.Param, "%q is not true or false", f.Value)
 			}
-			where = append(where, d.quote(c.Name)+map[bool]string{true: " IS NULL", false: " IS NOT NULL"}[isNull])
+			test := " IS NOT NULL"
+			if isNull {
+				test = " IS NULL"
+			}
+			where = append(where, d.quote(c.Name)+test)
 			continue
 		}
 		op, ok := opSQL[f.Op]
