@@ -43,6 +43,8 @@ func TestReaderSortsAndFilters(t *testing.T) {
 			{"by amount descending", resultsink.Query{OrderBy: "amount", Desc: true}, "é,b,a b,B,a ,NULL,a"},
 			{"by n", resultsink.Query{OrderBy: "n"}, "B,a b,a ,NULL,a,b,é"},
 			{"by time", resultsink.Query{OrderBy: "at"}, "NULL,a b,b,a ,a,B,é"},
+			{"by float", resultsink.Query{OrderBy: "f"}, "B,NULL,a,a b,b,a ,é"},
+			{"float < 0", resultsink.Query{Filters: []resultsink.Filter{f("f", "lt", "0")}}, "NULL,a"},
 			{"amount >= 10", resultsink.Query{Filters: []resultsink.Filter{f("amount", "gte", "10")}}, "b,a b,é"},
 			{"amount = 10.5, any spelling", resultsink.Query{Filters: []resultsink.Filter{f("amount", "eq", "10.5000")}}, "b,a b"},
 			{"amount < 9.5", resultsink.Query{Filters: []resultsink.Filter{f("amount", "lt", "9.5")}}, "NULL,a "},
@@ -86,7 +88,7 @@ func TestReaderRefusesBadQueriesNamingTheParameter(t *testing.T) {
 			want string
 		}{
 			{"limit over the maximum", resultsink.Query{Limit: 6}, "limit: must be between 1 and 5"},
-			{"unknown column", resultsink.Query{OrderBy: "nope"}, `order_by: no column "nope": the columns are "name", "amount", "n", "at", "doc"`},
+			{"unknown column", resultsink.Query{OrderBy: "nope"}, `order_by: no column "nope": the columns are "name", "amount", "n", "at", "doc", "f"`},
 			{"the row number is no column", resultsink.Query{OrderBy: resultsink.RowColumn}, `order_by: no column "_row"`},
 			{"column names are exact", resultsink.Query{OrderBy: "NAME"}, `order_by: no column "NAME"`},
 			{"injection in order_by", resultsink.Query{OrderBy: `name"; DROP TABLE results_people; --`}, `order_by: no column "name\"; DROP TABLE`},
@@ -98,6 +100,7 @@ func TestReaderRefusesBadQueriesNamingTheParameter(t *testing.T) {
 			{"not a decimal", resultsink.Query{Filters: f("amount", "gt", "1e3")}, `filter[amount][gt]: "1e3" is not a decimal number`},
 			{"not a time", resultsink.Query{Filters: f("at", "gt", "tomorrow")}, `filter[at][gt]: "tomorrow" is not a timestamp`},
 			{"null takes a boolean", resultsink.Query{Filters: f("n", "null", "yes please")}, `filter[n][null]: "yes please" is not true or false`},
+			{"NaN compares with nothing", resultsink.Query{Filters: f("f", "gt", "NaN")}, `filter[f][gt]: "NaN" is not a finite number`},
 			{"not a cursor", resultsink.Query{Cursor: "bm90IGEgY3Vyc29y"}, "cursor: is not a cursor this server made"},
 			{"another query's cursor", resultsink.Query{Cursor: first.NextCursor}, "cursor: was made for another order_by or filter"},
 			{"another query's cursor, reversed", resultsink.Query{OrderBy: "name", Desc: true, Cursor: first.NextCursor}, "cursor: was made for another order_by or filter"},
@@ -109,6 +112,19 @@ func TestReaderRefusesBadQueriesNamingTheParameter(t *testing.T) {
 			var qe *resultsink.QueryError
 			if !errors.As(err, &qe) || !strings.HasPrefix(err.Error(), tc.want) {
 				t.Errorf("%s: %v\nwant %s", tc.name, err, tc.want)
+			}
+		}
+		// Values the database could not compare exactly.
+		if d != sqlexec.SQLite {
+			_, _, err := e.page("people", resultsink.Query{Filters: f("at", "eq", "2024-01-02T03:04:05.0000001Z")})
+			if err == nil || !strings.HasPrefix(err.Error(), "filter[at][eq]: ") || !strings.Contains(err.Error(), "sub-microsecond") {
+				t.Errorf("nanoseconds: %v", err)
+			}
+		}
+		if d == sqlexec.MySQL {
+			_, _, err := e.page("people", resultsink.Query{Filters: f("amount", "gt", "0.0000000000000000000000000000001")})
+			if err == nil || !strings.HasPrefix(err.Error(), "filter[amount][gt]: ") || !strings.Contains(err.Error(), "DECIMAL(65,30)") {
+				t.Errorf("31 decimal places on MySQL: %v", err)
 			}
 		}
 		// Values are only ever bound: an injection in one is a value that

@@ -84,17 +84,18 @@ var peopleCols = []sqlexec.Column{
 	{Name: "n", Type: sqlexec.TypeInt64},
 	{Name: "at", Type: sqlexec.TypeTimestampTZ},
 	{Name: "doc", Type: sqlexec.TypeJSON},
+	{Name: "f", Type: sqlexec.TypeFloat64},
 }
 
 // people is the known table of the sort and filter tests, in insert order.
 var people = [][]any{
-	{"b", "10.50", int64(3), time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), `{"a": 1}`},
-	{"B", "9.50", nil, time.Date(2024, 1, 2, 3, 4, 5, 500000000, time.UTC), nil},
-	{nil, "-1.00", int64(1), nil, `[]`},
-	{"a b", "10.50", int64(-7), time.Date(2023, 12, 31, 0, 0, 0, 0, time.UTC), `{}`},
-	{"é", "100.00", int64(3), time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC), `1`},
-	{"a", nil, int64(2), time.Date(2024, 1, 2, 3, 4, 5, 1000, time.UTC), `"x"`},
-	{"a ", "0.00", int64(0), time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), `null`},
+	{"b", "10.50", int64(3), time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), `{"a": 1}`, 1.5},
+	{"B", "9.50", nil, time.Date(2024, 1, 2, 3, 4, 5, 500000000, time.UTC), nil, nil},
+	{nil, "-1.00", int64(1), nil, `[]`, -2.0},
+	{"a b", "10.50", int64(-7), time.Date(2023, 12, 31, 0, 0, 0, 0, time.UTC), `{}`, 0.0},
+	{"é", "100.00", int64(3), time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC), `1`, 1e300},
+	{"a", nil, int64(2), time.Date(2024, 1, 2, 3, 4, 5, 1000, time.UTC), `"x"`, -0.5},
+	{"a ", "0.00", int64(0), time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), `null`, 3.25},
 }
 
 func peopleRows() sqlexec.Rows {
