@@ -30,9 +30,12 @@ type dialect interface {
 	// readPrelude are the statements that start a read of table, before
 	// the snapshot is taken.
 	readPrelude(table string) []string
-	// sortExpr is how column c sorts and compares: text by code point,
-	// numbers by value.
-	sortExpr(c sqlexec.Column) string
+	// key is operand (column c, or a value compared with it) as it sorts
+	// and compares: text by code point, numbers by value. whole asks for
+	// all of the value; without it, the key is what the database's ORDER
+	// BY sorts by, which on MySQL is a prefix of text and bytes, so that
+	// the rows' order and the comparisons that continue it agree.
+	key(c sqlexec.Column, operand string, whole bool) string
 	// nullsOrder puts NULLs first in ascending order and last in
 	// descending order, where that is not the database's default.
 	nullsOrder(desc bool) string

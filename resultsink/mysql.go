@@ -302,13 +302,19 @@ func queryStrings(ctx context.Context, db *sql.DB, query string, args ...any) ([
 
 func (mysqlDialect) readPrelude(string) []string { return nil }
 
-func (d mysqlDialect) sortExpr(c sqlexec.Column) string {
-	if c.Type == sqlexec.TypeText {
-		// Bytes of UTF-8, in code point order, and no trailing-space
-		// padding (which the _bin collations apply).
-		return "CAST(" + d.quote(c.Name) + " AS BINARY)"
+func (mysqlDialect) key(c sqlexec.Column, operand string, whole bool) string {
+	if c.Type != sqlexec.TypeText && c.Type != sqlexec.TypeBytes {
+		return operand
 	}
-	return d.quote(c.Name)
+	// Bytes of UTF-8, in code point order, and no trailing-space padding
+	// (which the _bin collations apply).
+	k := "CAST(" + operand + " AS BINARY)"
+	if !whole {
+		// ORDER BY sorts text and blobs by their first max_sort_length
+		// bytes only.
+		k = "SUBSTRING(" + k + ", 1, @@max_sort_length)"
+	}
+	return k
 }
 
 // nullsOrder: MySQL sorts NULLs as the smallest values.

@@ -175,11 +175,11 @@ func (d postgresDialect) readPrelude(table string) []string {
 	return []string{"LOCK TABLE " + d.quote(table) + " IN ACCESS SHARE MODE"}
 }
 
-func (d postgresDialect) sortExpr(c sqlexec.Column) string {
+func (postgresDialect) key(c sqlexec.Column, operand string, _ bool) string {
 	if c.Type == sqlexec.TypeText {
-		return d.quote(c.Name) + ` COLLATE "C"`
+		return operand + ` COLLATE "C"`
 	}
-	return d.quote(c.Name)
+	return operand
 }
 
 func (postgresDialect) nullsOrder(desc bool) string {

@@ -185,8 +185,9 @@ func (p *Page) Close() error {
 //
 // Rows are in a total order: by the order column if there is one (NULLs
 // first ascending, last descending; text by Unicode code point, numbers
-// and times by value), then by RowColumn, the row's place in the task's
-// order, which no two rows share. A cursor holds the place in that order of
+// and times by value; on MySQL, text and bytes by their first
+// max_sort_length bytes, as its ORDER BY sorts them), then by RowColumn, the
+// row's place in the task's order, which no two rows share. A cursor holds the place in that order of
 // the first row of the next page, and the next page starts there: pages
 // never skip or repeat a row. Each page is read in one snapshot of its
 // table, and results tables never change once published; a cursor of a run
@@ -463,7 +464,7 @@ func (b *Backend) plan(table string, cols []sqlexec.Column, q Query, cur *cursor
 		if err != nil {
 			return nil, &QueryError{Param: f.Param, Err: err}
 		}
-		where = append(where, d.sortExpr(*c)+" "+op+" "+a.add(*c, v))
+		where = append(where, d.key(*c, d.quote(c.Name), true)+" "+op+" "+d.key(*c, a.add(*c, v), true))
 	}
 
 	row := d.quote(RowColumn)
@@ -481,7 +482,7 @@ func (b *Backend) plan(table string, cols []sqlexec.Column, q Query, cur *cursor
 		if q.Desc {
 			dir = " DESC"
 		}
-		p.orderBy = d.sortExpr(*c) + dir + d.nullsOrder(q.Desc) + ", " + row
+		p.orderBy = d.key(*c, d.quote(c.Name), false) + dir + d.nullsOrder(q.Desc) + ", " + row
 	}
 	if cur != nil {
 		from, err := p.after(d, a, cur, q.Desc)
@@ -504,7 +505,8 @@ func (p *readPlan) after(d dialect, a *sqlArgs, cur *cursor, desc bool) (string,
 	if p.order == nil {
 		return rowFrom(), nil
 	}
-	expr, col := d.sortExpr(*p.order), d.quote(p.order.Name)
+	col := d.quote(p.order.Name)
+	expr := d.key(*p.order, col, false)
 	if cur.Key == nil {
 		s := "(" + col + " IS NULL AND " + rowFrom() + ")"
 		if !desc {
@@ -520,8 +522,8 @@ func (p *readPlan) after(d dialect, a *sqlArgs, cur *cursor, desc bool) (string,
 	if desc {
 		cmp = " < "
 	}
-	s := "(" + expr + cmp + a.add(*p.order, v)
-	s += " OR (" + expr + " = " + a.add(*p.order, v) + " AND " + rowFrom() + ")"
+	s := "(" + expr + cmp + d.key(*p.order, a.add(*p.order, v), false)
+	s += " OR (" + expr + " = " + d.key(*p.order, a.add(*p.order, v), false) + " AND " + rowFrom() + ")"
 	if desc {
 		s += " OR " + col + " IS NULL"
 	}

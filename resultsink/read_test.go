@@ -263,6 +263,36 @@ func TestReaderPagesNeverSkipOrRepeat(t *testing.T) {
 	})
 }
 
+// TestReaderPagesThroughLongText pages through texts that differ only after
+// their first 2,000 bytes. MySQL sorts text by its first max_sort_length
+// bytes (1,024), so there they are all equal and keep the task's order;
+// the pages agree with that order all the same.
+func TestReaderPagesThroughLongText(t *testing.T) {
+	const n = 30
+	prefix := strings.Repeat("x", 2000)
+	cols := []sqlexec.Column{{Name: "id", Type: sqlexec.TypeInt64}, {Name: "t", Type: sqlexec.TypeText}}
+	sqlexectest.EachDialect(t, func(t *testing.T, d sqlexec.Dialect) {
+		e := newReaderEnv(t, d, resultsink.ReaderConfig{})
+		e.Succeed("long", "run1", rowsOf(cols, n, func(i int) []any { return []any{int64(i), fmt.Sprintf("%s%03d", prefix, n-1-i)} }))
+		rows, pages := e.all("long", resultsink.Query{OrderBy: "t", Limit: 7})
+		var ids []string
+		for _, r := range rows {
+			id, _, _ := strings.Cut(r, "|")
+			ids = append(ids, id)
+		}
+		var want []string
+		for i := range n {
+			want = append(want, fmt.Sprint(n-1-i))
+			if d == sqlexec.MySQL {
+				want[i] = fmt.Sprint(i)
+			}
+		}
+		if !slices.Equal(ids, want) || pages != 5 {
+			t.Fatalf("ids %v in %d pages, want %v", ids, pages, want)
+		}
+	})
+}
+
 func TestReaderConfig(t *testing.T) {
 	for _, tc := range []struct {
 		cfg  resultsink.ReaderConfig

@@ -211,12 +211,12 @@ func (sqliteDialect) tables(ctx context.Context, db *sqlexec.DB, prefix string) 
 
 func (sqliteDialect) readPrelude(string) []string { return nil }
 
-func (d sqliteDialect) sortExpr(c sqlexec.Column) string {
+func (sqliteDialect) key(c sqlexec.Column, operand string, _ bool) string {
 	if c.Type == sqlexec.TypeDecimal || c.Type == sqlexec.TypeUint64 {
 		// Stored as text; compared by value.
-		return d.quote(c.Name) + " COLLATE " + sqlexec.SQLiteDecimalCollation
+		return operand + " COLLATE " + sqlexec.SQLiteDecimalCollation
 	}
-	return d.quote(c.Name)
+	return operand
 }
 
 // nullsOrder: SQLite sorts NULLs as the smallest values.
