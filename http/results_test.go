@@ -251,6 +251,20 @@ func TestResultsTypeMatrixInEachFormat(t *testing.T) {
 						}
 					}
 				}
+
+				// A value as CSV spells it finds its row, whatever the type:
+				// the first two rows differ in every column.
+				cols, got := fetchAll(t, base, "matrix", "csv")
+				for i, col := range cols[1:] {
+					if col.Type == sqlexec.TypeJSON {
+						continue // only null applies
+					}
+					q := url.Values{"format": {"csv"}, "filter[" + col.Name + "][eq]": {got[0][i+1].text}}
+					status, _, body := get(t, base+"/jobs/matrix/results?"+q.Encode())
+					if rows := parseCSV(t, body); status != 200 || len(rows) != 2 || rows[1][0].text != "0" {
+						t.Errorf("%s = its first value: %d %q", col.Name, status, body)
+					}
+				}
 			})
 		}
 	}
