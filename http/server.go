@@ -58,6 +58,8 @@ type Config struct {
 	// MaxWait caps ?wait= on GET /jobs/{id} and /groups/{id}; 0 means
 	// MaxWaitDefault.
 	MaxWait time.Duration
+	// Results, if set, serves GET /jobs/{jobID}/results.
+	Results Results
 }
 
 // MaxWaitDefault is the default cap on ?wait=.
@@ -93,6 +95,9 @@ func NewServer(svc Service, cfg Config) *Server {
 	r.HandleFunc("/tasks/{taskName}/jobs", s.handlePostJob).Methods(http.MethodPost)
 	r.HandleFunc("/jobs/queue/{queue}", s.handleQueue).Methods(http.MethodGet)
 	r.HandleFunc("/jobs/{jobID}", s.handleGetJob).Methods(http.MethodGet)
+	if cfg.Results != nil {
+		r.HandleFunc("/jobs/{jobID}/results", s.handleResults).Methods(http.MethodGet)
+	}
 	r.HandleFunc("/jobs/{jobID}", s.handleDeleteJob).Methods(http.MethodDelete)
 	r.HandleFunc("/groups", s.handlePostGroup).Methods(http.MethodPost)
 	r.HandleFunc("/groups/{groupID}", s.handleGetGroup).Methods(http.MethodGet)
@@ -166,18 +171,23 @@ func statusOf(err error) (int, string) {
 		route   errRoute
 		bad     badRequest
 		invalid *actors.InvalidError
+		query   *resultsink.QueryError
 		tooBig  *http.MaxBytesError
 	)
 	switch {
 	case errors.As(err, &route):
 		return route.status, route.msg
-	case errors.As(err, &bad), errors.As(err, &invalid):
+	case errors.As(err, &bad), errors.As(err, &invalid), errors.As(err, &query):
 		return http.StatusBadRequest, err.Error()
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit)
-	case errors.Is(err, actors.ErrTaskNotFound), errors.Is(err, actors.ErrJobNotFound), errors.Is(err, actors.ErrGroupNotFound):
+	case errors.Is(err, actors.ErrTaskNotFound), errors.Is(err, actors.ErrJobNotFound), errors.Is(err, actors.ErrGroupNotFound),
+		errors.Is(err, resultsink.ErrJobNotFound):
 		return http.StatusNotFound, err.Error()
-	case errors.Is(err, actors.ErrJobActive), errors.Is(err, actors.ErrJobFinished):
+	case errors.Is(err, resultsink.ErrGone):
+		return http.StatusGone, err.Error()
+	case errors.Is(err, actors.ErrJobActive), errors.Is(err, actors.ErrJobFinished),
+		errors.Is(err, resultsink.ErrNotReady), errors.Is(err, resultsink.ErrCursorStale):
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, actors.ErrStopping), errors.Is(err, cluster.ErrUnavailable):
 		return http.StatusServiceUnavailable, err.Error()

@@ -61,6 +61,12 @@ func TestErrorsMapToStatuses(t *testing.T) {
 		{&actors.InvalidError{Field: "args", Reason: "too many"}, 400, "args: too many"},
 		{fmt.Errorf("submit job: %w", cluster.ErrUnavailable), 503, "submit job: cluster: grain unavailable"},
 		{actors.ErrStopping, 503, "node is shutting down"},
+		{fmt.Errorf("%w: %q", resultsink.ErrJobNotFound, "x"), 404, `job not found: "x"`},
+		{&resultsink.GoneError{ID: "x", Reason: resultsink.GoneExpired, At: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, 410,
+			`job "x" expired at 2026-01-02T03:04:05Z: its results are gone`},
+		{&resultsink.NotReadyError{ID: "x", State: "RETRY"}, 409, `job "x" is RETRY: its results are not ready yet`},
+		{resultsink.ErrCursorStale, 409, "cursor: the job has run again"},
+		{&resultsink.QueryError{Param: "order_by", Err: errors.New("no column")}, 400, "order_by: no column"},
 		{errors.New("connection refused to postgres://user:secret@db"), 500, "internal error"},
 	} {
 		srv := httptest.NewServer(NewServer(failing{tc.err}, Config{}).Handler())

@@ -49,6 +49,11 @@ type Fence struct {
 // table, or this run no longer owns the job.
 var ErrFenced = errors.New("results not published: a newer run of the job has published, or this run no longer owns the job")
 
+// RowColumn is the column sql-jobber adds, last, to every results table:
+// each row's number, from 1, in the order the task returned the rows. It is
+// the table's primary key, and what orders paged reads (see Reader).
+const RowColumn = "_row"
+
 // Config configures one results backend.
 type Config struct {
 	sqlexec.DBConfig
@@ -222,6 +227,8 @@ func (b *Backend) Write(ctx context.Context, table, runID string, rows sqlexec.R
 	if err != nil {
 		return 0, false, err
 	}
+	cols = append(cols, sqlexec.Column{Name: RowColumn, Type: sqlexec.TypeInt64})
+	rows = &numberedRows{Rows: rows, cols: cols, vals: make([]any, len(cols))}
 	if sw, ok := b.d.(smallWriter); ok && b.smallMax > 0 {
 		buf, done, err := bufferRows(rows, b.smallMax)
 		if err != nil {
@@ -265,6 +272,30 @@ func (b *Backend) stageAndPublish(ctx context.Context, staging, table string, co
 		return 0, false, fmt.Errorf("publish results table: %w", err)
 	}
 	return n, finished, nil
+}
+
+// numberedRows adds RowColumn to the rows it reads.
+type numberedRows struct {
+	sqlexec.Rows
+	cols []sqlexec.Column
+	vals []any
+	n    int64
+}
+
+func (r *numberedRows) Columns() []sqlexec.Column { return r.cols }
+
+func (r *numberedRows) Next() bool {
+	if !r.Rows.Next() {
+		return false
+	}
+	r.n++
+	return true
+}
+
+func (r *numberedRows) Values() []any {
+	copy(r.vals, r.Rows.Values())
+	r.vals[len(r.vals)-1] = r.n
+	return r.vals
 }
 
 // Drop removes a job's results table, if it exists, and its fence record.
@@ -335,15 +366,15 @@ func (b *Backend) DropStaging(ctx context.Context, liveRuns func(context.Context
 
 // columnNames makes the source's column names valid and distinct for this
 // database: no NUL, within the identifier limit, no two equal ignoring case
-// (MySQL and SQLite compare column names without case). A name that clashes
-// gets a suffix: id, id_2, id_3.
+// (MySQL and SQLite compare column names without case), none RowColumn. A
+// name that clashes gets a suffix: id, id_2, id_3.
 func (b *Backend) columnNames(in []sqlexec.Column) ([]sqlexec.Column, error) {
 	if len(in) == 0 {
 		return nil, errors.New("the query returned no columns")
 	}
 	max := b.d.maxIdentLen()
 	out := make([]sqlexec.Column, len(in))
-	seen := make(map[string]bool, len(in))
+	seen := map[string]bool{RowColumn: true}
 	for i, c := range in {
 		name := strings.TrimRight(strings.ReplaceAll(c.Name, "\x00", ""), " ")
 		if name == "" {

@@ -26,6 +26,26 @@ type dialect interface {
 	drop(ctx context.Context, db *sqlexec.DB, table string) error
 	// tables lists the tables whose names start with prefix.
 	tables(ctx context.Context, db *sqlexec.DB, prefix string) ([]string, error)
+
+	// Reading (see Reader).
+
+	// readPrelude are the statements that start a read of table, before
+	// the snapshot is taken.
+	readPrelude(table string) []string
+	// key is operand (column c, or a value compared with it) as it sorts
+	// and compares: text by code point, numbers by value. whole asks for
+	// all of the value; without it, the key is what the database's ORDER
+	// BY sorts by, which on MySQL is a prefix of text and bytes, so that
+	// the rows' order and the comparisons that continue it agree.
+	key(c sqlexec.Column, operand string, whole bool) string
+	// nullsOrder puts NULLs first in ascending order and last in
+	// descending order, where that is not the database's default.
+	nullsOrder(desc bool) string
+	// param is the n-th placeholder (from 1), compared with column c.
+	param(c sqlexec.Column, n int) string
+	// bind converts a value of column c (typed as sqlexec.Rows types it)
+	// to the argument that compares with the column exactly.
+	bind(c sqlexec.Column, v any) (any, error)
 }
 
 func dialectFor(t sqlexec.Dialect) dialect {
@@ -59,6 +79,10 @@ func createTableSQL(d dialect, prefix, table string, cols []sqlexec.Column, suff
 		b.WriteString(d.quote(c.Name))
 		b.WriteByte(' ')
 		b.WriteString(d.columnType(c))
+		if c.Name == RowColumn {
+			// On SQLite, INTEGER PRIMARY KEY makes it the rowid.
+			b.WriteString(" NOT NULL PRIMARY KEY")
+		}
 	}
 	b.WriteString(")")
 	b.WriteString(suffix)

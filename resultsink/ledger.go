@@ -1,6 +1,7 @@
 package resultsink
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,11 +28,52 @@ func Active(state string) bool {
 	return state == StatePending || state == StateStarted || state == StateRetry
 }
 
-// Defaults for the ledger's tables.
+// Defaults for LedgerConfig.
 const (
-	LedgerTableDefault = "sqljobber_jobs"
-	groupsSuffix       = "_groups"
+	LedgerTableDefault   = "sqljobber_jobs"
+	GoneRetentionDefault = 7 * 24 * time.Hour
+	groupsSuffix         = "_groups"
+	goneSuffix           = "_gone"
 )
+
+// LedgerConfig configures the job ledger.
+type LedgerConfig struct {
+	// Table is the jobs table; Table + "_groups" holds the groups, and
+	// Table + "_gone" the IDs of jobs whose record and results were
+	// removed (purged or expired).
+	Table string
+	// GoneRetention is how long a removed job's ID is remembered as gone
+	// (see Ledger.Tombstone).
+	GoneRetention time.Duration
+}
+
+// WithDefaults returns c with zero values replaced by defaults.
+func (c LedgerConfig) WithDefaults() LedgerConfig {
+	c.Table = cmp.Or(c.Table, LedgerTableDefault)
+	c.GoneRetention = cmp.Or(c.GoneRetention, GoneRetentionDefault)
+	return c
+}
+
+// Validate checks c. Errors name the offending key.
+func (c LedgerConfig) Validate() error {
+	if c.GoneRetention < 0 {
+		return &sqlexec.KeyError{Key: "gone_retention", Err: errors.New("must not be negative")}
+	}
+	return nil
+}
+
+// Why a job's ID is remembered as gone.
+const (
+	GonePurged  = "purged"
+	GoneExpired = "expired"
+)
+
+// Tombstone remembers a job whose record and results table were removed.
+type Tombstone struct {
+	ID     string
+	Reason string // GonePurged or GoneExpired
+	At     time.Time
+}
 
 // Errors the ledger returns for callers to branch on.
 var (
@@ -125,23 +167,28 @@ type Ledger struct {
 	// they are db and q unless the backend commits asynchronously.
 	durable *sqlexec.DB
 	dq      querier
+	cfg     LedgerConfig
 	table   string // quoted jobs table
 	groups  string // quoted groups table
+	gone    string // quoted table of removed jobs' IDs
 	name    string
 }
 
-// NewLedger returns the ledger kept in table (and table + "_groups") on
-// backend.
-func NewLedger(backend *Backend, table string) *Ledger {
-	if table == "" {
-		table = LedgerTableDefault
+// NewLedger returns the ledger kept in cfg.Table's tables on backend.
+func NewLedger(backend *Backend, cfg LedgerConfig) (*Ledger, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	return &Ledger{db: backend.db, q: poolQuerier(backend.db), durable: backend.durable, dq: poolQuerier(backend.durable), name: table,
-		table: backend.d.quote(table), groups: backend.d.quote(table + groupsSuffix)}
+	q := backend.d.quote
+	return &Ledger{db: backend.db, q: poolQuerier(backend.db), durable: backend.durable, dq: poolQuerier(backend.durable),
+		cfg: cfg, name: cfg.Table, table: q(cfg.Table), groups: q(cfg.Table + groupsSuffix), gone: q(cfg.Table + goneSuffix)}, nil
 }
 
 // Tables are the names of the ledger's tables.
-func (l *Ledger) Tables() []string { return []string{l.name, l.name + groupsSuffix} }
+func (l *Ledger) Tables() []string {
+	return []string{l.name, l.name + groupsSuffix, l.name + goneSuffix}
+}
 
 // Migrate creates the ledger's tables if they do not exist.
 func (l *Ledger) Migrate(ctx context.Context) error {
@@ -200,6 +247,11 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 	created_at {ts} NOT NULL,
 	updated_at {ts} NOT NULL
 ){suffix}`), l.groups),
+		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
+	job_id {key} NOT NULL PRIMARY KEY,
+	reason {short} NOT NULL,
+	gone_at {ts} NOT NULL
+){suffix}`), l.gone),
 	}
 	// A table of this name from another layout (an older sql-jobber, or
 	// someone else's) must not be written to blindly.
@@ -207,6 +259,7 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 		for _, t := range []struct{ table, cols string }{
 			{l.table, jobColumns},
 			{l.groups, "group_id, concurrency, job_ids, cancelled, created_at, updated_at"},
+			{l.gone, "job_id, reason, gone_at"},
 		} {
 			if _, err := l.q.exec(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE 1 = 0", t.cols, t.table)); err != nil {
 				return fmt.Errorf("ledger table %s exists without the columns this version needs (%w); rename or drop it", t.table, err)
@@ -214,13 +267,14 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 		}
 		return nil
 	}
-	for _, idx := range []struct{ name, cols string }{
-		{"_ready", "queue, state, held, ready_at"},
-		{"_expiry", "expires_at"},
-		{"_group", "group_id"},
+	for _, idx := range []struct{ name, table, cols string }{
+		{"_ready", l.table, "queue, state, held, ready_at"},
+		{"_expiry", l.table, "expires_at"},
+		{"_group", l.table, "group_id"},
+		{"_gone_at", l.gone, "gone_at"},
 	} {
 		stmts = append(stmts, fmt.Sprintf("CREATE INDEX %s %s ON %s (%s)", l.ifNotExists(),
-			dialectFor(l.db.Dialect).quote(l.name+idx.name), l.table, idx.cols))
+			dialectFor(l.db.Dialect).quote(l.name+idx.name), idx.table, idx.cols))
 	}
 	for _, s := range stmts {
 		if _, err := l.q.exec(ctx, s); err != nil {
@@ -669,13 +723,68 @@ func (l *Ledger) Delete(ctx context.Context, id string) (*Job, error) {
 }
 
 // DeleteIfUnchanged removes j's record if nobody has written it since j was
-// read.
+// read, and remembers its ID as gone (see Tombstone).
 func (l *Ledger) DeleteIfUnchanged(ctx context.Context, j *Job) (bool, error) {
-	n, err := l.dq.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE job_id = ? AND updated_at = ?", l.table), j.ID, l.timeArg(j.UpdatedAt))
+	deleted := false
+	err := inTx(ctx, l.durable, func(q querier) error {
+		n, err := q.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE job_id = ? AND updated_at = ?", l.table), j.ID, l.timeArg(j.UpdatedAt))
+		if err != nil || n == 0 {
+			return err
+		}
+		deleted = true
+		return l.bury(ctx, q, []*Job{j})
+	})
 	if err != nil {
 		return false, fmt.Errorf("delete job: %w", err)
 	}
-	return n > 0, nil
+	return deleted, nil
+}
+
+// bury remembers removed jobs' IDs as gone: expired if the job's results
+// had outlived their TTL, else purged. It forgets those gone for longer than
+// the retention.
+func (l *Ledger) bury(ctx context.Context, q querier, jobs []*Job) error {
+	t := now()
+	upsert := fmt.Sprintf(`INSERT INTO %s (job_id, reason, gone_at) VALUES (?, ?, ?)
+	ON CONFLICT (job_id) DO UPDATE SET reason = excluded.reason, gone_at = excluded.gone_at`, l.gone)
+	if l.db.Dialect == sqlexec.MySQL {
+		upsert = fmt.Sprintf(`INSERT INTO %s (job_id, reason, gone_at) VALUES (?, ?, ?)
+	ON DUPLICATE KEY UPDATE reason = VALUES(reason), gone_at = VALUES(gone_at)`, l.gone)
+	}
+	for _, j := range jobs {
+		reason := GonePurged
+		if !j.ExpiresAt.IsZero() && !j.ExpiresAt.After(t) {
+			reason = GoneExpired
+		}
+		if _, err := q.exec(ctx, upsert, j.ID, reason, l.timeArg(t)); err != nil {
+			return err
+		}
+	}
+	_, err := q.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE gone_at < ?", l.gone), l.timeArg(t.Add(-l.cfg.GoneRetention)))
+	return err
+}
+
+// Tombstone returns how a job whose record was removed went, if that was
+// less than the retention ago; else ErrJobNotFound. A job that holds the ID
+// again may still have one: ask Get first.
+func (l *Ledger) Tombstone(ctx context.Context, id string) (*Tombstone, error) {
+	var found []*Tombstone
+	err := l.q.query(ctx, fmt.Sprintf("SELECT job_id, reason, gone_at FROM %s WHERE job_id = ? AND gone_at >= ?", l.gone),
+		func(scan func(...any) error) error {
+			var ts Tombstone
+			var at ledgerTime
+			err := scan(&ts.ID, &ts.Reason, &at)
+			ts.At = at.t
+			found = append(found, &ts)
+			return err
+		}, id, l.timeArg(now().Add(-l.cfg.GoneRetention)))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("get tombstone: %w", err)
+	case len(found) == 0:
+		return nil, ErrJobNotFound
+	}
+	return found[0], nil
 }
 
 // Expired returns up to limit finished jobs whose results have outlived
@@ -876,8 +985,8 @@ func (l *Ledger) MarkGroupCancelled(ctx context.Context, id string) error {
 }
 
 // DeleteGroup removes a group whose jobs have all finished, and their
-// records, and returns those jobs so the caller can drop their tables. An
-// unfinished member gives *ActiveError.
+// records (remembering their IDs as gone), and returns those jobs so the
+// caller can drop their tables. An unfinished member gives *ActiveError.
 func (l *Ledger) DeleteGroup(ctx context.Context, id string) ([]*Job, error) {
 	var deleted []*Job
 	err := inTx(ctx, l.durable, func(q querier) error {
@@ -901,7 +1010,7 @@ func (l *Ledger) DeleteGroup(ctx context.Context, id string) ([]*Job, error) {
 			return err
 		}
 		deleted = jobs
-		return nil
+		return l.bury(ctx, q, jobs)
 	})
 	if err != nil {
 		return nil, err

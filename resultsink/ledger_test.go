@@ -17,7 +17,15 @@ import (
 
 func openLedger(t *testing.T, d sqlexec.Dialect) *resultsink.Ledger {
 	t.Helper()
-	l := resultsink.NewLedger(openBackend(t, d), "")
+	return openLedgerOn(t, openBackend(t, d), resultsink.LedgerConfig{})
+}
+
+func openLedgerOn(t *testing.T, b *resultsink.Backend, cfg resultsink.LedgerConfig) *resultsink.Ledger {
+	t.Helper()
+	l, err := resultsink.NewLedger(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := l.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -342,12 +350,133 @@ func TestLedgerGroups(t *testing.T) {
 	})
 }
 
+// finish runs a job of queue q to success, with ttl.
+func finish(t *testing.T, l *resultsink.Ledger, id string, ttl time.Duration) *resultsink.Job {
+	t.Helper()
+	ctx := context.Background()
+	mustAdmit(t, l, resultsink.Job{ID: id, Task: "t", Queue: "q", TTL: ttl})
+	j := mustClaim(t, l)
+	if err := l.Finish(ctx, j.ID, j.RunID, resultsink.Outcome{State: resultsink.StateSuccess, TTL: ttl}); err != nil {
+		t.Fatal(err)
+	}
+	j, err := l.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func mustDelete(t *testing.T, l *resultsink.Ledger, j *resultsink.Job) {
+	t.Helper()
+	if ok, err := l.DeleteIfUnchanged(context.Background(), j); err != nil || !ok {
+		t.Fatalf("delete %s: %v, %v", j.ID, ok, err)
+	}
+}
+
+func TestLedgerRemembersRemovedJobs(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *resultsink.Ledger) {
+		ctx := context.Background()
+		before := time.Now().Add(-time.Second)
+		mustDelete(t, l, finish(t, l, "p", 0))
+		ts, err := l.Tombstone(ctx, "p")
+		if err != nil || ts.ID != "p" || ts.Reason != resultsink.GonePurged || ts.At.Before(before) || ts.At.After(time.Now().Add(time.Second)) {
+			t.Fatalf("purged job: %+v, %v", ts, err)
+		}
+		if _, err := l.Get(ctx, "p"); !errors.Is(err, resultsink.ErrJobNotFound) {
+			t.Fatalf("the purged job's record: %v", err)
+		}
+
+		finish(t, l, "e", time.Microsecond)
+		deadline := time.Now().Add(10 * time.Second)
+		var expired []*resultsink.Job
+		for len(expired) == 0 && time.Now().Before(deadline) {
+			if expired, err = l.Expired(ctx, 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(expired) != 1 {
+			t.Fatalf("expired: %v", ids(expired))
+		}
+		mustDelete(t, l, expired[0])
+		if ts, err := l.Tombstone(ctx, "e"); err != nil || ts.Reason != resultsink.GoneExpired {
+			t.Fatalf("expired job: %+v, %v", ts, err)
+		}
+
+		// A job that was never there, and one whose deletion was refused.
+		if _, err := l.Tombstone(ctx, "never"); !errors.Is(err, resultsink.ErrJobNotFound) {
+			t.Fatalf("unknown job: %v", err)
+		}
+		kept := finish(t, l, "kept", 0)
+		kept.UpdatedAt = kept.UpdatedAt.Add(-time.Second)
+		if ok, err := l.DeleteIfUnchanged(ctx, kept); ok || err != nil {
+			t.Fatalf("delete of a changed job: %v, %v", ok, err)
+		}
+		if _, err := l.Tombstone(ctx, "kept"); !errors.Is(err, resultsink.ErrJobNotFound) {
+			t.Fatalf("a job still there has a tombstone: %v", err)
+		}
+
+		// A purged group's members.
+		if _, err := l.AdmitGroup(ctx, resultsink.Group{ID: "g", Concurrency: 1, JobIDs: []string{"m"}},
+			[]resultsink.Job{{ID: "m", Task: "t", Queue: "q", GroupID: "g"}}); err != nil {
+			t.Fatal(err)
+		}
+		m := mustClaim(t, l)
+		if err := l.Finish(ctx, m.ID, m.RunID, resultsink.Outcome{State: resultsink.StateFailure}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.DeleteGroup(ctx, "g"); err != nil {
+			t.Fatal(err)
+		}
+		if ts, err := l.Tombstone(ctx, "m"); err != nil || ts.Reason != resultsink.GonePurged {
+			t.Fatalf("purged group member: %+v, %v", ts, err)
+		}
+	})
+}
+
+func TestLedgerForgetsTheGoneAfterTheRetention(t *testing.T) {
+	sqlexectest.EachDialect(t, func(t *testing.T, d sqlexec.Dialect) {
+		ctx := context.Background()
+		b := openBackend(t, d)
+		l := openLedgerOn(t, b, resultsink.LedgerConfig{GoneRetention: 20 * time.Millisecond})
+		mustDelete(t, l, finish(t, l, "old", 0))
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err := l.Tombstone(ctx, "old")
+			if errors.Is(err, resultsink.ErrJobNotFound) {
+				break
+			}
+			if err != nil || time.Now().After(deadline) {
+				t.Fatalf("tombstone past its retention: %v", err)
+			}
+		}
+		// The next removal deletes what is past the retention.
+		mustDelete(t, l, finish(t, l, "new", 0))
+		if n, err := countRows(ctx, b.DB(), resultsink.LedgerTableDefault+"_gone"); err != nil || n != 1 {
+			t.Fatalf("tombstones kept: %d, %v", n, err)
+		}
+	})
+}
+
+func TestLedgerConfig(t *testing.T) {
+	if _, err := resultsink.NewLedger(nil, resultsink.LedgerConfig{GoneRetention: -time.Second}); err == nil ||
+		err.Error() != "gone_retention: must not be negative" {
+		t.Fatalf("negative retention: %v", err)
+	}
+	c := resultsink.LedgerConfig{}.WithDefaults()
+	if c.Table != "sqljobber_jobs" || c.GoneRetention != 7*24*time.Hour {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
 func TestLedgerRefusesATableOfAnotherLayout(t *testing.T) {
 	for _, d := range sqlexectest.Dialects {
 		t.Run(string(d), func(t *testing.T) {
 			b := openBackend(t, d)
 			sqlexectest.Exec(t, b.DB(), "CREATE TABLE sqljobber_jobs (job_id TEXT, state TEXT)")
-			err := resultsink.NewLedger(b, "").Migrate(context.Background())
+			l, err := resultsink.NewLedger(b, resultsink.LedgerConfig{})
+			if err == nil {
+				err = l.Migrate(context.Background())
+			}
 			if err == nil || !strings.Contains(err.Error(), "exists without the columns this version needs") {
 				t.Fatalf("err %v", err)
 			}

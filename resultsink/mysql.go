@@ -335,3 +335,46 @@ func queryStrings(ctx context.Context, db *sql.DB, query string, args ...any) ([
 	}
 	return out, rows.Err()
 }
+
+func (mysqlDialect) readPrelude(string) []string { return nil }
+
+func (mysqlDialect) key(c sqlexec.Column, operand string, whole bool) string {
+	if c.Type != sqlexec.TypeText && c.Type != sqlexec.TypeBytes {
+		return operand
+	}
+	// Bytes of UTF-8, in code point order, and no trailing-space padding
+	// (which the _bin collations apply).
+	k := "CAST(" + operand + " AS BINARY)"
+	if !whole {
+		// ORDER BY sorts text and blobs by their first max_sort_length
+		// bytes only.
+		k = "SUBSTRING(" + k + ", 1, @@max_sort_length)"
+	}
+	return k
+}
+
+// nullsOrder: MySQL sorts NULLs as the smallest values.
+func (mysqlDialect) nullsOrder(bool) string { return "" }
+
+func (mysqlDialect) param(c sqlexec.Column, _ int) string {
+	if c.Type == sqlexec.TypeDecimal {
+		// A string compared with a DECIMAL would be compared as a
+		// double.
+		return fmt.Sprintf("CAST(? AS DECIMAL(%d,%d))", mysqlMaxPrecision, mysqlMaxScale)
+	}
+	return "?"
+}
+
+func (mysqlDialect) bind(c sqlexec.Column, v any) (any, error) {
+	switch c.Type {
+	case sqlexec.TypeDecimal:
+		whole, frac, err := sqlexec.ParseDecimal(v.(string))
+		if err != nil || whole > mysqlMaxPrecision-mysqlMaxScale || frac > mysqlMaxScale {
+			return nil, fmt.Errorf("%q does not fit MySQL's DECIMAL(%d,%d), which it is compared as", v, mysqlMaxPrecision, mysqlMaxScale)
+		}
+	case sqlexec.TypeDate, sqlexec.TypeTimestamp, sqlexec.TypeTimestampTZ:
+		b, err := appendMySQLValue(nil, c, v)
+		return string(b), err
+	}
+	return v, nil
+}

@@ -249,3 +249,37 @@ func (postgresDialect) tables(ctx context.Context, db *sqlexec.DB, prefix string
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
+
+func (d postgresDialect) readPrelude(table string) []string {
+	// The snapshot is taken by the first query, after the lock: a table
+	// replaced just before is read whole.
+	return []string{"LOCK TABLE " + d.quote(table) + " IN ACCESS SHARE MODE"}
+}
+
+func (postgresDialect) key(c sqlexec.Column, operand string, _ bool) string {
+	if c.Type == sqlexec.TypeText {
+		return operand + ` COLLATE "C"`
+	}
+	return operand
+}
+
+func (postgresDialect) nullsOrder(desc bool) string {
+	if desc {
+		return " NULLS LAST"
+	}
+	return " NULLS FIRST"
+}
+
+func (postgresDialect) param(c sqlexec.Column, n int) string {
+	if c.Type == sqlexec.TypeDecimal {
+		return fmt.Sprintf("CAST($%d AS numeric)", n)
+	}
+	return fmt.Sprintf("$%d", n)
+}
+
+func (postgresDialect) bind(c sqlexec.Column, v any) (any, error) {
+	if t, ok := v.(time.Time); ok && c.Type != sqlexec.TypeDate {
+		return v, microseconds(t)
+	}
+	return v, nil
+}

@@ -81,6 +81,43 @@ func stagingTables(t *testing.T, db *sqlexec.DB) int64 {
 	return n
 }
 
+// renamedRows are seqRows whose columns have other names.
+type renamedRows struct {
+	seqRows
+	names []string
+}
+
+func (r *renamedRows) Columns() []sqlexec.Column {
+	cols := r.seqRows.Columns()
+	for i := range cols {
+		cols[i].Name = r.names[i]
+	}
+	return cols
+}
+
+// TestRowNumbersAreTheLastColumn: a source column may not take the row
+// number's name; it gets a suffix like any other clash.
+func TestRowNumbersAreTheLastColumn(t *testing.T) {
+	sqlexectest.EachDialect(t, func(t *testing.T, d sqlexec.Dialect) {
+		b := openBackend(t, d)
+		rows := &renamedRows{seqRows: seqRows{n: 3}, names: []string{"_ROW", "_row_2"}}
+		if _, _, err := b.Write(context.Background(), "results_numbered", resultsink.NewRunID(), rows, nextFence()); err != nil {
+			t.Fatal(err)
+		}
+		got, cols := readTable(t, b, "results_numbered")
+		var names []string
+		for _, c := range cols {
+			names = append(names, c.Name)
+		}
+		if strings.Join(names, " ") != "_ROW_2 _row_2_2 _row" {
+			t.Fatalf("columns %v", names)
+		}
+		if fmt.Sprint(got) != "[[1 row 1 1] [2 row 2 2] [3 row 3 3]]" {
+			t.Fatalf("rows %v", got)
+		}
+	})
+}
+
 // TestPublishIsAtomic re-runs one job's table while readers count its rows:
 // once it exists, every reader sees it whole.
 func TestPublishIsAtomic(t *testing.T) {
@@ -193,7 +230,10 @@ func TestDropStagingKeepsLiveRuns(t *testing.T) {
 func lostRun(t *testing.T, b *resultsink.Backend) resultsink.Fence {
 	t.Helper()
 	ctx := context.Background()
-	l := resultsink.NewLedger(b, "")
+	l, err := resultsink.NewLedger(b, resultsink.LedgerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := l.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}

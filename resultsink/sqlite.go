@@ -226,3 +226,22 @@ func (sqliteDialect) tables(ctx context.Context, db *sqlexec.DB, prefix string) 
 	return queryStrings(ctx, db.SQL(),
 		`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ? ESCAPE '\'`, likePrefix(prefix))
 }
+
+func (sqliteDialect) readPrelude(string) []string { return nil }
+
+func (sqliteDialect) key(c sqlexec.Column, operand string, _ bool) string {
+	if c.Type == sqlexec.TypeDecimal || c.Type == sqlexec.TypeUint64 {
+		// Stored as text; compared by value.
+		return operand + " COLLATE " + sqlexec.SQLiteDecimalCollation
+	}
+	return operand
+}
+
+// nullsOrder: SQLite sorts NULLs as the smallest values.
+func (sqliteDialect) nullsOrder(bool) string { return "" }
+
+func (sqliteDialect) param(sqlexec.Column, int) string { return "?" }
+
+// bind stores v as the writer stores it, so that it compares with what the
+// column holds.
+func (sqliteDialect) bind(c sqlexec.Column, v any) (any, error) { return sqliteValue(c, v) }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgxpool"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite"
 )
 
 // Dialect is the kind of database server.
@@ -228,14 +228,29 @@ func openSQLite(cfg DBConfig) (*sql.DB, error) {
 	if _, ok := params["_txlock"]; !ok {
 		params.Set("_txlock", "immediate")
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+params.Encode())
-	if err != nil {
-		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid SQLite DSN: %w", err)}
-	}
+	db := sql.OpenDB(sqliteConnector{dsn: "file:" + path + "?" + params.Encode()})
 	db.SetMaxOpenConns(cfg.MaxActive)
 	db.SetMaxIdleConns(cfg.MaxIdle)
 	return db, nil
 }
+
+// sqliteDriver opens sqlexec's SQLite connections. It is a driver of its
+// own, not the one modernc.org/sqlite registers for the whole process, so
+// that its collation reaches only sqlexec's connections. It is set up once
+// and never changes.
+var sqliteDriver = func() *sqlite.Driver {
+	d := &sqlite.Driver{}
+	d.MustRegisterCollationUtf8(SQLiteDecimalCollation, CompareDecimal)
+	return d
+}()
+
+// sqliteConnector connects to one SQLite DSN through sqliteDriver.
+type sqliteConnector struct{ dsn string }
+
+func (c sqliteConnector) Connect(context.Context) (driver.Conn, error) {
+	return sqliteDriver.Open(c.dsn)
+}
+func (c sqliteConnector) Driver() driver.Driver { return sqliteDriver }
 
 // redact drops the DSN that some driver errors quote.
 func redact(err error) error {

@@ -14,20 +14,29 @@ func (db *DB) queryMySQL(ctx context.Context, t *Task, args []any) (Rows, error)
 	if err != nil {
 		return nil, err
 	}
-	r := &sqlRows{conn: conn, ctx: context.WithoutCancel(ctx)}
-	// Cancelling the context only closes the client's socket; the server
-	// would run the query to its end. KILL QUERY, sent on another
-	// connection, stops it there.
-	var connID int64
-	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&connID); err != nil {
-		r.Close()
+	connID, err := mysqlConnectionID(ctx, conn)
+	if err != nil {
+		conn.Close()
 		return nil, err
 	}
-	r.stopKill = context.AfterFunc(ctx, func() {
-		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killTimeout)
-		defer cancel()
-		_, _ = db.sql.ExecContext(kctx, "KILL QUERY "+strconv.FormatInt(connID, 10))
-	})
+	cleanupCtx := context.WithoutCancel(ctx)
+	reset := "" // the statement that undoes per-query session settings
+	release := func(killed bool) error {
+		// A kill that was sent (or is on its way) must not hit the next
+		// query on this connection, so the connection goes.
+		discard := killed
+		if reset != "" && !discard {
+			ctx, cancel := context.WithTimeout(cleanupCtx, killTimeout)
+			_, err := conn.ExecContext(ctx, reset)
+			cancel()
+			// Else the session setting would outlive this query.
+			discard = err != nil
+		}
+		if discard {
+			_ = conn.Raw(func(any) error { return errBadConn })
+		}
+		return conn.Close()
+	}
 	query := t.SQL
 	if t.Timeout > 0 {
 		if db.MariaDB {
@@ -36,22 +45,46 @@ func (db *DB) queryMySQL(ctx context.Context, t *Task, args []any) (Rows, error)
 				strconv.FormatFloat(t.Timeout.Seconds(), 'f', -1, 64), query)
 		} else {
 			if _, err := conn.ExecContext(ctx, "SET SESSION max_execution_time = ?", t.Timeout.Milliseconds()); err != nil {
-				r.Close()
+				_ = release(false)
 				return nil, err
 			}
-			r.reset = "SET SESSION max_execution_time = DEFAULT"
+			reset = "SET SESSION max_execution_time = DEFAULT"
 		}
 	}
-	if t.Raw {
-		r.rows, err = conn.QueryContext(ctx, query, args...)
-	} else {
-		// A prepared statement answers in the binary protocol, which
-		// carries FLOAT and DOUBLE exactly; the text protocol (what a
-		// query without arguments would use) rounds FLOAT to 6 digits.
+	return db.mysqlQuery(ctx, conn, connID, query, args, !t.Raw, release)
+}
+
+func mysqlConnectionID(ctx context.Context, conn *sql.Conn) (int64, error) {
+	var id int64
+	err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id)
+	return id, err
+}
+
+// mysqlQuery runs query on conn, whose connection ID is connID, and returns
+// its typed rows. With prepare, the query is a prepared statement, which
+// answers in the binary protocol: it carries FLOAT and DOUBLE exactly,
+// where the text protocol (what a query without arguments would use) rounds
+// FLOAT to 6 digits. release runs when the rows are closed, or at once if
+// the query fails; killed says whether a KILL QUERY was sent to conn.
+func (db *DB) mysqlQuery(ctx context.Context, conn *sql.Conn, connID int64, query string, args []any, prepare bool,
+	release func(killed bool) error) (*sqlRows, error) {
+	r := &sqlRows{release: release}
+	// Cancelling the context only closes the client's socket; the server
+	// would run the query to its end. KILL QUERY, sent on another
+	// connection, stops it there.
+	r.stopKill = context.AfterFunc(ctx, func() {
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killTimeout)
+		defer cancel()
+		_, _ = db.sql.ExecContext(kctx, "KILL QUERY "+strconv.FormatInt(connID, 10))
+	})
+	var err error
+	if prepare {
 		r.stmt, err = conn.PrepareContext(ctx, query)
 		if err == nil {
 			r.rows, err = r.stmt.QueryContext(ctx, args...)
 		}
+	} else {
+		r.rows, err = conn.QueryContext(ctx, query, args...)
 	}
 	if err != nil {
 		r.Close()
@@ -126,13 +159,12 @@ func mysqlColumn(ct *sql.ColumnType) (Column, decoder) {
 // (sql.RawBytes), decoding each column with its own decoder.
 type sqlRows struct {
 	decodedRow
-	conn  *sql.Conn
-	ctx   context.Context // for clean-up after the query's own context ended
-	stmt  *sql.Stmt
-	rows  *sql.Rows
-	reset string // statement that undoes per-query session settings
+	stmt *sql.Stmt
+	rows *sql.Rows
 	// stopKill disarms the KILL QUERY that a cancelled context sends.
 	stopKill func() bool
+	release  func(killed bool) error
+	closed   bool
 	raw      []sql.RawBytes
 	ptrs     []any
 }
@@ -159,34 +191,19 @@ func (r *sqlRows) Err() error {
 }
 
 func (r *sqlRows) Close() error {
-	if r.conn == nil {
+	if r.closed {
 		return nil
 	}
+	r.closed = true
 	if r.rows != nil {
 		r.rows.Close()
 	}
 	if r.stmt != nil {
 		r.stmt.Close()
 	}
-	discard := false
-	if r.stopKill != nil && !r.stopKill() {
-		// The kill was sent (or is on its way): it must not hit the
-		// next query on this connection, so the connection goes.
-		discard = true
+	killed := r.stopKill != nil && !r.stopKill()
+	if r.release != nil {
+		return r.release(killed)
 	}
-	if r.reset != "" && !discard {
-		ctx, cancel := context.WithTimeout(r.ctx, killTimeout)
-		_, err := r.conn.ExecContext(ctx, r.reset)
-		cancel()
-		if err != nil {
-			// The session setting would outlive this query.
-			discard = true
-		}
-	}
-	if discard {
-		_ = r.conn.Raw(func(any) error { return errBadConn })
-	}
-	err := r.conn.Close()
-	r.conn = nil
-	return err
+	return nil
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // pgBinaryOIDs are the types decoded from PostgreSQL's binary format. Every
@@ -41,30 +40,51 @@ func (db *DB) queryPostgres(ctx context.Context, t *Task, args []any) (Rows, err
 	if err != nil {
 		return nil, err
 	}
-	r := &pgRows{conn: conn, ctx: context.WithoutCancel(ctx)}
+	cleanupCtx := context.WithoutCancel(ctx)
+	var tx pgx.Tx
+	release := func() {
+		if tx != nil {
+			// A read that ended early leaves nothing to keep; rollback
+			// also clears the statement_timeout set for it.
+			ctx, cancel := context.WithTimeout(cleanupCtx, 10*time.Second)
+			_ = tx.Rollback(ctx)
+			cancel()
+		}
+		conn.Release()
+	}
+	var q pgQueryer = conn
 	if t.Timeout > 0 {
 		// SET LOCAL scopes the timeout to this transaction, so that a
 		// pooled connection never keeps it.
-		r.tx, err = conn.Begin(ctx)
+		tx, err = conn.Begin(ctx)
 		if err == nil {
-			_, err = r.tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)",
+			_, err = tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)",
 				strconv.FormatInt(t.Timeout.Milliseconds(), 10))
 		}
 		if err != nil {
-			r.Close()
+			release()
 			return nil, err
 		}
+		q = tx
 	}
 	mode := pgx.QueryExecModeCacheStatement
 	if t.Raw {
 		mode = pgx.QueryExecModeDescribeExec
 	}
-	qargs := append([]any{mode, pgBinaryOIDs}, args...)
-	if r.tx != nil {
-		r.rows, err = r.tx.Query(ctx, t.SQL, qargs...)
-	} else {
-		r.rows, err = conn.Query(ctx, t.SQL, qargs...)
-	}
+	return pgQuery(ctx, q, t.SQL, mode, args, release)
+}
+
+// pgQueryer is a pooled connection or a transaction.
+type pgQueryer interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// pgQuery runs query on q and returns its typed rows; release (if not nil)
+// runs when the rows are closed, or at once if the query fails.
+func pgQuery(ctx context.Context, q pgQueryer, query string, mode pgx.QueryExecMode, args []any, release func()) (*pgRows, error) {
+	r := &pgRows{release: release}
+	var err error
+	r.rows, err = q.Query(ctx, query, append([]any{mode, pgBinaryOIDs}, args...)...)
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -88,10 +108,9 @@ func (db *DB) queryPostgres(ctx context.Context, t *Task, args []any) (Rows, err
 
 type pgRows struct {
 	decodedRow
-	conn *pgxpool.Conn
-	ctx  context.Context // for clean-up after the query's own context ended
-	tx   pgx.Tx
-	rows pgx.Rows
+	rows    pgx.Rows
+	release func()
+	closed  bool
 }
 
 func (r *pgRows) Next() bool {
@@ -109,21 +128,16 @@ func (r *pgRows) Err() error {
 }
 
 func (r *pgRows) Close() error {
-	if r.conn == nil {
+	if r.closed {
 		return nil
 	}
+	r.closed = true
 	if r.rows != nil {
 		r.rows.Close()
 	}
-	if r.tx != nil {
-		// A read that ended early leaves nothing to keep; rollback also
-		// clears the statement_timeout set for it.
-		ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
-		_ = r.tx.Rollback(ctx)
-		cancel()
+	if r.release != nil {
+		r.release()
 	}
-	r.conn.Release()
-	r.conn = nil
 	return nil
 }
 

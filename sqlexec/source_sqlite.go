@@ -22,7 +22,7 @@ func (db *DB) querySQLite(ctx context.Context, t *Task, args []any) (Rows, error
 		// statement when the context ends.
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.Timeout)
-		r, err := db.querySQLiteRows(ctx, t, args)
+		r, err := querySQLiteRows(ctx, db.sql, t.SQL, args)
 		if err != nil {
 			cancel()
 			return nil, err
@@ -30,11 +30,16 @@ func (db *DB) querySQLite(ctx context.Context, t *Task, args []any) (Rows, error
 		r.cancel = cancel
 		return r, nil
 	}
-	return db.querySQLiteRows(ctx, t, args)
+	return querySQLiteRows(ctx, db.sql, t.SQL, args)
 }
 
-func (db *DB) querySQLiteRows(ctx context.Context, t *Task, args []any) (*sqliteRows, error) {
-	rows, err := db.sql.QueryContext(ctx, t.SQL, args...)
+// sqlQueryer is a database/sql pool or one of its connections.
+type sqlQueryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func querySQLiteRows(ctx context.Context, q sqlQueryer, query string, args []any) (*sqliteRows, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,13 @@ type appConfig struct {
 	// MetricsAddress serves /metrics, /healthz and /readyz on an address
 	// of their own (--metrics).
 	MetricsAddress string `toml:"metrics_address"`
+	// GoneRetention is how long the IDs of purged and expired jobs are
+	// remembered, so that their results answer "gone".
+	GoneRetention duration `toml:"gone_retention"`
+	// ResultsPageSize and ResultsMaxPageSize are the default and the
+	// largest number of rows in a page of GET /jobs/{id}/results.
+	ResultsPageSize    int `toml:"results_page_size"`
+	ResultsMaxPageSize int `toml:"results_max_page_size"`
 }
 
 // clusterConfig is the [cluster] section: how this node finds the others.
@@ -126,6 +133,8 @@ type config struct {
 	demoDBs      map[string]bool
 	results      []resultsink.Config
 	ledger       string
+	ledgerCfg    resultsink.LedgerConfig
+	readerCfg    resultsink.ReaderConfig
 	ignoredQueue bool
 }
 
@@ -305,6 +314,14 @@ func parseConfig(path string, data []byte) (*config, error) {
 		if err := r.Validate(); err != nil {
 			return nil, keyFail(fail, "results."+r.Name, err)
 		}
+	}
+	c.ledgerCfg = resultsink.LedgerConfig{Table: c.app.LedgerTable, GoneRetention: time.Duration(c.app.GoneRetention)}.WithDefaults()
+	if err := c.ledgerCfg.Validate(); err != nil {
+		return nil, keyFail(fail, "app", err)
+	}
+	c.readerCfg = resultsink.ReaderConfig{PageSize: c.app.ResultsPageSize, MaxPageSize: c.app.ResultsMaxPageSize}.WithDefaults()
+	if err := c.readerCfg.Validate(); err != nil {
+		return nil, keyFail(fail, "app", err)
 	}
 	return c, nil
 }

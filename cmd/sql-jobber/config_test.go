@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSampleConfigParses(t *testing.T) {
@@ -19,6 +20,9 @@ func TestSampleConfigParses(t *testing.T) {
 	}
 	if c.ledger != "demo_results" || c.app.DefaultQueue != "default" {
 		t.Errorf("app: %+v, ledger %q", c.app, c.ledger)
+	}
+	if c.readerCfg.PageSize != 1000 || c.readerCfg.MaxPageSize != 1_000_000 || c.ledgerCfg.GoneRetention != 7*24*time.Hour {
+		t.Errorf("results: %+v, ledger: %+v", c.readerCfg, c.ledgerCfg)
 	}
 }
 
@@ -63,6 +67,10 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"results table pattern", `s/type = "sqlite"/type = "sqlite"\nresults_table = "results"/`, `c.toml:14: results.second.results_table: must contain "%s" exactly once`},
 		{"unlogged on mysql", `s/type = "mysql"/type = "mysql"\nunlogged = true/`, "c.toml:10: results.first.unlogged: only applies to postgres"},
 		{"unknown ledger", `s/log_level = "DEBUG"/ledger = "third"/`, `c.toml:2: app.ledger: no results backend "third" is configured`},
+		{"negative gone retention", `s/log_level = "DEBUG"/gone_retention = "-1h"/`, "c.toml:2: app.gone_retention: must not be negative"},
+		{"page size", `s/log_level = "DEBUG"/results_page_size = -5/`, "c.toml:2: app.results_page_size: must be at least 1"},
+		{"page size over the maximum", `s/log_level = "DEBUG"/results_page_size = 50\nresults_max_page_size = 10/`,
+			"c.toml:3: app.results_max_page_size: must be at least results_page_size (50)"},
 		{"no results", `s/\[results\.\(.*\)\]/[other.\1]/`, "c.toml:8: other.first: unknown key"},
 		{"invalid toml", `s/type = "mysql"/type = "mysql/`, "c.toml:9: invalid TOML"},
 	} {

@@ -67,6 +67,13 @@ func gateKey(t *testing.T) int64 {
 	return int64(h.Sum64() >> 1)
 }
 
+// withBroken adds to a task file set a task "broken" that fails when it
+// runs (it is raw: not prepared at start-up).
+func withBroken(files map[string]string) map[string]string {
+	files["broken.sql"] = "-- name: broken\n-- raw: 1\nSELECT * FROM no_such_table;\n"
+	return files
+}
+
 // marker is a string unique to the test, for finding its queries.
 func marker(t *testing.T) string {
 	return "test:" + strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())

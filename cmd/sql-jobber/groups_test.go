@@ -121,9 +121,7 @@ func TestGroupRunsAtMostItsConcurrency(t *testing.T) {
 func TestGroupStatesAndCancellation(t *testing.T) {
 	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
 	seedEntries(t, dbs.src)
-	files := tasks(t, sqlexec.Postgres)
-	files["broken.sql"] = "-- name: broken\n-- raw: 1\nSELECT * FROM no_such_table;\n"
-	s := newEnv(t, dbs.toml, files).start()
+	s := newEnv(t, dbs.toml, withBroken(tasks(t, sqlexec.Postgres))).start()
 
 	// One member fails: the group fails once all have finished.
 	body := jsonBody(t, map[string]any{"group_id": "mixed", "jobs": []map[string]any{
@@ -166,6 +164,9 @@ func TestGroupStatesAndCancellation(t *testing.T) {
 	}
 	if _, code := s.job("m1"); code != 404 || tableExists(t, dbs.res, "results_m1") {
 		t.Fatalf("purging a group left member m1 (GET %d) or its table", code)
+	}
+	if r := s.do("GET", "/jobs/m1/results", ""); r.code != 410 || !strings.HasPrefix(r.Message, `job "m1" was purged at `) {
+		t.Fatalf("results of a purged group's member: %d %q", r.code, r.Message)
 	}
 }
 

@@ -205,6 +205,9 @@ func TestPurgeDropsTheResultsTable(t *testing.T) {
 	if _, code := s.job("p1"); code != 404 {
 		t.Fatalf("purged job: GET %d", code)
 	}
+	if r := s.do("GET", "/jobs/p1/results", ""); r.code != 410 || !strings.HasPrefix(r.Message, `job "p1" was purged at `) {
+		t.Fatalf("results of a purged job: %d %q", r.code, r.Message)
+	}
 }
 
 func TestETAIsHonouredAcrossARestart(t *testing.T) {
@@ -285,6 +288,9 @@ func TestResultsExpireAfterTheirTTL(t *testing.T) {
 	})
 	if tableExists(t, dbs.res, "results_short") {
 		t.Fatal("expiry left the results table")
+	}
+	if r := s.do("GET", "/jobs/short/results", ""); r.code != 410 || !strings.HasPrefix(r.Message, `job "short" expired at `) {
+		t.Fatalf("results of an expired job: %d %q", r.code, r.Message)
 	}
 	if _, code := s.job("kept"); code != 200 || !tableExists(t, dbs.res, "results_kept") {
 		t.Fatal("a job without a TTL expired")

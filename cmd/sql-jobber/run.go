@@ -279,7 +279,10 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 		return nil, err
 	}
 
-	ledger := resultsink.NewLedger(ledgerBackend, cfg.app.LedgerTable)
+	ledger, err := resultsink.NewLedger(ledgerBackend, cfg.ledgerCfg)
+	if err != nil {
+		return nil, err
+	}
 	ledgerBackend.Reserve(ledger.Tables()...)
 	if err := ledger.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("results.%s: %w", cfg.ledger, err)
@@ -352,8 +355,13 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 		}
 		a.servers = append(a.servers, s)
 	}
+	reader, err := resultsink.NewReader(ledger, a.results, cfg.readerCfg)
+	if err != nil {
+		return nil, err
+	}
 	ops := sjhttp.NewOps(metrics, a.readiness(reg))
-	httpCfg := sjhttp.Config{ETALocation: cfg.etaLocation, Logger: logger, Metrics: metrics, MaxWait: time.Duration(cfg.app.MaxWait)}
+	httpCfg := sjhttp.Config{ETALocation: cfg.etaLocation, Logger: logger, Metrics: metrics, Results: reader,
+		MaxWait: time.Duration(cfg.app.MaxWait)}
 	opsAddr := cmp.Or(o.metrics, cfg.app.MetricsAddress)
 	if opsAddr != "" {
 		s, addr, err := serve(opsAddr, ops.Handler(httpCfg))

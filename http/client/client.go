@@ -1,11 +1,13 @@
 // Package client is a Go client for sql-jobber's HTTP API: a method per
 // endpoint, a context on every call, and errors that callers test with
-// errors.Is (ErrNotFound, ErrConflict, ErrBadRequest) or errors.As (*Error).
+// errors.Is (ErrNotFound, ErrConflict, ErrGone, ErrBadRequest) or errors.As
+// (*Error).
 package client
 
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,8 +39,10 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	ErrNotFound   = errors.New("not found")
 	// ErrConflict: the job ID is held by an unfinished job, or the job has
-	// finished and cannot be cancelled.
+	// finished and cannot be cancelled, or has no results to read (yet).
 	ErrConflict = errors.New("conflict")
+	// ErrGone: the job's results were purged or expired.
+	ErrGone = errors.New("gone")
 )
 
 // Error is an error answer of the API.
@@ -60,6 +64,8 @@ func (e *Error) Is(target error) bool {
 		return e.StatusCode == http.StatusNotFound
 	case ErrConflict:
 		return e.StatusCode == http.StatusConflict
+	case ErrGone:
+		return e.StatusCode == http.StatusGone
 	}
 	return false
 }
@@ -324,6 +330,169 @@ func (c *Client) WaitGroup(ctx context.Context, id string) (*Group, error) {
 	}
 }
 
+// Column is a column of a job's results: its name, and its type, one of
+// "int64", "uint64", "decimal", "float64", "bool", "date", "timestamp",
+// "timestamptz", "json", "text", "bytes".
+type Column struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// Filter keeps the rows whose Column compares with Value by Op: "eq",
+// "ne", "lt", "lte", "gt", "gte", or "null" with Value "true" (the column
+// is NULL) or "false". Value is written as in CSV: see the README.
+type Filter struct {
+	Column, Op, Value string
+}
+
+// ResultsQuery says which rows of a job's results to read; every field may
+// be left zero.
+type ResultsQuery struct {
+	// Limit is the most rows in the page; 0 for the server's default.
+	Limit int
+	// OrderBy is a column to sort by, "-column" to sort descending; ""
+	// keeps the task's order.
+	OrderBy string
+	Filters []Filter
+	// Cursor is a page's Next: the page after it.
+	Cursor string
+}
+
+func (q ResultsQuery) values(format string) url.Values {
+	v := url.Values{}
+	if format != "" {
+		v.Set("format", format)
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.OrderBy != "" {
+		v.Set("order_by", q.OrderBy)
+	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
+	}
+	for _, f := range q.Filters {
+		v.Set("filter["+f.Column+"]["+f.Op+"]", f.Value)
+	}
+	return v
+}
+
+// ResultsPage is a page of a job's results.
+type ResultsPage struct {
+	Columns []Column
+	// Rows are the page's rows, each value typed by its column's type:
+	// int64, uint64, float64, bool, string (decimal, text), time.Time
+	// (date and timestamp in UTC; timestamptz), json.RawMessage (json),
+	// []byte (bytes), or nil for NULL.
+	Rows [][]any
+	// More says whether rows follow; Next is the cursor that reads them.
+	More bool
+	Next string
+}
+
+// Results reads a page of job id's results, with typed values. A job that
+// has not succeeded is ErrConflict; one whose results were purged or
+// expired, ErrGone.
+func (c *Client) Results(ctx context.Context, id string, q ResultsQuery) (*ResultsPage, error) {
+	var page struct {
+		Columns []Column            `json:"columns"`
+		More    bool                `json:"more"`
+		Next    *string             `json:"next"`
+		Rows    [][]json.RawMessage `json:"rows"`
+	}
+	if err := c.do(ctx, http.MethodGet, resultsPath(id, q.values("")), nil, &page); err != nil {
+		return nil, err
+	}
+	out := &ResultsPage{Columns: page.Columns, More: page.More, Rows: make([][]any, len(page.Rows))}
+	if page.Next != nil {
+		out.Next = *page.Next
+	}
+	for i, raw := range page.Rows {
+		if len(raw) != len(page.Columns) {
+			return nil, fmt.Errorf("sql-jobber: row %d has %d values for %d columns", i, len(raw), len(page.Columns))
+		}
+		out.Rows[i] = make([]any, len(raw))
+		for j, r := range raw {
+			v, err := typedValue(page.Columns[j].Type, r)
+			if err != nil {
+				return nil, fmt.Errorf("sql-jobber: row %d, column %q: %w", i, page.Columns[j].Name, err)
+			}
+			out.Rows[i][j] = v
+		}
+	}
+	return out, nil
+}
+
+func resultsPath(id string, v url.Values) string {
+	p := "/jobs/" + url.PathEscape(id) + "/results"
+	if len(v) > 0 {
+		p += "?" + v.Encode()
+	}
+	return p
+}
+
+// typedValue decodes a JSON value of a column of type typ.
+func typedValue(typ string, raw json.RawMessage) (any, error) {
+	if string(raw) == "null" {
+		return nil, nil
+	}
+	switch typ {
+	case "json":
+		return raw, nil
+	case "int64":
+		return strconv.ParseInt(string(raw), 10, 64)
+	case "uint64":
+		return strconv.ParseUint(string(raw), 10, 64)
+	case "bool":
+		return strconv.ParseBool(string(raw))
+	case "float64":
+		if raw[0] != '"' {
+			return strconv.ParseFloat(string(raw), 64)
+		}
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("a %s value %s: %w", typ, raw, err)
+	}
+	switch typ {
+	case "float64":
+		return strconv.ParseFloat(s, 64) // NaN, Infinity, -Infinity
+	case "date":
+		return time.Parse(time.DateOnly, s)
+	case "timestamp":
+		return time.Parse("2006-01-02T15:04:05.999999999", s)
+	case "timestamptz":
+		return time.Parse(time.RFC3339Nano, s)
+	case "bytes":
+		return base64.StdEncoding.DecodeString(s)
+	}
+	return s, nil // decimal, text, and types this client does not know
+}
+
+// ResultsStream is a page of a job's results as the server sends it, in
+// one format. Read it, then Close it.
+type ResultsStream struct {
+	io.ReadCloser
+	// ContentType is the format's media type.
+	ContentType string
+	// More says whether rows follow; Next is the cursor that reads them.
+	More bool
+	Next string
+}
+
+// DownloadResults streams a page of job id's results in format: "json",
+// "ndjson" or "csv" (see the README). Nothing is held in memory: the page
+// is read as the caller reads the stream.
+func (c *Client) DownloadResults(ctx context.Context, id, format string, q ResultsQuery) (*ResultsStream, error) {
+	res, err := c.send(ctx, http.MethodGet, resultsPath(id, q.values(format)), nil)
+	if err != nil {
+		return nil, err
+	}
+	return &ResultsStream{ReadCloser: res.Body, ContentType: res.Header.Get("Content-Type"),
+		More: strings.EqualFold(res.Header.Get("Sql-Jobber-More"), "true"), Next: res.Header.Get("Sql-Jobber-Next-Cursor")}, nil
+}
+
 func purgeQuery(purge bool) string {
 	if purge {
 		return "?purge=" + strconv.FormatBool(purge)
@@ -338,31 +507,16 @@ type envelope struct {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("sql-jobber: encode request: %w", err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	res, err := c.send(ctx, method, path, body)
 	if err != nil {
-		return fmt.Errorf("sql-jobber: %w", err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("sql-jobber: %s %s: %w", method, path, err)
+		return err
 	}
 	defer res.Body.Close()
 	var env envelope
 	if err := json.NewDecoder(res.Body).Decode(&env); err != nil {
 		return &Error{StatusCode: res.StatusCode, Message: "the answer is not sql-jobber's JSON envelope: " + err.Error()}
 	}
-	if res.StatusCode >= 300 || env.Status != "success" {
+	if env.Status != "success" {
 		return &Error{StatusCode: res.StatusCode, Message: env.Message}
 	}
 	if out != nil {
@@ -371,4 +525,37 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		}
 	}
 	return nil
+}
+
+// send makes a request and returns the answer if it succeeded (the caller
+// closes its body), else the API's *Error.
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("sql-jobber: encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, fmt.Errorf("sql-jobber: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("sql-jobber: %s %s: %w", method, path, err)
+	}
+	if res.StatusCode < 300 {
+		return res, nil
+	}
+	defer res.Body.Close()
+	var env envelope
+	if err := json.NewDecoder(res.Body).Decode(&env); err != nil {
+		return nil, &Error{StatusCode: res.StatusCode, Message: "the answer is not sql-jobber's JSON envelope: " + err.Error()}
+	}
+	return nil, &Error{StatusCode: res.StatusCode, Message: env.Message}
 }

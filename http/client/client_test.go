@@ -2,7 +2,11 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +19,7 @@ func TestClient(t *testing.T) {
 	c := client.New(testServer(t), nil)
 
 	tasks, err := c.Tasks(ctx)
-	if err != nil || len(tasks) != 2 || tasks[0].Name != "entries_of" || tasks[0].NumArgs == nil || *tasks[0].NumArgs != 1 {
+	if err != nil || len(tasks) != 3 || tasks[0].Name != "entries_of" || tasks[0].NumArgs == nil || *tasks[0].NumArgs != 1 {
 		t.Fatalf("Tasks: %+v, %v", tasks, err)
 	}
 
@@ -104,6 +108,120 @@ func TestClient(t *testing.T) {
 	}
 	if _, err := c.PostGroup(ctx, client.GroupRequest{}); !errors.Is(err, client.ErrBadRequest) {
 		t.Fatalf("empty group: %v", err)
+	}
+}
+
+func TestResults(t *testing.T) {
+	ctx := context.Background()
+	c := client.New(testServer(t), nil)
+	for _, id := range []string{"mine", "typed"} {
+		task, args := "entries_of", []any{"USER1"}
+		if id == "typed" {
+			task, args = "typed", nil
+		}
+		if _, err := c.PostJob(ctx, task, client.JobRequest{JobID: id, Args: args}); err != nil {
+			t.Fatal(err)
+		}
+		if j, err := c.WaitJob(ctx, id); err != nil || j.State != client.StateSuccess {
+			t.Fatalf("job %s: %+v, %v", id, j, err)
+		}
+	}
+
+	// Every type decodes to its Go type, NULL to nil.
+	p, err := c.Results(ctx, "typed", client.ResultsQuery{})
+	if err != nil || len(p.Rows) != 2 || p.More || p.Next != "" {
+		t.Fatalf("typed: %+v, %v", p, err)
+	}
+	var types []string
+	for _, col := range p.Columns {
+		types = append(types, col.Name+":"+col.Type)
+	}
+	if strings.Join(types, " ") != "i:int64 d:decimal f:float64 b:bool day:date ts:timestamp tz:timestamptz j:json bin:bytes t:text" {
+		t.Fatalf("columns %v", types)
+	}
+	want := []any{int64(math.MinInt64), "-12.50", 0.1, true, time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC),
+		time.Date(2024, 1, 2, 3, 4, 5, 123456000, time.UTC), time.Date(2024, 1, 2, 3, 4, 5, 500000000, time.UTC),
+		json.RawMessage(`{"a":[1,2.50]}`), []byte{0, 0xff}, `Grüße "x"`}
+	if !reflect.DeepEqual(p.Rows[0], want) {
+		t.Errorf("values\n got %#v\nwant %#v", p.Rows[0], want)
+	}
+	if !reflect.DeepEqual(p.Rows[1], make([]any, len(want))) {
+		t.Errorf("NULLs: %#v", p.Rows[1])
+	}
+
+	// Pages follow each other through Next.
+	q := client.ResultsQuery{Limit: 1, OrderBy: "-amount", Filters: []client.Filter{{Column: "amount", Op: "gt", Value: "1"}}}
+	var ids []any
+	for pages := 0; ; pages++ {
+		p, err := c.Results(ctx, "mine", q)
+		if err != nil || pages > 2 {
+			t.Fatalf("page %d: %+v, %v", pages, p, err)
+		}
+		for _, r := range p.Rows {
+			ids = append(ids, r[0])
+		}
+		if !p.More {
+			break
+		}
+		q.Cursor = p.Next
+	}
+	if !reflect.DeepEqual(ids, []any{int64(2), int64(1)}) {
+		t.Fatalf("ids by amount descending: %v", ids)
+	}
+
+	// Streams in each format, with the headers' paging.
+	s, err := c.DownloadResults(ctx, "mine", "csv", client.ResultsQuery{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(s)
+	s.Close()
+	if string(body) != "id,user_id,amount\r\n1,USER1,10.5\r\n" || !s.More || s.Next == "" || !strings.HasPrefix(s.ContentType, "text/csv") {
+		t.Fatalf("csv: %q %+v", body, s)
+	}
+	s, err = c.DownloadResults(ctx, "mine", "ndjson", client.ResultsQuery{Cursor: s.Next})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(s)
+	s.Close()
+	if string(body) != `{"id":2,"user_id":"USER1","amount":"20.25"}`+"\n" || s.More || s.Next != "" {
+		t.Fatalf("ndjson: %q %+v", body, s)
+	}
+
+	// Errors, with errors.Is.
+	for _, tc := range []struct {
+		id   string
+		q    client.ResultsQuery
+		want error
+		msg  string
+	}{
+		{"nope", client.ResultsQuery{}, client.ErrNotFound, `job not found: "nope"`},
+		{"mine", client.ResultsQuery{OrderBy: "nope"}, client.ErrBadRequest, `order_by: no column "nope"`},
+		{"mine", client.ResultsQuery{Filters: []client.Filter{{Column: "id", Op: "eq", Value: "one"}}}, client.ErrBadRequest,
+			`filter[id][eq]: "one" is not a 64-bit integer`},
+	} {
+		_, err := c.Results(ctx, tc.id, tc.q)
+		var apiErr *client.Error
+		if !errors.Is(err, tc.want) || !errors.As(err, &apiErr) || !strings.HasPrefix(apiErr.Message, tc.msg) {
+			t.Errorf("%s %+v: %v", tc.id, tc.q, err)
+		}
+		if _, err := c.DownloadResults(ctx, tc.id, "csv", tc.q); !errors.Is(err, tc.want) {
+			t.Errorf("download %s %+v: %v", tc.id, tc.q, err)
+		}
+	}
+	if _, err := c.PostJob(ctx, "slow", client.JobRequest{JobID: "running"}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "running", client.StateStarted)
+	if _, err := c.Results(ctx, "running", client.ResultsQuery{}); !errors.Is(err, client.ErrConflict) || !strings.Contains(err.Error(), "STARTED") {
+		t.Fatalf("results of a running job: %v", err)
+	}
+	if err := c.DeleteJob(ctx, "running", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Results(ctx, "running", client.ResultsQuery{}); !errors.Is(err, client.ErrGone) {
+		t.Fatalf("results of a purged job: %v", err)
 	}
 }
 

@@ -2,8 +2,10 @@ package client_test
 
 import (
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/sql-jobber/sql-jobber/http/client"
@@ -84,4 +86,65 @@ func ExampleClient_GetJob_notFound() {
 	_, err := client.New(base, nil).GetJob(context.Background(), "no-such-job")
 	fmt.Println(errors.Is(err, client.ErrNotFound))
 	// Output: true
+}
+
+func ExampleClient_Results() {
+	base, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+	c := client.New(base, nil)
+
+	finishedJob(c, "report-2", "entries_of", "USER1")
+	// A page at a time, largest amount first; Next reads the next page.
+	q := client.ResultsQuery{OrderBy: "-amount", Limit: 1, Filters: []client.Filter{{Column: "amount", Op: "gte", Value: "10"}}}
+	for {
+		page, err := c.Results(ctx, "report-2", q)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		for _, row := range page.Rows {
+			fmt.Println(row...)
+		}
+		if !page.More {
+			break
+		}
+		q.Cursor = page.Next
+	}
+	// Output:
+	// 2 USER1 20.25
+	// 1 USER1 10.5
+}
+
+func ExampleClient_DownloadResults() {
+	base, stop := exampleServer()
+	defer stop()
+	c := client.New(base, nil)
+	finishedJob(c, "report-3", "entries_of", "USER1")
+
+	// The whole table as CSV, streamed: nothing is held in memory.
+	s, err := c.DownloadResults(context.Background(), "report-3", "csv", client.ResultsQuery{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.Close()
+	r := csv.NewReader(s)
+	for {
+		record, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(record)
+	}
+	fmt.Println("more:", s.More)
+	// Output:
+	// [id user_id amount]
+	// [1 USER1 10.5]
+	// [2 USER1 20.25]
+	// more: false
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sql-jobber/sql-jobber/actors"
 	sjhttp "github.com/sql-jobber/sql-jobber/http"
+	"github.com/sql-jobber/sql-jobber/http/client"
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
@@ -32,11 +33,15 @@ SELECT id, user_id, amount FROM entries WHERE user_id = ? ORDER BY id;
 
 -- name: slow
 WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) SELECT COUNT(*) AS n FROM c;
+
+-- name: typed
+SELECT * FROM typed ORDER BY rowid;
 `
 
 // startServer starts a real sql-jobber node (an engine and its HTTP API)
 // on SQLite databases in dir, whose source has an entries table of three
-// rows, two of them USER1's.
+// rows, two of them USER1's, and a typed table of a row of values of every
+// type and a row of NULLs.
 func startServer(dir string) (base string, stop func(), err error) {
 	ctx := context.Background()
 	var closers []func()
@@ -58,6 +63,10 @@ func startServer(dir string) (base string, stop func(), err error) {
 	for _, stmt := range []string{
 		"CREATE TABLE entries (id INTEGER PRIMARY KEY, user_id TEXT, amount DECIMAL(12,2))",
 		"INSERT INTO entries VALUES (1, 'USER1', '10.50'), (2, 'USER1', '20.25'), (3, 'USER2', '1.00')",
+		"CREATE TABLE typed (i INTEGER, d DECIMAL_TEXT, f REAL, b BOOLEAN, day DATE, ts TIMESTAMP, tz TIMESTAMPTZ, j JSON, bin BLOB, t TEXT)",
+		`INSERT INTO typed VALUES (-9223372036854775808, '-12.50', 0.1, 1, '2024-02-29', '2024-01-02 03:04:05.123456',
+			'2024-01-02 03:04:05.5+00:00', '{"a": [1, 2.50]}', X'00ff', 'Grüße "x"'),
+			(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
 	} {
 		if _, err := src.SQL().ExecContext(ctx, stmt); err != nil {
 			return "", nil, err
@@ -82,8 +91,15 @@ func startServer(dir string) (base string, stop func(), err error) {
 	if err := reg.Prepare(ctx); err != nil {
 		return "", nil, err
 	}
-	ledger := resultsink.NewLedger(res, "")
+	ledger, err := resultsink.NewLedger(res, resultsink.LedgerConfig{})
+	if err != nil {
+		return "", nil, err
+	}
 	if err := ledger.Migrate(ctx); err != nil {
+		return "", nil, err
+	}
+	reader, err := resultsink.NewReader(ledger, []*resultsink.Backend{res}, resultsink.ReaderConfig{})
+	if err != nil {
 		return "", nil, err
 	}
 	eng, err := actors.NewEngine(ledger, reg, map[string]actors.Results{"res": res}, actors.Config{
@@ -96,7 +112,7 @@ func startServer(dir string) (base string, stop func(), err error) {
 		return "", nil, err
 	}
 	closers = append(closers, eng.Stop)
-	ts := httptest.NewServer(sjhttp.NewServer(eng, sjhttp.Config{}).Handler())
+	ts := httptest.NewServer(sjhttp.NewServer(eng, sjhttp.Config{Results: reader}).Handler())
 	closers = append(closers, ts.Close)
 	return ts.URL, stop, nil
 }
@@ -114,6 +130,18 @@ func exampleServer() (string, func()) {
 	return base, func() {
 		stop()
 		os.RemoveAll(dir)
+	}
+}
+
+// finishedJob runs a job of task for an Example and waits until it has
+// finished.
+func finishedJob(c *client.Client, id, task string, args ...any) {
+	ctx := context.Background()
+	if _, err := c.PostJob(ctx, task, client.JobRequest{JobID: id, Args: args}); err != nil {
+		panic(err)
+	}
+	if _, err := c.WaitJob(ctx, id); err != nil {
+		panic(err)
 	}
 }
 

@@ -38,6 +38,17 @@ const (
 // Dialects lists every dialect, for tests that run over all of them.
 var Dialects = []sqlexec.Dialect{sqlexec.Postgres, sqlexec.MySQL, sqlexec.SQLite}
 
+// EachDialect runs fn for each dialect, as parallel subtests named after
+// the dialects.
+func EachDialect(t *testing.T, fn func(t *testing.T, d sqlexec.Dialect)) {
+	for _, d := range Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			fn(t, d)
+		})
+	}
+}
+
 func unreachable(t testing.TB, what string, err error) {
 	t.Helper()
 	if os.Getenv("CI") != "" {

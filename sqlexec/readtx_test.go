@@ -1,0 +1,119 @@
+package sqlexec_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
+)
+
+// readAll reads every row of query in tx as text forms ("NULL" for NULL).
+func readAll(t *testing.T, tx *sqlexec.ReadTx, query string, args ...any) ([]sqlexec.Column, [][]string) {
+	t.Helper()
+	rows, err := tx.Query(context.Background(), query, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	defer rows.Close()
+	var out [][]string
+	for rows.Next() {
+		var row []string
+		for i, v := range rows.Values() {
+			if v == nil {
+				row = append(row, "NULL")
+				continue
+			}
+			row = append(row, sqlexec.FormatText(rows.Columns()[i].Type, v))
+		}
+		out = append(out, row)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return rows.Columns(), out
+}
+
+func beginRead(t *testing.T, db *sqlexec.DB, prelude ...string) *sqlexec.ReadTx {
+	t.Helper()
+	tx, err := db.BeginRead(context.Background(), prelude...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Close() })
+	return tx
+}
+
+func TestReadTxReadsOneSnapshot(t *testing.T) {
+	sqlexectest.EachDialect(t, func(t *testing.T, d sqlexec.Dialect) {
+		ctx := context.Background()
+		db := sqlexectest.Open(t, d, "db", sqlexec.OpenOptions{Results: true})
+		sqlexectest.Exec(t, db, "CREATE TABLE t (id INTEGER, name VARCHAR(10))")
+		sqlexectest.Exec(t, db, "INSERT INTO t VALUES (1, 'one')")
+
+		tx := beginRead(t, db)
+		q := "SELECT id, name FROM t WHERE id >= ? ORDER BY id"
+		if d == sqlexec.Postgres {
+			q = sqlexectest.Rebind(q)
+		}
+		cols, rows := readAll(t, tx, q, int64(1))
+		if len(cols) != 2 || cols[0].Type != sqlexec.TypeInt64 || cols[1].Type != sqlexec.TypeText || len(rows) != 1 {
+			t.Fatalf("first read: %+v %v", cols, rows)
+		}
+		// Another session commits a row: the transaction does not see it.
+		sqlexectest.Exec(t, db, "INSERT INTO t VALUES (2, 'two')")
+		if _, rows := readAll(t, tx, q, int64(1)); len(rows) != 1 || rows[0][1] != "one" {
+			t.Fatalf("second read in the transaction: %v", rows)
+		}
+		if err := tx.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Query(ctx, q, int64(1)); err == nil {
+			t.Fatal("query after Close succeeded")
+		}
+
+		tx2 := beginRead(t, db)
+		if _, rows := readAll(t, tx2, q, int64(1)); len(rows) != 2 || rows[1][1] != "two" {
+			t.Fatalf("a new transaction: %v", rows)
+		}
+		// Read-only: a write is refused.
+		if rows, err := tx2.Query(ctx, "INSERT INTO t VALUES (3, 'three')"); err == nil {
+			rows.Next()
+			err = rows.Err()
+			rows.Close()
+			if err == nil {
+				t.Fatal("a write in a read transaction succeeded")
+			}
+		}
+	})
+}
+
+func TestReadTxPrelude(t *testing.T) {
+	ctx := context.Background()
+	db := sqlexectest.Open(t, sqlexec.Postgres, "db", sqlexec.OpenOptions{Results: true})
+	if _, err := db.BeginRead(ctx, `LOCK TABLE "missing" IN ACCESS SHARE MODE`); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("lock of a missing table: %v", err)
+	}
+	sqlexectest.Exec(t, db, "CREATE TABLE t (id INTEGER)")
+	tx := beginRead(t, db, `LOCK TABLE "t" IN ACCESS SHARE MODE`)
+	if _, rows := readAll(t, tx, "SELECT COUNT(*) FROM t"); len(rows) != 1 || rows[0][0] != "0" {
+		t.Fatalf("count: %v", rows)
+	}
+}
+
+func TestSQLiteDecimalCollationOrdersByValue(t *testing.T) {
+	db := sqlexectest.Open(t, sqlexec.SQLite, "db", sqlexec.OpenOptions{Results: true})
+	sqlexectest.Exec(t, db, "CREATE TABLE t (d DECIMAL_TEXT)")
+	sqlexectest.Exec(t, db, "INSERT INTO t VALUES ('10'), ('9.5'), ('-2'), ('9.50'), ('100'), (NULL)")
+	tx := beginRead(t, db)
+	_, rows := readAll(t, tx, `SELECT d FROM t WHERE d >= ? COLLATE `+sqlexec.SQLiteDecimalCollation+
+		` ORDER BY d COLLATE `+sqlexec.SQLiteDecimalCollation+`, rowid`, "9.500")
+	var got []string
+	for _, r := range rows {
+		got = append(got, r[0])
+	}
+	if strings.Join(got, " ") != "9.5 9.50 10 100" {
+		t.Fatalf("rows: %v", got)
+	}
+}
