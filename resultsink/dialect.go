@@ -69,7 +69,10 @@ func quoteWith(q, ident string) string {
 }
 
 // createTableSQL is the CREATE TABLE statement shared by the dialects.
-func createTableSQL(d dialect, prefix, table string, cols []sqlexec.Column, suffix string) string {
+// keyed makes RowColumn the primary key, which pages of a large table need
+// to be read without sorting it; a small table (see smallWriter) is sorted
+// faster than its index is created.
+func createTableSQL(d dialect, prefix, table string, cols []sqlexec.Column, suffix string, keyed bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "CREATE %sTABLE %s (", prefix, d.quote(table))
 	for i, c := range cols {
@@ -80,8 +83,11 @@ func createTableSQL(d dialect, prefix, table string, cols []sqlexec.Column, suff
 		b.WriteByte(' ')
 		b.WriteString(d.columnType(c))
 		if c.Name == RowColumn {
-			// On SQLite, INTEGER PRIMARY KEY makes it the rowid.
-			b.WriteString(" NOT NULL PRIMARY KEY")
+			b.WriteString(" NOT NULL")
+			if keyed {
+				// On SQLite, INTEGER PRIMARY KEY makes it the rowid.
+				b.WriteString(" PRIMARY KEY")
+			}
 		}
 	}
 	b.WriteString(")")

@@ -79,7 +79,7 @@ func mysqlDecimalFits(c sqlexec.Column) bool {
 }
 
 func (d mysqlDialect) create(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, _ bool) error {
-	_, err := db.SQL().ExecContext(ctx, createTableSQL(d, "", table, cols, " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"))
+	_, err := db.SQL().ExecContext(ctx, createTableSQL(d, "", table, cols, " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4", true))
 	return err
 }
 

@@ -56,7 +56,7 @@ func (d postgresDialect) create(ctx context.Context, db *sqlexec.DB, table strin
 	if unlogged {
 		prefix = "UNLOGGED "
 	}
-	_, err := db.Postgres().Exec(ctx, createTableSQL(d, prefix, table, cols, ""))
+	_, err := db.Postgres().Exec(ctx, createTableSQL(d, prefix, table, cols, "", true))
 	return err
 }
 

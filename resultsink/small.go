@@ -81,7 +81,7 @@ func (d postgresDialect) writeSmall(ctx context.Context, db *sqlexec.DB, final s
 	if unlogged {
 		prefix = "UNLOGGED "
 	}
-	create := []string{createTableSQL(d, prefix, final, cols, "")}
+	create := []string{createTableSQL(d, prefix, final, cols, "", false)}
 	if len(rows) > 0 {
 		names := make([]string, len(cols))
 		for i, c := range cols {

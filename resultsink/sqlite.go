@@ -50,7 +50,7 @@ var sqliteColumnTypes = columnTypes{
 }
 
 func (d sqliteDialect) create(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, _ bool) error {
-	_, err := db.SQL().ExecContext(ctx, createTableSQL(d, "", table, cols, ""))
+	_, err := db.SQL().ExecContext(ctx, createTableSQL(d, "", table, cols, "", true))
 	return err
 }
 
