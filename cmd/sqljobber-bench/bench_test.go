@@ -37,8 +37,8 @@ func TestShortRun(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 11 {
-		t.Fatalf("%d results, want 11:\n%s", len(rep.Results), stdout.String())
+	if len(rep.Results) != 13 {
+		t.Fatalf("%d results, want 13:\n%s", len(rep.Results), stdout.String())
 	}
 	for _, r := range rep.Results {
 		if r.Seconds <= 0 || r.Rows != 0 && r.Rows != 20_000 && r.Rows != 5_000 {

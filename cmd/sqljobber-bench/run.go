@@ -205,6 +205,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			RowsPerSec: float64(n) / took.Seconds(), PeakRSS: peak})
 	}
 
+	// Download: the first PG -> PG job's table as CSV, against COPY TO.
+	if want("jobs") {
+		id := "pg_to_pg-1"
+		floorTook, floorSize, err := pgCSVFloor(ctx, d, "results_"+id)
+		if err != nil {
+			return fmt.Errorf("CSV floor: %w", err)
+		}
+		floor := Result{Name: "floor pg COPY TO csv", Rows: o.rows, Seconds: floorTook.Seconds(),
+			RowsPerSec: float64(o.rows) / floorTook.Seconds(), Comments: fmt.Sprintf("%.1f MB", float64(floorSize)/(1<<20))}
+		add(floor)
+		took, size, before, peak, err := srv.download(ctx, id, o.rows)
+		if err != nil {
+			return fmt.Errorf("CSV download: %w", err)
+		}
+		r := Result{Name: "sql-jobber CSV download", Rows: o.rows, Seconds: took.Seconds(), RowsPerSec: float64(o.rows) / took.Seconds(),
+			PeakRSS: peak, Floor: floor.Name,
+			Comments: fmt.Sprintf("%.1f MB; RSS grew %.1f MB from %.1f MB", float64(size)/(1<<20), float64(peak-before)/(1<<20), float64(before)/(1<<20))}
+		r.Ratio = r.RowsPerSec / floor.RowsPerSec
+		add(r)
+	}
+
 	// Tiny jobs.
 	if want("tiny") {
 		fmt.Fprintln(stderr, "tiny jobs...")
@@ -414,12 +435,15 @@ func summary(r Result) string {
 	if r.PeakRSS > 0 {
 		parts = append(parts, fmt.Sprintf("peak RSS %.1f MB", float64(r.PeakRSS)/(1<<20)))
 	}
+	if r.Comments != "" {
+		parts = append(parts, r.Comments)
+	}
 	return strings.Join(parts, ", ")
 }
 
 func printTable(w io.Writer, rep *Report) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "measurement\trows\tseconds\trows/s\tjobs/s\tp50 ms\tp99 ms\tvs floor\tpeak RSS MB")
+	fmt.Fprintln(tw, "measurement\trows\tseconds\trows/s\tjobs/s\tp50 ms\tp99 ms\tvs floor\tpeak RSS MB\tnotes")
 	for _, r := range rep.Results {
 		cell := func(v float64, format string) string {
 			if v == 0 {
@@ -427,9 +451,9 @@ func printTable(w io.Writer, rep *Report) {
 			}
 			return fmt.Sprintf(format, v)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, cell(float64(r.Rows), "%.0f"), r.Seconds,
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, cell(float64(r.Rows), "%.0f"), r.Seconds,
 			cell(r.RowsPerSec, "%.0f"), cell(r.JobsPerSec, "%.1f"), cell(r.P50ms, "%.1f"), cell(r.P99ms, "%.1f"),
-			cell(r.Ratio, "%.2f"), cell(float64(r.PeakRSS)/(1<<20), "%.1f"))
+			cell(r.Ratio, "%.2f"), cell(float64(r.PeakRSS)/(1<<20), "%.1f"), r.Comments)
 	}
 	tw.Flush()
 }
