@@ -372,7 +372,6 @@ max_active = 20
 type = "postgres"
 dsn = %q
 max_active = 20
-unlogged = true
 
 [results.myres]
 type = "mysql"
