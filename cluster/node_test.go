@@ -37,6 +37,7 @@ func TestMain(m *testing.M) {
 				// not ours: this project opens no grpc connection).
 				goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
 				goleak.IgnoreTopFunction("google.golang.org/grpc.(*addrConn).resetTransport"),
+				goleak.IgnoreTopFunction("google.golang.org/grpc.newClientStreamWithParams.func4"),
 			); err == nil {
 				break
 			}

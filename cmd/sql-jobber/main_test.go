@@ -31,6 +31,7 @@ var leakOptions = []goleak.Option{
 	// not ours: this project opens no grpc connection).
 	goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
 	goleak.IgnoreTopFunction("google.golang.org/grpc.(*addrConn).resetTransport"),
+	goleak.IgnoreTopFunction("google.golang.org/grpc.newClientStreamWithParams.func4"),
 }
 
 func TestMain(m *testing.M) {
