@@ -186,3 +186,77 @@ func BenchmarkGrainRequest(b *testing.B) {
 		})
 	}
 }
+
+// TestClusterSuspectedMemberThatAnswersAgainStays: memberlist declares a
+// member dead and then alive again (a busy node refuting its suspicion)
+// within the removal grace: the member never leaves the topology, so its
+// grains stay where they are and protoactor never blocks it. One that does
+// not answer again is removed after the grace.
+func TestClusterSuspectedMemberThatAnswersAgainStays(t *testing.T) {
+	nodes, _ := startMembers(t, 3)
+	observer, victim := nodes[0], nodes[2]
+	var node *memberlist.Node
+	for _, m := range observer.gossip.ml.Members() {
+		if m.Name == victim.gossip.ml.LocalNode().Name {
+			node = m
+		}
+	}
+	if node == nil {
+		t.Fatal("the observer does not know the victim")
+	}
+	stateOfVictim := func() string {
+		for _, m := range observer.Members() {
+			if m.Address == victim.Address() {
+				return m.State
+			}
+		}
+		return "removed"
+	}
+	ctx := context.Background()
+	victims := func() int {
+		n := 0
+		for i := range 30 {
+			res, err := observer.Request(ctx, "where", fmt.Sprintf("s%d", i), wrapperspb.String("?"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.(*wrapperspb.StringValue).Value == victim.Address() {
+				n++
+			}
+		}
+		return n
+	}
+	before := victims()
+	if before == 0 {
+		t.Fatal("no identity lives on the victim")
+	}
+
+	events := (*gossipEvents)(observer.gossip)
+	events.NotifyLeave(node)
+	if s := stateOfVictim(); s != "suspect" {
+		t.Fatalf("a member that stopped answering is %s, want suspect during the grace", s)
+	}
+	if n := victims(); n != before {
+		t.Fatalf("during the grace %d identities live on the suspect, %d before", n, before)
+	}
+	events.NotifyJoin(node)
+	if s := stateOfVictim(); s != "alive" {
+		t.Fatalf("a refuted suspect is %s, want alive", s)
+	}
+	observer.gossip.mu.Lock()
+	pending := len(observer.gossip.suspects)
+	observer.gossip.mu.Unlock()
+	if pending != 0 {
+		t.Fatalf("%d removals still pending after the refutation", pending)
+	}
+
+	// Not refuted: removed once the grace is over.
+	events.NotifyLeave(node)
+	deadline := time.Now().Add(10 * time.Second)
+	for stateOfVictim() != "removed" {
+		if time.Now().After(deadline) {
+			t.Fatal("a member that never answered again was not removed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
