@@ -254,8 +254,8 @@ func (e *Engine) Start(ctx context.Context) error {
 	ccfg.Logger = cmp.Or(ccfg.Logger, e.logger)
 	ccfg.Info.Name, ccfg.Info.Queues = e.cfg.NodeName, e.cfg.Queues
 	ccfg.Kinds = []*protocluster.Kind{
-		protocluster.NewKind(jobKind, actor.PropsFromProducer(func() actor.Actor { return &jobGrain{e: e} })),
-		protocluster.NewKind(groupKind, actor.PropsFromProducer(func() actor.Actor { return &groupGrain{e: e} })),
+		protocluster.NewKind(jobKind, actor.PropsFromProducer(func() actor.Actor { return newJobGrain(e) })),
+		protocluster.NewKind(groupKind, actor.PropsFromProducer(func() actor.Actor { return newGroupGrain(e) })),
 	}
 	node, err := cluster.NewNode(ccfg)
 	if err != nil {

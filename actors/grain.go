@@ -24,73 +24,49 @@ type jobGrain struct {
 	waiters waiters
 }
 
+func newJobGrain(e *Engine) *jobGrain {
+	g := &jobGrain{e: e}
+	g.waiters = waiters{e: e, state: g.state}
+	return g
+}
+
 func (g *jobGrain) Receive(ctx actor.Context) {
+	if g.waiters.receive(ctx) {
+		return
+	}
 	switch msg := ctx.Message().(type) {
-	case *actor.Started:
-		g.waiters.gauge = g.e.metrics.waiters
-		ctx.SetReceiveTimeout(g.e.cfg.GrainIdle)
-	case *actor.ReceiveTimeout:
-		ctx.Stop(ctx.Self())
-	case *actor.Stopping:
-		g.waiters.stop()
 	case *jobpb.SubmitJob:
 		ctx.Respond(g.submit(msg.Spec, msg.DeadlineUnixMicros))
 	case *jobpb.CancelJob:
 		ctx.Respond(g.cancel(msg.JobId, msg.Purge))
-		g.changed(ctx, msg.JobId)
+		g.waiters.changed(ctx, msg.JobId)
 	case *jobpb.PurgeJob:
 		ctx.Respond(g.purge(msg.JobId))
-		g.changed(ctx, msg.JobId)
+		g.waiters.changed(ctx, msg.JobId)
 	case *jobpb.ExpireJob:
 		ctx.Respond(g.expire(msg))
-		g.changed(ctx, msg.JobId)
+		g.waiters.changed(ctx, msg.JobId)
 	case *jobpb.WaitJob:
-		g.wait(ctx, msg)
+		g.waiters.wait(ctx, msg.JobId, msg.WaitMillis)
 	case *jobpb.JobChanged:
 		ctx.Respond(okReply())
-		g.changed(ctx, msg.JobId)
-	case waitTick:
-		// The caller reads the job's state itself.
-		g.waiters.answer(ctx, g.e.node.System().Root, okReply(), false, g.e.cfg.GrainIdle)
+		g.waiters.changed(ctx, msg.JobId)
 	}
 }
 
-// wait answers at once if the job is unknown or final, else when it
-// finishes or the wait ends.
-func (g *jobGrain) wait(ctx actor.Context, msg *jobpb.WaitJob) {
-	ioctx, cancel := g.ioContext()
+// state reads the job's state; it is final once the job has finished or is
+// gone.
+func (g *jobGrain) state(id string) (*jobpb.Reply, bool) {
+	ctx, cancel := g.ioContext()
 	defer cancel()
-	j, err := g.e.ledger.Get(ioctx, msg.JobId)
+	j, err := g.e.ledger.Get(ctx, id)
 	switch {
 	case errors.Is(err, resultsink.ErrJobNotFound):
-		ctx.Respond(&jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND})
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND}, true
 	case err != nil:
-		ctx.Respond(failed(err))
-	case !resultsink.Active(j.State) || msg.WaitMillis <= 0 || ctx.Sender() == nil:
-		ctx.Respond(&jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: j.ID, State: j.State})
-	default:
-		g.waiters.add(ctx, g.e.node.System().Root, ctx.Sender(), time.Duration(msg.WaitMillis)*time.Millisecond)
+		return failed(err), false
 	}
-}
-
-// changed answers the waiters if the job has finished or is gone.
-func (g *jobGrain) changed(ctx actor.Context, id string) {
-	if len(g.waiters.list) == 0 {
-		return
-	}
-	ioctx, cancel := g.ioContext()
-	defer cancel()
-	reply := &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND}
-	j, err := g.e.ledger.Get(ioctx, id)
-	switch {
-	case errors.Is(err, resultsink.ErrJobNotFound):
-	case err != nil, resultsink.Active(j.State):
-		// Not final (or unknown for now): the wait goes on.
-		return
-	default:
-		reply = &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: j.ID, State: j.State}
-	}
-	g.waiters.answer(ctx, g.e.node.System().Root, reply, true, g.e.cfg.GrainIdle)
+	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: j.ID, State: j.State}, !resultsink.Active(j.State)
 }
 
 func (g *jobGrain) ioContext() (context.Context, context.CancelFunc) {

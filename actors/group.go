@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -197,73 +196,48 @@ type groupGrain struct {
 	waiters waiters
 }
 
+func newGroupGrain(e *Engine) *groupGrain {
+	g := &groupGrain{e: e}
+	g.waiters = waiters{e: e, state: g.state}
+	return g
+}
+
 func (g *groupGrain) Receive(ctx actor.Context) {
+	if g.waiters.receive(ctx) {
+		return
+	}
 	switch msg := ctx.Message().(type) {
-	case *actor.Started:
-		g.waiters.gauge = g.e.metrics.waiters
-		ctx.SetReceiveTimeout(g.e.cfg.GrainIdle)
-	case *actor.ReceiveTimeout:
-		ctx.Stop(ctx.Self())
-	case *actor.Stopping:
-		g.waiters.stop()
 	case *jobpb.SubmitGroup:
 		ctx.Respond(g.submit(msg))
 	case *jobpb.GroupChanged:
 		ctx.Respond(g.release(msg.GroupId))
-		g.changed(ctx, msg.GroupId)
+		g.waiters.changed(ctx, msg.GroupId)
 	case *jobpb.CancelGroup:
 		ctx.Respond(g.cancel(msg.GroupId, msg.Purge))
-		g.changed(ctx, msg.GroupId)
+		g.waiters.changed(ctx, msg.GroupId)
 	case *jobpb.PurgeGroup:
 		ctx.Respond(g.purge(msg.GroupId))
-		g.changed(ctx, msg.GroupId)
+		g.waiters.changed(ctx, msg.GroupId)
 	case *jobpb.WaitGroup:
-		g.wait(ctx, msg)
-	case waitTick:
-		g.waiters.answer(ctx, g.e.node.System().Root, okReply(), false, g.e.cfg.GrainIdle)
+		g.waiters.wait(ctx, msg.GroupId, msg.WaitMillis)
 	}
 }
 
-// state reads the group's state: NOT_FOUND, FAILED, or OK with State set.
-func (g *groupGrain) state(id string) *jobpb.Reply {
+// state reads the group's state; it is final once every member has
+// finished, the group is cancelled, or it is gone.
+func (g *groupGrain) state(id string) (*jobpb.Reply, bool) {
 	ctx, cancel := g.ioContext()
 	defer cancel()
 	grp, jobs, err := g.e.ledger.Group(ctx, id)
 	switch {
 	case errors.Is(err, resultsink.ErrGroupNotFound):
-		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND}
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND}, true
 	case err != nil:
-		return failed(err)
+		return failed(err), false
 	}
-	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: id, State: groupState(grp, jobs)}
-}
-
-// groupFinal reports whether a group in state s can change no more.
-func groupFinal(s string) bool {
-	return s == GroupSuccess || s == GroupFailure || s == GroupCancelled
-}
-
-// wait answers at once if the group is unknown or finished, else when it
-// finishes or the wait ends.
-func (g *groupGrain) wait(ctx actor.Context, msg *jobpb.WaitGroup) {
-	reply := g.state(msg.GroupId)
-	if reply.Outcome != jobpb.Reply_OUTCOME_OK || groupFinal(reply.State) || msg.WaitMillis <= 0 || ctx.Sender() == nil {
-		ctx.Respond(reply)
-		return
-	}
-	g.waiters.add(ctx, g.e.node.System().Root, ctx.Sender(), time.Duration(msg.WaitMillis)*time.Millisecond)
-}
-
-// changed answers the waiters if the group has finished or is gone.
-func (g *groupGrain) changed(ctx actor.Context, id string) {
-	if len(g.waiters.list) == 0 {
-		return
-	}
-	reply := g.state(id)
-	if reply.Outcome == jobpb.Reply_OUTCOME_FAILED || reply.Outcome == jobpb.Reply_OUTCOME_OK && !groupFinal(reply.State) {
-		return
-	}
-	g.waiters.answer(ctx, g.e.node.System().Root, reply, true, g.e.cfg.GrainIdle)
+	st := groupState(grp, jobs)
+	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: id, State: st},
+		st == GroupSuccess || st == GroupFailure || st == GroupCancelled
 }
 
 func (g *groupGrain) ioContext() (context.Context, context.CancelFunc) {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sql-jobber/sql-jobber/actors/jobpb"
@@ -31,25 +30,66 @@ type waiter struct {
 // or GroupChanged message from whichever node changed it; it reads the
 // ledger then, not on a timer.
 type waiters struct {
+	e *Engine
+	// state reads the job's or group's state from the ledger, and whether
+	// it is final: gone (NOT_FOUND) or finished (OK). A failed read is not
+	// final.
+	state func(id string) (*jobpb.Reply, bool)
 	list  []waiter
 	timer *time.Timer
-	gauge prometheus.Gauge // sqljobber_waiters
 }
 
 // waitTick tells a grain that a waiter's time may be up.
 type waitTick struct{}
 
-// add records a waiter and keeps the grain in memory while any wait: a grain
-// that passivated would leave its waiters unanswered until their timeout.
-func (w *waiters) add(ctx actor.Context, root *actor.RootContext, to *actor.PID, d time.Duration) {
-	w.list = append(w.list, waiter{to: to, until: time.Now().Add(d)})
-	w.gauge.Inc()
+// receive handles what every grain with waiters handles alike: its life
+// (it passivates when idle, unless callers wait) and the end of waits. It
+// reports whether the message was one of those.
+func (w *waiters) receive(ctx actor.Context) bool {
+	switch ctx.Message().(type) {
+	case *actor.Started:
+		ctx.SetReceiveTimeout(w.e.cfg.GrainIdle)
+	case *actor.ReceiveTimeout:
+		ctx.Stop(ctx.Self())
+	case *actor.Stopping:
+		w.stop()
+	case waitTick:
+		// The caller reads the state itself.
+		w.answer(ctx, okReply(), false)
+	default:
+		return false
+	}
+	return true
+}
+
+// wait answers the sender at once if id is final or cannot be read, else
+// when it finishes or after millis.
+func (w *waiters) wait(ctx actor.Context, id string, millis int64) {
+	reply, final := w.state(id)
+	if final || reply.Outcome == jobpb.Reply_OUTCOME_FAILED || millis <= 0 || ctx.Sender() == nil {
+		ctx.Respond(reply)
+		return
+	}
+	w.list = append(w.list, waiter{to: ctx.Sender(), until: time.Now().Add(time.Duration(millis) * time.Millisecond)})
+	w.e.metrics.waiters.Inc()
+	// A grain that passivated would leave its waiters unanswered until
+	// their timeout.
 	ctx.SetReceiveTimeout(0)
-	w.schedule(ctx, root)
+	w.schedule(ctx)
+}
+
+// changed answers every waiter if id has become final.
+func (w *waiters) changed(ctx actor.Context, id string) {
+	if len(w.list) == 0 {
+		return
+	}
+	if reply, final := w.state(id); final {
+		w.answer(ctx, reply, true)
+	}
 }
 
 // schedule arms the timer for the earliest waiter's end.
-func (w *waiters) schedule(ctx actor.Context, root *actor.RootContext) {
+func (w *waiters) schedule(ctx actor.Context) {
 	if w.timer != nil {
 		w.timer.Stop()
 		w.timer = nil
@@ -58,13 +98,13 @@ func (w *waiters) schedule(ctx actor.Context, root *actor.RootContext) {
 		return
 	}
 	first := slices.MinFunc(w.list, func(a, b waiter) int { return a.until.Compare(b.until) }).until
-	self := ctx.Self()
+	self, root := ctx.Self(), w.e.node.System().Root
 	w.timer = time.AfterFunc(time.Until(first), func() { root.Send(self, waitTick{}) })
 }
 
 // answer sends reply to every waiter (all) or to those whose wait has
 // ended, and lets the grain passivate again once none is left.
-func (w *waiters) answer(ctx actor.Context, root *actor.RootContext, reply *jobpb.Reply, all bool, idle time.Duration) {
+func (w *waiters) answer(ctx actor.Context, reply *jobpb.Reply, all bool) {
 	now := time.Now()
 	kept := w.list[:0]
 	for _, wt := range w.list {
@@ -74,12 +114,12 @@ func (w *waiters) answer(ctx actor.Context, root *actor.RootContext, reply *jobp
 			kept = append(kept, wt)
 		}
 	}
-	w.gauge.Sub(float64(len(w.list) - len(kept)))
+	w.e.metrics.waiters.Sub(float64(len(w.list) - len(kept)))
 	clear(w.list[len(kept):])
 	w.list = kept
-	w.schedule(ctx, root)
+	w.schedule(ctx)
 	if len(w.list) == 0 {
-		ctx.SetReceiveTimeout(idle)
+		ctx.SetReceiveTimeout(w.e.cfg.GrainIdle)
 	}
 }
 
@@ -89,7 +129,7 @@ func (w *waiters) stop() {
 	if w.timer != nil {
 		w.timer.Stop()
 	}
-	w.gauge.Sub(float64(len(w.list)))
+	w.e.metrics.waiters.Sub(float64(len(w.list)))
 	w.list = nil
 }
 

@@ -12,42 +12,13 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
-	"go.uber.org/goleak"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/sql-jobber/sql-jobber/cluster/clustertest"
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		// Connections to members stopped at the end of a test take up to
-		// a dial timeout to close: look again for a while before calling
-		// a goroutine leaked.
-		var err error
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			if err = goleak.Find(
-				// protoactor starts throttle goroutines that nothing
-				// stops: a few per node started, never more.
-				goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/cluster.(*Gossiper).StartGossiping.NewThrottle.func3.1"),
-				goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/cluster.NewGossipActor.NewThrottleWithLogger.func2.1"),
-				goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
-				goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/remote.(*endpointWriter).initialize"),
-				// ...and now and then one of the grpc connections it
-				// opened to a member that has stopped outlives its
-				// endpoint writer (grpc goroutines of protoactor's,
-				// not ours: this project opens no grpc connection).
-				goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
-				goleak.IgnoreTopFunction("google.golang.org/grpc.(*addrConn).resetTransport"),
-				goleak.IgnoreTopFunction("google.golang.org/grpc.newClientStreamWithParams.func4"),
-			); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(clustertest.CheckLeaks(m.Run()))
 }
 
 // echo is a test grain: it answers a string with its identity and the

@@ -171,7 +171,6 @@ type Ledger struct {
 	table   string // quoted jobs table
 	groups  string // quoted groups table
 	gone    string // quoted table of removed jobs' IDs
-	name    string
 }
 
 // NewLedger returns the ledger kept in cfg.Table's tables on backend.
@@ -182,12 +181,12 @@ func NewLedger(backend *Backend, cfg LedgerConfig) (*Ledger, error) {
 	}
 	q := backend.d.quote
 	return &Ledger{db: backend.db, q: poolQuerier(backend.db), durable: backend.durable, dq: poolQuerier(backend.durable),
-		cfg: cfg, name: cfg.Table, table: q(cfg.Table), groups: q(cfg.Table + groupsSuffix), gone: q(cfg.Table + goneSuffix)}, nil
+		cfg: cfg, table: q(cfg.Table), groups: q(cfg.Table + groupsSuffix), gone: q(cfg.Table + goneSuffix)}, nil
 }
 
 // Tables are the names of the ledger's tables.
 func (l *Ledger) Tables() []string {
-	return []string{l.name, l.name + groupsSuffix, l.name + goneSuffix}
+	return []string{l.cfg.Table, l.cfg.Table + groupsSuffix, l.cfg.Table + goneSuffix}
 }
 
 // Migrate creates the ledger's tables if they do not exist.
@@ -274,7 +273,7 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 		{"_gone_at", l.gone, "gone_at"},
 	} {
 		stmts = append(stmts, fmt.Sprintf("CREATE INDEX %s %s ON %s (%s)", l.ifNotExists(),
-			dialectFor(l.db.Dialect).quote(l.name+idx.name), idx.table, idx.cols))
+			dialectFor(l.db.Dialect).quote(l.cfg.Table+idx.name), idx.table, idx.cols))
 	}
 	for _, s := range stmts {
 		if _, err := l.q.exec(ctx, s); err != nil {
@@ -286,7 +285,7 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 			if cerr := check(); cerr != nil {
 				return cerr
 			}
-			return fmt.Errorf("create ledger table %s: %w", l.name, err)
+			return fmt.Errorf("create ledger table %s: %w", l.cfg.Table, err)
 		}
 	}
 	return check()

@@ -87,25 +87,32 @@ type clusterConfig struct {
 	RemovalGrace duration `toml:"removal_grace"`
 }
 
-type dbConfig struct {
+// connConfig are the keys [db.*] and [results.*] share: how to reach a
+// database.
+type connConfig struct {
 	Type           string   `toml:"type"`
 	DSN            string   `toml:"dsn"`
 	MaxIdle        int      `toml:"max_idle"`
 	MaxActive      int      `toml:"max_active"`
 	ConnectTimeout duration `toml:"connect_timeout"`
+}
+
+func (c connConfig) dbConfig(name string) sqlexec.DBConfig {
+	return sqlexec.DBConfig{Name: name, Type: sqlexec.Dialect(c.Type), DSN: c.DSN, MaxIdle: c.MaxIdle,
+		MaxActive: c.MaxActive, ConnectTimeout: time.Duration(c.ConnectTimeout)}
+}
+
+type dbConfig struct {
+	connConfig
 	// DemoData fills a SQLite database with an entries table of demo
 	// rows when it has none.
 	DemoData bool `toml:"demo_data"`
 }
 
 type resultsConfig struct {
-	Type           string   `toml:"type"`
-	DSN            string   `toml:"dsn"`
-	MaxIdle        int      `toml:"max_idle"`
-	MaxActive      int      `toml:"max_active"`
-	ConnectTimeout duration `toml:"connect_timeout"`
-	ResultsTable   string   `toml:"results_table"`
-	Unlogged       bool     `toml:"unlogged"`
+	connConfig
+	ResultsTable string `toml:"results_table"`
+	Unlogged     bool   `toml:"unlogged"`
 	// AsyncCommit (PostgreSQL): see resultsink.Config. Default: on for
 	// the ledger's database.
 	AsyncCommit *bool `toml:"async_commit"`
@@ -263,8 +270,7 @@ func parseConfig(path string, data []byte) (*config, error) {
 		if !sqlexec.ValidName(name) {
 			return nil, fail(key, errors.New("invalid name: use 1-128 letters, digits, '_', '-' or '.'"))
 		}
-		cfg := sqlexec.DBConfig{Name: name, Type: sqlexec.Dialect(d.Type), DSN: d.DSN, MaxIdle: d.MaxIdle,
-			MaxActive: d.MaxActive, ConnectTimeout: time.Duration(d.ConnectTimeout)}.WithDefaults()
+		cfg := d.dbConfig(name).WithDefaults()
 		if err := cfg.Validate(); err != nil {
 			return nil, keyFail(fail, key, err)
 		}
@@ -284,11 +290,7 @@ func parseConfig(path string, data []byte) (*config, error) {
 		if !sqlexec.ValidName(name) {
 			return nil, fail(key, errors.New("invalid name: use 1-128 letters, digits, '_', '-' or '.'"))
 		}
-		cfg := resultsink.Config{
-			DBConfig: sqlexec.DBConfig{Name: name, Type: sqlexec.Dialect(r.Type), DSN: r.DSN, MaxIdle: r.MaxIdle,
-				MaxActive: r.MaxActive, ConnectTimeout: time.Duration(r.ConnectTimeout)},
-			ResultsTable: r.ResultsTable, Unlogged: r.Unlogged,
-		}.WithDefaults()
+		cfg := resultsink.Config{DBConfig: r.dbConfig(name), ResultsTable: r.ResultsTable, Unlogged: r.Unlogged}.WithDefaults()
 		if err := cfg.Validate(); err != nil {
 			return nil, keyFail(fail, key, err)
 		}

@@ -79,6 +79,14 @@ func pgPipeFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64,
 	return time.Since(begin), tag.RowsAffected(), err
 }
 
+// createMyFloorTable creates a MariaDB table for the entries' columns; its
+// time counts in a floor, as a job's CREATE does.
+func createMyFloorTable(ctx context.Context, d *dbs, name string) error {
+	_, err := d.myRes.ExecContext(ctx, `CREATE TABLE `+name+` (id BIGINT, user_id LONGTEXT, amount DECIMAL(12,2),
+	entry_date DATE, created_at DATETIME(6), note LONGTEXT) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`)
+	return err
+}
+
 // myLoadFloor reads the source with go-sql-driver and streams the rows into
 // a new table with LOAD DATA LOCAL INFILE.
 func myLoadFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64, error) {
@@ -87,8 +95,7 @@ func myLoadFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64,
 		return 0, 0, err
 	}
 	begin := time.Now()
-	if _, err := d.myRes.ExecContext(ctx, `CREATE TABLE `+dst+` (id BIGINT, user_id LONGTEXT, amount DECIMAL(12,2),
-	entry_date DATE, created_at DATETIME(6), note LONGTEXT) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`); err != nil {
+	if err := createMyFloorTable(ctx, d, dst); err != nil {
 		return 0, 0, err
 	}
 	rows, err := d.my.QueryContext(ctx, "SELECT "+entryColumns+" FROM "+src)
@@ -149,8 +156,7 @@ func myInsertFloor(ctx context.Context, d *dbs, src string) (time.Duration, int6
 		return 0, 0, err
 	}
 	begin := time.Now()
-	if _, err := d.myRes.ExecContext(ctx, `CREATE TABLE `+dst+` (id BIGINT, user_id LONGTEXT, amount DECIMAL(12,2),
-	entry_date DATE, created_at DATETIME(6), note LONGTEXT) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`); err != nil {
+	if err := createMyFloorTable(ctx, d, dst); err != nil {
 		return 0, 0, err
 	}
 	rows, err := d.my.QueryContext(ctx, "SELECT "+entryColumns+" FROM "+src)

@@ -295,38 +295,30 @@ func pollWait(ctx context.Context) string {
 // returns it. When ctx ends first it returns the job as last seen and
 // ctx's error.
 func (c *Client) WaitJob(ctx context.Context, id string) (*Job, error) {
-	var last *Job
-	for {
-		var j Job
-		err := c.do(ctx, http.MethodGet, "/jobs/"+url.PathEscape(id)+"?wait="+pollWait(ctx), nil, &j)
-		switch {
-		case ctx.Err() != nil:
-			return last, ctx.Err()
-		case err != nil:
-			return nil, err
-		case Finished(j.State):
-			return &j, nil
-		}
-		last = &j
-	}
+	return waitUntilFinished(ctx, c, "/jobs/"+url.PathEscape(id), func(j *Job) string { return j.State })
 }
 
 // WaitGroup is WaitJob for a group: it returns once every job of the group
 // has finished, or the group is cancelled.
 func (c *Client) WaitGroup(ctx context.Context, id string) (*Group, error) {
-	var last *Group
+	return waitUntilFinished(ctx, c, "/groups/"+url.PathEscape(id), func(g *Group) string { return g.State })
+}
+
+// waitUntilFinished GETs path with ?wait= until state says it has finished.
+func waitUntilFinished[T any](ctx context.Context, c *Client, path string, state func(*T) string) (*T, error) {
+	var last *T
 	for {
-		var g Group
-		err := c.do(ctx, http.MethodGet, "/groups/"+url.PathEscape(id)+"?wait="+pollWait(ctx), nil, &g)
+		v := new(T)
+		err := c.do(ctx, http.MethodGet, path+"?wait="+pollWait(ctx), nil, v)
 		switch {
 		case ctx.Err() != nil:
 			return last, ctx.Err()
 		case err != nil:
 			return nil, err
-		case Finished(g.State):
-			return &g, nil
+		case Finished(state(v)):
+			return v, nil
 		}
-		last = &g
+		last = v
 	}
 }
 
