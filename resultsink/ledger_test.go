@@ -520,3 +520,37 @@ func ids(jobs []*resultsink.Job) []string {
 	sort.SliceStable(out, func(i, j int) bool { return false })
 	return out
 }
+
+// TestClaimReadsOnlyWaitingJobs: the ledger keeps finished jobs until their
+// TTL, often millions of them; picking the next jobs to claim must read the
+// index that holds only the waiting ones, not scan the queue.
+func TestClaimReadsOnlyWaitingJobs(t *testing.T) {
+	for _, d := range []sqlexec.Dialect{sqlexec.Postgres, sqlexec.SQLite} {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			b := openBackend(t, d)
+			l := openLedgerOn(t, b, resultsink.LedgerConfig{})
+			for i := range 300 {
+				if _, err := l.Admit(ctx, resultsink.Job{ID: fmt.Sprintf("done-%d", i), Task: "t", Queue: "q"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sqlexectest.Exec(t, b.DB(), "UPDATE sqljobber_jobs SET state = 'SUCCESS'")
+			if _, err := l.Admit(ctx, resultsink.Job{ID: "waiting", Task: "t", Queue: "q"}); err != nil {
+				t.Fatal(err)
+			}
+			sqlexectest.Exec(t, b.DB(), "ANALYZE")
+			plan, err := resultsink.ClaimPlan(ctx, l, "q")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(plan, "sqljobber_jobs_pending") {
+				t.Fatalf("the claim does not read the index of waiting jobs:\n%s", plan)
+			}
+			if j, err := claimOne(l, "q", "n1", time.Minute); err != nil || j == nil || j.ID != "waiting" {
+				t.Fatalf("claimed %v, %v; want the waiting job", j, err)
+			}
+		})
+	}
+}

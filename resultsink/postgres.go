@@ -186,11 +186,16 @@ func (d postgresDialect) swap(ctx context.Context, db *sqlexec.DB, final string,
 		}
 		add("WITH u AS ("+rebind(stmt)+" RETURNING 1) SELECT 1 / COUNT(*) FROM u", params...)
 	}
-	// Fails unless this run's token is above the last one published.
-	fenced[stmts] = true
-	add(fmt.Sprintf(`WITH f AS (INSERT INTO %s AS f (table_name, token) VALUES ($1, $2) ON CONFLICT (table_name)
+	if !here {
+		// Fails unless this run's token is above the last one
+		// published. With the ledger in this transaction there is no
+		// need: the run's ownership of the job, checked under the job
+		// row's lock, already excludes every other run.
+		fenced[stmts] = true
+		add(fmt.Sprintf(`WITH f AS (INSERT INTO %s AS f (table_name, token) VALUES ($1, $2) ON CONFLICT (table_name)
 	DO UPDATE SET token = excluded.token WHERE f.token < excluded.token RETURNING 1) SELECT 1 / COUNT(*) FROM f`, d.quote(fenceTable)),
-		[]byte(final), []byte(strconv.FormatInt(fence.Token, 10)))
+			[]byte(final), []byte(strconv.FormatInt(fence.Token, 10)))
+	}
 	add("DROP TABLE IF EXISTS " + d.quote(final))
 	for _, m := range create {
 		add(m)

@@ -203,9 +203,9 @@ func (d sqliteDialect) publish(ctx context.Context, db *sqlexec.DB, staging, fin
 		if n != 1 {
 			return false, fmt.Errorf("%w: %w", ErrFenced, ErrRunSuperseded)
 		}
-		fence.ledger = nil // ownership is settled
-	}
-	if err := claimFence(ctx, q, db, d, final, fence); err != nil {
+	} else if err := claimFence(ctx, q, db, d, final, fence); err != nil {
+		// Without the ledger in this transaction the token orders the
+		// runs; with it, ownership (checked above) already does.
 		return false, err
 	}
 	if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+d.quote(final)); err != nil {

@@ -53,6 +53,26 @@ func myDatabaseDSN(base, db string) (string, error) {
 	return cfg.FormatDSN(), nil
 }
 
+// dropTablesInChunks drops the tables of schema a thousand per transaction:
+// one DROP SCHEMA ... CASCADE over the tables of a long tiny-jobs run takes
+// more locks than PostgreSQL's default lock table holds.
+func dropTablesInChunks(ctx context.Context, db *pgxpool.Pool, schema string) error {
+	for {
+		var stmt *string
+		err := db.QueryRow(ctx, `SELECT string_agg(format('DROP TABLE %I.%I', schemaname, tablename), '; ')
+	FROM (SELECT schemaname, tablename FROM pg_tables WHERE schemaname = $1 LIMIT 1000) t`, schema).Scan(&stmt)
+		if err != nil {
+			return fmt.Errorf("postgres: list the tables of %s: %w", schema, err)
+		}
+		if stmt == nil {
+			return nil
+		}
+		if _, err := db.Exec(ctx, "BEGIN; "+*stmt+"; COMMIT"); err != nil {
+			return fmt.Errorf("postgres: drop the tables of %s: %w", schema, err)
+		}
+	}
+}
+
 // connect prepares the schemas and databases: the source ones are kept, the
 // results ones emptied.
 func connect(ctx context.Context, pgDSN, myDSN string) (*dbs, error) {
@@ -62,6 +82,9 @@ func connect(ctx context.Context, pgDSN, myDSN string) (*dbs, error) {
 		return nil, err
 	}
 	defer admin.Close()
+	if err := dropTablesInChunks(ctx, admin, resultsName); err != nil {
+		return nil, err
+	}
 	for _, stmt := range []string{
 		"CREATE SCHEMA IF NOT EXISTS " + sourceName,
 		"DROP SCHEMA IF EXISTS " + resultsName + " CASCADE",

@@ -229,16 +229,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Tiny jobs.
 	if want("tiny") {
 		fmt.Fprintln(stderr, "tiny jobs...")
-		tinyTook, err := tinyFloor(ctx, d, o.tiny, o.concurrency)
-		if err != nil {
-			return fmt.Errorf("tiny floor: %w", err)
+		// The floor and the jobs take turns, each from a vacuumed
+		// catalog: creating a table costs more the more dead catalog
+		// rows the last run's tables left, which is noise here.
+		var floorTiny, r Result
+		for round := range o.repeat {
+			if err := settle(ctx, d); err != nil {
+				return err
+			}
+			tinyTook, err := tinyFloor(ctx, d, o.tiny, o.concurrency)
+			if err != nil {
+				return fmt.Errorf("tiny floor: %w", err)
+			}
+			if floorTiny.Seconds == 0 || tinyTook.Seconds() < floorTiny.Seconds {
+				floorTiny = Result{Name: "floor CREATE + INSERT 1 + COMMIT", Seconds: tinyTook.Seconds(), JobsPerSec: float64(o.tiny) / tinyTook.Seconds()}
+			}
+			if err := settle(ctx, d); err != nil {
+				return err
+			}
+			jobs, err := tinyJobs(ctx, srv, d, o, fmt.Sprintf("tiny%d-", round))
+			if err != nil {
+				return fmt.Errorf("tiny jobs: %w", err)
+			}
+			if r.Seconds == 0 || jobs.Seconds < r.Seconds {
+				r = jobs
+			}
 		}
-		floorTiny := Result{Name: "floor CREATE + INSERT 1 + COMMIT", Seconds: tinyTook.Seconds(), JobsPerSec: float64(o.tiny) / tinyTook.Seconds()}
 		add(floorTiny)
-		r, err := tinyJobs(ctx, srv, d, o)
-		if err != nil {
-			return fmt.Errorf("tiny jobs: %w", err)
-		}
 		r.Floor, r.Ratio = floorTiny.Name, r.JobsPerSec/floorTiny.JobsPerSec
 		add(r)
 	}
@@ -276,7 +293,7 @@ func best(repeat int, fn func() (time.Duration, int64, int64, error)) (Result, e
 
 // tinyJobs posts the one-row jobs from several clients at once and takes
 // each job's end from the ledger, so that no polling loads the server.
-func tinyJobs(ctx context.Context, srv *server, d *dbs, o options) (Result, error) {
+func tinyJobs(ctx context.Context, srv *server, d *dbs, o options, prefix string) (Result, error) {
 	posted := make([]time.Time, o.tiny)
 	var wg sync.WaitGroup
 	errs := make(chan error, o.clients)
@@ -287,7 +304,7 @@ func tinyJobs(ctx context.Context, srv *server, d *dbs, o options) (Result, erro
 			defer wg.Done()
 			for i := c; i < o.tiny; i += o.clients {
 				posted[i] = time.Now()
-				if err := srv.post("tiny", fmt.Sprintf(`{"job_id": "tiny-%d"}`, i)); err != nil {
+				if err := srv.post("tiny", fmt.Sprintf(`{"job_id": "%s%d"}`, prefix, i)); err != nil {
 					errs <- err
 					return
 				}
@@ -302,7 +319,7 @@ func tinyJobs(ctx context.Context, srv *server, d *dbs, o options) (Result, erro
 	finished := make([]time.Time, o.tiny)
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		rows, err := d.pgRes.Query(ctx, "SELECT job_id, state, finished_at FROM sqljobber_jobs WHERE job_id LIKE 'tiny-%' AND finished_at IS NOT NULL")
+		rows, err := d.pgRes.Query(ctx, "SELECT job_id, state, finished_at FROM sqljobber_jobs WHERE job_id LIKE $1 AND finished_at IS NOT NULL", prefix+"%")
 		if err != nil {
 			return Result{}, err
 		}
@@ -319,7 +336,7 @@ func tinyJobs(ctx context.Context, srv *server, d *dbs, o options) (Result, erro
 				return Result{}, fmt.Errorf("job %s is %s", id, state)
 			}
 			var i int
-			fmt.Sscanf(id, "tiny-%d", &i)
+			fmt.Sscanf(strings.TrimPrefix(id, prefix), "%d", &i)
 			finished[i] = at
 			done++
 		}
@@ -330,7 +347,9 @@ func tinyJobs(ctx context.Context, srv *server, d *dbs, o options) (Result, erro
 		if time.Now().After(deadline) {
 			return Result{}, errors.New("the tiny jobs did not finish")
 		}
-		time.Sleep(50 * time.Millisecond)
+		// The times come from the ledger: polling less often only
+		// takes load off the database being measured.
+		time.Sleep(250 * time.Millisecond)
 	}
 	var last time.Time
 	lat := make([]float64, o.tiny)
@@ -343,6 +362,17 @@ func tinyJobs(ctx context.Context, srv *server, d *dbs, o options) (Result, erro
 	return Result{Name: fmt.Sprintf("sql-jobber %d one-row jobs", o.tiny), Seconds: took.Seconds(),
 		JobsPerSec: float64(o.tiny) / took.Seconds(), P50ms: lat[len(lat)/2], P99ms: lat[len(lat)*99/100],
 		Comments: fmt.Sprintf("%d clients, worker concurrency %d", o.clients, o.concurrency)}, nil
+}
+
+// settle vacuums PostgreSQL's catalogs and checkpoints, so that each tiny
+// measurement starts from the same state.
+func settle(ctx context.Context, d *dbs) error {
+	for _, stmt := range []string{"VACUUM pg_catalog.pg_class, pg_catalog.pg_attribute, pg_catalog.pg_type, pg_catalog.pg_depend", "CHECKPOINT"} {
+		if _, err := d.pgRes.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("postgres: %s: %w", stmt, err)
+		}
+	}
+	return nil
 }
 
 func maxTime(a, b time.Time) time.Time {
