@@ -171,6 +171,8 @@ type Ledger struct {
 	table   string // quoted jobs table
 	groups  string // quoted groups table
 	gone    string // quoted table of removed jobs' IDs
+
+	admitting admissions
 }
 
 // NewLedger returns the ledger kept in cfg.Table's tables on backend.
@@ -328,15 +330,19 @@ func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 // that ID. If an unfinished job holds the ID it returns *ActiveError and
 // changes nothing. This conditional write is what makes "one active job per
 // ID" hold across nodes and restarts.
+//
+// On PostgreSQL, admissions that arrive while others are being written go
+// into the database together (see admissions).
 func (l *Ledger) Admit(ctx context.Context, j Job) (*Job, error) {
-	admitted, err := l.admit(ctx, l.dq, j)
-	if err != nil {
-		return nil, err
+	j = admission(j)
+	if l.db.Dialect == sqlexec.Postgres {
+		return l.admitting.admit(ctx, l, j)
 	}
-	return admitted, nil
+	return l.admit(ctx, l.dq, j)
 }
 
-func (l *Ledger) admit(ctx context.Context, q querier, j Job) (*Job, error) {
+// admission is j as a new admission records it.
+func admission(j Job) Job {
 	t := now()
 	j.State, j.CreatedAt, j.UpdatedAt, j.EnqueuedAt = StatePending, t, t, t
 	j.ReadyAt = t
@@ -348,11 +354,16 @@ func (l *Ledger) admit(ctx context.Context, q querier, j Job) (*Job, error) {
 	if len(j.Args) == 0 {
 		j.Args = json.RawMessage("[]")
 	}
+	return j
+}
 
+// admitSQL inserts n admissions; a row whose ID an unfinished job holds is
+// left as it is (on PostgreSQL and SQLite, the statement returns the IDs it
+// wrote).
+func (l *Ledger) admitSQL(n int) string {
+	values := strings.TrimSuffix(strings.Repeat("("+placeholders(len(jobColumnList))+"), ", n), ", ")
 	var set []string
-	var stmt string
-	switch l.db.Dialect {
-	case sqlexec.MySQL:
+	if l.db.Dialect == sqlexec.MySQL {
 		// Every column keeps its old value while the old job is active;
 		// state goes last so that the others still see the old state.
 		for _, c := range jobColumnList[1:] {
@@ -361,20 +372,34 @@ func (l *Ledger) admit(ctx context.Context, q querier, j Job) (*Job, error) {
 			}
 		}
 		set = append(set, fmt.Sprintf("state = IF(state IN %s, state, VALUES(state))", activeStates))
-		stmt = fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON DUPLICATE KEY UPDATE %s",
-			l.table, jobColumns, placeholders(len(jobColumnList)), strings.Join(set, ", "))
-	default:
-		for _, c := range jobColumnList[1:] {
-			// The fence outlives admissions: it only ever grows.
-			if c != "fence" {
-				set = append(set, fmt.Sprintf("%s = excluded.%s", c, c))
-			}
-		}
-		stmt = fmt.Sprintf("INSERT INTO %s AS j (%s) VALUES (%s) ON CONFLICT (job_id) DO UPDATE SET %s WHERE j.state NOT IN %s",
-			l.table, jobColumns, placeholders(len(jobColumnList)), strings.Join(set, ", "), activeStates)
+		return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON DUPLICATE KEY UPDATE %s",
+			l.table, jobColumns, values, strings.Join(set, ", "))
 	}
+	for _, c := range jobColumnList[1:] {
+		// The fence outlives admissions: it only ever grows.
+		if c != "fence" {
+			set = append(set, fmt.Sprintf("%s = excluded.%s", c, c))
+		}
+	}
+	return fmt.Sprintf("INSERT INTO %s AS j (%s) VALUES %s ON CONFLICT (job_id) DO UPDATE SET %s WHERE j.state NOT IN %s RETURNING job_id",
+		l.table, jobColumns, values, strings.Join(set, ", "), activeStates)
+}
+
+// admit records j, made by admission, alone.
+func (l *Ledger) admit(ctx context.Context, q querier, j Job) (*Job, error) {
+	stmt := l.admitSQL(1)
 	for try := 0; ; try++ {
-		n, err := q.exec(ctx, stmt, l.jobArgs(&j)...)
+		var n int64
+		var err error
+		if l.db.Dialect == sqlexec.MySQL {
+			n, err = q.exec(ctx, stmt, l.jobArgs(&j)...)
+		} else {
+			err = q.query(ctx, stmt, func(scan func(...any) error) error {
+				n++
+				var id string
+				return scan(&id)
+			}, l.jobArgs(&j)...)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("admit job: %w", err)
 		}
@@ -429,7 +454,7 @@ func (l *Ledger) AdmitGroup(ctx context.Context, g Group, jobs []Job) ([]*Job, e
 			return err
 		}
 		for _, j := range jobs {
-			a, err := l.admit(ctx, q, j)
+			a, err := l.admit(ctx, q, admission(j))
 			if err != nil {
 				return err
 			}

@@ -554,3 +554,47 @@ func TestClaimReadsOnlyWaitingJobs(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentAdmissionsOfOneIDAdmitOne: admissions that arrive together
+// (written in batches on PostgreSQL) still admit exactly one job per ID and
+// refuse the others with the job that holds it.
+func TestConcurrentAdmissionsOfOneIDAdmitOne(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *resultsink.Ledger) {
+		ctx := context.Background()
+		const ids, each = 40, 4
+		var mu sync.Mutex
+		admitted := map[string]int{}
+		refused := map[string]int{}
+		var wg sync.WaitGroup
+		for i := range ids * each {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprintf("job-%d", i%ids)
+				j, err := l.Admit(ctx, resultsink.Job{ID: id, Task: "t", Queue: "q", Args: []byte(fmt.Sprintf(`[%d]`, i))})
+				var active *resultsink.ActiveError
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil && j.ID == id && j.State == resultsink.StatePending:
+					admitted[id]++
+				case errors.As(err, &active) && active.Job.ID == id:
+					refused[id]++
+				default:
+					t.Errorf("admit %s: %v, %v", id, j, err)
+				}
+			}()
+		}
+		wg.Wait()
+		for i := range ids {
+			id := fmt.Sprintf("job-%d", i)
+			if admitted[id] != 1 || refused[id] != each-1 {
+				t.Errorf("%s: admitted %d times, refused %d times; want 1 and %d", id, admitted[id], refused[id], each-1)
+			}
+		}
+		pending, err := l.Pending(ctx, "q", 1000)
+		if err != nil || len(pending) != ids {
+			t.Fatalf("%d pending jobs (%v), want %d", len(pending), err, ids)
+		}
+	})
+}
