@@ -241,6 +241,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("tiny floor: %w", err)
 			}
+			fmt.Fprintf(stderr, "  round %d: floor %.1f jobs/s\n", round+1, float64(o.tiny)/tinyTook.Seconds())
 			if floorTiny.Seconds == 0 || tinyTook.Seconds() < floorTiny.Seconds {
 				floorTiny = Result{Name: "floor CREATE + INSERT 1 + COMMIT", Seconds: tinyTook.Seconds(), JobsPerSec: float64(o.tiny) / tinyTook.Seconds()}
 			}
@@ -251,6 +252,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("tiny jobs: %w", err)
 			}
+			fmt.Fprintf(stderr, "  round %d: sql-jobber %.1f jobs/s\n", round+1, jobs.JobsPerSec)
 			if r.Seconds == 0 || jobs.Seconds < r.Seconds {
 				r = jobs
 			}
