@@ -201,8 +201,13 @@ func TestPostgresWriteErrorsNameTheColumn(t *testing.T) {
 				{sqlexec.Column{Name: "amount", Type: sqlexec.TypeDecimal}, "1.2.3"},
 				{sqlexec.Column{Name: "amount", Type: sqlexec.TypeDecimal}, " 1"},
 				{sqlexec.Column{Name: "amount", Type: sqlexec.TypeDecimal}, "nan"},
+				{sqlexec.Column{Name: "amount", Type: sqlexec.TypeDecimal}, "0." + strings.Repeat("0", 16383) + "1"},
 				{sqlexec.Column{Name: "at", Type: sqlexec.TypeTimestamp}, time.Date(2024, 1, 2, 3, 4, 5, 1, time.UTC)},
 				{sqlexec.Column{Name: "at", Type: sqlexec.TypeTimestampTZ}, time.Date(1960, 1, 2, 3, 4, 5, 999, time.UTC)},
+				{sqlexec.Column{Name: "at", Type: sqlexec.TypeTimestamp}, ts(294277, 1, 1, 0, 0, 0, 0)},
+				{sqlexec.Column{Name: "day", Type: sqlexec.TypeDate}, date(5874898, 1, 1)},
+				// Its day count would wrap an int32 to a valid date.
+				{sqlexec.Column{Name: "day", Type: sqlexec.TypeDate}, date(12_000_000, 1, 1)},
 			} {
 				// Staged, the bad value comes after enough good rows
 				// that COPY has sent some.
@@ -214,6 +219,7 @@ func TestPostgresWriteErrorsNameTheColumn(t *testing.T) {
 					sqlexec.TypeDecimal:     "1.5",
 					sqlexec.TypeTimestamp:   time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC),
 					sqlexec.TypeTimestampTZ: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC),
+					sqlexec.TypeDate:        date(2024, 1, 2),
 				}[tc.col.Type]
 				rows := rowsOf([]sqlexec.Column{tc.col}, n, func(i int) []any {
 					if i == n-1 {
@@ -223,7 +229,7 @@ func TestPostgresWriteErrorsNameTheColumn(t *testing.T) {
 				})
 				_, _, err := b.Write(context.Background(), "results_bad", resultsink.NewRunID(), rows, nextFence())
 				if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("column %q", tc.col.Name)) {
-					t.Errorf("%s %#v: error %v, want one naming the column", tc.col.Type, tc.bad, err)
+					t.Errorf("%s %.40v: error %.200v, want one naming the column", tc.col.Type, tc.bad, err)
 				}
 			}
 			if n := stagingTables(t, b.DB()); n != 0 {
