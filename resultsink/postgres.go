@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/big"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
@@ -60,55 +58,31 @@ func (d postgresDialect) create(ctx context.Context, db *sqlexec.DB, table strin
 	return err
 }
 
-func (postgresDialect) load(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, rows sqlexec.Rows) (int64, error) {
-	names := make([]string, len(cols))
+// load streams the rows through a binary COPY that pgCopyReader encodes.
+func (d postgresDialect) load(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, rows sqlexec.Rows) (int64, error) {
+	conn, err := db.Postgres().Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
+	var b strings.Builder
+	b.WriteString("COPY " + d.quote(table) + " (")
 	for i, c := range cols {
-		names[i] = c.Name
-	}
-	src := &pgCopySource{rows: rows, cols: cols, out: make([]any, len(cols))}
-	return db.Postgres().CopyFrom(ctx, pgx.Identifier{table}, names, src)
-}
-
-// pgCopySource adapts Rows to pgx's COPY, converting the values pgx would not
-// encode exactly by itself.
-type pgCopySource struct {
-	rows sqlexec.Rows
-	cols []sqlexec.Column
-	out  []any
-}
-
-func (s *pgCopySource) Next() bool { return s.rows.Next() }
-func (s *pgCopySource) Err() error { return s.rows.Err() }
-
-func (s *pgCopySource) Values() ([]any, error) {
-	for i, v := range s.rows.Values() {
-		if v == nil {
-			s.out[i] = nil
-			continue
+		if i > 0 {
+			b.WriteString(", ")
 		}
-		switch s.cols[i].Type {
-		case sqlexec.TypeDecimal:
-			n, err := pgNumeric(v.(string))
-			if err != nil {
-				return nil, fmt.Errorf("column %q: %w", s.cols[i].Name, err)
-			}
-			s.out[i] = n
-		case sqlexec.TypeUint64:
-			s.out[i] = pgtype.Numeric{Int: new(big.Int).SetUint64(v.(uint64)), Valid: true}
-		case sqlexec.TypeJSON:
-			// pgx would marshal a Go string as a JSON string; the value
-			// already is JSON text.
-			s.out[i] = []byte(v.(string))
-		case sqlexec.TypeTimestamp, sqlexec.TypeTimestampTZ:
-			if err := microseconds(v.(time.Time)); err != nil {
-				return nil, fmt.Errorf("column %q: %w", s.cols[i].Name, err)
-			}
-			s.out[i] = v
-		default:
-			s.out[i] = v
-		}
+		b.WriteString(d.quote(c.Name))
 	}
-	return s.out, nil
+	b.WriteString(") FROM STDIN (FORMAT binary)")
+	r := newPgCopyReader(rows, cols)
+	tag, err := conn.Conn().PgConn().CopyFrom(ctx, r, b.String())
+	if rerr := r.stop(); rerr != nil {
+		return 0, rerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
 }
 
 // microseconds refuses a time finer than PostgreSQL and MySQL keep.
@@ -117,28 +91,6 @@ func microseconds(t time.Time) error {
 		return fmt.Errorf("%s has sub-microsecond digits that the results database would drop", t.Format(time.RFC3339Nano))
 	}
 	return nil
-}
-
-// pgNumeric converts an exact decimal literal to pgtype.Numeric, keeping its
-// scale (trailing zeros included).
-func pgNumeric(s string) (pgtype.Numeric, error) {
-	switch s {
-	case "NaN":
-		return pgtype.Numeric{NaN: true, Valid: true}, nil
-	case "Infinity":
-		return pgtype.Numeric{InfinityModifier: pgtype.Infinity, Valid: true}, nil
-	case "-Infinity":
-		return pgtype.Numeric{InfinityModifier: pgtype.NegativeInfinity, Valid: true}, nil
-	}
-	if _, _, err := sqlexec.ParseDecimal(s); err != nil {
-		return pgtype.Numeric{}, err
-	}
-	whole, frac, _ := strings.Cut(s, ".")
-	i, ok := new(big.Int).SetString(whole+frac, 10)
-	if !ok {
-		return pgtype.Numeric{}, fmt.Errorf("invalid decimal %q", s)
-	}
-	return pgtype.Numeric{Int: i, Exp: -int32(len(frac)), Valid: true}, nil
 }
 
 func (d postgresDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string, count int64, fence Fence) (bool, error) {

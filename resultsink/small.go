@@ -128,7 +128,7 @@ func pgLiteral(c sqlexec.Column, v any) (string, error) {
 		return strconv.FormatUint(v.(uint64), 10), nil
 	case sqlexec.TypeDecimal:
 		s = v.(string)
-		if _, err := pgNumeric(s); err != nil {
+		if _, err := parsePgDecimal(s); err != nil {
 			return "", err
 		}
 	case sqlexec.TypeFloat64:

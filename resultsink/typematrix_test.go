@@ -93,7 +93,7 @@ func testTypeMatrix(t *testing.T, srcDialect, resDialect sqlexec.Dialect, staged
 	}
 }
 
-func openBackend(t *testing.T, d sqlexec.Dialect) *resultsink.Backend {
+func openBackend(t testing.TB, d sqlexec.Dialect) *resultsink.Backend {
 	t.Helper()
 	b, err := resultsink.Open(context.Background(), resultsink.Config{
 		DBConfig: sqlexec.DBConfig{Name: "res", Type: d, DSN: sqlexectest.DSN(t, d), MaxActive: 4},
