@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"fmt"
@@ -71,7 +72,13 @@ func pgPipeFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64,
 	defer to.Release()
 	r, w := io.Pipe()
 	go func() {
-		_, err := from.Conn().PgConn().CopyTo(ctx, w, fmt.Sprintf("COPY (SELECT %s FROM %s) TO STDOUT (FORMAT binary)", entryColumns, src))
+		// CopyTo writes a row at a time; without the buffer, each row
+		// would cross the pipe and go out as a COPY message of its own.
+		bw := bufio.NewWriterSize(w, 1<<16)
+		_, err := from.Conn().PgConn().CopyTo(ctx, bw, fmt.Sprintf("COPY (SELECT %s FROM %s) TO STDOUT (FORMAT binary)", entryColumns, src))
+		if err == nil {
+			err = bw.Flush()
+		}
 		w.CloseWithError(err)
 	}()
 	tag, err := to.Conn().PgConn().CopyFrom(ctx, r, fmt.Sprintf("COPY %s FROM STDIN (FORMAT binary)", dst))
