@@ -43,6 +43,7 @@ type pgCopyReader struct {
 	rows sqlexec.Rows
 	cols []sqlexec.Column
 	enc  []pgEncoder
+	wire *pgWire // when the rows come from PostgreSQL: see pgWire
 
 	buf     []byte // encoded bytes, buf[off:] not yet read
 	off     int
@@ -56,6 +57,7 @@ func newPgCopyReader(rows sqlexec.Rows, cols []sqlexec.Column) *pgCopyReader {
 	for i, c := range cols {
 		r.enc[i] = pgEncoderFor(c.Type)
 	}
+	r.wire = newPgWire(rows, cols, r.enc)
 	return r
 }
 
@@ -92,17 +94,23 @@ func (r *pgCopyReader) fill(want int) {
 		r.buf = append(r.buf, pgCopyHeader...)
 	}
 	for len(r.buf) < want {
-		if !r.rows.Next() {
+		more, err := false, error(nil)
+		if r.wire != nil && r.wire.ready() {
+			r.buf, more, err = r.wire.encodeNext(r.buf)
+		} else if more = r.rows.Next(); more {
+			err = r.encodeRow()
+		}
+		if err != nil {
+			r.fail(err)
+			return
+		}
+		if !more {
 			if err := r.rows.Err(); err != nil {
 				r.fail(err)
 				return
 			}
 			r.buf = append(r.buf, pgCopyTrailer...)
 			r.done = true
-			return
-		}
-		if err := r.encodeRow(); err != nil {
-			r.fail(err)
 			return
 		}
 	}

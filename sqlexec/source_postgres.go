@@ -117,6 +117,23 @@ func (r *pgRows) Next() bool {
 	return r.err == nil && r.rows.Next() && decode(&r.decodedRow, r.rows.RawValues())
 }
 
+var _ PostgresWireRows = (*pgRows)(nil)
+
+func (r *pgRows) WireColumns() []WireColumn {
+	fds := r.rows.FieldDescriptions()
+	out := make([]WireColumn, len(fds))
+	for i, fd := range fds {
+		out[i] = WireColumn{OID: fd.DataTypeOID, Binary: fd.Format == pgx.BinaryFormatCode}
+	}
+	return out
+}
+
+func (r *pgRows) NextWire() bool { return r.err == nil && r.rows.Next() }
+
+func (r *pgRows) WireValues() [][]byte { return r.rows.RawValues() }
+
+func (r *pgRows) DecodeWire(i int, b []byte) (any, error) { return r.dec[i](b) }
+
 func (r *pgRows) Err() error {
 	if r.err != nil {
 		return r.err

@@ -73,3 +73,31 @@ type Rows interface {
 	// than once.
 	Close() error
 }
+
+// PostgresWireRows are Rows read from PostgreSQL that can also be read as
+// the server sent them, so that a writer to PostgreSQL can pass values
+// through without decoding them into Go values and encoding them again.
+// A caller may mix NextWire and Next from row to row.
+type PostgresWireRows interface {
+	Rows
+	// WireColumns tells how each column's values arrive.
+	WireColumns() []WireColumn
+	// NextWire advances like Next, without decoding the row.
+	NextWire() bool
+	// WireValues returns the row NextWire advanced to, as sent (nil is
+	// NULL). The slices are reused by the next call to NextWire or Next.
+	WireValues() [][]byte
+	// DecodeWire decodes column i's non-NULL value from its wire form
+	// into what Values would hold, or refuses it as Next would (the
+	// error does not name the column).
+	DecodeWire(i int, b []byte) (any, error)
+}
+
+// WireColumn is how a column's values arrive from PostgreSQL.
+type WireColumn struct {
+	// OID is the PostgreSQL type's OID.
+	OID uint32
+	// Binary: the values are in the type's binary form, else in its text
+	// form.
+	Binary bool
+}

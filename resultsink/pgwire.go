@@ -1,0 +1,169 @@
+package resultsink
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+// pgWire passes a PostgreSQL source's values through to a PostgreSQL
+// results table as the source sent them, where the binary COPY form of the
+// results column is that same form: integers (widened to bigint), floats,
+// booleans, bytea, dates and timestamps arrive in binary; text and JSON in
+// text, which is also their binary form. Numerics arrive as exact text and
+// are re-encoded without allocating; any other column is decoded and
+// encoded as the typed path does. Nothing is decoded into Go values, which
+// is most of what a row cost the server.
+//
+// It reads the rows under Backend.Write's wrappers: a buffered prefix (the
+// rows read while deciding whether the result is small) is encoded from its
+// decoded values first, then the rest comes from the source directly,
+// numbered as numberedRows would.
+type pgWire struct {
+	src    sqlexec.PostgresWireRows
+	prefix *prefixRows // nil, or rows already read and decoded
+	num    *numberedRows
+	enc    []pgWireEncoder
+	names  []string
+}
+
+// pgWireEncoder appends a non-NULL wire value as a COPY field.
+type pgWireEncoder func(buf, b []byte) ([]byte, error)
+
+// newPgWire returns the pass-through for rows, or nil when they do not come
+// straight from PostgreSQL. cols are the results table's columns (the
+// source's, then RowColumn) and enc their typed encoders.
+func newPgWire(rows sqlexec.Rows, cols []sqlexec.Column, enc []pgEncoder) *pgWire {
+	w := &pgWire{}
+	if p, ok := rows.(*prefixRows); ok {
+		w.prefix, rows = p, p.Rows
+	}
+	var ok bool
+	if w.num, ok = rows.(*numberedRows); !ok {
+		return nil
+	}
+	if w.src, ok = w.num.Rows.(sqlexec.PostgresWireRows); !ok {
+		return nil
+	}
+	wire := w.src.WireColumns()
+	if len(wire) != len(cols)-1 {
+		return nil
+	}
+	for i, wc := range wire {
+		w.enc = append(w.enc, pgWireEncoderFor(wc, cols[i].Type, w.src, i, enc[i]))
+		w.names = append(w.names, cols[i].Name)
+	}
+	return w
+}
+
+// ready reports whether the next row comes from the source itself: the
+// buffered prefix has been read.
+func (w *pgWire) ready() bool {
+	p := w.prefix
+	return p == nil || p.rest || p.i >= len(p.buf)
+}
+
+// encodeNext appends the source's next row, and its number, to buf; it
+// reports false at the end of the rows.
+func (w *pgWire) encodeNext(buf []byte) ([]byte, bool, error) {
+	if !w.src.NextWire() {
+		return buf, false, nil
+	}
+	w.num.n++
+	raw := w.src.WireValues()
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(raw)+1))
+	for i, b := range raw {
+		if b == nil {
+			buf = binary.BigEndian.AppendUint32(buf, math.MaxUint32) // -1: NULL
+			continue
+		}
+		var err error
+		if buf, err = w.enc[i](buf, b); err != nil {
+			return buf, false, fmt.Errorf("column %q: %w", w.names[i], err)
+		}
+	}
+	buf = binary.BigEndian.AppendUint64(appendLen(buf, 8), uint64(w.num.n))
+	return buf, true, nil
+}
+
+func pgWireEncoderFor(wc sqlexec.WireColumn, t sqlexec.Type, src sqlexec.PostgresWireRows, i int, typed pgEncoder) pgWireEncoder {
+	// decoded is the typed path, for what has no shortcut: it also
+	// refuses what the decoder refuses (infinite dates, say).
+	decoded := func(buf, b []byte) ([]byte, error) {
+		v, err := src.DecodeWire(i, b)
+		if err != nil {
+			return buf, err
+		}
+		return typed(buf, v)
+	}
+	same := func(size int) pgWireEncoder {
+		return func(buf, b []byte) ([]byte, error) {
+			if size > 0 && len(b) != size {
+				return decoded(buf, b) // which says what is wrong
+			}
+			return append(appendLen(buf, len(b)), b...), nil
+		}
+	}
+	if wc.Binary {
+		switch {
+		case wc.OID == pgtype.Int8OID && t == sqlexec.TypeInt64,
+			wc.OID == pgtype.Float8OID && t == sqlexec.TypeFloat64:
+			return same(8)
+		case wc.OID == pgtype.BoolOID && t == sqlexec.TypeBool:
+			return same(1)
+		case wc.OID == pgtype.ByteaOID && t == sqlexec.TypeBytes:
+			return same(0)
+		case (wc.OID == pgtype.Int2OID || wc.OID == pgtype.Int4OID) && t == sqlexec.TypeInt64:
+			return func(buf, b []byte) ([]byte, error) {
+				var x int64
+				switch len(b) {
+				case 2:
+					x = int64(int16(binary.BigEndian.Uint16(b)))
+				case 4:
+					x = int64(int32(binary.BigEndian.Uint32(b)))
+				default:
+					return decoded(buf, b)
+				}
+				return binary.BigEndian.AppendUint64(appendLen(buf, 8), uint64(x)), nil
+			}
+		case wc.OID == pgtype.DateOID && t == sqlexec.TypeDate:
+			return func(buf, b []byte) ([]byte, error) {
+				// Infinity has no portable form: the decoder refuses it.
+				if len(b) != 4 || int32(binary.BigEndian.Uint32(b)) == math.MaxInt32 || int32(binary.BigEndian.Uint32(b)) == math.MinInt32 {
+					return decoded(buf, b)
+				}
+				return append(appendLen(buf, 4), b...), nil
+			}
+		case wc.OID == pgtype.TimestampOID && t == sqlexec.TypeTimestamp,
+			wc.OID == pgtype.TimestamptzOID && t == sqlexec.TypeTimestampTZ:
+			return func(buf, b []byte) ([]byte, error) {
+				if len(b) != 8 || int64(binary.BigEndian.Uint64(b)) == math.MaxInt64 || int64(binary.BigEndian.Uint64(b)) == math.MinInt64 {
+					return decoded(buf, b)
+				}
+				return append(appendLen(buf, 8), b...), nil
+			}
+		}
+		return decoded
+	}
+	switch {
+	case wc.OID == pgtype.NumericOID && t == sqlexec.TypeDecimal:
+		return func(buf, b []byte) ([]byte, error) {
+			// The string lives only while it is parsed and encoded;
+			// errors quote it into a copy.
+			d, err := parsePgDecimal(unsafe.String(unsafe.SliceData(b), len(b)))
+			if err != nil {
+				return buf, err
+			}
+			return d.appendBinary(buf), nil
+		}
+	case t == sqlexec.TypeText || t == sqlexec.TypeJSON && (wc.OID == pgtype.JSONOID || wc.OID == pgtype.JSONBOID):
+		// json's binary form is its text; jsonb arrives as text too.
+		return same(0)
+	}
+	return decoded
+}

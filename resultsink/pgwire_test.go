@@ -1,0 +1,103 @@
+package resultsink_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
+)
+
+// pgWireSource is a PostgreSQL query over the types a PostgreSQL source
+// passes through to PostgreSQL results (and a float4 and a uuid-like text,
+// which take the typed path), with NULLs, in more rows than the small
+// path buffers, so that a results table has a decoded prefix and a passed
+// through rest.
+const pgWireSource = `SELECT (g %% 300)::int2 AS i2, g::int4 AS i4, g::int8 * 1000000007 AS i8, (g / 7.0)::numeric(12,2) AS amt,
+	g::numeric / 8 AS dec, g::float4 / 3 AS f4, g::float8 / 3 AS f8, g %% 2 = 0 AS b,
+	%s AS d, TIMESTAMP '1999-12-31 23:59:59.999999' + g * INTERVAL '1 second' AS ts,
+	TIMESTAMPTZ '2024-01-01 00:00:00+05' + g * INTERVAL '1 microsecond' AS tz, 'ü-' || g AS t,
+	json_build_object('g', g, 'a', 1) AS j, ('{"b": ' || g || ', "a": [1, 2]}')::jsonb AS jb,
+	decode(lpad(to_hex(g), 8, '0'), 'hex') AS by, CASE WHEN g %% 10 <> 0 THEN g END AS maybe,
+	md5(g::text)::uuid AS id
+FROM generate_series(1, 1234) g ORDER BY g`
+
+const pgWireColumns = "i2, i4, i8, amt, dec, f4, f8, b, d, ts, tz, t, j, jb, by, maybe, id"
+
+func writeFromPostgres(t *testing.T, b *resultsink.Backend, table, query string) (int64, error) {
+	t.Helper()
+	src := sqlexectest.Open(t, sqlexec.Postgres, "src", sqlexec.OpenOptions{})
+	reg, err := sqlexec.NewRegistry([]*sqlexec.Task{{Name: "wire", SQL: query, NumArgs: -1}}, []*sqlexec.DB{src}, []string{b.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, _ := reg.Task("wire")
+	rows, err := reg.Query(context.Background(), task, "src", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n, _, err := b.Write(context.Background(), table, resultsink.NewRunID(), rows, nextFence())
+	return n, err
+}
+
+// TestPostgresToPostgresKeepsEveryValue: values passed through from a
+// PostgreSQL source read back exactly as the source query gives them, each
+// row numbered in order, across the buffered prefix and the rest.
+func TestPostgresToPostgresKeepsEveryValue(t *testing.T) {
+	ctx := context.Background()
+	b := openBackend(t, sqlexec.Postgres)
+	query := strings.ReplaceAll(fmtWire("DATE '1970-01-01' - 5000 + g * 10"), "%%", "%")
+	n, err := writeFromPostgres(t, b, "results_wire", query)
+	if err != nil || n != 1234 {
+		t.Fatalf("wrote %d rows: %v", n, err)
+	}
+	texts := func(q string) []string {
+		rows, err := b.DB().Postgres().Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	want := texts("SELECT ROW(" + pgWireColumns + ")::text FROM (" + query + ") s")
+	got := texts(`SELECT ROW(` + pgWireColumns + `)::text FROM "results_wire" ORDER BY _row`)
+	if len(got) != len(want) {
+		t.Fatalf("%d rows, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("row %d:\n got %s\nwant %s", i+1, got[i], want[i])
+		}
+	}
+	if rows := texts(`SELECT format('%s %s %s', min(_row), max(_row), count(DISTINCT _row)) FROM "results_wire"`); rows[0] != "1 1234 1234" {
+		t.Fatalf("row numbers (min max distinct): %s", rows[0])
+	}
+}
+
+// TestPostgresToPostgresRefusesInfinity: a value with no portable form is
+// refused on the pass-through as on the typed path, naming its column, and
+// leaves no table.
+func TestPostgresToPostgresRefusesInfinity(t *testing.T) {
+	b := openBackend(t, sqlexec.Postgres)
+	query := strings.ReplaceAll(fmtWire("CASE WHEN g = 900 THEN DATE 'infinity' ELSE DATE '2000-01-01' + g END"), "%%", "%")
+	_, err := writeFromPostgres(t, b, "results_wire_inf", query)
+	if err == nil || !strings.Contains(err.Error(), `column "d"`) || !strings.Contains(err.Error(), "infinity") {
+		t.Fatalf("err %v, want the infinite date refused by its column", err)
+	}
+	if _, err := countRows(context.Background(), b.DB(), "results_wire_inf"); err == nil {
+		t.Fatal("a results table was published")
+	}
+	if n := stagingTables(t, b.DB()); n != 0 {
+		t.Fatalf("%d staging tables left", n)
+	}
+}
+
+func fmtWire(date string) string { return strings.Replace(pgWireSource, "%s", date, 1) }
