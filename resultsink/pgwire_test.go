@@ -2,6 +2,7 @@ package resultsink_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -101,3 +102,34 @@ func TestPostgresToPostgresRefusesInfinity(t *testing.T) {
 }
 
 func fmtWire(date string) string { return strings.Replace(pgWireSource, "%s", date, 1) }
+
+// BenchmarkPostgresToPostgres writes rows like cmd/sqljobber-bench's
+// entries, read from PostgreSQL, through a staging table: the pass-through.
+// An op is one row; cpu-ns/row is the process's CPU time (all threads).
+func BenchmarkPostgresToPostgres(b *testing.B) {
+	backend := openBackend(b, sqlexec.Postgres)
+	src := sqlexectest.Open(b, sqlexec.Postgres, "src", sqlexec.OpenOptions{})
+	query := fmt.Sprintf(`SELECT g::int8 AS id, 'user-' || (g %% 1000) AS user_id, (g %% 100000) / 100.0::numeric(12,2) AS amount,
+	DATE '2020-01-01' + g %% 1000 AS entry_date, TIMESTAMP '2020-01-01 00:00:00' + g * INTERVAL '1 second' AS created_at,
+	'note ' || g AS note FROM generate_series(1, %d) g`, b.N)
+	reg, err := sqlexec.NewRegistry([]*sqlexec.Task{{Name: "entries", SQL: query, NumArgs: -1}}, []*sqlexec.DB{src}, []string{backend.Name})
+	if err != nil {
+		b.Fatal(err)
+	}
+	task, _ := reg.Task("entries")
+	ctx := context.Background()
+	b.ReportAllocs()
+	cpu0 := cpuTime(b)
+	b.ResetTimer()
+	rows, err := reg.Query(ctx, task, "src", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, _, err := backend.Write(ctx, "results_bench_wire", resultsink.NewRunID(), rows, nextFence())
+	rows.Close()
+	b.StopTimer()
+	if err != nil || n != int64(b.N) {
+		b.Fatalf("wrote %d rows of %d: %v", n, b.N, err)
+	}
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/row")
+}

@@ -66,6 +66,9 @@ func textBool(b []byte) (any, error) {
 }
 
 func textDate(b []byte) (any, error) {
+	if t, ok := parseDateTime(b, false); ok {
+		return t, nil
+	}
 	t, err := time.Parse(time.DateOnly, string(b))
 	if err != nil {
 		return nil, fmt.Errorf("invalid date %q", b)
@@ -84,6 +87,9 @@ var timestampLayouts = []string{
 }
 
 func textTimestamp(b []byte) (any, error) {
+	if t, ok := parseDateTime(b, true); ok {
+		return t, nil
+	}
 	s := string(b)
 	for _, layout := range timestampLayouts {
 		if t, err := time.Parse(layout, s); err == nil {
@@ -111,4 +117,76 @@ func ParseDecimal(s string) (intDigits, fracDigits int, err error) {
 	}
 	whole = strings.TrimLeft(whole, "0")
 	return len(whole), len(frac), nil
+}
+
+// parseDateTime reads, without time.Parse's generality, the shape in which
+// MySQL and PostgreSQL print almost every date ("2006-01-02") and, with
+// clock, timestamp ("2006-01-02 15:04:05", with up to 9 fraction digits),
+// as UTC. It reports false for anything else, including values out of
+// range, which the layouts then read or refuse with their own message.
+func parseDateTime(b []byte, clock bool) (time.Time, bool) {
+	if len(b) < 10 || b[4] != '-' || b[7] != '-' {
+		return time.Time{}, false
+	}
+	year, ok1 := digits(b[0:4])
+	month, ok2 := digits(b[5:7])
+	day, ok3 := digits(b[8:10])
+	if !ok1 || !ok2 || !ok3 || year == 0 || month < 1 || month > 12 || day < 1 || day > daysIn(time.Month(month), year) {
+		return time.Time{}, false
+	}
+	if !clock {
+		if len(b) != 10 {
+			return time.Time{}, false
+		}
+		return time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC), true
+	}
+	if len(b) < 19 || b[10] != ' ' || b[13] != ':' || b[16] != ':' {
+		return time.Time{}, false
+	}
+	hour, ok1 := digits(b[11:13])
+	minute, ok2 := digits(b[14:16])
+	sec, ok3 := digits(b[17:19])
+	if !ok1 || !ok2 || !ok3 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	nanos := 0
+	if frac := b[19:]; len(frac) > 0 {
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
+			return time.Time{}, false
+		}
+		n, ok := digits(frac[1:])
+		if !ok {
+			return time.Time{}, false
+		}
+		for range 10 - len(frac) {
+			n *= 10
+		}
+		nanos = n
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nanos, time.UTC), true
+}
+
+// digits reads a run of decimal digits (at most 9).
+func digits(b []byte) (int, bool) {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, len(b) > 0
+}
+
+func daysIn(m time.Month, year int) int {
+	switch m {
+	case time.February:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case time.April, time.June, time.September, time.November:
+		return 30
+	}
+	return 31
 }
