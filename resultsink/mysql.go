@@ -92,7 +92,7 @@ func (d mysqlDialect) load(ctx context.Context, db *sqlexec.DB, table string, co
 	}
 	defer conn.Close()
 
-	r := &loadDataReader{rows: rows, cols: cols}
+	r := &loadDataReader{rows: rows, cols: cols, wire: newMyWire(rows, cols)}
 	// The driver's registry is global; the table name (a staging name with
 	// the run ID) makes the handler's name unique.
 	handler := "sqljobber/" + table
@@ -135,6 +135,7 @@ func (d mysqlDialect) load(ctx context.Context, db *sqlexec.DB, table string, co
 type loadDataReader struct {
 	rows  sqlexec.Rows
 	cols  []sqlexec.Column
+	wire  *myWire // when the rows come from MySQL: see myWire
 	buf   []byte
 	off   int
 	count int64
@@ -154,13 +155,19 @@ func (r *loadDataReader) Read(p []byte) (int, error) {
 		}
 		r.buf, r.off = r.buf[:0], 0
 		for len(r.buf) < loadDataChunk {
-			if !r.rows.Next() {
-				r.done = true
-				r.err = r.rows.Err()
+			more, err := false, error(nil)
+			if r.wire != nil && r.wire.ready() {
+				r.buf, more, err = r.wire.appendNext(r.buf)
+			} else if more = r.rows.Next(); more {
+				err = r.appendRow()
+			}
+			if err != nil {
+				r.err = err
 				break
 			}
-			if err := r.appendRow(); err != nil {
-				r.err = err
+			if !more {
+				r.done = true
+				r.err = r.rows.Err()
 				break
 			}
 			r.count++

@@ -19,17 +19,10 @@ import (
 // are re-encoded without allocating; any other column is decoded and
 // encoded as the typed path does. Nothing is decoded into Go values, which
 // is most of what a row cost the server.
-//
-// It reads the rows under Backend.Write's wrappers: a buffered prefix (the
-// rows read while deciding whether the result is small) is encoded from its
-// decoded values first, then the rest comes from the source directly,
-// numbered as numberedRows would.
 type pgWire struct {
-	src    sqlexec.PostgresWireRows
-	prefix *prefixRows // nil, or rows already read and decoded
-	num    *numberedRows
-	enc    []pgWireEncoder
-	names  []string
+	*wireSource
+	enc   []pgWireEncoder
+	names []string
 }
 
 // pgWireEncoder appends a non-NULL wire value as a COPY field.
@@ -39,43 +32,25 @@ type pgWireEncoder func(buf, b []byte) ([]byte, error)
 // straight from PostgreSQL. cols are the results table's columns (the
 // source's, then RowColumn) and enc their typed encoders.
 func newPgWire(rows sqlexec.Rows, cols []sqlexec.Column, enc []pgEncoder) *pgWire {
-	w := &pgWire{}
-	if p, ok := rows.(*prefixRows); ok {
-		w.prefix, rows = p, p.Rows
-	}
-	var ok bool
-	if w.num, ok = rows.(*numberedRows); !ok {
+	ws := findWire(rows, sqlexec.Postgres, len(cols)-1)
+	if ws == nil {
 		return nil
 	}
-	if w.src, ok = w.num.Rows.(sqlexec.PostgresWireRows); !ok {
-		return nil
-	}
-	wire := w.src.WireColumns()
-	if len(wire) != len(cols)-1 {
-		return nil
-	}
-	for i, wc := range wire {
-		w.enc = append(w.enc, pgWireEncoderFor(wc, cols[i].Type, w.src, i, enc[i]))
+	w := &pgWire{wireSource: ws}
+	for i, wc := range ws.cols {
+		w.enc = append(w.enc, pgWireEncoderFor(wc, cols[i].Type, ws.src, i, enc[i]))
 		w.names = append(w.names, cols[i].Name)
 	}
 	return w
 }
 
-// ready reports whether the next row comes from the source itself: the
-// buffered prefix has been read.
-func (w *pgWire) ready() bool {
-	p := w.prefix
-	return p == nil || p.rest || p.i >= len(p.buf)
-}
-
 // encodeNext appends the source's next row, and its number, to buf; it
 // reports false at the end of the rows.
 func (w *pgWire) encodeNext(buf []byte) ([]byte, bool, error) {
-	if !w.src.NextWire() {
+	raw, n, ok := w.next()
+	if !ok {
 		return buf, false, nil
 	}
-	w.num.n++
-	raw := w.src.WireValues()
 	buf = binary.BigEndian.AppendUint16(buf, uint16(len(raw)+1))
 	for i, b := range raw {
 		if b == nil {
@@ -87,11 +62,11 @@ func (w *pgWire) encodeNext(buf []byte) ([]byte, bool, error) {
 			return buf, false, fmt.Errorf("column %q: %w", w.names[i], err)
 		}
 	}
-	buf = binary.BigEndian.AppendUint64(appendLen(buf, 8), uint64(w.num.n))
+	buf = binary.BigEndian.AppendUint64(appendLen(buf, 8), uint64(n))
 	return buf, true, nil
 }
 
-func pgWireEncoderFor(wc sqlexec.WireColumn, t sqlexec.Type, src sqlexec.PostgresWireRows, i int, typed pgEncoder) pgWireEncoder {
+func pgWireEncoderFor(wc sqlexec.WireColumn, t sqlexec.Type, src sqlexec.WireRows, i int, typed pgEncoder) pgWireEncoder {
 	// decoded is the typed path, for what has no shortcut: it also
 	// refuses what the decoder refuses (infinite dates, say).
 	decoded := func(buf, b []byte) ([]byte, error) {

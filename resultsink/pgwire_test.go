@@ -29,9 +29,11 @@ FROM generate_series(1, 1234) g ORDER BY g`
 
 const pgWireColumns = "i2, i4, i8, amt, dec, f4, f8, b, d, ts, tz, t, j, jb, by, maybe, id"
 
-func writeFromPostgres(t *testing.T, b *resultsink.Backend, table, query string) (int64, error) {
+// writeFrom writes the rows of query, run on a source of dialect d, into
+// table through b.
+func writeFrom(t *testing.T, d sqlexec.Dialect, b *resultsink.Backend, table, query string) (int64, error) {
 	t.Helper()
-	src := sqlexectest.Open(t, sqlexec.Postgres, "src", sqlexec.OpenOptions{})
+	src := sqlexectest.Open(t, d, "src", sqlexec.OpenOptions{})
 	reg, err := sqlexec.NewRegistry([]*sqlexec.Task{{Name: "wire", SQL: query, NumArgs: -1}}, []*sqlexec.DB{src}, []string{b.Name})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +55,7 @@ func TestPostgresToPostgresKeepsEveryValue(t *testing.T) {
 	ctx := context.Background()
 	b := openBackend(t, sqlexec.Postgres)
 	query := strings.ReplaceAll(fmtWire("DATE '1970-01-01' - 5000 + g * 10"), "%%", "%")
-	n, err := writeFromPostgres(t, b, "results_wire", query)
+	n, err := writeFrom(t, sqlexec.Postgres, b, "results_wire", query)
 	if err != nil || n != 1234 {
 		t.Fatalf("wrote %d rows: %v", n, err)
 	}
@@ -89,7 +91,7 @@ func TestPostgresToPostgresKeepsEveryValue(t *testing.T) {
 func TestPostgresToPostgresRefusesInfinity(t *testing.T) {
 	b := openBackend(t, sqlexec.Postgres)
 	query := strings.ReplaceAll(fmtWire("CASE WHEN g = 900 THEN DATE 'infinity' ELSE DATE '2000-01-01' + g END"), "%%", "%")
-	_, err := writeFromPostgres(t, b, "results_wire_inf", query)
+	_, err := writeFrom(t, sqlexec.Postgres, b, "results_wire_inf", query)
 	if err == nil || !strings.Contains(err.Error(), `column "d"`) || !strings.Contains(err.Error(), "infinity") {
 		t.Fatalf("err %v, want the infinite date refused by its column", err)
 	}

@@ -66,7 +66,7 @@ func textBool(b []byte) (any, error) {
 }
 
 func textDate(b []byte) (any, error) {
-	if t, ok := parseDateTime(b, false); ok {
+	if t, ok := ParseDateTime(b, false); ok {
 		return t, nil
 	}
 	t, err := time.Parse(time.DateOnly, string(b))
@@ -87,7 +87,7 @@ var timestampLayouts = []string{
 }
 
 func textTimestamp(b []byte) (any, error) {
-	if t, ok := parseDateTime(b, true); ok {
+	if t, ok := ParseDateTime(b, true); ok {
 		return t, nil
 	}
 	s := string(b)
@@ -119,12 +119,12 @@ func ParseDecimal(s string) (intDigits, fracDigits int, err error) {
 	return len(whole), len(frac), nil
 }
 
-// parseDateTime reads, without time.Parse's generality, the shape in which
+// ParseDateTime reads, without time.Parse's generality, the shape in which
 // MySQL and PostgreSQL print almost every date ("2006-01-02") and, with
 // clock, timestamp ("2006-01-02 15:04:05", with up to 9 fraction digits),
 // as UTC. It reports false for anything else, including values out of
 // range, which the layouts then read or refuse with their own message.
-func parseDateTime(b []byte, clock bool) (time.Time, bool) {
+func ParseDateTime(b []byte, clock bool) (time.Time, bool) {
 	if len(b) < 10 || b[4] != '-' || b[7] != '-' {
 		return time.Time{}, false
 	}

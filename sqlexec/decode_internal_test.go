@@ -32,7 +32,7 @@ func FuzzParseDateTime(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, clock := range []bool{false, true} {
-			got, ok := parseDateTime([]byte(s), clock)
+			got, ok := ParseDateTime([]byte(s), clock)
 			if !ok {
 				continue
 			}
@@ -57,13 +57,13 @@ func TestParseDateTimeReadsTheCommonShapes(t *testing.T) {
 		{"2024-01-01 00:00:00.000001", true, time.Date(2024, 1, 1, 0, 0, 0, 1000, time.UTC)},
 		{"2024-01-01 00:00:00.123456789", true, time.Date(2024, 1, 1, 0, 0, 0, 123456789, time.UTC)},
 	} {
-		got, ok := parseDateTime([]byte(tc.in), tc.clock)
+		got, ok := ParseDateTime([]byte(tc.in), tc.clock)
 		if !ok || !got.Equal(tc.want) {
 			t.Errorf("%q: %v %v, want %v", tc.in, got, ok, tc.want)
 		}
 	}
 	for _, bad := range []string{"2023-02-29", "1900-02-29", "2024-04-31", "2024-13-01", "2024-01-01 24:00:00", "2024-01-01 12:00:00."} {
-		if _, ok := parseDateTime([]byte(bad), len(bad) > 10); ok {
+		if _, ok := ParseDateTime([]byte(bad), len(bad) > 10); ok {
 			t.Errorf("%q read by the fast path", bad)
 		}
 	}

@@ -100,6 +100,7 @@ func (db *DB) mysqlQuery(ctx context.Context, conn *sql.Conn, connID int64, quer
 		r.cols[i], r.dec[i] = mysqlColumn(ct)
 	}
 	r.raw = make([]sql.RawBytes, len(cts))
+	r.wire = make([][]byte, len(cts))
 	r.ptrs = make([]any, len(cts))
 	for i := range r.raw {
 		r.ptrs[i] = &r.raw[i]
@@ -166,6 +167,7 @@ type sqlRows struct {
 	release  func(killed bool) error
 	closed   bool
 	raw      []sql.RawBytes
+	wire     [][]byte // raw, as WireValues hands it out
 	ptrs     []any
 }
 
@@ -179,6 +181,29 @@ func (r *sqlRows) Next() bool {
 	}
 	return decode(&r.decodedRow, r.raw)
 }
+
+var _ WireRows = (*sqlRows)(nil)
+
+// Wire: the driver hands out every value as text (sql.RawBytes).
+func (r *sqlRows) Wire() (Dialect, []WireColumn) { return MySQL, make([]WireColumn, len(r.cols)) }
+
+func (r *sqlRows) NextWire() bool {
+	if r.err != nil || !r.rows.Next() {
+		return false
+	}
+	if err := r.rows.Scan(r.ptrs...); err != nil {
+		r.err = err
+		return false
+	}
+	for i, b := range r.raw {
+		r.wire[i] = b
+	}
+	return true
+}
+
+func (r *sqlRows) WireValues() [][]byte { return r.wire }
+
+func (r *sqlRows) DecodeWire(i int, b []byte) (any, error) { return r.dec[i](b) }
 
 func (r *sqlRows) Err() error {
 	if r.err != nil {

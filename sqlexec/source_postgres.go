@@ -117,15 +117,15 @@ func (r *pgRows) Next() bool {
 	return r.err == nil && r.rows.Next() && decode(&r.decodedRow, r.rows.RawValues())
 }
 
-var _ PostgresWireRows = (*pgRows)(nil)
+var _ WireRows = (*pgRows)(nil)
 
-func (r *pgRows) WireColumns() []WireColumn {
+func (r *pgRows) Wire() (Dialect, []WireColumn) {
 	fds := r.rows.FieldDescriptions()
 	out := make([]WireColumn, len(fds))
 	for i, fd := range fds {
 		out[i] = WireColumn{OID: fd.DataTypeOID, Binary: fd.Format == pgx.BinaryFormatCode}
 	}
-	return out
+	return Postgres, out
 }
 
 func (r *pgRows) NextWire() bool { return r.err == nil && r.rows.Next() }

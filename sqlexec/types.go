@@ -74,14 +74,15 @@ type Rows interface {
 	Close() error
 }
 
-// PostgresWireRows are Rows read from PostgreSQL that can also be read as
-// the server sent them, so that a writer to PostgreSQL can pass values
-// through without decoding them into Go values and encoding them again.
-// A caller may mix NextWire and Next from row to row.
-type PostgresWireRows interface {
+// WireRows are Rows that can also be read as their database sent them, so
+// that a writer to the same kind of database can pass values through
+// without decoding them into Go values and encoding them again. A caller
+// may mix NextWire and Next from row to row.
+type WireRows interface {
 	Rows
-	// WireColumns tells how each column's values arrive.
-	WireColumns() []WireColumn
+	// Wire tells which kind of database sent the rows and how each
+	// column's values arrive.
+	Wire() (Dialect, []WireColumn)
 	// NextWire advances like Next, without decoding the row.
 	NextWire() bool
 	// WireValues returns the row NextWire advanced to, as sent (nil is
@@ -93,11 +94,11 @@ type PostgresWireRows interface {
 	DecodeWire(i int, b []byte) (any, error)
 }
 
-// WireColumn is how a column's values arrive from PostgreSQL.
+// WireColumn is how a column's values arrive.
 type WireColumn struct {
-	// OID is the PostgreSQL type's OID.
+	// OID is the PostgreSQL type's OID (0 from MySQL).
 	OID uint32
-	// Binary: the values are in the type's binary form, else in its text
-	// form.
+	// Binary: the values are in the type's binary form (PostgreSQL),
+	// else in its text form (always, from MySQL).
 	Binary bool
 }
