@@ -1,6 +1,7 @@
 package sqlexec
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -66,5 +67,26 @@ func TestParseDateTimeReadsTheCommonShapes(t *testing.T) {
 		if _, ok := ParseDateTime([]byte(bad), len(bad) > 10); ok {
 			t.Errorf("%q read by the fast path", bad)
 		}
+	}
+}
+
+// TestTextNumbersAllocateOnlyTheirBox: parsing a number from the driver's
+// bytes makes no copy of them (the value's box is the one allocation).
+func TestTextNumbersAllocateOnlyTheirBox(t *testing.T) {
+	for _, tc := range []struct {
+		dec decoder
+		in  string
+	}{{textInt, "-9223372036854775808"}, {textUint, "18446744073709551615"}, {textFloat, "0.30000000000000004"}} {
+		b := []byte(tc.in)
+		if n := testing.AllocsPerRun(100, func() { _, _ = tc.dec(b) }); n > 1 {
+			t.Errorf("%q: %v allocations, want at most 1", tc.in, n)
+		}
+	}
+	// An error keeps a copy of its input, not the driver's buffer.
+	b := []byte("12x")
+	_, err := textInt(b)
+	copy(b, "999")
+	if err == nil || !strings.Contains(err.Error(), `"12x"`) {
+		t.Fatalf("err %v, want it to quote the input as it was", err)
 	}
 }
