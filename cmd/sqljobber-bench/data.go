@@ -53,14 +53,16 @@ func myDatabaseDSN(base, db string) (string, error) {
 	return cfg.FormatDSN(), nil
 }
 
-// dropTablesInChunks drops the tables of schema a thousand per transaction:
-// one DROP SCHEMA ... CASCADE over the tables of a long tiny-jobs run takes
-// more locks than PostgreSQL's default lock table holds.
-func dropTablesInChunks(ctx context.Context, db *pgxpool.Pool, schema string) error {
+// dropTablesInChunks drops the tables of schema whose names start with
+// prefix ("" for all), a thousand per transaction: one DROP SCHEMA ...
+// CASCADE over the tables of a long tiny-jobs run takes more locks than
+// PostgreSQL's default lock table holds.
+func dropTablesInChunks(ctx context.Context, db *pgxpool.Pool, schema, prefix string) error {
 	for {
 		var stmt *string
 		err := db.QueryRow(ctx, `SELECT string_agg(format('DROP TABLE %I.%I', schemaname, tablename), '; ')
-	FROM (SELECT schemaname, tablename FROM pg_tables WHERE schemaname = $1 LIMIT 1000) t`, schema).Scan(&stmt)
+	FROM (SELECT schemaname, tablename FROM pg_tables WHERE schemaname = $1 AND starts_with(tablename, $2) LIMIT 1000) t`,
+			schema, prefix).Scan(&stmt)
 		if err != nil {
 			return fmt.Errorf("postgres: list the tables of %s: %w", schema, err)
 		}
@@ -82,7 +84,7 @@ func connect(ctx context.Context, pgDSN, myDSN string) (*dbs, error) {
 		return nil, err
 	}
 	defer admin.Close()
-	if err := dropTablesInChunks(ctx, admin, resultsName); err != nil {
+	if err := dropTablesInChunks(ctx, admin, resultsName, ""); err != nil {
 		return nil, err
 	}
 	for _, stmt := range []string{

@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.binary, "binary", "", "sql-jobber binary to run (default: build it)")
 	fs.BoolVar(&o.short, "short", false, "a quick smoke run on small data")
 	fs.StringVar(&o.pprof, "pprof", "", "have the server serve Go's profiler on this address (e.g. 127.0.0.1:6065)")
-	fs.StringVar(&o.only, "only", "", "run only these sections, comma-separated: floors, jobs, tiny")
+	fs.StringVar(&o.only, "only", "", "run only these sections, comma-separated: floors, jobs, tiny, tinyparts (only when named)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -260,6 +260,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		add(floorTiny)
 		r.Floor, r.Ratio = floorTiny.Name, r.JobsPerSec/floorTiny.JobsPerSec
 		add(r)
+	}
+
+	// The parts of a tiny job's cost to the database: on request only.
+	if o.only != "" && want("tinyparts") {
+		fmt.Fprintln(stderr, "tiny jobs' parts (the database's side alone)...")
+		parts, err := tinyParts(ctx, d, o.tiny, o.concurrency)
+		if err != nil {
+			return err
+		}
+		for _, r := range parts {
+			add(r)
+		}
 	}
 
 	printTable(stdout, rep)
