@@ -2,6 +2,9 @@ package resultsink
 
 import (
 	"context"
+	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -28,6 +31,7 @@ type admissions struct {
 	mu      sync.Mutex
 	waiting []*pendingAdmission
 	writers int
+	done    sync.WaitGroup // the writers, for Close
 }
 
 type pendingAdmission struct {
@@ -50,6 +54,7 @@ func (a *admissions) admit(ctx context.Context, l *Ledger, j Job) (*Job, error) 
 	start := a.writers < admitWriters
 	if start {
 		a.writers++
+		a.done.Add(1)
 	}
 	a.mu.Unlock()
 	if start {
@@ -65,6 +70,7 @@ func (a *admissions) admit(ctx context.Context, l *Ledger, j Job) (*Job, error) 
 
 // write writes batches until none waits.
 func (a *admissions) write(l *Ledger) {
+	defer a.done.Done()
 	for {
 		batch := a.next()
 		if batch == nil {
@@ -76,7 +82,9 @@ func (a *admissions) write(l *Ledger) {
 
 // next takes the next batch off the queue, or, when none waits, retires
 // the writer. A batch holds each job ID once: one statement cannot write a
-// row twice, so a repeated ID waits for the next batch.
+// row twice, so a repeated ID waits for the next batch. It is in the order
+// of the IDs, so that two batches in flight (here or on other nodes) lock
+// the rows they share in the same order and cannot deadlock.
 func (a *admissions) next() []*pendingAdmission {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -95,6 +103,7 @@ func (a *admissions) next() []*pendingAdmission {
 		batch = append(batch, p)
 	}
 	a.waiting = rest
+	slices.SortFunc(batch, func(x, y *pendingAdmission) int { return strings.Compare(x.job.ID, y.job.ID) })
 	return batch
 }
 
@@ -137,7 +146,26 @@ func (l *Ledger) admitBatch(batch []*pendingAdmission) {
 			p.done <- admitResult{job: &p.job}
 			continue
 		}
-		j, err := l.admit(p.ctx, l.dq, p.job)
+		ctx, cancel := context.WithTimeout(p.ctx, admitTimeout)
+		j, err := l.admit(ctx, l.dq, p.job)
+		cancel()
+		// A batch whose answer was lost may have been written after
+		// all: the job that holds the ID is then this very admission.
+		var active *ActiveError
+		if errors.As(err, &active) && sameAdmission(active.Job, &p.job) {
+			j, err = &p.job, nil
+		}
 		p.done <- admitResult{job: j, err: err}
 	}
 }
+
+// sameAdmission reports whether cur, as the ledger holds it, is the record
+// admission j wrote, not yet claimed.
+func sameAdmission(cur, j *Job) bool {
+	return cur.State == StatePending && cur.RunID == "" && cur.CreatedAt.Equal(j.CreatedAt) &&
+		cur.Task == j.Task && cur.Queue == j.Queue && string(cur.Args) == string(j.Args)
+}
+
+// Close waits for the admissions being written. Admit must not be called
+// after it.
+func (l *Ledger) Close() { l.admitting.done.Wait() }

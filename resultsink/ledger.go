@@ -279,14 +279,8 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 		// MySQL has no partial indexes: the scan covers the queue's
 		// waiting jobs (two ranges of state), then sorts them.
 		indexes = append(indexes, index{"_ready", l.table, "queue, state, held, ready_at", ""})
-	} else {
-		// Only waiting jobs, in the order they start: a claim reads as
-		// many entries as it takes jobs, however many finished jobs the
-		// ledger keeps. Finished jobs leave the index, so updates to
-		// them cost no write to it.
-		indexes = append(indexes, index{"_pending", l.table, "queue, held, ready_at, enqueued_at, job_id", " WHERE state IN ('PENDING', 'RETRY')"})
-		// Replaced by _pending (sql-jobber before 2026-11-26): an index
-		// every state change wrote to, that claims scanned whole.
+	} else if l.db.Dialect == sqlexec.SQLite {
+		indexes = append(indexes, index{"_pending", l.table, pendingIndexCols, pendingIndexWhere})
 		stmts = append(stmts, "DROP INDEX IF EXISTS "+q(l.cfg.Table+"_ready"))
 	}
 	for _, idx := range indexes {
@@ -306,7 +300,70 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 			return fmt.Errorf("create ledger table %s: %w", l.cfg.Table, err)
 		}
 	}
-	return check()
+	if err := check(); err != nil {
+		return err
+	}
+	if l.db.Dialect == sqlexec.Postgres {
+		if err := l.pgPendingIndex(ctx); err != nil {
+			return fmt.Errorf("index ledger table %s: %w", l.cfg.Table, err)
+		}
+	}
+	return nil
+}
+
+// The _pending index (PostgreSQL and SQLite) holds only waiting jobs, in
+// the order they start: a claim reads as many entries as it takes jobs,
+// however many finished jobs the ledger keeps, and finished jobs cost it no
+// writes. It replaces _ready (sql-jobber before 2026-11-26), which every
+// state change wrote to and claims scanned whole.
+const (
+	pendingIndexCols  = "queue, held, ready_at, enqueued_at, job_id"
+	pendingIndexWhere = " WHERE state IN ('PENDING', 'RETRY')"
+)
+
+// pgPendingIndex creates _pending and drops _ready on PostgreSQL. On a
+// ledger in use, either done plainly would hold every claim and admission
+// for as long as it takes (a build reads the whole table), so both are done
+// CONCURRENTLY there; a concurrent build that was interrupted leaves an
+// invalid index, which is built again.
+func (l *Ledger) pgPendingIndex(ctx context.Context) error {
+	name := l.cfg.Table + "_pending"
+	var valid []bool
+	err := l.q.query(ctx, `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+	WHERE c.relname = ? AND c.relnamespace = current_schema()::regnamespace`, func(scan func(...any) error) error {
+		var v bool
+		err := scan(&v)
+		valid = append(valid, v)
+		return err
+	}, name)
+	if err != nil {
+		return err
+	}
+	var used bool
+	if err := l.q.query(ctx, fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s)", l.table), func(scan func(...any) error) error {
+		return scan(&used)
+	}); err != nil {
+		return err
+	}
+	concurrently := ""
+	if used {
+		concurrently = "CONCURRENTLY "
+	}
+	q := postgresDialect{}.quote
+	var stmts []string
+	if len(valid) == 1 && !valid[0] {
+		stmts = append(stmts, "DROP INDEX "+concurrently+"IF EXISTS "+q(name))
+	}
+	if len(valid) == 0 || !valid[0] {
+		stmts = append(stmts, fmt.Sprintf("CREATE INDEX %sIF NOT EXISTS %s ON %s (%s)%s", concurrently, q(name), l.table, pendingIndexCols, pendingIndexWhere))
+	}
+	stmts = append(stmts, "DROP INDEX "+concurrently+"IF EXISTS "+q(l.cfg.Table+"_ready"))
+	for _, s := range stmts {
+		if _, err := l.q.exec(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (l *Ledger) ifNotExists() string {

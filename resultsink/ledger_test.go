@@ -26,6 +26,7 @@ func openLedgerOn(t *testing.T, b *resultsink.Backend, cfg resultsink.LedgerConf
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(l.Close)
 	if err := l.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -597,4 +598,50 @@ func TestConcurrentAdmissionsOfOneIDAdmitOne(t *testing.T) {
 			t.Fatalf("%d pending jobs (%v), want %d", len(pending), err, ids)
 		}
 	})
+}
+
+// TestMigrateReplacesTheReadyIndexOfALedgerInUse: a ledger made by an
+// earlier version (with _ready, without _pending), holding jobs, gets the
+// _pending index and loses _ready; an invalid _pending (an interrupted
+// concurrent build) is built again.
+func TestMigrateReplacesTheReadyIndexOfALedgerInUse(t *testing.T) {
+	ctx := context.Background()
+	b := openBackend(t, sqlexec.Postgres)
+	l := openLedgerOn(t, b, resultsink.LedgerConfig{})
+	if _, err := l.Admit(ctx, resultsink.Job{ID: "a", Task: "t", Queue: "q"}); err != nil {
+		t.Fatal(err)
+	}
+	indexes := func() string {
+		rows, err := b.DB().Postgres().Query(ctx, `SELECT c.relname || ':' || i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+	WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN ('sqljobber_jobs_pending', 'sqljobber_jobs_ready') ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return strings.Join(out, " ")
+	}
+	for _, setup := range []string{
+		"DROP INDEX sqljobber_jobs_pending; CREATE INDEX sqljobber_jobs_ready ON sqljobber_jobs (queue, state, held, ready_at)",
+		"UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'sqljobber_jobs_pending'::regclass",
+	} {
+		if _, err := b.DB().Postgres().Exec(ctx, setup); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Migrate(ctx); err != nil {
+			t.Fatalf("after %q: %v", setup, err)
+		}
+		if got := indexes(); got != "sqljobber_jobs_pending:true" {
+			t.Fatalf("after %q, indexes %q; want a valid _pending alone", setup, got)
+		}
+	}
+	if j, err := claimOne(l, "q", "n1", time.Minute); err != nil || j == nil || j.ID != "a" {
+		t.Fatalf("claimed %v, %v", j, err)
+	}
 }

@@ -17,8 +17,9 @@ import (
 // path buffers.
 const myWireSource = `SELECT n %% 100 AS i, n * 1000000007 AS big, CAST(18446744073709551615 - n AS UNSIGNED) AS u,
 	CAST(n / 7 AS DECIMAL(12,2)) AS amt, n / 3e0 AS f, %s AS d,
-	TIMESTAMP '1999-12-31 23:59:59.999999' + INTERVAL n SECOND AS ts, CONCAT('ü\t\\', n, '\n') AS t,
-	JSON_OBJECT('g', n) AS j, UNHEX(LPAD(HEX(n), 8, '0')) AS b, IF(n %% 10 = 0, NULL, n) AS maybe
+	TIMESTAMP '1999-12-31 23:59:59.999999' + INTERVAL n SECOND AS ts,
+	IF(n %% 7 = 0, '', CONCAT('ü\t\\', n, '\n')) AS t,
+	JSON_OBJECT('g', n) AS j, IF(n %% 11 = 0, CAST('' AS BINARY), UNHEX(LPAD(HEX(n), 8, '0'))) AS b, IF(n %% 10 = 0, NULL, n) AS maybe
 FROM (SELECT a.d + 10 * b.d + 100 * c.d + 1000 * e.d AS n FROM
 	(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9) a,
 	(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9) b,
@@ -26,7 +27,7 @@ FROM (SELECT a.d + 10 * b.d + 100 * c.d + 1000 * e.d AS n FROM
 	(SELECT 0 d UNION ALL SELECT 1) e) g
 WHERE n BETWEEN 1 AND 1234 ORDER BY n`
 
-const myWireConcat = `CONCAT_WS('|', COALESCE(i, 'NULL'), big, u, amt, f, COALESCE(d, 'NULL'), ts, t, j, HEX(b), COALESCE(maybe, 'NULL'))`
+const myWireConcat = `CONCAT_WS('|', COALESCE(i, 'NULL'), big, u, amt, f, COALESCE(d, 'NULL'), ts, COALESCE(t, 'NULL'), j, COALESCE(HEX(b), 'NULL'), COALESCE(maybe, 'NULL'))`
 
 func myWire(date string) string {
 	return strings.ReplaceAll(strings.Replace(myWireSource, "%s", date, 1), "%%", "%")

@@ -21,9 +21,10 @@ import (
 const pgWireSource = `SELECT (g %% 300)::int2 AS i2, g::int4 AS i4, g::int8 * 1000000007 AS i8, (g / 7.0)::numeric(12,2) AS amt,
 	g::numeric / 8 AS dec, g::float4 / 3 AS f4, g::float8 / 3 AS f8, g %% 2 = 0 AS b,
 	%s AS d, TIMESTAMP '1999-12-31 23:59:59.999999' + g * INTERVAL '1 second' AS ts,
-	TIMESTAMPTZ '2024-01-01 00:00:00+05' + g * INTERVAL '1 microsecond' AS tz, 'ü-' || g AS t,
+	TIMESTAMPTZ '2024-01-01 00:00:00+05' + g * INTERVAL '1 microsecond' AS tz,
+	CASE WHEN g %% 7 = 0 THEN '' ELSE 'ü-' || g END AS t,
 	json_build_object('g', g, 'a', 1) AS j, ('{"b": ' || g || ', "a": [1, 2]}')::jsonb AS jb,
-	decode(lpad(to_hex(g), 8, '0'), 'hex') AS by, CASE WHEN g %% 10 <> 0 THEN g END AS maybe,
+	CASE WHEN g %% 11 = 0 THEN ''::bytea ELSE decode(lpad(to_hex(g), 8, '0'), 'hex') END AS by, CASE WHEN g %% 10 <> 0 THEN g END AS maybe,
 	md5(g::text)::uuid AS id
 FROM generate_series(1, 1234) g ORDER BY g`
 

@@ -80,9 +80,29 @@ func (d postgresDialect) load(ctx context.Context, db *sqlexec.DB, table string,
 		return 0, rerr
 	}
 	if err != nil {
-		return 0, err
+		return 0, pgCopyError(err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// pgCopyError names the column and row of a value PostgreSQL refused during
+// a COPY, which its error context gives ("COPY t, line 3, column note"; a
+// text-format COPY would quote the value after a colon, left out here).
+func pgCopyError(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	_, rest, ok := strings.Cut(pgErr.Where, ", line ")
+	if !ok {
+		return err
+	}
+	line, rest, ok := strings.Cut(rest, ", column ")
+	if !ok {
+		return err
+	}
+	col, _, _ := strings.Cut(rest, ":")
+	return fmt.Errorf("column %q (row %s): %w", col, line, err)
 }
 
 // microseconds refuses a time finer than PostgreSQL and MySQL keep.

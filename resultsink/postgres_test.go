@@ -208,6 +208,11 @@ func TestPostgresWriteErrorsNameTheColumn(t *testing.T) {
 				{sqlexec.Column{Name: "day", Type: sqlexec.TypeDate}, date(5874898, 1, 1)},
 				// Its day count would wrap an int32 to a valid date.
 				{sqlexec.Column{Name: "day", Type: sqlexec.TypeDate}, date(12_000_000, 1, 1)},
+				// Refused by PostgreSQL itself (say, MySQL text bound
+				// for PostgreSQL results).
+				{sqlexec.Column{Name: "note", Type: sqlexec.TypeText}, "a\x00b"},
+				{sqlexec.Column{Name: "note", Type: sqlexec.TypeText}, "\xff"},
+				{sqlexec.Column{Name: "doc", Type: sqlexec.TypeJSON}, "{"},
 			} {
 				// Staged, the bad value comes after enough good rows
 				// that COPY has sent some.
@@ -220,6 +225,8 @@ func TestPostgresWriteErrorsNameTheColumn(t *testing.T) {
 					sqlexec.TypeTimestamp:   time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC),
 					sqlexec.TypeTimestampTZ: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC),
 					sqlexec.TypeDate:        date(2024, 1, 2),
+					sqlexec.TypeText:        "ok",
+					sqlexec.TypeJSON:        `{"a": 1}`,
 				}[tc.col.Type]
 				rows := rowsOf([]sqlexec.Column{tc.col}, n, func(i int) []any {
 					if i == n-1 {

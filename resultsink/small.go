@@ -3,11 +3,15 @@ package resultsink
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
@@ -82,6 +86,8 @@ func (d postgresDialect) writeSmall(ctx context.Context, db *sqlexec.DB, final s
 		prefix = "UNLOGGED "
 	}
 	create := []string{createTableSQL(d, prefix, final, cols, "", false)}
+	var insert string
+	var lits []pgLiteralAt
 	if len(rows) > 0 {
 		names := make([]string, len(cols))
 		for i, c := range cols {
@@ -89,7 +95,6 @@ func (d postgresDialect) writeSmall(ctx context.Context, db *sqlexec.DB, final s
 		}
 		var b strings.Builder
 		fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", d.quote(final), strings.Join(names, ", "))
-		n := 0
 		for r, row := range rows {
 			if r > 0 {
 				b.WriteString(", ")
@@ -99,18 +104,54 @@ func (d postgresDialect) writeSmall(ctx context.Context, db *sqlexec.DB, final s
 				if i > 0 {
 					b.WriteString(", ")
 				}
-				n++
 				lit, err := pgLiteral(cols[i], v)
 				if err != nil {
-					return false, fmt.Errorf("column %q: %w", cols[i].Name, err)
+					return false, fmt.Errorf("column %q (row %d): %w", cols[i].Name, r+1, err)
 				}
+				lits = append(lits, pgLiteralAt{start: b.Len(), end: b.Len() + len(lit), row: r + 1, col: cols[i].Name})
 				b.WriteString(lit)
 			}
 			b.WriteByte(')')
 		}
-		create = append(create, b.String())
+		insert = b.String()
+		create = append(create, insert)
 	}
-	return d.swap(ctx, db, final, int64(len(rows)), fence, create...)
+	finished, err := d.swap(ctx, db, final, int64(len(rows)), fence, create...)
+	if err != nil {
+		return false, pgLiteralError(err, insert, lits)
+	}
+	return finished, nil
+}
+
+// pgLiteralAt is where a value's literal is in the INSERT of small results.
+type pgLiteralAt struct {
+	start, end int // bytes
+	row        int
+	col        string
+}
+
+// pgLiteralError names the column and row of a value PostgreSQL refused in
+// the INSERT of small results, from the error's position in the statement
+// (a data exception, class 22, is only ever about a value).
+func pgLiteralError(err error, insert string, lits []pgLiteralAt) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || !strings.HasPrefix(pgErr.Code, "22") || pgErr.Position < 1 {
+		return err
+	}
+	// The position counts characters from 1.
+	at, chars := -1, int32(0)
+	for i := range insert {
+		if chars++; chars == pgErr.Position {
+			at = i
+			break
+		}
+	}
+	for _, l := range lits {
+		if at >= l.start && at < l.end {
+			return fmt.Errorf("column %q (row %d): %w", l.col, l.row, err)
+		}
+	}
+	return err
 }
 
 // pgLiteral writes a value as a PostgreSQL literal of its column's type:
@@ -173,6 +214,9 @@ func pgLiteral(c sqlexec.Column, v any) (string, error) {
 		s = v.(string)
 		if strings.IndexByte(s, 0) >= 0 {
 			return "", fmt.Errorf("PostgreSQL text cannot hold a NUL byte")
+		}
+		if !utf8.ValidString(s) {
+			return "", fmt.Errorf("PostgreSQL text must be UTF-8 (%.40q is not)", s)
 		}
 	}
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'::" + (postgresDialect{}).columnType(c), nil

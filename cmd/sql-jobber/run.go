@@ -177,6 +177,7 @@ type app struct {
 	drain   time.Duration
 	dbs     []*sqlexec.DB
 	results []*resultsink.Backend
+	ledger  *resultsink.Ledger
 	engine  *actors.Engine
 	servers []*server
 	addr    string // the HTTP API's address, "" with --worker-only
@@ -283,6 +284,7 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 	if err != nil {
 		return nil, err
 	}
+	a.ledger = ledger
 	ledgerBackend.Reserve(ledger.Tables()...)
 	if err := ledger.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("results.%s: %w", cfg.ledger, err)
@@ -488,6 +490,9 @@ func (a *app) stop() error {
 func (a *app) close() {
 	if a.engine != nil {
 		a.engine.Stop()
+	}
+	if a.ledger != nil {
+		a.ledger.Close()
 	}
 	for _, b := range a.results {
 		b.Close()

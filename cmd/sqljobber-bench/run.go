@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.tiny, "tiny", 2000, "number of one-row jobs")
 	fs.IntVar(&o.clients, "clients", 8, "concurrent clients posting the one-row jobs")
 	fs.IntVar(&o.concurrency, "concurrency", 10, "worker concurrency of the server (and of the tiny floor)")
-	fs.IntVar(&o.repeat, "repeat", 2, "runs of each large measurement; the best counts")
+	fs.IntVar(&o.repeat, "repeat", 2, "runs of each measurement (floors, jobs, tiny rounds); the best counts")
 	fs.StringVar(&o.out, "out", "bench-results/latest.json", "where to write the JSON report")
 	fs.StringVar(&o.binary, "binary", "", "sql-jobber binary to run (default: build it)")
 	fs.BoolVar(&o.short, "short", false, "a quick smoke run on small data")
@@ -86,6 +86,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.short {
 		o.rows, o.memRows, o.tiny, o.repeat = 20_000, 5_000, 100, 1
+	}
+	if o.repeat < 1 || o.tiny < 1 || o.rows < 1 || o.clients < 1 || o.concurrency < 1 {
+		return errors.New("--repeat, --tiny, --rows, --clients and --concurrency must be at least 1")
 	}
 
 	d, err := connect(ctx, o.pg, o.mysql)

@@ -146,6 +146,9 @@ func tinyPartsJob(ctx context.Context, db *pgxpool.Pool, step string, has func(s
 		add("DROP TABLE IF EXISTS " + table)
 	}
 	if has("U") {
+		// By ID alone: with +C, a worker's claim may take another
+		// worker's job, so a run check here could fail; its cost is
+		// a comparison on the row already found.
 		add("WITH u AS (UPDATE parts_ledger SET state = 'SUCCESS', count = 1, finished_at = now(), expires_at = now() WHERE job_id = $1 RETURNING 1) SELECT 1 / COUNT(*) FROM u",
 			[]byte(id))
 	}

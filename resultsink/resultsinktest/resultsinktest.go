@@ -38,6 +38,7 @@ func NewEnv(t testing.TB, d sqlexec.Dialect, cfg resultsink.ReaderConfig) *Env {
 	t.Cleanup(b.Close)
 	l, err := resultsink.NewLedger(b, resultsink.LedgerConfig{})
 	if err == nil {
+		t.Cleanup(l.Close)
 		err = l.Migrate(ctx)
 	}
 	if err != nil {
