@@ -296,3 +296,30 @@ func TestFenceRefusesAnOlderRun(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstRunReplacesATableOfItsName: a job's first run publishes without
+// dropping first (no table of its name is expected); if one is there all
+// the same, it is replaced, small results and staged alike.
+func TestFirstRunReplacesATableOfItsName(t *testing.T) {
+	for _, d := range sqlexectest.Dialects {
+		for _, staged := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/staged=%t", d, staged), func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				b := openBackend(t, d)
+				if staged {
+					resultsink.WithoutSmallPath(b)
+				}
+				sqlexectest.Exec(t, b.DB(), "CREATE TABLE results_taken (x INTEGER)")
+				sqlexectest.Exec(t, b.DB(), "INSERT INTO results_taken VALUES (1), (2)")
+				n, _, err := b.Write(ctx, "results_taken", resultsink.NewRunID(), &seqRows{n: 5}, resultsink.Fence{Token: 1})
+				if err != nil || n != 5 {
+					t.Fatalf("wrote %d rows: %v", n, err)
+				}
+				if got, err := countRows(ctx, b.DB(), "results_taken"); err != nil || got != 5 {
+					t.Fatalf("the table has %d rows (%v), want the run's 5", got, err)
+				}
+			})
+		}
+	}
+}
