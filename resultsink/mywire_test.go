@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
 )
@@ -108,24 +107,5 @@ func BenchmarkMySQLToMySQL(b *testing.B) {
 	query := fmt.Sprintf(`SELECT seq AS id, CONCAT('user-', seq %% 1000) AS user_id, CAST((seq %% 100000) / 100 AS DECIMAL(12,2)) AS amount,
 	DATE '2020-01-01' + INTERVAL seq %% 1000 DAY AS entry_date, TIMESTAMP '2020-01-01 00:00:00.000000' + INTERVAL seq SECOND AS created_at,
 	CONCAT('note ', seq) AS note FROM seq_1_to_%d`, b.N)
-	reg, err := sqlexec.NewRegistry([]*sqlexec.Task{{Name: "entries", SQL: query, NumArgs: -1}}, []*sqlexec.DB{src}, []string{backend.Name})
-	if err != nil {
-		b.Fatal(err)
-	}
-	task, _ := reg.Task("entries")
-	ctx := context.Background()
-	b.ReportAllocs()
-	cpu0 := cpuTime(b)
-	b.ResetTimer()
-	rows, err := reg.Query(ctx, task, "src", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	n, _, err := backend.Write(ctx, "results_bench_wire", resultsink.NewRunID(), rows, nextFence())
-	rows.Close()
-	b.StopTimer()
-	if err != nil || n != int64(b.N) {
-		b.Fatalf("wrote %d rows of %d: %v", n, b.N, err)
-	}
-	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/row")
+	benchmarkWriteFrom(b, src, backend, query)
 }

@@ -34,19 +34,41 @@ const pgWireColumns = "i2, i4, i8, amt, dec, f4, f8, b, d, ts, tz, t, j, jb, by,
 // table through b.
 func writeFrom(t *testing.T, d sqlexec.Dialect, b *resultsink.Backend, table, query string) (int64, error) {
 	t.Helper()
-	src := sqlexectest.Open(t, d, "src", sqlexec.OpenOptions{})
-	reg, err := sqlexec.NewRegistry([]*sqlexec.Task{{Name: "wire", SQL: query, NumArgs: -1}}, []*sqlexec.DB{src}, []string{b.Name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	task, _ := reg.Task("wire")
-	rows, err := reg.Query(context.Background(), task, "src", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := queryRows(t, sqlexectest.Open(t, d, "src", sqlexec.OpenOptions{}), query)
 	defer rows.Close()
 	n, _, err := b.Write(context.Background(), table, resultsink.NewRunID(), rows, nextFence())
 	return n, err
+}
+
+// queryRows runs query on src, as a task would.
+func queryRows(tb testing.TB, src *sqlexec.DB, query string) sqlexec.Rows {
+	tb.Helper()
+	reg, err := sqlexec.NewRegistry([]*sqlexec.Task{{Name: "q", SQL: query, NumArgs: -1}}, []*sqlexec.DB{src}, []string{"res"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	task, _ := reg.Task("q")
+	rows, err := reg.Query(context.Background(), task, src.Name, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return rows
+}
+
+// benchmarkWriteFrom writes the b.N rows of query, run on src, into a
+// staging table of backend and reports the process's CPU time per row.
+func benchmarkWriteFrom(b *testing.B, src *sqlexec.DB, backend *resultsink.Backend, query string) {
+	b.ReportAllocs()
+	cpu0 := cpuTime(b)
+	b.ResetTimer()
+	rows := queryRows(b, src, query)
+	n, _, err := backend.Write(context.Background(), "results_bench_wire", resultsink.NewRunID(), rows, nextFence())
+	rows.Close()
+	b.StopTimer()
+	if err != nil || n != int64(b.N) {
+		b.Fatalf("wrote %d rows of %d: %v", n, b.N, err)
+	}
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/row")
 }
 
 // TestPostgresToPostgresKeepsEveryValue: values passed through from a
@@ -115,24 +137,5 @@ func BenchmarkPostgresToPostgres(b *testing.B) {
 	query := fmt.Sprintf(`SELECT g::int8 AS id, 'user-' || (g %% 1000) AS user_id, (g %% 100000) / 100.0::numeric(12,2) AS amount,
 	DATE '2020-01-01' + g %% 1000 AS entry_date, TIMESTAMP '2020-01-01 00:00:00' + g * INTERVAL '1 second' AS created_at,
 	'note ' || g AS note FROM generate_series(1, %d) g`, b.N)
-	reg, err := sqlexec.NewRegistry([]*sqlexec.Task{{Name: "entries", SQL: query, NumArgs: -1}}, []*sqlexec.DB{src}, []string{backend.Name})
-	if err != nil {
-		b.Fatal(err)
-	}
-	task, _ := reg.Task("entries")
-	ctx := context.Background()
-	b.ReportAllocs()
-	cpu0 := cpuTime(b)
-	b.ResetTimer()
-	rows, err := reg.Query(ctx, task, "src", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	n, _, err := backend.Write(ctx, "results_bench_wire", resultsink.NewRunID(), rows, nextFence())
-	rows.Close()
-	b.StopTimer()
-	if err != nil || n != int64(b.N) {
-		b.Fatalf("wrote %d rows of %d: %v", n, b.N, err)
-	}
-	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/row")
+	benchmarkWriteFrom(b, src, backend, query)
 }
