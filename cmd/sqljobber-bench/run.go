@@ -240,22 +240,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err := settle(ctx, d); err != nil {
 				return err
 			}
+			meter := startCPUMeter(0)
 			tinyTook, err := tinyFloor(ctx, d, o.tiny, o.concurrency)
+			cpu := meter.Stop()
 			if err != nil {
 				return fmt.Errorf("tiny floor: %w", err)
 			}
-			fmt.Fprintf(stderr, "  round %d: floor %.1f jobs/s\n", round+1, float64(o.tiny)/tinyTook.Seconds())
+			fmt.Fprintf(stderr, "  round %d: floor %.1f jobs/s, %s\n", round+1, float64(o.tiny)/tinyTook.Seconds(), cpu.perJob(o.tiny))
 			if floorTiny.Seconds == 0 || tinyTook.Seconds() < floorTiny.Seconds {
-				floorTiny = Result{Name: "floor CREATE + INSERT 1 + COMMIT", Seconds: tinyTook.Seconds(), JobsPerSec: float64(o.tiny) / tinyTook.Seconds()}
+				floorTiny = Result{Name: "floor CREATE + INSERT 1 + COMMIT", Seconds: tinyTook.Seconds(), JobsPerSec: float64(o.tiny) / tinyTook.Seconds(),
+					Comments: cpu.perJob(o.tiny)}
 			}
 			if err := settle(ctx, d); err != nil {
 				return err
 			}
+			meter = startCPUMeter(srv.cmd.Process.Pid)
 			jobs, err := tinyJobs(ctx, srv, d, o, fmt.Sprintf("tiny%d-", round))
+			cpu = meter.Stop()
 			if err != nil {
 				return fmt.Errorf("tiny jobs: %w", err)
 			}
-			fmt.Fprintf(stderr, "  round %d: sql-jobber %.1f jobs/s\n", round+1, jobs.JobsPerSec)
+			jobs.Comments += "; " + cpu.perJob(o.tiny)
+			fmt.Fprintf(stderr, "  round %d: sql-jobber %.1f jobs/s, %s\n", round+1, jobs.JobsPerSec, cpu.perJob(o.tiny))
 			if r.Seconds == 0 || jobs.Seconds < r.Seconds {
 				r = jobs
 			}
