@@ -114,7 +114,7 @@ func (e *Engine) execute(ctx context.Context, j *resultsink.Job, r *run) {
 		close(r.done)
 	}()
 
-	log := e.logger.With(slog.String("job_id", j.ID), slog.String("task", j.Task), slog.String("queue", j.Queue))
+	log := jobLogger(e.logger, slog.String("job_id", j.ID), slog.String("task", j.Task), slog.String("queue", j.Queue))
 	begin := time.Now()
 	if !j.ReadyAt.IsZero() {
 		e.metrics.wait.WithLabelValues(j.Queue).Observe(max(0, begin.Sub(j.ReadyAt).Seconds()))

@@ -105,15 +105,19 @@ func placeholders(n int) string {
 // rebind turns ? placeholders into PostgreSQL's $n. Only for the ledger's own
 // statements, which have no ? in literals.
 func rebind(q string) string {
-	var b strings.Builder
-	n := 0
+	n := strings.Count(q, "?")
+	if n == 0 {
+		return q
+	}
+	b := make([]byte, 0, len(q)+2*n)
+	n = 0
 	for i := 0; i < len(q); i++ {
 		if q[i] == '?' {
 			n++
-			b.WriteString("$" + strconv.Itoa(n))
+			b = strconv.AppendInt(append(b, '$'), int64(n), 10)
 			continue
 		}
-		b.WriteByte(q[i])
+		b = append(b, q[i])
 	}
-	return b.String()
+	return string(b)
 }

@@ -258,11 +258,10 @@ func tinyFloor(ctx context.Context, d *dbs, count, concurrency int) (time.Durati
 			return 0, err
 		}
 	}
-	took := time.Since(begin)
-	for i := range count {
-		if _, err := d.pgRes.Exec(ctx, fmt.Sprintf("DROP TABLE floor_tiny_%d", i)); err != nil {
-			return 0, err
-		}
-	}
-	return took, nil
+	return time.Since(begin), nil
+}
+
+// dropTinyFloor drops the tiny floor's tables.
+func dropTinyFloor(ctx context.Context, d *dbs) error {
+	return dropTablesInChunks(ctx, d.pgRes, resultsName, "floor_tiny_")
 }

@@ -243,6 +243,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			meter := startCPUMeter(0)
 			tinyTook, err := tinyFloor(ctx, d, o.tiny, o.concurrency)
 			cpu := meter.Stop()
+			if err == nil {
+				err = dropTinyFloor(ctx, d)
+			}
 			if err != nil {
 				return fmt.Errorf("tiny floor: %w", err)
 			}
