@@ -268,24 +268,17 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 		}
 		return nil
 	}
-	type index struct{ name, table, cols, where string }
-	indexes := []index{
-		{"_expiry", l.table, "expires_at", ""},
-		{"_group", l.table, "group_id", ""},
-		{"_gone_at", l.gone, "gone_at", ""},
-	}
 	q := dialectFor(l.db.Dialect).quote
-	if l.db.Dialect == sqlexec.MySQL {
-		// MySQL has no partial indexes: the scan covers the queue's
-		// waiting jobs (two ranges of state), then sorts them.
-		indexes = append(indexes, index{"_ready", l.table, "queue, state, held, ready_at", ""})
-	} else if l.db.Dialect == sqlexec.SQLite {
-		indexes = append(indexes, index{"_pending", l.table, pendingIndexCols, pendingIndexWhere})
-		stmts = append(stmts, "DROP INDEX IF EXISTS "+q(l.cfg.Table+"_ready"))
-	}
-	for _, idx := range indexes {
-		stmts = append(stmts, fmt.Sprintf("CREATE INDEX %s %s ON %s (%s)%s", l.ifNotExists(),
-			q(l.cfg.Table+idx.name), idx.table, idx.cols, idx.where))
+	indexes, replaced := l.indexes()
+	if l.db.Dialect != sqlexec.Postgres {
+		// On PostgreSQL, pgIndexes builds them without stopping a
+		// ledger in use.
+		for _, r := range replaced {
+			stmts = append(stmts, "DROP INDEX IF EXISTS "+q(r))
+		}
+		for _, idx := range indexes {
+			stmts = append(stmts, fmt.Sprintf("CREATE INDEX %s %s ON %s (%s)%s", l.ifNotExists(), q(idx.name), idx.table, idx.cols, idx.where))
+		}
 	}
 	for _, s := range stmts {
 		if _, err := l.q.exec(ctx, s); err != nil {
@@ -304,41 +297,65 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 		return err
 	}
 	if l.db.Dialect == sqlexec.Postgres {
-		if err := l.pgPendingIndex(ctx); err != nil {
+		if err := l.pgIndexes(ctx); err != nil {
 			return fmt.Errorf("index ledger table %s: %w", l.cfg.Table, err)
 		}
 	}
 	return nil
 }
 
-// The _pending index (PostgreSQL and SQLite) holds only waiting jobs, in
-// the order they start: a claim reads as many entries as it takes jobs,
-// however many finished jobs the ledger keeps, and finished jobs cost it no
-// writes. It replaces _ready (sql-jobber before 2026-11-26), which every
-// state change wrote to and claims scanned whole.
+// ledgerIndex is an index of the ledger's tables.
+type ledgerIndex struct{ name, table, cols, where string }
+
+// indexes are the ledger's indexes, and the names of those they replace.
+//
+// Where the dialect has partial indexes, each holds only the rows that its
+// queries look for, and repeats their condition word for word so that the
+// planners see it applies:
+//   - _pending: waiting jobs, in the order they start. A claim reads as many
+//     entries as it takes jobs, however many finished jobs the ledger keeps.
+//   - _grouped: jobs of a group (most jobs have none).
+//   - _expiring: finished jobs with an expiry.
+//
+// A job's record is written three times (admitted, claimed, finished), and
+// each write of a row adds an entry to every index it belongs in; the
+// indexes these replace (_ready, _group, _expiry; sql-jobber before
+// 2026-11-26) held every row, and claims scanned _ready whole.
+func (l *Ledger) indexes() ([]ledgerIndex, []string) {
+	t := l.cfg.Table
+	gone := ledgerIndex{t + "_gone_at", l.gone, "gone_at", ""}
+	if l.db.Dialect == sqlexec.MySQL {
+		// No partial indexes: a claim reads the queue's waiting jobs
+		// (two ranges of state), then sorts them.
+		return []ledgerIndex{
+			{t + "_ready", l.table, "queue, state, held, ready_at", ""},
+			{t + "_group", l.table, "group_id", ""},
+			{t + "_expiry", l.table, "expires_at", ""},
+			gone,
+		}, nil
+	}
+	return []ledgerIndex{
+		{t + "_pending", l.table, "queue, held, ready_at, enqueued_at, job_id", " WHERE " + pendingCond},
+		{t + "_grouped", l.table, "group_id", " WHERE " + groupedCond},
+		{t + "_expiring", l.table, "expires_at", " WHERE " + expiringCond},
+		gone,
+	}, []string{t + "_ready", t + "_group", t + "_expiry"}
+}
+
+// The conditions of the partial indexes, which the queries that should use
+// them repeat.
 const (
-	pendingIndexCols  = "queue, held, ready_at, enqueued_at, job_id"
-	pendingIndexWhere = " WHERE state IN ('PENDING', 'RETRY')"
+	pendingCond  = "state IN ('PENDING', 'RETRY')"
+	groupedCond  = "group_id <> ''"
+	expiringCond = "expires_at IS NOT NULL"
 )
 
-// pgPendingIndex creates _pending and drops _ready on PostgreSQL. On a
-// ledger in use, either done plainly would hold every claim and admission
-// for as long as it takes (a build reads the whole table), so both are done
-// CONCURRENTLY there; a concurrent build that was interrupted leaves an
-// invalid index, which is built again.
-func (l *Ledger) pgPendingIndex(ctx context.Context) error {
-	name := l.cfg.Table + "_pending"
-	var valid []bool
-	err := l.q.query(ctx, `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-	WHERE c.relname = ? AND c.relnamespace = current_schema()::regnamespace`, func(scan func(...any) error) error {
-		var v bool
-		err := scan(&v)
-		valid = append(valid, v)
-		return err
-	}, name)
-	if err != nil {
-		return err
-	}
+// pgIndexes creates the ledger's indexes and drops those they replace on
+// PostgreSQL. On a ledger in use, either done plainly would hold every
+// claim and admission for as long as it takes (a build reads the whole
+// table), so both are done CONCURRENTLY there; a concurrent build that was
+// interrupted leaves an invalid index, which is built again.
+func (l *Ledger) pgIndexes(ctx context.Context) error {
 	var used bool
 	if err := l.q.query(ctx, fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s)", l.table), func(scan func(...any) error) error {
 		return scan(&used)
@@ -350,16 +367,33 @@ func (l *Ledger) pgPendingIndex(ctx context.Context) error {
 		concurrently = "CONCURRENTLY "
 	}
 	q := postgresDialect{}.quote
-	var stmts []string
-	if len(valid) == 1 && !valid[0] {
-		stmts = append(stmts, "DROP INDEX "+concurrently+"IF EXISTS "+q(name))
+	indexes, replaced := l.indexes()
+	for _, idx := range indexes {
+		var valid []bool
+		err := l.q.query(ctx, `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+	WHERE c.relname = ? AND c.relnamespace = current_schema()::regnamespace`, func(scan func(...any) error) error {
+			var v bool
+			err := scan(&v)
+			valid = append(valid, v)
+			return err
+		}, idx.name)
+		if err != nil {
+			return err
+		}
+		if len(valid) == 1 && valid[0] {
+			continue
+		}
+		if len(valid) == 1 {
+			if _, err := l.q.exec(ctx, "DROP INDEX "+concurrently+"IF EXISTS "+q(idx.name)); err != nil {
+				return err
+			}
+		}
+		if _, err := l.q.exec(ctx, fmt.Sprintf("CREATE INDEX %sIF NOT EXISTS %s ON %s (%s)%s", concurrently, q(idx.name), idx.table, idx.cols, idx.where)); err != nil {
+			return err
+		}
 	}
-	if len(valid) == 0 || !valid[0] {
-		stmts = append(stmts, fmt.Sprintf("CREATE INDEX %sIF NOT EXISTS %s ON %s (%s)%s", concurrently, q(name), l.table, pendingIndexCols, pendingIndexWhere))
-	}
-	stmts = append(stmts, "DROP INDEX "+concurrently+"IF EXISTS "+q(l.cfg.Table+"_ready"))
-	for _, s := range stmts {
-		if _, err := l.q.exec(ctx, s); err != nil {
+	for _, r := range replaced {
+		if _, err := l.q.exec(ctx, "DROP INDEX "+concurrently+"IF EXISTS "+q(r)); err != nil {
 			return err
 		}
 	}
@@ -489,7 +523,7 @@ func (l *Ledger) AdmitGroup(ctx context.Context, g Group, jobs []Job) ([]*Job, e
 	}
 	var admitted []*Job
 	err = inTx(ctx, l.durable, func(q querier) error {
-		active, err := l.jobs(ctx, q, fmt.Sprintf("SELECT %s FROM %s WHERE group_id = ? AND state IN %s ORDER BY job_id",
+		active, err := l.jobs(ctx, q, fmt.Sprintf("SELECT %s FROM %s WHERE group_id = ? AND "+groupedCond+" AND state IN %s ORDER BY job_id",
 			jobColumns, l.table, activeStates), g.ID)
 		if err != nil {
 			return err
@@ -600,7 +634,7 @@ func (l *Ledger) Claim(ctx context.Context, queue, node string, n int, lease tim
 // the queue and the time now). Its filter repeats the _pending index's
 // predicate word for word, so that the planners see it applies.
 func (l *Ledger) pickSQL(n int) string {
-	return fmt.Sprintf(`SELECT job_id FROM %s WHERE queue = ? AND state IN ('PENDING', 'RETRY') AND held = 0 AND ready_at <= ?
+	return fmt.Sprintf(`SELECT job_id FROM %s WHERE queue = ? AND `+pendingCond+` AND held = 0 AND ready_at <= ?
 	ORDER BY ready_at, enqueued_at, job_id LIMIT %d`, l.table, n)
 }
 
@@ -891,11 +925,23 @@ func (l *Ledger) Tombstone(ctx context.Context, id string) (*Tombstone, error) {
 	return found[0], nil
 }
 
+// expiredSQL selects up to limit finished jobs whose expiry has passed
+// (argument: the time now), reading _expiring.
+func (l *Ledger) expiredSQL(limit int) string {
+	return fmt.Sprintf("SELECT %s FROM %s WHERE "+expiringCond+" AND expires_at <= ? AND state NOT IN %s ORDER BY expires_at LIMIT %d",
+		jobColumns, l.table, activeStates, limit)
+}
+
+// groupJobsSQL selects the jobs of a group (argument: its ID), reading
+// _grouped.
+func (l *Ledger) groupJobsSQL() string {
+	return fmt.Sprintf("SELECT %s FROM %s WHERE group_id = ? AND "+groupedCond, jobColumns, l.table)
+}
+
 // Expired returns up to limit finished jobs whose results have outlived
 // their TTL.
 func (l *Ledger) Expired(ctx context.Context, limit int) ([]*Job, error) {
-	jobs, err := l.jobs(ctx, l.q, fmt.Sprintf("SELECT %s FROM %s WHERE expires_at IS NOT NULL AND expires_at <= ? AND state NOT IN %s ORDER BY expires_at LIMIT %d",
-		jobColumns, l.table, activeStates, limit), l.timeArg(now()))
+	jobs, err := l.jobs(ctx, l.q, l.expiredSQL(limit), l.timeArg(now()))
 	if err != nil {
 		return nil, fmt.Errorf("find expired jobs: %w", err)
 	}
@@ -1002,7 +1048,7 @@ func (l *Ledger) Group(ctx context.Context, id string) (*Group, []*Job, error) {
 	if err := json.Unmarshal([]byte(ids), &g.JobIDs); err != nil {
 		return nil, nil, fmt.Errorf("group %s: job list: %w", id, err)
 	}
-	jobs, err := l.jobs(ctx, l.q, fmt.Sprintf("SELECT %s FROM %s WHERE group_id = ?", jobColumns, l.table), id)
+	jobs, err := l.jobs(ctx, l.q, l.groupJobsSQL(), id)
 	if err != nil {
 		return nil, nil, fmt.Errorf("get group jobs: %w", err)
 	}
@@ -1094,7 +1140,7 @@ func (l *Ledger) MarkGroupCancelled(ctx context.Context, id string) error {
 func (l *Ledger) DeleteGroup(ctx context.Context, id string) ([]*Job, error) {
 	var deleted []*Job
 	err := inTx(ctx, l.durable, func(q querier) error {
-		jobs, err := l.jobs(ctx, q, fmt.Sprintf("SELECT %s FROM %s WHERE group_id = ? ORDER BY job_id", jobColumns, l.table), id)
+		jobs, err := l.jobs(ctx, q, fmt.Sprintf("SELECT %s FROM %s WHERE group_id = ? AND "+groupedCond+" ORDER BY job_id", jobColumns, l.table), id)
 		if err != nil {
 			return err
 		}
@@ -1110,7 +1156,7 @@ func (l *Ledger) DeleteGroup(ctx context.Context, id string) ([]*Job, error) {
 		if n == 0 {
 			return ErrGroupNotFound
 		}
-		if _, err := q.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE group_id = ? AND state NOT IN %s", l.table, activeStates), id); err != nil {
+		if _, err := q.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE group_id = ? AND "+groupedCond+" AND state NOT IN %s", l.table, activeStates), id); err != nil {
 			return err
 		}
 		deleted = jobs

@@ -522,10 +522,12 @@ func ids(jobs []*resultsink.Job) []string {
 	return out
 }
 
-// TestClaimReadsOnlyWaitingJobs: the ledger keeps finished jobs until their
-// TTL, often millions of them; picking the next jobs to claim must read the
-// index that holds only the waiting ones, not scan the queue.
-func TestClaimReadsOnlyWaitingJobs(t *testing.T) {
+// TestLedgerQueriesReadTheirPartialIndexes: the ledger keeps finished
+// jobs until their TTL, often millions of them, most in no group and many
+// without expiry; picking the next jobs to claim, a group's jobs and the
+// expired jobs must each read the index that holds only those rows, not
+// scan the table.
+func TestLedgerQueriesReadTheirPartialIndexes(t *testing.T) {
 	for _, d := range []sqlexec.Dialect{sqlexec.Postgres, sqlexec.SQLite} {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
@@ -538,16 +540,29 @@ func TestClaimReadsOnlyWaitingJobs(t *testing.T) {
 				}
 			}
 			sqlexectest.Exec(t, b.DB(), "UPDATE sqljobber_jobs SET state = 'SUCCESS'")
+			// Thirty times as many, so that reading the whole table is
+			// clearly the planners' worse choice.
+			sqlexectest.Exec(t, b.DB(), `WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 30)
+	INSERT INTO sqljobber_jobs (job_id, task, queue, state, args, db, group_id, retries, ttl_seconds, results_backend, results_table,
+		count, error, attempt, run_id, node, fence, held, enqueued_at, ready_at, created_at, updated_at)
+	SELECT job_id || '-' || n, task, queue, state, args, db, group_id, retries, ttl_seconds, results_backend, results_table,
+		count, error, attempt, run_id, node, fence, held, enqueued_at, ready_at, created_at, updated_at FROM sqljobber_jobs, g`)
+			if _, err := l.AdmitGroup(ctx, resultsink.Group{ID: "g", Concurrency: 1, JobIDs: []string{"g1", "g2"}},
+				[]resultsink.Job{{ID: "g1", Task: "t", Queue: "other", GroupID: "g"}, {ID: "g2", Task: "t", Queue: "other", GroupID: "g", Held: true}}); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := l.Admit(ctx, resultsink.Job{ID: "waiting", Task: "t", Queue: "q"}); err != nil {
 				t.Fatal(err)
 			}
 			sqlexectest.Exec(t, b.DB(), "ANALYZE")
-			plan, err := resultsink.ClaimPlan(ctx, l, "q")
+			plans, err := resultsink.Plans(ctx, l, "q", "g")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(plan, "sqljobber_jobs_pending") {
-				t.Fatalf("the claim does not read the index of waiting jobs:\n%s", plan)
+			for name, index := range map[string]string{"claim": "sqljobber_jobs_pending", "group": "sqljobber_jobs_grouped", "expired": "sqljobber_jobs_expiring"} {
+				if !strings.Contains(plans[name], index) {
+					t.Errorf("the %s query does not read %s:\n%s", name, index, plans[name])
+				}
 			}
 			if j, err := claimOne(l, "q", "n1", time.Minute); err != nil || j == nil || j.ID != "waiting" {
 				t.Fatalf("claimed %v, %v; want the waiting job", j, err)
@@ -600,11 +615,11 @@ func TestConcurrentAdmissionsOfOneIDAdmitOne(t *testing.T) {
 	})
 }
 
-// TestMigrateReplacesTheReadyIndexOfALedgerInUse: a ledger made by an
-// earlier version (with _ready, without _pending), holding jobs, gets the
-// _pending index and loses _ready; an invalid _pending (an interrupted
-// concurrent build) is built again.
-func TestMigrateReplacesTheReadyIndexOfALedgerInUse(t *testing.T) {
+// TestMigrateReplacesTheIndexesOfALedgerInUse: a ledger made by an earlier
+// version (with _ready, _group and _expiry), holding jobs, gets the partial
+// indexes and loses those; an invalid index (an interrupted concurrent
+// build) is built again.
+func TestMigrateReplacesTheIndexesOfALedgerInUse(t *testing.T) {
 	ctx := context.Background()
 	b := openBackend(t, sqlexec.Postgres)
 	l := openLedgerOn(t, b, resultsink.LedgerConfig{})
@@ -613,7 +628,7 @@ func TestMigrateReplacesTheReadyIndexOfALedgerInUse(t *testing.T) {
 	}
 	indexes := func() string {
 		rows, err := b.DB().Postgres().Query(ctx, `SELECT c.relname || ':' || i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-	WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN ('sqljobber_jobs_pending', 'sqljobber_jobs_ready') ORDER BY 1`)
+	WHERE c.relnamespace = current_schema()::regnamespace AND i.indrelid = 'sqljobber_jobs'::regclass AND NOT i.indisprimary ORDER BY 1`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -628,7 +643,9 @@ func TestMigrateReplacesTheReadyIndexOfALedgerInUse(t *testing.T) {
 		return strings.Join(out, " ")
 	}
 	for _, setup := range []string{
-		"DROP INDEX sqljobber_jobs_pending; CREATE INDEX sqljobber_jobs_ready ON sqljobber_jobs (queue, state, held, ready_at)",
+		`DROP INDEX sqljobber_jobs_pending, sqljobber_jobs_grouped, sqljobber_jobs_expiring;
+	CREATE INDEX sqljobber_jobs_ready ON sqljobber_jobs (queue, state, held, ready_at);
+	CREATE INDEX sqljobber_jobs_group ON sqljobber_jobs (group_id); CREATE INDEX sqljobber_jobs_expiry ON sqljobber_jobs (expires_at)`,
 		"UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'sqljobber_jobs_pending'::regclass",
 	} {
 		if _, err := b.DB().Postgres().Exec(ctx, setup); err != nil {
@@ -637,8 +654,8 @@ func TestMigrateReplacesTheReadyIndexOfALedgerInUse(t *testing.T) {
 		if err := l.Migrate(ctx); err != nil {
 			t.Fatalf("after %q: %v", setup, err)
 		}
-		if got := indexes(); got != "sqljobber_jobs_pending:true" {
-			t.Fatalf("after %q, indexes %q; want a valid _pending alone", setup, got)
+		if got := indexes(); got != "sqljobber_jobs_expiring:true sqljobber_jobs_grouped:true sqljobber_jobs_pending:true" {
+			t.Fatalf("after %q, indexes %q; want the valid partial ones alone", setup, got)
 		}
 	}
 	if j, err := claimOne(l, "q", "n1", time.Minute); err != nil || j == nil || j.ID != "a" {
