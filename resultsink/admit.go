@@ -1,12 +1,15 @@
 package resultsink
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Batches of admissions. Each admission is one durable commit, which waits
@@ -28,6 +31,8 @@ const (
 	// admitTimeout bounds a batch's statement whatever its callers'
 	// deadlines, which each caller's own wait still honours.
 	admitTimeout = 30 * time.Second
+	// admitLockTimeout bounds a batch's wait for a row lock.
+	admitLockTimeout = "1s"
 )
 
 // admissions queues the admissions waiting to be written.
@@ -45,8 +50,9 @@ type pendingAdmission struct {
 }
 
 type admitResult struct {
-	job *Job
-	err error
+	job   *Job
+	err   error
+	alone bool // not written by the batch: the caller admits it alone
 }
 
 // admit queues j and returns its outcome once written. A caller whose ctx
@@ -66,6 +72,9 @@ func (a *admissions) admit(ctx context.Context, l *Ledger, j Job) (*Job, error) 
 	}
 	select {
 	case r := <-p.done:
+		if r.alone {
+			return l.admitAlone(ctx, j)
+		}
 		return r.job, r.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -111,10 +120,11 @@ func (a *admissions) next() []*pendingAdmission {
 	return batch
 }
 
-// admitBatch writes batch in one statement. The jobs it did not write (an
-// unfinished job holds the ID, or the holder finished in between) and,
-// should the statement fail, all of them, go through admit one by one,
-// which settles each.
+// admitBatch writes batch in one transaction, sent in one round trip. The
+// jobs it did not write (an unfinished job holds the ID, or the holder
+// finished in between) and, should the transaction fail, all of them, are
+// handed back to their callers to admit alone (admitAlone), so that a job
+// that waits for a lock holds up no other admission.
 func (l *Ledger) admitBatch(batch []*pendingAdmission) {
 	live := batch[:0]
 	for _, p := range batch {
@@ -127,40 +137,72 @@ func (l *Ledger) admitBatch(batch []*pendingAdmission) {
 	if len(live) == 0 {
 		return
 	}
-	written := map[string]bool{}
-	if len(live) > 1 {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), admitTimeout)
-		var args []any
-		for _, p := range live {
-			args = append(args, l.jobArgs(&p.job)...)
-		}
-		err := l.dq.query(ctx, l.admitSQL(len(live)), func(scan func(...any) error) error {
-			var id string
-			err := scan(&id)
-			written[id] = true
-			return err
-		}, args...)
-		cancel()
-		if err != nil {
-			clear(written)
-		}
-	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), admitTimeout)
+	written, err := l.pgAdmitBatch(ctx, live)
+	cancel()
 	for _, p := range live {
-		if written[p.job.ID] {
+		if err == nil && written[p.job.ID] {
 			p.done <- admitResult{job: &p.job}
 			continue
 		}
-		ctx, cancel := context.WithTimeout(p.ctx, admitTimeout)
-		j, err := l.admit(ctx, l.dq, p.job)
-		cancel()
-		// A batch whose answer was lost may have been written after
-		// all: the job that holds the ID is then this very admission.
-		var active *ActiveError
-		if errors.As(err, &active) && sameAdmission(active.Job, &p.job) {
-			j, err = &p.job, nil
-		}
-		p.done <- admitResult{job: j, err: err}
+		p.done <- admitResult{alone: true}
 	}
+}
+
+// pgAdmitBatch writes the admissions of batch in one transaction and
+// returns the IDs it wrote. A row that another transaction holds (a job of
+// that ID being published, say) fails the batch after admitLockTimeout
+// rather than stall every admission queued behind it.
+func (l *Ledger) pgAdmitBatch(ctx context.Context, batch []*pendingAdmission) (map[string]bool, error) {
+	var args []any
+	for _, p := range batch {
+		args = append(args, l.jobArgs(&p.job)...)
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL lock_timeout = '" + admitLockTimeout + "'")
+	b.Queue(rebind(l.admitSQL(len(batch))), args...)
+	b.Queue("COMMIT")
+	br := l.durable.Postgres().SendBatch(ctx, b)
+	written := map[string]bool{}
+	_, err := br.Exec()
+	if err == nil {
+		_, err = br.Exec()
+	}
+	if err == nil {
+		var rows pgx.Rows
+		rows, err = br.Query()
+		for err == nil && rows.Next() {
+			var id string
+			err = rows.Scan(&id)
+			written[id] = true
+		}
+		if rows != nil {
+			rows.Close()
+			err = cmp.Or(err, rows.Err())
+		}
+	}
+	if err == nil {
+		_, err = br.Exec()
+	}
+	// A failed transaction leaves its connection in it; the pool drops
+	// such a connection when it comes back.
+	return written, cmp.Or(err, br.Close())
+}
+
+// admitAlone admits j by itself, as the other dialects do, after its batch
+// did not write it.
+func (l *Ledger) admitAlone(ctx context.Context, j Job) (*Job, error) {
+	ctx, cancel := context.WithTimeout(ctx, admitTimeout)
+	defer cancel()
+	admitted, err := l.admit(ctx, l.dq, j)
+	// A batch whose answer was lost may have been written after all: the
+	// job that holds the ID is then this very admission.
+	var active *ActiveError
+	if errors.As(err, &active) && sameAdmission(active.Job, &j) {
+		return &j, nil
+	}
+	return admitted, err
 }
 
 // sameAdmission reports whether cur, as the ledger holds it, is the record

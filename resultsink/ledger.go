@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -193,6 +195,56 @@ func (l *Ledger) Tables() []string {
 
 // Migrate creates the ledger's tables if they do not exist.
 func (l *Ledger) Migrate(ctx context.Context) error {
+	if l.db.Dialect == sqlexec.Postgres {
+		// Nodes that start together would otherwise race to create the
+		// same tables, and their concurrent index builds would
+		// deadlock, each waiting for the others' snapshots.
+		unlock, err := l.pgMigrationLock(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate ledger table %s: %w", l.cfg.Table, err)
+		}
+		defer unlock()
+	}
+	return l.migrate(ctx)
+}
+
+// pgMigrationLock takes the session advisory lock that makes one node at a
+// time migrate this ledger, on a connection of its own: outside the pool,
+// which may be as small as the one connection the migration needs. It
+// polls pg_try_advisory_lock rather than wait in pg_advisory_lock, whose
+// open statement would hold a snapshot that the holder's CREATE INDEX
+// CONCURRENTLY then waits for.
+func (l *Ledger) pgMigrationLock(ctx context.Context) (func(), error) {
+	conn, err := pgx.ConnectConfig(ctx, l.db.Postgres().Config().ConnConfig.Copy())
+	if err != nil {
+		return nil, err
+	}
+	closeConn := func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		// The session's end releases its lock.
+		_ = conn.Close(ctx)
+	}
+	key := int64(fnv64("sqljobber migrate " + l.cfg.Table))
+	for {
+		var ok bool
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
+			closeConn()
+			return nil, err
+		}
+		if ok {
+			return closeConn, nil
+		}
+		select {
+		case <-ctx.Done():
+			closeConn()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (l *Ledger) migrate(ctx context.Context) error {
 	var text, short, ts, key, bigint string
 	switch l.db.Dialect {
 	case sqlexec.Postgres:
@@ -356,21 +408,27 @@ const (
 // table), so both are done CONCURRENTLY there; a concurrent build that was
 // interrupted leaves an invalid index, which is built again.
 func (l *Ledger) pgIndexes(ctx context.Context) error {
-	var used bool
-	if err := l.q.query(ctx, fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s)", l.table), func(scan func(...any) error) error {
-		return scan(&used)
-	}); err != nil {
-		return err
-	}
-	concurrently := ""
-	if used {
-		concurrently = "CONCURRENTLY "
+	// concurrently is how to build or drop an index of table: without
+	// blocking its writers if it has rows.
+	mode := func(table string) (string, error) {
+		var used bool
+		err := l.q.query(ctx, fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s)", table), func(scan func(...any) error) error {
+			return scan(&used)
+		})
+		if err != nil || !used {
+			return "", err
+		}
+		return "CONCURRENTLY ", nil
 	}
 	q := postgresDialect{}.quote
 	indexes, replaced := l.indexes()
 	for _, idx := range indexes {
+		concurrently, err := mode(idx.table)
+		if err != nil {
+			return err
+		}
 		var valid []bool
-		err := l.q.query(ctx, `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		err = l.q.query(ctx, `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 	WHERE c.relname = ? AND c.relnamespace = current_schema()::regnamespace`, func(scan func(...any) error) error {
 			var v bool
 			err := scan(&v)
@@ -392,8 +450,12 @@ func (l *Ledger) pgIndexes(ctx context.Context) error {
 			return err
 		}
 	}
+	jobs, err := mode(l.table)
+	if err != nil {
+		return err
+	}
 	for _, r := range replaced {
-		if _, err := l.q.exec(ctx, "DROP INDEX "+concurrently+"IF EXISTS "+q(r)); err != nil {
+		if _, err := l.q.exec(ctx, "DROP INDEX "+jobs+"IF EXISTS "+q(r)); err != nil {
 			return err
 		}
 	}
@@ -1109,7 +1171,7 @@ func (l *Ledger) maxExpr() string {
 // HeldGroups lists the groups that have members held back.
 func (l *Ledger) HeldGroups(ctx context.Context) ([]string, error) {
 	var out []string
-	err := l.q.query(ctx, fmt.Sprintf("SELECT DISTINCT group_id FROM %s WHERE held = 1 AND state = 'PENDING' ORDER BY group_id", l.table),
+	err := l.q.query(ctx, fmt.Sprintf("SELECT DISTINCT group_id FROM %s WHERE held = 1 AND state = 'PENDING' AND "+groupedCond+" ORDER BY group_id", l.table),
 		func(scan func(...any) error) error {
 			var s string
 			err := scan(&s)

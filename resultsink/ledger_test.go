@@ -626,6 +626,12 @@ func TestMigrateReplacesTheIndexesOfALedgerInUse(t *testing.T) {
 	if _, err := l.Admit(ctx, resultsink.Job{ID: "a", Task: "t", Queue: "q"}); err != nil {
 		t.Fatal(err)
 	}
+	// Enough finished jobs that an index build takes a while.
+	sqlexectest.Exec(t, b.DB(), `INSERT INTO sqljobber_jobs (job_id, task, queue, state, args, db, group_id, retries, ttl_seconds,
+	results_backend, results_table, count, error, attempt, run_id, node, fence, held, enqueued_at, ready_at, created_at, updated_at)
+	SELECT 'done-' || g, task, queue, 'SUCCESS', args, db, group_id, retries, ttl_seconds, results_backend, results_table,
+		count, error, attempt, run_id, node, fence, held, enqueued_at, ready_at, created_at, updated_at
+	FROM sqljobber_jobs, generate_series(1, 50000) g`)
 	indexes := func() string {
 		rows, err := b.DB().Postgres().Query(ctx, `SELECT c.relname || ':' || i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 	WHERE c.relnamespace = current_schema()::regnamespace AND i.indrelid = 'sqljobber_jobs'::regclass AND NOT i.indisprimary ORDER BY 1`)
@@ -651,8 +657,26 @@ func TestMigrateReplacesTheIndexesOfALedgerInUse(t *testing.T) {
 		if _, err := b.DB().Postgres().Exec(ctx, setup); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.Migrate(ctx); err != nil {
-			t.Fatalf("after %q: %v", setup, err)
+		// Every node of a cluster migrates as it starts, maybe at once.
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for range 4 {
+			node, err := resultsink.NewLedger(b, resultsink.LedgerConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- node.Migrate(ctx)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("after %q: %v", setup, err)
+			}
 		}
 		if got := indexes(); got != "sqljobber_jobs_expiring:true sqljobber_jobs_grouped:true sqljobber_jobs_pending:true" {
 			t.Fatalf("after %q, indexes %q; want the valid partial ones alone", setup, got)
@@ -660,5 +684,69 @@ func TestMigrateReplacesTheIndexesOfALedgerInUse(t *testing.T) {
 	}
 	if j, err := claimOne(l, "q", "n1", time.Minute); err != nil || j == nil || j.ID != "a" {
 		t.Fatalf("claimed %v, %v", j, err)
+	}
+}
+
+// TestAdmissionWaitingForALockHoldsUpNoOther: re-admitting a finished job
+// whose row another transaction holds (a publication of its results, say)
+// waits for that lock, and does not hold up other admissions meanwhile.
+func TestAdmissionWaitingForALockHoldsUpNoOther(t *testing.T) {
+	ctx := context.Background()
+	b := openBackend(t, sqlexec.Postgres)
+	l := openLedgerOn(t, b, resultsink.LedgerConfig{})
+	if _, err := l.Admit(ctx, resultsink.Job{ID: "x", Task: "t", Queue: "q"}); err != nil {
+		t.Fatal(err)
+	}
+	sqlexectest.Exec(t, b.DB(), "UPDATE sqljobber_jobs SET state = 'SUCCESS' WHERE job_id = 'x'")
+	tx, err := b.DB().Postgres().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holder int
+	if err := tx.QueryRow(ctx, "SELECT pg_backend_pid() FROM sqljobber_jobs WHERE job_id = 'x' FOR UPDATE").Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	locked := true
+	defer func() {
+		if locked {
+			_ = tx.Rollback(ctx)
+		}
+	}()
+	xDone := make(chan error, 1)
+	go func() {
+		_, err := l.Admit(ctx, resultsink.Job{ID: "x", Task: "t", Queue: "q"})
+		xDone <- err
+	}()
+	// x's admission waits for the lock before y's comes.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var waiting int
+		if err := b.DB().Postgres().QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", holder).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("x's admission never waited for its row")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Well under admitTimeout (30 s), over the batch's lock timeout (1 s).
+	yctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := l.Admit(yctx, resultsink.Job{ID: "y", Task: "t", Queue: "q"}); err != nil {
+		t.Fatalf("admitting y while x waits for its row: %v", err)
+	}
+	select {
+	case err := <-xDone:
+		t.Fatalf("x was admitted (%v) while its row was locked", err)
+	default:
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	locked = false
+	if err := <-xDone; err != nil {
+		t.Fatalf("x, once its row was free: %v", err)
 	}
 }
