@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
@@ -542,11 +544,7 @@ func TestLedgerQueriesReadTheirPartialIndexes(t *testing.T) {
 			sqlexectest.Exec(t, b.DB(), "UPDATE sqljobber_jobs SET state = 'SUCCESS'")
 			// Thirty times as many, so that reading the whole table is
 			// clearly the planners' worse choice.
-			sqlexectest.Exec(t, b.DB(), `WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 30)
-	INSERT INTO sqljobber_jobs (job_id, task, queue, state, args, db, group_id, retries, ttl_seconds, results_backend, results_table,
-		count, error, attempt, run_id, node, fence, held, enqueued_at, ready_at, created_at, updated_at)
-	SELECT job_id || '-' || n, task, queue, state, args, db, group_id, retries, ttl_seconds, results_backend, results_table,
-		count, error, attempt, run_id, node, fence, held, enqueued_at, ready_at, created_at, updated_at FROM sqljobber_jobs, g`)
+			copyJobs(t, b.DB(), 30, "state")
 			if _, err := l.AdmitGroup(ctx, resultsink.Group{ID: "g", Concurrency: 1, JobIDs: []string{"g1", "g2"}},
 				[]resultsink.Job{{ID: "g1", Task: "t", Queue: "other", GroupID: "g"}, {ID: "g2", Task: "t", Queue: "other", GroupID: "g", Held: true}}); err != nil {
 				t.Fatal(err)
@@ -627,24 +625,16 @@ func TestMigrateReplacesTheIndexesOfALedgerInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Enough finished jobs that an index build takes a while.
-	sqlexectest.Exec(t, b.DB(), `INSERT INTO sqljobber_jobs (job_id, task, queue, state, args, db, group_id, retries, ttl_seconds,
-	results_backend, results_table, count, error, attempt, run_id, node, fence, held, enqueued_at, ready_at, created_at, updated_at)
-	SELECT 'done-' || g, task, queue, 'SUCCESS', args, db, group_id, retries, ttl_seconds, results_backend, results_table,
-		count, error, attempt, run_id, node, fence, held, enqueued_at, ready_at, created_at, updated_at
-	FROM sqljobber_jobs, generate_series(1, 50000) g`)
+	copyJobs(t, b.DB(), 50000, "'SUCCESS'")
 	indexes := func() string {
 		rows, err := b.DB().Postgres().Query(ctx, `SELECT c.relname || ':' || i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 	WHERE c.relnamespace = current_schema()::regnamespace AND i.indrelid = 'sqljobber_jobs'::regclass AND NOT i.indisprimary ORDER BY 1`)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out []string
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, s)
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
 		}
 		return strings.Join(out, " ")
 	}
@@ -749,4 +739,15 @@ func TestAdmissionWaitingForALockHoldsUpNoOther(t *testing.T) {
 	if err := <-xDone; err != nil {
 		t.Fatalf("x, once its row was free: %v", err)
 	}
+}
+
+// copyJobs adds n copies of every job in the ledger, with IDs of their own
+// and state (an SQL expression over the copied row).
+func copyJobs(t *testing.T, db *sqlexec.DB, n int, state string) {
+	t.Helper()
+	sqlexectest.Exec(t, db, fmt.Sprintf(`WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < %d)
+	INSERT INTO sqljobber_jobs (job_id, task, queue, state, args, db, group_id, retries, ttl_seconds, results_backend, results_table,
+		count, error, attempt, run_id, node, fence, held, enqueued_at, ready_at, created_at, updated_at)
+	SELECT job_id || '-' || n, task, queue, %s, args, db, group_id, retries, ttl_seconds, results_backend, results_table,
+		count, error, attempt, run_id, node, fence, held, enqueued_at, ready_at, created_at, updated_at FROM sqljobber_jobs, g`, n, state))
 }
