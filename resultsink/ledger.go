@@ -408,17 +408,25 @@ const (
 // table), so both are done CONCURRENTLY there; a concurrent build that was
 // interrupted leaves an invalid index, which is built again.
 func (l *Ledger) pgIndexes(ctx context.Context) error {
-	// concurrently is how to build or drop an index of table: without
-	// blocking its writers if it has rows.
+	// mode is how to build or drop an index of table: CONCURRENTLY, not
+	// to block its writers, if it has rows.
+	modes := map[string]string{}
 	mode := func(table string) (string, error) {
+		if m, ok := modes[table]; ok {
+			return m, nil
+		}
 		var used bool
 		err := l.q.query(ctx, fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s)", table), func(scan func(...any) error) error {
 			return scan(&used)
 		})
-		if err != nil || !used {
+		if err != nil {
 			return "", err
 		}
-		return "CONCURRENTLY ", nil
+		modes[table] = ""
+		if used {
+			modes[table] = "CONCURRENTLY "
+		}
+		return modes[table], nil
 	}
 	q := postgresDialect{}.quote
 	indexes, replaced := l.indexes()

@@ -106,7 +106,7 @@ func isInteger(b []byte) bool {
 	if len(b) > 0 && b[0] == '-' {
 		b = b[1:]
 	}
-	return len(b) > 0 && allDigitBytes(b)
+	return len(b) > 0 && allDigits(b)
 }
 
 // isDecimal: an optional minus, digits, and an optional point and digits.
@@ -116,17 +116,8 @@ func isDecimal(b []byte) bool {
 	}
 	for i, c := range b {
 		if c == '.' {
-			return i > 0 && i < len(b)-1 && allDigitBytes(b[:i]) && allDigitBytes(b[i+1:])
+			return i > 0 && i < len(b)-1 && allDigits(b[:i]) && allDigits(b[i+1:])
 		}
 	}
-	return len(b) > 0 && allDigitBytes(b)
-}
-
-func allDigitBytes(b []byte) bool {
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
+	return len(b) > 0 && allDigits(b)
 }

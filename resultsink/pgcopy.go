@@ -400,7 +400,7 @@ func parsePgDecimal(s string) (pgDecimal, error) {
 	return d, nil
 }
 
-func allDigits(s string) bool {
+func allDigits[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
 			return false

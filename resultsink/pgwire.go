@@ -109,7 +109,10 @@ func pgWireEncoderFor(wc sqlexec.WireColumn, t sqlexec.Type, src sqlexec.WireRow
 		case wc.OID == pgtype.DateOID && t == sqlexec.TypeDate:
 			return func(buf, b []byte) ([]byte, error) {
 				// Infinity has no portable form: the decoder refuses it.
-				if len(b) != 4 || int32(binary.BigEndian.Uint32(b)) == math.MaxInt32 || int32(binary.BigEndian.Uint32(b)) == math.MinInt32 {
+				if len(b) != 4 {
+					return decoded(buf, b)
+				}
+				if days := int32(binary.BigEndian.Uint32(b)); days == math.MaxInt32 || days == math.MinInt32 {
 					return decoded(buf, b)
 				}
 				return append(appendLen(buf, 4), b...), nil
@@ -117,7 +120,10 @@ func pgWireEncoderFor(wc sqlexec.WireColumn, t sqlexec.Type, src sqlexec.WireRow
 		case wc.OID == pgtype.TimestampOID && t == sqlexec.TypeTimestamp,
 			wc.OID == pgtype.TimestamptzOID && t == sqlexec.TypeTimestampTZ:
 			return func(buf, b []byte) ([]byte, error) {
-				if len(b) != 8 || int64(binary.BigEndian.Uint64(b)) == math.MaxInt64 || int64(binary.BigEndian.Uint64(b)) == math.MinInt64 {
+				if len(b) != 8 {
+					return decoded(buf, b)
+				}
+				if us := int64(binary.BigEndian.Uint64(b)); us == math.MaxInt64 || us == math.MinInt64 {
 					return decoded(buf, b)
 				}
 				return append(appendLen(buf, 8), b...), nil

@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unsafe"
 )
 
 // decoder turns one non-NULL value as the driver hands it out into the Go
@@ -50,34 +49,11 @@ func textString(b []byte) (any, error) { return string(b), nil }
 // NULL.
 func copyBytes(b []byte) (any, error) { return append(make([]byte, 0, len(b)), b...), nil }
 
-// The numbers are parsed from the driver's bytes as they are: converting
-// them to a string first would allocate once per value. Only an error,
-// which quotes its input, gets a copy.
+func textInt(b []byte) (any, error) { return strconv.ParseInt(string(b), 10, 64) }
 
-func textInt(b []byte) (any, error) {
-	if n, err := strconv.ParseInt(transient(b), 10, 64); err == nil {
-		return n, nil
-	}
-	return strconv.ParseInt(string(b), 10, 64)
-}
+func textUint(b []byte) (any, error) { return strconv.ParseUint(string(b), 10, 64) }
 
-func textUint(b []byte) (any, error) {
-	if n, err := strconv.ParseUint(transient(b), 10, 64); err == nil {
-		return n, nil
-	}
-	return strconv.ParseUint(string(b), 10, 64)
-}
-
-func textFloat(b []byte) (any, error) {
-	if f, err := strconv.ParseFloat(transient(b), 64); err == nil {
-		return f, nil
-	}
-	return strconv.ParseFloat(string(b), 64)
-}
-
-// transient is b as a string for a call that keeps nothing of it on
-// success; b must not change during the call.
-func transient(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+func textFloat(b []byte) (any, error) { return strconv.ParseFloat(string(b), 64) }
 
 func textBool(b []byte) (any, error) {
 	switch strings.ToLower(string(b)) {

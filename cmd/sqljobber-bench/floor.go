@@ -86,26 +86,27 @@ func pgPipeFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64,
 	return time.Since(begin), tag.RowsAffected(), err
 }
 
-// createMyFloorTable creates a MariaDB table for the entries' columns; its
-// time counts in a floor, as a job's CREATE does.
-func createMyFloorTable(ctx context.Context, d *dbs, name string) error {
-	_, err := d.myRes.ExecContext(ctx, `CREATE TABLE `+name+` (id BIGINT, user_id LONGTEXT, amount DECIMAL(12,2),
-	entry_date DATE, created_at DATETIME(6), note LONGTEXT) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`)
-	return err
+// startMyFloor replaces table dst with an empty one for the entries'
+// columns and starts reading src: the floors' time counts from here, the
+// CREATE included, as a job's does.
+func startMyFloor(ctx context.Context, d *dbs, dst, src string) (*sql.Rows, time.Time, error) {
+	if _, err := d.myRes.ExecContext(ctx, "DROP TABLE IF EXISTS "+dst); err != nil {
+		return nil, time.Time{}, err
+	}
+	begin := time.Now()
+	if _, err := d.myRes.ExecContext(ctx, `CREATE TABLE `+dst+` (id BIGINT, user_id LONGTEXT, amount DECIMAL(12,2),
+	entry_date DATE, created_at DATETIME(6), note LONGTEXT) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`); err != nil {
+		return nil, time.Time{}, err
+	}
+	rows, err := d.my.QueryContext(ctx, "SELECT "+entryColumns+" FROM "+src)
+	return rows, begin, err
 }
 
 // myLoadFloor reads the source with go-sql-driver and streams the rows into
 // a new table with LOAD DATA LOCAL INFILE.
 func myLoadFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64, error) {
 	dst := "floor_load"
-	if _, err := d.myRes.ExecContext(ctx, "DROP TABLE IF EXISTS "+dst); err != nil {
-		return 0, 0, err
-	}
-	begin := time.Now()
-	if err := createMyFloorTable(ctx, d, dst); err != nil {
-		return 0, 0, err
-	}
-	rows, err := d.my.QueryContext(ctx, "SELECT "+entryColumns+" FROM "+src)
+	rows, begin, err := startMyFloor(ctx, d, dst, src)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -117,6 +118,7 @@ func myLoadFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64,
 	}
 	var n int64
 	var scanErr error
+	var line []byte // reused: the reader copies each line
 	gen := readerFunc(func() ([]byte, bool) {
 		if scanErr != nil || !rows.Next() {
 			return nil, false
@@ -125,7 +127,7 @@ func myLoadFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64,
 			return nil, false
 		}
 		n++
-		var line []byte
+		line = line[:0]
 		for i, v := range vals {
 			if i > 0 {
 				line = append(line, '\t')
@@ -159,14 +161,7 @@ func appendEscaped(b, v []byte) []byte {
 // transaction.
 func myInsertFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64, error) {
 	dst := "floor_insert"
-	if _, err := d.myRes.ExecContext(ctx, "DROP TABLE IF EXISTS "+dst); err != nil {
-		return 0, 0, err
-	}
-	begin := time.Now()
-	if err := createMyFloorTable(ctx, d, dst); err != nil {
-		return 0, 0, err
-	}
-	rows, err := d.my.QueryContext(ctx, "SELECT "+entryColumns+" FROM "+src)
+	rows, begin, err := startMyFloor(ctx, d, dst, src)
 	if err != nil {
 		return 0, 0, err
 	}
