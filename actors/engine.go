@@ -32,6 +32,7 @@ import (
 // (resultsink.Ledger).
 type Ledger interface {
 	Admit(ctx context.Context, j resultsink.Job) (*resultsink.Job, error)
+	Start(ctx context.Context, j resultsink.Job, node string, lease time.Duration) (*resultsink.Job, error)
 	AdmitGroup(ctx context.Context, g resultsink.Group, jobs []resultsink.Job) ([]*resultsink.Job, error)
 	Claim(ctx context.Context, queue, node string, n int, lease time.Duration) ([]*resultsink.Job, error)
 	NextReady(ctx context.Context, queue string) (time.Time, bool, error)
@@ -192,6 +193,9 @@ type Engine struct {
 
 	node   *cluster.Node
 	queues map[string]*actor.PID
+	// gates are the queues' slots on this node, made with the engine so
+	// that grains may read the map while Start spawns the queues.
+	gates map[string]*slotGate
 
 	metrics *metrics
 
@@ -219,7 +223,10 @@ func NewEngine(ledger Ledger, tasks Tasks, results map[string]Results, cfg Confi
 		return nil, errors.New("actors: no results backend")
 	}
 	e := &Engine{cfg: cfg, ledger: ledger, tasks: tasks, results: results, logger: cfg.Logger,
-		queues: map[string]*actor.PID{}, runs: map[string]*run{}}
+		queues: map[string]*actor.PID{}, gates: map[string]*slotGate{}, runs: map[string]*run{}}
+	for name, slots := range cfg.Queues {
+		e.gates[name] = newSlotGate(slots)
+	}
 	reg := cfg.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -280,8 +287,8 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("start node actor: %w", err)
 	}
 	for _, name := range slices.Sorted(maps.Keys(e.cfg.Queues)) {
-		slots := e.cfg.Queues[name]
-		props := actor.PropsFromProducer(func() actor.Actor { return newQueueActor(e, name, slots) })
+		gate := e.gates[name]
+		props := actor.PropsFromProducer(func() actor.Actor { return newQueueActor(e, name, gate) })
 		pid, err := node.System().Root.SpawnNamed(props, "queue/"+name)
 		if err != nil {
 			return fmt.Errorf("start queue %q: %w", name, err)

@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
@@ -56,6 +58,25 @@ func (e *Engine) startRun(j *resultsink.Job, then func()) bool {
 		delete(e.runs, j.RunID)
 		e.runsMu.Unlock()
 		cancel(nil)
+	}
+	return started
+}
+
+// runInSlot runs j, claimed or started for it, in a slot of its queue
+// taken for it; when the run ends it tells the queue's actor that the slot
+// is free. It reports false, and runs nothing, if the node is stopping: the
+// job is handed back to the ledger, and the slot is the caller's to free.
+func (e *Engine) runInSlot(j *resultsink.Job, queue *actor.PID) bool {
+	root := e.node.System().Root
+	running := e.metrics.running.WithLabelValues(j.Queue)
+	running.Inc()
+	started := e.startRun(j, func() {
+		running.Dec()
+		root.Send(queue, slotFreed{})
+	})
+	if !started {
+		running.Dec()
+		e.release(j)
 	}
 	return started
 }

@@ -93,7 +93,14 @@ func okReply() *jobpb.Reply { return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_O
 func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
 	ctx, cancel := g.e.callerContext(deadline)
 	defer cancel()
-	_, err := g.e.ledger.Admit(ctx, jobFromSpec(spec))
+	j := jobFromSpec(spec)
+	queue := g.e.idleSlot(&j)
+	var err error
+	if queue != nil {
+		err = g.e.admitStarted(ctx, j, queue)
+	} else {
+		_, err = g.e.ledger.Admit(ctx, j)
+	}
 	var active *resultsink.ActiveError
 	switch {
 	case errors.As(err, &active):
@@ -103,8 +110,35 @@ func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
 		return failed(err)
 	}
 	g.e.metrics.submitted.WithLabelValues(spec.Queue, spec.Task).Inc()
-	g.e.wake(spec.Queue)
+	if queue == nil {
+		g.e.wake(spec.Queue)
+	}
 	return okReply()
+}
+
+// idleSlot takes a slot for j on this node if j may start the moment it is
+// admitted: it is ready now, in no group, and its queue here is idle with a
+// slot free (see slotGate). It returns the queue's actor, or nil.
+func (e *Engine) idleSlot(j *resultsink.Job) *actor.PID {
+	gate, ok := e.gates[j.Queue]
+	if !ok || j.GroupID != "" || j.Held || j.ETA.After(time.Now()) || e.draining.Load() {
+		return nil
+	}
+	return gate.takeIfIdle()
+}
+
+// admitStarted admits j already started, in the slot taken for it on
+// queue, and runs it; on error the slot is handed back.
+func (e *Engine) admitStarted(ctx context.Context, j resultsink.Job, queue *actor.PID) error {
+	started, err := e.ledger.Start(ctx, j, e.cfg.NodeName, e.cfg.Lease)
+	if err != nil {
+		e.node.System().Root.Send(queue, slotFreed{})
+		return err
+	}
+	if !e.runInSlot(started, queue) {
+		e.node.System().Root.Send(queue, slotFreed{})
+	}
+	return nil
 }
 
 func jobFromSpec(spec *jobpb.JobSpec) resultsink.Job {

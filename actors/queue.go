@@ -21,63 +21,70 @@ type (
 		next time.Time // when the next waiting job is ready, if one waits
 		err  error
 	}
-	// runDone frees a slot.
-	runDone struct{}
+	// slotFreed says a slot was handed back to the gate: a run ended, or a
+	// slot taken for a start was not used.
+	slotFreed struct{}
 )
 
 // queueActor gates one queue on this node: it holds a fixed number of slots
-// and, while one is free, claims the queue's next ready job from the ledger
-// (first in, first out across every node that works the queue) and runs it.
-// Jobs waiting for an ETA or a retry hold no slot: the actor wakes when the
-// first of them is due.
+// (its slotGate) and, while one is free, claims the queue's next ready job
+// from the ledger (first in, first out across every node that works the
+// queue) and runs it. Jobs waiting for an ETA or a retry hold no slot: the
+// actor wakes when the first of them is due. Once a claim finds no ready
+// job, the queue is idle and claims nothing until something wakes it; job
+// grains meanwhile start the jobs they admit in its free slots themselves.
 type queueActor struct {
 	e        *Engine
 	name     string
-	slots    int
-	running  int
-	claiming bool
-	again    bool // a wake came in while claiming
+	gate     *slotGate
+	claiming int  // slots taken for the claim in flight; 0: none
+	woken    bool // a wake came in since the claim in flight began
 	timer    *time.Timer
 	timerAt  time.Time
 }
 
-func newQueueActor(e *Engine, name string, slots int) *queueActor {
-	return &queueActor{e: e, name: name, slots: slots}
+func newQueueActor(e *Engine, name string, gate *slotGate) *queueActor {
+	return &queueActor{e: e, name: name, gate: gate}
 }
 
 func (q *queueActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		q.e.metrics.slots.WithLabelValues(q.name).Set(float64(q.slots))
+		q.gate.setActor(ctx.Self())
+		q.e.metrics.slots.WithLabelValues(q.name).Set(float64(q.gate.size))
 		q.e.metrics.running.WithLabelValues(q.name).Set(0)
 		q.fill(ctx)
 	case wake:
+		q.gate.setIdle(false)
+		q.woken = true
 		q.fill(ctx)
 	case *claimed:
-		q.claiming = false
+		asked := q.claiming
+		q.claiming = 0
+		q.gate.free(asked - len(msg.jobs))
+		for _, j := range msg.jobs {
+			q.run(ctx, j)
+		}
 		switch {
 		case msg.err != nil:
 			if q.e.ctx.Err() == nil {
 				q.e.logger.Error("claim a job; the next poll tries again", slog.String("queue", q.name), slog.Any("error", msg.err))
 			}
-		case len(msg.jobs) > 0:
-			for _, j := range msg.jobs {
-				q.run(ctx, j)
-			}
+		case len(msg.jobs) > 0 || q.woken:
 			q.fill(ctx)
 		default:
+			// Nothing is ready, and nothing was admitted since the claim
+			// began: until a wake, nothing waits for a free slot.
+			q.gate.setIdle(true)
 			if !msg.next.IsZero() {
 				q.wakeAt(ctx, msg.next)
 			}
-			if q.again {
-				q.again = false
-				q.fill(ctx)
-			}
 		}
-	case *runDone:
-		q.running--
-		q.e.metrics.running.WithLabelValues(q.name).Set(float64(q.running))
-		q.fill(ctx)
+	case slotFreed:
+		q.gate.free(1)
+		if !q.gate.isIdle() {
+			q.fill(ctx)
+		}
 	case *actor.Stopping:
 		if q.timer != nil {
 			q.timer.Stop()
@@ -87,18 +94,20 @@ func (q *queueActor) Receive(ctx actor.Context) {
 
 // fill claims as many jobs as slots are free, in one claim at a time.
 func (q *queueActor) fill(ctx actor.Context) {
-	free := q.slots - q.running
-	if free <= 0 || q.e.draining.Load() {
+	if q.claiming > 0 || q.e.draining.Load() {
 		return
 	}
-	if q.claiming {
-		q.again = true
+	free := q.gate.takeAll()
+	if free == 0 {
 		return
 	}
 	self, root := ctx.Self(), ctx.ActorSystem().Root
-	q.claiming = q.e.spawn(func() {
-		root.Send(self, q.claim(free))
-	})
+	q.woken = false
+	if q.e.spawn(func() { root.Send(self, q.claim(free)) }) {
+		q.claiming = free
+	} else {
+		q.gate.free(free)
+	}
 }
 
 func (q *queueActor) claim(n int) *claimed {
@@ -123,14 +132,10 @@ func (q *queueActor) claim(n int) *claimed {
 	return &claimed{next: next, err: err}
 }
 
+// run starts a claimed job in the slot taken for it.
 func (q *queueActor) run(ctx actor.Context, j *resultsink.Job) {
-	self, root := ctx.Self(), ctx.ActorSystem().Root
-	started := q.e.startRun(j, func() { root.Send(self, &runDone{}) })
-	if started {
-		q.running++
-		q.e.metrics.running.WithLabelValues(q.name).Set(float64(q.running))
-	} else {
-		q.e.release(j)
+	if !q.e.runInSlot(j, ctx.Self()) {
+		q.gate.free(1)
 	}
 }
 

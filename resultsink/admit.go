@@ -141,7 +141,8 @@ func (l *Ledger) admitBatch(batch []*pendingAdmission) {
 	written, err := l.pgAdmitBatch(ctx, live)
 	cancel()
 	for _, p := range live {
-		if err == nil && written[p.job.ID] {
+		if fence, ok := written[p.job.ID]; ok && err == nil {
+			p.job.Fence = fence
 			p.done <- admitResult{job: &p.job}
 			continue
 		}
@@ -150,10 +151,10 @@ func (l *Ledger) admitBatch(batch []*pendingAdmission) {
 }
 
 // pgAdmitBatch writes the admissions of batch in one transaction and
-// returns the IDs it wrote. A row that another transaction holds (a job of
+// returns the IDs it wrote, with their fence tokens. A row that another transaction holds (a job of
 // that ID being published, say) fails the batch after admitLockTimeout
 // rather than stall every admission queued behind it.
-func (l *Ledger) pgAdmitBatch(ctx context.Context, batch []*pendingAdmission) (map[string]bool, error) {
+func (l *Ledger) pgAdmitBatch(ctx context.Context, batch []*pendingAdmission) (map[string]int64, error) {
 	var args []any
 	for _, p := range batch {
 		args = append(args, l.jobArgs(&p.job)...)
@@ -164,7 +165,7 @@ func (l *Ledger) pgAdmitBatch(ctx context.Context, batch []*pendingAdmission) (m
 	b.Queue(rebind(l.admitSQL(len(batch))), args...)
 	b.Queue("COMMIT")
 	br := l.durable.Postgres().SendBatch(ctx, b)
-	written := map[string]bool{}
+	written := map[string]int64{}
 	_, err := br.Exec()
 	if err == nil {
 		_, err = br.Exec()
@@ -174,8 +175,9 @@ func (l *Ledger) pgAdmitBatch(ctx context.Context, batch []*pendingAdmission) (m
 		rows, err = br.Query()
 		for err == nil && rows.Next() {
 			var id string
-			err = rows.Scan(&id)
-			written[id] = true
+			var fence int64
+			err = rows.Scan(&id, &fence)
+			written[id] = fence
 		}
 		if rows != nil {
 			rows.Close()
@@ -200,15 +202,16 @@ func (l *Ledger) admitAlone(ctx context.Context, j Job) (*Job, error) {
 	// job that holds the ID is then this very admission.
 	var active *ActiveError
 	if errors.As(err, &active) && sameAdmission(active.Job, &j) {
-		return &j, nil
+		return active.Job, nil
 	}
 	return admitted, err
 }
 
 // sameAdmission reports whether cur, as the ledger holds it, is the record
-// admission j wrote, not yet claimed.
+// admission j wrote, not yet claimed (or, for Start, the run it started:
+// its run ID is random).
 func sameAdmission(cur, j *Job) bool {
-	return cur.State == StatePending && cur.RunID == "" && cur.CreatedAt.Equal(j.CreatedAt) &&
+	return cur.State == j.State && cur.RunID == j.RunID && cur.CreatedAt.Equal(j.CreatedAt) &&
 		cur.Task == j.Task && cur.Queue == j.Queue && string(cur.Args) == string(j.Args)
 }
 

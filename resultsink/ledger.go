@@ -3,6 +3,8 @@ package resultsink
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -510,7 +512,7 @@ func admission(j Job) Job {
 	if j.ETA.After(t) {
 		j.ReadyAt = j.ETA.UTC().Truncate(time.Microsecond)
 	}
-	j.Count, j.Error, j.Attempt, j.RunID, j.Node = 0, "", 0, "", ""
+	j.Count, j.Error, j.Attempt, j.RunID, j.Node, j.Fence = 0, "", 0, "", "", 0
 	j.LeaseUntil, j.ExpiresAt, j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	if len(j.Args) == 0 {
 		j.Args = json.RawMessage("[]")
@@ -518,9 +520,36 @@ func admission(j Job) Job {
 	return j
 }
 
+// Start records a new job as Admit does, but already STARTED by a run on
+// node with a fresh run ID and a lease: the admission and the claim in one
+// write, for a job that starts the moment it is admitted because its queue
+// has a free slot here and no job waits ahead of it. The job returned
+// carries the run's fence token.
+func (l *Ledger) Start(ctx context.Context, j Job, node string, lease time.Duration) (*Job, error) {
+	j = admission(j)
+	j.State, j.RunID, j.Node, j.Attempt = StateStarted, newRunID(), node, 1
+	j.StartedAt, j.LeaseUntil = j.CreatedAt, j.CreatedAt.Add(lease)
+	// Added to the fence the ID has had (see admitSQL).
+	j.Fence = 1
+	if l.db.Dialect == sqlexec.Postgres {
+		return l.admitting.admit(ctx, l, j)
+	}
+	return l.admit(ctx, l.dq, j)
+}
+
+// newRunID is a run ID like those Claim's databases make: 16 random hex
+// digits.
+func newRunID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // admitSQL inserts n admissions; a row whose ID an unfinished job holds is
 // left as it is (on PostgreSQL and SQLite, the statement returns the IDs it
-// wrote).
+// wrote, with their fence tokens). An admission's fence is added to the one
+// the ID already has, which outlives admissions and only ever grows: 0 for
+// a job that waits to be claimed, 1 for one that starts at once (Start).
 func (l *Ledger) admitSQL(n int) string {
 	values := strings.TrimSuffix(strings.Repeat("("+placeholders(len(jobColumnList))+"), ", n), ", ")
 	var set []string
@@ -532,17 +561,18 @@ func (l *Ledger) admitSQL(n int) string {
 				set = append(set, fmt.Sprintf("%s = IF(state IN %s, %s, VALUES(%s))", c, activeStates, c, c))
 			}
 		}
+		set = append(set, fmt.Sprintf("fence = IF(state IN %s, fence, fence + VALUES(fence))", activeStates))
 		set = append(set, fmt.Sprintf("state = IF(state IN %s, state, VALUES(state))", activeStates))
 		return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON DUPLICATE KEY UPDATE %s",
 			l.table, jobColumns, values, strings.Join(set, ", "))
 	}
 	for _, c := range jobColumnList[1:] {
-		// The fence outlives admissions: it only ever grows.
 		if c != "fence" {
 			set = append(set, fmt.Sprintf("%s = excluded.%s", c, c))
 		}
 	}
-	return fmt.Sprintf("INSERT INTO %s AS j (%s) VALUES %s ON CONFLICT (job_id) DO UPDATE SET %s WHERE j.state NOT IN %s RETURNING job_id",
+	set = append(set, "fence = j.fence + excluded.fence")
+	return fmt.Sprintf("INSERT INTO %s AS j (%s) VALUES %s ON CONFLICT (job_id) DO UPDATE SET %s WHERE j.state NOT IN %s RETURNING job_id, fence",
 		l.table, jobColumns, values, strings.Join(set, ", "), activeStates)
 }
 
@@ -554,11 +584,16 @@ func (l *Ledger) admit(ctx context.Context, q querier, j Job) (*Job, error) {
 		var err error
 		if l.db.Dialect == sqlexec.MySQL {
 			n, err = q.exec(ctx, stmt, l.jobArgs(&j)...)
+			if err == nil && n > 0 && j.RunID != "" {
+				// The fence the ID had, plus the run's.
+				err = q.query(ctx, fmt.Sprintf("SELECT fence FROM %s WHERE job_id = ? AND run_id = ?", l.table),
+					func(scan func(...any) error) error { return scan(&j.Fence) }, j.ID, j.RunID)
+			}
 		} else {
 			err = q.query(ctx, stmt, func(scan func(...any) error) error {
 				n++
 				var id string
-				return scan(&id)
+				return scan(&id, &j.Fence)
 			}, l.jobArgs(&j)...)
 		}
 		if err != nil {

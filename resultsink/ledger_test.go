@@ -81,6 +81,107 @@ func TestLedgerAdmitsOneActiveJobPerID(t *testing.T) {
 	})
 }
 
+// A job admitted already started (Ledger.Start) is a claimed one in all but
+// the claim: it holds its ID, its fence grows with every run under the ID
+// whichever way the run began, and its lease renews.
+func TestLedgerStartAdmitsAndClaimsInOneWrite(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *resultsink.Ledger) {
+		ctx := context.Background()
+		before := time.Now()
+		j, err := l.Start(ctx, resultsink.Job{ID: "a", Task: "t", Queue: "q", Args: []byte(`[1]`)}, "n1", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.Get(ctx, "a")
+		if err != nil || got.State != resultsink.StateStarted || got.RunID != j.RunID || len(got.RunID) != 16 || got.Node != "n1" ||
+			got.Attempt != 1 || got.Fence != 1 || j.Fence != 1 || got.StartedAt.IsZero() || got.LeaseUntil.Before(before.Add(59*time.Second)) {
+			t.Fatalf("started job %+v (returned fence %d), %v", got, j.Fence, err)
+		}
+		// It holds its ID, and no claim takes it again.
+		_, err = l.Start(ctx, resultsink.Job{ID: "a", Task: "t", Queue: "q"}, "n2", time.Minute)
+		var active *resultsink.ActiveError
+		if !errors.As(err, &active) || active.Job.RunID != j.RunID {
+			t.Fatalf("second start: %v", err)
+		}
+		if c, err := claimOne(l, "q", "n2", time.Minute); c != nil || err != nil {
+			t.Fatalf("claim took a started job: %+v, %v", c, err)
+		}
+		if alive, err := l.Renew(ctx, []string{j.RunID}, time.Hour); err != nil || !alive[j.RunID] {
+			t.Fatalf("renew: %v, %v", alive, err)
+		}
+		if err := l.Finish(ctx, "a", j.RunID, resultsink.Outcome{State: resultsink.StateSuccess}); err != nil {
+			t.Fatal(err)
+		}
+
+		// Later runs under the ID, started either way, get later fences.
+		j2, err := l.Start(ctx, resultsink.Job{ID: "a", Task: "t", Queue: "q"}, "n1", time.Minute)
+		if err != nil || j2.Fence != 2 || j2.RunID == j.RunID {
+			t.Fatalf("restart: %+v, %v", j2, err)
+		}
+		if err := l.Finish(ctx, "a", j2.RunID, resultsink.Outcome{State: resultsink.StateFailure}); err != nil {
+			t.Fatal(err)
+		}
+		mustAdmit(t, l, resultsink.Job{ID: "a", Task: "t", Queue: "q"})
+		if c := mustClaim(t, l); c.Fence != 3 {
+			t.Fatalf("claimed after starts: fence %d, want 3", c.Fence)
+		}
+	})
+}
+
+// Starts and admissions written together (one batch on PostgreSQL) each
+// come back with the fence their row holds.
+func TestLedgerStartsAndAdmitsTogether(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *resultsink.Ledger) {
+		ctx := context.Background()
+		const n = 24
+		// Odd IDs have run once before.
+		for i := 1; i < n; i += 2 {
+			j, err := l.Start(ctx, resultsink.Job{ID: fmt.Sprintf("j%02d", i), Task: "t", Queue: "q"}, "n", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Finish(ctx, j.ID, j.RunID, resultsink.Outcome{State: resultsink.StateSuccess}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		fences := make([]int64, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				job := resultsink.Job{ID: fmt.Sprintf("j%02d", i), Task: "t", Queue: "q"}
+				var j *resultsink.Job
+				var err error
+				if i%4 < 2 {
+					j, err = l.Start(ctx, job, "n", time.Minute)
+				} else {
+					j, err = l.Admit(ctx, job)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				fences[i] = j.Fence
+			}()
+		}
+		wg.Wait()
+		for i := range n {
+			got, err := l.Get(ctx, fmt.Sprintf("j%02d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, state := int64(i%2), resultsink.StatePending
+			if i%4 < 2 {
+				want, state = want+1, resultsink.StateStarted
+			}
+			if got.State != state || got.Fence != want || fences[i] != want && state == resultsink.StateStarted {
+				t.Errorf("%s: %s with fence %d (returned %d), want %s with fence %d", got.ID, got.State, got.Fence, fences[i], state, want)
+			}
+		}
+	})
+}
+
 func TestLedgerClaimsFirstInFirstOutOnceEach(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, l *resultsink.Ledger) {
 		ctx := context.Background()

@@ -110,6 +110,33 @@ func TestQueueStartsJobsFirstInFirstOut(t *testing.T) {
 	}
 }
 
+// A job submitted to an idle queue starts in a free slot as it is admitted.
+// A submission refused there (its ID is taken) must hand its slot back: with
+// one slot, a leaked one would leave every later job waiting for good.
+func TestRefusedSubmitsLeaveTheSlotFree(t *testing.T) {
+	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
+	seedEntries(t, dbs.src)
+	s := newEnv(t, dbs.toml, tasks(t, sqlexec.Postgres)).start("--worker-concurrency", "1")
+
+	// Waiting for its ETA, "later" holds its ID but no slot; the queue
+	// finds nothing ready and goes idle.
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	s.post("entries_of", fmt.Sprintf(`{"job_id": "later", "args": ["U1"], "eta": %q}`, future))
+	for i := range 20 {
+		if r := s.do("POST", "/tasks/entries_of/jobs", `{"job_id": "later", "args": ["U2"]}`); r.code != 409 {
+			t.Fatalf("resubmit %d of a waiting job: %d %s", i, r.code, r.Message)
+		}
+		id := fmt.Sprintf("now%d", i)
+		s.post("entries_of", fmt.Sprintf(`{"job_id": %q, "args": ["U1"]}`, id))
+		if j := s.waitState(id, "SUCCESS", "FAILURE"); j.State != "SUCCESS" || j.Count != 100 {
+			t.Fatalf("job %s after a refused submit: %+v", id, j)
+		}
+	}
+	if j, _ := s.job("later"); j.State != "PENDING" {
+		t.Fatalf("job with a future ETA is %s", j.State)
+	}
+}
+
 func TestCancelStopsTheQueryAtTheDatabase(t *testing.T) {
 	for _, d := range []sqlexec.Dialect{sqlexec.Postgres, sqlexec.MySQL} {
 		t.Run(string(d), func(t *testing.T) {

@@ -37,8 +37,10 @@ func TestShortRun(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 13 {
-		t.Fatalf("%d results, want 13:\n%s", len(rep.Results), stdout.String())
+	// Four floors and four pairs' jobs, the smaller job, the CSV floor
+	// and download, the tiny floor and both kinds of tiny jobs.
+	if len(rep.Results) != 14 {
+		t.Fatalf("%d results, want 14:\n%s", len(rep.Results), stdout.String())
 	}
 	for _, r := range rep.Results {
 		if r.Seconds <= 0 || r.Rows != 0 && r.Rows != 20_000 && r.Rows != 5_000 {

@@ -144,7 +144,17 @@ type jobState struct {
 }
 
 func (s *server) job(id string) (jobState, error) {
-	res, err := client.Get(s.base + "/jobs/" + id)
+	return s.jobWait(id, "")
+}
+
+// jobWait reads a job, waiting up to wait ("" for not at all) for it to
+// finish.
+func (s *server) jobWait(id, wait string) (jobState, error) {
+	url := s.base + "/jobs/" + id
+	if wait != "" {
+		url += "?wait=" + wait
+	}
+	res, err := client.Get(url)
 	if err != nil {
 		return jobState{}, err
 	}
@@ -154,6 +164,24 @@ func (s *server) job(id string) (jobState, error) {
 	}
 	err = json.NewDecoder(res.Body).Decode(&env)
 	return env.Data, err
+}
+
+// waitSuccess waits for job id to finish, and fails unless it succeeded.
+func (s *server) waitSuccess(id string) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		j, err := s.jobWait(id, "30s")
+		switch {
+		case err != nil:
+			return err
+		case j.State == "SUCCESS":
+			return nil
+		case j.State != "PENDING" && j.State != "STARTED" && j.State != "RETRY":
+			return fmt.Errorf("job %s is %s: %s", id, j.State, j.Error)
+		case time.Now().After(deadline):
+			return fmt.Errorf("job %s did not finish", id)
+		}
+	}
 }
 
 // sampleRSS samples the server's resident memory every few milliseconds
