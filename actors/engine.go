@@ -288,6 +288,8 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	for _, name := range slices.Sorted(maps.Keys(e.cfg.Queues)) {
 		gate := e.gates[name]
+		e.metrics.slots.WithLabelValues(name).Set(float64(gate.size))
+		e.metrics.running.WithLabelValues(name).Set(0)
 		props := actor.PropsFromProducer(func() actor.Actor { return newQueueActor(e, name, gate) })
 		pid, err := node.System().Root.SpawnNamed(props, "queue/"+name)
 		if err != nil {

@@ -191,7 +191,7 @@ func (e *Engine) execute(ctx context.Context, j *resultsink.Job, r *run) {
 		e.wakeAt(j.Queue, o.RetryAt)
 		return
 	}
-	e.jobChanged(j.ID)
+	e.jobChanged(j, o.State)
 	if j.GroupID != "" {
 		e.groupChanged(j.GroupID)
 	}
@@ -273,7 +273,13 @@ func (e *Engine) finish(log *slog.Logger, j *resultsink.Job, o resultsink.Outcom
 func (e *Engine) release(j *resultsink.Job) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), releaseTimeout)
 	defer cancel()
-	if err := e.ledger.Release(ctx, j.ID, j.RunID); err != nil && !errors.Is(err, resultsink.ErrRunSuperseded) {
+	err := e.ledger.Release(ctx, j.ID, j.RunID)
+	switch {
+	case err == nil:
+		// Ready again: a free slot anywhere takes it now, not at its
+		// next poll.
+		e.wake(j.Queue)
+	case !errors.Is(err, resultsink.ErrRunSuperseded):
 		// Its lease runs out and it runs again then.
 		e.logger.Warn("hand back a job", slog.String("job_id", j.ID), slog.String("error_code", sqlexec.ErrorCode(err)))
 	}

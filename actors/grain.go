@@ -22,6 +22,9 @@ import (
 type jobGrain struct {
 	e       *Engine
 	waiters waiters
+	// waitedOn is the admission time of the unfinished job the grain last
+	// read, which its waiters wait on.
+	waitedOn time.Time
 }
 
 func newJobGrain(e *Engine) *jobGrain {
@@ -50,7 +53,13 @@ func (g *jobGrain) Receive(ctx actor.Context) {
 		g.waiters.wait(ctx, msg.JobId, msg.WaitMillis)
 	case *jobpb.JobChanged:
 		ctx.Respond(okReply())
-		g.waiters.changed(ctx, msg.JobId)
+		switch {
+		case len(g.waiters.list) == 0:
+		case g.finishedAsWaitedOn(msg):
+			g.waiters.answer(ctx, &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: msg.JobId, State: msg.FinalState}, true)
+		default:
+			g.waiters.changed(ctx, msg.JobId)
+		}
 	}
 }
 
@@ -66,7 +75,18 @@ func (g *jobGrain) state(id string) (*jobpb.Reply, bool) {
 	case err != nil:
 		return failed(err), false
 	}
+	if resultsink.Active(j.State) {
+		g.waitedOn = j.CreatedAt
+	}
 	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: j.ID, State: j.State}, !resultsink.Active(j.State)
+}
+
+// finishedAsWaitedOn reports whether msg says that the very job the
+// waiters wait on has finished: then its final state needs no reading. A
+// notice of an earlier job of the ID (resubmitted since) does not match.
+func (g *jobGrain) finishedAsWaitedOn(msg *jobpb.JobChanged) bool {
+	return msg.FinalState != "" && !resultsink.Active(msg.FinalState) && !g.waitedOn.IsZero() &&
+		msg.CreatedUnixMicros == g.waitedOn.UnixMicro()
 }
 
 func (g *jobGrain) ioContext() (context.Context, context.CancelFunc) {

@@ -99,7 +99,7 @@ func (e *Engine) recovered(j *resultsink.Job) {
 		e.wake(j.Queue)
 		return
 	}
-	e.jobChanged(j.ID)
+	e.jobChanged(j, j.State)
 	if j.GroupID != "" {
 		e.groupChanged(j.GroupID)
 	}

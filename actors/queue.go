@@ -17,9 +17,12 @@ type (
 	wake struct{}
 	// claimed is the outcome of one claim on the ledger.
 	claimed struct {
-		jobs []*resultsink.Job
-		next time.Time // when the next waiting job is ready, if one waits
-		err  error
+		// asked is how many slots were taken for the claim; those
+		// it did not fill go back.
+		asked int
+		jobs  []*resultsink.Job
+		next  time.Time // when the next waiting job is ready, if one waits
+		err   error
 	}
 	// slotFreed says a slot was handed back to the gate: a run ended, or a
 	// slot taken for a start was not used.
@@ -37,7 +40,7 @@ type queueActor struct {
 	e        *Engine
 	name     string
 	gate     *slotGate
-	claiming int  // slots taken for the claim in flight; 0: none
+	claiming int  // slots taken for the claim in flight (0: none)
 	woken    bool // a wake came in since the claim in flight began
 	timer    *time.Timer
 	timerAt  time.Time
@@ -51,17 +54,14 @@ func (q *queueActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		q.gate.setActor(ctx.Self())
-		q.e.metrics.slots.WithLabelValues(q.name).Set(float64(q.gate.size))
-		q.e.metrics.running.WithLabelValues(q.name).Set(0)
 		q.fill(ctx)
 	case wake:
 		q.gate.setIdle(false)
 		q.woken = true
 		q.fill(ctx)
 	case *claimed:
-		asked := q.claiming
 		q.claiming = 0
-		q.gate.free(asked - len(msg.jobs))
+		q.gate.free(msg.asked - len(msg.jobs))
 		for _, j := range msg.jobs {
 			q.run(ctx, j)
 		}
@@ -103,7 +103,11 @@ func (q *queueActor) fill(ctx actor.Context) {
 	}
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	q.woken = false
-	if q.e.spawn(func() { root.Send(self, q.claim(free)) }) {
+	if q.e.spawn(func() {
+		c := q.claim(free)
+		c.asked = free
+		root.Send(self, c)
+	}) {
 		q.claiming = free
 	} else {
 		q.gate.free(free)

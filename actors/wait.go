@@ -12,6 +12,7 @@ import (
 
 	"github.com/sql-jobber/sql-jobber/actors/jobpb"
 	"github.com/sql-jobber/sql-jobber/cluster"
+	"github.com/sql-jobber/sql-jobber/resultsink"
 )
 
 // waitSlack is how much longer than the wait itself a waiting caller gives
@@ -168,13 +169,14 @@ func (e *Engine) wait(ctx context.Context, kind, id string, d time.Duration, msg
 	return nil
 }
 
-// jobChanged tells a job's grain, in the background, that the job may have
-// finished, so that it answers those waiting for it.
-func (e *Engine) jobChanged(id string) {
+// jobChanged tells a job's grain, in the background, that job j, as
+// admitted, has finished in state, so that it answers those waiting for it.
+func (e *Engine) jobChanged(j *resultsink.Job, state string) {
+	msg := &jobpb.JobChanged{JobId: j.ID, FinalState: state, CreatedUnixMicros: j.CreatedAt.UnixMicro()}
 	e.spawn(func() {
 		ctx, cancel := context.WithTimeout(e.ctx, ledgerTimeout)
 		defer cancel()
 		// A lost notice delays the waiters to the end of their wait, no more.
-		_, _ = e.request(ctx, jobKind, id, &jobpb.JobChanged{JobId: id})
+		_, _ = e.request(ctx, jobKind, j.ID, msg)
 	})
 }

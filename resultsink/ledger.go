@@ -525,16 +525,33 @@ func admission(j Job) Job {
 // write, for a job that starts the moment it is admitted because its queue
 // has a free slot here and no job waits ahead of it. The job returned
 // carries the run's fence token.
+//
+// A started admission written with its answer lost would hold its ID with
+// nobody running it until its lease ran out, so it is not left to the
+// caller's context: it is written within admitTimeout whatever that does,
+// and after an error the ledger is asked whether it was written after all.
 func (l *Ledger) Start(ctx context.Context, j Job, node string, lease time.Duration) (*Job, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), admitTimeout)
+	defer cancel()
 	j = admission(j)
 	j.State, j.RunID, j.Node, j.Attempt = StateStarted, newRunID(), node, 1
 	j.StartedAt, j.LeaseUntil = j.CreatedAt, j.CreatedAt.Add(lease)
 	// Added to the fence the ID has had (see admitSQL).
 	j.Fence = 1
+	var started *Job
+	var err error
 	if l.db.Dialect == sqlexec.Postgres {
-		return l.admitting.admit(ctx, l, j)
+		started, err = l.admitting.admit(ctx, l, j)
+	} else {
+		started, err = l.admit(ctx, l.dq, j)
 	}
-	return l.admit(ctx, l.dq, j)
+	var active *ActiveError
+	if err != nil && !errors.As(err, &active) {
+		if cur, gerr := l.Get(ctx, j.ID); gerr == nil && cur.RunID == j.RunID {
+			return cur, nil
+		}
+	}
+	return started, err
 }
 
 // newRunID is a run ID like those Claim's databases make: 16 random hex
@@ -586,8 +603,12 @@ func (l *Ledger) admit(ctx context.Context, q querier, j Job) (*Job, error) {
 			n, err = q.exec(ctx, stmt, l.jobArgs(&j)...)
 			if err == nil && n > 0 && j.RunID != "" {
 				// The fence the ID had, plus the run's.
+				found := false
 				err = q.query(ctx, fmt.Sprintf("SELECT fence FROM %s WHERE job_id = ? AND run_id = ?", l.table),
-					func(scan func(...any) error) error { return scan(&j.Fence) }, j.ID, j.RunID)
+					func(scan func(...any) error) error { found = true; return scan(&j.Fence) }, j.ID, j.RunID)
+				if err == nil && !found {
+					err = fmt.Errorf("job %s: its run %s is not in the ledger it was just written to", j.ID, j.RunID)
+				}
 			}
 		} else {
 			err = q.query(ctx, stmt, func(scan func(...any) error) error {

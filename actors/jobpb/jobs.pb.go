@@ -865,12 +865,17 @@ func (x *WaitJob) GetWaitMillis() int64 {
 }
 
 // JobChanged tells a job's grain that its job may have finished, so that it
-// answers its waiters.
+// answers its waiters. A run that has just recorded its job's final state
+// sends it, with the job's admission time: if that is the admission the
+// waiters wait on, the grain answers them without reading the ledger.
+// Otherwise (or from an older node), the grain reads the ledger.
 type JobChanged struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	JobId             string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	FinalState        string                 `protobuf:"bytes,2,opt,name=final_state,json=finalState,proto3" json:"final_state,omitempty"`
+	CreatedUnixMicros int64                  `protobuf:"varint,3,opt,name=created_unix_micros,json=createdUnixMicros,proto3" json:"created_unix_micros,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *JobChanged) Reset() {
@@ -908,6 +913,20 @@ func (x *JobChanged) GetJobId() string {
 		return x.JobId
 	}
 	return ""
+}
+
+func (x *JobChanged) GetFinalState() string {
+	if x != nil {
+		return x.FinalState
+	}
+	return ""
+}
+
+func (x *JobChanged) GetCreatedUnixMicros() int64 {
+	if x != nil {
+		return x.CreatedUnixMicros
+	}
+	return 0
 }
 
 // WaitGroup is WaitJob for a group.
@@ -1027,10 +1046,13 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\aWaitJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
 	"\vwait_millis\x18\x02 \x01(\x03R\n" +
-	"waitMillis\"#\n" +
+	"waitMillis\"t\n" +
 	"\n" +
 	"JobChanged\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"G\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
+	"\vfinal_state\x18\x02 \x01(\tR\n" +
+	"finalState\x12.\n" +
+	"\x13created_unix_micros\x18\x03 \x01(\x03R\x11createdUnixMicros\"G\n" +
 	"\tWaitGroup\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1f\n" +
 	"\vwait_millis\x18\x02 \x01(\x03R\n" +
