@@ -458,6 +458,10 @@ type Receipt struct {
 
 var jobIDRe = regexp.MustCompile(`^[A-Za-z0-9_:-]+$`)
 
+// reservedJobID is the one valid-looking job ID the API's paths cannot
+// tell from a route of their own.
+const reservedJobID = "queue"
+
 // ValidateID checks a job or group ID against the rule for IDs.
 func (e *Engine) ValidateID(field, id string) error {
 	if id == "" || len(id) > e.maxIDLen || !jobIDRe.MatchString(id) {
@@ -522,6 +526,10 @@ func (e *Engine) spec(prefix string, req SubmitRequest) (*jobpb.JobSpec, error) 
 		req.JobID = NewID()
 	} else if err := e.ValidateID(prefix+"job_id", req.JobID); err != nil {
 		return nil, err
+	} else if req.JobID == reservedJobID {
+		// GET /jobs/queue/results would list queue "results", not this
+		// job's results.
+		return nil, invalid(prefix+"job_id", "%q is reserved: /jobs/queue/{queue} lists a queue", reservedJobID)
 	}
 	queue := cmp.Or(req.Queue, t.Queue, e.cfg.DefaultQueue)
 	if !sqlexec.ValidName(queue) {

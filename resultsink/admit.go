@@ -156,7 +156,14 @@ func (l *Ledger) admitBatch(batch []*pendingAdmission) {
 // rather than stall every admission queued behind it.
 func (l *Ledger) pgAdmitBatch(ctx context.Context, batch []*pendingAdmission) (map[string]int64, error) {
 	var args []any
+	t := now()
 	for _, p := range batch {
+		if p.job.State == StateStarted {
+			// A started job's lease runs from its write, not from when
+			// it joined the queue of admissions.
+			p.job.LeaseUntil = t.Add(p.job.LeaseUntil.Sub(p.job.StartedAt))
+			p.job.StartedAt = t
+		}
 		args = append(args, l.jobArgs(&p.job)...)
 	}
 	b := &pgx.Batch{}

@@ -226,6 +226,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"POST", "/tasks/entries_of/jobs", `{"job_id": "a b", "args": ["U1"]}`, 400, "job_id: must be 1 to 55 characters of letters, digits, '_', '-' or ':'"},
 		{"POST", "/tasks/entries_of/jobs", `{"job_id": "` + strings.Repeat("a", 56) + `", "args": ["U1"]}`, 400, "job_id: must be 1 to 55"},
 		{"POST", "/tasks/entries_of/jobs", `{"job_id": "x'; DROP TABLE entries; --", "args": ["U1"]}`, 400, "job_id:"},
+		{"POST", "/tasks/entries_of/jobs", `{"job_id": "queue", "args": ["U1"]}`, 400, `job_id: "queue" is reserved`},
 		{"POST", "/tasks/entries_of/jobs", `{"args": ["U1"], "retries": -1}`, 400, "retries: must be between 0 and 1000"},
 		{"POST", "/tasks/entries_of/jobs", `{"args": ["U1"], "ttl": -5}`, 400, "ttl: must be between 0 and"},
 		{"POST", "/tasks/entries_of/jobs", `{"args": ["U1"], "eta": "tomorrow"}`, 400, `eta: "tomorrow" is neither`},
