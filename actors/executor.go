@@ -81,15 +81,24 @@ func (e *Engine) runInSlot(j *resultsink.Job, queue *actor.PID) bool {
 	return started
 }
 
-// spawn runs fn in a goroutine that Stop waits for, unless the engine is
-// stopping; it reports whether fn was started.
-func (e *Engine) spawn(fn func()) bool {
+// hold registers work under way that Stop must wait for (release it with
+// e.wg.Done), unless the engine is stopping; it reports whether it did.
+func (e *Engine) hold() bool {
 	e.runsMu.Lock()
 	defer e.runsMu.Unlock()
 	if e.ctx == nil || e.ctx.Err() != nil {
 		return false
 	}
 	e.wg.Add(1)
+	return true
+}
+
+// spawn runs fn in a goroutine that Stop waits for, unless the engine is
+// stopping; it reports whether fn was started.
+func (e *Engine) spawn(fn func()) bool {
+	if !e.hold() {
+		return false
+	}
 	go func() {
 		defer e.wg.Done()
 		fn()

@@ -148,8 +148,14 @@ func (e *Engine) idleSlot(j *resultsink.Job) *actor.PID {
 }
 
 // admitStarted admits j already started, in the slot taken for it on
-// queue, and runs it; on error the slot is handed back.
+// queue, and runs it; on error the slot is handed back. Stop waits for it:
+// a job it writes is run, or handed back while the ledger is still open.
 func (e *Engine) admitStarted(ctx context.Context, j resultsink.Job, queue *actor.PID) error {
+	if !e.hold() {
+		e.node.System().Root.Send(queue, slotFreed{})
+		return ErrStopping
+	}
+	defer e.wg.Done()
 	started, err := e.ledger.Start(ctx, j, e.cfg.NodeName, e.cfg.Lease)
 	if err != nil {
 		e.node.System().Root.Send(queue, slotFreed{})

@@ -56,7 +56,10 @@ type admitResult struct {
 }
 
 // admit queues j and returns its outcome once written. A caller whose ctx
-// ends first gets ctx's error; its admission may have been written.
+// ends first gets ctx's error; its admission may have been written. A
+// started admission (Start) waits for its batch's outcome regardless: a
+// batch it joined is bounded by admitTimeout, and one it did not join
+// never writes it.
 func (a *admissions) admit(ctx context.Context, l *Ledger, j Job) (*Job, error) {
 	p := &pendingAdmission{ctx: ctx, job: j, done: make(chan admitResult, 1)}
 	a.mu.Lock()
@@ -70,15 +73,20 @@ func (a *admissions) admit(ctx context.Context, l *Ledger, j Job) (*Job, error) 
 	if start {
 		go a.write(l)
 	}
-	select {
-	case r := <-p.done:
-		if r.alone {
-			return l.admitAlone(ctx, j)
+	var r admitResult
+	if j.State == StateStarted {
+		r = <-p.done
+	} else {
+		select {
+		case r = <-p.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		return r.job, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
+	if r.alone {
+		return l.admitAlone(ctx, j)
+	}
+	return r.job, r.err
 }
 
 // write writes batches until none waits.
@@ -158,12 +166,7 @@ func (l *Ledger) pgAdmitBatch(ctx context.Context, batch []*pendingAdmission) (m
 	var args []any
 	t := now()
 	for _, p := range batch {
-		if p.job.State == StateStarted {
-			// A started job's lease runs from its write, not from when
-			// it joined the queue of admissions.
-			p.job.LeaseUntil = t.Add(p.job.LeaseUntil.Sub(p.job.StartedAt))
-			p.job.StartedAt = t
-		}
+		startsAt(&p.job, t)
 		args = append(args, l.jobArgs(&p.job)...)
 	}
 	b := &pgx.Batch{}

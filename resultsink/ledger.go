@@ -531,7 +531,7 @@ func admission(j Job) Job {
 // caller's context: it is written within admitTimeout whatever that does,
 // and after an error the ledger is asked whether it was written after all.
 func (l *Ledger) Start(ctx context.Context, j Job, node string, lease time.Duration) (*Job, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), admitTimeout)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), admitTimeout)
 	defer cancel()
 	j = admission(j)
 	j.State, j.RunID, j.Node, j.Attempt = StateStarted, newRunID(), node, 1
@@ -541,17 +541,34 @@ func (l *Ledger) Start(ctx context.Context, j Job, node string, lease time.Durat
 	var started *Job
 	var err error
 	if l.db.Dialect == sqlexec.Postgres {
-		started, err = l.admitting.admit(ctx, l, j)
+		started, err = l.admitting.admit(wctx, l, j)
 	} else {
-		started, err = l.admit(ctx, l.dq, j)
+		started, err = l.admit(wctx, l.dq, j)
 	}
 	var active *ActiveError
 	if err != nil && !errors.As(err, &active) {
-		if cur, gerr := l.Get(ctx, j.ID); gerr == nil && cur.RunID == j.RunID {
+		// On a context of its own: wctx may be what ended.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readBackTimeout)
+		defer cancel()
+		if cur, gerr := l.Get(rctx, j.ID); gerr == nil && cur.RunID == j.RunID && cur.State == StateStarted && cur.LeaseUntil.After(time.Now()) {
 			return cur, nil
 		}
 	}
 	return started, err
+}
+
+// readBackTimeout bounds Start's look at the ledger after an error.
+const readBackTimeout = 10 * time.Second
+
+// startsAt makes a started admission's run start at t, the time it is
+// written, so that its lease runs from then rather than from when it was
+// made (it may have waited for a batch). Other admissions are left as
+// they are.
+func startsAt(j *Job, t time.Time) {
+	if j.State == StateStarted {
+		j.LeaseUntil = t.Add(j.LeaseUntil.Sub(j.StartedAt))
+		j.StartedAt = t
+	}
 }
 
 // newRunID is a run ID like those Claim's databases make: 16 random hex
@@ -596,6 +613,7 @@ func (l *Ledger) admitSQL(n int) string {
 // admit records j, made by admission, alone.
 func (l *Ledger) admit(ctx context.Context, q querier, j Job) (*Job, error) {
 	stmt := l.admitSQL(1)
+	startsAt(&j, now())
 	for try := 0; ; try++ {
 		var n int64
 		var err error

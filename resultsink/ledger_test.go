@@ -128,6 +128,24 @@ func TestLedgerStartAdmitsAndClaimsInOneWrite(t *testing.T) {
 	})
 }
 
+// A started admission does not hang on its caller: were it written with
+// its answer lost to the caller's context, its job would hold the ID with
+// nobody running it until its lease ran out.
+func TestLedgerStartIsWrittenWhateverItsCallersContext(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *resultsink.Ledger) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		j, err := l.Start(ctx, resultsink.Job{ID: "gone", Task: "t", Queue: "q"}, "n", time.Minute)
+		if err != nil {
+			t.Fatalf("start with its caller gone: %v", err)
+		}
+		got, err := l.Get(context.Background(), "gone")
+		if err != nil || got.State != resultsink.StateStarted || got.RunID != j.RunID || got.Fence != j.Fence {
+			t.Fatalf("started job %+v, returned %+v, %v", got, j, err)
+		}
+	})
+}
+
 // Starts and admissions written together (one batch on PostgreSQL) each
 // come back with the fence their row holds.
 func TestLedgerStartsAndAdmitsTogether(t *testing.T) {
