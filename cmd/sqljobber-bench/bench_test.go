@@ -38,9 +38,10 @@ func TestShortRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Four floors and four pairs' jobs, the smaller job, the CSV floor
-	// and download, the tiny floor and both kinds of tiny jobs.
-	if len(rep.Results) != 14 {
-		t.Fatalf("%d results, want 14:\n%s", len(rep.Results), stdout.String())
+	// and download, the tiny floors (raw and over HTTP) and both kinds of
+	// tiny jobs.
+	if len(rep.Results) != 15 {
+		t.Fatalf("%d results, want 15:\n%s", len(rep.Results), stdout.String())
 	}
 	for _, r := range rep.Results {
 		if r.Seconds <= 0 || r.Rows != 0 && r.Rows != 20_000 && r.Rows != 5_000 {

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -230,16 +233,84 @@ func tinyFloor(ctx context.Context, d *dbs, count, concurrency int) (time.Durati
 	for range concurrency {
 		go func() {
 			for i := range next {
-				err := pgx.BeginFunc(ctx, d.pgRes, func(tx pgx.Tx) error {
-					t := fmt.Sprintf("floor_tiny_%d", i)
-					// A logged table, as the jobs' are: for one row,
-					// UNLOGGED is slower (one more file to create).
-					if _, err := tx.Exec(ctx, "CREATE TABLE "+t+" (one INTEGER)"); err != nil {
-						return err
+				if err := floorTable(ctx, d, i); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range concurrency {
+		if err := <-errs; err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(begin), nil
+}
+
+// floorTable is the tiny floor's unit of work: a table of one row, in a
+// transaction of its own, a round trip a statement.
+func floorTable(ctx context.Context, d *dbs, i int) error {
+	return pgx.BeginFunc(ctx, d.pgRes, func(tx pgx.Tx) error {
+		t := fmt.Sprintf("floor_tiny_%d", i)
+		// A logged table, as the jobs' are: for one row, UNLOGGED is
+		// slower (one more file to create).
+		if _, err := tx.Exec(ctx, "CREATE TABLE "+t+" (one INTEGER)"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "INSERT INTO "+t+" VALUES (1)")
+		return err
+	})
+}
+
+// tinyFloorHTTP is the tiny floor behind an HTTP server of the harness's
+// own: each POST makes one floor table and is answered once it is
+// committed, concurrency requests at a time. It is what any job server
+// would cost here before it kept any record of its jobs: the requests, and
+// a server's CPU on the same two cores as the database.
+func tinyFloorHTTP(ctx context.Context, d *dbs, count, concurrency int) (time.Duration, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			N int `json:"n"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := floorTable(r.Context(), d, req.N); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"status":"success","data":{"n":%d}}`, req.N)
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	client, base := newClient(), "http://"+l.Addr().String()
+
+	next := make(chan int, count)
+	for i := range count {
+		next <- i
+	}
+	close(next)
+	errs := make(chan error, concurrency)
+	begin := time.Now()
+	for range concurrency {
+		go func() {
+			for i := range next {
+				res, err := client.Post(base, "application/json", strings.NewReader(fmt.Sprintf(`{"n": %d}`, i)))
+				if err == nil {
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode != http.StatusOK {
+						err = fmt.Errorf("HTTP floor: %s", res.Status)
 					}
-					_, err := tx.Exec(ctx, "INSERT INTO "+t+" VALUES (1)")
-					return err
-				})
+				}
 				if err != nil {
 					errs <- err
 					return

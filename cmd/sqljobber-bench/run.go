@@ -235,7 +235,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// The floor and the jobs take turns, each from a vacuumed
 		// catalog: creating a table costs more the more dead catalog
 		// rows the last run's tables left, which is noise here.
-		var floorTiny Result
+		var floorTiny, floorHTTP Result
 		kinds := []tinyKind{{name: "posted at once"}, {name: "each client waiting for its job", waiting: true}}
 		for round := range o.repeat {
 			if err := settle(ctx, d); err != nil {
@@ -254,6 +254,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if floorTiny.Seconds == 0 || tinyTook.Seconds() < floorTiny.Seconds {
 				floorTiny = Result{Name: "floor CREATE + INSERT 1 + COMMIT", Seconds: tinyTook.Seconds(), JobsPerSec: float64(o.tiny) / tinyTook.Seconds(),
 					Comments: cpu.perJob(o.tiny)}
+			}
+			if err := settle(ctx, d); err != nil {
+				return err
+			}
+			meter = startCPUMeter(0)
+			httpTook, err := tinyFloorHTTP(ctx, d, o.tiny, o.concurrency)
+			cpu = meter.Stop()
+			if err == nil {
+				err = dropTinyFloor(ctx, d)
+			}
+			if err != nil {
+				return fmt.Errorf("tiny floor over HTTP: %w", err)
+			}
+			fmt.Fprintf(stderr, "  round %d: floor over HTTP %.1f jobs/s, %s\n", round+1, float64(o.tiny)/httpTook.Seconds(), cpu.perJob(o.tiny))
+			if floorHTTP.Seconds == 0 || httpTook.Seconds() < floorHTTP.Seconds {
+				floorHTTP = Result{Name: "floor over HTTP, a POST each", Seconds: httpTook.Seconds(), JobsPerSec: float64(o.tiny) / httpTook.Seconds(),
+					Comments: fmt.Sprintf("%d clients; %s (the harness serves the requests)", o.concurrency, cpu.perJob(o.tiny))}
 			}
 			for k := range kinds {
 				if err := settle(ctx, d); err != nil {
@@ -274,6 +291,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		add(floorTiny)
+		floorHTTP.Floor, floorHTTP.Ratio = floorTiny.Name, floorHTTP.JobsPerSec/floorTiny.JobsPerSec
+		add(floorHTTP)
 		for _, k := range kinds {
 			k.best.Floor, k.best.Ratio = floorTiny.Name, k.best.JobsPerSec/floorTiny.JobsPerSec
 			add(k.best)

@@ -23,6 +23,7 @@ import (
 type server struct {
 	cmd    *exec.Cmd
 	base   string
+	client *http.Client
 	stderr bytes.Buffer
 	mu     sync.Mutex
 	done   chan error
@@ -66,7 +67,7 @@ func startServer(ctx context.Context, bin, dir string, concurrency int, pprof st
 		args = append(args, "--pprof", pprof)
 	}
 	cmd := exec.Command(bin, args...)
-	s := &server{cmd: cmd, base: "http://" + addr, done: make(chan error, 1)}
+	s := &server{cmd: cmd, base: "http://" + addr, client: newClient(), done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = io.Discard, s
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -121,10 +122,18 @@ func (s *server) rss() int64 {
 	return 0
 }
 
-var client = &http.Client{Timeout: 30 * time.Second}
+// newClient is an HTTP client as an application in front of sql-jobber
+// would keep one: its connections stay open for the next request. (Go's
+// default keeps two idle connections a host, so most of the concurrent
+// clients' requests would each open a connection of their own.)
+func newClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return &http.Client{Timeout: 30 * time.Second, Transport: t}
+}
 
 func (s *server) post(task, body string) error {
-	res, err := client.Post(s.base+"/tasks/"+task+"/jobs", "application/json", strings.NewReader(body))
+	res, err := s.client.Post(s.base+"/tasks/"+task+"/jobs", "application/json", strings.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -154,7 +163,7 @@ func (s *server) jobWait(id, wait string) (jobState, error) {
 	if wait != "" {
 		url += "?wait=" + wait
 	}
-	res, err := client.Get(url)
+	res, err := s.client.Get(url)
 	if err != nil {
 		return jobState{}, err
 	}
