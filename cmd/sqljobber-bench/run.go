@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -237,6 +238,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// rows the last run's tables left, which is noise here.
 		var floorTiny, floorHTTP Result
 		kinds := []tinyKind{{name: "posted at once"}, {name: "each client waiting for its job", waiting: true}}
+		// Each round's ratios to that round's floor: the machine's speed
+		// drifts between rounds, and the best of each alone can pair a
+		// fast floor with a slow job round, or the other way round.
+		var httpRatios []float64
 		for round := range o.repeat {
 			if err := settle(ctx, d); err != nil {
 				return err
@@ -250,7 +255,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("tiny floor: %w", err)
 			}
-			fmt.Fprintf(stderr, "  round %d: floor %.1f jobs/s, %s\n", round+1, float64(o.tiny)/tinyTook.Seconds(), cpu.perJob(o.tiny))
+			roundFloor := float64(o.tiny) / tinyTook.Seconds()
+			fmt.Fprintf(stderr, "  round %d: floor %.1f jobs/s, %s\n", round+1, roundFloor, cpu.perJob(o.tiny))
 			if floorTiny.Seconds == 0 || tinyTook.Seconds() < floorTiny.Seconds {
 				floorTiny = Result{Name: "floor CREATE + INSERT 1 + COMMIT", Seconds: tinyTook.Seconds(), JobsPerSec: float64(o.tiny) / tinyTook.Seconds(),
 					Comments: cpu.perJob(o.tiny)}
@@ -267,7 +273,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("tiny floor over HTTP: %w", err)
 			}
-			fmt.Fprintf(stderr, "  round %d: floor over HTTP %.1f jobs/s, %s\n", round+1, float64(o.tiny)/httpTook.Seconds(), cpu.perJob(o.tiny))
+			httpRatios = append(httpRatios, float64(o.tiny)/httpTook.Seconds()/roundFloor)
+			fmt.Fprintf(stderr, "  round %d: floor over HTTP %.1f jobs/s (%.2fx), %s\n", round+1, float64(o.tiny)/httpTook.Seconds(), httpRatios[round], cpu.perJob(o.tiny))
 			if floorHTTP.Seconds == 0 || httpTook.Seconds() < floorHTTP.Seconds {
 				floorHTTP = Result{Name: "floor over HTTP, a POST each", Seconds: httpTook.Seconds(), JobsPerSec: float64(o.tiny) / httpTook.Seconds(),
 					Comments: fmt.Sprintf("%d clients; %s (the harness serves the requests)", o.concurrency, cpu.perJob(o.tiny))}
@@ -284,7 +291,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				}
 				jobs.Name += ", " + kinds[k].name
 				jobs.Comments += "; " + cpu.perJob(o.tiny)
-				fmt.Fprintf(stderr, "  round %d: sql-jobber, %s: %.1f jobs/s, p50 %.1f ms, %s\n", round+1, kinds[k].name, jobs.JobsPerSec, jobs.P50ms, cpu.perJob(o.tiny))
+				kinds[k].ratios = append(kinds[k].ratios, jobs.JobsPerSec/roundFloor)
+				fmt.Fprintf(stderr, "  round %d: sql-jobber, %s: %.1f jobs/s (%.2fx), p50 %.1f ms, %s\n", round+1, kinds[k].name, jobs.JobsPerSec,
+					jobs.JobsPerSec/roundFloor, jobs.P50ms, cpu.perJob(o.tiny))
 				if kinds[k].best.Seconds == 0 || jobs.Seconds < kinds[k].best.Seconds {
 					kinds[k].best = jobs
 				}
@@ -292,9 +301,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		add(floorTiny)
 		floorHTTP.Floor, floorHTTP.Ratio = floorTiny.Name, floorHTTP.JobsPerSec/floorTiny.JobsPerSec
+		floorHTTP.Comments += "; " + roundRatios(httpRatios)
 		add(floorHTTP)
 		for _, k := range kinds {
 			k.best.Floor, k.best.Ratio = floorTiny.Name, k.best.JobsPerSec/floorTiny.JobsPerSec
+			k.best.Comments += "; " + roundRatios(k.ratios)
 			add(k.best)
 		}
 	}
@@ -342,11 +353,23 @@ func best(repeat int, fn func() (time.Duration, int64, int64, error)) (Result, e
 	return r, nil
 }
 
-// tinyKind is one way clients submit the one-row jobs, and its best round.
+// tinyKind is one way clients submit the one-row jobs, its best round,
+// and each round's ratio to that round's floor.
 type tinyKind struct {
 	name    string
 	waiting bool
 	best    Result
+	ratios  []float64
+}
+
+// roundRatios describes the ratios of the rounds to their own floors.
+func roundRatios(r []float64) string {
+	s := slices.Sorted(slices.Values(r))
+	parts := make([]string, len(s))
+	for i, v := range s {
+		parts[i] = fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("median of rounds %.2fx (%s)", s[len(s)/2], strings.Join(parts, ", "))
 }
 
 // tinyJobs posts the one-row jobs from several clients. Either each client
