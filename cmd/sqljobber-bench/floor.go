@@ -223,6 +223,12 @@ func myInsertFloor(ctx context.Context, d *dbs, src string) (time.Duration, int6
 // concurrency goroutines at once, with the raw driver on the results
 // schema: what one tiny job must do at the least.
 func tinyFloor(ctx context.Context, d *dbs, count, concurrency int) (time.Duration, error) {
+	return concurrently(count, concurrency, func(i int) error { return floorTable(ctx, d, i) })
+}
+
+// concurrently calls fn for 0 to count-1, concurrency calls at a time, and
+// returns how long they took, or the first error.
+func concurrently(count, concurrency int, fn func(i int) error) (time.Duration, error) {
 	next := make(chan int, count)
 	for i := range count {
 		next <- i
@@ -233,7 +239,7 @@ func tinyFloor(ctx context.Context, d *dbs, count, concurrency int) (time.Durati
 	for range concurrency {
 		go func() {
 			for i := range next {
-				if err := floorTable(ctx, d, i); err != nil {
+				if err := fn(i); err != nil {
 					errs <- err
 					return
 				}
@@ -292,39 +298,18 @@ func tinyFloorHTTP(ctx context.Context, d *dbs, count, concurrency int) (time.Du
 	go srv.Serve(l)
 	defer srv.Close()
 	client, base := newClient(), "http://"+l.Addr().String()
-
-	next := make(chan int, count)
-	for i := range count {
-		next <- i
-	}
-	close(next)
-	errs := make(chan error, concurrency)
-	begin := time.Now()
-	for range concurrency {
-		go func() {
-			for i := range next {
-				res, err := client.Post(base, "application/json", strings.NewReader(fmt.Sprintf(`{"n": %d}`, i)))
-				if err == nil {
-					_, _ = io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					if res.StatusCode != http.StatusOK {
-						err = fmt.Errorf("HTTP floor: %s", res.Status)
-					}
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-			}
-			errs <- nil
-		}()
-	}
-	for range concurrency {
-		if err := <-errs; err != nil {
-			return 0, err
+	return concurrently(count, concurrency, func(i int) error {
+		res, err := client.Post(base, "application/json", strings.NewReader(fmt.Sprintf(`{"n": %d}`, i)))
+		if err != nil {
+			return err
 		}
-	}
-	return time.Since(begin), nil
+		defer res.Body.Close()
+		_, _ = io.Copy(io.Discard, res.Body)
+		if res.StatusCode != http.StatusOK {
+			return fmt.Errorf("HTTP floor: %s", res.Status)
+		}
+		return nil
+	})
 }
 
 // dropTinyFloor drops the tiny floor's tables.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -73,30 +72,8 @@ func tinyPartsStep(ctx context.Context, d *dbs, db *pgxpool.Pool, step string, c
 	if err := settle(ctx, d); err != nil {
 		return 0, err
 	}
-	next := make(chan int, count)
-	for i := range count {
-		next <- i
-	}
-	close(next)
-	errs := make(chan error, concurrency)
-	var wg sync.WaitGroup
-	begin := time.Now()
-	for range concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := tinyPartsJob(ctx, db, step, has, i); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	took := time.Since(begin)
-	close(errs)
-	if err := <-errs; err != nil {
+	took, err := concurrently(count, concurrency, func(i int) error { return tinyPartsJob(ctx, db, step, has, i) })
+	if err != nil {
 		return 0, err
 	}
 	return took, dropTablesInChunks(ctx, db, resultsName, "parts_t_")
