@@ -233,80 +233,69 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Tiny jobs.
 	if want("tiny") {
 		fmt.Fprintln(stderr, "tiny jobs...")
-		// The floor and the jobs take turns, each from a vacuumed
+		// The floors and the jobs take turns, each from a vacuumed
 		// catalog: creating a table costs more the more dead catalog
 		// rows the last run's tables left, which is noise here.
-		var floorTiny, floorHTTP Result
-		kinds := []tinyKind{{name: "posted at once"}, {name: "each client waiting for its job", waiting: true}}
-		// Each round's ratios to that round's floor: the machine's speed
-		// drifts between rounds, and the best of each alone can pair a
-		// fast floor with a slow job round, or the other way round.
-		var httpRatios []float64
+		floorRound := func(name, comments string, fn func(context.Context, *dbs, int, int) (time.Duration, error)) func(int) (Result, error) {
+			return func(int) (Result, error) {
+				took, err := fn(ctx, d, o.tiny, o.concurrency)
+				if err == nil {
+					err = dropTinyFloor(ctx, d)
+				}
+				return Result{Name: name, Seconds: took.Seconds(), JobsPerSec: float64(o.tiny) / took.Seconds(), Comments: comments}, err
+			}
+		}
+		jobsRound := func(kind string, waiting bool) func(int) (Result, error) {
+			return func(round int) (Result, error) {
+				tag := "a" // posted at once
+				if waiting {
+					tag = "w"
+				}
+				r, err := tinyJobs(ctx, srv, d, o, fmt.Sprintf("tiny%d%s-", round, tag), waiting)
+				r.Name += ", " + kind
+				return r, err
+			}
+		}
+		// The first is the floor the others are compared with.
+		series := []*tinySeries{
+			{name: "floor", run: floorRound("floor CREATE + INSERT 1 + COMMIT", "", tinyFloor)},
+			{name: "floor over HTTP", run: floorRound("floor over HTTP, a POST each",
+				fmt.Sprintf("%d clients; the harness serves the requests", o.concurrency), tinyFloorHTTP)},
+			{name: "sql-jobber, posted at once", run: jobsRound("posted at once", false), pid: srv.cmd.Process.Pid},
+			{name: "sql-jobber, each client waiting for its job", run: jobsRound("each client waiting for its job", true), pid: srv.cmd.Process.Pid},
+		}
 		for round := range o.repeat {
-			if err := settle(ctx, d); err != nil {
-				return err
-			}
-			meter := startCPUMeter(0)
-			tinyTook, err := tinyFloor(ctx, d, o.tiny, o.concurrency)
-			cpu := meter.Stop()
-			if err == nil {
-				err = dropTinyFloor(ctx, d)
-			}
-			if err != nil {
-				return fmt.Errorf("tiny floor: %w", err)
-			}
-			roundFloor := float64(o.tiny) / tinyTook.Seconds()
-			fmt.Fprintf(stderr, "  round %d: floor %.1f jobs/s, %s\n", round+1, roundFloor, cpu.perJob(o.tiny))
-			if floorTiny.Seconds == 0 || tinyTook.Seconds() < floorTiny.Seconds {
-				floorTiny = Result{Name: "floor CREATE + INSERT 1 + COMMIT", Seconds: tinyTook.Seconds(), JobsPerSec: float64(o.tiny) / tinyTook.Seconds(),
-					Comments: cpu.perJob(o.tiny)}
-			}
-			if err := settle(ctx, d); err != nil {
-				return err
-			}
-			meter = startCPUMeter(0)
-			httpTook, err := tinyFloorHTTP(ctx, d, o.tiny, o.concurrency)
-			cpu = meter.Stop()
-			if err == nil {
-				err = dropTinyFloor(ctx, d)
-			}
-			if err != nil {
-				return fmt.Errorf("tiny floor over HTTP: %w", err)
-			}
-			httpRatios = append(httpRatios, float64(o.tiny)/httpTook.Seconds()/roundFloor)
-			fmt.Fprintf(stderr, "  round %d: floor over HTTP %.1f jobs/s (%.2fx), %s\n", round+1, float64(o.tiny)/httpTook.Seconds(), httpRatios[round], cpu.perJob(o.tiny))
-			if floorHTTP.Seconds == 0 || httpTook.Seconds() < floorHTTP.Seconds {
-				floorHTTP = Result{Name: "floor over HTTP, a POST each", Seconds: httpTook.Seconds(), JobsPerSec: float64(o.tiny) / httpTook.Seconds(),
-					Comments: fmt.Sprintf("%d clients; %s (the harness serves the requests)", o.concurrency, cpu.perJob(o.tiny))}
-			}
-			for k := range kinds {
+			var floor float64
+			for i, s := range series {
 				if err := settle(ctx, d); err != nil {
 					return err
 				}
-				meter = startCPUMeter(srv.cmd.Process.Pid)
-				jobs, err := tinyJobs(ctx, srv, d, o, fmt.Sprintf("tiny%d%d-", round, k), kinds[k].waiting)
-				cpu = meter.Stop()
+				meter := startCPUMeter(s.pid)
+				r, err := s.run(round)
+				cpu := meter.Stop()
 				if err != nil {
-					return fmt.Errorf("tiny jobs, %s: %w", kinds[k].name, err)
+					return fmt.Errorf("%s: %w", s.name, err)
 				}
-				jobs.Name += ", " + kinds[k].name
-				jobs.Comments += "; " + cpu.perJob(o.tiny)
-				kinds[k].ratios = append(kinds[k].ratios, jobs.JobsPerSec/roundFloor)
-				fmt.Fprintf(stderr, "  round %d: sql-jobber, %s: %.1f jobs/s (%.2fx), p50 %.1f ms, %s\n", round+1, kinds[k].name, jobs.JobsPerSec,
-					jobs.JobsPerSec/roundFloor, jobs.P50ms, cpu.perJob(o.tiny))
-				if kinds[k].best.Seconds == 0 || jobs.Seconds < kinds[k].best.Seconds {
-					kinds[k].best = jobs
+				r.Comments = strings.TrimPrefix(r.Comments+"; "+cpu.perJob(o.tiny), "; ")
+				ratio := ""
+				if i == 0 {
+					floor = r.JobsPerSec
+				} else {
+					s.ratios = append(s.ratios, r.JobsPerSec/floor)
+					ratio = fmt.Sprintf(" (%.2fx)", r.JobsPerSec/floor)
+				}
+				fmt.Fprintf(stderr, "  round %d: %s %.1f jobs/s%s, %s\n", round+1, s.name, r.JobsPerSec, ratio, cpu.perJob(o.tiny))
+				if s.best.Seconds == 0 || r.Seconds < s.best.Seconds {
+					s.best = r
 				}
 			}
 		}
-		add(floorTiny)
-		floorHTTP.Floor, floorHTTP.Ratio = floorTiny.Name, floorHTTP.JobsPerSec/floorTiny.JobsPerSec
-		floorHTTP.Comments += "; " + roundRatios(httpRatios)
-		add(floorHTTP)
-		for _, k := range kinds {
-			k.best.Floor, k.best.Ratio = floorTiny.Name, k.best.JobsPerSec/floorTiny.JobsPerSec
-			k.best.Comments += "; " + roundRatios(k.ratios)
-			add(k.best)
+		floor := series[0].best
+		add(floor)
+		for _, s := range series[1:] {
+			s.best.Floor, s.best.Ratio = floor.Name, s.best.JobsPerSec/floor.JobsPerSec
+			s.best.Comments += "; " + roundRatios(s.ratios)
+			add(s.best)
 		}
 	}
 
@@ -353,13 +342,16 @@ func best(repeat int, fn func() (time.Duration, int64, int64, error)) (Result, e
 	return r, nil
 }
 
-// tinyKind is one way clients submit the one-row jobs, its best round,
-// and each round's ratio to that round's floor.
-type tinyKind struct {
-	name    string
-	waiting bool
-	best    Result
-	ratios  []float64
+// tinySeries is one of the tiny measurements over the rounds: its best
+// round, and each round's ratio to the floor measured just before it. The
+// machine's speed drifts between rounds, and the best rounds alone may
+// pair a fast floor with a slow round, or the other way round.
+type tinySeries struct {
+	name   string
+	run    func(round int) (Result, error)
+	pid    int // the process whose CPU is the server's; 0: none
+	best   Result
+	ratios []float64
 }
 
 // roundRatios describes the ratios of the rounds to their own floors.
