@@ -191,10 +191,10 @@ type Engine struct {
 	maxIDLen int
 	logger   *slog.Logger
 
-	node   *cluster.Node
-	queues map[string]*actor.PID
-	// gates are the queues' slots on this node, made with the engine so
-	// that grains may read the map while Start spawns the queues.
+	node *cluster.Node
+	// gates are the queues' slots on this node, with their actors once
+	// started. The map is made with the engine, so that grains (which
+	// other members may reach while Start runs) read it unlocked.
 	gates map[string]*slotGate
 
 	metrics *metrics
@@ -223,7 +223,7 @@ func NewEngine(ledger Ledger, tasks Tasks, results map[string]Results, cfg Confi
 		return nil, errors.New("actors: no results backend")
 	}
 	e := &Engine{cfg: cfg, ledger: ledger, tasks: tasks, results: results, logger: cfg.Logger,
-		queues: map[string]*actor.PID{}, gates: map[string]*slotGate{}, runs: map[string]*run{}}
+		gates: map[string]*slotGate{}, runs: map[string]*run{}}
 	for name, slots := range cfg.Queues {
 		e.gates[name] = newSlotGate(slots)
 	}
@@ -268,11 +268,14 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Set first: other members may reach this node's grains as soon as
+	// it starts.
+	e.node = node
 	if err := node.Start(ctx); err != nil {
 		node.Stop()
+		e.node = nil
 		return err
 	}
-	e.node = node
 
 	recovered, err := e.ledger.RecoverLost(ctx, e.cfg.NodeName)
 	if err != nil {
@@ -291,11 +294,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.metrics.slots.WithLabelValues(name).Set(float64(gate.size))
 		e.metrics.running.WithLabelValues(name).Set(0)
 		props := actor.PropsFromProducer(func() actor.Actor { return newQueueActor(e, name, gate) })
-		pid, err := node.System().Root.SpawnNamed(props, "queue/"+name)
-		if err != nil {
+		if _, err := node.System().Root.SpawnNamed(props, "queue/"+name); err != nil {
 			return fmt.Errorf("start queue %q: %w", name, err)
 		}
-		e.queues[name] = pid
 	}
 	for _, j := range recovered {
 		e.recovered(j)
@@ -358,9 +359,18 @@ func (e *Engine) wake(queue string) {
 	}
 }
 
+// queueActor is this node's actor for queue, or nil if the node does not
+// work it or the actor has not started.
+func (e *Engine) queueActor(queue string) *actor.PID {
+	if g, ok := e.gates[queue]; ok {
+		return g.actor()
+	}
+	return nil
+}
+
 // wakeLocal wakes this node's actor for queue, if it works that queue.
 func (e *Engine) wakeLocal(queue string) {
-	if pid, ok := e.queues[queue]; ok {
+	if pid := e.queueActor(queue); pid != nil {
 		e.node.System().Root.Send(pid, wake{})
 	}
 }

@@ -63,10 +63,10 @@ func (e *Engine) startRun(j *resultsink.Job, then func()) bool {
 }
 
 // runInSlot runs j, claimed or started for it, in a slot of its queue
-// taken for it; when the run ends it tells the queue's actor that the slot
-// is free. It reports false, and runs nothing, if the node is stopping: the
-// job is handed back to the ledger, and the slot is the caller's to free.
-func (e *Engine) runInSlot(j *resultsink.Job, queue *actor.PID) bool {
+// taken for it, and tells the queue's actor when the slot is free again:
+// when the run ends, or at once if the node is stopping, when nothing runs
+// and the job is handed back to the ledger.
+func (e *Engine) runInSlot(j *resultsink.Job, queue *actor.PID) {
 	root := e.node.System().Root
 	running := e.metrics.running.WithLabelValues(j.Queue)
 	running.Inc()
@@ -77,8 +77,8 @@ func (e *Engine) runInSlot(j *resultsink.Job, queue *actor.PID) bool {
 	if !started {
 		running.Dec()
 		e.release(j)
+		root.Send(queue, slotFreed{})
 	}
-	return started
 }
 
 // hold registers work under way that Stop must wait for (release it with
@@ -296,7 +296,7 @@ func (e *Engine) release(j *resultsink.Job) {
 
 // wakeAt wakes the queue's actor on this node at t.
 func (e *Engine) wakeAt(queue string, t time.Time) {
-	if pid, ok := e.queues[queue]; ok {
+	if pid := e.queueActor(queue); pid != nil {
 		time.AfterFunc(time.Until(t), func() { e.node.System().Root.Send(pid, wake{}) })
 	}
 }

@@ -161,9 +161,7 @@ func (e *Engine) admitStarted(ctx context.Context, j resultsink.Job, queue *acto
 		e.node.System().Root.Send(queue, slotFreed{})
 		return err
 	}
-	if !e.runInSlot(started, queue) {
-		e.node.System().Root.Send(queue, slotFreed{})
-	}
+	e.runInSlot(started, queue)
 	return nil
 }
 

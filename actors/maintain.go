@@ -25,8 +25,8 @@ func (e *Engine) maintain() {
 		case <-e.ctx.Done():
 			return
 		case <-poll.C:
-			for _, pid := range e.queues {
-				e.node.System().Root.Send(pid, wake{})
+			for queue := range e.gates {
+				e.wakeLocal(queue)
 			}
 			e.expire()
 			if tick%groupSweepEveryNthPoll == 0 {

@@ -40,7 +40,7 @@ type queueActor struct {
 	e        *Engine
 	name     string
 	gate     *slotGate
-	claiming int  // slots taken for the claim in flight (0: none)
+	claiming bool // a claim is in flight
 	woken    bool // a wake came in since the claim in flight began
 	timer    *time.Timer
 	timerAt  time.Time
@@ -60,10 +60,10 @@ func (q *queueActor) Receive(ctx actor.Context) {
 		q.woken = true
 		q.fill(ctx)
 	case *claimed:
-		q.claiming = 0
+		q.claiming = false
 		q.gate.free(msg.asked - len(msg.jobs))
 		for _, j := range msg.jobs {
-			q.run(ctx, j)
+			q.e.runInSlot(j, ctx.Self())
 		}
 		switch {
 		case msg.err != nil:
@@ -94,7 +94,7 @@ func (q *queueActor) Receive(ctx actor.Context) {
 
 // fill claims as many jobs as slots are free, in one claim at a time.
 func (q *queueActor) fill(ctx actor.Context) {
-	if q.claiming > 0 || q.e.draining.Load() {
+	if q.claiming || q.e.draining.Load() {
 		return
 	}
 	free := q.gate.takeAll()
@@ -108,7 +108,7 @@ func (q *queueActor) fill(ctx actor.Context) {
 		c.asked = free
 		root.Send(self, c)
 	}) {
-		q.claiming = free
+		q.claiming = true
 	} else {
 		q.gate.free(free)
 	}
@@ -134,13 +134,6 @@ func (q *queueActor) claim(n int) *claimed {
 	}
 	next, _, err := e.ledger.NextReady(ctx, q.name)
 	return &claimed{next: next, err: err}
-}
-
-// run starts a claimed job in the slot taken for it.
-func (q *queueActor) run(ctx actor.Context, j *resultsink.Job) {
-	if !q.e.runInSlot(j, ctx.Self()) {
-		q.gate.free(1)
-	}
 }
 
 // wakeAt makes sure the actor wakes by t.

@@ -35,6 +35,12 @@ func (s *slotGate) setActor(pid *actor.PID) {
 	s.pid = pid
 }
 
+func (s *slotGate) actor() *actor.PID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pid
+}
+
 // takeAll takes every free slot, for a claim, and returns how many.
 func (s *slotGate) takeAll() int {
 	s.mu.Lock()

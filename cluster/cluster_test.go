@@ -14,6 +14,8 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/hashicorp/memberlist"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/sql-jobber/sql-jobber/cluster/clustertest"
 )
 
 // where is a grain that answers with the address of the node it lives on.
@@ -23,14 +25,6 @@ func (where) Receive(ctx actor.Context) {
 	if _, ok := ctx.Message().(*wrapperspb.StringValue); ok {
 		ctx.Respond(wrapperspb.String(ctx.ActorSystem().Address()))
 	}
-}
-
-func testTimings(c *memberlist.Config) {
-	c.ProbeInterval = 200 * time.Millisecond
-	c.ProbeTimeout = 100 * time.Millisecond
-	c.SuspicionMult = 3
-	c.GossipInterval = 50 * time.Millisecond
-	c.PushPullInterval = 2 * time.Second
 }
 
 // startMembers starts n nodes that form one cluster, and waits until each
@@ -56,7 +50,7 @@ func startMembers(tb testing.TB, n int) ([]*Node, time.Duration) {
 		}
 		node, err := NewNode(Config{
 			Kinds:      []*cluster.Kind{cluster.NewKind("where", actor.PropsFromProducer(func() actor.Actor { return where{} }))},
-			Membership: &MembershipConfig{Bind: "127.0.0.1:0", Join: join, RemovalGrace: 500 * time.Millisecond, Tune: testTimings},
+			Membership: &MembershipConfig{Bind: "127.0.0.1:0", Join: join, RemovalGrace: 500 * time.Millisecond, Tune: clustertest.FastGossip},
 			Info:       NodeInfo{Name: fmt.Sprintf("n%d", i)},
 		})
 		if err != nil {

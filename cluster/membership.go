@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -257,7 +258,7 @@ func (p *gossipProvider) infos() []MemberInfo {
 		out = append(out, MemberInfo{NodeInfo: m.NodeInfo, ID: m.ID, Address: net.JoinHostPort(m.Host, strconv.Itoa(m.Port)),
 			State: stateOf(m, suspect)})
 	}
-	slices.SortFunc(out[1:], func(a, b MemberInfo) int { return cmpString(a.Name, b.Name) })
+	slices.SortFunc(out[1:], func(a, b MemberInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
@@ -269,16 +270,6 @@ func stateOf(m memberMeta, suspect bool) string {
 		return "suspect"
 	}
 	return "alive"
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // gossipDelegate gives memberlist this node's metadata.

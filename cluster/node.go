@@ -97,7 +97,7 @@ func NewNode(cfg Config) (*Node, error) {
 		n.gossip = newGossipProvider(*cfg.Membership, cfg.Info, logger)
 		n.provider = n.gossip
 	} else {
-		n.provider = &singleProvider{info: cfg.Info}
+		n.provider = &singleProvider{}
 	}
 	opts := []remote.ConfigOption{
 		// The default preallocates a million-slot queue per peer.
@@ -262,7 +262,7 @@ func (n *Node) Request(ctx context.Context, kind, identity string, msg proto.Mes
 }
 
 // singleProvider is the membership of a node that runs alone: itself.
-type singleProvider struct{ info NodeInfo }
+type singleProvider struct{}
 
 var _ cluster.ClusterProvider = (*singleProvider)(nil)
 

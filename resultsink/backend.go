@@ -307,6 +307,14 @@ func (b *Backend) Drop(ctx context.Context, table string) error {
 	return err
 }
 
+// fenceUpsertSQL records a table's publication token (arguments: the
+// table, the token) unless a token at least as high is recorded, on the
+// dialects with ON CONFLICT.
+func fenceUpsertSQL(d dialect) string {
+	return fmt.Sprintf("INSERT INTO %s AS f (table_name, token) VALUES (?, ?) ON CONFLICT (table_name) DO UPDATE SET token = excluded.token WHERE f.token < excluded.token",
+		d.quote(fenceTable))
+}
+
 // claimFence records token as table's publication in a transaction (q),
 // refusing it if a run of a token at least as high has published.
 func claimFence(ctx context.Context, q querier, db *sqlexec.DB, d dialect, table string, fence Fence) error {
@@ -326,8 +334,7 @@ func claimFence(ctx context.Context, q querier, db *sqlexec.DB, d dialect, table
 		stmt = fmt.Sprintf("INSERT INTO %s (table_name, token) VALUES (?, ?) ON DUPLICATE KEY UPDATE token = IF(token < VALUES(token), VALUES(token), token)",
 			d.quote(fenceTable))
 	} else {
-		stmt = fmt.Sprintf("INSERT INTO %s AS f (table_name, token) VALUES (?, ?) ON CONFLICT (table_name) DO UPDATE SET token = excluded.token WHERE f.token < excluded.token",
-			d.quote(fenceTable))
+		stmt = fenceUpsertSQL(d)
 	}
 	n, err := q.exec(ctx, stmt, table, fence.Token)
 	if err != nil {

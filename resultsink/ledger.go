@@ -3,8 +3,6 @@ package resultsink
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -497,7 +495,13 @@ func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 // On PostgreSQL, admissions that arrive while others are being written go
 // into the database together (see admissions).
 func (l *Ledger) Admit(ctx context.Context, j Job) (*Job, error) {
-	j = admission(j)
+	return l.write(ctx, admission(j))
+}
+
+// write writes admission j: on PostgreSQL together with the admissions
+// that arrive while others are being written (see admissions), elsewhere
+// alone.
+func (l *Ledger) write(ctx context.Context, j Job) (*Job, error) {
 	if l.db.Dialect == sqlexec.Postgres {
 		return l.admitting.admit(ctx, l, j)
 	}
@@ -534,17 +538,11 @@ func (l *Ledger) Start(ctx context.Context, j Job, node string, lease time.Durat
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), admitTimeout)
 	defer cancel()
 	j = admission(j)
-	j.State, j.RunID, j.Node, j.Attempt = StateStarted, newRunID(), node, 1
+	j.State, j.RunID, j.Node, j.Attempt = StateStarted, NewRunID(), node, 1
 	j.StartedAt, j.LeaseUntil = j.CreatedAt, j.CreatedAt.Add(lease)
 	// Added to the fence the ID has had (see admitSQL).
 	j.Fence = 1
-	var started *Job
-	var err error
-	if l.db.Dialect == sqlexec.Postgres {
-		started, err = l.admitting.admit(wctx, l, j)
-	} else {
-		started, err = l.admit(wctx, l.dq, j)
-	}
+	started, err := l.write(wctx, j)
 	var active *ActiveError
 	if err != nil && !errors.As(err, &active) {
 		// On a context of its own: wctx may be what ended.
@@ -569,14 +567,6 @@ func startsAt(j *Job, t time.Time) {
 		j.LeaseUntil = t.Add(j.LeaseUntil.Sub(j.StartedAt))
 		j.StartedAt = t
 	}
-}
-
-// newRunID is a run ID like those Claim's databases make: 16 random hex
-// digits.
-func newRunID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // admitSQL inserts n admissions; a row whose ID an unfinished job holds is
@@ -619,8 +609,9 @@ func (l *Ledger) admit(ctx context.Context, q querier, j Job) (*Job, error) {
 		var err error
 		if l.db.Dialect == sqlexec.MySQL {
 			n, err = q.exec(ctx, stmt, l.jobArgs(&j)...)
-			if err == nil && n > 0 && j.RunID != "" {
-				// The fence the ID had, plus the run's.
+			if err == nil && n == 2 && j.RunID != "" {
+				// It replaced a finished job (1 is a new row, whose fence
+				// is the run's own): the fence the ID had, plus the run's.
 				found := false
 				err = q.query(ctx, fmt.Sprintf("SELECT fence FROM %s WHERE job_id = ? AND run_id = ?", l.table),
 					func(scan func(...any) error) error { found = true; return scan(&j.Fence) }, j.ID, j.RunID)
@@ -840,25 +831,16 @@ func (l *Ledger) success(f Fence, count int64, t time.Time) (string, []any) {
 }
 
 // owns checks that run runID still owns job id: the job is STARTED by that
-// run and its lease has not run out. On PostgreSQL the row is share-locked,
-// so that, inside a publication's transaction, nobody takes the job over
-// until the publication commits.
+// run and its lease has not run out. A publication checks it first, in the
+// publication's transaction where the ledger shares its database (MySQL,
+// SQLite); a run that loses its job after the check is kept from replacing
+// a later run's table by the fence token.
 func (l *Ledger) owns(ctx context.Context, q querier, id, runID string) error {
-	stmt := fmt.Sprintf("SELECT %s FROM %s WHERE job_id = ?", jobColumns, l.table)
-	if l.db.Dialect == sqlexec.Postgres {
-		stmt += " FOR SHARE"
-	}
-	jobs, err := l.jobs(ctx, q, stmt, id)
+	j, err := l.get(ctx, q, id)
 	if err != nil {
 		return err
 	}
-	if len(jobs) == 0 {
-		return ErrJobNotFound
-	}
-	j := jobs[0]
 	switch {
-	case err != nil:
-		return err
 	case j.State != StateStarted || j.RunID != runID:
 		return ErrRunSuperseded
 	case !j.LeaseUntil.After(time.Now()):

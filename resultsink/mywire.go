@@ -1,7 +1,6 @@
 package resultsink
 
 import (
-	"fmt"
 	"strconv"
 
 	"github.com/sql-jobber/sql-jobber/sqlexec"
@@ -16,25 +15,20 @@ import (
 // refuses what decoding refuses.
 type myWire struct {
 	*wireSource
-	enc   []myWireEncoder
-	names []string
+	enc []wireEncoder // LOAD DATA fields
 }
-
-// myWireEncoder appends a non-NULL wire value as a LOAD DATA field.
-type myWireEncoder func(buf, b []byte) ([]byte, error)
 
 // newMyWire returns the pass-through for rows, or nil when they do not come
 // straight from MySQL. cols are the results table's columns (the source's,
 // then RowColumn).
 func newMyWire(rows sqlexec.Rows, cols []sqlexec.Column) *myWire {
-	ws := findWire(rows, sqlexec.MySQL, len(cols)-1)
+	ws := findWire(rows, sqlexec.MySQL, cols)
 	if ws == nil {
 		return nil
 	}
 	w := &myWire{wireSource: ws}
 	for i, c := range cols[:len(cols)-1] {
 		w.enc = append(w.enc, myWireEncoderFor(c, ws.src, i))
-		w.names = append(w.names, c.Name)
 	}
 	return w
 }
@@ -56,14 +50,14 @@ func (w *myWire) appendNext(buf []byte) ([]byte, bool, error) {
 		}
 		var err error
 		if buf, err = w.enc[i](buf, b); err != nil {
-			return buf, false, fmt.Errorf("column %q: %w", w.names[i], err)
+			return buf, false, w.fieldError(i, err)
 		}
 	}
 	buf = strconv.AppendInt(append(buf, '\t'), n, 10)
 	return append(buf, '\n'), true, nil
 }
 
-func myWireEncoderFor(c sqlexec.Column, src sqlexec.WireRows, i int) myWireEncoder {
+func myWireEncoderFor(c sqlexec.Column, src sqlexec.WireRows, i int) wireEncoder {
 	typed := func(buf, b []byte) ([]byte, error) {
 		v, err := src.DecodeWire(i, b)
 		if err != nil {
@@ -73,7 +67,7 @@ func myWireEncoderFor(c sqlexec.Column, src sqlexec.WireRows, i int) myWireEncod
 	}
 	// verbatim passes values that pass ok as they are: none has a
 	// character LOAD DATA would need escaped.
-	verbatim := func(ok func(b []byte) bool) myWireEncoder {
+	verbatim := func(ok func(b []byte) bool) wireEncoder {
 		return func(buf, b []byte) ([]byte, error) {
 			if !ok(b) {
 				return typed(buf, b)

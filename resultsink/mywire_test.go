@@ -34,7 +34,7 @@ func myWire(date string) string {
 
 // TestMySQLToMySQLKeepsEveryValue: values passed through from a MySQL
 // source read back exactly as the source query gives them, each row
-// numbered in order, across the buffered prefix and the rest.
+// numbered in order (MySQL results buffer no prefix: every row passes through).
 func TestMySQLToMySQLKeepsEveryValue(t *testing.T) {
 	ctx := context.Background()
 	b := openBackend(t, sqlexec.MySQL)

@@ -2,7 +2,6 @@ package resultsink
 
 import (
 	"encoding/binary"
-	"fmt"
 	"math"
 	"unsafe"
 
@@ -21,25 +20,20 @@ import (
 // is most of what a row cost the server.
 type pgWire struct {
 	*wireSource
-	enc   []pgWireEncoder
-	names []string
+	enc []wireEncoder // binary COPY fields
 }
-
-// pgWireEncoder appends a non-NULL wire value as a COPY field.
-type pgWireEncoder func(buf, b []byte) ([]byte, error)
 
 // newPgWire returns the pass-through for rows, or nil when they do not come
 // straight from PostgreSQL. cols are the results table's columns (the
 // source's, then RowColumn) and enc their typed encoders.
 func newPgWire(rows sqlexec.Rows, cols []sqlexec.Column, enc []pgEncoder) *pgWire {
-	ws := findWire(rows, sqlexec.Postgres, len(cols)-1)
+	ws := findWire(rows, sqlexec.Postgres, cols)
 	if ws == nil {
 		return nil
 	}
 	w := &pgWire{wireSource: ws}
 	for i, wc := range ws.cols {
 		w.enc = append(w.enc, pgWireEncoderFor(wc, cols[i].Type, ws.src, i, enc[i]))
-		w.names = append(w.names, cols[i].Name)
 	}
 	return w
 }
@@ -59,14 +53,14 @@ func (w *pgWire) encodeNext(buf []byte) ([]byte, bool, error) {
 		}
 		var err error
 		if buf, err = w.enc[i](buf, b); err != nil {
-			return buf, false, fmt.Errorf("column %q: %w", w.names[i], err)
+			return buf, false, w.fieldError(i, err)
 		}
 	}
 	buf = binary.BigEndian.AppendUint64(appendLen(buf, 8), uint64(n))
 	return buf, true, nil
 }
 
-func pgWireEncoderFor(wc sqlexec.WireColumn, t sqlexec.Type, src sqlexec.WireRows, i int, typed pgEncoder) pgWireEncoder {
+func pgWireEncoderFor(wc sqlexec.WireColumn, t sqlexec.Type, src sqlexec.WireRows, i int, typed pgEncoder) wireEncoder {
 	// decoded is the typed path, for what has no shortcut: it also
 	// refuses what the decoder refuses (infinite dates, say).
 	decoded := func(buf, b []byte) ([]byte, error) {
@@ -76,7 +70,7 @@ func pgWireEncoderFor(wc sqlexec.WireColumn, t sqlexec.Type, src sqlexec.WireRow
 		}
 		return typed(buf, v)
 	}
-	same := func(size int) pgWireEncoder {
+	same := func(size int) wireEncoder {
 		return func(buf, b []byte) ([]byte, error) {
 			if size > 0 && len(b) != size {
 				return decoded(buf, b) // which says what is wrong

@@ -167,25 +167,23 @@ func (d postgresDialect) swapOnce(ctx context.Context, db *sqlexec.DB, final str
 		// queue behind it: bound the wait rather than stall both.
 		add("SET LOCAL lock_timeout = '" + pgPublishLockTimeout + "'")
 	}
-	fenced := map[int]bool{}
+	// The statement that fails (division by zero) unless the run may
+	// publish.
+	fenceAt := stmts
 	if here {
-		// Fails (division by zero) unless the run owns its job.
-		fenced[stmts] = true
+		// The run's SUCCESS, changed only if it still owns its job.
 		stmt, args := l.success(fence, count, now())
 		params := make([][]byte, len(args))
 		for i, a := range args {
 			params[i] = pgText(a)
 		}
 		add("WITH u AS ("+rebind(stmt)+" RETURNING 1) SELECT 1 / COUNT(*) FROM u", params...)
-	}
-	if !here {
-		// Fails unless this run's token is above the last one
+	} else {
+		// This run's token, recorded only if above the last one
 		// published. With the ledger in this transaction there is no
 		// need: the run's ownership of the job, checked under the job
 		// row's lock, already excludes every other run.
-		fenced[stmts] = true
-		add(fmt.Sprintf(`WITH f AS (INSERT INTO %s AS f (table_name, token) VALUES ($1, $2) ON CONFLICT (table_name)
-	DO UPDATE SET token = excluded.token WHERE f.token < excluded.token RETURNING 1) SELECT 1 / COUNT(*) FROM f`, d.quote(fenceTable)),
+		add("WITH f AS ("+rebind(fenceUpsertSQL(d))+" RETURNING 1) SELECT 1 / COUNT(*) FROM f",
 			[]byte(final), []byte(strconv.FormatInt(fence.Token, 10)))
 	}
 	if replace {
@@ -202,7 +200,7 @@ func (d postgresDialect) swapOnce(ctx context.Context, db *sqlexec.DB, final str
 		if _, err := rr.ResultReader().Close(); err != nil && failed == nil {
 			failed = err
 			var pgErr *pgconn.PgError
-			if fenced[i] && errors.As(err, &pgErr) && pgErr.Code == "22012" { // division_by_zero
+			if i == fenceAt && errors.As(err, &pgErr) && pgErr.Code == "22012" { // division_by_zero
 				failed = ErrFenced
 			}
 		}

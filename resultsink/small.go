@@ -58,19 +58,18 @@ func bufferRows(rows sqlexec.Rows, limit int) (buf [][]any, done bool, err error
 // prefixRows replays buffered rows, then goes on with the rest.
 type prefixRows struct {
 	sqlexec.Rows
-	buf  [][]any
-	i    int
-	cur  []any
-	rest bool
+	buf [][]any // nil once replayed
+	i   int
+	cur []any
 }
 
 func (r *prefixRows) Next() bool {
-	if !r.rest && r.i < len(r.buf) {
+	if r.i < len(r.buf) {
 		r.cur = r.buf[r.i]
 		r.i++
 		return true
 	}
-	r.rest, r.buf = true, nil
+	r.buf = nil
 	if !r.Rows.Next() {
 		return false
 	}

@@ -1,6 +1,10 @@
 package resultsink
 
-import "github.com/sql-jobber/sql-jobber/sqlexec"
+import (
+	"fmt"
+
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
 
 // wireSource reads a source's rows as its database sent them
 // (sqlexec.WireRows), for a writer to the same kind of database, from under
@@ -11,14 +15,24 @@ import "github.com/sql-jobber/sql-jobber/sqlexec"
 type wireSource struct {
 	src    sqlexec.WireRows
 	cols   []sqlexec.WireColumn
+	names  []string    // the results columns' names, for errors
 	prefix *prefixRows // nil, or rows already read and decoded
 	num    *numberedRows
 }
 
-// findWire returns the wire source under rows if it is one of dialect with
-// n columns, or nil.
-func findWire(rows sqlexec.Rows, dialect sqlexec.Dialect, n int) *wireSource {
+// wireEncoder appends a non-NULL wire value as a field of the writer's
+// format.
+type wireEncoder func(buf, b []byte) ([]byte, error)
+
+// findWire returns the wire source under rows if it is one of dialect, with
+// the columns of the results table cols (the source's, then RowColumn), or
+// nil.
+func findWire(rows sqlexec.Rows, dialect sqlexec.Dialect, cols []sqlexec.Column) *wireSource {
+	n := len(cols) - 1
 	w := &wireSource{}
+	for _, c := range cols[:n] {
+		w.names = append(w.names, c.Name)
+	}
 	if p, ok := rows.(*prefixRows); ok {
 		w.prefix, rows = p, p.Rows
 	}
@@ -40,7 +54,7 @@ func findWire(rows sqlexec.Rows, dialect sqlexec.Dialect, n int) *wireSource {
 // buffered prefix has been read.
 func (w *wireSource) ready() bool {
 	p := w.prefix
-	return p == nil || p.rest || p.i >= len(p.buf)
+	return p == nil || p.i >= len(p.buf)
 }
 
 // next advances to the source's next row and returns its values and
@@ -52,4 +66,9 @@ func (w *wireSource) next() (raw [][]byte, n int64, ok bool) {
 	}
 	w.num.n++
 	return w.src.WireValues(), w.num.n, true
+}
+
+// fieldError names the column of a value that could not be written.
+func (w *wireSource) fieldError(i int, err error) error {
+	return fmt.Errorf("column %q: %w", w.names[i], err)
 }

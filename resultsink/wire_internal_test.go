@@ -29,14 +29,14 @@ func TestWireFoundUnderWritesWrappers(t *testing.T) {
 			cols := append(rows.Columns(), sqlexec.Column{Name: RowColumn, Type: sqlexec.TypeInt64})
 			numbered := &numberedRows{Rows: rows, cols: cols, vals: make([]any, len(cols))}
 			for _, wrapped := range []sqlexec.Rows{numbered, &prefixRows{Rows: numbered}} {
-				if findWire(wrapped, d, len(cols)-1) == nil {
+				if findWire(wrapped, d, cols) == nil {
 					t.Errorf("%T: no wire source found", wrapped)
 				}
 				other := sqlexec.MySQL
 				if d == sqlexec.MySQL {
 					other = sqlexec.Postgres
 				}
-				if findWire(wrapped, other, len(cols)-1) != nil {
+				if findWire(wrapped, other, cols) != nil {
 					t.Errorf("%T: a wire source of %s found for %s", wrapped, d, other)
 				}
 			}

@@ -172,6 +172,11 @@ type sqlRows struct {
 }
 
 func (r *sqlRows) Next() bool {
+	return r.scan() && decode(&r.decodedRow, r.raw)
+}
+
+// scan reads the next row's text into raw.
+func (r *sqlRows) scan() bool {
 	if r.err != nil || !r.rows.Next() {
 		return false
 	}
@@ -179,7 +184,7 @@ func (r *sqlRows) Next() bool {
 		r.err = err
 		return false
 	}
-	return decode(&r.decodedRow, r.raw)
+	return true
 }
 
 var _ WireRows = (*sqlRows)(nil)
@@ -188,11 +193,7 @@ var _ WireRows = (*sqlRows)(nil)
 func (r *sqlRows) Wire() (Dialect, []WireColumn) { return MySQL, make([]WireColumn, len(r.cols)) }
 
 func (r *sqlRows) NextWire() bool {
-	if r.err != nil || !r.rows.Next() {
-		return false
-	}
-	if err := r.rows.Scan(r.ptrs...); err != nil {
-		r.err = err
+	if !r.scan() {
 		return false
 	}
 	for i, b := range r.raw {

@@ -73,18 +73,10 @@ func TestClusterSurvivesKill9(t *testing.T) {
 	victim.wait(10 * time.Second)
 
 	// Every job finishes: none is lost with the node.
-	deadline := time.Now().Add(2 * time.Minute)
 	for i := range n {
 		id := fmt.Sprintf("k%02d", i)
-		for {
-			j, _ := api.job(id)
-			if j.State == "SUCCESS" {
-				break
-			}
-			if j.State == "FAILURE" || j.State == "CANCELLED" || time.Now().After(deadline) {
-				t.Fatalf("job %s: %+v", id, j)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if j := api.waitState(id, "SUCCESS", "FAILURE", "CANCELLED"); j.State != "SUCCESS" {
+			t.Fatalf("job %s: %+v", id, j)
 		}
 	}
 

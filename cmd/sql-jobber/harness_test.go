@@ -14,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/memberlist"
-
+	"github.com/sql-jobber/sql-jobber/cluster/clustertest"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
 )
@@ -73,7 +72,7 @@ func (e *testEnv) tryStart(flags ...string) (*testServer, error) {
 		return nil, err
 	}
 	o.pollInterval = 100 * time.Millisecond
-	o.tuneGossip = testGossipTimings
+	o.tuneGossip = clustertest.FastGossip
 	a, err := start(context.Background(), o, io.Discard, testLog{e.t})
 	if err != nil {
 		return nil, err
@@ -89,18 +88,6 @@ func (s *testServer) stop() {
 			s.t.Errorf("stop server: %v", err)
 		}
 	})
-}
-
-// testGossipTimings are memberlist timings for nodes on one machine that
-// must notice a dead member within a second or two.
-func testGossipTimings(c *memberlist.Config) {
-	c.ProbeInterval = 200 * time.Millisecond
-	c.ProbeTimeout = 100 * time.Millisecond
-	c.SuspicionMult = 3
-	c.GossipInterval = 50 * time.Millisecond
-	c.PushPullInterval = 2 * time.Second
-	c.TCPTimeout = time.Second
-	c.GossipToTheDeadTime = 2 * time.Second
 }
 
 // testLog sends a server's log lines to the test's log.

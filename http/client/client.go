@@ -282,13 +282,20 @@ func (c *Client) DeleteGroup(ctx context.Context, id string, purge bool) error {
 const longPoll = 30 * time.Second
 
 // pollWait is how long the next long-poll may wait: longPoll, or less so
-// that it answers before ctx's deadline.
+// that it answers before ctx's deadline: a second before it, or within
+// the last two seconds half the time left, so that the polls never spin.
 func pollWait(ctx context.Context) string {
 	d := longPoll
 	if dl, ok := ctx.Deadline(); ok {
-		d = min(d, time.Until(dl)-time.Second)
+		left := time.Until(dl)
+		if left > 2*time.Second {
+			left -= time.Second
+		} else {
+			left /= 2
+		}
+		d = min(d, left)
 	}
-	return strconv.Itoa(max(0, int(d/time.Second)))
+	return max(time.Millisecond, d.Round(time.Millisecond)).String()
 }
 
 // WaitJob waits until a job has finished, with long-polls (?wait=), and
