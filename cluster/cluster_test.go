@@ -7,6 +7,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -32,6 +33,15 @@ func (where) Receive(ctx actor.Context) {
 // to see the last one, from the moment that one started.
 func startMembers(tb testing.TB, n int) ([]*Node, time.Duration) {
 	tb.Helper()
+	nodes, took, _ := startLoggedMembers(tb, n)
+	return nodes, took
+}
+
+// startLoggedMembers is startMembers, and returns each node's log (INFO
+// and up) as well.
+func startLoggedMembers(tb testing.TB, n int) ([]*Node, time.Duration, []*logBuffer) {
+	tb.Helper()
+	var logs []*logBuffer
 	var nodes []*Node
 	var join []string
 	var seen chan time.Duration
@@ -48,7 +58,9 @@ func startMembers(tb testing.TB, n int) ([]*Node, time.Duration) {
 				seen <- time.Since(begin)
 			}()
 		}
+		logs = append(logs, &logBuffer{})
 		node, err := NewNode(Config{
+			Logger:     slog.New(slog.NewTextHandler(logs[i], nil)),
 			Kinds:      []*cluster.Kind{cluster.NewKind("where", actor.PropsFromProducer(func() actor.Actor { return where{} }))},
 			Membership: &MembershipConfig{Bind: "127.0.0.1:0", Join: join, RemovalGrace: 500 * time.Millisecond, Tune: clustertest.FastGossip},
 			Info:       NodeInfo{Name: fmt.Sprintf("n%d", i)},
@@ -78,7 +90,7 @@ func startMembers(tb testing.TB, n int) ([]*Node, time.Duration) {
 	if seen != nil {
 		took = <-seen
 	}
-	return nodes, took
+	return nodes, took, logs
 }
 
 // TestClusterOneGrainPerIdentity: whichever node asks, an identity's grain
@@ -123,7 +135,7 @@ func TestClusterOneGrainPerIdentity(t *testing.T) {
 // TestClusterLeaveAndRemoval: a node that leaves is dropped at once, and
 // its identities move to the others.
 func TestClusterLeaveAndRemoval(t *testing.T) {
-	nodes, _ := startMembers(t, 3)
+	nodes, _, logs := startLoggedMembers(t, 3)
 	begin := time.Now()
 	nodes[2].Stop()
 	deadline := time.Now().Add(10 * time.Second)
@@ -134,6 +146,18 @@ func TestClusterLeaveAndRemoval(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Logf("graceful leave: dropped by the others within %v", time.Since(begin).Round(time.Millisecond))
+	// The log says it once, in plain words: protoactor's errors about
+	// the streams of a member that left are not an operator's concern.
+	for i, log := range logs {
+		if i < 2 {
+			if got := log.lines(`msg="cluster member left" member=n2`); len(got) != 1 {
+				t.Errorf("n%d logged %q about n2 leaving, want one line", i, got)
+			}
+		}
+		if got := log.lines("component=protoactor"); len(got) != 0 {
+			t.Errorf("n%d logged protoactor's %q", i, got)
+		}
+	}
 	ctx := context.Background()
 	for i := range 30 {
 		res, err := nodes[0].Request(ctx, "where", fmt.Sprintf("id%d", i), wrapperspb.String("?"))

@@ -97,17 +97,43 @@ type gossipProvider struct {
 	changed  chan struct{}
 	done     chan struct{}
 	wg       sync.WaitGroup
+
+	peers *peerLogState // told which peers are alive
 }
 
 var _ cluster.ClusterProvider = (*gossipProvider)(nil)
 
-func newGossipProvider(cfg MembershipConfig, info NodeInfo, logger *slog.Logger) *gossipProvider {
+func newGossipProvider(cfg MembershipConfig, info NodeInfo, logger *slog.Logger, peers *peerLogState) *gossipProvider {
 	if cfg.RemovalGrace <= 0 {
 		cfg.RemovalGrace = RemovalGraceDefault
 	}
 	return &gossipProvider{cfg: cfg, info: info, logger: logger, members: map[string]memberMeta{},
-		suspects: map[string]*time.Timer{}, changed: make(chan struct{}, 1), done: make(chan struct{})}
+		suspects: map[string]*time.Timer{}, changed: make(chan struct{}, 1), done: make(chan struct{}), peers: peers}
 }
+
+// changedLocked tells protoactor's log which peers are alive, and asks the
+// publisher to push the membership to protoactor. p.mu is held.
+func (p *gossipProvider) changedLocked() {
+	p.tellAliveLocked()
+	p.signal()
+}
+
+// tellAliveLocked tells protoactor's log which peers are alive (see
+// peerLog). p.mu is held.
+func (p *gossipProvider) tellAliveLocked() {
+	alive := map[string]bool{}
+	for name, m := range p.members {
+		if _, suspect := p.suspects[name]; suspect || m.Leaving || m.ID == p.self.ID {
+			continue
+		}
+		alive[m.ID] = true
+		alive[m.address()] = true
+	}
+	p.peers.setAlive(alive)
+}
+
+// address is the member's actor address, host:port.
+func (m memberMeta) address() string { return net.JoinHostPort(m.Host, strconv.Itoa(m.Port)) }
 
 func splitHostPort(addr string) (string, int, error) {
 	host, p, err := net.SplitHostPort(addr)
@@ -157,7 +183,9 @@ func (p *gossipProvider) StartMember(c *cluster.Cluster) error {
 	p.ml = ml
 	p.wg.Add(1)
 	go p.publish()
-	p.signal()
+	p.mu.Lock()
+	p.changedLocked()
+	p.mu.Unlock()
 	if len(p.cfg.Join) > 0 {
 		if _, err := ml.Join(p.cfg.Join); err != nil {
 			p.logger.Warn("cannot reach the cluster yet; trying again", slog.Any("join", p.cfg.Join), slog.Any("error", err))
@@ -318,12 +346,21 @@ func (e *gossipEvents) set(n *memberlist.Node) {
 	if p.stopped {
 		return
 	}
-	if t, ok := p.suspects[n.Name]; ok {
+	_, known := p.members[n.Name]
+	t, suspect := p.suspects[n.Name]
+	if suspect {
 		t.Stop()
 		delete(p.suspects, n.Name)
 	}
 	p.members[n.Name] = m
-	p.signal()
+	switch {
+	case m.ID == p.self.ID:
+	case !known:
+		p.logger.Info("cluster member joined", slog.String("member", m.Name), slog.String("address", m.address()))
+	case suspect:
+		p.logger.Info("cluster member answers again", slog.String("member", m.Name))
+	}
+	p.changedLocked()
 }
 
 // NotifyLeave drops a member that left, at once; one that stopped answering
@@ -336,14 +373,26 @@ func (e *gossipEvents) NotifyLeave(n *memberlist.Node) {
 	if p.stopped {
 		return
 	}
-	if m.Leaving || p.cfg.RemovalGrace <= 0 {
+	known, ok := p.members[n.Name]
+	if !ok {
+		return
+	}
+	leaving := m.Leaving || known.Leaving
+	if leaving || p.cfg.RemovalGrace <= 0 {
 		delete(p.members, n.Name)
-		p.signal()
+		if leaving {
+			p.logger.Info("cluster member left", slog.String("member", known.Name))
+		} else {
+			p.logger.Warn("cluster member stopped answering; removed", slog.String("member", known.Name))
+		}
+		p.changedLocked()
 		return
 	}
 	if _, ok := p.suspects[n.Name]; ok {
 		return
 	}
+	p.logger.Warn("cluster member stopped answering; it is removed unless it answers within the removal grace",
+		slog.String("member", known.Name), slog.Duration("removal_grace", p.cfg.RemovalGrace))
 	name := n.Name
 	p.suspects[name] = time.AfterFunc(p.cfg.RemovalGrace, func() {
 		p.mu.Lock()
@@ -353,7 +402,10 @@ func (e *gossipEvents) NotifyLeave(n *memberlist.Node) {
 		}
 		delete(p.suspects, name)
 		delete(p.members, name)
-		p.logger.Info("cluster member removed", slog.String("member", m.Name))
-		p.signal()
+		p.logger.Info("cluster member removed", slog.String("member", known.Name))
+		p.changedLocked()
 	})
+	// A suspect stays in protoactor's topology (the grace is for
+	// that), but protoactor's log now speaks of a peer that is gone.
+	p.tellAliveLocked()
 }

@@ -74,6 +74,7 @@ type Node struct {
 	lookup   *identityLookup
 	provider cluster.ClusterProvider
 	gossip   *gossipProvider // nil when the node runs alone
+	peers    *peerLogState
 
 	mu      sync.Mutex
 	started bool
@@ -87,14 +88,15 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, errors.New("cluster: no grain kinds")
 	}
 	logger := cfg.Logger
-	// protoactor narrates its routine at Info; only its warnings and
-	// errors reach our log.
+	// protoactor narrates its routine at Info, and repeats itself about
+	// peers that are gone: see peerLog.
+	peers := newPeerLogState()
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(minLevel{Handler: logger.Handler(), min: slog.LevelWarn}).With(slog.String("component", "protoactor"))
+		return slog.New(peerLog{Handler: logger.Handler(), min: slog.LevelWarn, peers: peers}).With(slog.String("component", "protoactor"))
 	}))
-	n := &Node{cfg: cfg, system: system, lookup: newIdentityLookup(logger, activationTimeout)}
+	n := &Node{cfg: cfg, system: system, peers: peers, lookup: newIdentityLookup(logger, activationTimeout)}
 	if cfg.Membership != nil {
-		n.gossip = newGossipProvider(*cfg.Membership, cfg.Info, logger)
+		n.gossip = newGossipProvider(*cfg.Membership, cfg.Info, logger, peers)
 		n.provider = n.gossip
 	} else {
 		n.provider = &singleProvider{}
@@ -157,6 +159,8 @@ func (n *Node) Stop() {
 		return
 	}
 	n.stopped = true
+	// What protoactor says from now on is about its own shutdown.
+	n.peers.stopping.Store(true)
 	if !n.started {
 		n.system.Shutdown()
 		return
@@ -281,21 +285,3 @@ func (p *singleProvider) StartClient(*cluster.Cluster) error {
 	return errors.New("cluster: clients are not supported")
 }
 func (p *singleProvider) Shutdown(bool) error { return nil }
-
-// minLevel drops records below min.
-type minLevel struct {
-	slog.Handler
-	min slog.Level
-}
-
-func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && h.Handler.Enabled(ctx, l)
-}
-
-func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return minLevel{Handler: h.Handler.WithAttrs(attrs), min: h.min}
-}
-
-func (h minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
-}
