@@ -538,7 +538,13 @@ func bindValue(d dialect, c sqlexec.Column, s string, fromCursor bool) (any, err
 	if err != nil {
 		return nil, err
 	}
-	if f, ok := v.(float64); ok && !fromCursor && (math.IsNaN(f) || math.IsInf(f, 0)) {
+	if fromCursor {
+		return d.bind(c, v)
+	}
+	if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		return nil, fmt.Errorf("%q is not a finite number", s)
+	}
+	if c.Type == sqlexec.TypeDecimal && sqlexec.NonFiniteDecimal(s) {
 		return nil, fmt.Errorf("%q is not a finite number", s)
 	}
 	return d.bind(c, v)

@@ -101,6 +101,8 @@ func TestReaderRefusesBadQueriesNamingTheParameter(t *testing.T) {
 			{"not a time", resultsink.Query{Filters: f("at", "gt", "tomorrow")}, `filter[at][gt]: "tomorrow" is not a timestamp`},
 			{"null takes a boolean", resultsink.Query{Filters: f("n", "null", "yes please")}, `filter[n][null]: "yes please" is not true or false`},
 			{"NaN compares with nothing", resultsink.Query{Filters: f("f", "gt", "NaN")}, `filter[f][gt]: "NaN" is not a finite number`},
+			{"a decimal NaN compares with nothing", resultsink.Query{Filters: f("amount", "eq", "NaN")}, `filter[amount][eq]: "NaN" is not a finite number`},
+			{"nor does a decimal infinity", resultsink.Query{Filters: f("amount", "gte", "-Infinity")}, `filter[amount][gte]: "-Infinity" is not a finite number`},
 			{"not a cursor", resultsink.Query{Cursor: "bm90IGEgY3Vyc29y"}, "cursor: is not a cursor this server made"},
 			{"another query's cursor", resultsink.Query{Cursor: first.NextCursor}, "cursor: was made for another order_by or filter"},
 			{"another query's cursor, reversed", resultsink.Query{OrderBy: "name", Desc: true, Cursor: first.NextCursor}, "cursor: was made for another order_by or filter"},

@@ -106,7 +106,7 @@ var textParsers = map[Type]struct {
 
 func textDecimal(b []byte) (any, error) {
 	s := string(b)
-	if nonFiniteDecimal(s) {
+	if NonFiniteDecimal(s) {
 		return s, nil
 	}
 	_, _, err := ParseDecimal(s)
@@ -115,9 +115,9 @@ func textDecimal(b []byte) (any, error) {
 
 func textBase64(b []byte) (any, error) { return base64.StdEncoding.DecodeString(string(b)) }
 
-// nonFiniteDecimal reports whether s is one of the non-finite values a
-// PostgreSQL numeric holds.
-func nonFiniteDecimal(s string) bool {
+// NonFiniteDecimal reports whether s is one of the non-finite values a
+// PostgreSQL numeric holds, which ParseText takes for TypeDecimal.
+func NonFiniteDecimal(s string) bool {
 	return s == "NaN" || s == "Infinity" || s == "-Infinity"
 }
 
