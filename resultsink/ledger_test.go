@@ -472,6 +472,64 @@ func TestLedgerGroups(t *testing.T) {
 	})
 }
 
+// TestLedgerGroupIDRunsAgain: once a group's jobs have all finished, its ID
+// may be submitted again. The new group replaces the old: the old jobs it
+// does not list leave the group, and its purge removes only its own.
+func TestLedgerGroupIDRunsAgain(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *resultsink.Ledger) {
+		ctx := context.Background()
+		admit := func(jobIDs ...string) error {
+			var jobs []resultsink.Job
+			for _, id := range jobIDs {
+				jobs = append(jobs, resultsink.Job{ID: id, Task: "t", Queue: "q", GroupID: "g"})
+			}
+			_, err := l.AdmitGroup(ctx, resultsink.Group{ID: "g", Concurrency: 2, JobIDs: jobIDs}, jobs)
+			return err
+		}
+		run := func() {
+			for {
+				j, err := claimOne(l, "q", "n", time.Minute)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if j == nil {
+					return
+				}
+				if err := l.Finish(ctx, j.ID, j.RunID, resultsink.Outcome{State: resultsink.StateSuccess}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := admit("a", "b"); err != nil {
+			t.Fatal(err)
+		}
+		var active *resultsink.ActiveError
+		if err := admit("c"); !errors.As(err, &active) {
+			t.Fatalf("a group ID whose jobs run was taken again: %v", err)
+		}
+		run()
+		if err := admit("b", "c"); err != nil {
+			t.Fatalf("a finished group's ID: %v", err)
+		}
+		_, jobs, err := l.Group(ctx, "g")
+		if err != nil || strings.Join(ids(jobs), ",") != "b,c" {
+			t.Fatalf("the group again: %v, %v", ids(jobs), err)
+		}
+		a, err := l.Get(ctx, "a")
+		if err != nil || a.GroupID != "" || a.State != resultsink.StateSuccess {
+			t.Fatalf("the old group's job it does not list: %+v, %v", a, err)
+		}
+		run()
+		purged, err := l.DeleteGroup(ctx, "g")
+		if err != nil || strings.Join(ids(purged), ",") != "b,c" {
+			t.Fatalf("purge: %v, %v", ids(purged), err)
+		}
+		if _, err := l.Get(ctx, "a"); err != nil {
+			t.Fatalf("the purge of the new group took the old one's job: %v", err)
+		}
+	})
+}
+
 // finish runs a job of queue q to success, with ttl.
 func finish(t *testing.T, l *resultsink.Ledger, id string, ttl time.Duration) *resultsink.Job {
 	t.Helper()
