@@ -2,6 +2,8 @@ package main
 
 import (
 	"os"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +26,38 @@ func TestSampleConfigParses(t *testing.T) {
 	if c.readerCfg.PageSize != 1000 || c.readerCfg.MaxPageSize != 1_000_000 || c.ledgerCfg.GoneRetention != 7*24*time.Hour {
 		t.Errorf("results: %+v, ledger: %+v", c.readerCfg, c.ledgerCfg)
 	}
+}
+
+// TestSampleConfigShowsEveryKey: config.toml.sample documents every key
+// the configuration file takes, set or commented out.
+func TestSampleConfigShowsEveryKey(t *testing.T) {
+	sample, err := os.ReadFile("../../config.toml.sample")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys func(section string, typ reflect.Type)
+	keys = func(section string, typ reflect.Type) {
+		for f := range typ.Fields() {
+			tag := f.Tag.Get("toml")
+			switch {
+			case f.Anonymous && tag == "":
+				keys(section, f.Type)
+			case tag == "" || tag == "job_queue":
+				// Not a key, or the predecessor's, ignored.
+			case section == "":
+				typ := f.Type
+				if typ.Kind() == reflect.Map {
+					typ = typ.Elem()
+				}
+				keys(tag, typ)
+			default:
+				if !regexp.MustCompile(`(?m)^#?(# )?` + tag + ` = `).Match(sample) {
+					t.Errorf("config.toml.sample does not show [%s] %s", section, tag)
+				}
+			}
+		}
+	}
+	keys("", reflect.TypeFor[fileConfig]())
 }
 
 const validConfig = `[app]
