@@ -232,6 +232,7 @@ func NewEngine(ledger Ledger, tasks Tasks, results map[string]Results, cfg Confi
 		reg = prometheus.NewRegistry()
 	}
 	e.metrics = newMetrics(reg, e)
+	e.metrics.zero(tasks.Tasks(), cfg.DefaultQueue, cfg.Queues)
 	// IDs must fit every results table name and the ledger's key.
 	e.maxIDLen = 255
 	for _, r := range results {

@@ -1,12 +1,15 @@
 package actors
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
 // metrics are the engine's Prometheus metrics. Labels are bounded: queues and
@@ -59,6 +62,35 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 	return m
 }
 
+// zero creates, at 0, the series a dashboard or an alert will look for: a
+// series that appears only at its first event is missed by rate() and
+// increase() over that event, and absent() cannot tell it from a node that
+// does not report. The labels are those known at start: each task with its
+// queue (a request may name another queue, whose series start when used),
+// the queues this node works, and the databases the tasks use.
+func (m *metrics) zero(tasks []*sqlexec.Task, defaultQueue string, queues map[string]int) {
+	dbs := map[string]bool{}
+	for _, t := range tasks {
+		q := cmp.Or(t.Queue, defaultQueue)
+		m.submitted.WithLabelValues(q, t.Name)
+		for _, state := range []string{resultsink.StateSuccess, resultsink.StateFailure, resultsink.StateCancelled} {
+			m.finished.WithLabelValues(q, t.Name, state)
+		}
+		m.retries.WithLabelValues(q, t.Name)
+		m.cancelled.WithLabelValues(q, t.Name)
+		m.rows.WithLabelValues(q, t.Name)
+		for _, db := range append(slices.Clone(t.DBs), t.Results...) {
+			dbs[db] = true
+		}
+	}
+	for q := range queues {
+		m.running.WithLabelValues(q)
+	}
+	for db := range dbs {
+		m.queryErrors.WithLabelValues(db)
+	}
+}
+
 // Descriptions of the metrics gathered at scrape time.
 var (
 	pendingDesc = prometheus.NewDesc("sqljobber_jobs_pending",
@@ -88,6 +120,17 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
 	if pending, err := e.ledger.PendingByQueue(ctx); err == nil {
+		// An empty queue says 0 rather than nothing: the queues this
+		// node works, and those its tasks go to.
+		if pending == nil {
+			pending = map[string]int64{}
+		}
+		for q := range e.cfg.Queues {
+			pending[q] += 0
+		}
+		for _, t := range e.tasks.Tasks() {
+			pending[cmp.Or(t.Queue, e.cfg.DefaultQueue)] += 0
+		}
 		for q, n := range pending {
 			ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n), q)
 		}

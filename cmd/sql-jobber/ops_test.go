@@ -66,6 +66,36 @@ next:
 	return -1
 }
 
+// TestMetricsStartAtZero: before any job, the series of every task, queue
+// and database are there at 0, so that a rate over a job's first event, or
+// an alert on a queue that is empty, sees them.
+func TestMetricsStartAtZero(t *testing.T) {
+	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
+	seedEntries(t, dbs.src)
+	s := newEnv(t, dbs.toml, tasks(t, sqlexec.Postgres)).start()
+	m := scrape(t, s.base)
+	for _, tc := range []struct {
+		family string
+		labels []string
+	}{
+		{"sqljobber_jobs_submitted_total", []string{"queue", "default", "task", "entries_of"}},
+		{"sqljobber_jobs_finished_total", []string{"queue", "default", "task", "entries_of", "state", "SUCCESS"}},
+		{"sqljobber_jobs_finished_total", []string{"queue", "default", "task", "gated", "state", "FAILURE"}},
+		{"sqljobber_jobs_finished_total", []string{"queue", "default", "task", "gated", "state", "CANCELLED"}},
+		{"sqljobber_jobs_cancelled_total", []string{"queue", "default", "task", "gated"}},
+		{"sqljobber_job_retries_total", []string{"queue", "default", "task", "entries_of"}},
+		{"sqljobber_result_rows_total", []string{"queue", "default", "task", "entries_of"}},
+		{"sqljobber_jobs_running", []string{"queue", "default"}},
+		{"sqljobber_jobs_pending", []string{"queue", "default"}},
+		{"sqljobber_db_query_errors_total", []string{"db", "src"}},
+		{"sqljobber_db_query_errors_total", []string{"db", "res"}},
+	} {
+		if got := value(m, tc.family, tc.labels...); got != 0 {
+			t.Errorf("%s%v = %v before any job, want 0", tc.family, tc.labels, got)
+		}
+	}
+}
+
 func TestMetricsCountWhatJobsDid(t *testing.T) {
 	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
 	seedEntries(t, dbs.src)
