@@ -23,10 +23,13 @@ const peerLogMaxKeys = 1024
 //   - whatever protoactor says once this node is stopping;
 //   - records about a peer that is not an alive member: gone, leaving or
 //     suspected;
-//   - a record about an alive peer (or about no peer) that was logged at
-//     its own level less than peerLogRepeat ago, for the same message and
-//     peer. A lasting fault, such as a member whose actor port cannot be
-//     reached while its gossip can, still shows once a minute.
+//   - a record about an alive peer that was logged at its own level less
+//     than peerLogRepeat ago, for the same message and peer. A lasting
+//     fault, such as a member whose actor port cannot be reached while its
+//     gossip can, still shows once a minute.
+//
+// Records that name no peer (a grain's panic, "[Supervision]", say) keep
+// their level: each may be a different fault.
 //
 // protoactor's INFO narrates its routine and is dropped (below min).
 type peerLog struct {
@@ -61,7 +64,10 @@ func (s *peerLogState) quiet(msg, addr, id string) bool {
 	if s.stopping.Load() {
 		return true
 	}
-	if alive := s.alive.Load(); alive != nil && (addr != "" || id != "") && !(*alive)[addr] && !(*alive)[id] {
+	if addr == "" && id == "" {
+		return false
+	}
+	if alive := s.alive.Load(); alive != nil && !(*alive)[addr] && !(*alive)[id] {
 		return true
 	}
 	key := msg + "\x00" + addr + "\x00" + id
@@ -77,10 +83,13 @@ func (s *peerLogState) quiet(msg, addr, id string) bool {
 				delete(s.last, k)
 			}
 		}
+		if len(s.last) >= peerLogMaxKeys {
+			// More faults at once than are remembered: the first
+			// peerLogMaxKeys of them showed.
+			return true
+		}
 	}
-	if len(s.last) < peerLogMaxKeys {
-		s.last[key] = now
-	}
+	s.last[key] = now
 	return false
 }
 

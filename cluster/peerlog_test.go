@@ -40,8 +40,8 @@ func (b *logBuffer) lines(parts ...string) []string {
 
 // TestPeerLogSaysOnceWhatMembershipAlreadySays: protoactor's warnings and
 // errors about a peer that is gone go to DEBUG; about an alive peer they
-// show once a minute for each message; once the node stops, they all go
-// to DEBUG; protoactor's INFO is dropped.
+// show once a minute for each message; those about no peer all show; once
+// the node stops, they all go to DEBUG; protoactor's INFO is dropped.
 func TestPeerLogSaysOnceWhatMembershipAlreadySays(t *testing.T) {
 	var buf logBuffer
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -69,7 +69,8 @@ func TestPeerLogSaysOnceWhatMembershipAlreadySays(t *testing.T) {
 		}, want: "ERROR"},
 		{name: "alive member ID", log: func() { log.Warn("sendGossipForMember failed", slog.String("MemberId", "idA")) }, want: "WARN"},
 		{name: "gone member ID", log: func() { log.Warn("sendGossipForMember failed", slog.String("MemberId", "idB")) }, want: "DEBUG"},
-		{name: "no peer", log: func() { log.Error("Invalid kind", slog.String("kind", "x")) }, want: "ERROR"},
+		{name: "no peer", log: func() { log.Error("[Supervision]", slog.String("reason", "x")) }, want: "ERROR"},
+		{name: "no peer again: maybe another fault", log: func() { log.Error("[Supervision]", slog.String("reason", "y")) }, want: "ERROR"},
 		{name: "alive peer, a minute later", advance: 2 * time.Second, log: func() {
 			log.Error("EndpointWriter lost connection", slog.String("address", "10.0.0.1:7947"))
 		}, want: "ERROR"},

@@ -666,16 +666,14 @@ func (l *Ledger) AdmitGroup(ctx context.Context, g Group, jobs []Job) ([]*Job, e
 		if len(active) > 0 {
 			return &ActiveError{Job: active[0]}
 		}
-		// A finished group of this ID is replaced. Its jobs that the new
-		// one does not list leave the group, so that the group's status,
-		// its jobs' group_id and its purge all mean the same jobs.
-		leave := []any{l.timeArg(t), g.ID}
-		for _, id := range g.JobIDs {
-			leave = append(leave, id)
-		}
-		if _, err := q.exec(ctx, fmt.Sprintf("UPDATE %s SET group_id = '', updated_at = ? WHERE group_id = ? AND "+groupedCond+" AND job_id NOT IN (%s)",
-			l.table, placeholders(len(g.JobIDs))), leave...); err != nil {
-			return err
+		// A finished group of this ID is replaced: its jobs leave it, and
+		// those the new group lists join again as they are admitted, so
+		// that the group's status, its jobs' group_id and its purge mean
+		// the same jobs. (The check above is a plain read: submissions of
+		// one group ID are serialised by its grain.)
+		if _, err := q.exec(ctx, fmt.Sprintf("UPDATE %s SET group_id = '', updated_at = ? WHERE group_id = ? AND "+groupedCond, l.table),
+			l.timeArg(t), g.ID); err != nil {
+			return fmt.Errorf("replace group %s: %w", g.ID, err)
 		}
 		var upsert string
 		if l.db.Dialect == sqlexec.MySQL {
