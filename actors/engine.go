@@ -442,6 +442,8 @@ func replyError(r *jobpb.Reply, kind string, notFound error, id string) error {
 		return &ActiveError{ID: r.JobId, State: r.State}
 	case jobpb.Reply_OUTCOME_FINISHED:
 		return &FinishedError{Kind: kind, ID: r.JobId, State: r.State}
+	case jobpb.Reply_OUTCOME_UNAVAILABLE:
+		return ErrStopping
 	}
 	return errors.New(r.Error)
 }

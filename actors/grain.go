@@ -105,6 +105,11 @@ func (e *Engine) callerContext(deadlineUnixMicros int64) (context.Context, conte
 }
 
 func failed(err error) *jobpb.Reply {
+	if errors.Is(err, ErrStopping) || errors.Is(err, context.Canceled) {
+		// The engine's context ends only when the node stops: the
+		// caller's answer is 503, to try again, not 500.
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_UNAVAILABLE, Error: err.Error()}
+	}
 	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_FAILED, Error: err.Error()}
 }
 
