@@ -41,6 +41,12 @@ func startMembers(tb testing.TB, n int) ([]*Node, time.Duration) {
 // and up) as well.
 func startLoggedMembers(tb testing.TB, n int) ([]*Node, time.Duration, []*logBuffer) {
 	tb.Helper()
+	return startCluster(tb, n, 500*time.Millisecond)
+}
+
+// startCluster is startLoggedMembers with a removal grace of its own.
+func startCluster(tb testing.TB, n int, grace time.Duration) ([]*Node, time.Duration, []*logBuffer) {
+	tb.Helper()
 	var logs []*logBuffer
 	var nodes []*Node
 	var join []string
@@ -62,7 +68,7 @@ func startLoggedMembers(tb testing.TB, n int) ([]*Node, time.Duration, []*logBuf
 		node, err := NewNode(Config{
 			Logger:     slog.New(slog.NewTextHandler(logs[i], nil)),
 			Kinds:      []*cluster.Kind{cluster.NewKind("where", actor.PropsFromProducer(func() actor.Actor { return where{} }))},
-			Membership: &MembershipConfig{Bind: "127.0.0.1:0", Join: join, RemovalGrace: 500 * time.Millisecond, Tune: clustertest.FastGossip},
+			Membership: &MembershipConfig{Bind: "127.0.0.1:0", Join: join, RemovalGrace: grace, Tune: clustertest.FastGossip},
 			Info:       NodeInfo{Name: fmt.Sprintf("n%d", i)},
 		})
 		if err != nil {
@@ -207,14 +213,16 @@ func BenchmarkGrainRequest(b *testing.B) {
 
 // TestClusterSuspectedMemberThatAnswersAgainStays: memberlist declares a
 // member dead and then alive again (a busy node refuting its suspicion)
-// within the removal grace: the member never leaves the topology, so its
-// grains stay where they are and protoactor never blocks it. One that does
-// not answer again is removed after the grace.
+// within the removal grace. The member never leaves protoactor's topology,
+// so protoactor never bars it; meanwhile it owns nothing, so requests for
+// its identities do not wait out the grace, and they come back to it when
+// it answers again. One that does not answer again is removed after the
+// grace.
 func TestClusterSuspectedMemberThatAnswersAgainStays(t *testing.T) {
 	nodes, _ := startMembers(t, 3)
-	observer, victim := nodes[0], nodes[2]
+	observers, victim := nodes[:2], nodes[2]
 	var node *memberlist.Node
-	for _, m := range observer.gossip.ml.Members() {
+	for _, m := range observers[0].gossip.ml.Members() {
 		if m.Name == victim.gossip.ml.LocalNode().Name {
 			node = m
 		}
@@ -222,8 +230,14 @@ func TestClusterSuspectedMemberThatAnswersAgainStays(t *testing.T) {
 	if node == nil {
 		t.Fatal("the observer does not know the victim")
 	}
+	// Both observers hear it, as memberlist's gossip would tell them.
+	notify := func(event func(*gossipEvents, *memberlist.Node)) {
+		for _, o := range observers {
+			event((*gossipEvents)(o.gossip), node)
+		}
+	}
 	stateOfVictim := func() string {
-		for _, m := range observer.Members() {
+		for _, m := range observers[0].Members() {
 			if m.Address == victim.Address() {
 				return m.State
 			}
@@ -234,7 +248,7 @@ func TestClusterSuspectedMemberThatAnswersAgainStays(t *testing.T) {
 	victims := func() int {
 		n := 0
 		for i := range 30 {
-			res, err := observer.Request(ctx, "where", fmt.Sprintf("s%d", i), wrapperspb.String("?"))
+			res, err := observers[0].Request(ctx, "where", fmt.Sprintf("s%d", i), wrapperspb.String("?"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -249,32 +263,115 @@ func TestClusterSuspectedMemberThatAnswersAgainStays(t *testing.T) {
 		t.Fatal("no identity lives on the victim")
 	}
 
-	events := (*gossipEvents)(observer.gossip)
-	events.NotifyLeave(node)
+	notify((*gossipEvents).NotifyLeave)
 	if s := stateOfVictim(); s != "suspect" {
 		t.Fatalf("a member that stopped answering is %s, want suspect during the grace", s)
 	}
-	if n := victims(); n != before {
-		t.Fatalf("during the grace %d identities live on the suspect, %d before", n, before)
+	if n := victims(); n != 0 {
+		t.Fatalf("during the grace %d identities live on the suspect, want none", n)
 	}
-	events.NotifyJoin(node)
+	notify((*gossipEvents).NotifyJoin)
 	if s := stateOfVictim(); s != "alive" {
 		t.Fatalf("a refuted suspect is %s, want alive", s)
 	}
-	observer.gossip.mu.Lock()
-	pending := len(observer.gossip.suspects)
-	observer.gossip.mu.Unlock()
+	if n := victims(); n != before {
+		t.Fatalf("%d identities live on the refuted suspect, %d before it was suspected", n, before)
+	}
+	observers[0].gossip.mu.Lock()
+	pending := len(observers[0].gossip.suspects)
+	observers[0].gossip.mu.Unlock()
 	if pending != 0 {
 		t.Fatalf("%d removals still pending after the refutation", pending)
 	}
 
 	// Not refuted: removed once the grace is over.
-	events.NotifyLeave(node)
+	notify((*gossipEvents).NotifyLeave)
 	deadline := time.Now().Add(10 * time.Second)
 	for stateOfVictim() != "removed" {
 		if time.Now().After(deadline) {
 			t.Fatal("a member that never answered again was not removed")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// crash stops n as a killed process would: it does not leave, and the
+// others learn of it only by its silence.
+func crash(t *testing.T, n *Node) {
+	t.Helper()
+	p := n.gossip
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
+	close(p.done)
+	if err := p.ml.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	p.wg.Wait()
+	n.mu.Lock()
+	n.stopped = true
+	n.mu.Unlock()
+	n.lookup.Shutdown()
+	n.cluster.Shutdown(false)
+}
+
+// TestClusterRestartAtItsAddressReplacesTheDeadRun: a node killed and
+// started again at its address (as a supervisor restarts it) replaces its
+// dead run at once, without the removal grace: requests for its identities
+// do not wait for memberlist to find the dead run dead.
+func TestClusterRestartAtItsAddressReplacesTheDeadRun(t *testing.T) {
+	// A grace longer than the test: only the restart can remove the
+	// dead run in time.
+	nodes, _, logs := startCluster(t, 3, time.Hour)
+	observer, victim := nodes[0], nodes[2]
+	host, port, err := splitHostPort(victim.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadID := victim.ID()
+	crash(t, victim)
+
+	again, err := NewNode(Config{
+		Host:       host,
+		Port:       port,
+		Kinds:      []*cluster.Kind{cluster.NewKind("where", actor.PropsFromProducer(func() actor.Actor { return where{} }))},
+		Membership: &MembershipConfig{Bind: "127.0.0.1:0", Join: []string{observer.GossipAddress()}, RemovalGrace: time.Hour, Tune: clustertest.FastGossip},
+		Info:       NodeInfo{Name: "n2"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(again.Stop)
+
+	seen := func(id string) bool {
+		for _, m := range observer.Members() {
+			if m.ID == id {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !seen(again.ID()) {
+		if time.Now().After(deadline) {
+			t.Fatal("the observer never saw the restarted node")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if seen(deadID) {
+		t.Fatalf("the observer sees the dead run beside its restart: %+v", observer.Members())
+	}
+	if got := logs[0].lines(`msg="cluster member removed: it runs again at its address" member=n2`); len(got) != 1 {
+		t.Errorf("the observer logged %q about the dead run, want one line", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 30 {
+		if _, err := observer.Request(ctx, "where", fmt.Sprintf("r%d", i), wrapperspb.String("?")); err != nil {
+			t.Fatalf("identity r%d after the restart: %v", i, err)
+		}
 	}
 }

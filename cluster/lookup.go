@@ -3,6 +3,8 @@ package cluster
 import (
 	"hash/fnv"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +53,12 @@ func (t *topology) owner(kind, identity string) string {
 // stale view gets no PID and retries. Under membership change there may be a
 // moment with no owner; there are never two views that both activate.
 //
+// A member that stopped answering (or is leaving) owns nothing, though it
+// stays in protoactor's topology for the removal grace: its identities move
+// to the others at once, and requests for them do not wait out the grace.
+// Grains keep no state, so moving them, and back if it answers again, is
+// free.
+//
 // It keeps no caller-side PID cache: a request asks the owner's placement
 // actor each time, which costs one local message on a single node and makes
 // passivated grains free to go.
@@ -62,6 +70,10 @@ type identityLookup struct {
 	sub       *eventstream.Subscription
 	placement *actor.PID
 	stopOnce  sync.Once
+
+	mu       sync.Mutex               // orders the view's updates
+	latest   *cluster.ClusterTopology // protoactor's; nil before the first
+	excluded map[string]bool          // IDs of members that own nothing
 }
 
 var _ cluster.IdentityLookup = (*identityLookup)(nil)
@@ -74,12 +86,6 @@ func newIdentityLookup(logger *slog.Logger, timeout time.Duration) *identityLook
 
 func (l *identityLookup) Setup(c *cluster.Cluster, _ []string, _ bool) {
 	l.c = c
-	l.sub = c.ActorSystem.EventStream.Subscribe(func(ev any) {
-		if t, ok := ev.(*cluster.ClusterTopology); ok {
-			l.view.Store(&topology{hash: t.TopologyHash, members: t.Members})
-			l.c.ActorSystem.Root.Send(l.placement, t)
-		}
-	})
 	props := actor.PropsFromProducer(func() actor.Actor { return &placementActor{l: l, grains: map[string]*actor.PID{}} })
 	pid, err := c.ActorSystem.Root.SpawnNamed(props, placementName)
 	if err != nil {
@@ -87,8 +93,91 @@ func (l *identityLookup) Setup(c *cluster.Cluster, _ []string, _ bool) {
 		// a programming error.
 		panic("cluster: spawn placement actor: " + err.Error())
 	}
+	l.mu.Lock()
 	l.placement = pid
+	l.mu.Unlock()
+	l.sub = c.ActorSystem.EventStream.Subscribe(func(ev any) {
+		if t, ok := ev.(*cluster.ClusterTopology); ok {
+			l.mu.Lock()
+			l.latest = t
+			maps.DeleteFunc(l.excluded, func(id string, _ bool) bool { return !l.inLatestLocked(id) })
+			l.rebuildLocked()
+			l.mu.Unlock()
+		}
+	})
 }
+
+// exclude sets the members (by ID) that own nothing: those that stopped
+// answering or are leaving. A member excluded before stays excluded, unless
+// alive says it answers again, until protoactor's topology drops it: the
+// membership drops it first, and it must not own its IDs in between.
+func (l *identityLookup) exclude(ids, alive map[string]bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	next := maps.Clone(ids)
+	if next == nil {
+		next = map[string]bool{}
+	}
+	for id := range l.excluded {
+		if !alive[id] && l.inLatestLocked(id) {
+			next[id] = true
+		}
+	}
+	if maps.Equal(next, l.excluded) {
+		return
+	}
+	l.excluded = next
+	l.rebuildLocked()
+}
+
+// inLatestLocked says whether protoactor's topology has the member. l.mu
+// is held.
+func (l *identityLookup) inLatestLocked(id string) bool {
+	if l.latest == nil {
+		return false
+	}
+	for _, m := range l.latest.Members {
+		if m.Id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// rebuildLocked makes the view from protoactor's topology without the
+// excluded members, and tells the placement actor. Its hash covers the
+// exclusions, so that callers and owners that disagree on them do not
+// activate. l.mu is held.
+func (l *identityLookup) rebuildLocked() {
+	if l.latest == nil {
+		return
+	}
+	view := &topology{hash: l.latest.TopologyHash}
+	var out []string
+	for _, m := range l.latest.Members {
+		if l.excluded[m.Id] {
+			out = append(out, m.Id)
+			continue
+		}
+		view.members = append(view.members, m)
+	}
+	if len(out) > 0 {
+		slices.Sort(out)
+		h := fnv.New64a()
+		for _, id := range out {
+			_, _ = h.Write([]byte(id))
+			_, _ = h.Write([]byte{0})
+		}
+		view.hash ^= h.Sum64()
+	}
+	l.view.Store(view)
+	if l.placement != nil {
+		l.c.ActorSystem.Root.Send(l.placement, viewChanged{})
+	}
+}
+
+// viewChanged tells the placement actor that the view changed.
+type viewChanged struct{}
 
 // Get returns the PID of the grain, activating it on its owner, or nil if
 // no owner would activate it under the caller's view right now.
@@ -159,7 +248,7 @@ func (p *placementActor) Receive(ctx actor.Context) {
 				break
 			}
 		}
-	case *cluster.ClusterTopology:
+	case viewChanged:
 		// Grains this member no longer owns stop; their state lives in
 		// durable stores, and the new owner activates them on demand.
 		view := p.l.view.Load()

@@ -78,6 +78,10 @@ type memberMeta struct {
 	Port    int      `json:"port"`
 	Kinds   []string `json:"kinds"`
 	Leaving bool     `json:"leaving,omitempty"`
+	// Started (Unix nanoseconds) orders the runs of a node at one
+	// address: the later one is alive, since two processes cannot
+	// listen on one port. 0 from builds that did not say.
+	Started int64 `json:"started,omitempty"`
 }
 
 // gossipProvider is a cluster.ClusterProvider over memberlist.
@@ -99,16 +103,19 @@ type gossipProvider struct {
 	wg       sync.WaitGroup
 
 	peers *peerLogState // told which peers are alive
+	// exclude is told which members own no grains (suspects and those
+	// leaving), and which are alive.
+	exclude func(excluded, alive map[string]bool)
 }
 
 var _ cluster.ClusterProvider = (*gossipProvider)(nil)
 
-func newGossipProvider(cfg MembershipConfig, info NodeInfo, logger *slog.Logger, peers *peerLogState) *gossipProvider {
+func newGossipProvider(cfg MembershipConfig, info NodeInfo, logger *slog.Logger, peers *peerLogState, exclude func(excluded, alive map[string]bool)) *gossipProvider {
 	if cfg.RemovalGrace <= 0 {
 		cfg.RemovalGrace = RemovalGraceDefault
 	}
 	return &gossipProvider{cfg: cfg, info: info, logger: logger, members: map[string]memberMeta{},
-		suspects: map[string]*time.Timer{}, changed: make(chan struct{}, 1), done: make(chan struct{}), peers: peers}
+		suspects: map[string]*time.Timer{}, changed: make(chan struct{}, 1), done: make(chan struct{}), peers: peers, exclude: exclude}
 }
 
 // changedLocked tells protoactor's log which peers are alive, and asks the
@@ -119,17 +126,25 @@ func (p *gossipProvider) changedLocked() {
 }
 
 // tellAliveLocked tells protoactor's log which peers are alive (see
-// peerLog). p.mu is held.
+// peerLog), and the grains' placement which members own none (see
+// identityLookup). p.mu is held.
 func (p *gossipProvider) tellAliveLocked() {
-	alive := map[string]bool{}
+	alive, excluded := map[string]bool{}, map[string]bool{}
 	for name, m := range p.members {
-		if _, suspect := p.suspects[name]; suspect || m.Leaving || m.ID == p.self.ID {
+		if m.ID == p.self.ID {
+			continue
+		}
+		if _, suspect := p.suspects[name]; suspect || m.Leaving {
+			excluded[m.ID] = true
 			continue
 		}
 		alive[m.ID] = true
 		alive[m.address()] = true
 	}
 	p.peers.setAlive(alive)
+	if p.exclude != nil {
+		p.exclude(excluded, alive)
+	}
 }
 
 // address is the member's actor address, host:port.
@@ -153,7 +168,7 @@ func (p *gossipProvider) StartMember(c *cluster.Cluster) error {
 	if err != nil {
 		return err
 	}
-	p.self = memberMeta{NodeInfo: p.info, ID: c.ActorSystem.ID, Host: host, Port: port, Kinds: c.GetClusterKinds()}
+	p.self = memberMeta{NodeInfo: p.info, ID: c.ActorSystem.ID, Host: host, Port: port, Kinds: c.GetClusterKinds(), Started: time.Now().UnixNano()}
 	sort.Strings(p.self.Kinds)
 	if b, _ := json.Marshal(p.self); len(b) > memberlist.MetaMaxSize {
 		return fmt.Errorf("cluster: this node's description (%d bytes: queue names and more) exceeds memberlist's %d", len(b), memberlist.MetaMaxSize)
@@ -347,6 +362,10 @@ func (e *gossipEvents) set(n *memberlist.Node) {
 		return
 	}
 	_, known := p.members[n.Name]
+	if !known && m.ID != p.self.ID && p.earlierRunLocked(n.Name, m) {
+		// Gossip about a run that a later one at its address replaced.
+		return
+	}
 	t, suspect := p.suspects[n.Name]
 	if suspect {
 		t.Stop()
@@ -357,10 +376,38 @@ func (e *gossipEvents) set(n *memberlist.Node) {
 	case m.ID == p.self.ID:
 	case !known:
 		p.logger.Info("cluster member joined", slog.String("member", m.Name), slog.String("address", m.address()))
+		// A member at the same actor address that started earlier is an
+		// earlier run of this one: it is gone, so its grains need not
+		// wait for memberlist to find it dead.
+		for name, old := range p.members {
+			if name != n.Name && old.ID != p.self.ID && old.address() == m.address() && old.Started < m.Started {
+				if t, ok := p.suspects[name]; ok {
+					t.Stop()
+					delete(p.suspects, name)
+				}
+				delete(p.members, name)
+				p.logger.Info("cluster member removed: it runs again at its address", slog.String("member", old.Name))
+			}
+		}
 	case suspect:
 		p.logger.Info("cluster member answers again", slog.String("member", m.Name))
 	}
 	p.changedLocked()
+}
+
+// earlierRunLocked says whether m, not yet a member, is a run that one at
+// its address started later (this node, or a member) has replaced. p.mu is
+// held.
+func (p *gossipProvider) earlierRunLocked(name string, m memberMeta) bool {
+	if p.self.address() == m.address() && p.self.Started > m.Started {
+		return true
+	}
+	for other, o := range p.members {
+		if other != name && o.address() == m.address() && o.Started > m.Started {
+			return true
+		}
+	}
+	return false
 }
 
 // NotifyLeave drops a member that left, at once; one that stopped answering

@@ -24,8 +24,11 @@ const (
 	NameDefault           = "sql-jobber"
 	HostDefault           = "127.0.0.1"
 	RequestTimeoutDefault = 10 * time.Second
-	// activationTimeout bounds one ask of a placement actor.
-	activationTimeout = 5 * time.Second
+	// activationTimeout bounds one ask of a placement actor. An
+	// activation takes well under a millisecond; an ask of a member that
+	// died waits this long before the request asks again, under the
+	// membership's next view.
+	activationTimeout = 2 * time.Second
 	// dialTimeout bounds connecting to another member.
 	dialTimeout = 2 * time.Second
 )
@@ -96,7 +99,7 @@ func NewNode(cfg Config) (*Node, error) {
 	}))
 	n := &Node{cfg: cfg, system: system, peers: peers, lookup: newIdentityLookup(logger, activationTimeout)}
 	if cfg.Membership != nil {
-		n.gossip = newGossipProvider(*cfg.Membership, cfg.Info, logger, peers)
+		n.gossip = newGossipProvider(*cfg.Membership, cfg.Info, logger, peers, n.lookup.exclude)
 		n.provider = n.gossip
 	} else {
 		n.provider = &singleProvider{}
