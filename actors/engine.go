@@ -444,6 +444,8 @@ func replyError(r *jobpb.Reply, kind string, notFound error, id string) error {
 		return &FinishedError{Kind: kind, ID: r.JobId, State: r.State}
 	case jobpb.Reply_OUTCOME_UNAVAILABLE:
 		return ErrStopping
+	case jobpb.Reply_OUTCOME_TIMED_OUT:
+		return fmt.Errorf("%w: %s timed out: %w", cluster.ErrUnavailable, kind, context.DeadlineExceeded)
 	}
 	return errors.New(r.Error)
 }

@@ -110,7 +110,22 @@ func failed(err error) *jobpb.Reply {
 		// caller's answer is 503, to try again, not 500.
 		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_UNAVAILABLE, Error: err.Error()}
 	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Most often a request that spent its time finding the grain
+		// while its owner died: 503 as well.
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_TIMED_OUT, Error: err.Error()}
+	}
 	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_FAILED, Error: err.Error()}
+}
+
+// failure says whether a reply says the request failed, whatever the
+// reason.
+func failure(r *jobpb.Reply) bool {
+	switch r.Outcome {
+	case jobpb.Reply_OUTCOME_FAILED, jobpb.Reply_OUTCOME_UNAVAILABLE, jobpb.Reply_OUTCOME_TIMED_OUT:
+		return true
+	}
+	return false
 }
 
 func okReply() *jobpb.Reply { return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK} }

@@ -86,7 +86,7 @@ func (e *Engine) expire() {
 	}
 	for _, j := range jobs {
 		reply, err := e.request(ctx, jobKind, j.ID, &jobpb.ExpireJob{JobId: j.ID, UpdatedAtUnixMicros: j.UpdatedAt.UnixMicro()})
-		if err == nil && reply.Outcome == jobpb.Reply_OUTCOME_FAILED {
+		if err == nil && failure(reply) {
 			e.logger.Warn("expire job results", slog.String("job_id", j.ID), slog.String("error", reply.Error))
 		}
 	}

@@ -5,28 +5,34 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/sql-jobber/sql-jobber/cluster"
 )
 
 // TestAStoppingNodesRepliesSayTryAgain: a grain whose node stops while it
 // works (its context cancelled) answers "unavailable", which the caller's
 // node turns into ErrStopping (503, try again), not an error of its own
-// (500). Other failures stay failures.
+// (500); one whose request's time ran out answers "timed out", which
+// becomes cluster.ErrUnavailable (503 too). Other failures stay failures.
 func TestAStoppingNodesRepliesSayTryAgain(t *testing.T) {
 	for _, tc := range []struct {
-		err      error
-		stopping bool
+		err                   error
+		stopping, unavailable bool
 	}{
-		{fmt.Errorf("admit job: %w", context.Canceled), true},
-		{ErrStopping, true},
-		{fmt.Errorf("admit job: %w", context.DeadlineExceeded), false},
-		{errors.New("connection refused"), false},
+		{fmt.Errorf("admit job: %w", context.Canceled), true, false},
+		{ErrStopping, true, false},
+		{fmt.Errorf("admit job: %w", context.DeadlineExceeded), false, true},
+		{errors.New("connection refused"), false, false},
 	} {
 		err := replyError(failed(tc.err), "job", ErrJobNotFound, "j")
+		if err == nil {
+			t.Fatalf("a grain's %q reaches its caller as no error", tc.err)
+		}
 		if got := errors.Is(err, ErrStopping); got != tc.stopping {
 			t.Errorf("a grain's %q reaches its caller as %v; stopping %v, want %v", tc.err, err, got, tc.stopping)
 		}
-		if err == nil {
-			t.Errorf("a grain's %q reaches its caller as no error", tc.err)
+		if got := errors.Is(err, cluster.ErrUnavailable); got != tc.unavailable {
+			t.Errorf("a grain's %q reaches its caller as %v; unavailable %v, want %v", tc.err, err, got, tc.unavailable)
 		}
 	}
 }

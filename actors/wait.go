@@ -67,7 +67,7 @@ func (w *waiters) receive(ctx actor.Context) bool {
 // when it finishes or after millis.
 func (w *waiters) wait(ctx actor.Context, id string, millis int64) {
 	reply, final := w.state(id)
-	if final || reply.Outcome == jobpb.Reply_OUTCOME_FAILED || millis <= 0 || ctx.Sender() == nil {
+	if final || failure(reply) || millis <= 0 || ctx.Sender() == nil {
 		ctx.Respond(reply)
 		return
 	}
@@ -163,8 +163,8 @@ func (e *Engine) wait(ctx context.Context, kind, id string, d time.Duration, msg
 		return fmt.Errorf("wait for %s: %w", kind, err)
 	case reply.Outcome == jobpb.Reply_OUTCOME_NOT_FOUND:
 		return fmt.Errorf("%w: %q", notFound, id)
-	case reply.Outcome == jobpb.Reply_OUTCOME_FAILED:
-		return fmt.Errorf("wait for %s: %s", kind, reply.Error)
+	case failure(reply):
+		return fmt.Errorf("wait for %s: %w", kind, replyError(reply, kind, notFound, id))
 	}
 	return nil
 }

@@ -185,6 +185,13 @@ func (p *gossipProvider) StartMember(c *cluster.Cluster) error {
 			return fmt.Errorf("cluster advertise address: %w", err)
 		}
 	}
+	// A member suspected by fewer peers than memberlist expects to
+	// confirm it (in a small cluster, or one where a restarted member's
+	// earlier run still counts) is declared dead only as the suspicion
+	// timeout falls from its maximum: 6x the minimum by default, 11 s
+	// instead of 4 in a cluster of three. Its IDs wait that long, so the
+	// maximum is kept at 3x (7 s there).
+	conf.SuspicionMaxTimeoutMult = 3
 	conf.Delegate = (*gossipDelegate)(p)
 	conf.Events = (*gossipEvents)(p)
 	conf.Logger = slog.NewLogLogger(p.logger.With(slog.String("component", "memberlist")).Handler(), slog.LevelDebug)

@@ -40,6 +40,10 @@ const (
 	// The grain's node is shutting down; the request may be sent again
 	// (the ID's next owner answers it).
 	Reply_OUTCOME_UNAVAILABLE Reply_Outcome = 6
+	// The request's time ran out (the caller's deadline, or the ledger's
+	// timeout) before the grain was done; it may or may not have been
+	// done.
+	Reply_OUTCOME_TIMED_OUT Reply_Outcome = 7
 )
 
 // Enum value maps for Reply_Outcome.
@@ -52,6 +56,7 @@ var (
 		4: "OUTCOME_FINISHED",
 		5: "OUTCOME_FAILED",
 		6: "OUTCOME_UNAVAILABLE",
+		7: "OUTCOME_TIMED_OUT",
 	}
 	Reply_Outcome_value = map[string]int32{
 		"OUTCOME_UNSPECIFIED": 0,
@@ -61,6 +66,7 @@ var (
 		"OUTCOME_FINISHED":    4,
 		"OUTCOME_FAILED":      5,
 		"OUTCOME_UNAVAILABLE": 6,
+		"OUTCOME_TIMED_OUT":   7,
 	}
 )
 
@@ -1030,12 +1036,12 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\x05purge\x18\x02 \x01(\bR\x05purge\"'\n" +
 	"\n" +
 	"PurgeGroup\x12\x19\n" +
-	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\xa9\x02\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\xc0\x02\n" +
 	"\x05Reply\x12:\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2 .sqljobber.jobs.v1.Reply.OutcomeR\aoutcome\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"\xa0\x01\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\xb7\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1044,7 +1050,8 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\x0eOUTCOME_ACTIVE\x10\x03\x12\x14\n" +
 	"\x10OUTCOME_FINISHED\x10\x04\x12\x12\n" +
 	"\x0eOUTCOME_FAILED\x10\x05\x12\x17\n" +
-	"\x13OUTCOME_UNAVAILABLE\x10\x06\"!\n" +
+	"\x13OUTCOME_UNAVAILABLE\x10\x06\x12\x15\n" +
+	"\x11OUTCOME_TIMED_OUT\x10\a\"!\n" +
 	"\tWakeQueue\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\"\"\n" +
 	"\tCancelRun\x12\x15\n" +
