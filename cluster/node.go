@@ -174,7 +174,9 @@ func (n *Node) Stop() {
 	// not use (grain state is durable elsewhere).
 	members := n.cluster.MemberList.Members().Members()
 	if err := n.provider.Shutdown(true); err != nil {
-		n.cfg.Logger.Warn("leave the cluster", slog.Any("error", err))
+		// Most often every member is stopping at once and none is left
+		// to hear it; a member that is not finds this one dead instead.
+		n.cfg.Logger.Info("left the cluster unheard", slog.Any("error", err))
 	}
 	n.lookup.Shutdown()
 	// protoactor's non-graceful shutdown stops its server but not the
