@@ -239,13 +239,18 @@ var ErrUnavailable = errors.New("cluster: grain unavailable")
 // activating the grain on its owner if needed. A request that finds the
 // grain stopping, or no owner, is retried with backoff until ctx ends.
 func (n *Node) Request(ctx context.Context, kind, identity string, msg proto.Message) (any, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		// The bound is for the whole request, retries included, as the
+		// grain's own deadline is.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.RequestTimeout)
+		defer cancel()
+	}
 	ci := cluster.NewClusterIdentity(identity, kind)
 	backoff := 5 * time.Millisecond
 	for {
-		timeout := n.cfg.RequestTimeout
-		if dl, ok := ctx.Deadline(); ok {
-			timeout = time.Until(dl)
-		}
+		dl, _ := ctx.Deadline()
+		timeout := time.Until(dl)
 		if timeout <= 0 {
 			return nil, fmt.Errorf("%w: %w", ErrUnavailable, context.DeadlineExceeded)
 		}

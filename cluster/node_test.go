@@ -96,6 +96,36 @@ func TestRequestToAnUnknownKindGivesUp(t *testing.T) {
 	}
 }
 
+// TestRequestWithoutADeadlineGivesUpAfterTheRequestTimeout: the node's
+// request timeout bounds a request whose context has none, retries and all
+// (an HTTP request has none): it does not retry for as long as its caller
+// waits.
+func TestRequestWithoutADeadlineGivesUpAfterTheRequestTimeout(t *testing.T) {
+	n, err := NewNode(Config{RequestTimeout: 300 * time.Millisecond, Kinds: []*cluster.Kind{cluster.NewKind("echo",
+		actor.PropsFromProducer(func() actor.Actor { return &echo{idle: time.Minute} }))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	// No member hosts kind "nope", so every try finds no owner.
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.Request(context.Background(), "nope", "x", wrapperspb.String("hi"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err %v, want ErrUnavailable for a deadline", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a request without a deadline kept retrying for a minute")
+	}
+}
+
 func TestStartFailsWithAnErrorWhenThePortIsTaken(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
