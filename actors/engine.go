@@ -420,15 +420,33 @@ func (e *Engine) request(ctx context.Context, kind, id string, msg proto.Message
 			return nil, ErrStopping
 		}
 	}
-	res, err := e.node.Request(ctx, kind, id, msg)
-	if err != nil {
-		return nil, err
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.node.RequestTimeout())
+		defer cancel()
 	}
-	reply, ok := res.(*jobpb.Reply)
-	if !ok {
-		return nil, fmt.Errorf("unexpected reply %T", res)
+	// A grain whose node is stopping refuses, having done nothing: ask
+	// again until the ID's next owner answers, or the time is up.
+	backoff := 20 * time.Millisecond
+	for {
+		res, err := e.node.Request(ctx, kind, id, msg)
+		if err != nil {
+			return nil, err
+		}
+		reply, ok := res.(*jobpb.Reply)
+		if !ok {
+			return nil, fmt.Errorf("unexpected reply %T", res)
+		}
+		if reply.Outcome != jobpb.Reply_OUTCOME_UNAVAILABLE {
+			return reply, nil
+		}
+		select {
+		case <-ctx.Done():
+			return reply, nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 250*time.Millisecond)
 	}
-	return reply, nil
 }
 
 // replyError maps a grain's reply to the errors callers branch on.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sql-jobber/sql-jobber/actors/jobpb"
 	"github.com/sql-jobber/sql-jobber/resultsink"
@@ -34,7 +35,7 @@ func newJobGrain(e *Engine) *jobGrain {
 }
 
 func (g *jobGrain) Receive(ctx actor.Context) {
-	if g.waiters.receive(ctx) {
+	if g.waiters.receive(ctx) || g.e.refuseIfStopped(ctx) {
 		return
 	}
 	switch msg := ctx.Message().(type) {
@@ -105,17 +106,33 @@ func (e *Engine) callerContext(deadlineUnixMicros int64) (context.Context, conte
 }
 
 func failed(err error) *jobpb.Reply {
-	if errors.Is(err, ErrStopping) || errors.Is(err, context.Canceled) {
-		// The engine's context ends only when the node stops: the
-		// caller's answer is 503, to try again, not 500.
+	if errors.Is(err, ErrStopping) {
+		// Refused before anything was done: the caller asks again,
+		// and the ID's next owner answers.
 		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_UNAVAILABLE, Error: err.Error()}
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		// Most often a request that spent its time finding the grain
-		// while its owner died: 503 as well.
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		// Out of time (most often a request that spent it finding the
+		// grain while its owner died), or cut off by this node's stop
+		// (the engine's context ends only then): done or not, the
+		// caller's answer is 503, not 500.
 		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_TIMED_OUT, Error: err.Error()}
 	}
 	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_FAILED, Error: err.Error()}
+}
+
+// refuseIfStopped answers a request that reaches a grain after its node's
+// engine stopped: unavailable, nothing done, so that the caller asks again
+// (see Engine.request).
+func (e *Engine) refuseIfStopped(ctx actor.Context) bool {
+	if e.ctx == nil || e.ctx.Err() == nil || ctx.Sender() == nil {
+		return false
+	}
+	if _, ok := ctx.Message().(proto.Message); !ok {
+		return false
+	}
+	ctx.Respond(failed(ErrStopping))
+	return true
 }
 
 // failure says whether a reply says the request failed, whatever the

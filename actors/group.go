@@ -203,7 +203,7 @@ func newGroupGrain(e *Engine) *groupGrain {
 }
 
 func (g *groupGrain) Receive(ctx actor.Context) {
-	if g.waiters.receive(ctx) {
+	if g.waiters.receive(ctx) || g.e.refuseIfStopped(ctx) {
 		return
 	}
 	switch msg := ctx.Message().(type) {

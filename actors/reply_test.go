@@ -9,17 +9,18 @@ import (
 	"github.com/sql-jobber/sql-jobber/cluster"
 )
 
-// TestAStoppingNodesRepliesSayTryAgain: a grain whose node stops while it
-// works (its context cancelled) answers "unavailable", which the caller's
-// node turns into ErrStopping (503, try again), not an error of its own
-// (500); one whose request's time ran out answers "timed out", which
-// becomes cluster.ErrUnavailable (503 too). Other failures stay failures.
+// TestAStoppingNodesRepliesSayTryAgain: a grain whose node is stopping
+// refuses with "unavailable", which the caller's node, once it stops
+// asking again, turns into ErrStopping (503); one whose time ran out, or
+// whose node stopped while it worked, answers "timed out", which becomes
+// cluster.ErrUnavailable (503 too), not an error of its own (500). Other
+// failures stay failures.
 func TestAStoppingNodesRepliesSayTryAgain(t *testing.T) {
 	for _, tc := range []struct {
 		err                   error
 		stopping, unavailable bool
 	}{
-		{fmt.Errorf("admit job: %w", context.Canceled), true, false},
+		{fmt.Errorf("admit job: %w", context.Canceled), false, true},
 		{ErrStopping, true, false},
 		{fmt.Errorf("admit job: %w", context.DeadlineExceeded), false, true},
 		{errors.New("connection refused"), false, false},

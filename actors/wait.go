@@ -164,7 +164,12 @@ func (e *Engine) wait(ctx context.Context, kind, id string, d time.Duration, msg
 	case reply.Outcome == jobpb.Reply_OUTCOME_NOT_FOUND:
 		return fmt.Errorf("%w: %q", notFound, id)
 	case failure(reply):
-		return fmt.Errorf("wait for %s: %w", kind, replyError(reply, kind, notFound, id))
+		err := replyError(reply, kind, notFound, id)
+		if errors.Is(err, cluster.ErrUnavailable) && errors.Is(err, context.DeadlineExceeded) {
+			// Out of time: the wait ends, as one that finds no grain.
+			return nil
+		}
+		return fmt.Errorf("wait for %s: %w", kind, err)
 	}
 	return nil
 }

@@ -51,7 +51,11 @@ func (t *topology) owner(kind, identity string) string {
 // the member that owns its identity, and only when the caller's view of the
 // membership is the owner's own view (same topology hash). A caller with a
 // stale view gets no PID and retries. Under membership change there may be a
-// moment with no owner; there are never two views that both activate.
+// moment with no owner. Members whose views agree never both activate; a
+// member cut off from the others (or suspected while alive) still serves
+// its own callers while the others serve the same IDs, which is why no
+// correctness rests on one grain per ID: the ledger's conditional writes
+// and run fencing do.
 //
 // A member that stopped answering (or is leaving) owns nothing, though it
 // stays in protoactor's topology for the removal grace: its identities move
@@ -182,6 +186,11 @@ type viewChanged struct{}
 // Get returns the PID of the grain, activating it on its owner, or nil if
 // no owner would activate it under the caller's view right now.
 func (l *identityLookup) Get(ci *cluster.ClusterIdentity) *actor.PID {
+	return l.getWithin(ci, l.timeout)
+}
+
+// getWithin is Get, asking the owner for at most timeout.
+func (l *identityLookup) getWithin(ci *cluster.ClusterIdentity, timeout time.Duration) *actor.PID {
 	view := l.view.Load()
 	owner := view.owner(ci.Kind, ci.Identity)
 	if owner == "" {
@@ -192,7 +201,7 @@ func (l *identityLookup) Get(ci *cluster.ClusterIdentity) *actor.PID {
 		target = actor.NewPID(owner, placementName)
 	}
 	res, err := l.c.ActorSystem.Root.RequestFuture(target,
-		&cluster.ActivationRequest{ClusterIdentity: ci, TopologyHash: view.hash}, l.timeout).Result()
+		&cluster.ActivationRequest{ClusterIdentity: ci, TopologyHash: view.hash}, timeout).Result()
 	if err != nil {
 		return nil
 	}

@@ -1,10 +1,12 @@
 package cluster
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"sort"
@@ -97,6 +99,10 @@ type gossipProvider struct {
 	self     memberMeta
 	members  map[string]memberMeta  // alive or suspect, by memberlist name
 	suspects map[string]*time.Timer // pending removals
+	// shadowed are runs, by memberlist name, that a run at their address
+	// started later replaced; memberlist does not announce them again, so
+	// they are kept here in case the later run goes first.
+	shadowed map[string]memberMeta
 	stopped  bool
 	changed  chan struct{}
 	done     chan struct{}
@@ -115,7 +121,8 @@ func newGossipProvider(cfg MembershipConfig, info NodeInfo, logger *slog.Logger,
 		cfg.RemovalGrace = RemovalGraceDefault
 	}
 	return &gossipProvider{cfg: cfg, info: info, logger: logger, members: map[string]memberMeta{},
-		suspects: map[string]*time.Timer{}, changed: make(chan struct{}, 1), done: make(chan struct{}), peers: peers, exclude: exclude}
+		suspects: map[string]*time.Timer{}, shadowed: map[string]memberMeta{}, changed: make(chan struct{}, 1), done: make(chan struct{}),
+		peers: peers, exclude: exclude}
 }
 
 // changedLocked tells protoactor's log which peers are alive, and asks the
@@ -371,8 +378,10 @@ func (e *gossipEvents) set(n *memberlist.Node) {
 	_, known := p.members[n.Name]
 	if !known && m.ID != p.self.ID && p.earlierRunLocked(n.Name, m) {
 		// Gossip about a run that a later one at its address replaced.
+		p.shadowed[n.Name] = m
 		return
 	}
+	delete(p.shadowed, n.Name)
 	t, suspect := p.suspects[n.Name]
 	if suspect {
 		t.Stop()
@@ -389,8 +398,12 @@ func (e *gossipEvents) set(n *memberlist.Node) {
 		for name, old := range p.members {
 			if name != n.Name && old.ID != p.self.ID && old.address() == m.address() && old.Started < m.Started {
 				if t, ok := p.suspects[name]; ok {
+					// memberlist found it dead already, and will
+					// not speak of it again.
 					t.Stop()
 					delete(p.suspects, name)
+				} else {
+					p.shadowed[name] = old
 				}
 				delete(p.members, name)
 				p.logger.Info("cluster member removed: it runs again at its address", slog.String("member", old.Name))
@@ -403,9 +416,13 @@ func (e *gossipEvents) set(n *memberlist.Node) {
 }
 
 // earlierRunLocked says whether m, not yet a member, is a run that one at
-// its address started later (this node, or a member) has replaced. p.mu is
-// held.
+// its address started later (this node, or a member) has replaced. A run
+// that does not say when it started (an earlier build) is never taken for
+// an earlier one. p.mu is held.
 func (p *gossipProvider) earlierRunLocked(name string, m memberMeta) bool {
+	if m.Started == 0 {
+		return false
+	}
 	if p.self.address() == m.address() && p.self.Started > m.Started {
 		return true
 	}
@@ -415,6 +432,26 @@ func (p *gossipProvider) earlierRunLocked(name string, m memberMeta) bool {
 		}
 	}
 	return false
+}
+
+// unshadowLocked makes members of the shadowed runs that no member
+// replaces any more: a member left, and a clock that went back may have
+// made the earlier run look like the later one. p.mu is held.
+func (p *gossipProvider) unshadowLocked() {
+	// The latest first: once it is a member, those before it at its
+	// address stay aside.
+	names := slices.SortedFunc(maps.Keys(p.shadowed), func(a, b string) int {
+		return cmp.Compare(p.shadowed[b].Started, p.shadowed[a].Started)
+	})
+	for _, name := range names {
+		m := p.shadowed[name]
+		if _, ok := p.members[name]; ok || p.earlierRunLocked(name, m) {
+			continue
+		}
+		delete(p.shadowed, name)
+		p.members[name] = m
+		p.logger.Info("cluster member joined", slog.String("member", m.Name), slog.String("address", m.address()))
+	}
 }
 
 // NotifyLeave drops a member that left, at once; one that stopped answering
@@ -427,6 +464,7 @@ func (e *gossipEvents) NotifyLeave(n *memberlist.Node) {
 	if p.stopped {
 		return
 	}
+	delete(p.shadowed, n.Name)
 	known, ok := p.members[n.Name]
 	if !ok {
 		return
@@ -439,6 +477,7 @@ func (e *gossipEvents) NotifyLeave(n *memberlist.Node) {
 		} else {
 			p.logger.Warn("cluster member stopped answering; removed", slog.String("member", known.Name))
 		}
+		p.unshadowLocked()
 		p.changedLocked()
 		return
 	}
@@ -457,6 +496,7 @@ func (e *gossipEvents) NotifyLeave(n *memberlist.Node) {
 		delete(p.suspects, name)
 		delete(p.members, name)
 		p.logger.Info("cluster member removed", slog.String("member", known.Name))
+		p.unshadowLocked()
 		p.changedLocked()
 	})
 	// A suspect stays in protoactor's topology (the grace is for

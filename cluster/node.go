@@ -254,8 +254,8 @@ func (n *Node) Request(ctx context.Context, kind, identity string, msg proto.Mes
 		if timeout <= 0 {
 			return nil, fmt.Errorf("%w: %w", ErrUnavailable, context.DeadlineExceeded)
 		}
-		if pid := n.lookup.Get(ci); pid != nil {
-			res, err := n.system.Root.RequestFuture(pid, msg, timeout).Result()
+		if pid := n.lookup.getWithin(ci, min(n.lookup.timeout, timeout)); pid != nil {
+			res, err := n.system.Root.RequestFuture(pid, msg, max(time.Until(dl), time.Millisecond)).Result()
 			switch {
 			case err == nil:
 				return res, nil

@@ -121,8 +121,8 @@ func TestRequestWithoutADeadlineGivesUpAfterTheRequestTimeout(t *testing.T) {
 		if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err %v, want ErrUnavailable for a deadline", err)
 		}
-	case <-time.After(time.Minute):
-		t.Fatal("a request without a deadline kept retrying for a minute")
+	case <-time.After(10 * time.Second):
+		t.Fatal("a request without a deadline of its own, and a timeout of 300 ms, was still retrying after 10 s")
 	}
 }
 
