@@ -156,19 +156,16 @@ func (e *Engine) wait(ctx context.Context, kind, id string, d time.Duration, msg
 	ctx, cancel := context.WithTimeout(ctx, d+waitSlack)
 	defer cancel()
 	reply, err := e.request(ctx, kind, id, msg)
+	if err == nil && (failure(reply) || reply.Outcome == jobpb.Reply_OUTCOME_NOT_FOUND) {
+		err = replyError(reply, kind, notFound, id)
+	}
 	switch {
 	case errors.Is(err, cluster.ErrUnavailable) && errors.Is(err, context.DeadlineExceeded):
+		// Out of time, finding the grain or at it: the wait ends.
 		return nil
+	case errors.Is(err, notFound):
+		return err
 	case err != nil:
-		return fmt.Errorf("wait for %s: %w", kind, err)
-	case reply.Outcome == jobpb.Reply_OUTCOME_NOT_FOUND:
-		return fmt.Errorf("%w: %q", notFound, id)
-	case failure(reply):
-		err := replyError(reply, kind, notFound, id)
-		if errors.Is(err, cluster.ErrUnavailable) && errors.Is(err, context.DeadlineExceeded) {
-			// Out of time: the wait ends, as one that finds no grain.
-			return nil
-		}
 		return fmt.Errorf("wait for %s: %w", kind, err)
 	}
 	return nil

@@ -97,9 +97,9 @@ func (l *identityLookup) Setup(c *cluster.Cluster, _ []string, _ bool) {
 		// a programming error.
 		panic("cluster: spawn placement actor: " + err.Error())
 	}
-	l.mu.Lock()
+	// Set before the subscription, whose events alone make a view that
+	// rebuildLocked sends the placement actor.
 	l.placement = pid
-	l.mu.Unlock()
 	l.sub = c.ActorSystem.EventStream.Subscribe(func(ev any) {
 		if t, ok := ev.(*cluster.ClusterTopology); ok {
 			l.mu.Lock()
@@ -175,9 +175,7 @@ func (l *identityLookup) rebuildLocked() {
 		view.hash ^= h.Sum64()
 	}
 	l.view.Store(view)
-	if l.placement != nil {
-		l.c.ActorSystem.Root.Send(l.placement, viewChanged{})
-	}
+	l.c.ActorSystem.Root.Send(l.placement, viewChanged{})
 }
 
 // viewChanged tells the placement actor that the view changed.

@@ -305,14 +305,14 @@ func (p *gossipProvider) publish() {
 func (p *gossipProvider) infos() []MemberInfo {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := []MemberInfo{{NodeInfo: p.self.NodeInfo, ID: p.self.ID, Address: net.JoinHostPort(p.self.Host, strconv.Itoa(p.self.Port)),
+	out := []MemberInfo{{NodeInfo: p.self.NodeInfo, ID: p.self.ID, Address: p.self.address(),
 		Self: true, State: stateOf(p.self, false)}}
 	for name, m := range p.members {
 		if m.ID == p.self.ID {
 			continue
 		}
 		_, suspect := p.suspects[name]
-		out = append(out, MemberInfo{NodeInfo: m.NodeInfo, ID: m.ID, Address: net.JoinHostPort(m.Host, strconv.Itoa(m.Port)),
+		out = append(out, MemberInfo{NodeInfo: m.NodeInfo, ID: m.ID, Address: m.address(),
 			State: stateOf(m, suspect)})
 	}
 	slices.SortFunc(out[1:], func(a, b MemberInfo) int { return strings.Compare(a.Name, b.Name) })

@@ -798,9 +798,7 @@ func TestMigrateReplacesTheIndexesOfALedgerInUse(t *testing.T) {
 	ctx := context.Background()
 	b := openBackend(t, sqlexec.Postgres)
 	l := openLedgerOn(t, b, resultsink.LedgerConfig{})
-	if _, err := l.Admit(ctx, resultsink.Job{ID: "a", Task: "t", Queue: "q"}); err != nil {
-		t.Fatal(err)
-	}
+	mustAdmit(t, l, resultsink.Job{ID: "a", Task: "t", Queue: "q"})
 	// Enough finished jobs that an index build takes a while.
 	copyJobs(t, b.DB(), 50000, "'SUCCESS'")
 	indexes := func() string {
@@ -861,9 +859,7 @@ func TestAdmissionWaitingForALockHoldsUpNoOther(t *testing.T) {
 	ctx := context.Background()
 	b := openBackend(t, sqlexec.Postgres)
 	l := openLedgerOn(t, b, resultsink.LedgerConfig{})
-	if _, err := l.Admit(ctx, resultsink.Job{ID: "x", Task: "t", Queue: "q"}); err != nil {
-		t.Fatal(err)
-	}
+	mustAdmit(t, l, resultsink.Job{ID: "x", Task: "t", Queue: "q"})
 	sqlexectest.Exec(t, b.DB(), "UPDATE sqljobber_jobs SET state = 'SUCCESS' WHERE job_id = 'x'")
 	tx, err := b.DB().Postgres().Begin(ctx)
 	if err != nil {
