@@ -38,6 +38,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./cluster/
 
 lint:
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
