@@ -22,37 +22,54 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/actors/jobpb"
-	"github.com/sql-jobber/sql-jobber/cluster"
+	"github.com/sql-jobber/sql-jobber/ledger"
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
 // Ledger is the durable record of jobs and groups, and their queue
-// (resultsink.Ledger).
+// (ledger.Ledger). Each part is what one side of the engine needs.
 type Ledger interface {
-	Admit(ctx context.Context, j resultsink.Job) (*resultsink.Job, error)
-	Start(ctx context.Context, j resultsink.Job, node string, lease time.Duration) (*resultsink.Job, error)
-	AdmitGroup(ctx context.Context, g resultsink.Group, jobs []resultsink.Job) ([]*resultsink.Job, error)
-	Claim(ctx context.Context, queue, node string, n int, lease time.Duration) ([]*resultsink.Job, error)
+	jobRecords
+	runRecords
+	groupRecords
+}
+
+// jobRecords is what a job's grain does to its job, and what readers of a
+// job read.
+type jobRecords interface {
+	Admit(ctx context.Context, j ledger.Job) (*ledger.Job, error)
+	Start(ctx context.Context, j ledger.Job, node string, lease time.Duration) (*ledger.Job, error)
+	Get(ctx context.Context, id string) (*ledger.Job, error)
+	Cancel(ctx context.Context, id string) (*ledger.Job, error)
+	DeleteIfUnchanged(ctx context.Context, j *ledger.Job) (bool, error)
+	Tombstone(ctx context.Context, id string) (*ledger.Tombstone, error)
+	Pending(ctx context.Context, queue string, limit int) ([]*ledger.Job, error)
+}
+
+// runRecords is what queues, runs and the node's housekeeping do.
+type runRecords interface {
+	Claim(ctx context.Context, queue, node string, n int, lease time.Duration) ([]*ledger.Job, error)
 	NextReady(ctx context.Context, queue string) (time.Time, bool, error)
 	Renew(ctx context.Context, runIDs []string, lease time.Duration) (map[string]bool, error)
-	Finish(ctx context.Context, id, runID string, o resultsink.Outcome) error
+	Finish(ctx context.Context, id, runID string, o ledger.Outcome) error
 	Release(ctx context.Context, id, runID string) error
-	Fence(j *resultsink.Job) resultsink.Fence
-	RecoverLost(ctx context.Context, node string) ([]*resultsink.Job, error)
-	Cancel(ctx context.Context, id string) (*resultsink.Job, error)
-	Delete(ctx context.Context, id string) (*resultsink.Job, error)
-	DeleteIfUnchanged(ctx context.Context, j *resultsink.Job) (bool, error)
-	Expired(ctx context.Context, limit int) ([]*resultsink.Job, error)
+	Run(j *ledger.Job) *ledger.Run
+	RecoverLost(ctx context.Context, node string) ([]*ledger.Job, error)
+	Expired(ctx context.Context, limit int) ([]*ledger.Job, error)
 	PendingByQueue(ctx context.Context) (map[string]int64, error)
-	Get(ctx context.Context, id string) (*resultsink.Job, error)
-	Pending(ctx context.Context, queue string, limit int) ([]*resultsink.Job, error)
-	Group(ctx context.Context, id string) (*resultsink.Group, []*resultsink.Job, error)
-	ReleaseGroup(ctx context.Context, id string) ([]*resultsink.Job, error)
+}
+
+// groupRecords is what a group's grain does to its group.
+type groupRecords interface {
+	AdmitGroup(ctx context.Context, g ledger.Group, jobs []ledger.Job) ([]*ledger.Job, error)
+	Group(ctx context.Context, id string) (*ledger.Group, []*ledger.Job, error)
+	ReleaseGroup(ctx context.Context, id string) ([]*ledger.Job, error)
 	HeldGroups(ctx context.Context) ([]string, error)
 	MarkGroupCancelled(ctx context.Context, id string) error
-	DeleteGroup(ctx context.Context, id string) ([]*resultsink.Job, error)
+	DeleteGroup(ctx context.Context, id string) ([]*ledger.Job, error)
 }
 
 // Tasks is the task registry (sqlexec.Registry).
@@ -72,10 +89,32 @@ type Results interface {
 	ReservedTable(name string) bool
 }
 
+// TableReader reads pages of results tables (resultsink.Reader).
+type TableReader interface {
+	Read(ctx context.Context, t resultsink.Table, q resultsink.Query) (*resultsink.Page, error)
+}
+
+// Node is this process's member of the cluster (cluster.Node): the actor
+// system the engine's actors live in, and requests to grains wherever they
+// are.
+type Node interface {
+	System() *actor.ActorSystem
+	// Request sends msg to the grain kind/identity, wherever it is, and
+	// returns its reply; an unreachable grain gives an error wrapping
+	// sqljobber.ErrUnavailable.
+	Request(ctx context.Context, kind, identity string, msg proto.Message) (any, error)
+	// RequestTimeout bounds a request whose context has no deadline.
+	RequestTimeout() time.Duration
+	Members() []sqljobber.Member
+	ActiveGrains() int
+}
+
 var (
-	_ Ledger  = (*resultsink.Ledger)(nil)
-	_ Tasks   = (*sqlexec.Registry)(nil)
-	_ Results = (*resultsink.Backend)(nil)
+	_ Ledger           = (*ledger.Ledger)(nil)
+	_ Tasks            = (*sqlexec.Registry)(nil)
+	_ Results          = (*resultsink.Backend)(nil)
+	_ TableReader      = (*resultsink.Reader)(nil)
+	_ resultsink.Owner = (*ledger.Run)(nil)
 )
 
 // Grain kinds.
@@ -128,10 +167,7 @@ type Config struct {
 	Lease time.Duration
 	// GrainIdle is how long a grain stays in memory without messages.
 	GrainIdle time.Duration
-	// Cluster configures this node's cluster membership; Kinds is set by
-	// the engine.
-	Cluster cluster.Config
-	Logger  *slog.Logger
+	Logger    *slog.Logger
 	// Metrics is where the engine registers its Prometheus metrics; nil
 	// keeps them to itself.
 	Metrics prometheus.Registerer
@@ -188,17 +224,23 @@ type Engine struct {
 	ledger   Ledger
 	tasks    Tasks
 	results  map[string]Results
+	reader   TableReader
 	maxIDLen int
 	logger   *slog.Logger
 
-	node *cluster.Node
-	// gates are the queues' slots on this node, with their actors once
-	// started. The map is made with the engine, so that grains (which
-	// other members may reach while Start runs) read it unlocked.
-	gates map[string]*slotGate
+	// node is set by Start, before running is.
+	node Node
+	// queues are this node's queue actors. The map is made with the
+	// engine, so that grains (which other members may reach while Start
+	// runs) read it unlocked.
+	queues map[string]*queueRef
 
 	metrics *metrics
 
+	// running is set once Start has set up what grains and queues use
+	// (node, ctx): until then, grains refuse requests, as they do once
+	// ctx ends.
+	running atomic.Bool
 	// ctx ends when the engine stops; runs and grain I/O derive from it.
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -213,8 +255,9 @@ type Engine struct {
 	stopped bool
 }
 
-// NewEngine prepares an engine; Start starts it.
-func NewEngine(ledger Ledger, tasks Tasks, results map[string]Results, cfg Config) (*Engine, error) {
+// NewEngine prepares an engine over the ledger, the tasks, the results
+// backends (by name) and their reader; Start starts it.
+func NewEngine(ledger Ledger, tasks Tasks, results map[string]Results, reader TableReader, cfg Config) (*Engine, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -222,10 +265,10 @@ func NewEngine(ledger Ledger, tasks Tasks, results map[string]Results, cfg Confi
 	if len(results) == 0 {
 		return nil, errors.New("actors: no results backend")
 	}
-	e := &Engine{cfg: cfg, ledger: ledger, tasks: tasks, results: results, logger: cfg.Logger,
-		gates: map[string]*slotGate{}, runs: map[string]*run{}}
+	e := &Engine{cfg: cfg, ledger: ledger, tasks: tasks, results: results, reader: reader, logger: cfg.Logger,
+		queues: map[string]*queueRef{}, runs: map[string]*run{}}
 	for name, slots := range cfg.Queues {
-		e.gates[name] = newSlotGate(slots)
+		e.queues[name] = &queueRef{name: name, slots: slots}
 	}
 	reg := cfg.Metrics
 	if reg == nil {
@@ -244,11 +287,21 @@ func NewEngine(ledger Ledger, tasks Tasks, results map[string]Results, cfg Confi
 // MaxJobIDLen is the longest job ID this node accepts.
 func (e *Engine) MaxJobIDLen() int { return e.maxIDLen }
 
-// Start joins the cluster, takes back the runs this node had when it last
-// stopped (they are lost: they run again, see Ledger.RecoverLost), lets
+// Kinds are the grain kinds the engine's node hosts: give them to the
+// node's cluster configuration.
+func (e *Engine) Kinds() []*protocluster.Kind {
+	return []*protocluster.Kind{
+		protocluster.NewKind(jobKind, actor.PropsFromProducer(func() actor.Actor { return newJobGrain(e) })),
+		protocluster.NewKind(groupKind, actor.PropsFromProducer(func() actor.Actor { return newGroupGrain(e) })),
+	}
+}
+
+// Start starts the engine on node, a started member of the cluster that
+// hosts Kinds: it takes back the runs this node had when it last stopped
+// (they are lost: they run again, see ledger.Ledger.RecoverLost), lets
 // groups release held members, and starts this node's queue actors, which
 // claim ready jobs from the ledger.
-func (e *Engine) Start(ctx context.Context) error {
+func (e *Engine) Start(ctx context.Context, node Node) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.started || e.stopped {
@@ -257,26 +310,8 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.started = true
 	// Runs outlive the start-up context; Stop ends them.
 	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
-
-	ccfg := e.cfg.Cluster
-	ccfg.Logger = cmp.Or(ccfg.Logger, e.logger)
-	ccfg.Info.Name, ccfg.Info.Queues = e.cfg.NodeName, e.cfg.Queues
-	ccfg.Kinds = []*protocluster.Kind{
-		protocluster.NewKind(jobKind, actor.PropsFromProducer(func() actor.Actor { return newJobGrain(e) })),
-		protocluster.NewKind(groupKind, actor.PropsFromProducer(func() actor.Actor { return newGroupGrain(e) })),
-	}
-	node, err := cluster.NewNode(ccfg)
-	if err != nil {
-		return err
-	}
-	// Set first: other members may reach this node's grains as soon as
-	// it starts.
 	e.node = node
-	if err := node.Start(ctx); err != nil {
-		node.Stop()
-		e.node = nil
-		return err
-	}
+	e.running.Store(true)
 
 	recovered, err := e.ledger.RecoverLost(ctx, e.cfg.NodeName)
 	if err != nil {
@@ -287,17 +322,19 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.sweepGroups(ctx)
 
-	if _, err := node.System().Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &nodeActor{e: e} }), nodeActorName); err != nil {
+	root := node.System().Root
+	if _, err := root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &nodeActor{e: e} }), nodeActorName); err != nil {
 		return fmt.Errorf("start node actor: %w", err)
 	}
 	for _, name := range slices.Sorted(maps.Keys(e.cfg.Queues)) {
-		gate := e.gates[name]
-		e.metrics.slots.WithLabelValues(name).Set(float64(gate.size))
+		ref := e.queues[name]
+		e.metrics.slots.WithLabelValues(name).Set(float64(ref.slots))
 		e.metrics.running.WithLabelValues(name).Set(0)
-		props := actor.PropsFromProducer(func() actor.Actor { return newQueueActor(e, name, gate) })
-		if _, err := node.System().Root.SpawnNamed(props, "queue/"+name); err != nil {
+		pid, err := root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newQueueActor(e, ref) }), "queue/"+name)
+		if err != nil {
 			return fmt.Errorf("start queue %q: %w", name, err)
 		}
+		ref.pid.Store(pid)
 	}
 	for _, j := range recovered {
 		e.recovered(j)
@@ -307,7 +344,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// Drain stops taking jobs (submissions fail with ErrStopping and the queues
+// Drain stops taking jobs (submissions fail with sqljobber.ErrStopping and the queues
 // claim nothing more) and waits up to timeout for the jobs running here to
 // finish. It reports whether they all did; Stop hands back the rest.
 func (e *Engine) Drain(timeout time.Duration) bool {
@@ -322,9 +359,10 @@ func (e *Engine) Drain(timeout time.Duration) bool {
 	return true
 }
 
-// Stop stops taking jobs, hands the jobs it is running back to the ledger
-// (they run again at once, here after a restart or on another node), and
-// leaves the cluster. It is idempotent and safe before Start.
+// Stop stops taking jobs and hands the jobs it is running back to the
+// ledger (they run again at once, here after a restart or on another node).
+// It is idempotent and safe before Start. The node it ran on is its
+// owner's to stop, after it.
 func (e *Engine) Stop() {
 	e.mu.Lock()
 	if e.stopped {
@@ -338,9 +376,6 @@ func (e *Engine) Stop() {
 	}
 	e.cancel()
 	e.wg.Wait()
-	if e.node != nil {
-		e.node.Stop()
-	}
 }
 
 // nodeActorName is the actor on every member that takes messages for the
@@ -354,7 +389,7 @@ func (e *Engine) wake(queue string) {
 	e.wakeLocal(queue)
 	root := e.node.System().Root
 	for _, m := range e.node.Members() {
-		if _, works := m.Queues[queue]; works && !m.Self && m.State == "alive" {
+		if _, works := m.Queues[queue]; works && !m.Self && m.State == sqljobber.MemberAlive {
 			root.Send(actor.NewPID(m.Address, nodeActorName), &jobpb.WakeQueue{Queue: queue})
 		}
 	}
@@ -363,8 +398,8 @@ func (e *Engine) wake(queue string) {
 // queueActor is this node's actor for queue, or nil if the node does not
 // work it or the actor has not started.
 func (e *Engine) queueActor(queue string) *actor.PID {
-	if g, ok := e.gates[queue]; ok {
-		return g.actor()
+	if ref, ok := e.queues[queue]; ok {
+		return ref.pid.Load()
 	}
 	return nil
 }
@@ -380,7 +415,7 @@ func (e *Engine) wakeLocal(queue string) {
 // another member by a message (which also learns of it at its next lease
 // renewal, should the message be lost). It returns a channel closed when a
 // run here has ended, or nil.
-func (e *Engine) stopRun(j *resultsink.Job) <-chan struct{} {
+func (e *Engine) stopRun(j *ledger.Job) <-chan struct{} {
 	if j.Node == e.cfg.NodeName {
 		return e.cancelRun(j.RunID, errCancelled)
 	}
@@ -405,19 +440,21 @@ func (a *nodeActor) Receive(ctx actor.Context) {
 }
 
 // Members describes the cluster's members.
-func (e *Engine) Members() []cluster.MemberInfo { return e.node.Members() }
-
-// GossipAddress is where other nodes join this one's cluster ("" alone).
-func (e *Engine) GossipAddress() string { return e.node.GossipAddress() }
+func (e *Engine) Members() []sqljobber.Member {
+	if !e.running.Load() {
+		return nil
+	}
+	return e.node.Members()
+}
 
 func (e *Engine) request(ctx context.Context, kind, id string, msg proto.Message) (*jobpb.Reply, error) {
-	if e.ctx == nil || e.ctx.Err() != nil {
-		return nil, ErrStopping
+	if !e.running.Load() || e.ctx.Err() != nil {
+		return nil, sqljobber.ErrStopping
 	}
 	switch msg.(type) {
 	case *jobpb.SubmitJob, *jobpb.SubmitGroup:
 		if e.draining.Load() {
-			return nil, ErrStopping
+			return nil, sqljobber.ErrStopping
 		}
 	}
 	if _, ok := ctx.Deadline(); !ok {
@@ -457,13 +494,13 @@ func replyError(r *jobpb.Reply, kind string, notFound error, id string) error {
 	case jobpb.Reply_OUTCOME_NOT_FOUND:
 		return fmt.Errorf("%w: %q", notFound, id)
 	case jobpb.Reply_OUTCOME_ACTIVE:
-		return &ActiveError{ID: r.JobId, State: r.State}
+		return &sqljobber.ActiveError{ID: r.JobId, State: sqljobber.State(r.State)}
 	case jobpb.Reply_OUTCOME_FINISHED:
-		return &FinishedError{Kind: kind, ID: r.JobId, State: r.State}
+		return &sqljobber.FinishedError{Kind: kind, ID: r.JobId, State: sqljobber.State(r.State)}
 	case jobpb.Reply_OUTCOME_UNAVAILABLE:
-		return ErrStopping
+		return sqljobber.ErrStopping
 	case jobpb.Reply_OUTCOME_TIMED_OUT:
-		return fmt.Errorf("%w: %s timed out: %w", cluster.ErrUnavailable, kind, context.DeadlineExceeded)
+		return fmt.Errorf("%w: %s timed out: %w", sqljobber.ErrUnavailable, kind, context.DeadlineExceeded)
 	}
 	return errors.New(r.Error)
 }
@@ -498,7 +535,7 @@ const reservedJobID = "queue"
 // ValidateID checks a job or group ID against the rule for IDs.
 func (e *Engine) ValidateID(field, id string) error {
 	if id == "" || len(id) > e.maxIDLen || !jobIDRe.MatchString(id) {
-		return invalid(field, "must be 1 to %d characters of letters, digits, '_', '-' or ':'", e.maxIDLen)
+		return sqljobber.Invalid(field, "must be 1 to %d characters of letters, digits, '_', '-' or ':'", e.maxIDLen)
 	}
 	return nil
 }
@@ -511,7 +548,7 @@ func NewID() string {
 }
 
 // Submit validates req, records the job PENDING and wakes its queue. It
-// returns ErrTaskNotFound, an *InvalidError, or an *ActiveError when an
+// returns sqljobber.ErrTaskNotFound, an *InvalidError, or an *ActiveError when an
 // unfinished job holds the ID.
 func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Receipt, error) {
 	spec, err := e.spec("", req)
@@ -522,7 +559,7 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Receipt, error
 	if err != nil {
 		return nil, fmt.Errorf("submit job: %w", err)
 	}
-	if err := replyError(reply, "job", ErrJobNotFound, spec.JobId); err != nil {
+	if err := replyError(reply, "job", sqljobber.ErrJobNotFound, spec.JobId); err != nil {
 		return nil, err
 	}
 	return receipt(spec), nil
@@ -551,9 +588,9 @@ func (e *Engine) spec(prefix string, req SubmitRequest) (*jobpb.JobSpec, error) 
 	t, ok := e.tasks.Task(req.Task)
 	if !ok {
 		if prefix != "" {
-			return nil, invalid(prefix+"task", "no task %q", req.Task)
+			return nil, sqljobber.Invalid(prefix+"task", "no task %q", req.Task)
 		}
-		return nil, fmt.Errorf("%w: %q", ErrTaskNotFound, req.Task)
+		return nil, fmt.Errorf("%w: %q", sqljobber.ErrTaskNotFound, req.Task)
 	}
 	if req.JobID == "" {
 		req.JobID = NewID()
@@ -562,38 +599,38 @@ func (e *Engine) spec(prefix string, req SubmitRequest) (*jobpb.JobSpec, error) 
 	} else if req.JobID == reservedJobID {
 		// GET /jobs/queue/results would list queue "results", not this
 		// job's results.
-		return nil, invalid(prefix+"job_id", "%q is reserved: /jobs/queue/{queue} lists a queue", reservedJobID)
+		return nil, sqljobber.Invalid(prefix+"job_id", "%q is reserved: /jobs/queue/{queue} lists a queue", reservedJobID)
 	}
 	queue := cmp.Or(req.Queue, t.Queue, e.cfg.DefaultQueue)
 	if !sqlexec.ValidName(queue) {
-		return nil, invalid(prefix+"queue", "must be 1 to 128 letters, digits, '_', '-' or '.'")
+		return nil, sqljobber.Invalid(prefix+"queue", "must be 1 to 128 letters, digits, '_', '-' or '.'")
 	}
 	if req.DB != "" {
 		if _, err := e.tasks.PickDB(t, req.DB); err != nil {
-			return nil, invalid(prefix+"db", "%v", err)
+			return nil, sqljobber.Invalid(prefix+"db", "%v", err)
 		}
 	}
 	if t.NumArgs >= 0 && len(req.Args) != t.NumArgs {
-		return nil, invalid(prefix+"args", "task %q takes %d arguments, got %d", t.Name, t.NumArgs, len(req.Args))
+		return nil, sqljobber.Invalid(prefix+"args", "task %q takes %d arguments, got %d", t.Name, t.NumArgs, len(req.Args))
 	}
 	for i, a := range req.Args {
 		switch a.(type) {
 		case string, json.Number, bool, nil:
 		default:
-			return nil, invalid(fmt.Sprintf("%sargs[%d]", prefix, i), "must be a string, number, boolean or null")
+			return nil, sqljobber.Invalid(fmt.Sprintf("%sargs[%d]", prefix, i), "must be a string, number, boolean or null")
 		}
 	}
 	if req.Retries < 0 {
-		return nil, invalid(prefix+"retries", "must not be negative")
+		return nil, sqljobber.Invalid(prefix+"retries", "must not be negative")
 	}
 	if req.TTL < 0 {
-		return nil, invalid(prefix+"ttl", "must not be negative")
+		return nil, sqljobber.Invalid(prefix+"ttl", "must not be negative")
 	}
 	args := []byte("[]")
 	if len(req.Args) > 0 {
 		var err error
 		if args, err = json.Marshal(req.Args); err != nil {
-			return nil, invalid(prefix+"args", "%v", err)
+			return nil, sqljobber.Invalid(prefix+"args", "%v", err)
 		}
 	}
 	backend, results := e.pickResults(t)
@@ -601,7 +638,7 @@ func (e *Engine) spec(prefix string, req SubmitRequest) (*jobpb.JobSpec, error) 
 		return nil, fmt.Errorf("task %q has no results backend on this node", t.Name)
 	}
 	if table := results.TableName(req.JobID); results.ReservedTable(table) {
-		return nil, invalid(prefix+"job_id", "its results table %q would take a name sql-jobber reserves", table)
+		return nil, sqljobber.Invalid(prefix+"job_id", "its results table %q would take a name sql-jobber reserves", table)
 	}
 	ttl := cmp.Or(req.TTL, t.TTL, e.cfg.DefaultTTL)
 	spec := &jobpb.JobSpec{
@@ -615,13 +652,43 @@ func (e *Engine) spec(prefix string, req SubmitRequest) (*jobpb.JobSpec, error) 
 	return spec, nil
 }
 
-// Job returns a job's record from the ledger.
-func (e *Engine) Job(ctx context.Context, id string) (*resultsink.Job, error) {
+// Job returns a job as the ledger records it.
+func (e *Engine) Job(ctx context.Context, id string) (*sqljobber.Job, error) {
 	j, err := e.ledger.Get(ctx, id)
-	if errors.Is(err, resultsink.ErrJobNotFound) {
-		return nil, fmt.Errorf("%w: %q", ErrJobNotFound, id)
+	if err != nil {
+		return nil, err
 	}
-	return j, err
+	return &j.Job, nil
+}
+
+// Results opens a page of job id's results. It returns
+// sqljobber.ErrJobNotFound for a job it never knew, *sqljobber.GoneError
+// for one whose results were removed, *sqljobber.NotReadyError for one that
+// has not succeeded, and the errors of resultsink.Reader.Read for a query
+// that does not fit the table.
+func (e *Engine) Results(ctx context.Context, id string, q resultsink.Query) (*resultsink.Page, error) {
+	j, err := e.ledger.Get(ctx, id)
+	if errors.Is(err, sqljobber.ErrJobNotFound) {
+		ts, terr := e.ledger.Tombstone(ctx, id)
+		if terr != nil {
+			return nil, terr
+		}
+		return nil, &sqljobber.GoneError{ID: id, Reason: ts.Reason, At: ts.At}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if j.State != sqljobber.StateSuccess {
+		return nil, &sqljobber.NotReadyError{ID: id, State: j.State}
+	}
+	p, err := e.reader.Read(ctx, resultsink.Table{Backend: j.ResultsBackend, Name: j.ResultsTable, Version: j.RunID}, q)
+	switch {
+	case errors.Is(err, resultsink.ErrNoTable):
+		return nil, &sqljobber.GoneError{ID: id}
+	case errors.Is(err, resultsink.ErrNoRowColumn):
+		return nil, &sqljobber.NotReadyError{ID: id, State: j.State, Why: err.Error()}
+	}
+	return p, err
 }
 
 // Cancel cancels an unfinished job: a waiting job leaves its queue, a
@@ -633,16 +700,29 @@ func (e *Engine) Cancel(ctx context.Context, id string, purge bool) error {
 	if err != nil {
 		return fmt.Errorf("cancel job: %w", err)
 	}
-	return replyError(reply, "job", ErrJobNotFound, id)
+	return replyError(reply, "job", sqljobber.ErrJobNotFound, id)
 }
 
 // Queue lists the jobs of a queue that have not started, in the order they
 // will start (at most maxQueueListing).
-func (e *Engine) Queue(ctx context.Context, queue string) ([]*resultsink.Job, error) {
+func (e *Engine) Queue(ctx context.Context, queue string) ([]*sqljobber.Job, error) {
 	if !sqlexec.ValidName(queue) {
-		return nil, invalid("queue", "must be 1 to 128 letters, digits, '_', '-' or '.'")
+		return nil, sqljobber.Invalid("queue", "must be 1 to 128 letters, digits, '_', '-' or '.'")
 	}
-	return e.ledger.Pending(ctx, queue, maxQueueListing)
+	pending, err := e.ledger.Pending(ctx, queue, maxQueueListing)
+	if err != nil {
+		return nil, err
+	}
+	return jobsOf(pending), nil
+}
+
+// jobsOf is the jobs of records.
+func jobsOf(records []*ledger.Job) []*sqljobber.Job {
+	out := make([]*sqljobber.Job, len(records))
+	for i, r := range records {
+		out[i] = &r.Job
+	}
+	return out
 }
 
 // Tasks lists the registered tasks.
@@ -652,10 +732,10 @@ func (e *Engine) Tasks() []*sqlexec.Task { return e.tasks.Tasks() }
 // jobs.
 func (e *Engine) Joined() error {
 	switch {
-	case e.ctx == nil:
+	case !e.running.Load():
 		return errors.New("not started")
 	case e.ctx.Err() != nil, e.draining.Load():
-		return ErrStopping
+		return sqljobber.ErrStopping
 	case len(e.node.Members()) == 0:
 		return errors.New("not a member of the cluster")
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/ledger"
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
@@ -40,7 +42,7 @@ type run struct {
 // startRun registers a run of j on this node, so that it can be cancelled
 // and drained from now on, and starts it with spawn; it reports false (and
 // registers nothing) when the engine is stopping or draining.
-func (e *Engine) startRun(j *resultsink.Job, then func()) bool {
+func (e *Engine) startRun(j *ledger.Job, then func()) bool {
 	if e.draining.Load() {
 		return false
 	}
@@ -66,7 +68,7 @@ func (e *Engine) startRun(j *resultsink.Job, then func()) bool {
 // taken for it, and tells the queue's actor when the slot is free again:
 // when the run ends, or at once if the node is stopping, when nothing runs
 // and the job is handed back to the ledger.
-func (e *Engine) runInSlot(j *resultsink.Job, queue *actor.PID) {
+func (e *Engine) runInSlot(j *ledger.Job, queue *actor.PID) {
 	root := e.node.System().Root
 	running := e.metrics.running.WithLabelValues(j.Queue)
 	running.Inc()
@@ -86,7 +88,7 @@ func (e *Engine) runInSlot(j *resultsink.Job, queue *actor.PID) {
 func (e *Engine) hold() bool {
 	e.runsMu.Lock()
 	defer e.runsMu.Unlock()
-	if e.ctx == nil || e.ctx.Err() != nil {
+	if !e.running.Load() || e.ctx.Err() != nil {
 		return false
 	}
 	e.wg.Add(1)
@@ -134,7 +136,7 @@ func (e *Engine) runIDs() []string {
 //
 // It runs in its own goroutine (see queueActor.run), which it must not
 // outlive: Stop waits for it.
-func (e *Engine) execute(ctx context.Context, j *resultsink.Job, r *run) {
+func (e *Engine) execute(ctx context.Context, j *ledger.Job, r *run) {
 	cancel := r.cancel
 	defer func() {
 		cancel(nil)
@@ -178,25 +180,25 @@ func (e *Engine) execute(ctx context.Context, j *resultsink.Job, r *run) {
 		}
 	}
 
-	o := resultsink.Outcome{State: resultsink.StateSuccess, Count: count, TTL: j.TTL}
+	o := ledger.Outcome{State: sqljobber.StateSuccess, Count: count, TTL: j.TTL}
 	if err != nil {
-		o = resultsink.Outcome{State: resultsink.StateFailure, Error: err.Error(), TTL: j.TTL}
+		o = ledger.Outcome{State: sqljobber.StateFailure, Error: err.Error(), TTL: j.TTL}
 		if j.Attempt <= j.Retries {
-			o.State, o.RetryAt = resultsink.StateRetry, time.Now().Add(e.backoff(j.Attempt))
+			o.State, o.RetryAt = sqljobber.StateRetry, time.Now().Add(e.backoff(j.Attempt))
 		}
 	}
 	if !recorded && !e.finish(log, j, o) {
 		return
 	}
 	e.metrics.observeFinish(j, o, time.Since(begin))
-	attrs := []any{slog.String("state", o.State), slog.Int64("rows", count), slog.Duration("duration", time.Since(begin)),
+	attrs := []any{slog.String("state", string(o.State)), slog.Int64("rows", count), slog.Duration("duration", time.Since(begin)),
 		slog.Int("attempt", j.Attempt)}
 	if err != nil {
 		// The error text can quote argument values; the code cannot.
 		attrs = append(attrs, slog.String("error_code", sqlexec.ErrorCode(err)))
 	}
 	log.Info("job finished", attrs...)
-	if o.State == resultsink.StateRetry {
+	if o.State == sqljobber.StateRetry {
 		e.wakeAt(j.Queue, o.RetryAt)
 		return
 	}
@@ -209,7 +211,7 @@ func (e *Engine) execute(ctx context.Context, j *resultsink.Job, r *run) {
 // run queries the source and writes the results table. A failure on either
 // side cancels the other at once: the source stops working on rows nobody
 // will write.
-func (e *Engine) run(ctx context.Context, j *resultsink.Job, task *sqlexec.Task, backend Results) (int64, bool, error) {
+func (e *Engine) run(ctx context.Context, j *ledger.Job, task *sqlexec.Task, backend Results) (int64, bool, error) {
 	db, err := e.tasks.PickDB(task, j.DB)
 	if err != nil {
 		return 0, false, err
@@ -229,7 +231,7 @@ func (e *Engine) run(ctx context.Context, j *resultsink.Job, task *sqlexec.Task,
 	}
 	// The table is published only while this run owns the job, and never
 	// over a later run's.
-	n, recorded, err := backend.Write(qctx, j.ResultsTable, j.RunID, rows, e.ledger.Fence(j))
+	n, recorded, err := backend.Write(qctx, j.ResultsTable, j.RunID, rows, resultsink.Fence{Token: j.Fence, Owner: e.ledger.Run(j)})
 	if err != nil {
 		// The source's error, or the results database's.
 		failed := j.ResultsBackend
@@ -248,11 +250,11 @@ func (e *Engine) run(ctx context.Context, j *resultsink.Job, task *sqlexec.Task,
 // finish records a run's outcome, trying again while the ledger cannot be
 // written. It reports false if the run no longer owns the job or the engine
 // stopped first.
-func (e *Engine) finish(log *slog.Logger, j *resultsink.Job, o resultsink.Outcome) bool {
+func (e *Engine) finish(log *slog.Logger, j *ledger.Job, o ledger.Outcome) bool {
 	for {
 		ctx, cancel := context.WithTimeout(e.ctx, ledgerTimeout)
 		err := e.ledger.Finish(ctx, j.ID, j.RunID, o)
-		if errors.Is(err, resultsink.ErrRunSuperseded) {
+		if errors.Is(err, ledger.ErrRunSuperseded) {
 			// An earlier try may have been written after all.
 			if cur, gerr := e.ledger.Get(ctx, j.ID); gerr == nil && cur.RunID == j.RunID && cur.State == o.State {
 				err = nil
@@ -262,8 +264,8 @@ func (e *Engine) finish(log *slog.Logger, j *resultsink.Job, o resultsink.Outcom
 		switch {
 		case err == nil:
 			return true
-		case errors.Is(err, resultsink.ErrRunSuperseded):
-			log.Warn("job was taken over before its run finished; outcome discarded", slog.String("state", o.State))
+		case errors.Is(err, ledger.ErrRunSuperseded):
+			log.Warn("job was taken over before its run finished; outcome discarded", slog.String("state", string(o.State)))
 			return false
 		case e.ctx.Err() != nil:
 			return false
@@ -279,7 +281,7 @@ func (e *Engine) finish(log *slog.Logger, j *resultsink.Job, o resultsink.Outcom
 
 // release hands a job back to the ledger, ready for any node, when this
 // node stops before (or while) running it.
-func (e *Engine) release(j *resultsink.Job) {
+func (e *Engine) release(j *ledger.Job) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), releaseTimeout)
 	defer cancel()
 	err := e.ledger.Release(ctx, j.ID, j.RunID)
@@ -288,7 +290,7 @@ func (e *Engine) release(j *resultsink.Job) {
 		// Ready again: a free slot anywhere takes it now, not at its
 		// next poll.
 		e.wake(j.Queue)
-	case !errors.Is(err, resultsink.ErrRunSuperseded):
+	case !errors.Is(err, ledger.ErrRunSuperseded):
 		// Its lease runs out and it runs again then.
 		e.logger.Warn("hand back a job", slog.String("job_id", j.ID), slog.String("error_code", sqlexec.ErrorCode(err)))
 	}

@@ -9,8 +9,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
+	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/actors/jobpb"
-	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/ledger"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -42,7 +43,7 @@ func (g *jobGrain) Receive(ctx actor.Context) {
 	case *jobpb.SubmitJob:
 		ctx.Respond(g.submit(msg.Spec, msg.DeadlineUnixMicros))
 	case *jobpb.CancelJob:
-		ctx.Respond(g.cancel(msg.JobId, msg.Purge))
+		ctx.Respond(g.cancel(msg))
 		g.waiters.changed(ctx, msg.JobId)
 	case *jobpb.PurgeJob:
 		ctx.Respond(g.purge(msg.JobId))
@@ -71,22 +72,22 @@ func (g *jobGrain) state(id string) (*jobpb.Reply, bool) {
 	defer cancel()
 	j, err := g.e.ledger.Get(ctx, id)
 	switch {
-	case errors.Is(err, resultsink.ErrJobNotFound):
+	case errors.Is(err, sqljobber.ErrJobNotFound):
 		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND}, true
 	case err != nil:
 		return failed(err), false
 	}
-	if resultsink.Active(j.State) {
+	if j.State.Active() {
 		g.waitedOn = j.CreatedAt
 	}
-	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: j.ID, State: j.State}, !resultsink.Active(j.State)
+	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: j.ID, State: string(j.State)}, !j.State.Active()
 }
 
 // finishedAsWaitedOn reports whether msg says that the very job the
 // waiters wait on has finished: then its final state needs no reading. A
 // notice of an earlier job of the ID (resubmitted since) does not match.
 func (g *jobGrain) finishedAsWaitedOn(msg *jobpb.JobChanged) bool {
-	return msg.FinalState != "" && !resultsink.Active(msg.FinalState) && !g.waitedOn.IsZero() &&
+	return msg.FinalState != "" && !sqljobber.State(msg.FinalState).Active() && !g.waitedOn.IsZero() &&
 		msg.CreatedUnixMicros == g.waitedOn.UnixMicro()
 }
 
@@ -106,7 +107,7 @@ func (e *Engine) callerContext(deadlineUnixMicros int64) (context.Context, conte
 }
 
 func failed(err error) *jobpb.Reply {
-	if errors.Is(err, ErrStopping) {
+	if errors.Is(err, sqljobber.ErrStopping) {
 		// Refused before anything was done: the caller asks again,
 		// and the ID's next owner answers.
 		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_UNAVAILABLE, Error: err.Error()}
@@ -121,17 +122,17 @@ func failed(err error) *jobpb.Reply {
 	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_FAILED, Error: err.Error()}
 }
 
-// refuseIfStopped answers a request that reaches a grain after its node's
-// engine stopped: unavailable, nothing done, so that the caller asks again
-// (see Engine.request).
+// refuseIfStopped answers a request that reaches a grain before its node's
+// engine started or after it stopped: unavailable, nothing done, so that
+// the caller asks again (see Engine.request).
 func (e *Engine) refuseIfStopped(ctx actor.Context) bool {
-	if e.ctx == nil || e.ctx.Err() == nil || ctx.Sender() == nil {
+	if e.running.Load() && e.ctx.Err() == nil || ctx.Sender() == nil {
 		return false
 	}
 	if _, ok := ctx.Message().(proto.Message); !ok {
 		return false
 	}
-	ctx.Respond(failed(ErrStopping))
+	ctx.Respond(failed(sqljobber.ErrStopping))
 	return true
 }
 
@@ -158,10 +159,10 @@ func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
 	} else {
 		_, err = g.e.ledger.Admit(ctx, j)
 	}
-	var active *resultsink.ActiveError
+	var active *sqljobber.ActiveError
 	switch {
 	case errors.As(err, &active):
-		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_ACTIVE, JobId: active.Job.ID, State: active.Job.State}
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_ACTIVE, JobId: active.ID, State: string(active.State)}
 	case err != nil:
 		g.e.logger.Error("admit job", slog.String("job_id", spec.JobId), slog.String("error_code", sqlexec.ErrorCode(err)))
 		return failed(err)
@@ -173,24 +174,13 @@ func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
 	return okReply()
 }
 
-// idleSlot takes a slot for j on this node if j may start the moment it is
-// admitted: it is ready now, in no group, and its queue here is idle with a
-// slot free (see slotGate). It returns the queue's actor, or nil.
-func (e *Engine) idleSlot(j *resultsink.Job) *actor.PID {
-	gate, ok := e.gates[j.Queue]
-	if !ok || j.GroupID != "" || j.Held || j.ETA.After(time.Now()) || e.draining.Load() {
-		return nil
-	}
-	return gate.takeIfIdle()
-}
-
 // admitStarted admits j already started, in the slot taken for it on
 // queue, and runs it; on error the slot is handed back. Stop waits for it:
 // a job it writes is run, or handed back while the ledger is still open.
-func (e *Engine) admitStarted(ctx context.Context, j resultsink.Job, queue *actor.PID) error {
+func (e *Engine) admitStarted(ctx context.Context, j ledger.Job, queue *actor.PID) error {
 	if !e.hold() {
 		e.node.System().Root.Send(queue, slotFreed{})
-		return ErrStopping
+		return sqljobber.ErrStopping
 	}
 	defer e.wg.Done()
 	started, err := e.ledger.Start(ctx, j, e.cfg.NodeName, e.cfg.Lease)
@@ -202,36 +192,39 @@ func (e *Engine) admitStarted(ctx context.Context, j resultsink.Job, queue *acto
 	return nil
 }
 
-func jobFromSpec(spec *jobpb.JobSpec) resultsink.Job {
-	j := resultsink.Job{
+func jobFromSpec(spec *jobpb.JobSpec) ledger.Job {
+	j := ledger.Job{Job: sqljobber.Job{
 		ID: spec.JobId, Task: spec.Task, Queue: spec.Queue, DB: spec.Db, Args: []byte(spec.ArgsJson),
 		Retries: int(spec.Retries), TTL: time.Duration(spec.TtlSeconds) * time.Second, GroupID: spec.GroupId,
-		ResultsBackend: spec.ResultsBackend, ResultsTable: spec.ResultsTable, Held: spec.Held,
-	}
+		ResultsBackend: spec.ResultsBackend, ResultsTable: spec.ResultsTable,
+	}, Held: spec.Held}
 	if spec.EtaUnixMicros != 0 {
 		j.ETA = time.UnixMicro(spec.EtaUnixMicros).UTC()
 	}
 	return j
 }
 
-func (g *jobGrain) cancel(id string, purge bool) *jobpb.Reply {
+// cancel cancels the job and, with msg.Purge, purges it. Its group, if
+// any, learns of it unless it asked.
+func (g *jobGrain) cancel(msg *jobpb.CancelJob) *jobpb.Reply {
+	id, purge := msg.JobId, msg.Purge
 	ctx, cancel := g.ioContext()
 	defer cancel()
 	prev, err := g.e.ledger.Cancel(ctx, id)
-	var finished *resultsink.FinishedError
+	var finished *sqljobber.FinishedError
 	switch {
-	case errors.Is(err, resultsink.ErrJobNotFound):
+	case errors.Is(err, sqljobber.ErrJobNotFound):
 		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND}
 	case errors.As(err, &finished):
 		if purge {
 			return g.purge(id)
 		}
-		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_FINISHED, JobId: id, State: finished.Job.State}
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_FINISHED, JobId: id, State: string(finished.State)}
 	case err != nil:
 		return failed(err)
 	}
 	g.e.cancelled(prev)
-	if prev.State == resultsink.StateStarted {
+	if prev.State == sqljobber.StateStarted {
 		if done := g.e.stopRun(prev); done != nil && purge {
 			// Its table must not be published after the purge.
 			select {
@@ -240,7 +233,7 @@ func (g *jobGrain) cancel(id string, purge bool) *jobpb.Reply {
 			}
 		}
 	}
-	if prev.GroupID != "" {
+	if prev.GroupID != "" && !msg.ByGroup {
 		g.e.groupChanged(prev.GroupID)
 	}
 	if purge {
@@ -250,11 +243,11 @@ func (g *jobGrain) cancel(id string, purge bool) *jobpb.Reply {
 }
 
 // cancelled logs and counts a cancelled job.
-func (e *Engine) cancelled(prev *resultsink.Job) {
+func (e *Engine) cancelled(prev *ledger.Job) {
 	e.logger.Info("job cancelled", slog.String("job_id", prev.ID), slog.String("task", prev.Task),
-		slog.String("queue", prev.Queue), slog.String("was", prev.State))
+		slog.String("queue", prev.Queue), slog.String("was", string(prev.State)))
 	e.metrics.cancelled.WithLabelValues(prev.Queue, prev.Task).Inc()
-	e.metrics.finished.WithLabelValues(prev.Queue, prev.Task, resultsink.StateCancelled).Inc()
+	e.metrics.finished.WithLabelValues(prev.Queue, prev.Task, string(sqljobber.StateCancelled)).Inc()
 }
 
 // purge deletes a finished job's results table and then its record, so that
@@ -264,12 +257,12 @@ func (g *jobGrain) purge(id string) *jobpb.Reply {
 	defer cancel()
 	j, err := g.e.ledger.Get(ctx, id)
 	switch {
-	case errors.Is(err, resultsink.ErrJobNotFound):
+	case errors.Is(err, sqljobber.ErrJobNotFound):
 		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND}
 	case err != nil:
 		return failed(err)
-	case resultsink.Active(j.State):
-		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_ACTIVE, JobId: j.ID, State: j.State}
+	case j.State.Active():
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_ACTIVE, JobId: j.ID, State: string(j.State)}
 	}
 	if err := g.e.dropResults(ctx, j); err != nil {
 		return failed(err)
@@ -292,11 +285,11 @@ func (g *jobGrain) expire(msg *jobpb.ExpireJob) *jobpb.Reply {
 	defer cancel()
 	j, err := g.e.ledger.Get(ctx, msg.JobId)
 	switch {
-	case errors.Is(err, resultsink.ErrJobNotFound):
+	case errors.Is(err, sqljobber.ErrJobNotFound):
 		return okReply()
 	case err != nil:
 		return failed(err)
-	case resultsink.Active(j.State) || j.UpdatedAt.UnixMicro() != msg.UpdatedAtUnixMicros:
+	case j.State.Active() || j.UpdatedAt.UnixMicro() != msg.UpdatedAtUnixMicros:
 		return okReply()
 	}
 	if err := g.e.dropResults(ctx, j); err != nil {
@@ -310,7 +303,7 @@ func (g *jobGrain) expire(msg *jobpb.ExpireJob) *jobpb.Reply {
 }
 
 // dropResults drops a job's results table, if it has one.
-func (e *Engine) dropResults(ctx context.Context, j *resultsink.Job) error {
+func (e *Engine) dropResults(ctx context.Context, j *ledger.Job) error {
 	if j.ResultsTable == "" {
 		return nil
 	}

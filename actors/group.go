@@ -5,21 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
 
+	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/actors/jobpb"
-	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/ledger"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
-)
-
-// Group states, derived from the members' states.
-const (
-	GroupPending   = "PENDING"
-	GroupStarted   = "STARTED"
-	GroupSuccess   = "SUCCESS"
-	GroupFailure   = "FAILURE"
-	GroupCancelled = "CANCELLED"
 )
 
 // GroupRequest is a request for a group of jobs.
@@ -37,14 +32,6 @@ type GroupReceipt struct {
 	Jobs    []Receipt
 }
 
-// GroupStatus is a group and its members, in submission order.
-type GroupStatus struct {
-	ID          string
-	State       string
-	Concurrency int
-	Jobs        []*resultsink.Job
-}
-
 // SubmitGroup validates a group, records it and its jobs, and lets the
 // first Concurrency members start; the rest wait, held, until members
 // finish. Nothing is recorded if anything is wrong.
@@ -57,26 +44,26 @@ func (e *Engine) SubmitGroup(ctx context.Context, req GroupRequest) (*GroupRecei
 	concurrency := e.cfg.GroupConcurrency
 	if req.Concurrency != nil {
 		if *req.Concurrency < 1 {
-			return nil, invalid("concurrency", "must be at least 1")
+			return nil, sqljobber.Invalid("concurrency", "must be at least 1")
 		}
 		concurrency = *req.Concurrency
 	}
 	if len(req.Jobs) == 0 {
-		return nil, invalid("jobs", "must list at least one job")
+		return nil, sqljobber.Invalid("jobs", "must list at least one job")
 	}
 	msg := &jobpb.SubmitGroup{GroupId: req.GroupID, Concurrency: int32(concurrency), DeadlineUnixMicros: deadlineOf(ctx, e.node.RequestTimeout())}
 	seen := map[string]int{}
 	for i, jr := range req.Jobs {
 		prefix := fmt.Sprintf("jobs[%d].", i)
 		if jr.Task == "" {
-			return nil, invalid(prefix+"task", "required")
+			return nil, sqljobber.Invalid(prefix+"task", "required")
 		}
 		spec, err := e.spec(prefix, jr)
 		if err != nil {
 			return nil, err
 		}
 		if first, dup := seen[spec.JobId]; dup {
-			return nil, invalid(prefix+"job_id", "%q is also jobs[%d]'s ID", spec.JobId, first)
+			return nil, sqljobber.Invalid(prefix+"job_id", "%q is also jobs[%d]'s ID", spec.JobId, first)
 		}
 		seen[spec.JobId] = i
 		spec.GroupId = req.GroupID
@@ -87,7 +74,7 @@ func (e *Engine) SubmitGroup(ctx context.Context, req GroupRequest) (*GroupRecei
 	if err != nil {
 		return nil, fmt.Errorf("submit group: %w", err)
 	}
-	if err := replyError(reply, "group", ErrGroupNotFound, req.GroupID); err != nil {
+	if err := replyError(reply, "group", sqljobber.ErrGroupNotFound, req.GroupID); err != nil {
 		return nil, err
 	}
 	out := &GroupReceipt{GroupID: req.GroupID}
@@ -98,54 +85,13 @@ func (e *Engine) SubmitGroup(ctx context.Context, req GroupRequest) (*GroupRecei
 }
 
 // Group returns a group's state and its members.
-func (e *Engine) Group(ctx context.Context, id string) (*GroupStatus, error) {
+func (e *Engine) Group(ctx context.Context, id string) (*sqljobber.Group, error) {
 	g, jobs, err := e.ledger.Group(ctx, id)
-	if errors.Is(err, resultsink.ErrGroupNotFound) {
-		return nil, fmt.Errorf("%w: %q", ErrGroupNotFound, id)
-	}
 	if err != nil {
 		return nil, err
 	}
-	return &GroupStatus{ID: g.ID, State: groupState(g, jobs), Concurrency: g.Concurrency, Jobs: jobs}, nil
-}
-
-// groupState derives a group's state: PENDING before any member starts,
-// STARTED while any is unfinished, and once all have finished SUCCESS if all
-// succeeded, FAILURE if any failed, else CANCELLED; CANCELLED as soon as the
-// group is cancelled.
-func groupState(g *resultsink.Group, jobs []*resultsink.Job) string {
-	if g.Cancelled {
-		return GroupCancelled
-	}
-	var unfinished, begun, failed, cancelled int
-	for _, j := range jobs {
-		switch {
-		case j.State == resultsink.StatePending && j.Attempt == 0:
-			unfinished++
-		case resultsink.Active(j.State):
-			unfinished++
-			begun++
-		default:
-			begun++
-			switch j.State {
-			case resultsink.StateFailure:
-				failed++
-			case resultsink.StateCancelled:
-				cancelled++
-			}
-		}
-	}
-	switch {
-	case unfinished > 0 && begun == 0:
-		return GroupPending
-	case unfinished > 0:
-		return GroupStarted
-	case failed > 0:
-		return GroupFailure
-	case cancelled > 0:
-		return GroupCancelled
-	}
-	return GroupSuccess
+	members := jobsOf(jobs)
+	return &sqljobber.Group{ID: g.ID, State: sqljobber.GroupState(g.Cancelled, members), Concurrency: g.Concurrency, Jobs: members}, nil
 }
 
 // CancelGroup cancels every unfinished member of a group; with purge it then
@@ -155,7 +101,7 @@ func (e *Engine) CancelGroup(ctx context.Context, id string, purge bool) error {
 	if err != nil {
 		return fmt.Errorf("cancel group: %w", err)
 	}
-	return replyError(reply, "group", ErrGroupNotFound, id)
+	return replyError(reply, "group", sqljobber.ErrGroupNotFound, id)
 }
 
 // groupChanged tells a group's grain, in the background, that a member
@@ -230,14 +176,13 @@ func (g *groupGrain) state(id string) (*jobpb.Reply, bool) {
 	defer cancel()
 	grp, jobs, err := g.e.ledger.Group(ctx, id)
 	switch {
-	case errors.Is(err, resultsink.ErrGroupNotFound):
+	case errors.Is(err, sqljobber.ErrGroupNotFound):
 		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND}, true
 	case err != nil:
 		return failed(err), false
 	}
-	st := groupState(grp, jobs)
-	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: id, State: st},
-		st == GroupSuccess || st == GroupFailure || st == GroupCancelled
+	st := sqljobber.GroupState(grp.Cancelled, jobsOf(jobs))
+	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: id, State: string(st)}, st.Final()
 }
 
 func (g *groupGrain) ioContext() (context.Context, context.CancelFunc) {
@@ -247,16 +192,16 @@ func (g *groupGrain) ioContext() (context.Context, context.CancelFunc) {
 func (g *groupGrain) submit(msg *jobpb.SubmitGroup) *jobpb.Reply {
 	ctx, cancel := g.e.callerContext(msg.DeadlineUnixMicros)
 	defer cancel()
-	jobs := make([]resultsink.Job, len(msg.Jobs))
+	jobs := make([]ledger.Job, len(msg.Jobs))
 	ids := make([]string, len(msg.Jobs))
 	for i, spec := range msg.Jobs {
 		jobs[i], ids[i] = jobFromSpec(spec), spec.JobId
 	}
-	_, err := g.e.ledger.AdmitGroup(ctx, resultsink.Group{ID: msg.GroupId, Concurrency: int(msg.Concurrency), JobIDs: ids}, jobs)
-	var active *resultsink.ActiveError
+	_, err := g.e.ledger.AdmitGroup(ctx, ledger.Group{ID: msg.GroupId, Concurrency: int(msg.Concurrency), JobIDs: ids}, jobs)
+	var active *sqljobber.ActiveError
 	switch {
 	case errors.As(err, &active):
-		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_ACTIVE, JobId: active.Job.ID, State: active.Job.State}
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_ACTIVE, JobId: active.ID, State: string(active.State)}
 	case err != nil:
 		g.e.logger.Error("admit group", slog.String("group_id", msg.GroupId), slog.String("error_code", sqlexec.ErrorCode(err)))
 		return failed(err)
@@ -274,7 +219,7 @@ func (g *groupGrain) release(id string) *jobpb.Reply {
 	ctx, cancel := g.ioContext()
 	defer cancel()
 	released, err := g.e.ledger.ReleaseGroup(ctx, id)
-	if err != nil && !errors.Is(err, resultsink.ErrGroupNotFound) {
+	if err != nil && !errors.Is(err, sqljobber.ErrGroupNotFound) {
 		return failed(err)
 	}
 	for _, j := range released {
@@ -283,92 +228,125 @@ func (g *groupGrain) release(id string) *jobpb.Reply {
 	return okReply()
 }
 
+// cancel cancels every unfinished member, each through its job's grain
+// (which stops its run and answers those waiting for it), after marking the
+// group cancelled so that no held member is released meanwhile; with purge,
+// it then purges the group.
 func (g *groupGrain) cancel(id string, purge bool) *jobpb.Reply {
 	ctx, cancel := g.ioContext()
 	defer cancel()
 	grp, jobs, err := g.e.ledger.Group(ctx, id)
 	switch {
-	case errors.Is(err, resultsink.ErrGroupNotFound):
+	case errors.Is(err, sqljobber.ErrGroupNotFound):
 		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND}
 	case err != nil:
 		return failed(err)
 	}
-	unfinished := false
+	var unfinished []string
 	for _, j := range jobs {
-		unfinished = unfinished || resultsink.Active(j.State)
+		if j.State.Active() {
+			unfinished = append(unfinished, j.ID)
+		}
 	}
-	if !unfinished {
+	if len(unfinished) == 0 {
 		if purge {
 			return g.purge(id)
 		}
-		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_FINISHED, JobId: id, State: groupState(grp, jobs)}
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_FINISHED, JobId: id, State: string(sqljobber.GroupState(grp.Cancelled, jobsOf(jobs)))}
 	}
 	if err := g.e.ledger.MarkGroupCancelled(ctx, id); err != nil {
 		return failed(err)
 	}
-	var runs []<-chan struct{}
-	for _, j := range jobs {
-		if !resultsink.Active(j.State) {
-			continue
-		}
-		prev, err := g.e.ledger.Cancel(ctx, j.ID)
-		var finished *resultsink.FinishedError
-		switch {
-		case errors.As(err, &finished), errors.Is(err, resultsink.ErrJobNotFound):
-			continue
-		case err != nil:
-			return failed(err)
-		}
-		g.e.cancelled(prev)
-		if prev.State == resultsink.StateStarted {
-			if done := g.e.stopRun(prev); done != nil {
-				runs = append(runs, done)
-			}
-		}
+	// A member purged meanwhile, or finished, needs no cancelling.
+	if r := g.e.eachMember(ctx, unfinished, func(jobID string) proto.Message {
+		return &jobpb.CancelJob{JobId: jobID, Purge: purge, ByGroup: true}
+	}, jobpb.Reply_OUTCOME_NOT_FOUND, jobpb.Reply_OUTCOME_FINISHED); r != nil {
+		return r
 	}
-	g.e.logger.Info("group cancelled", slog.String("group_id", id))
-	if !purge {
-		return okReply()
+	g.e.logger.Info("group cancelled", slog.String("group_id", id), slog.Int("jobs", len(unfinished)))
+	if purge {
+		return g.purge(id)
 	}
-	for _, done := range runs {
-		select {
-		case <-done:
-		case <-ctx.Done():
-		}
-	}
-	return g.purge(id)
+	return okReply()
 }
 
-// purge drops every member's results table and then deletes the group and
-// its members' records.
+// purge purges every member through its job's grain (its results table,
+// then its record), and then deletes the group. An unfinished member
+// refuses it.
 func (g *groupGrain) purge(id string) *jobpb.Reply {
 	ctx, cancel := g.ioContext()
 	defer cancel()
 	_, jobs, err := g.e.ledger.Group(ctx, id)
 	switch {
-	case errors.Is(err, resultsink.ErrGroupNotFound):
+	case errors.Is(err, sqljobber.ErrGroupNotFound):
 		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND}
 	case err != nil:
 		return failed(err)
 	}
+	ids := make([]string, 0, len(jobs))
 	for _, j := range jobs {
-		if resultsink.Active(j.State) {
-			return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_ACTIVE, JobId: j.ID, State: j.State}
+		if j.State.Active() {
+			return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_ACTIVE, JobId: j.ID, State: string(j.State)}
 		}
+		ids = append(ids, j.ID)
 	}
-	for _, j := range jobs {
-		if err := g.e.dropResults(ctx, j); err != nil {
-			return failed(err)
-		}
+	if r := g.e.eachMember(ctx, ids, func(jobID string) proto.Message {
+		return &jobpb.PurgeJob{JobId: jobID}
+	}, jobpb.Reply_OUTCOME_NOT_FOUND); r != nil {
+		return r
 	}
 	_, err = g.e.ledger.DeleteGroup(ctx, id)
-	var active *resultsink.ActiveError
+	var active *sqljobber.ActiveError
 	switch {
 	case errors.As(err, &active):
-		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_ACTIVE, JobId: active.Job.ID, State: active.Job.State}
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_ACTIVE, JobId: active.ID, State: string(active.State)}
 	case err != nil:
 		return failed(err)
 	}
 	g.e.logger.Info("group purged", slog.String("group_id", id), slog.Int("jobs", len(jobs)))
 	return okReply()
+}
+
+// memberRequests bounds the requests a group's grain has in flight to its
+// members' grains.
+const memberRequests = 16
+
+// eachMember sends the message that msg makes for each job ID to that job's
+// grain, memberRequests at a time, and returns nil once every reply is OK
+// or one of the outcomes passed over; else the first other reply, having
+// sent no further requests.
+func (e *Engine) eachMember(ctx context.Context, ids []string, msg func(jobID string) proto.Message, pass ...jobpb.Reply_Outcome) *jobpb.Reply {
+	var (
+		mu    sync.Mutex
+		first *jobpb.Reply
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, memberRequests)
+	)
+	for _, id := range ids {
+		mu.Lock()
+		stop := first != nil
+		mu.Unlock()
+		if stop {
+			break
+		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			reply, err := e.request(ctx, jobKind, id, msg(id))
+			if err != nil {
+				reply = failed(err)
+			}
+			if reply.Outcome == jobpb.Reply_OUTCOME_OK || slices.Contains(pass, reply.Outcome) {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if first == nil {
+				first = reply
+			}
+		}()
+	}
+	wg.Wait()
+	return first
 }

@@ -5,8 +5,9 @@ import (
 	"log/slog"
 	"time"
 
+	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/actors/jobpb"
-	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/ledger"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -25,7 +26,7 @@ func (e *Engine) maintain() {
 		case <-e.ctx.Done():
 			return
 		case <-poll.C:
-			for queue := range e.gates {
+			for queue := range e.queues {
 				e.wakeLocal(queue)
 			}
 			e.expire()
@@ -69,7 +70,7 @@ func (e *Engine) recoverLost() {
 		return
 	}
 	for _, j := range jobs {
-		e.logger.Info("job's run was lost with its node", slog.String("job_id", j.ID), slog.String("node", j.Node), slog.String("state", j.State))
+		e.logger.Info("job's run was lost with its node", slog.String("job_id", j.ID), slog.String("node", j.Node), slog.String("state", string(j.State)))
 		e.recovered(j)
 	}
 }
@@ -94,8 +95,8 @@ func (e *Engine) expire() {
 
 // recovered acts on a job whose run was lost: it runs again, or it failed
 // and those waiting for it or its group learn so.
-func (e *Engine) recovered(j *resultsink.Job) {
-	if j.State == resultsink.StateRetry {
+func (e *Engine) recovered(j *ledger.Job) {
+	if j.State == sqljobber.StateRetry {
 		e.wake(j.Queue)
 		return
 	}

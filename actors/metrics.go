@@ -8,7 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sql-jobber/sql-jobber/resultsink"
+	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/ledger"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -73,8 +74,8 @@ func (m *metrics) zero(tasks []*sqlexec.Task, defaultQueue string, queues map[st
 	for _, t := range tasks {
 		q := cmp.Or(t.Queue, defaultQueue)
 		m.submitted.WithLabelValues(q, t.Name)
-		for _, state := range []string{resultsink.StateSuccess, resultsink.StateFailure, resultsink.StateCancelled} {
-			m.finished.WithLabelValues(q, t.Name, state)
+		for _, state := range []sqljobber.State{sqljobber.StateSuccess, sqljobber.StateFailure, sqljobber.StateCancelled} {
+			m.finished.WithLabelValues(q, t.Name, string(state))
 		}
 		m.retries.WithLabelValues(q, t.Name)
 		m.cancelled.WithLabelValues(q, t.Name)
@@ -114,7 +115,7 @@ func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	e := c.e
-	if e.ctx == nil || e.ctx.Err() != nil {
+	if !e.running.Load() || e.ctx.Err() != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
@@ -136,22 +137,22 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(grainsDesc, prometheus.GaugeValue, float64(e.node.ActiveGrains()))
-	states := map[string]int{"alive": 0, "suspect": 0, "leaving": 0}
+	states := map[sqljobber.MemberState]int{sqljobber.MemberAlive: 0, sqljobber.MemberSuspect: 0, sqljobber.MemberLeaving: 0}
 	for _, m := range e.node.Members() {
 		states[m.State]++
 	}
 	for state, n := range states {
-		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(n), state)
+		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(n), string(state))
 	}
 }
 
 // observeFinish records a run's end.
-func (m *metrics) observeFinish(j *resultsink.Job, o resultsink.Outcome, took time.Duration) {
+func (m *metrics) observeFinish(j *ledger.Job, o ledger.Outcome, took time.Duration) {
 	m.runTime.WithLabelValues(j.Queue, j.Task).Observe(took.Seconds())
-	if o.State == resultsink.StateRetry {
+	if o.State == sqljobber.StateRetry {
 		m.retries.WithLabelValues(j.Queue, j.Task).Inc()
 		return
 	}
-	m.finished.WithLabelValues(j.Queue, j.Task, o.State).Inc()
+	m.finished.WithLabelValues(j.Queue, j.Task, string(o.State)).Inc()
 	m.rows.WithLabelValues(j.Queue, j.Task).Add(float64(o.Count))
 }

@@ -10,9 +10,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
+	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/actors/jobpb"
-	"github.com/sql-jobber/sql-jobber/cluster"
-	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/ledger"
 )
 
 // waitSlack is how much longer than the wait itself a waiting caller gives
@@ -135,18 +135,18 @@ func (w *waiters) stop() {
 }
 
 // WaitJob waits up to d for a job to reach a final state, and returns early
-// when it does. It returns ErrJobNotFound for an unknown job; otherwise the
+// when it does. It returns sqljobber.ErrJobNotFound for an unknown job; otherwise the
 // caller reads the job's state afterwards, whatever ended the wait. A wait
 // the grain could not answer (it moved with a membership change) ends at
 // its deadline without error.
 func (e *Engine) WaitJob(ctx context.Context, id string, d time.Duration) error {
-	return e.wait(ctx, jobKind, id, d, &jobpb.WaitJob{JobId: id, WaitMillis: d.Milliseconds()}, ErrJobNotFound)
+	return e.wait(ctx, jobKind, id, d, &jobpb.WaitJob{JobId: id, WaitMillis: d.Milliseconds()}, sqljobber.ErrJobNotFound)
 }
 
 // WaitGroup is WaitJob for a group: it ends early when the group is
 // finished (every member final) or cancelled.
 func (e *Engine) WaitGroup(ctx context.Context, id string, d time.Duration) error {
-	return e.wait(ctx, groupKind, id, d, &jobpb.WaitGroup{GroupId: id, WaitMillis: d.Milliseconds()}, ErrGroupNotFound)
+	return e.wait(ctx, groupKind, id, d, &jobpb.WaitGroup{GroupId: id, WaitMillis: d.Milliseconds()}, sqljobber.ErrGroupNotFound)
 }
 
 func (e *Engine) wait(ctx context.Context, kind, id string, d time.Duration, msg proto.Message, notFound error) error {
@@ -160,7 +160,7 @@ func (e *Engine) wait(ctx context.Context, kind, id string, d time.Duration, msg
 		err = replyError(reply, kind, notFound, id)
 	}
 	switch {
-	case errors.Is(err, cluster.ErrUnavailable) && errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, sqljobber.ErrUnavailable) && errors.Is(err, context.DeadlineExceeded):
 		// Out of time, finding the grain or at it: the wait ends.
 		return nil
 	case errors.Is(err, notFound):
@@ -173,8 +173,8 @@ func (e *Engine) wait(ctx context.Context, kind, id string, d time.Duration, msg
 
 // jobChanged tells a job's grain, in the background, that job j, as
 // admitted, has finished in state, so that it answers those waiting for it.
-func (e *Engine) jobChanged(j *resultsink.Job, state string) {
-	msg := &jobpb.JobChanged{JobId: j.ID, FinalState: state, CreatedUnixMicros: j.CreatedAt.UnixMicro()}
+func (e *Engine) jobChanged(j *ledger.Job, state sqljobber.State) {
+	msg := &jobpb.JobChanged{JobId: j.ID, FinalState: string(state), CreatedUnixMicros: j.CreatedAt.UnixMicro()}
 	e.spawn(func() {
 		ctx, cancel := context.WithTimeout(e.ctx, ledgerTimeout)
 		defer cancel()

@@ -239,7 +239,7 @@ func TestClusterSuspectedMemberThatAnswersAgainStays(t *testing.T) {
 	stateOfVictim := func() string {
 		for _, m := range observers[0].Members() {
 			if m.Address == victim.Address() {
-				return m.State
+				return string(m.State)
 			}
 		}
 		return "removed"

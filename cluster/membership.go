@@ -17,6 +17,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/hashicorp/memberlist"
+
+	sqljobber "github.com/sql-jobber/sql-jobber"
 )
 
 // Defaults for MembershipConfig.
@@ -58,17 +60,6 @@ type NodeInfo struct {
 	Queues map[string]int `json:"queues,omitempty"`
 	// API is its HTTP API address, "" if it serves none.
 	API string `json:"api,omitempty"`
-}
-
-// MemberInfo describes a member, as this node sees it.
-type MemberInfo struct {
-	NodeInfo
-	ID      string // actor system ID
-	Address string // actor address, host:port
-	Self    bool
-	// State is "alive", "suspect" (stopped answering, inside the
-	// removal grace) or "leaving".
-	State string
 }
 
 // memberMeta is gossiped in memberlist's node metadata (at most 512
@@ -302,31 +293,31 @@ func (p *gossipProvider) publish() {
 }
 
 // infos describes the members.
-func (p *gossipProvider) infos() []MemberInfo {
+func (p *gossipProvider) infos() []sqljobber.Member {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := []MemberInfo{{NodeInfo: p.self.NodeInfo, ID: p.self.ID, Address: p.self.address(),
-		Self: true, State: stateOf(p.self, false)}}
+	out := []sqljobber.Member{p.self.member(true, false)}
 	for name, m := range p.members {
 		if m.ID == p.self.ID {
 			continue
 		}
 		_, suspect := p.suspects[name]
-		out = append(out, MemberInfo{NodeInfo: m.NodeInfo, ID: m.ID, Address: m.address(),
-			State: stateOf(m, suspect)})
+		out = append(out, m.member(false, suspect))
 	}
-	slices.SortFunc(out[1:], func(a, b MemberInfo) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out[1:], func(a, b sqljobber.Member) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
-func stateOf(m memberMeta, suspect bool) string {
+// member describes m as a member of the cluster.
+func (m memberMeta) member(self, suspect bool) sqljobber.Member {
+	state := sqljobber.MemberAlive
 	switch {
 	case m.Leaving:
-		return "leaving"
+		state = sqljobber.MemberLeaving
 	case suspect:
-		return "suspect"
+		state = sqljobber.MemberSuspect
 	}
-	return "alive"
+	return sqljobber.Member{Name: m.Name, ID: m.ID, Address: m.address(), API: m.API, Queues: m.Queues, Self: self, State: state}
 }
 
 // gossipDelegate gives memberlist this node's metadata.

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
+
+	sqljobber "github.com/sql-jobber/sql-jobber"
 )
 
 // Defaults for Config.
@@ -205,7 +207,7 @@ func (n *Node) RequestTimeout() time.Duration { return n.cfg.RequestTimeout }
 
 // Members describes the cluster's members as this node sees them, this one
 // first; none before Start or after Stop.
-func (n *Node) Members() []MemberInfo {
+func (n *Node) Members() []sqljobber.Member {
 	n.mu.Lock()
 	started := n.started && !n.stopped
 	n.mu.Unlock()
@@ -215,7 +217,8 @@ func (n *Node) Members() []MemberInfo {
 	if n.gossip != nil {
 		return n.gossip.infos()
 	}
-	return []MemberInfo{{NodeInfo: n.cfg.Info, ID: n.system.ID, Address: n.system.Address(), Self: true, State: "alive"}}
+	return []sqljobber.Member{{Name: n.cfg.Info.Name, ID: n.system.ID, Address: n.system.Address(), API: n.cfg.Info.API,
+		Queues: n.cfg.Info.Queues, Self: true, State: sqljobber.MemberAlive}}
 }
 
 // GossipAddress is the host:port the node's gossip listens on, for others
@@ -233,7 +236,7 @@ func (n *Node) ActiveGrains() int { return n.lookup.activeGrains() }
 
 // ErrUnavailable is returned when no member would activate a grain before
 // the request's deadline (e.g. while the membership changes).
-var ErrUnavailable = errors.New("cluster: grain unavailable")
+var ErrUnavailable = fmt.Errorf("cluster: %w", sqljobber.ErrUnavailable)
 
 // Request sends msg to the grain kind/identity and waits for its reply,
 // activating the grain on its owner if needed. A request that finds the

@@ -3,7 +3,6 @@ package http
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,13 +21,6 @@ import (
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
-
-// Results reads jobs' results a page at a time (resultsink.Reader).
-type Results interface {
-	Read(ctx context.Context, id string, q resultsink.Query) (*resultsink.Page, error)
-}
-
-var _ Results = (*resultsink.Reader)(nil)
 
 // Headers of a results answer, in every format.
 const (
@@ -101,7 +93,7 @@ func (s *Server) handleResults(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	page, err := s.cfg.Results.Read(r.Context(), mux.Vars(r)["jobID"], q)
+	page, err := s.svc.Results(r.Context(), mux.Vars(r)["jobID"], q)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

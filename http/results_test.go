@@ -11,16 +11,32 @@ import (
 	"strings"
 	"testing"
 
+	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/resultsink/resultsinktest"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
 )
 
+// envResults serves the results tables that env's Succeed published, each
+// under its job's ID, and fails every other call.
+type envResults struct {
+	failing
+	env *resultsinktest.Env
+}
+
+func (s envResults) Results(ctx context.Context, id string, q resultsink.Query) (*resultsink.Page, error) {
+	t := s.env.Table(id)
+	if t.Version == "" {
+		return nil, fmt.Errorf("%w: %q", sqljobber.ErrJobNotFound, id)
+	}
+	return s.env.Reader.Read(ctx, t, q)
+}
+
 // resultsServer serves the results API of env.
 func resultsServer(t *testing.T, env *resultsinktest.Env) string {
 	t.Helper()
-	srv := httptest.NewServer(NewServer(failing{}, Config{Results: env.Reader}).Handler())
+	srv := httptest.NewServer(NewServer(envResults{env: env}, Config{}).Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

@@ -16,8 +16,8 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 
+	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/actors"
-	"github.com/sql-jobber/sql-jobber/cluster"
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
@@ -26,15 +26,16 @@ import (
 type Service interface {
 	Tasks() []*sqlexec.Task
 	Submit(ctx context.Context, req actors.SubmitRequest) (*actors.Receipt, error)
-	Job(ctx context.Context, id string) (*resultsink.Job, error)
+	Job(ctx context.Context, id string) (*sqljobber.Job, error)
+	Results(ctx context.Context, id string, q resultsink.Query) (*resultsink.Page, error)
 	Cancel(ctx context.Context, id string, purge bool) error
-	Queue(ctx context.Context, queue string) ([]*resultsink.Job, error)
+	Queue(ctx context.Context, queue string) ([]*sqljobber.Job, error)
 	SubmitGroup(ctx context.Context, req actors.GroupRequest) (*actors.GroupReceipt, error)
-	Group(ctx context.Context, id string) (*actors.GroupStatus, error)
+	Group(ctx context.Context, id string) (*sqljobber.Group, error)
 	WaitJob(ctx context.Context, id string, d time.Duration) error
 	WaitGroup(ctx context.Context, id string, d time.Duration) error
 	CancelGroup(ctx context.Context, id string, purge bool) error
-	Members() []cluster.MemberInfo
+	Members() []sqljobber.Member
 }
 
 var _ Service = (*actors.Engine)(nil)
@@ -58,8 +59,6 @@ type Config struct {
 	// MaxWait caps ?wait= on GET /jobs/{id} and /groups/{id}; 0 means
 	// MaxWaitDefault.
 	MaxWait time.Duration
-	// Results, if set, serves GET /jobs/{jobID}/results.
-	Results Results
 }
 
 // MaxWaitDefault is the default cap on ?wait=.
@@ -95,9 +94,7 @@ func NewServer(svc Service, cfg Config) *Server {
 	r.HandleFunc("/tasks/{taskName}/jobs", s.handlePostJob).Methods(http.MethodPost)
 	r.HandleFunc("/jobs/queue/{queue}", s.handleQueue).Methods(http.MethodGet)
 	r.HandleFunc("/jobs/{jobID}", s.handleGetJob).Methods(http.MethodGet)
-	if cfg.Results != nil {
-		r.HandleFunc("/jobs/{jobID}/results", s.handleResults).Methods(http.MethodGet)
-	}
+	r.HandleFunc("/jobs/{jobID}/results", s.handleResults).Methods(http.MethodGet)
 	r.HandleFunc("/jobs/{jobID}", s.handleDeleteJob).Methods(http.MethodDelete)
 	r.HandleFunc("/groups", s.handlePostGroup).Methods(http.MethodPost)
 	r.HandleFunc("/groups/{groupID}", s.handleGetGroup).Methods(http.MethodGet)
@@ -170,7 +167,7 @@ func statusOf(err error) (int, string) {
 	var (
 		route   errRoute
 		bad     badRequest
-		invalid *actors.InvalidError
+		invalid *sqljobber.InvalidError
 		query   *resultsink.QueryError
 		tooBig  *http.MaxBytesError
 	)
@@ -181,15 +178,14 @@ func statusOf(err error) (int, string) {
 		return http.StatusBadRequest, err.Error()
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit)
-	case errors.Is(err, actors.ErrTaskNotFound), errors.Is(err, actors.ErrJobNotFound), errors.Is(err, actors.ErrGroupNotFound),
-		errors.Is(err, resultsink.ErrJobNotFound):
+	case errors.Is(err, sqljobber.ErrTaskNotFound), errors.Is(err, sqljobber.ErrJobNotFound), errors.Is(err, sqljobber.ErrGroupNotFound):
 		return http.StatusNotFound, err.Error()
-	case errors.Is(err, resultsink.ErrGone):
+	case errors.Is(err, sqljobber.ErrGone):
 		return http.StatusGone, err.Error()
-	case errors.Is(err, actors.ErrJobActive), errors.Is(err, actors.ErrJobFinished),
-		errors.Is(err, resultsink.ErrNotReady), errors.Is(err, resultsink.ErrCursorStale):
+	case errors.Is(err, sqljobber.ErrJobActive), errors.Is(err, sqljobber.ErrJobFinished),
+		errors.Is(err, sqljobber.ErrNotReady), errors.Is(err, resultsink.ErrCursorStale):
 		return http.StatusConflict, err.Error()
-	case errors.Is(err, actors.ErrStopping), errors.Is(err, cluster.ErrUnavailable):
+	case errors.Is(err, sqljobber.ErrStopping), errors.Is(err, sqljobber.ErrUnavailable):
 		return http.StatusServiceUnavailable, err.Error()
 	}
 	return http.StatusInternalServerError, "internal error"
@@ -406,9 +402,9 @@ type jobJSON struct {
 	ExpiresAt      *string `json:"expires_at"`
 }
 
-func jobOf(j *resultsink.Job) jobJSON {
+func jobOf(j *sqljobber.Job) jobJSON {
 	return jobJSON{
-		JobID: j.ID, Task: j.Task, Queue: j.Queue, State: j.State, Count: j.Count, Error: j.Error,
+		JobID: j.ID, Task: j.Task, Queue: j.Queue, State: string(j.State), Count: j.Count, Error: j.Error,
 		ResultsBackend: j.ResultsBackend, ResultsTable: j.ResultsTable, Attempt: j.Attempt, Retries: j.Retries,
 		GroupID: j.GroupID, ETA: timeJSON(j.ETA), CreatedAt: timeJSON(j.CreatedAt), StartedAt: timeJSON(j.StartedAt),
 		FinishedAt: timeJSON(j.FinishedAt), ExpiresAt: timeJSON(j.ExpiresAt),
@@ -429,7 +425,7 @@ func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
 	if err == nil && wait > 0 {
 		err = s.svc.WaitJob(r.Context(), id, wait)
 	}
-	var j *resultsink.Job
+	var j *sqljobber.Job
 	if err == nil {
 		j, err = s.svc.Job(r.Context(), id)
 	}
@@ -572,7 +568,7 @@ func (s *Server) handleGetGroup(w http.ResponseWriter, r *http.Request) {
 	if err == nil && wait > 0 {
 		err = s.svc.WaitGroup(r.Context(), id, wait)
 	}
-	var g *actors.GroupStatus
+	var g *sqljobber.Group
 	if err == nil {
 		g, err = s.svc.Group(r.Context(), id)
 	}
@@ -580,7 +576,7 @@ func (s *Server) handleGetGroup(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := groupJSON{GroupID: g.ID, State: g.State, Concurrency: g.Concurrency, Jobs: make([]jobJSON, 0, len(g.Jobs))}
+	out := groupJSON{GroupID: g.ID, State: string(g.State), Concurrency: g.Concurrency, Jobs: make([]jobJSON, 0, len(g.Jobs))}
 	for _, j := range g.Jobs {
 		out.Jobs = append(out.Jobs, jobOf(j))
 	}
@@ -619,7 +615,7 @@ func (s *Server) handleMembers(w http.ResponseWriter, _ *http.Request) {
 		if q == nil {
 			q = map[string]int{}
 		}
-		out = append(out, memberJSON{Name: m.Name, ID: m.ID, Address: m.Address, API: m.API, Queues: q, Self: m.Self, State: m.State})
+		out = append(out, memberJSON{Name: m.Name, ID: m.ID, Address: m.Address, API: m.API, Queues: q, Self: m.Self, State: string(m.State)})
 	}
 	s.writeData(w, out)
 }

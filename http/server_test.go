@@ -14,8 +14,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/actors"
-	"github.com/sql-jobber/sql-jobber/cluster"
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
@@ -34,19 +34,22 @@ func (f failing) Tasks() []*sqlexec.Task { return nil }
 func (f failing) Submit(context.Context, actors.SubmitRequest) (*actors.Receipt, error) {
 	return nil, f.err
 }
-func (f failing) Job(context.Context, string) (*resultsink.Job, error) { return nil, f.err }
-func (f failing) Cancel(context.Context, string, bool) error           { return f.err }
-func (f failing) Queue(context.Context, string) ([]*resultsink.Job, error) {
+func (f failing) Job(context.Context, string) (*sqljobber.Job, error) { return nil, f.err }
+func (f failing) Results(context.Context, string, resultsink.Query) (*resultsink.Page, error) {
+	return nil, f.err
+}
+func (f failing) Cancel(context.Context, string, bool) error { return f.err }
+func (f failing) Queue(context.Context, string) ([]*sqljobber.Job, error) {
 	return nil, f.err
 }
 func (f failing) SubmitGroup(context.Context, actors.GroupRequest) (*actors.GroupReceipt, error) {
 	return nil, f.err
 }
-func (f failing) Group(context.Context, string) (*actors.GroupStatus, error) { return nil, f.err }
-func (f failing) CancelGroup(context.Context, string, bool) error            { return f.err }
-func (f failing) Members() []cluster.MemberInfo                              { return nil }
-func (f failing) WaitJob(context.Context, string, time.Duration) error       { return f.err }
-func (f failing) WaitGroup(context.Context, string, time.Duration) error     { return f.err }
+func (f failing) Group(context.Context, string) (*sqljobber.Group, error) { return nil, f.err }
+func (f failing) CancelGroup(context.Context, string, bool) error         { return f.err }
+func (f failing) Members() []sqljobber.Member                             { return nil }
+func (f failing) WaitJob(context.Context, string, time.Duration) error    { return f.err }
+func (f failing) WaitGroup(context.Context, string, time.Duration) error  { return f.err }
 
 func TestErrorsMapToStatuses(t *testing.T) {
 	for _, tc := range []struct {
@@ -54,17 +57,16 @@ func TestErrorsMapToStatuses(t *testing.T) {
 		status  int
 		message string
 	}{
-		{fmt.Errorf("%w: %q", actors.ErrJobNotFound, "x"), 404, `job not found: "x"`},
-		{fmt.Errorf("%w: %q", actors.ErrGroupNotFound, "x"), 404, `group not found: "x"`},
-		{&actors.ActiveError{ID: "x", State: "STARTED"}, 409, `job "x" is STARTED`},
-		{&actors.FinishedError{Kind: "job", ID: "x", State: "SUCCESS"}, 409, `job "x" has finished (SUCCESS)`},
-		{&actors.InvalidError{Field: "args", Reason: "too many"}, 400, "args: too many"},
-		{fmt.Errorf("submit job: %w", cluster.ErrUnavailable), 503, "submit job: cluster: grain unavailable"},
-		{actors.ErrStopping, 503, "node is shutting down"},
-		{fmt.Errorf("%w: %q", resultsink.ErrJobNotFound, "x"), 404, `job not found: "x"`},
-		{&resultsink.GoneError{ID: "x", Reason: resultsink.GoneExpired, At: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, 410,
+		{fmt.Errorf("%w: %q", sqljobber.ErrJobNotFound, "x"), 404, `job not found: "x"`},
+		{fmt.Errorf("%w: %q", sqljobber.ErrGroupNotFound, "x"), 404, `group not found: "x"`},
+		{&sqljobber.ActiveError{ID: "x", State: "STARTED"}, 409, `job "x" is STARTED`},
+		{&sqljobber.FinishedError{Kind: "job", ID: "x", State: "SUCCESS"}, 409, `job "x" has finished (SUCCESS)`},
+		{&sqljobber.InvalidError{Field: "args", Reason: "too many"}, 400, "args: too many"},
+		{fmt.Errorf("submit job: %w", sqljobber.ErrUnavailable), 503, "submit job: grain unavailable"},
+		{sqljobber.ErrStopping, 503, "node is shutting down"},
+		{&sqljobber.GoneError{ID: "x", Reason: sqljobber.GoneExpired, At: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, 410,
 			`job "x" expired at 2026-01-02T03:04:05Z: its results are gone`},
-		{&resultsink.NotReadyError{ID: "x", State: "RETRY"}, 409, `job "x" is RETRY: its results are not ready yet`},
+		{&sqljobber.NotReadyError{ID: "x", State: "RETRY"}, 409, `job "x" is RETRY: its results are not ready yet`},
 		{resultsink.ErrCursorStale, 409, "cursor: the job has run again"},
 		{&resultsink.QueryError{Param: "order_by", Err: errors.New("no column")}, 400, "order_by: no column"},
 		{errors.New("connection refused to postgres://user:secret@db"), 500, "internal error"},

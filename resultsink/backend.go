@@ -2,8 +2,6 @@ package resultsink
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -30,20 +28,37 @@ const (
 // off from the cluster whose lease was taken over) the older can never
 // replace the newer's table.
 type Fence struct {
-	// Token grows with every run of a job ID (resultsink.Job.Fence). A
+	// Token grows with every run of a job ID (ledger.Job.Fence). A
 	// publication whose token is not above the last one published for
 	// the table is refused, in the same transaction as the swap (under
 	// a named lock on MySQL, whose DDL is not transactional).
 	Token int64
-	// ledger, job and run, when set (Ledger.Fence), name the run that
-	// publishes: the ledger must say it still owns the job, checked
-	// inside the publishing transaction when the ledger lives in the
-	// same database (on its own pool otherwise: never a second
-	// connection of one pool, which a pool of one would deadlock on).
-	ledger     *Ledger
-	job, runID string
-	ttl        time.Duration
+	// Owner, when set, is the record of the run that publishes, which
+	// must say that the run still owns its job: checked inside the
+	// publishing transaction when the record lives in the same database
+	// (on the record's own pool otherwise: never a second connection of
+	// one pool, which a pool of one would deadlock on).
+	Owner Owner
 }
+
+// Owner is the record that says whether a run may publish its job's results
+// (ledger.Run).
+type Owner interface {
+	// DB is the database the record is kept in.
+	DB() *sqlexec.DB
+	// Check returns an error unless the run still owns its job. It reads
+	// the record with q.
+	Check(ctx context.Context, q sqlexec.Querier) error
+	// Success is the statement, with ? placeholders, and the arguments
+	// that record the run's SUCCESS with count rows, for the publishing
+	// transaction when the record is in the results database: it changes
+	// one row if the run still owns its job, and none otherwise.
+	Success(count int64) (string, []any)
+}
+
+// here reports whether the fence's owner keeps its record in db, so that
+// its check and the job's SUCCESS join the publishing transaction.
+func (f Fence) here(db *sqlexec.DB) bool { return f.Owner != nil && f.Owner.DB() == db }
 
 // ErrFenced refuses a publication: a newer run of the job has published its
 // table, or this run no longer owns the job.
@@ -159,7 +174,7 @@ func (b *Backend) migrate(ctx context.Context) error {
 	}
 	q := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (table_name %s NOT NULL PRIMARY KEY, token BIGINT NOT NULL)%s",
 		b.d.quote(fenceTable), key, suffix)
-	if _, err := poolQuerier(b.db).exec(ctx, q); err != nil {
+	if _, err := b.db.Querier().Exec(ctx, q); err != nil {
 		return fmt.Errorf("create table %s: %w", fenceTable, err)
 	}
 	return nil
@@ -191,6 +206,10 @@ func (b *Backend) Close() {
 // DB is the backend's connection pool.
 func (b *Backend) DB() *sqlexec.DB { return b.db }
 
+// Durable is the backend's pool whose commits wait for the disk: DB, unless
+// the backend commits asynchronously (Config.AsyncCommit).
+func (b *Backend) Durable() *sqlexec.DB { return b.durable }
+
 // MaxJobIDLen is the longest job ID whose results table name fits this
 // database's identifier limit.
 func (b *Backend) MaxJobIDLen() int {
@@ -200,14 +219,6 @@ func (b *Backend) MaxJobIDLen() int {
 // TableName is the results table of a job ID.
 func (b *Backend) TableName(jobID string) string {
 	return strings.Replace(b.cfg.ResultsTable, "%s", jobID, 1)
-}
-
-// NewRunID returns a random identifier for one run of a job. It names the
-// run's staging table and fences the run's ledger updates.
-func NewRunID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // cleanupTimeout bounds the removal of a failed run's staging table, which
@@ -303,45 +314,40 @@ func (b *Backend) Drop(ctx context.Context, table string) error {
 	if err := b.d.drop(ctx, b.db, table); err != nil {
 		return err
 	}
-	_, err := poolQuerier(b.db).exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE table_name = ?", b.d.quote(fenceTable)), table)
+	_, err := b.db.Querier().Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE table_name = ?", b.d.quote(fenceTable)), table)
 	return err
 }
 
-// fenceUpsertSQL records a table's publication token (arguments: the
-// table, the token) unless a token at least as high is recorded, on the
-// dialects with ON CONFLICT.
-func fenceUpsertSQL(d dialect) string {
-	return fmt.Sprintf("INSERT INTO %s AS f (table_name, token) VALUES (?, ?) ON CONFLICT (table_name) DO UPDATE SET token = excluded.token WHERE f.token < excluded.token",
-		d.quote(fenceTable))
-}
-
-// claimFence records token as table's publication in a transaction (q),
-// refusing it if a run of a token at least as high has published.
-func claimFence(ctx context.Context, q querier, db *sqlexec.DB, d dialect, table string, fence Fence) error {
+// claimFence records the fence's token as table's publication in a
+// transaction (q), refusing it if a run of a token at least as high has
+// published, or if its owner no longer owns its job.
+func claimFence(ctx context.Context, q sqlexec.Querier, db *sqlexec.DB, d dialect, table string, fence Fence) error {
 	// Ownership first: on MySQL the fence record commits at once, and a
 	// run that does not own its job must not move it.
-	if l := fence.ledger; l != nil {
-		lq := l.q
-		if l.db == db {
-			lq = q
-		}
-		if err := l.owns(ctx, lq, fence.job, fence.runID); err != nil {
-			return fmt.Errorf("%w: %w", ErrFenced, err)
-		}
+	if err := checkOwner(ctx, q, db, fence); err != nil {
+		return err
 	}
-	var stmt string
-	if _, ok := d.(mysqlDialect); ok {
-		stmt = fmt.Sprintf("INSERT INTO %s (table_name, token) VALUES (?, ?) ON DUPLICATE KEY UPDATE token = IF(token < VALUES(token), VALUES(token), token)",
-			d.quote(fenceTable))
-	} else {
-		stmt = fenceUpsertSQL(d)
-	}
-	n, err := q.exec(ctx, stmt, table, fence.Token)
+	n, err := q.Exec(ctx, d.fenceUpsert(), table, fence.Token)
 	if err != nil {
 		return err
 	}
 	if n == 0 {
 		return ErrFenced
+	}
+	return nil
+}
+
+// checkOwner checks that the fence's owner, if any, still owns its job: with
+// q, in the publishing transaction, where the record is in db.
+func checkOwner(ctx context.Context, q sqlexec.Querier, db *sqlexec.DB, fence Fence) error {
+	if fence.Owner == nil {
+		return nil
+	}
+	if !fence.here(db) {
+		q = fence.Owner.DB().Querier()
+	}
+	if err := fence.Owner.Check(ctx, q); err != nil {
+		return fmt.Errorf("%w: %w", ErrFenced, err)
 	}
 	return nil
 }

@@ -23,6 +23,10 @@ type dialect interface {
 	// the fence allows (claimFence), atomically with the fence's record;
 	// it reports whether it recorded the job's SUCCESS too.
 	publish(ctx context.Context, db *sqlexec.DB, staging, final string, count int64, fence Fence) (bool, error)
+	// fenceUpsert records a table's publication token (arguments: the
+	// table, the token) unless a token at least as high is recorded: it
+	// changes no row then.
+	fenceUpsert() string
 	drop(ctx context.Context, db *sqlexec.DB, table string) error
 	// tables lists the tables whose names start with prefix.
 	tables(ctx context.Context, db *sqlexec.DB, prefix string) ([]string, error)
@@ -93,6 +97,12 @@ func createTableSQL(d dialect, prefix, table string, cols []sqlexec.Column, suff
 	b.WriteString(")")
 	b.WriteString(suffix)
 	return b.String()
+}
+
+// onConflictFenceUpsert is fenceUpsert on the dialects with ON CONFLICT.
+func onConflictFenceUpsert(d dialect) string {
+	return fmt.Sprintf("INSERT INTO %s AS f (table_name, token) VALUES (?, ?) ON CONFLICT (table_name) DO UPDATE SET token = excluded.token WHERE f.token < excluded.token",
+		d.quote(fenceTable))
 }
 
 // likePrefix escapes prefix for a LIKE pattern with '\' as the escape.

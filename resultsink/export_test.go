@@ -1,54 +1,5 @@
 package resultsink
 
-import (
-	"context"
-	"strings"
-	"time"
-
-	"github.com/sql-jobber/sql-jobber/sqlexec"
-)
-
 // WithoutSmallPath makes b write every result through a staging table, so
 // that tests cover that path with few rows too.
 func WithoutSmallPath(b *Backend) { b.smallMax = 0 }
-
-// Plans are the database's plans for the ledger's queries that partial
-// indexes serve: "claim" (the next jobs of queue), "group" (a group's
-// jobs) and "expired" (jobs past their expiry).
-func Plans(ctx context.Context, l *Ledger, queue, group string) (map[string]string, error) {
-	explain := "EXPLAIN "
-	if l.db.Dialect == sqlexec.SQLite {
-		explain = "EXPLAIN QUERY PLAN "
-	}
-	t := l.timeArg(time.Now())
-	out := map[string]string{}
-	for name, q := range map[string]struct {
-		sql  string
-		args []any
-	}{
-		"claim":   {l.pickSQL(10), []any{queue, t}},
-		"group":   {l.groupJobsSQL(), []any{group}},
-		"expired": {l.expiredSQL(10), []any{t}},
-	} {
-		var lines []string
-		err := l.q.query(ctx, explain+q.sql, func(scan func(...any) error) error {
-			// SQLite's plan rows have four columns, PostgreSQL's one.
-			if l.db.Dialect == sqlexec.SQLite {
-				var id, parent, notUsed int
-				var detail string
-				err := scan(&id, &parent, &notUsed, &detail)
-				lines = append(lines, detail)
-				return err
-			}
-			var line string
-			err := scan(&line)
-			lines = append(lines, line)
-			return err
-		}, q.args...)
-		if err != nil {
-			return nil, err
-		}
-		out[name] = strings.Join(lines, "\n")
-	}
-	return out, nil
-}

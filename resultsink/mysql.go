@@ -291,7 +291,7 @@ func (d mysqlDialect) publishFenced(ctx context.Context, db *sqlexec.DB, staging
 		defer cancel()
 		_, _ = conn.ExecContext(rctx, "DO RELEASE_LOCK(?)", lock)
 	}()
-	if err := claimFence(ctx, sqlQuerier{q: conn}, db, d, final, fence); err != nil {
+	if err := claimFence(ctx, sqlexec.SQLQuerier(conn), db, d, final, fence); err != nil {
 		return err
 	}
 	var exists int
@@ -314,6 +314,11 @@ func (d mysqlDialect) publishFenced(ctx context.Context, db *sqlexec.DB, staging
 	}
 	_, err = conn.ExecContext(ctx, "DROP TABLE IF EXISTS "+d.quote(old))
 	return err
+}
+
+func (d mysqlDialect) fenceUpsert() string {
+	return fmt.Sprintf("INSERT INTO %s (table_name, token) VALUES (?, ?) ON DUPLICATE KEY UPDATE token = IF(token < VALUES(token), VALUES(token), token)",
+		d.quote(fenceTable))
 }
 
 func (d mysqlDialect) drop(ctx context.Context, db *sqlexec.DB, table string) error {

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/resultsink/resultsinktest"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
 )
@@ -36,7 +37,7 @@ func writeFrom(t *testing.T, d sqlexec.Dialect, b *resultsink.Backend, table, qu
 	t.Helper()
 	rows := queryRows(t, sqlexectest.Open(t, d, "src", sqlexec.OpenOptions{}), query)
 	defer rows.Close()
-	n, _, err := b.Write(context.Background(), table, resultsink.NewRunID(), rows, nextFence())
+	n, _, err := b.Write(context.Background(), table, resultsinktest.NewVersion(), rows, nextFence())
 	return n, err
 }
 
@@ -62,7 +63,7 @@ func benchmarkWriteFrom(b *testing.B, src *sqlexec.DB, backend *resultsink.Backe
 	cpu0 := cpuTime(b)
 	b.ResetTimer()
 	rows := queryRows(b, src, query)
-	n, _, err := backend.Write(context.Background(), "results_bench_wire", resultsink.NewRunID(), rows, nextFence())
+	n, _, err := backend.Write(context.Background(), "results_bench_wire", resultsinktest.NewVersion(), rows, nextFence())
 	rows.Close()
 	b.StopTimer()
 	if err != nil || n != int64(b.N) {

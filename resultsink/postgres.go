@@ -125,11 +125,10 @@ func (d postgresDialect) publish(ctx context.Context, db *sqlexec.DB, staging, f
 // readers of final wait on its lock and then see the new table. It reports
 // whether it recorded the SUCCESS.
 func (d postgresDialect) swap(ctx context.Context, db *sqlexec.DB, final string, count int64, fence Fence, create ...string) (bool, error) {
-	l := fence.ledger
-	here := l != nil && l.db == db
-	if l != nil && !here {
-		if err := l.owns(ctx, l.q, fence.job, fence.runID); err != nil {
-			return false, fmt.Errorf("%w: %w", ErrFenced, err)
+	here := fence.here(db)
+	if fence.Owner != nil && !here {
+		if err := checkOwner(ctx, nil, db, fence); err != nil {
+			return false, err
 		}
 	}
 	// The first run of a job ID (fence token 1) almost never finds a
@@ -149,7 +148,6 @@ func (d postgresDialect) swap(ctx context.Context, db *sqlexec.DB, final string,
 
 // swapOnce is one try of swap; replace drops a table of the name first.
 func (d postgresDialect) swapOnce(ctx context.Context, db *sqlexec.DB, final string, count int64, fence Fence, here, replace bool, create []string) (bool, error) {
-	l := fence.ledger
 	conn, err := db.Postgres().Acquire(ctx)
 	if err != nil {
 		return false, err
@@ -172,18 +170,18 @@ func (d postgresDialect) swapOnce(ctx context.Context, db *sqlexec.DB, final str
 	fenceAt := stmts
 	if here {
 		// The run's SUCCESS, changed only if it still owns its job.
-		stmt, args := l.success(fence, count, now())
+		stmt, args := fence.Owner.Success(count)
 		params := make([][]byte, len(args))
 		for i, a := range args {
 			params[i] = pgText(a)
 		}
-		add("WITH u AS ("+rebind(stmt)+" RETURNING 1) SELECT 1 / COUNT(*) FROM u", params...)
+		add("WITH u AS ("+sqlexec.Rebind(stmt)+" RETURNING 1) SELECT 1 / COUNT(*) FROM u", params...)
 	} else {
 		// This run's token, recorded only if above the last one
 		// published. With the ledger in this transaction there is no
 		// need: the run's ownership of the job, checked under the job
 		// row's lock, already excludes every other run.
-		add("WITH f AS ("+rebind(fenceUpsertSQL(d))+" RETURNING 1) SELECT 1 / COUNT(*) FROM f",
+		add("WITH f AS ("+sqlexec.Rebind(d.fenceUpsert())+" RETURNING 1) SELECT 1 / COUNT(*) FROM f",
 			[]byte(final), []byte(strconv.FormatInt(fence.Token, 10)))
 	}
 	if replace {
@@ -232,6 +230,8 @@ func pgText(v any) []byte {
 	}
 	return []byte(fmt.Sprint(v))
 }
+
+func (d postgresDialect) fenceUpsert() string { return onConflictFenceUpsert(d) }
 
 func (d postgresDialect) drop(ctx context.Context, db *sqlexec.DB, table string) error {
 	_, err := db.Postgres().Exec(ctx, "DROP TABLE IF EXISTS "+d.quote(table))

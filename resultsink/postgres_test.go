@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/resultsink/resultsinktest"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -135,7 +136,7 @@ func TestPostgresWritesValuesExactly(t *testing.T) {
 				}
 				table := "results_" + tc.col.Name
 				rows := rowsOf([]sqlexec.Column{tc.col}, len(tc.vals), func(i int) []any { return []any{tc.vals[i].in} })
-				if _, _, err := b.Write(context.Background(), table, resultsink.NewRunID(), rows, nextFence()); err != nil {
+				if _, _, err := b.Write(context.Background(), table, resultsinktest.NewVersion(), rows, nextFence()); err != nil {
 					t.Errorf("%s: write: %v", tc.col.Name, err)
 					continue
 				}
@@ -234,7 +235,7 @@ func TestPostgresWriteErrorsNameTheColumn(t *testing.T) {
 					}
 					return []any{good}
 				})
-				_, _, err := b.Write(context.Background(), "results_bad", resultsink.NewRunID(), rows, nextFence())
+				_, _, err := b.Write(context.Background(), "results_bad", resultsinktest.NewVersion(), rows, nextFence())
 				if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("column %q", tc.col.Name)) {
 					t.Errorf("%s %.40v: error %.200v, want one naming the column", tc.col.Type, tc.bad, err)
 				}
@@ -260,7 +261,7 @@ func BenchmarkPostgresWrite(b *testing.B) {
 	b.ReportAllocs()
 	cpu0 := cpuTime(b)
 	b.ResetTimer()
-	n, _, err := backend.Write(ctx, "results_bench", resultsink.NewRunID(), rows, nextFence())
+	n, _, err := backend.Write(ctx, "results_bench", resultsinktest.NewVersion(), rows, nextFence())
 	b.StopTimer()
 	if err != nil || n != int64(b.N) {
 		b.Fatalf("wrote %d rows of %d: %v", n, b.N, err)

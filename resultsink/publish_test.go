@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/ledger"
 	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/resultsink/resultsinktest"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
 )
@@ -101,7 +104,7 @@ func TestRowNumbersAreTheLastColumn(t *testing.T) {
 	sqlexectest.EachDialect(t, func(t *testing.T, d sqlexec.Dialect) {
 		b := openBackend(t, d)
 		rows := &renamedRows{seqRows: seqRows{n: 3}, names: []string{"_ROW", "_row_2"}}
-		if _, _, err := b.Write(context.Background(), "results_numbered", resultsink.NewRunID(), rows, nextFence()); err != nil {
+		if _, _, err := b.Write(context.Background(), "results_numbered", resultsinktest.NewVersion(), rows, nextFence()); err != nil {
 			t.Fatal(err)
 		}
 		got, cols := readTable(t, b, "results_numbered")
@@ -127,7 +130,7 @@ func TestPublishIsAtomic(t *testing.T) {
 			ctx := context.Background()
 			b := openBackend(t, d)
 			const rows, runs = 3000, 12
-			if _, _, err := b.Write(ctx, "results_atomic", resultsink.NewRunID(), &seqRows{n: rows}, nextFence()); err != nil {
+			if _, _, err := b.Write(ctx, "results_atomic", resultsinktest.NewVersion(), &seqRows{n: rows}, nextFence()); err != nil {
 				t.Fatal(err)
 			}
 
@@ -154,7 +157,7 @@ func TestPublishIsAtomic(t *testing.T) {
 				}()
 			}
 			for range runs {
-				if _, _, err := b.Write(ctx, "results_atomic", resultsink.NewRunID(), &seqRows{n: rows}, nextFence()); err != nil {
+				if _, _, err := b.Write(ctx, "results_atomic", resultsinktest.NewVersion(), &seqRows{n: rows}, nextFence()); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -181,10 +184,10 @@ func TestFailedWriteLeavesNoTrace(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			b := openBackend(t, d)
-			if _, _, err := b.Write(ctx, "results_keep", resultsink.NewRunID(), &seqRows{n: 10}, nextFence()); err != nil {
+			if _, _, err := b.Write(ctx, "results_keep", resultsinktest.NewVersion(), &seqRows{n: 10}, nextFence()); err != nil {
 				t.Fatal(err)
 			}
-			_, _, err := b.Write(ctx, "results_keep", resultsink.NewRunID(), &seqRows{n: 5000, err: fmt.Errorf("source went away")}, nextFence())
+			_, _, err := b.Write(ctx, "results_keep", resultsinktest.NewVersion(), &seqRows{n: 5000, err: fmt.Errorf("source went away")}, nextFence())
 			if err == nil || !strings.Contains(err.Error(), "source went away") {
 				t.Fatalf("write error %v", err)
 			}
@@ -230,14 +233,14 @@ func TestDropStagingKeepsLiveRuns(t *testing.T) {
 func lostRun(t *testing.T, b *resultsink.Backend) resultsink.Fence {
 	t.Helper()
 	ctx := context.Background()
-	l, err := resultsink.NewLedger(b, resultsink.LedgerConfig{})
+	l, err := ledger.New(b.DB(), b.Durable(), ledger.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Admit(ctx, resultsink.Job{ID: "f", Task: "t", Queue: "q"}); err != nil {
+	if _, err := l.Admit(ctx, ledger.Job{Job: sqljobber.Job{ID: "f", Task: "t", Queue: "q"}}); err != nil {
 		t.Fatal(err)
 	}
 	jobs, err := l.Claim(ctx, "q", "n", 1, time.Minute)
@@ -247,9 +250,7 @@ func lostRun(t *testing.T, b *resultsink.Backend) resultsink.Fence {
 	if _, err := l.Cancel(ctx, "f"); err != nil {
 		t.Fatal(err)
 	}
-	f := jobs[0]
-	f.Fence = 100
-	return l.Fence(f)
+	return resultsink.Fence{Token: 100, Owner: l.Run(jobs[0])}
 }
 
 // TestFenceRefusesAnOlderRun: once a run has published a table, a run with
@@ -272,7 +273,7 @@ func TestFenceRefusesAnOlderRun(t *testing.T) {
 				{"same token", resultsink.Fence{Token: 7}},
 				{"lost ownership", lostRun(t, b)},
 			} {
-				_, _, err := b.Write(ctx, "results_f", resultsink.NewRunID(), &seqRows{n: 50}, tc.fence)
+				_, _, err := b.Write(ctx, "results_f", resultsinktest.NewVersion(), &seqRows{n: 50}, tc.fence)
 				if !errors.Is(err, resultsink.ErrFenced) {
 					t.Fatalf("%s: err %v, want ErrFenced", tc.name, err)
 				}
@@ -284,13 +285,13 @@ func TestFenceRefusesAnOlderRun(t *testing.T) {
 				t.Fatalf("%d staging tables left", n)
 			}
 			// A later token publishes; after a drop, any token does.
-			if _, _, err := b.Write(ctx, "results_f", resultsink.NewRunID(), &seqRows{n: 4}, resultsink.Fence{Token: 9}); err != nil {
+			if _, _, err := b.Write(ctx, "results_f", resultsinktest.NewVersion(), &seqRows{n: 4}, resultsink.Fence{Token: 9}); err != nil {
 				t.Fatal(err)
 			}
 			if err := b.Drop(ctx, "results_f"); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := b.Write(ctx, "results_f", resultsink.NewRunID(), &seqRows{n: 5}, resultsink.Fence{Token: 1}); err != nil {
+			if _, _, err := b.Write(ctx, "results_f", resultsinktest.NewVersion(), &seqRows{n: 5}, resultsink.Fence{Token: 1}); err != nil {
 				t.Fatalf("after a drop: %v", err)
 			}
 		})
@@ -312,7 +313,7 @@ func TestFirstRunReplacesATableOfItsName(t *testing.T) {
 				}
 				sqlexectest.Exec(t, b.DB(), "CREATE TABLE results_taken (x INTEGER)")
 				sqlexectest.Exec(t, b.DB(), "INSERT INTO results_taken VALUES (1), (2)")
-				n, _, err := b.Write(ctx, "results_taken", resultsink.NewRunID(), &seqRows{n: 5}, resultsink.Fence{Token: 1})
+				n, _, err := b.Write(ctx, "results_taken", resultsinktest.NewVersion(), &seqRows{n: 5}, resultsink.Fence{Token: 1})
 				if err != nil || n != 5 {
 					t.Fatalf("wrote %d rows: %v", n, err)
 				}

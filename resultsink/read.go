@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
@@ -54,57 +53,17 @@ func (c ReaderConfig) Validate() error {
 	return nil
 }
 
-// ErrGone means a job's results were removed: purged, expired, or its
-// table dropped. It comes wrapped in *GoneError.
-var ErrGone = errors.New("results are gone")
-
-// ErrNotReady means a job has no results to read, or none yet. It comes
-// wrapped in *NotReadyError.
-var ErrNotReady = errors.New("results are not ready")
-
-// ErrCursorStale means a cursor belongs to an earlier run of its job, whose
-// results the job's latest run replaced.
+// ErrCursorStale means a cursor belongs to an earlier version of its table,
+// which a later run of the job replaced.
 var ErrCursorStale = errors.New("cursor: the job has run again since this cursor was made, replacing its results; start again from the first page")
 
-// GoneError says how a job's results went.
-type GoneError struct {
-	ID     string
-	Reason string    // GonePurged or GoneExpired; "" when only the table is missing
-	At     time.Time // when, if Reason is set
-}
+// ErrNoTable means a results table does not exist: dropped meanwhile, or by
+// hand.
+var ErrNoTable = errors.New("its results table no longer exists")
 
-func (e *GoneError) Error() string {
-	if e.Reason == "" {
-		return fmt.Sprintf("job %q: its results table no longer exists", e.ID)
-	}
-	how := "was " + e.Reason
-	if e.Reason == GoneExpired {
-		how = "expired" // its results outlived their TTL
-	}
-	return fmt.Sprintf("job %q %s at %s: its results are gone", e.ID, how, e.At.UTC().Format(time.RFC3339))
-}
-
-func (e *GoneError) Unwrap() error { return ErrGone }
-
-// NotReadyError says why a job has no results to read.
-type NotReadyError struct {
-	ID    string
-	State string
-	// Why, when not the state alone (a results table older than RowColumn).
-	Why string
-}
-
-func (e *NotReadyError) Error() string {
-	switch {
-	case e.Why != "":
-		return fmt.Sprintf("job %q: %s", e.ID, e.Why)
-	case Active(e.State):
-		return fmt.Sprintf("job %q is %s: its results are not ready yet", e.ID, e.State)
-	}
-	return fmt.Sprintf("job %q is %s: it has no results", e.ID, e.State)
-}
-
-func (e *NotReadyError) Unwrap() error { return ErrNotReady }
+// ErrNoRowColumn means a results table has no RowColumn: an older
+// sql-jobber wrote it, and it cannot be paged.
+var ErrNoRowColumn = fmt.Errorf("its results table has no %s column (an older sql-jobber wrote it): run the job again to read it here", RowColumn)
 
 // QueryError is a read request that cannot be answered as it is, naming the
 // request parameter at fault.
@@ -181,60 +140,64 @@ func (p *Page) Close() error {
 	return errors.Join(p.Rows.Close(), p.tx.Close())
 }
 
-// Reader reads jobs' results tables through their backends' pools.
+// Table is a published results table to read.
+type Table struct {
+	// Backend names the results backend the table is in.
+	Backend string
+	Name    string
+	// Version names the publication (a job's run): a cursor made on
+	// another version is stale.
+	Version string
+}
+
+// Reader reads results tables through their backends' pools.
 //
 // Rows are in a total order: by the order column if there is one (NULLs
 // first ascending, last descending; text by Unicode code point, numbers
 // and times by value; on MySQL, text and bytes by their first
 // max_sort_length bytes, as its ORDER BY sorts them), then by RowColumn, the
-// row's place in the task's order, which no two rows share. A cursor holds the place in that order of
-// the first row of the next page, and the next page starts there: pages
-// never skip or repeat a row. Each page is read in one snapshot of its
-// table, and results tables never change once published; a cursor of a run
-// whose results were since replaced is refused (ErrCursorStale).
+// row's place in the task's order, which no two rows share. A cursor holds
+// the place in that order of the first row of the next page, and the next
+// page starts there: pages never skip or repeat a row. Each page is read in
+// one snapshot of its table, and results tables never change once
+// published; a cursor of a version whose table was since replaced is
+// refused (ErrCursorStale).
 type Reader struct {
-	ledger   *Ledger
 	backends map[string]*Backend
 	cfg      ReaderConfig
 }
 
-// NewReader returns a reader of the results of the jobs in ledger, kept in
-// backends.
-func NewReader(ledger *Ledger, backends []*Backend, cfg ReaderConfig) (*Reader, error) {
+// NewReader returns a reader of the results tables in backends.
+func NewReader(backends []*Backend, cfg ReaderConfig) (*Reader, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Reader{ledger: ledger, backends: map[string]*Backend{}, cfg: cfg}
+	r := &Reader{backends: map[string]*Backend{}, cfg: cfg}
 	for _, b := range backends {
 		r.backends[b.Name] = b
 	}
 	return r, nil
 }
 
-// Read opens a page of job id's results. It returns ErrJobNotFound for a job
-// it never knew, *GoneError for one whose results were removed,
-// *NotReadyError for one that has not succeeded, *QueryError for a query
-// that does not fit the table, ErrCursorStale.
-func (r *Reader) Read(ctx context.Context, id string, q Query) (*Page, error) {
+// Read opens a page of table t. It returns *QueryError for a query that
+// does not fit the table, ErrCursorStale, ErrNoTable, ErrNoRowColumn.
+func (r *Reader) Read(ctx context.Context, t Table, q Query) (*Page, error) {
 	limit := cmp.Or(q.Limit, r.cfg.PageSize)
 	if limit < 1 || limit > r.cfg.MaxPageSize {
 		return nil, queryErr("limit", "must be between 1 and %d", r.cfg.MaxPageSize)
 	}
-	j, err := r.job(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	b, ok := r.backends[j.ResultsBackend]
+	b, ok := r.backends[t.Backend]
 	if !ok {
-		return nil, fmt.Errorf("results backend %q of job %q is not configured on this node", j.ResultsBackend, id)
+		return nil, fmt.Errorf("results backend %q of table %q is not configured on this node", t.Backend, t.Name)
 	}
 	var cur *cursor
 	if q.Cursor != "" {
+		var err error
 		if cur, err = decodeCursor(q.Cursor); err != nil {
 			return nil, err
 		}
-		if cur.Run != j.RunID {
+		if cur.Run != t.Version {
 			return nil, ErrCursorStale
 		}
 		if cur.Query != q.fingerprint() {
@@ -242,11 +205,11 @@ func (r *Reader) Read(ctx context.Context, id string, q Query) (*Page, error) {
 		}
 	}
 
-	tx, err := b.db.BeginRead(ctx, b.d.readPrelude(j.ResultsTable)...)
+	tx, err := b.db.BeginRead(ctx, b.d.readPrelude(t.Name)...)
 	if err != nil {
-		return nil, b.missing(ctx, j, err)
+		return nil, b.missing(ctx, t.Name, err)
 	}
-	p, err := b.read(ctx, tx, j, q, cur, limit)
+	p, err := b.read(ctx, tx, t, q, cur, limit)
 	if err != nil {
 		tx.Close()
 		return nil, err
@@ -254,42 +217,20 @@ func (r *Reader) Read(ctx context.Context, id string, q Query) (*Page, error) {
 	return p, nil
 }
 
-// job returns the job whose results are to be read, if it succeeded.
-func (r *Reader) job(ctx context.Context, id string) (*Job, error) {
-	j, err := r.ledger.Get(ctx, id)
-	if errors.Is(err, ErrJobNotFound) {
-		ts, terr := r.ledger.Tombstone(ctx, id)
-		switch {
-		case errors.Is(terr, ErrJobNotFound):
-			return nil, fmt.Errorf("%w: %q", ErrJobNotFound, id)
-		case terr != nil:
-			return nil, terr
-		}
-		return nil, &GoneError{ID: id, Reason: ts.Reason, At: ts.At}
+// missing turns the failure to read a table into ErrNoTable if the table is
+// not there.
+func (b *Backend) missing(ctx context.Context, table string, err error) error {
+	names, lerr := b.d.tables(ctx, b.db, table)
+	if lerr != nil || slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, table) }) {
+		return fmt.Errorf("read results table %s: %w", table, err)
 	}
-	if err != nil {
-		return nil, err
-	}
-	if j.State != StateSuccess {
-		return nil, &NotReadyError{ID: id, State: j.State}
-	}
-	return j, nil
+	return ErrNoTable
 }
 
-// missing turns the failure to read j's table into a *GoneError if the
-// table is not there (purged meanwhile, or dropped by hand).
-func (b *Backend) missing(ctx context.Context, j *Job, err error) error {
-	names, lerr := b.d.tables(ctx, b.db, j.ResultsTable)
-	if lerr != nil || slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, j.ResultsTable) }) {
-		return fmt.Errorf("read results of job %q: %w", j.ID, err)
-	}
-	return &GoneError{ID: j.ID}
-}
-
-// read reads a page of j's table in tx.
-func (b *Backend) read(ctx context.Context, tx *sqlexec.ReadTx, j *Job, q Query, cur *cursor, limit int) (*Page, error) {
-	table := b.d.quote(j.ResultsTable)
-	cols, err := b.tableColumns(ctx, tx, j)
+// read reads a page of t in tx.
+func (b *Backend) read(ctx context.Context, tx *sqlexec.ReadTx, t Table, q Query, cur *cursor, limit int) (*Page, error) {
+	table := b.d.quote(t.Name)
+	cols, err := b.tableColumns(ctx, tx, t.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +245,7 @@ func (b *Backend) read(ctx context.Context, tx *sqlexec.ReadTx, j *Job, q Query,
 		return nil, err
 	}
 	p := &Page{Columns: cols, tx: tx}
-	next := &cursor{Run: j.RunID, Query: q.fingerprint()}
+	next := &cursor{Run: t.Version, Query: q.fingerprint()}
 	switch {
 	case int64(limit) >= total:
 		// No more rows than that in the whole table.
@@ -354,20 +295,19 @@ func (b *Backend) probe(ctx context.Context, tx *sqlexec.ReadTx, plan *readPlan,
 	return found, errors.Join(rows.Err(), rows.Close())
 }
 
-// tableColumns reads the columns of j's table, as its rows will be typed,
+// tableColumns reads the columns of a table, as its rows will be typed,
 // without RowColumn.
-func (b *Backend) tableColumns(ctx context.Context, tx *sqlexec.ReadTx, j *Job) ([]sqlexec.Column, error) {
-	rows, err := tx.Query(ctx, fmt.Sprintf("SELECT * FROM %s WHERE 1 = 0", b.d.quote(j.ResultsTable)))
+func (b *Backend) tableColumns(ctx context.Context, tx *sqlexec.ReadTx, table string) ([]sqlexec.Column, error) {
+	rows, err := tx.Query(ctx, fmt.Sprintf("SELECT * FROM %s WHERE 1 = 0", b.d.quote(table)))
 	if err != nil {
-		return nil, b.missing(ctx, j, err)
+		return nil, b.missing(ctx, table, err)
 	}
 	cols := slices.Clone(rows.Columns())
 	if err := rows.Close(); err != nil {
 		return nil, err
 	}
 	if len(cols) == 0 || cols[len(cols)-1].Name != RowColumn {
-		return nil, &NotReadyError{ID: j.ID, State: j.State,
-			Why: fmt.Sprintf("its results table has no %s column (an older sql-jobber wrote it): run the job again to read it here", RowColumn)}
+		return nil, ErrNoRowColumn
 	}
 	return cols[:len(cols)-1], nil
 }
@@ -553,7 +493,7 @@ func bindValue(d dialect, c sqlexec.Column, s string, fromCursor bool) (any, err
 // cursor is where a page starts: the place in the read order of its first
 // row.
 type cursor struct {
-	Run   string  `json:"r"`           // the run whose results it reads
+	Run   string  `json:"r"`           // the version of the table it reads
 	Query string  `json:"q"`           // the order and filters it is for
 	Key   *string `json:"k,omitempty"` // the order column's value, text form; nil for NULL
 	Row   int64   `json:"i"`           // the row's RowColumn

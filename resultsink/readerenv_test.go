@@ -25,7 +25,7 @@ func newReaderEnv(t *testing.T, d sqlexec.Dialect, cfg resultsink.ReaderConfig) 
 // with the values separated by "|".
 func (e *readerEnv) page(id string, q resultsink.Query) ([]string, *resultsink.Page, error) {
 	e.t.Helper()
-	p, err := e.Reader.Read(context.Background(), id, q)
+	p, err := e.Reader.Read(context.Background(), e.Table(id), q)
 	if err != nil {
 		return nil, nil, err
 	}

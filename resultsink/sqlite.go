@@ -190,18 +190,18 @@ func (d sqliteDialect) publish(ctx context.Context, db *sqlexec.DB, staging, fin
 		return false, err
 	}
 	defer tx.Rollback()
-	q := sqlQuerier{q: tx}
-	here := fence.ledger != nil && fence.ledger.db == db
+	q := sqlexec.SQLQuerier(tx)
+	here := fence.here(db)
 	if here {
 		// The ledger is in this database: its SUCCESS commits with the
 		// table, and records only if the run owns its job.
-		stmt, args := fence.ledger.success(fence, count, now())
-		n, err := q.exec(ctx, stmt, args...)
+		stmt, args := fence.Owner.Success(count)
+		n, err := q.Exec(ctx, stmt, args...)
 		if err != nil {
 			return false, err
 		}
 		if n != 1 {
-			return false, fmt.Errorf("%w: %w", ErrFenced, ErrRunSuperseded)
+			return false, fmt.Errorf("%w: the run no longer owns its job", ErrFenced)
 		}
 	} else if err := claimFence(ctx, q, db, d, final, fence); err != nil {
 		// Without the ledger in this transaction the token orders the
@@ -216,6 +216,8 @@ func (d sqliteDialect) publish(ctx context.Context, db *sqlexec.DB, staging, fin
 	}
 	return here, tx.Commit()
 }
+
+func (d sqliteDialect) fenceUpsert() string { return onConflictFenceUpsert(d) }
 
 func (d sqliteDialect) drop(ctx context.Context, db *sqlexec.DB, table string) error {
 	_, err := db.SQL().ExecContext(ctx, "DROP TABLE IF EXISTS "+d.quote(table))

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/resultsink/resultsinktest"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
 )
@@ -48,7 +49,7 @@ func testTypeMatrix(t *testing.T, srcDialect, resDialect sqlexec.Dialect, staged
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, _, err := backend.Write(ctx, "results_matrix", resultsink.NewRunID(), rows, nextFence())
+	n, _, err := backend.Write(ctx, "results_matrix", resultsinktest.NewVersion(), rows, nextFence())
 	rows.Close()
 	if err != nil {
 		t.Fatalf("write: %v", err)

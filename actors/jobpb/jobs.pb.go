@@ -293,9 +293,12 @@ func (x *SubmitJob) GetDeadlineUnixMicros() int64 {
 // CancelJob asks a job's grain to cancel it; with purge, to delete its
 // record and results table as well.
 type CancelJob struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Purge         bool                   `protobuf:"varint,2,opt,name=purge,proto3" json:"purge,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Purge bool                   `protobuf:"varint,2,opt,name=purge,proto3" json:"purge,omitempty"`
+	// Sent by the job's group grain, which cancels the group itself: the job
+	// grain does not tell it that the member changed.
+	ByGroup       bool `protobuf:"varint,3,opt,name=by_group,json=byGroup,proto3" json:"by_group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -340,6 +343,13 @@ func (x *CancelJob) GetJobId() string {
 func (x *CancelJob) GetPurge() bool {
 	if x != nil {
 		return x.Purge
+	}
+	return false
+}
+
+func (x *CancelJob) GetByGroup() bool {
+	if x != nil {
+		return x.ByGroup
 	}
 	return false
 }
@@ -1015,10 +1025,11 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\x04held\x18\f \x01(\bR\x04held\"m\n" +
 	"\tSubmitJob\x12.\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1a.sqljobber.jobs.v1.JobSpecR\x04spec\x120\n" +
-	"\x14deadline_unix_micros\x18\x02 \x01(\x03R\x12deadlineUnixMicros\"8\n" +
+	"\x14deadline_unix_micros\x18\x02 \x01(\x03R\x12deadlineUnixMicros\"S\n" +
 	"\tCancelJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
-	"\x05purge\x18\x02 \x01(\bR\x05purge\"!\n" +
+	"\x05purge\x18\x02 \x01(\bR\x05purge\x12\x19\n" +
+	"\bby_group\x18\x03 \x01(\bR\abyGroup\"!\n" +
 	"\bPurgeJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"W\n" +
 	"\tExpireJob\x12\x15\n" +

@@ -47,7 +47,7 @@ func (e *testEnv) startMember(name string, first *testServer, flags ...string) *
 	e.t.Helper()
 	args := []string{"--cluster-bind", "127.0.0.1:0", "--worker-name", name}
 	if first != nil {
-		args = append(args, "--join", first.app.engine.GossipAddress())
+		args = append(args, "--join", first.app.node.GossipAddress())
 	}
 	return e.start(append(args, flags...)...)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 
+	"github.com/sql-jobber/sql-jobber/ledger"
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
@@ -140,7 +141,7 @@ type config struct {
 	demoDBs      map[string]bool
 	results      []resultsink.Config
 	ledger       string
-	ledgerCfg    resultsink.LedgerConfig
+	ledgerCfg    ledger.Config
 	readerCfg    resultsink.ReaderConfig
 	ignoredQueue bool
 }
@@ -317,7 +318,7 @@ func parseConfig(path string, data []byte) (*config, error) {
 			return nil, keyFail(fail, "results."+r.Name, err)
 		}
 	}
-	c.ledgerCfg = resultsink.LedgerConfig{Table: c.app.LedgerTable, GoneRetention: time.Duration(c.app.GoneRetention)}.WithDefaults()
+	c.ledgerCfg = ledger.Config{Table: c.app.LedgerTable, GoneRetention: time.Duration(c.app.GoneRetention)}.WithDefaults()
 	if err := c.ledgerCfg.Validate(); err != nil {
 		return nil, keyFail(fail, "app", err)
 	}

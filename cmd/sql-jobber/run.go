@@ -23,6 +23,7 @@ import (
 	"github.com/sql-jobber/sql-jobber/actors"
 	"github.com/sql-jobber/sql-jobber/cluster"
 	sjhttp "github.com/sql-jobber/sql-jobber/http"
+	"github.com/sql-jobber/sql-jobber/ledger"
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
@@ -175,10 +176,13 @@ type app struct {
 	logger  *slog.Logger
 	ctx     context.Context // for shutting down after Run's context ended
 	drain   time.Duration
+	metrics *prometheus.Registry
+	pools   *poolCollector
 	dbs     []*sqlexec.DB
 	results []*resultsink.Backend
-	ledger  *resultsink.Ledger
+	ledger  *ledger.Ledger
 	engine  *actors.Engine
+	node    *cluster.Node
 	servers []*server
 	addr    string // the HTTP API's address, "" with --worker-only
 	opsAddr string // the address of /metrics etc., if on their own
@@ -209,6 +213,8 @@ func serveOn(l net.Listener, h nethttp.Handler) *server {
 // DrainTimeoutDefault is how long a stopping node lets running jobs finish.
 const drainTimeoutDefault = 30 * time.Second
 
+// start opens the databases, loads the tasks, joins the cluster, starts the
+// engine and serves the API, in that order; on error it undoes what it did.
 func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, err error) {
 	cfg, err := loadConfig(o.config)
 	if err != nil {
@@ -220,74 +226,35 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 		logger.Warn("the [job_queue] section is ignored: nodes share work through their own cluster, not a broker")
 	}
 
-	a := &app{logger: logger, ctx: context.WithoutCancel(ctx), drain: cmp.Or(time.Duration(cfg.app.DrainTimeout), drainTimeoutDefault)}
-	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	pools := &poolCollector{}
-	metrics.MustRegister(pools)
+	a := &app{logger: logger, ctx: context.WithoutCancel(ctx), drain: cmp.Or(time.Duration(cfg.app.DrainTimeout), drainTimeoutDefault),
+		metrics: prometheus.NewRegistry(), pools: &poolCollector{}}
+	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), a.pools)
 	defer func() {
 		if err != nil {
 			a.close()
 		}
 	}()
-
-	for _, dc := range cfg.dbs {
-		db, err := sqlexec.Open(ctx, dc, sqlexec.OpenOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("%s: db.%s: %w", cfg.file, dc.Name, err)
-		}
-		a.dbs = append(a.dbs, db)
-		pools.pools = append(pools.pools, pool{role: "source", db: db})
-		if cfg.demoDBs[dc.Name] {
-			if err := seedDemo(ctx, db, logger); err != nil {
-				return nil, fmt.Errorf("db.%s: demo data: %w", dc.Name, err)
-			}
-		}
-	}
-	results := map[string]actors.Results{}
-	var resultsNames []string
-	var ledgerBackend *resultsink.Backend
-	for _, rc := range cfg.results {
-		b, err := resultsink.Open(ctx, rc)
-		if err != nil {
-			return nil, fmt.Errorf("%s: results.%s: %w", cfg.file, rc.Name, err)
-		}
-		a.results = append(a.results, b)
-		pools.pools = append(pools.pools, pool{role: "results", db: b.DB()})
-		results[rc.Name] = b
-		resultsNames = append(resultsNames, rc.Name)
-		if rc.Name == cfg.ledger {
-			ledgerBackend = b
-		}
-	}
-
-	tasks, warnings, err := sqlexec.LoadTasks(o.sqlDirectories)
-	if err != nil {
+	if err := a.openDatabases(ctx, cfg); err != nil {
 		return nil, err
-	}
-	for _, w := range warnings {
-		logger.Warn(w)
 	}
 	defaultQueue := cmp.Or(cfg.app.DefaultQueue, actors.DefaultQueueDefault)
-	for _, t := range tasks {
-		t.Queue = cmp.Or(t.Queue, defaultQueue)
-	}
-	reg, err := sqlexec.NewRegistry(tasks, a.dbs, resultsNames)
+	reg, err := a.loadTasks(ctx, o.sqlDirectories, defaultQueue)
 	if err != nil {
 		return nil, err
 	}
-	if err := reg.Prepare(ctx); err != nil {
-		return nil, err
-	}
-
-	ledger, err := resultsink.NewLedger(ledgerBackend, cfg.ledgerCfg)
-	if err != nil {
-		return nil, err
-	}
-	a.ledger = ledger
-	ledgerBackend.Reserve(ledger.Tables()...)
-	if err := ledger.Migrate(ctx); err != nil {
-		return nil, fmt.Errorf("results.%s: %w", cfg.ledger, err)
+	// The API listens before the node joins, so that the other members
+	// learn its real address; it serves once the engine runs.
+	var apiListener net.Listener
+	if !o.workerOnly {
+		if apiListener, err = net.Listen("tcp", o.server); err != nil {
+			return nil, fmt.Errorf("--server: %w", err)
+		}
+		a.addr = apiListener.Addr().String()
+		defer func() {
+			if err != nil {
+				apiListener.Close()
+			}
+		}()
 	}
 	queues := map[string]int{}
 	for _, q := range o.queues {
@@ -296,27 +263,92 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 	if len(queues) == 0 {
 		queues[defaultQueue] = o.workerConcurrency
 	}
-	clusterCfg, err := clusterConfigOf(cfg, o)
+	if err := a.startEngine(ctx, cfg, o, reg, queues, defaultQueue); err != nil {
+		return nil, err
+	}
+	if err := a.serveHTTP(cfg, o, reg, apiListener, stdout); err != nil {
+		return nil, err
+	}
+	logger.Info("sql-jobber started", slog.String("version", version), slog.String("node", o.workerName),
+		slog.Any("queues", queues), slog.Int("tasks", len(reg.Tasks())), slog.String("http", a.addr), slog.String("metrics", a.opsAddr))
+	return a, nil
+}
+
+// openDatabases opens the source databases (seeding the demo ones), the
+// results backends and, on its backend, the job ledger.
+func (a *app) openDatabases(ctx context.Context, cfg *config) error {
+	for _, dc := range cfg.dbs {
+		db, err := sqlexec.Open(ctx, dc, sqlexec.OpenOptions{})
+		if err != nil {
+			return fmt.Errorf("%s: db.%s: %w", cfg.file, dc.Name, err)
+		}
+		a.dbs = append(a.dbs, db)
+		a.pools.pools = append(a.pools.pools, pool{role: "source", db: db})
+		if cfg.demoDBs[dc.Name] {
+			if err := seedDemo(ctx, db, a.logger); err != nil {
+				return fmt.Errorf("db.%s: demo data: %w", dc.Name, err)
+			}
+		}
+	}
+	var ledgerBackend *resultsink.Backend
+	for _, rc := range cfg.results {
+		b, err := resultsink.Open(ctx, rc)
+		if err != nil {
+			return fmt.Errorf("%s: results.%s: %w", cfg.file, rc.Name, err)
+		}
+		a.results = append(a.results, b)
+		a.pools.pools = append(a.pools.pools, pool{role: "results", db: b.DB()})
+		if rc.Name == cfg.ledger {
+			ledgerBackend = b
+		}
+	}
+	l, err := ledger.New(ledgerBackend.DB(), ledgerBackend.Durable(), cfg.ledgerCfg)
+	if err != nil {
+		return err
+	}
+	a.ledger = l
+	ledgerBackend.Reserve(l.Tables()...)
+	if err := l.Migrate(ctx); err != nil {
+		return fmt.Errorf("results.%s: %w", cfg.ledger, err)
+	}
+	return nil
+}
+
+// loadTasks loads and prepares the tasks of dirs.
+func (a *app) loadTasks(ctx context.Context, dirs []string, defaultQueue string) (*sqlexec.Registry, error) {
+	tasks, warnings, err := sqlexec.LoadTasks(dirs)
 	if err != nil {
 		return nil, err
 	}
-	clusterCfg.Logger = logger
-	// The API listens before the engine starts, so that other members
-	// learn its real address; it serves once the engine runs.
-	var apiListener net.Listener
-	if !o.workerOnly {
-		if apiListener, err = net.Listen("tcp", o.server); err != nil {
-			return nil, fmt.Errorf("--server: %w", err)
-		}
-		a.addr = apiListener.Addr().String()
-		clusterCfg.Info.API = a.addr
-		defer func() {
-			if err != nil {
-				apiListener.Close()
-			}
-		}()
+	for _, w := range warnings {
+		a.logger.Warn(w)
 	}
-	a.engine, err = actors.NewEngine(ledger, reg, results, actors.Config{
+	for _, t := range tasks {
+		t.Queue = cmp.Or(t.Queue, defaultQueue)
+	}
+	names := make([]string, len(a.results))
+	for i, b := range a.results {
+		names[i] = b.Name
+	}
+	reg, err := sqlexec.NewRegistry(tasks, a.dbs, names)
+	if err != nil {
+		return nil, err
+	}
+	return reg, reg.Prepare(ctx)
+}
+
+// startEngine joins the cluster and starts the engine on it, then drops
+// the staging tables that runs lost in a crash left behind.
+func (a *app) startEngine(ctx context.Context, cfg *config, o *options, reg *sqlexec.Registry, queues map[string]int, defaultQueue string) error {
+	reader, err := resultsink.NewReader(a.results, cfg.readerCfg)
+	if err != nil {
+		return err
+	}
+	results := map[string]actors.Results{}
+	for _, b := range a.results {
+		results[b.Name] = b
+	}
+	a.engine, err = actors.NewEngine(a.ledger, reg, results, reader, actors.Config{
 		NodeName:         o.workerName,
 		Queues:           queues,
 		DefaultQueue:     defaultQueue,
@@ -325,27 +357,43 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 		RetryBackoff:     time.Duration(cfg.app.RetryBackoff),
 		PollInterval:     o.pollInterval,
 		Lease:            time.Duration(cfg.app.RunLease),
-		Cluster:          clusterCfg,
-		Logger:           logger,
-		Metrics:          metrics,
+		Logger:           a.logger,
+		Metrics:          a.metrics,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := a.engine.Start(ctx); err != nil {
-		return nil, err
+	clusterCfg, err := clusterConfigOf(cfg, o)
+	if err != nil {
+		return err
+	}
+	clusterCfg.Logger, clusterCfg.Kinds = a.logger, a.engine.Kinds()
+	clusterCfg.Info = cluster.NodeInfo{Name: o.workerName, Queues: queues, API: a.addr}
+	if a.node, err = cluster.NewNode(clusterCfg); err != nil {
+		return err
+	}
+	if err := a.node.Start(ctx); err != nil {
+		return err
+	}
+	if err := a.engine.Start(ctx, a.node); err != nil {
+		return err
 	}
 	// Staging tables of runs that are not live were left by a crash.
 	for _, b := range a.results {
-		n, err := b.DropStaging(ctx, ledger.LiveRuns)
+		n, err := b.DropStaging(ctx, a.ledger.LiveRuns)
 		if err != nil {
-			return nil, fmt.Errorf("results.%s: drop leftover staging tables: %w", b.Name, err)
+			return fmt.Errorf("results.%s: drop leftover staging tables: %w", b.Name, err)
 		}
 		if n > 0 {
-			logger.Info("dropped leftover staging tables", slog.String("results_backend", b.Name), slog.Int("tables", n))
+			a.logger.Info("dropped leftover staging tables", slog.String("results_backend", b.Name), slog.Int("tables", n))
 		}
 	}
+	return nil
+}
 
+// serveHTTP serves the profiler, the operations endpoints and the API, on
+// the addresses the flags and the configuration give.
+func (a *app) serveHTTP(cfg *config, o *options, reg *sqlexec.Registry, apiListener net.Listener, stdout io.Writer) error {
 	if o.pprof != "" {
 		mux := nethttp.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -353,37 +401,31 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		s, _, err := serve(o.pprof, mux)
 		if err != nil {
-			return nil, fmt.Errorf("--pprof: %w", err)
+			return fmt.Errorf("--pprof: %w", err)
 		}
 		a.servers = append(a.servers, s)
 	}
-	reader, err := resultsink.NewReader(ledger, a.results, cfg.readerCfg)
-	if err != nil {
-		return nil, err
-	}
-	ops := sjhttp.NewOps(metrics, a.readiness(reg))
-	httpCfg := sjhttp.Config{ETALocation: cfg.etaLocation, Logger: logger, Metrics: metrics, Results: reader,
-		MaxWait: time.Duration(cfg.app.MaxWait)}
+	ops := sjhttp.NewOps(a.metrics, a.readiness(reg))
+	httpCfg := sjhttp.Config{ETALocation: cfg.etaLocation, Logger: a.logger, Metrics: a.metrics, MaxWait: time.Duration(cfg.app.MaxWait)}
 	opsAddr := cmp.Or(o.metrics, cfg.app.MetricsAddress)
 	if opsAddr != "" {
 		s, addr, err := serve(opsAddr, ops.Handler(httpCfg))
 		if err != nil {
-			return nil, fmt.Errorf("--metrics: %w", err)
+			return fmt.Errorf("--metrics: %w", err)
 		}
 		a.servers, a.opsAddr = append(a.servers, s), addr
 	}
-	if !o.workerOnly {
+	switch {
+	case !o.workerOnly:
 		if opsAddr == "" {
 			httpCfg.Ops = ops
 		}
 		a.servers = append(a.servers, serveOn(apiListener, sjhttp.NewServer(a.engine, httpCfg).Handler()))
 		printWelcome(stdout, a.addr, reg.Tasks())
-	} else if opsAddr == "" {
-		logger.Warn("--worker-only without --metrics: this node serves no /metrics, /healthz or /readyz")
+	case opsAddr == "":
+		a.logger.Warn("--worker-only without --metrics: this node serves no /metrics, /healthz or /readyz")
 	}
-	logger.Info("sql-jobber started", slog.String("version", version), slog.String("node", o.workerName),
-		slog.Any("queues", queues), slog.Int("tasks", len(reg.Tasks())), slog.String("http", a.addr), slog.String("metrics", a.opsAddr))
-	return a, nil
+	return nil
 }
 
 // clusterConfigOf derives the cluster settings from [cluster] and the flags
@@ -466,8 +508,8 @@ func (a *app) readiness(reg *sqlexec.Registry) sjhttp.ReadyFunc {
 
 // stop shuts the node down: it takes no new jobs (submissions are refused,
 // /readyz says so) while running jobs finish, up to the drain timeout; then
-// the HTTP servers stop, the engine hands back what still runs and leaves
-// the cluster, and the pools close.
+// the HTTP servers stop, the engine hands back what still runs, the node
+// leaves the cluster, and the pools close.
 func (a *app) stop() error {
 	if a.engine != nil && !a.engine.Drain(a.drain) {
 		a.logger.Warn("drain timeout: jobs still running are handed back to run again")
@@ -490,6 +532,9 @@ func (a *app) stop() error {
 func (a *app) close() {
 	if a.engine != nil {
 		a.engine.Stop()
+	}
+	if a.node != nil {
+		a.node.Stop()
 	}
 	if a.ledger != nil {
 		a.ledger.Close()

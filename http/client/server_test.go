@@ -13,8 +13,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sql-jobber/sql-jobber/actors"
+	"github.com/sql-jobber/sql-jobber/cluster"
 	sjhttp "github.com/sql-jobber/sql-jobber/http"
 	"github.com/sql-jobber/sql-jobber/http/client"
+	"github.com/sql-jobber/sql-jobber/ledger"
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
@@ -91,28 +93,37 @@ func startServer(dir string) (base string, stop func(), err error) {
 	if err := reg.Prepare(ctx); err != nil {
 		return "", nil, err
 	}
-	ledger, err := resultsink.NewLedger(res, resultsink.LedgerConfig{})
+	jobs, err := ledger.New(res.DB(), res.Durable(), ledger.Config{})
 	if err != nil {
 		return "", nil, err
 	}
-	if err := ledger.Migrate(ctx); err != nil {
+	closers = append(closers, jobs.Close)
+	if err := jobs.Migrate(ctx); err != nil {
 		return "", nil, err
 	}
-	reader, err := resultsink.NewReader(ledger, []*resultsink.Backend{res}, resultsink.ReaderConfig{})
+	reader, err := resultsink.NewReader([]*resultsink.Backend{res}, resultsink.ReaderConfig{})
 	if err != nil {
 		return "", nil, err
 	}
-	eng, err := actors.NewEngine(ledger, reg, map[string]actors.Results{"res": res}, actors.Config{
+	eng, err := actors.NewEngine(jobs, reg, map[string]actors.Results{"res": res}, reader, actors.Config{
 		NodeName: "client-test", Queues: map[string]int{"default": 2}, PollInterval: 50 * time.Millisecond,
 	})
 	if err != nil {
 		return "", nil, err
 	}
-	if err := eng.Start(ctx); err != nil {
+	node, err := cluster.NewNode(cluster.Config{Kinds: eng.Kinds()})
+	if err != nil {
+		return "", nil, err
+	}
+	closers = append(closers, node.Stop)
+	if err := node.Start(ctx); err != nil {
+		return "", nil, err
+	}
+	if err := eng.Start(ctx, node); err != nil {
 		return "", nil, err
 	}
 	closers = append(closers, eng.Stop)
-	ts := httptest.NewServer(sjhttp.NewServer(eng, sjhttp.Config{Results: reader}).Handler())
+	ts := httptest.NewServer(sjhttp.NewServer(eng, sjhttp.Config{}).Handler())
 	closers = append(closers, ts.Close)
 	return ts.URL, stop, nil
 }

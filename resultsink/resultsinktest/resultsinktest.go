@@ -1,12 +1,14 @@
 // Package resultsinktest gives tests a results backend on a fresh real
-// database (see sqlexectest), with a job ledger and a results reader, and
-// jobs that succeeded with rows of the test's choosing.
+// database (see sqlexectest), a reader of it, and results tables of rows of
+// the test's choosing.
 package resultsinktest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
 	"testing"
-	"time"
 
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
@@ -16,65 +18,67 @@ import (
 // BackendName is the name of an Env's results backend.
 const BackendName = "res"
 
-// Env is a results backend with a ledger in it and a reader of it.
+// Env is a results backend and a reader of it.
 type Env struct {
 	t       testing.TB
 	Backend *resultsink.Backend
-	Ledger  *resultsink.Ledger
 	Reader  *resultsink.Reader
+
+	mu     sync.Mutex
+	tables map[string]resultsink.Table // by job ID
+	token  int64
 }
 
 // NewEnv opens an Env on a fresh database of dialect d; it closes at the
 // end of the test.
 func NewEnv(t testing.TB, d sqlexec.Dialect, cfg resultsink.ReaderConfig) *Env {
 	t.Helper()
-	ctx := context.Background()
-	b, err := resultsink.Open(ctx, resultsink.Config{
+	b, err := resultsink.Open(context.Background(), resultsink.Config{
 		DBConfig: sqlexec.DBConfig{Name: BackendName, Type: d, DSN: sqlexectest.DSN(t, d), MaxActive: 4},
 	})
 	if err != nil {
 		t.Fatalf("open results backend: %v", err)
 	}
 	t.Cleanup(b.Close)
-	l, err := resultsink.NewLedger(b, resultsink.LedgerConfig{})
-	if err == nil {
-		t.Cleanup(l.Close)
-		err = l.Migrate(ctx)
-	}
+	r, err := resultsink.NewReader([]*resultsink.Backend{b}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := resultsink.NewReader(l, []*resultsink.Backend{b}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Env{t: t, Backend: b, Ledger: l, Reader: r}
+	return &Env{t: t, Backend: b, Reader: r, tables: map[string]resultsink.Table{}}
 }
 
-// Succeed records job id as a success whose results are rows, written by a
-// run of its own. The job's queue is "q".
+// Succeed publishes rows as the results table of job id, as a new run of
+// the job would: a new version of the table, under a later fence token.
 func (e *Env) Succeed(id string, rows sqlexec.Rows) {
 	e.t.Helper()
-	ctx := context.Background()
-	table := e.Backend.TableName(id)
-	if _, err := e.Ledger.Admit(ctx, resultsink.Job{ID: id, Task: "t", Queue: "q", ResultsBackend: BackendName, ResultsTable: table}); err != nil {
+	e.mu.Lock()
+	e.token++
+	token := e.token
+	e.mu.Unlock()
+	t := resultsink.Table{Backend: BackendName, Name: e.Backend.TableName(id), Version: NewVersion()}
+	if _, _, err := e.Backend.Write(context.Background(), t.Name, t.Version, rows, resultsink.Fence{Token: token}); err != nil {
 		e.t.Fatal(err)
 	}
-	claimed, err := e.Ledger.Claim(ctx, "q", "n", 1, time.Minute)
-	if err != nil || len(claimed) != 1 || claimed[0].ID != id {
-		e.t.Fatalf("claim %s: %v, %v", id, claimed, err)
+	e.mu.Lock()
+	e.tables[id] = t
+	e.mu.Unlock()
+}
+
+// Table is the results table that Succeed last published for job id.
+func (e *Env) Table(id string) resultsink.Table {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if t, ok := e.tables[id]; ok {
+		return t
 	}
-	j := claimed[0]
-	n, recorded, err := e.Backend.Write(ctx, table, j.RunID, rows, e.Ledger.Fence(j))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if recorded {
-		return
-	}
-	if err := e.Ledger.Finish(ctx, id, j.RunID, resultsink.Outcome{State: resultsink.StateSuccess, Count: n}); err != nil {
-		e.t.Fatal(err)
-	}
+	return resultsink.Table{Backend: BackendName, Name: e.Backend.TableName(id)}
+}
+
+// NewVersion returns a random version (a run ID) for a publication.
+func NewVersion() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // FuncRows yields N rows made by Row, without a database.

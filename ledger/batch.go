@@ -1,15 +1,13 @@
-package resultsink
+package ledger
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	sqljobber "github.com/sql-jobber/sql-jobber"
 )
 
 // Batches of admissions. Each admission is one durable commit, which waits
@@ -34,6 +32,15 @@ const (
 	// admitLockTimeout bounds a batch's wait for a row lock.
 	admitLockTimeout = "1s"
 )
+
+// batchAdmitter is a driver that writes many admissions in one round trip
+// and one commit.
+type batchAdmitter interface {
+	// admitBatch writes jobs (distinct IDs, in ID order) in one
+	// transaction and returns the IDs it wrote with their fence tokens;
+	// an ID that an unfinished job holds is not written.
+	admitBatch(ctx context.Context, l *Ledger, jobs []*Job) (map[string]int64, error)
+}
 
 // admissions queues the admissions waiting to be written.
 type admissions struct {
@@ -60,7 +67,7 @@ type admitResult struct {
 // started admission (Start) waits for its batch's outcome regardless: a
 // batch it joined is bounded by admitTimeout, and one it did not join
 // never writes it.
-func (a *admissions) admit(ctx context.Context, l *Ledger, j Job) (*Job, error) {
+func (a *admissions) admit(ctx context.Context, l *Ledger, b batchAdmitter, j Job) (*Job, error) {
 	p := &pendingAdmission{ctx: ctx, job: j, done: make(chan admitResult, 1)}
 	a.mu.Lock()
 	a.waiting = append(a.waiting, p)
@@ -71,10 +78,10 @@ func (a *admissions) admit(ctx context.Context, l *Ledger, j Job) (*Job, error) 
 	}
 	a.mu.Unlock()
 	if start {
-		go a.write(l)
+		go a.write(l, b)
 	}
 	var r admitResult
-	if j.State == StateStarted {
+	if j.State == sqljobber.StateStarted {
 		r = <-p.done
 	} else {
 		select {
@@ -90,14 +97,14 @@ func (a *admissions) admit(ctx context.Context, l *Ledger, j Job) (*Job, error) 
 }
 
 // write writes batches until none waits.
-func (a *admissions) write(l *Ledger) {
+func (a *admissions) write(l *Ledger, b batchAdmitter) {
 	defer a.done.Done()
 	for {
 		batch := a.next()
 		if batch == nil {
 			return
 		}
-		l.admitBatch(batch)
+		l.admitBatch(b, batch)
 	}
 }
 
@@ -128,12 +135,12 @@ func (a *admissions) next() []*pendingAdmission {
 	return batch
 }
 
-// admitBatch writes batch in one transaction, sent in one round trip. The
-// jobs it did not write (an unfinished job holds the ID, or the holder
-// finished in between) and, should the transaction fail, all of them, are
-// handed back to their callers to admit alone (admitAlone), so that a job
-// that waits for a lock holds up no other admission.
-func (l *Ledger) admitBatch(batch []*pendingAdmission) {
+// admitBatch writes batch with b. The jobs it did not write (an unfinished
+// job holds the ID, or the holder finished in between) and, should the
+// transaction fail, all of them, are handed back to their callers to admit
+// alone (admitAlone), so that a job that waits for a lock holds up no other
+// admission.
+func (l *Ledger) admitBatch(b batchAdmitter, batch []*pendingAdmission) {
 	live := batch[:0]
 	for _, p := range batch {
 		if err := p.ctx.Err(); err != nil {
@@ -146,7 +153,13 @@ func (l *Ledger) admitBatch(batch []*pendingAdmission) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), admitTimeout)
-	written, err := l.pgAdmitBatch(ctx, live)
+	t := l.now()
+	jobs := make([]*Job, len(live))
+	for i, p := range live {
+		startsAt(&p.job, t)
+		jobs[i] = &p.job
+	}
+	written, err := b.admitBatch(ctx, l, jobs)
 	cancel()
 	for _, p := range live {
 		if fence, ok := written[p.job.ID]; ok && err == nil {
@@ -157,74 +170,3 @@ func (l *Ledger) admitBatch(batch []*pendingAdmission) {
 		p.done <- admitResult{alone: true}
 	}
 }
-
-// pgAdmitBatch writes the admissions of batch in one transaction and
-// returns the IDs it wrote, with their fence tokens. A row that another transaction holds (a job of
-// that ID being published, say) fails the batch after admitLockTimeout
-// rather than stall every admission queued behind it.
-func (l *Ledger) pgAdmitBatch(ctx context.Context, batch []*pendingAdmission) (map[string]int64, error) {
-	var args []any
-	t := now()
-	for _, p := range batch {
-		startsAt(&p.job, t)
-		args = append(args, l.jobArgs(&p.job)...)
-	}
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	b.Queue("SET LOCAL lock_timeout = '" + admitLockTimeout + "'")
-	b.Queue(rebind(l.admitSQL(len(batch))), args...)
-	b.Queue("COMMIT")
-	br := l.durable.Postgres().SendBatch(ctx, b)
-	written := map[string]int64{}
-	_, err := br.Exec()
-	if err == nil {
-		_, err = br.Exec()
-	}
-	if err == nil {
-		var rows pgx.Rows
-		rows, err = br.Query()
-		for err == nil && rows.Next() {
-			var id string
-			var fence int64
-			err = rows.Scan(&id, &fence)
-			written[id] = fence
-		}
-		if rows != nil {
-			rows.Close()
-			err = cmp.Or(err, rows.Err())
-		}
-	}
-	if err == nil {
-		_, err = br.Exec()
-	}
-	// A failed transaction leaves its connection in it; the pool drops
-	// such a connection when it comes back.
-	return written, cmp.Or(err, br.Close())
-}
-
-// admitAlone admits j by itself, as the other dialects do, after its batch
-// did not write it.
-func (l *Ledger) admitAlone(ctx context.Context, j Job) (*Job, error) {
-	ctx, cancel := context.WithTimeout(ctx, admitTimeout)
-	defer cancel()
-	admitted, err := l.admit(ctx, l.dq, j)
-	// A batch whose answer was lost may have been written after all: the
-	// job that holds the ID is then this very admission.
-	var active *ActiveError
-	if errors.As(err, &active) && sameAdmission(active.Job, &j) {
-		return active.Job, nil
-	}
-	return admitted, err
-}
-
-// sameAdmission reports whether cur, as the ledger holds it, is the record
-// admission j wrote, not yet claimed (or, for Start, the run it started:
-// its run ID is random).
-func sameAdmission(cur, j *Job) bool {
-	return cur.State == j.State && cur.RunID == j.RunID && cur.CreatedAt.Equal(j.CreatedAt) &&
-		cur.Task == j.Task && cur.Queue == j.Queue && string(cur.Args) == string(j.Args)
-}
-
-// Close waits for the admissions being written. Admit must not be called
-// after it.
-func (l *Ledger) Close() { l.admitting.done.Wait() }

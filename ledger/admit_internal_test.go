@@ -1,8 +1,10 @@
-package resultsink
+package ledger
 
 import (
 	"context"
 	"testing"
+
+	sqljobber "github.com/sql-jobber/sql-jobber"
 )
 
 // TestAdmissionBatchesLockInIDOrder: batches take each ID once and list
@@ -12,7 +14,7 @@ import (
 func TestAdmissionBatchesLockInIDOrder(t *testing.T) {
 	var a admissions
 	for _, id := range []string{"b", "a", "c", "a", "b"} {
-		a.waiting = append(a.waiting, &pendingAdmission{ctx: context.Background(), job: Job{ID: id}})
+		a.waiting = append(a.waiting, &pendingAdmission{ctx: context.Background(), job: Job{Job: sqljobber.Job{ID: id}}})
 	}
 	a.writers = 1
 	var got [][]string

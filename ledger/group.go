@@ -1,0 +1,163 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+var groupColumnList = strings.Fields(strings.ReplaceAll(groupColumns, ",", " "))
+
+// groupJobsSQL selects the jobs of a group (argument: its ID), reading
+// _grouped.
+func (l *Ledger) groupJobsSQL() string {
+	return fmt.Sprintf("SELECT %s FROM %s WHERE group_id = ? AND "+groupedCond, jobColumns, l.table)
+}
+
+// Group returns a group and its jobs in submission order (jobs purged or
+// expired since are left out), or sqljobber.ErrGroupNotFound.
+func (l *Ledger) Group(ctx context.Context, id string) (*Group, []*Job, error) {
+	var (
+		g         Group
+		ids       string
+		cancelled int
+		found     bool
+		created   ledgerTime
+		updated   ledgerTime
+	)
+	err := l.q.Query(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE group_id = ?", groupColumns, l.groups),
+		func(scan func(...any) error) error {
+			found = true
+			return scan(&g.ID, &g.Concurrency, &ids, &cancelled, &created, &updated)
+		}, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("get group: %w", err)
+	}
+	if !found {
+		return nil, nil, errGroupNotFound(id)
+	}
+	g.Cancelled, g.CreatedAt, g.UpdatedAt = cancelled != 0, created.t, updated.t
+	if err := json.Unmarshal([]byte(ids), &g.JobIDs); err != nil {
+		return nil, nil, fmt.Errorf("group %s: job list: %w", id, err)
+	}
+	jobs, err := l.jobs(ctx, l.q, l.groupJobsSQL(), id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("get group jobs: %w", err)
+	}
+	byID := map[string]*Job{}
+	for _, j := range jobs {
+		byID[j.ID] = j
+	}
+	var ordered []*Job
+	for _, jid := range g.JobIDs {
+		if j, ok := byID[jid]; ok {
+			ordered = append(ordered, j)
+		}
+	}
+	return &g, ordered, nil
+}
+
+// ReleaseGroup lets held members of a group start, in submission order, until
+// as many are unfinished and unheld as the group's concurrency allows. It
+// returns the jobs it released.
+func (l *Ledger) ReleaseGroup(ctx context.Context, id string) ([]*Job, error) {
+	g, jobs, err := l.Group(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	running := 0
+	var held []*Job
+	for _, j := range jobs {
+		switch {
+		case j.Held && j.State == sqljobber.StatePending:
+			held = append(held, j)
+		case !j.Held && j.State.Active():
+			running++
+		}
+	}
+	if g.Cancelled {
+		return nil, nil
+	}
+	var released []*Job
+	t := l.now()
+	for _, j := range held[:min(len(held), max(0, g.Concurrency-running))] {
+		n, err := l.q.Exec(ctx, fmt.Sprintf(`UPDATE %s SET held = 0, enqueued_at = ?, ready_at = %s, updated_at = ?
+	WHERE job_id = ? AND held = 1 AND state = 'PENDING'`, l.table, l.d.greatest("ready_at", "?")),
+			l.timeArg(t), l.timeArg(t), l.timeArg(t), j.ID)
+		if err != nil {
+			return released, fmt.Errorf("release group member: %w", err)
+		}
+		if n > 0 {
+			released = append(released, j)
+		}
+	}
+	return released, nil
+}
+
+// HeldGroups lists the groups that have members held back.
+func (l *Ledger) HeldGroups(ctx context.Context) ([]string, error) {
+	var out []string
+	err := l.q.Query(ctx, fmt.Sprintf("SELECT DISTINCT group_id FROM %s WHERE held = 1 AND state = 'PENDING' AND "+groupedCond+" ORDER BY group_id", l.table),
+		func(scan func(...any) error) error {
+			var s string
+			err := scan(&s)
+			out = append(out, s)
+			return err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("list held groups: %w", err)
+	}
+	return out, nil
+}
+
+// MarkGroupCancelled records that a group was cancelled: it releases no
+// held member from then on.
+func (l *Ledger) MarkGroupCancelled(ctx context.Context, id string) error {
+	n, err := l.dq.Exec(ctx, fmt.Sprintf("UPDATE %s SET cancelled = 1, updated_at = ? WHERE group_id = ?", l.groups), l.timeArg(l.now()), id)
+	if err != nil {
+		return fmt.Errorf("cancel group: %w", err)
+	}
+	if n == 0 {
+		return errGroupNotFound(id)
+	}
+	return nil
+}
+
+// DeleteGroup removes a group whose jobs have all finished, and their
+// records (remembering their IDs as gone), and returns those jobs so the
+// caller can drop their tables. An unfinished member gives
+// *sqljobber.ActiveError.
+func (l *Ledger) DeleteGroup(ctx context.Context, id string) ([]*Job, error) {
+	var deleted []*Job
+	err := l.durable.InTx(ctx, func(q sqlexec.Querier) error {
+		jobs, err := l.jobs(ctx, q, fmt.Sprintf("SELECT %s FROM %s WHERE group_id = ? AND "+groupedCond+" ORDER BY job_id", jobColumns, l.table), id)
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if j.State.Active() {
+				return &sqljobber.ActiveError{ID: j.ID, State: j.State}
+			}
+		}
+		n, err := q.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE group_id = ?", l.groups), id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errGroupNotFound(id)
+		}
+		if _, err := q.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE group_id = ? AND "+groupedCond+" AND state NOT IN %s", l.table, activeStates), id); err != nil {
+			return err
+		}
+		deleted = jobs
+		return l.bury(ctx, q, jobs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return deleted, nil
+}

@@ -1,0 +1,234 @@
+package ledger
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+// Defaults for Config.
+const (
+	TableDefault         = "sqljobber_jobs"
+	GoneRetentionDefault = 7 * 24 * time.Hour
+	groupsSuffix         = "_groups"
+	goneSuffix           = "_gone"
+)
+
+// Clock tells the time. The ledger reads it for every time it records or
+// compares with (admissions, leases, readiness, expiry), so that tests can
+// move it instead of sleeping.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Config configures the job ledger.
+type Config struct {
+	// Table is the jobs table; Table + "_groups" holds the groups, and
+	// Table + "_gone" the IDs of jobs whose record and results were
+	// removed (purged or expired).
+	Table string
+	// GoneRetention is how long a removed job's ID is remembered as gone
+	// (see Ledger.Tombstone).
+	GoneRetention time.Duration
+	// Clock is the ledger's clock; nil is the system's.
+	Clock Clock
+}
+
+// WithDefaults returns c with zero values replaced by defaults.
+func (c Config) WithDefaults() Config {
+	c.Table = cmp.Or(c.Table, TableDefault)
+	c.GoneRetention = cmp.Or(c.GoneRetention, GoneRetentionDefault)
+	if c.Clock == nil {
+		c.Clock = systemClock{}
+	}
+	return c
+}
+
+// Validate checks c. Errors name the offending key.
+func (c Config) Validate() error {
+	if c.GoneRetention < 0 {
+		return &sqlexec.KeyError{Key: "gone_retention", Err: errors.New("must not be negative")}
+	}
+	return nil
+}
+
+// ErrRunSuperseded means a run tried to record a transition of a job that is
+// no longer its own: cancelled, purged, or taken over after its lease
+// expired.
+var ErrRunSuperseded = errors.New("the run no longer owns the job")
+
+// Job is one job's record: the job as its clients see it, and how the
+// ledger runs it.
+type Job struct {
+	sqljobber.Job
+
+	// RunID names the current or last run.
+	RunID string
+	// Fence counts the runs ever started under this ID, across
+	// admissions: the token that lets a run's results table be published
+	// only if no later run's has been.
+	Fence int64
+	// Held marks a group member waiting for its group's concurrency; it
+	// is not claimed until its group releases it.
+	Held bool
+	// ReadyAt is when the job may start: its ETA, or the end of a retry's
+	// backoff.
+	ReadyAt time.Time
+	// LeaseUntil is when a STARTED job's run is presumed lost unless its
+	// node renews the lease.
+	LeaseUntil time.Time
+	// UpdatedAt changes with every write of the record.
+	UpdatedAt time.Time
+}
+
+// Group is a group's record.
+type Group struct {
+	ID          string
+	Concurrency int
+	JobIDs      []string // in submission order
+	Cancelled   bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Tombstone remembers a job whose record and results table were removed.
+type Tombstone struct {
+	ID     string
+	Reason string // sqljobber.GonePurged or sqljobber.GoneExpired
+	At     time.Time
+}
+
+// Outcome is how a run ended.
+type Outcome struct {
+	State sqljobber.State // SUCCESS, FAILURE or RETRY
+	Count int64
+	Error string
+	// RetryAt is when a RETRY may run again.
+	RetryAt time.Time
+	// TTL is how long a finished job's results are kept (the job's TTL);
+	// 0 keeps them.
+	TTL time.Duration
+}
+
+// Ledger is the durable record of every job and group, three tables in a
+// database. It is the truth about jobs and also their queue: nodes claim
+// ready jobs from it. Everything held in memory elsewhere is a cache of it.
+type Ledger struct {
+	db *sqlexec.DB
+	q  sqlexec.Querier
+	// durable and dq write what must survive a crash of the database the
+	// moment it is acknowledged (admissions, cancellations, deletions);
+	// they are db and q unless db commits asynchronously.
+	durable *sqlexec.DB
+	dq      sqlexec.Querier
+	d       driver
+	cfg     Config
+	clock   Clock
+	table   string // quoted jobs table
+	groups  string // quoted groups table
+	gone    string // quoted table of removed jobs' IDs
+
+	admitting admissions
+}
+
+// New returns the ledger kept in cfg.Table's tables of db. durable is db,
+// or a pool of the same database whose commits wait for the disk when db's
+// do not. Migrate creates the tables.
+func New(db, durable *sqlexec.DB, cfg Config) (*Ledger, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if durable == nil {
+		durable = db
+	}
+	d := driverFor(db)
+	return &Ledger{db: db, q: db.Querier(), durable: durable, dq: durable.Querier(), d: d, cfg: cfg, clock: cfg.Clock,
+		table: d.quote(cfg.Table), groups: d.quote(cfg.Table + groupsSuffix), gone: d.quote(cfg.Table + goneSuffix)}, nil
+}
+
+// Tables are the names of the ledger's tables.
+func (l *Ledger) Tables() []string {
+	return []string{l.cfg.Table, l.cfg.Table + groupsSuffix, l.cfg.Table + goneSuffix}
+}
+
+// DB is the database the ledger is kept in.
+func (l *Ledger) DB() *sqlexec.DB { return l.db }
+
+// Close waits for the admissions being written. Nothing may be admitted
+// after it.
+func (l *Ledger) Close() { l.admitting.done.Wait() }
+
+// now is the clock's time as the ledger stores it: UTC, to the
+// microsecond.
+func (l *Ledger) now() time.Time { return l.clock.Now().UTC().Truncate(time.Microsecond) }
+
+// Get returns the job recorded under id, or sqljobber.ErrJobNotFound.
+func (l *Ledger) Get(ctx context.Context, id string) (*Job, error) {
+	return l.get(ctx, l.q, id)
+}
+
+func (l *Ledger) get(ctx context.Context, q sqlexec.Querier, id string) (*Job, error) {
+	jobs, err := l.jobs(ctx, q, fmt.Sprintf("SELECT %s FROM %s WHERE job_id = ?", jobColumns, l.table), id)
+	if err != nil {
+		return nil, fmt.Errorf("get job: %w", err)
+	}
+	if len(jobs) == 0 {
+		return nil, fmt.Errorf("%w: %q", sqljobber.ErrJobNotFound, id)
+	}
+	return jobs[0], nil
+}
+
+// Pending returns the unfinished jobs of queue that have not started, in
+// the order they will start: ready ones first in, first out, then those
+// waiting for their time, then group members held back by their group.
+func (l *Ledger) Pending(ctx context.Context, queue string, limit int) ([]*Job, error) {
+	jobs, err := l.jobs(ctx, l.q, fmt.Sprintf(`SELECT %s FROM %s WHERE queue = ? AND `+pendingCond+`
+	ORDER BY held, ready_at, enqueued_at, job_id LIMIT %d`, jobColumns, l.table, limit), queue)
+	if err != nil {
+		return nil, fmt.Errorf("list pending jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+// PendingByQueue counts the jobs of each queue that have not started.
+func (l *Ledger) PendingByQueue(ctx context.Context) (map[string]int64, error) {
+	out := map[string]int64{}
+	err := l.q.Query(ctx, fmt.Sprintf("SELECT queue, COUNT(*) FROM %s WHERE "+pendingCond+" GROUP BY queue", l.table),
+		func(scan func(...any) error) error {
+			var q string
+			var n int64
+			err := scan(&q, &n)
+			out[q] = n
+			return err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("count pending jobs: %w", err)
+	}
+	return out, nil
+}
+
+// LiveRuns returns the run IDs of every STARTED job, on any node.
+func (l *Ledger) LiveRuns(ctx context.Context) (map[string]bool, error) {
+	live := map[string]bool{}
+	err := l.q.Query(ctx, fmt.Sprintf("SELECT run_id FROM %s WHERE state = 'STARTED'", l.table),
+		func(scan func(...any) error) error {
+			var id string
+			err := scan(&id)
+			live[id] = true
+			return err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("list live runs: %w", err)
+	}
+	return live, nil
+}

@@ -1,0 +1,194 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+// postgresDriver keeps the ledger in PostgreSQL. Admissions that arrive
+// together are written in one round trip and one commit (see admissions).
+type postgresDriver struct{ onConflict }
+
+var (
+	_ driver        = postgresDriver{}
+	_ batchAdmitter = postgresDriver{}
+)
+
+func (postgresDriver) quote(ident string) string { return quoteWith(`"`, ident) }
+func (postgresDriver) timeArg(t time.Time) any   { return t }
+
+func (postgresDriver) types() columnTypes {
+	return columnTypes{text: "TEXT", short: "TEXT", ts: "TIMESTAMPTZ", key: "TEXT", bigint: "BIGINT"}
+}
+
+func (postgresDriver) partialIndexes() bool { return true }
+
+// lockMigration takes the session advisory lock that makes one node at a
+// time migrate this ledger: nodes that start together would otherwise race
+// to create the same tables, and their concurrent index builds would
+// deadlock, each waiting for the others' snapshots. The lock is taken on a
+// connection of its own, outside the pool, which may be as small as the one
+// connection the migration needs. It polls pg_try_advisory_lock rather than
+// wait in pg_advisory_lock, whose open statement would hold a snapshot that
+// the holder's CREATE INDEX CONCURRENTLY then waits for.
+func (postgresDriver) lockMigration(ctx context.Context, l *Ledger) (func(), error) {
+	conn, err := pgx.ConnectConfig(ctx, l.db.Postgres().Config().ConnConfig.Copy())
+	if err != nil {
+		return nil, err
+	}
+	closeConn := func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		// The session's end releases its lock.
+		_ = conn.Close(ctx)
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("sqljobber migrate " + l.cfg.Table))
+	key := int64(h.Sum64())
+	for {
+		var ok bool
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
+			closeConn()
+			return nil, err
+		}
+		if ok {
+			return closeConn, nil
+		}
+		select {
+		case <-ctx.Done():
+			closeConn()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// createIndexes builds the indexes and drops those they replace. On a
+// ledger in use, either done plainly would hold every claim and admission
+// for as long as it takes (a build reads the whole table), so both are done
+// CONCURRENTLY there; a concurrent build that was interrupted leaves an
+// invalid index, which is built again.
+func (d postgresDriver) createIndexes(ctx context.Context, l *Ledger, want []index, replaced []string) error {
+	// mode is how to build or drop an index of table: CONCURRENTLY, not
+	// to block its writers, if it has rows.
+	modes := map[string]string{}
+	mode := func(table string) (string, error) {
+		if m, ok := modes[table]; ok {
+			return m, nil
+		}
+		var used bool
+		err := l.q.Query(ctx, fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s)", table), func(scan func(...any) error) error {
+			return scan(&used)
+		})
+		if err != nil {
+			return "", err
+		}
+		modes[table] = ""
+		if used {
+			modes[table] = "CONCURRENTLY "
+		}
+		return modes[table], nil
+	}
+	for _, idx := range want {
+		concurrently, err := mode(idx.table)
+		if err != nil {
+			return err
+		}
+		var valid []bool
+		err = l.q.Query(ctx, `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+	WHERE c.relname = ? AND c.relnamespace = current_schema()::regnamespace`, func(scan func(...any) error) error {
+			var v bool
+			err := scan(&v)
+			valid = append(valid, v)
+			return err
+		}, idx.name)
+		if err != nil {
+			return err
+		}
+		if len(valid) == 1 && valid[0] {
+			continue
+		}
+		if len(valid) == 1 {
+			if _, err := l.q.Exec(ctx, "DROP INDEX "+concurrently+"IF EXISTS "+d.quote(idx.name)); err != nil {
+				return err
+			}
+		}
+		if _, err := l.q.Exec(ctx, fmt.Sprintf("CREATE INDEX %sIF NOT EXISTS %s ON %s (%s)%s", concurrently, d.quote(idx.name), idx.table, idx.cols, idx.where)); err != nil {
+			return err
+		}
+	}
+	jobs, err := mode(l.table)
+	if err != nil {
+		return err
+	}
+	for _, r := range replaced {
+		if _, err := l.q.Exec(ctx, "DROP INDEX "+jobs+"IF EXISTS "+d.quote(r)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (postgresDriver) claim(ctx context.Context, l *Ledger, set string, setArgs []any, pick string, pickArgs []any) ([]*Job, error) {
+	return returningClaim(ctx, l, " FOR UPDATE SKIP LOCKED", set, setArgs, pick, pickArgs)
+}
+
+func (postgresDriver) runID() string {
+	return "substr(md5(random()::text || clock_timestamp()::text || job_id), 1, 16)"
+}
+
+func (postgresDriver) greatest(a, b string) string { return "GREATEST(" + a + ", " + b + ")" }
+
+// admitBatch writes the admissions of batch in one transaction, sent in one
+// round trip, and returns the IDs it wrote, with their fence tokens. A row
+// that another transaction holds (a job of that ID being published, say)
+// fails the batch after admitLockTimeout rather than stall every admission
+// queued behind it.
+func (postgresDriver) admitBatch(ctx context.Context, l *Ledger, jobs []*Job) (map[string]int64, error) {
+	var args []any
+	for _, j := range jobs {
+		args = append(args, l.jobArgs(j)...)
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL lock_timeout = '" + admitLockTimeout + "'")
+	b.Queue(sqlexec.Rebind(l.d.admitSQL(l.table, len(jobs))), args...)
+	b.Queue("COMMIT")
+	br := l.durable.Postgres().SendBatch(ctx, b)
+	written := map[string]int64{}
+	_, err := br.Exec()
+	if err == nil {
+		_, err = br.Exec()
+	}
+	if err == nil {
+		var rows pgx.Rows
+		rows, err = br.Query()
+		for err == nil && rows.Next() {
+			var id string
+			var fence int64
+			err = rows.Scan(&id, &fence)
+			written[id] = fence
+		}
+		if rows != nil {
+			rows.Close()
+			if err == nil {
+				err = rows.Err()
+			}
+		}
+	}
+	if err == nil {
+		_, err = br.Exec()
+	}
+	// A failed transaction leaves its connection in it; the pool drops
+	// such a connection when it comes back.
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return written, err
+}

@@ -1,0 +1,237 @@
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+// NewRunID returns a random identifier for one run of a job. It names the
+// run's staging table and fences the run's ledger updates.
+func NewRunID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Claim takes up to n of the next ready jobs of queue for new runs on node:
+// the oldest PENDING or RETRY jobs whose time has come and that no group
+// holds back, first in, first out. Each gets a fresh run ID and a lease. It
+// returns none when none is ready. Concurrent claims from any number of
+// nodes never take the same job.
+func (l *Ledger) Claim(ctx context.Context, queue, node string, n int, lease time.Duration) ([]*Job, error) {
+	if n < 1 {
+		return nil, nil
+	}
+	t := l.now()
+	set := fmt.Sprintf(`UPDATE %s SET state = 'STARTED', run_id = %s, node = ?, attempt = attempt + 1, fence = fence + 1, started_at = ?,
+	finished_at = NULL, lease_until = ?, updated_at = ?`, l.table, l.d.runID())
+	claimed, err := l.d.claim(ctx, l, set, []any{node, l.timeArg(t), l.timeArg(t.Add(lease)), l.timeArg(t)},
+		l.pickSQL(n), []any{queue, l.timeArg(t)})
+	if err != nil {
+		return nil, fmt.Errorf("claim jobs: %w", err)
+	}
+	// The order they start in: the queue's.
+	slices.SortFunc(claimed, func(a, b *Job) int {
+		if c := a.ReadyAt.Compare(b.ReadyAt); c != 0 {
+			return c
+		}
+		if c := a.EnqueuedAt.Compare(b.EnqueuedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return claimed, nil
+}
+
+// pickSQL selects the IDs of the next n ready jobs of a queue (arguments:
+// the queue and the time now). Its filter repeats the _pending index's
+// predicate word for word, so that the planners see it applies.
+func (l *Ledger) pickSQL(n int) string {
+	return fmt.Sprintf(`SELECT job_id FROM %s WHERE queue = ? AND `+pendingCond+` AND held = 0 AND ready_at <= ?
+	ORDER BY ready_at, enqueued_at, job_id LIMIT %d`, l.table, n)
+}
+
+// NextReady returns when the earliest waiting job of queue becomes ready,
+// if any waits.
+func (l *Ledger) NextReady(ctx context.Context, queue string) (time.Time, bool, error) {
+	var t ledgerTime
+	err := l.q.Query(ctx, fmt.Sprintf(`SELECT MIN(ready_at) FROM %s WHERE queue = ? AND `+pendingCond+` AND held = 0`, l.table),
+		func(scan func(...any) error) error { return scan(&t) }, queue)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("next ready job: %w", err)
+	}
+	return t.t, !t.t.IsZero(), nil
+}
+
+// Renew extends the leases of runs that are still STARTED and returns the
+// IDs of those it renewed; a run missing from the answer has lost its job.
+func (l *Ledger) Renew(ctx context.Context, runIDs []string, lease time.Duration) (map[string]bool, error) {
+	alive := map[string]bool{}
+	if len(runIDs) == 0 {
+		return alive, nil
+	}
+	args := []any{l.timeArg(l.now().Add(lease))}
+	for _, id := range runIDs {
+		args = append(args, id)
+	}
+	in := sqlexec.Placeholders(len(runIDs))
+	if _, err := l.q.Exec(ctx, fmt.Sprintf("UPDATE %s SET lease_until = ? WHERE state = 'STARTED' AND run_id IN (%s)", l.table, in), args...); err != nil {
+		return nil, fmt.Errorf("renew leases: %w", err)
+	}
+	err := l.q.Query(ctx, fmt.Sprintf("SELECT run_id FROM %s WHERE state = 'STARTED' AND run_id IN (%s)", l.table, in),
+		func(scan func(...any) error) error {
+			var id string
+			if err := scan(&id); err != nil {
+				return err
+			}
+			alive[id] = true
+			return nil
+		}, args[1:]...)
+	if err != nil {
+		return nil, fmt.Errorf("renew leases: %w", err)
+	}
+	return alive, nil
+}
+
+// expiry is when results kept for ttl after t expire; nil for never.
+func (l *Ledger) expiry(t time.Time, ttl time.Duration) any {
+	if ttl <= 0 {
+		return nil
+	}
+	return l.timeArg(t.Add(ttl))
+}
+
+// Finish records the outcome of run runID. It returns ErrRunSuperseded if
+// the job is no longer this run's (cancelled, purged, or taken over).
+func (l *Ledger) Finish(ctx context.Context, id, runID string, o Outcome) error {
+	t := l.now()
+	var stmt string
+	var args []any
+	if o.State == sqljobber.StateRetry {
+		stmt = fmt.Sprintf(`UPDATE %s SET state = 'RETRY', count = 0, error = ?, lease_until = NULL, enqueued_at = ?, ready_at = ?,
+	updated_at = ? WHERE job_id = ? AND run_id = ? AND state = 'STARTED'`, l.table)
+		args = []any{o.Error, l.timeArg(t), l.timeArg(later(o.RetryAt, t)), l.timeArg(t), id, runID}
+	} else {
+		stmt = fmt.Sprintf(`UPDATE %s SET state = ?, count = ?, error = ?, lease_until = NULL, finished_at = ?, updated_at = ?,
+	expires_at = ? WHERE job_id = ? AND run_id = ? AND state = 'STARTED'`, l.table)
+		args = []any{string(o.State), o.Count, o.Error, l.timeArg(t), l.timeArg(t), l.expiry(t, o.TTL), id, runID}
+	}
+	n, err := l.q.Exec(ctx, stmt, args...)
+	if err != nil {
+		return fmt.Errorf("finish job: %w", err)
+	}
+	if n == 0 {
+		return ErrRunSuperseded
+	}
+	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// Release hands back a run's job without counting the attempt, e.g. when
+// its node shuts down: the job is ready again at once, for any node.
+func (l *Ledger) Release(ctx context.Context, id, runID string) error {
+	t := l.now()
+	n, err := l.q.Exec(ctx, fmt.Sprintf(`UPDATE %s SET state = CASE WHEN attempt > 1 THEN 'RETRY' ELSE 'PENDING' END,
+	attempt = attempt - 1, lease_until = NULL, started_at = NULL, ready_at = ?, updated_at = ?
+	WHERE job_id = ? AND run_id = ? AND state = 'STARTED'`, l.table), l.timeArg(t), l.timeArg(t), id, runID)
+	if err != nil {
+		return fmt.Errorf("release job: %w", err)
+	}
+	if n == 0 {
+		return ErrRunSuperseded
+	}
+	return nil
+}
+
+// RecoverLost finds STARTED jobs whose run is lost: their lease has expired,
+// or they ran on node, which has just started and so runs nothing yet. Each
+// runs again if it has retries left or the lost run was its first (a crash
+// is not the job's fault, but a job that takes its node down every time must
+// not loop); otherwise it fails. It returns the jobs it recovered, with
+// State their new state: RETRY (ready again) or FAILURE.
+func (l *Ledger) RecoverLost(ctx context.Context, node string) ([]*Job, error) {
+	t := l.now()
+	lost, err := l.jobs(ctx, l.q, fmt.Sprintf("SELECT %s FROM %s WHERE state = 'STARTED' AND (node = ? OR lease_until < ?) ORDER BY job_id",
+		jobColumns, l.table), node, l.timeArg(t))
+	if err != nil {
+		return nil, fmt.Errorf("find lost runs: %w", err)
+	}
+	var recovered []*Job
+	for _, j := range lost {
+		o := Outcome{State: sqljobber.StateFailure, Error: fmt.Sprintf("run %s was lost with node %q", j.RunID, j.Node), TTL: j.TTL}
+		if j.Attempt <= j.Retries || j.Attempt == 1 {
+			o.State, o.RetryAt = sqljobber.StateRetry, t
+		}
+		err = l.Finish(ctx, j.ID, j.RunID, o)
+		switch {
+		case err == nil:
+			j.State = o.State
+			recovered = append(recovered, j)
+		case !errors.Is(err, ErrRunSuperseded):
+			return recovered, err
+		}
+	}
+	return recovered, nil
+}
+
+// Run is one run of a job as its publication must prove it: the run still
+// owns its job (resultsink.Owner).
+type Run struct {
+	l          *Ledger
+	job, runID string
+	ttl        time.Duration
+}
+
+// Run returns the run of j that it was claimed or started for.
+func (l *Ledger) Run(j *Job) *Run {
+	return &Run{l: l, job: j.ID, runID: j.RunID, ttl: j.TTL}
+}
+
+// DB is the database the run's record is in.
+func (r *Run) DB() *sqlexec.DB { return r.l.db }
+
+// Check returns an error wrapping ErrRunSuperseded unless the run still owns
+// its job: the job is STARTED by the run and its lease has not run out. q
+// reads the record, inside the publication's transaction when the ledger
+// shares its database. A run that loses its job after the check is kept
+// from replacing a later run's table by the fence token.
+func (r *Run) Check(ctx context.Context, q sqlexec.Querier) error {
+	j, err := r.l.get(ctx, q, r.job)
+	switch {
+	case errors.Is(err, sqljobber.ErrJobNotFound):
+		return fmt.Errorf("%w: %w", ErrRunSuperseded, err)
+	case err != nil:
+		return err
+	case j.State != sqljobber.StateStarted || j.RunID != r.runID:
+		return ErrRunSuperseded
+	case !j.LeaseUntil.After(r.l.now()):
+		return fmt.Errorf("%w: its lease ran out", ErrRunSuperseded)
+	}
+	return nil
+}
+
+// Success is the statement (with ? placeholders) and arguments that record
+// the run's SUCCESS with count rows inside its publication's transaction,
+// where the ledger shares the results database: it changes one row if the
+// run still owns its job, else none.
+func (r *Run) Success(count int64) (string, []any) {
+	l, t := r.l, r.l.now()
+	return fmt.Sprintf(`UPDATE %s SET state = 'SUCCESS', count = ?, error = '', lease_until = NULL, finished_at = ?, updated_at = ?,
+	expires_at = ? WHERE job_id = ? AND run_id = ? AND state = 'STARTED' AND lease_until > ?`, l.table),
+		[]any{count, l.timeArg(t), l.timeArg(t), l.expiry(t, r.ttl), r.job, r.runID, l.timeArg(t)}
+}
