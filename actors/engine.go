@@ -24,6 +24,7 @@ import (
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/actors/jobpb"
+	"github.com/sql-jobber/sql-jobber/internal/retry"
 	"github.com/sql-jobber/sql-jobber/ledger"
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
@@ -344,19 +345,16 @@ func (e *Engine) Start(ctx context.Context, node Node) error {
 	return nil
 }
 
-// Drain stops taking jobs (submissions fail with sqljobber.ErrStopping and the queues
-// claim nothing more) and waits up to timeout for the jobs running here to
-// finish. It reports whether they all did; Stop hands back the rest.
-func (e *Engine) Drain(timeout time.Duration) bool {
+// Drain stops taking jobs (submissions fail with sqljobber.ErrStopping and
+// the queues claim nothing more) and waits, until ctx ends, for the jobs
+// running here to finish. It reports whether they all did; Stop hands back
+// the rest.
+func (e *Engine) Drain(ctx context.Context) bool {
 	e.draining.Store(true)
-	deadline := time.Now().Add(timeout)
-	for len(e.runIDs()) > 0 {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
+	err := retry.Do(ctx, retry.Backoff{First: 20 * time.Millisecond}, func(context.Context) (bool, error) {
+		return len(e.runIDs()) == 0, nil
+	})
+	return err == nil
 }
 
 // Stop stops taking jobs and hands the jobs it is running back to the
@@ -463,27 +461,25 @@ func (e *Engine) request(ctx context.Context, kind, id string, msg proto.Message
 		defer cancel()
 	}
 	// A grain whose node is stopping refuses, having done nothing: ask
-	// again until the ID's next owner answers, or the time is up.
-	backoff := 20 * time.Millisecond
-	for {
+	// again until the ID's next owner answers, or the time is up (and
+	// then the refusal is the answer).
+	var reply *jobpb.Reply
+	err := retry.Do(ctx, retry.Backoff{First: 20 * time.Millisecond, Max: 250 * time.Millisecond}, func(ctx context.Context) (bool, error) {
 		res, err := e.node.Request(ctx, kind, id, msg)
 		if err != nil {
-			return nil, err
+			return true, err
 		}
-		reply, ok := res.(*jobpb.Reply)
+		r, ok := res.(*jobpb.Reply)
 		if !ok {
-			return nil, fmt.Errorf("unexpected reply %T", res)
+			return true, fmt.Errorf("unexpected reply %T", res)
 		}
-		if reply.Outcome != jobpb.Reply_OUTCOME_UNAVAILABLE {
-			return reply, nil
-		}
-		select {
-		case <-ctx.Done():
-			return reply, nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 250*time.Millisecond)
+		reply = r
+		return r.Outcome != jobpb.Reply_OUTCOME_UNAVAILABLE, nil
+	})
+	if err != nil && (reply == nil || reply.Outcome != jobpb.Reply_OUTCOME_UNAVAILABLE) {
+		return nil, err
 	}
+	return reply, nil
 }
 
 // replyError maps a grain's reply to the errors callers branch on.

@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/internal/retry"
 	"github.com/sql-jobber/sql-jobber/ledger"
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
@@ -251,8 +252,9 @@ func (e *Engine) run(ctx context.Context, j *ledger.Job, task *sqlexec.Task, bac
 // written. It reports false if the run no longer owns the job or the engine
 // stopped first.
 func (e *Engine) finish(log *slog.Logger, j *ledger.Job, o ledger.Outcome) bool {
-	for {
-		ctx, cancel := context.WithTimeout(e.ctx, ledgerTimeout)
+	err := retry.Do(e.ctx, retry.Backoff{First: ledgerRetry}, func(ctx context.Context) (bool, error) {
+		ctx, cancel := context.WithTimeout(ctx, ledgerTimeout)
+		defer cancel()
 		err := e.ledger.Finish(ctx, j.ID, j.RunID, o)
 		if errors.Is(err, ledger.ErrRunSuperseded) {
 			// An earlier try may have been written after all.
@@ -260,23 +262,16 @@ func (e *Engine) finish(log *slog.Logger, j *ledger.Job, o ledger.Outcome) bool 
 				err = nil
 			}
 		}
-		cancel()
-		switch {
-		case err == nil:
-			return true
-		case errors.Is(err, ledger.ErrRunSuperseded):
-			log.Warn("job was taken over before its run finished; outcome discarded", slog.String("state", string(o.State)))
-			return false
-		case e.ctx.Err() != nil:
-			return false
+		if err == nil || errors.Is(err, ledger.ErrRunSuperseded) || e.ctx.Err() != nil {
+			return true, err
 		}
 		log.Error("record job outcome; will try again", slog.String("error_code", sqlexec.ErrorCode(err)))
-		select {
-		case <-e.ctx.Done():
-			return false
-		case <-time.After(ledgerRetry):
-		}
+		return false, err
+	})
+	if errors.Is(err, ledger.ErrRunSuperseded) {
+		log.Warn("job was taken over before its run finished; outcome discarded", slog.String("state", string(o.State)))
 	}
+	return err == nil
 }
 
 // release hands a job back to the ledger, ready for any node, when this

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/internal/retry"
 )
 
 // Defaults for Config.
@@ -250,32 +251,37 @@ func (n *Node) Request(ctx context.Context, kind, identity string, msg proto.Mes
 		defer cancel()
 	}
 	ci := cluster.NewClusterIdentity(identity, kind)
-	backoff := 5 * time.Millisecond
-	for {
+	var res any
+	// While no member would activate the grain, or it stopped under the
+	// request, ask again.
+	err := retry.Do(ctx, retry.Backoff{First: 5 * time.Millisecond, Max: 250 * time.Millisecond}, func(ctx context.Context) (bool, error) {
 		dl, _ := ctx.Deadline()
 		timeout := time.Until(dl)
 		if timeout <= 0 {
-			return nil, fmt.Errorf("%w: %w", ErrUnavailable, context.DeadlineExceeded)
+			return true, context.DeadlineExceeded
 		}
-		if pid := n.lookup.getWithin(ci, min(n.lookup.timeout, timeout)); pid != nil {
-			res, err := n.system.Root.RequestFuture(pid, msg, max(time.Until(dl), time.Millisecond)).Result()
-			switch {
-			case err == nil:
-				return res, nil
-			case errors.Is(err, actor.ErrTimeout) || errors.Is(err, remote.ErrTimeout):
-				return nil, fmt.Errorf("%w: %w", ErrUnavailable, context.DeadlineExceeded)
-			case !errors.Is(err, actor.ErrDeadLetter) && !errors.Is(err, remote.ErrDeadLetter):
-				return nil, err
-			}
+		pid := n.lookup.getWithin(ci, min(n.lookup.timeout, timeout))
+		if pid == nil {
+			return false, nil
+		}
+		var err error
+		res, err = n.system.Root.RequestFuture(pid, msg, max(time.Until(dl), time.Millisecond)).Result()
+		switch {
+		case errors.Is(err, actor.ErrTimeout) || errors.Is(err, remote.ErrTimeout):
+			return true, context.DeadlineExceeded
+		case errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, remote.ErrDeadLetter):
 			// The grain stopped (passivated or moved): ask again.
+			return false, nil
 		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 250*time.Millisecond)
+		return true, err
+	})
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case err != nil:
+		return nil, err
 	}
+	return res, nil
 }
 
 // singleProvider is the membership of a node that runs alone: itself.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sql-jobber/sql-jobber/internal/retry"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -51,22 +52,16 @@ func (postgresDriver) lockMigration(ctx context.Context, l *Ledger) (func(), err
 	h := fnv.New64a()
 	_, _ = h.Write([]byte("sqljobber migrate " + l.cfg.Table))
 	key := int64(h.Sum64())
-	for {
-		var ok bool
-		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
-			closeConn()
-			return nil, err
-		}
-		if ok {
-			return closeConn, nil
-		}
-		select {
-		case <-ctx.Done():
-			closeConn()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	err = retry.Do(ctx, retry.Backoff{First: 100 * time.Millisecond}, func(ctx context.Context) (bool, error) {
+		var locked bool
+		err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&locked)
+		return locked || err != nil, err
+	})
+	if err != nil {
+		closeConn()
+		return nil, err
 	}
+	return closeConn, nil
 }
 
 // createIndexes builds the indexes and drops those they replace. On a

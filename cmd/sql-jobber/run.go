@@ -511,7 +511,9 @@ func (a *app) readiness(reg *sqlexec.Registry) sjhttp.ReadyFunc {
 // the HTTP servers stop, the engine hands back what still runs, the node
 // leaves the cluster, and the pools close.
 func (a *app) stop() error {
-	if a.engine != nil && !a.engine.Drain(a.drain) {
+	ctx, cancel := context.WithTimeout(a.ctx, a.drain)
+	defer cancel()
+	if a.engine != nil && !a.engine.Drain(ctx) {
 		a.logger.Warn("drain timeout: jobs still running are handed back to run again")
 	}
 	var errs []error

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sql-jobber/sql-jobber/internal/retry"
 )
 
 // server is a sql-jobber process the harness runs.
@@ -73,27 +76,30 @@ func startServer(ctx context.Context, bin, dir string, concurrency int, pprof st
 		return nil, err
 	}
 	go func() { s.done <- cmd.Wait() }()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if res, err := http.Get(s.base + "/readyz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return s, nil
-			}
-		}
+	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	err = retry.Do(rctx, retry.Backoff{First: 50 * time.Millisecond}, func(ctx context.Context) (bool, error) {
 		select {
 		case err := <-s.done:
-			return nil, fmt.Errorf("sql-jobber exited: %v\n%s", err, s.stderr.String())
-		case <-ctx.Done():
-			s.stop()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+			return true, fmt.Errorf("sql-jobber exited: %v\n%s", err, s.stderr.String())
+		default:
 		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("sql-jobber did not get ready\n%s", s.stderr.String())
+		res, err := http.Get(s.base + "/readyz")
+		if err != nil {
+			return false, nil
 		}
+		res.Body.Close()
+		return res.StatusCode == 200, nil
+	})
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		s.stop()
+		return nil, fmt.Errorf("sql-jobber did not get ready\n%s", s.stderr.String())
+	case err != nil:
+		s.stop()
+		return nil, err
 	}
+	return s, nil
 }
 
 func (s *server) stop() {
@@ -228,21 +234,22 @@ func (s *server) runJob(ctx context.Context, task, id string) (time.Duration, in
 	if err := s.post(task, fmt.Sprintf(`{"job_id": %q}`, id)); err != nil {
 		return 0, 0, 0, err
 	}
-	for {
+	var count int64
+	err := retry.Do(ctx, retry.Backoff{First: 2 * time.Millisecond}, func(context.Context) (bool, error) {
 		j, err := s.job(id)
-		if err != nil {
-			return 0, 0, 0, err
+		switch {
+		case err != nil:
+			return true, err
+		case j.State == "SUCCESS":
+			count = j.Count
+			return true, nil
+		case j.State == "FAILURE" || j.State == "CANCELLED":
+			return true, fmt.Errorf("job %s: %s: %s", id, j.State, j.Error)
 		}
-		switch j.State {
-		case "SUCCESS":
-			return time.Since(begin), j.Count, peak(), nil
-		case "FAILURE", "CANCELLED":
-			return 0, 0, 0, fmt.Errorf("job %s: %s: %s", id, j.State, j.Error)
-		}
-		select {
-		case <-ctx.Done():
-			return 0, 0, 0, ctx.Err()
-		case <-time.After(2 * time.Millisecond):
-		}
+		return false, nil
+	})
+	if err != nil {
+		return 0, 0, 0, err
 	}
+	return time.Since(begin), count, peak(), nil
 }

@@ -1,0 +1,415 @@
+package actors_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/actors"
+	"github.com/sql-jobber/sql-jobber/cluster"
+	"github.com/sql-jobber/sql-jobber/cluster/clustertest"
+	"github.com/sql-jobber/sql-jobber/internal/retry"
+	"github.com/sql-jobber/sql-jobber/ledger"
+	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(clustertest.CheckLeaks(m.Run()))
+}
+
+// tasks are the tasks of a test engine, on its source "src", which has an
+// entries table of three rows.
+const tasks = `
+-- name: count
+SELECT COUNT(*) AS n FROM entries;
+`
+
+// env is an engine running alone on SQLite databases: a source, and a
+// results database that also keeps the ledger. Its results backend lets
+// writes through only when the test says (gatedResults).
+type env struct {
+	t      *testing.T
+	engine *actors.Engine
+	ledger *ledger.Ledger
+	res    *gatedResults
+}
+
+// startEngine starts an engine with cfg (NodeName and PollInterval have
+// defaults of their own), stopped at the end of the test.
+func startEngine(t *testing.T, cfg actors.Config) *env {
+	t.Helper()
+	ctx := context.Background()
+	src := sqlexectest.Open(t, sqlexec.SQLite, "src", sqlexec.OpenOptions{})
+	sqlexectest.Exec(t, src, "CREATE TABLE entries (id INTEGER PRIMARY KEY, amount DECIMAL_TEXT(12,2))")
+	sqlexectest.Exec(t, src, "INSERT INTO entries VALUES (1, '10.50'), (2, '20.25'), (3, '1.00')")
+	backend, err := resultsink.Open(ctx, resultsink.Config{DBConfig: sqlexec.DBConfig{Name: "res", Type: sqlexec.SQLite, DSN: sqlexectest.DSN(t, sqlexec.SQLite)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(backend.Close)
+	l, err := ledger.New(backend.DB(), backend.Durable(), ledger.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	if err := l.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	parsed, _, err := sqlexec.ParseTasks("tasks.sql", []byte(tasks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := sqlexec.NewRegistry(parsed, []*sqlexec.DB{src}, []string{"res"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader, err := resultsink.NewReader([]*resultsink.Backend{backend}, resultsink.ReaderConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := newGatedResults(backend)
+	t.Cleanup(res.open)
+	if cfg.NodeName == "" {
+		cfg.NodeName = "n1"
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 50 * time.Millisecond
+	}
+	e, err := actors.NewEngine(l, reg, map[string]actors.Results{"res": res}, reader, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := cluster.NewNode(cluster.Config{Kinds: e.Kinds()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(node.Stop)
+	if err := node.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	// Before node.Stop (cleanups run last first), after res.open: a run
+	// stopped by the engine hands its job back.
+	t.Cleanup(e.Stop)
+	return &env{t: t, engine: e, ledger: l, res: res}
+}
+
+// gatedResults is the real results backend, whose writes wait until the
+// test lets them through: it holds runs in their slots for as long as a
+// test needs, and records which ran at once.
+type gatedResults struct {
+	actors.Results
+	tokens   chan struct{} // a token lets one write through
+	opened   chan struct{} // closed: every write goes through
+	openOnce sync.Once
+
+	mu      sync.Mutex
+	running int
+	peak    int
+	began   []string // the tables whose writes began, in order
+}
+
+func newGatedResults(r actors.Results) *gatedResults {
+	return &gatedResults{Results: r, tokens: make(chan struct{}, 1000), opened: make(chan struct{})}
+}
+
+func (g *gatedResults) Write(ctx context.Context, table, runID string, rows sqlexec.Rows, fence resultsink.Fence) (int64, bool, error) {
+	g.mu.Lock()
+	g.running++
+	g.peak = max(g.peak, g.running)
+	g.began = append(g.began, table)
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.running--
+		g.mu.Unlock()
+	}()
+	select {
+	case <-g.tokens:
+	case <-g.opened:
+	case <-ctx.Done():
+		return 0, false, ctx.Err()
+	}
+	return g.Results.Write(ctx, table, runID, rows, fence)
+}
+
+// release lets n writes through.
+func (g *gatedResults) release(n int) {
+	for range n {
+		g.tokens <- struct{}{}
+	}
+}
+
+// open lets every write through from now on.
+func (g *gatedResults) open() { g.openOnce.Do(func() { close(g.opened) }) }
+
+// state is how many writes are under way, the most there were at once, and
+// the tables whose writes began, in order.
+func (g *gatedResults) state() (running, peak int, began []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.running, g.peak, slices.Clone(g.began)
+}
+
+// submit submits a job of task count under id.
+func (e *env) submit(id string) {
+	e.t.Helper()
+	if _, err := e.engine.Submit(context.Background(), actors.SubmitRequest{JobID: id, Task: "count"}); err != nil {
+		e.t.Fatalf("submit %s: %v", id, err)
+	}
+}
+
+// eventually waits for cond, failing the test with what and cond's last
+// state after within.
+func (e *env) eventually(what string, within time.Duration, cond func() (bool, string)) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	var state string
+	err := retry.Do(ctx, retry.Backoff{First: time.Millisecond, Max: 50 * time.Millisecond}, func(context.Context) (bool, error) {
+		var ok bool
+		ok, state = cond()
+		return ok, nil
+	})
+	if err != nil {
+		e.t.Fatalf("%s: not after %v: %s", what, within, state)
+	}
+}
+
+// states waits until the jobs' states are want, in order.
+func (e *env) states(want []sqljobber.State, ids ...string) {
+	e.t.Helper()
+	e.eventually(fmt.Sprintf("jobs %v %v", ids, want), 30*time.Second, func() (bool, string) {
+		var got []sqljobber.State
+		for _, id := range ids {
+			j, err := e.engine.Job(context.Background(), id)
+			if err != nil {
+				return false, err.Error()
+			}
+			got = append(got, j.State)
+		}
+		return slices.Equal(got, want), fmt.Sprint(got)
+	})
+}
+
+func repeat(s sqljobber.State, n int) []sqljobber.State {
+	out := make([]sqljobber.State, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+// TestQueueRunsNoMoreJobsThanItsSlots: a queue of two slots runs two jobs
+// at once, whether they started as they were admitted (the queue was idle)
+// or were claimed later; the others wait their turn, first in, first out.
+func TestQueueRunsNoMoreJobsThanItsSlots(t *testing.T) {
+	e := startEngine(t, actors.Config{Queues: map[string]int{"default": 2}})
+	ids := []string{"j0", "j1", "j2", "j3", "j4"}
+	for _, id := range ids {
+		e.submit(id)
+	}
+	e.states(append(repeat(sqljobber.StateStarted, 2), repeat(sqljobber.StatePending, 3)...), ids...)
+	pending, err := e.engine.Queue(context.Background(), "default")
+	if err != nil || len(pending) != 3 || pending[0].ID != "j2" || pending[2].ID != "j4" {
+		t.Fatalf("queue listing: %v, %v", pending, err)
+	}
+	for done := 1; done <= len(ids); done++ {
+		e.res.release(1)
+		e.eventually(fmt.Sprintf("%d jobs done", done), 30*time.Second, func() (bool, string) {
+			n := 0
+			for _, id := range ids {
+				if j, err := e.engine.Job(context.Background(), id); err == nil && j.State == sqljobber.StateSuccess {
+					n++
+				}
+			}
+			return n == done, fmt.Sprintf("%d done", n)
+		})
+	}
+	_, peak, began := e.res.state()
+	if peak != 2 {
+		t.Errorf("%d jobs ran at once, want the queue's 2 slots", peak)
+	}
+	if want := []string{"results_j0", "results_j1", "results_j2", "results_j3", "results_j4"}; !slices.Equal(began, want) {
+		t.Errorf("jobs began %v, want %v", began, want)
+	}
+	j, err := e.engine.Job(context.Background(), "j4")
+	if err != nil || j.Count != 1 || j.Attempt != 1 {
+		t.Fatalf("a job that waited its turn: %+v, %v", j, err)
+	}
+}
+
+// TestDrainWaitsForRunningJobsAndStopHandsThemBack: a draining node takes
+// no new job and waits for its runs; a run still going when the engine
+// stops goes back to the ledger, ready to run again, its attempt not
+// counted.
+func TestDrainWaitsForRunningJobsAndStopHandsThemBack(t *testing.T) {
+	e := startEngine(t, actors.Config{Queues: map[string]int{"default": 1}})
+	e.submit("running")
+	e.states([]sqljobber.State{sqljobber.StateStarted}, "running")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if e.engine.Drain(ctx) {
+		t.Fatal("drain says every run finished while one was held")
+	}
+	_, err := e.engine.Submit(context.Background(), actors.SubmitRequest{JobID: "late", Task: "count"})
+	if !errors.Is(err, sqljobber.ErrStopping) {
+		t.Fatalf("a submission while draining: %v, want ErrStopping", err)
+	}
+	if err := e.engine.Joined(); !errors.Is(err, sqljobber.ErrStopping) {
+		t.Fatalf("a draining node says it takes jobs: %v", err)
+	}
+
+	e.engine.Stop()
+	j, err := e.ledger.Get(context.Background(), "running")
+	if err != nil || j.State != sqljobber.StatePending || j.Attempt != 0 || j.Node != "n1" {
+		t.Fatalf("a run the stop cut off: %+v, %v; want it PENDING again, attempt 0", j, err)
+	}
+	if running, _, _ := e.res.state(); running != 0 {
+		t.Fatalf("%d writes still under way after Stop", running)
+	}
+}
+
+func TestDrainEndsWhenTheRunsFinish(t *testing.T) {
+	e := startEngine(t, actors.Config{Queues: map[string]int{"default": 1}})
+	e.submit("a")
+	e.states([]sqljobber.State{sqljobber.StateStarted}, "a")
+	e.res.release(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if !e.engine.Drain(ctx) {
+		t.Fatal("drain timed out with its one run released")
+	}
+	e.states([]sqljobber.State{sqljobber.StateSuccess}, "a")
+}
+
+// TestGroupRunsItsMembersInTurn: a group of concurrency 1 runs one member
+// at a time, in the order submitted, however many slots the queue has.
+func TestGroupRunsItsMembersInTurn(t *testing.T) {
+	e := startEngine(t, actors.Config{Queues: map[string]int{"default": 3}})
+	one := 1
+	_, err := e.engine.SubmitGroup(context.Background(), actors.GroupRequest{GroupID: "g", Concurrency: &one,
+		Jobs: []actors.SubmitRequest{{JobID: "m1", Task: "count"}, {JobID: "m2", Task: "count"}, {JobID: "m3", Task: "count"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.states([]sqljobber.State{sqljobber.StateStarted, sqljobber.StatePending, sqljobber.StatePending}, "m1", "m2", "m3")
+	e.res.open()
+	e.states(repeat(sqljobber.StateSuccess, 3), "m1", "m2", "m3")
+	g, err := e.engine.Group(context.Background(), "g")
+	if err != nil || g.State != sqljobber.StateSuccess || len(g.Jobs) != 3 {
+		t.Fatalf("group: %+v, %v", g, err)
+	}
+	if _, peak, began := e.res.state(); peak != 1 || !slices.Equal(began, []string{"results_m1", "results_m2", "results_m3"}) {
+		t.Fatalf("members ran %d at once, in the order %v", peak, began)
+	}
+}
+
+// TestCancelledGroupStartsNothingMoreAndTellsItsMembersWaiters: cancelling a
+// group stops its running member and cancels the held ones, which never
+// start; a client waiting on a member hears of it at once, not at the end
+// of its wait.
+func TestCancelledGroupStartsNothingMoreAndTellsItsMembersWaiters(t *testing.T) {
+	e := startEngine(t, actors.Config{Queues: map[string]int{"default": 3}})
+	one := 1
+	_, err := e.engine.SubmitGroup(context.Background(), actors.GroupRequest{GroupID: "g", Concurrency: &one,
+		Jobs: []actors.SubmitRequest{{JobID: "m1", Task: "count"}, {JobID: "m2", Task: "count"}, {JobID: "m3", Task: "count"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.states([]sqljobber.State{sqljobber.StateStarted, sqljobber.StatePending, sqljobber.StatePending}, "m1", "m2", "m3")
+	waited := make(chan error, 1)
+	go func() { waited <- e.engine.WaitJob(context.Background(), "m2", time.Minute) }()
+	// The wait has reached m2's grain once the grain holds a waiter.
+	e.eventually("a waiter on m2", 30*time.Second, func() (bool, string) {
+		return e.engine.ActiveGrains() >= 2, fmt.Sprintf("%d grains", e.engine.ActiveGrains())
+	})
+
+	if err := e.engine.CancelGroup(context.Background(), "g", false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("the wait on m2: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the wait on a cancelled member did not end with the cancel")
+	}
+	e.states(repeat(sqljobber.StateCancelled, 3), "m1", "m2", "m3")
+	e.res.open()
+	// The queue goes on, and claims none of them.
+	e.submit("after")
+	e.states([]sqljobber.State{sqljobber.StateSuccess}, "after")
+	if _, _, began := e.res.state(); !slices.Equal(began, []string{"results_m1", "results_after"}) {
+		t.Fatalf("runs after the cancel: %v", began)
+	}
+	for _, id := range []string{"m2", "m3"} {
+		if j, err := e.engine.Job(context.Background(), id); err != nil || j.Attempt != 0 || j.State != sqljobber.StateCancelled {
+			t.Fatalf("held member %s: %+v, %v", id, j, err)
+		}
+	}
+	g, err := e.engine.Group(context.Background(), "g")
+	if err != nil || g.State != sqljobber.StateCancelled {
+		t.Fatalf("group: %+v, %v", g, err)
+	}
+	if err := e.engine.CancelGroup(context.Background(), "g", true); err != nil {
+		t.Fatalf("purge: %v", err)
+	}
+	for _, id := range []string{"m1", "m2", "m3"} {
+		if _, err := e.engine.Job(context.Background(), id); !errors.Is(err, sqljobber.ErrJobNotFound) {
+			t.Fatalf("%s after the purge: %v", id, err)
+		}
+	}
+	if _, err := e.engine.Group(context.Background(), "g"); !errors.Is(err, sqljobber.ErrGroupNotFound) {
+		t.Fatalf("group after the purge: %v", err)
+	}
+}
+
+// TestResultsOfJobsInEachState: a job's results are read once it succeeded;
+// before, the error says why not; after a purge, that they are gone.
+func TestResultsOfJobsInEachState(t *testing.T) {
+	e := startEngine(t, actors.Config{Queues: map[string]int{"default": 1}})
+	ctx := context.Background()
+	if _, err := e.engine.Results(ctx, "nope", resultsink.Query{}); !errors.Is(err, sqljobber.ErrJobNotFound) {
+		t.Fatalf("unknown job: %v", err)
+	}
+	e.submit("a")
+	e.states([]sqljobber.State{sqljobber.StateStarted}, "a")
+	var notReady *sqljobber.NotReadyError
+	if _, err := e.engine.Results(ctx, "a", resultsink.Query{}); !errors.As(err, &notReady) || notReady.State != sqljobber.StateStarted {
+		t.Fatalf("running job: %v", err)
+	}
+	e.res.open()
+	e.states([]sqljobber.State{sqljobber.StateSuccess}, "a")
+	p, err := e.engine.Results(ctx, "a", resultsink.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n any
+	if !p.Rows.Next() {
+		t.Fatalf("no row: %v", p.Rows.Err())
+	}
+	n = p.Rows.Values()[0]
+	if err := p.Close(); err != nil || n != int64(3) {
+		t.Fatalf("count: %v, %v", n, err)
+	}
+	if err := e.engine.Cancel(ctx, "a", true); err != nil {
+		t.Fatal(err)
+	}
+	var gone *sqljobber.GoneError
+	if _, err := e.engine.Results(ctx, "a", resultsink.Query{}); !errors.As(err, &gone) || gone.Reason != sqljobber.GonePurged {
+		t.Fatalf("purged job: %v", err)
+	}
+}
