@@ -1,0 +1,102 @@
+package actors
+
+import (
+	"context"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/ledger"
+	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+)
+
+// Ledger is the durable record of jobs and groups, and their queue
+// (ledger.Ledger). Each part is what one side of the engine needs.
+type Ledger interface {
+	jobRecords
+	runRecords
+	groupRecords
+}
+
+// jobRecords is what a job's grain does to its job, and what readers of a
+// job read.
+type jobRecords interface {
+	Admit(ctx context.Context, j ledger.Job) (*ledger.Job, error)
+	Start(ctx context.Context, j ledger.Job, node string, lease time.Duration) (*ledger.Job, error)
+	Get(ctx context.Context, id string) (*ledger.Job, error)
+	Cancel(ctx context.Context, id string) (*ledger.Job, error)
+	DeleteIfUnchanged(ctx context.Context, j *ledger.Job) (bool, error)
+	Tombstone(ctx context.Context, id string) (*ledger.Tombstone, error)
+	Pending(ctx context.Context, queue string, limit int) ([]*ledger.Job, error)
+}
+
+// runRecords is what queues, runs and the node's housekeeping do.
+type runRecords interface {
+	Claim(ctx context.Context, queue, node string, n int, lease time.Duration) ([]*ledger.Job, error)
+	NextReady(ctx context.Context, queue string) (time.Time, bool, error)
+	Renew(ctx context.Context, runIDs []string, lease time.Duration) (map[string]bool, error)
+	Finish(ctx context.Context, id, runID string, o ledger.Outcome) error
+	Release(ctx context.Context, id, runID string) error
+	Run(j *ledger.Job) *ledger.Run
+	RecoverLost(ctx context.Context, node string) ([]*ledger.Job, error)
+	Expired(ctx context.Context, limit int) ([]*ledger.Job, error)
+	PendingByQueue(ctx context.Context) (map[string]int64, error)
+}
+
+// groupRecords is what a group's grain does to its group.
+type groupRecords interface {
+	AdmitGroup(ctx context.Context, g ledger.Group, jobs []ledger.Job) ([]*ledger.Job, error)
+	Group(ctx context.Context, id string) (*ledger.Group, []*ledger.Job, error)
+	ReleaseGroup(ctx context.Context, id string) ([]*ledger.Job, error)
+	HeldGroups(ctx context.Context) ([]string, error)
+	MarkGroupCancelled(ctx context.Context, id string) error
+	DeleteGroup(ctx context.Context, id string) ([]*ledger.Job, error)
+}
+
+// Tasks is the task registry (sqlexec.Registry).
+type Tasks interface {
+	Task(name string) (*sqlexec.Task, bool)
+	Tasks() []*sqlexec.Task
+	PickDB(t *sqlexec.Task, requested string) (string, error)
+	Query(ctx context.Context, t *sqlexec.Task, db string, args []any) (sqlexec.Rows, error)
+}
+
+// Results is one results backend (resultsink.Backend).
+type Results interface {
+	TableName(jobID string) string
+	MaxJobIDLen() int
+	Write(ctx context.Context, table, runID string, rows sqlexec.Rows, fence resultsink.Fence) (int64, bool, error)
+	Drop(ctx context.Context, table string) error
+	ReservedTable(name string) bool
+}
+
+// TableReader reads pages of results tables (resultsink.Reader).
+type TableReader interface {
+	Read(ctx context.Context, t resultsink.Table, q resultsink.Query) (*resultsink.Page, error)
+}
+
+// Node is this process's member of the cluster (cluster.Node): the actor
+// system the engine's actors live in, and requests to grains wherever they
+// are.
+type Node interface {
+	System() *actor.ActorSystem
+	// Request sends msg to the grain kind/identity, wherever it is, and
+	// returns its reply; an unreachable grain gives an error wrapping
+	// sqljobber.ErrUnavailable.
+	Request(ctx context.Context, kind, identity string, msg proto.Message) (any, error)
+	// RequestTimeout bounds a request whose context has no deadline.
+	RequestTimeout() time.Duration
+	Members() []sqljobber.Member
+	ActiveGrains() int
+}
+
+var (
+	_ Ledger           = (*ledger.Ledger)(nil)
+	_ Tasks            = (*sqlexec.Registry)(nil)
+	_ Results          = (*resultsink.Backend)(nil)
+	_ TableReader      = (*resultsink.Reader)(nil)
+	_ resultsink.Owner = (*ledger.Run)(nil)
+)

@@ -1,0 +1,141 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/actors/jobpb"
+	"github.com/sql-jobber/sql-jobber/internal/retry"
+	"github.com/sql-jobber/sql-jobber/ledger"
+)
+
+// nodeActorName is the actor on every member that takes messages for the
+// node as a whole (wake-ups, run cancellations).
+const nodeActorName = "sqljobber-node"
+
+// wake tells every member that works queue (this one included) that jobs
+// may be ready, so a free slot anywhere takes them at once rather than at
+// its next poll.
+func (e *Engine) wake(queue string) {
+	e.wakeLocal(queue)
+	root := e.node.System().Root
+	for _, m := range e.node.Members() {
+		if _, works := m.Queues[queue]; works && !m.Self && m.State == sqljobber.MemberAlive {
+			root.Send(actor.NewPID(m.Address, nodeActorName), &jobpb.WakeQueue{Queue: queue})
+		}
+	}
+}
+
+// queueActor is this node's actor for queue, or nil if the node does not
+// work it or the actor has not started.
+func (e *Engine) queueActor(queue string) *actor.PID {
+	if ref, ok := e.queues[queue]; ok {
+		return ref.pid.Load()
+	}
+	return nil
+}
+
+// wakeLocal wakes this node's actor for queue, if it works that queue.
+func (e *Engine) wakeLocal(queue string) {
+	if pid := e.queueActor(queue); pid != nil {
+		e.node.System().Root.Send(pid, wake{})
+	}
+}
+
+// stopRun stops a cancelled job's run wherever it is: here at once, on
+// another member by a message (which also learns of it at its next lease
+// renewal, should the message be lost). It returns a channel closed when a
+// run here has ended, or nil.
+func (e *Engine) stopRun(j *ledger.Job) <-chan struct{} {
+	if j.Node == e.cfg.NodeName {
+		return e.cancelRun(j.RunID, errCancelled)
+	}
+	for _, m := range e.node.Members() {
+		if m.Name == j.Node && !m.Self {
+			e.node.System().Root.Send(actor.NewPID(m.Address, nodeActorName), &jobpb.CancelRun{RunId: j.RunID})
+		}
+	}
+	return nil
+}
+
+// nodeActor receives what other members send this node.
+type nodeActor struct{ e *Engine }
+
+func (a *nodeActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *jobpb.WakeQueue:
+		a.e.wakeLocal(msg.Queue)
+	case *jobpb.CancelRun:
+		a.e.cancelRun(msg.RunId, errCancelled)
+	}
+}
+
+// Members describes the cluster's members.
+func (e *Engine) Members() []sqljobber.Member {
+	if !e.running.Load() {
+		return nil
+	}
+	return e.node.Members()
+}
+
+func (e *Engine) request(ctx context.Context, kind, id string, msg proto.Message) (*jobpb.Reply, error) {
+	if !e.running.Load() || e.ctx.Err() != nil {
+		return nil, sqljobber.ErrStopping
+	}
+	switch msg.(type) {
+	case *jobpb.SubmitJob, *jobpb.SubmitGroup:
+		if e.draining.Load() {
+			return nil, sqljobber.ErrStopping
+		}
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.node.RequestTimeout())
+		defer cancel()
+	}
+	// A grain whose node is stopping refuses, having done nothing: ask
+	// again until the ID's next owner answers, or the time is up (and
+	// then the refusal is the answer).
+	var reply *jobpb.Reply
+	err := retry.Do(ctx, retry.Backoff{First: 20 * time.Millisecond, Max: 250 * time.Millisecond}, func(ctx context.Context) (bool, error) {
+		res, err := e.node.Request(ctx, kind, id, msg)
+		if err != nil {
+			return true, err
+		}
+		r, ok := res.(*jobpb.Reply)
+		if !ok {
+			return true, fmt.Errorf("unexpected reply %T", res)
+		}
+		reply = r
+		return r.Outcome != jobpb.Reply_OUTCOME_UNAVAILABLE, nil
+	})
+	if err != nil && (reply == nil || reply.Outcome != jobpb.Reply_OUTCOME_UNAVAILABLE) {
+		return nil, err
+	}
+	return reply, nil
+}
+
+// replyError maps a grain's reply to the errors callers branch on.
+func replyError(r *jobpb.Reply, kind string, notFound error, id string) error {
+	switch r.Outcome {
+	case jobpb.Reply_OUTCOME_OK:
+		return nil
+	case jobpb.Reply_OUTCOME_NOT_FOUND:
+		return fmt.Errorf("%w: %q", notFound, id)
+	case jobpb.Reply_OUTCOME_ACTIVE:
+		return &sqljobber.ActiveError{ID: r.JobId, State: sqljobber.State(r.State)}
+	case jobpb.Reply_OUTCOME_FINISHED:
+		return &sqljobber.FinishedError{Kind: kind, ID: r.JobId, State: sqljobber.State(r.State)}
+	case jobpb.Reply_OUTCOME_UNAVAILABLE:
+		return sqljobber.ErrStopping
+	case jobpb.Reply_OUTCOME_TIMED_OUT:
+		return fmt.Errorf("%w: %s timed out: %w", sqljobber.ErrUnavailable, kind, context.DeadlineExceeded)
+	}
+	return errors.New(r.Error)
+}
