@@ -1,16 +1,12 @@
 package http
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -304,85 +300,6 @@ func (s *Server) submitRequest(prefix, task string, b jobRequest) (actors.Submit
 	return req, nil
 }
 
-// ParseETA reads an ETA in the seed's "2006-01-02 15:04:05" form (in loc) or
-// RFC 3339.
-func ParseETA(s string, loc *time.Location) (time.Time, error) {
-	if t, err := time.ParseInLocation(ETALayout, s, loc); err == nil {
-		return t, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("eta: %q is neither %q nor RFC 3339", s, ETALayout)
-}
-
-// decodeArgs keeps each argument's JSON type: strings, exact numbers,
-// booleans and null.
-func decodeArgs(prefix string, raw []json.RawMessage) ([]any, error) {
-	args := make([]any, 0, len(raw))
-	for i, r := range raw {
-		dec := json.NewDecoder(bytes.NewReader(r))
-		dec.UseNumber()
-		var v any
-		if err := dec.Decode(&v); err != nil {
-			return nil, badRequest{msg: fmt.Sprintf("%sargs[%d]: %v", prefix, i, err)}
-		}
-		switch v.(type) {
-		case string, json.Number, bool, nil:
-			args = append(args, v)
-		default:
-			return nil, badRequest{msg: fmt.Sprintf("%sargs[%d]: must be a string, number, boolean or null", prefix, i)}
-		}
-	}
-	return args, nil
-}
-
-// decodeBody decodes a JSON object body into v, strictly: unknown fields,
-// trailing data and wrong types are errors that name the problem. An empty
-// body is an empty object.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		return err
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		var syntaxErr *json.SyntaxError
-		switch {
-		case errors.As(err, &typeErr) && typeErr.Field == "":
-			return badRequest{msg: fmt.Sprintf("the body must be a JSON object, not %s", typeErr.Value)}
-		case errors.As(err, &typeErr):
-			return badRequest{msg: fmt.Sprintf("%s: must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type.String()), typeErr.Value)}
-		case errors.As(err, &syntaxErr):
-			return badRequest{msg: fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, err)}
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return badRequest{msg: "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")}
-		}
-		return badRequest{msg: "malformed JSON: " + err.Error()}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badRequest{msg: "malformed JSON: data after the object"}
-	}
-	return nil
-}
-
-func jsonKind(goType string) string {
-	switch {
-	case strings.Contains(goType, "int"):
-		return "an integer"
-	case goType == "string":
-		return "a string"
-	case strings.HasPrefix(goType, "[]"):
-		return "an array"
-	}
-	return goType
-}
-
 type jobJSON struct {
 	JobID          string  `json:"job_id"`
 	Task           string  `json:"task"`
@@ -436,40 +353,6 @@ func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
 	s.writeData(w, jobOf(j))
 }
 
-// waitParam reads ?wait=: a Go duration ("30s", "1m30s") or whole
-// seconds ("30"), capped at MaxWait; 0 when absent.
-func (s *Server) waitParam(r *http.Request) (time.Duration, error) {
-	v := r.URL.Query().Get("wait")
-	if v == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		n, nerr := strconv.ParseUint(v, 10, 32)
-		if nerr != nil {
-			return 0, badRequest{msg: fmt.Sprintf(`wait: %q is not a duration such as "30s" or a number of seconds`, v)}
-		}
-		d = time.Duration(n) * time.Second
-	}
-	if d < 0 {
-		return 0, badRequest{msg: fmt.Sprintf("wait: %q is negative", v)}
-	}
-	return min(d, s.cfg.MaxWait), nil
-}
-
-// purgeParam reads ?purge=true.
-func purgeParam(r *http.Request) (bool, error) {
-	v := r.URL.Query().Get("purge")
-	if v == "" {
-		return false, nil
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return false, badRequest{msg: fmt.Sprintf("purge: %q is not true or false", v)}
-	}
-	return b, nil
-}
-
 type deletedJSON struct {
 	ID     string `json:"job_id,omitempty"`
 	Group  string `json:"group_id,omitempty"`
@@ -509,92 +392,6 @@ func (s *Server) handleQueue(w http.ResponseWriter, r *http.Request) {
 		out = append(out, pendingJSON{JobID: j.ID, Task: j.Task, Queue: j.Queue, ETA: timeJSON(j.ETA), EnqueuedAt: timeJSON(j.EnqueuedAt)})
 	}
 	s.writeData(w, out)
-}
-
-// groupRequest is the body of POST /groups.
-type groupRequest struct {
-	GroupID     string            `json:"group_id"`
-	Concurrency *int              `json:"concurrency"`
-	Jobs        []groupJobRequest `json:"jobs"`
-}
-
-type groupJobRequest struct {
-	Task string `json:"task"`
-	jobRequest
-}
-
-type groupReceiptJSON struct {
-	GroupID string        `json:"group_id"`
-	Jobs    []receiptJSON `json:"jobs"`
-}
-
-func (s *Server) handlePostGroup(w http.ResponseWriter, r *http.Request) {
-	var body groupRequest
-	if err := decodeBody(w, r, &body); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	req := actors.GroupRequest{GroupID: body.GroupID, Concurrency: body.Concurrency}
-	for i, jb := range body.Jobs {
-		jr, err := s.submitRequest(fmt.Sprintf("jobs[%d].", i), jb.Task, jb.jobRequest)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		req.Jobs = append(req.Jobs, jr)
-	}
-	rec, err := s.svc.SubmitGroup(r.Context(), req)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	out := groupReceiptJSON{GroupID: rec.GroupID, Jobs: make([]receiptJSON, 0, len(rec.Jobs))}
-	for i := range rec.Jobs {
-		out.Jobs = append(out.Jobs, receiptOf(&rec.Jobs[i]))
-	}
-	s.writeData(w, out)
-}
-
-type groupJSON struct {
-	GroupID     string    `json:"group_id"`
-	State       string    `json:"state"`
-	Concurrency int       `json:"concurrency"`
-	Jobs        []jobJSON `json:"jobs"`
-}
-
-func (s *Server) handleGetGroup(w http.ResponseWriter, r *http.Request) {
-	id := mux.Vars(r)["groupID"]
-	wait, err := s.waitParam(r)
-	if err == nil && wait > 0 {
-		err = s.svc.WaitGroup(r.Context(), id, wait)
-	}
-	var g *sqljobber.Group
-	if err == nil {
-		g, err = s.svc.Group(r.Context(), id)
-	}
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	out := groupJSON{GroupID: g.ID, State: string(g.State), Concurrency: g.Concurrency, Jobs: make([]jobJSON, 0, len(g.Jobs))}
-	for _, j := range g.Jobs {
-		out.Jobs = append(out.Jobs, jobOf(j))
-	}
-	s.writeData(w, out)
-}
-
-func (s *Server) handleDeleteGroup(w http.ResponseWriter, r *http.Request) {
-	purge, err := purgeParam(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	id := mux.Vars(r)["groupID"]
-	if err := s.svc.CancelGroup(r.Context(), id, purge); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeData(w, deletedJSON{Group: id, Purged: purge})
 }
 
 type memberJSON struct {

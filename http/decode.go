@@ -1,0 +1,126 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ParseETA reads an ETA in the seed's "2006-01-02 15:04:05" form (in loc) or
+// RFC 3339.
+func ParseETA(s string, loc *time.Location) (time.Time, error) {
+	if t, err := time.ParseInLocation(ETALayout, s, loc); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("eta: %q is neither %q nor RFC 3339", s, ETALayout)
+}
+
+// decodeArgs keeps each argument's JSON type: strings, exact numbers,
+// booleans and null.
+func decodeArgs(prefix string, raw []json.RawMessage) ([]any, error) {
+	args := make([]any, 0, len(raw))
+	for i, r := range raw {
+		dec := json.NewDecoder(bytes.NewReader(r))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, badRequest{msg: fmt.Sprintf("%sargs[%d]: %v", prefix, i, err)}
+		}
+		switch v.(type) {
+		case string, json.Number, bool, nil:
+			args = append(args, v)
+		default:
+			return nil, badRequest{msg: fmt.Sprintf("%sargs[%d]: must be a string, number, boolean or null", prefix, i)}
+		}
+	}
+	return args, nil
+}
+
+// decodeBody decodes a JSON object body into v, strictly: unknown fields,
+// trailing data and wrong types are errors that name the problem. An empty
+// body is an empty object.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		var syntaxErr *json.SyntaxError
+		switch {
+		case errors.As(err, &typeErr) && typeErr.Field == "":
+			return badRequest{msg: fmt.Sprintf("the body must be a JSON object, not %s", typeErr.Value)}
+		case errors.As(err, &typeErr):
+			return badRequest{msg: fmt.Sprintf("%s: must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type.String()), typeErr.Value)}
+		case errors.As(err, &syntaxErr):
+			return badRequest{msg: fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, err)}
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return badRequest{msg: "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")}
+		}
+		return badRequest{msg: "malformed JSON: " + err.Error()}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest{msg: "malformed JSON: data after the object"}
+	}
+	return nil
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case strings.Contains(goType, "int"):
+		return "an integer"
+	case goType == "string":
+		return "a string"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	}
+	return goType
+}
+
+// waitParam reads ?wait=: a Go duration ("30s", "1m30s") or whole
+// seconds ("30"), capped at MaxWait; 0 when absent.
+func (s *Server) waitParam(r *http.Request) (time.Duration, error) {
+	v := r.URL.Query().Get("wait")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		n, nerr := strconv.ParseUint(v, 10, 32)
+		if nerr != nil {
+			return 0, badRequest{msg: fmt.Sprintf(`wait: %q is not a duration such as "30s" or a number of seconds`, v)}
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d < 0 {
+		return 0, badRequest{msg: fmt.Sprintf("wait: %q is negative", v)}
+	}
+	return min(d, s.cfg.MaxWait), nil
+}
+
+// purgeParam reads ?purge=true.
+func purgeParam(r *http.Request) (bool, error) {
+	v := r.URL.Query().Get("purge")
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badRequest{msg: fmt.Sprintf("purge: %q is not true or false", v)}
+	}
+	return b, nil
+}
