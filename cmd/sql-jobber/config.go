@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -177,13 +178,42 @@ func loadConfig(path string) (*config, error) {
 
 func parseConfig(path string, data []byte) (*config, error) {
 	lines, perr := keyLines(data)
-	fail := func(key string, err error) error {
-		return &configError{file: path, line: lineOf(lines, key), key: key, err: err}
-	}
 	if perr != nil {
 		return nil, &configError{file: path, line: perr.line, err: perr.err}
 	}
+	fail := func(key string, err error) error {
+		return &configError{file: path, line: lineOf(lines, key), key: key, err: err}
+	}
+	fc, err := decodeConfig(path, data)
+	if err != nil {
+		return nil, err
+	}
+	c := &config{file: path, app: fc.App, cluster: fc.Cluster, demoDBs: map[string]bool{}, ignoredQueue: len(fc.JobQueue) > 0}
+	for _, check := range []func(fail func(string, error) error) error{c.checkCluster, c.checkApp} {
+		if err := check(fail); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.sourceSections(fc, lines, fail); err != nil {
+		return nil, err
+	}
+	if err := c.resultsSections(fc, lines, fail); err != nil {
+		return nil, err
+	}
+	c.ledgerCfg = ledger.Config{Table: c.app.LedgerTable, GoneRetention: time.Duration(c.app.GoneRetention)}.WithDefaults()
+	if err := c.ledgerCfg.Validate(); err != nil {
+		return nil, keyFail(fail, "app", err)
+	}
+	c.readerCfg = resultsink.ReaderConfig{PageSize: c.app.ResultsPageSize, MaxPageSize: c.app.ResultsMaxPageSize}.WithDefaults()
+	if err := c.readerCfg.Validate(); err != nil {
+		return nil, keyFail(fail, "app", err)
+	}
+	return c, nil
+}
 
+// decodeConfig decodes the file strictly: an unknown key or a value of the
+// wrong type is an error that names its line and key.
+func decodeConfig(path string, data []byte) (*fileConfig, error) {
 	var fc fileConfig
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -201,99 +231,112 @@ func parseConfig(path string, data []byte) (*config, error) {
 		}
 		return nil, &configError{file: path, err: err}
 	}
+	return &fc, nil
+}
 
-	c := &config{file: path, app: fc.App, cluster: fc.Cluster, demoDBs: map[string]bool{}, ignoredQueue: len(fc.JobQueue) > 0}
+// checkCluster checks the [cluster] section.
+func (c *config) checkCluster(fail func(string, error) error) error {
 	for _, kv := range []struct{ key, addr string }{{"cluster.bind", c.cluster.Bind}, {"cluster.advertise", c.cluster.Advertise}} {
 		if kv.addr != "" {
 			if _, _, err := net.SplitHostPort(kv.addr); err != nil {
-				return nil, fail(kv.key, fmt.Errorf("must be host:port: %w", err))
+				return fail(kv.key, fmt.Errorf("must be host:port: %w", err))
 			}
 		}
 	}
 	for i, j := range c.cluster.Join {
 		if _, _, err := net.SplitHostPort(j); err != nil {
-			return nil, fail("cluster.join", fmt.Errorf("entry %d must be host:port: %w", i+1, err))
+			return fail("cluster.join", fmt.Errorf("entry %d must be host:port: %w", i+1, err))
 		}
 	}
 	if c.cluster.ActorPort < 0 || c.cluster.ActorPort > 65535 {
-		return nil, fail("cluster.actor_port", errors.New("must be a port number"))
+		return fail("cluster.actor_port", errors.New("must be a port number"))
 	}
 	if c.cluster.RemovalGrace < 0 {
-		return nil, fail("cluster.removal_grace", errors.New("must not be negative"))
+		return fail("cluster.removal_grace", errors.New("must not be negative"))
 	}
-	if c.app.LogLevel == "" {
-		c.app.LogLevel = "info"
-	}
+	return nil
+}
+
+// checkApp checks the [app] section and fills in its defaults.
+func (c *config) checkApp(fail func(string, error) error) error {
+	c.app.LogLevel = cmp.Or(c.app.LogLevel, "info")
 	if _, err := parseLevel(c.app.LogLevel); err != nil {
-		return nil, fail("app.log_level", err)
+		return fail("app.log_level", err)
 	}
 	switch strings.ToLower(c.app.LogFormat) {
 	case "", "text", "json":
 	default:
-		return nil, fail("app.log_format", fmt.Errorf(`unknown format %q: use "text" or "json"`, c.app.LogFormat))
+		return fail("app.log_format", fmt.Errorf(`unknown format %q: use "text" or "json"`, c.app.LogFormat))
 	}
 	if c.app.DefaultQueue != "" && !sqlexec.ValidName(c.app.DefaultQueue) {
-		return nil, fail("app.default_queue", errors.New("use 1-128 letters, digits, '_', '-' or '.'"))
+		return fail("app.default_queue", errors.New("use 1-128 letters, digits, '_', '-' or '.'"))
 	}
-	if c.app.DefaultJobTTL < 0 {
-		return nil, fail("app.default_job_ttl", errors.New("must not be negative"))
+	for _, d := range []struct {
+		key string
+		d   duration
+	}{{"app.default_job_ttl", c.app.DefaultJobTTL}, {"app.retry_backoff", c.app.RetryBackoff}, {"app.max_wait", c.app.MaxWait},
+		{"app.drain_timeout", c.app.DrainTimeout}} {
+		if d.d < 0 {
+			return fail(d.key, errors.New("must not be negative"))
+		}
 	}
 	if c.app.DefaultGroupConcurrency < 0 {
-		return nil, fail("app.default_group_concurrency", errors.New("must be at least 1"))
-	}
-	if c.app.RetryBackoff < 0 {
-		return nil, fail("app.retry_backoff", errors.New("must not be negative"))
+		return fail("app.default_group_concurrency", errors.New("must be at least 1"))
 	}
 	if c.app.RunLease < 0 || c.app.RunLease > 0 && time.Duration(c.app.RunLease) < time.Second {
-		return nil, fail("app.run_lease", errors.New("must be at least 1s"))
-	}
-	if c.app.MaxWait < 0 {
-		return nil, fail("app.max_wait", errors.New("must not be negative"))
-	}
-	if c.app.DrainTimeout < 0 {
-		return nil, fail("app.drain_timeout", errors.New("must not be negative"))
+		return fail("app.run_lease", errors.New("must be at least 1s"))
 	}
 	c.etaLocation = time.UTC
 	if c.app.ETATimezone != "" {
 		loc, err := time.LoadLocation(c.app.ETATimezone)
 		if err != nil {
-			return nil, fail("app.eta_timezone", err)
+			return fail("app.eta_timezone", err)
 		}
 		c.etaLocation = loc
 	}
+	return nil
+}
 
+// sourceSections checks the [db.*] sections, in the order of the file.
+func (c *config) sourceSections(fc *fileConfig, lines map[string]int, fail func(string, error) error) error {
 	if len(fc.DB) == 0 {
-		return nil, fail("db", errors.New(`no source database: add a [db.<name>] section`))
+		return fail("db", errors.New(`no source database: add a [db.<name>] section`))
 	}
 	for _, name := range sortedByLine(fc.DB, "db", lines) {
 		d := fc.DB[name]
 		key := "db." + name
 		if !sqlexec.ValidName(name) {
-			return nil, fail(key, errors.New("invalid name: use 1-128 letters, digits, '_', '-' or '.'"))
+			return fail(key, errors.New("invalid name: use 1-128 letters, digits, '_', '-' or '.'"))
 		}
 		cfg := d.dbConfig(name).WithDefaults()
 		if err := cfg.Validate(); err != nil {
-			return nil, keyFail(fail, key, err)
+			return keyFail(fail, key, err)
 		}
 		if d.DemoData && cfg.Type != sqlexec.SQLite {
-			return nil, fail(key+".demo_data", errors.New("only applies to sqlite"))
+			return fail(key+".demo_data", errors.New("only applies to sqlite"))
 		}
 		c.demoDBs[name] = d.DemoData
 		c.dbs = append(c.dbs, cfg)
 	}
+	return nil
+}
 
+// resultsSections checks the [results.*] sections, in the order of the
+// file, and which of them keeps the ledger (app.ledger, by default the
+// first); its database commits asynchronously by default.
+func (c *config) resultsSections(fc *fileConfig, lines map[string]int, fail func(string, error) error) error {
 	if len(fc.Results) == 0 {
-		return nil, fail("results", errors.New(`no results backend: add a [results.<name>] section`))
+		return fail("results", errors.New(`no results backend: add a [results.<name>] section`))
 	}
 	for _, name := range sortedByLine(fc.Results, "results", lines) {
 		r := fc.Results[name]
 		key := "results." + name
 		if !sqlexec.ValidName(name) {
-			return nil, fail(key, errors.New("invalid name: use 1-128 letters, digits, '_', '-' or '.'"))
+			return fail(key, errors.New("invalid name: use 1-128 letters, digits, '_', '-' or '.'"))
 		}
 		cfg := resultsink.Config{DBConfig: r.dbConfig(name), ResultsTable: r.ResultsTable, Unlogged: r.Unlogged}.WithDefaults()
 		if err := cfg.Validate(); err != nil {
-			return nil, keyFail(fail, key, err)
+			return keyFail(fail, key, err)
 		}
 		c.results = append(c.results, cfg)
 	}
@@ -301,7 +344,7 @@ func parseConfig(path string, data []byte) (*config, error) {
 	if c.ledger == "" {
 		c.ledger = c.results[0].Name
 	} else if _, ok := fc.Results[c.ledger]; !ok {
-		return nil, fail("app.ledger", fmt.Errorf("no results backend %q is configured", c.ledger))
+		return fail("app.ledger", fmt.Errorf("no results backend %q is configured", c.ledger))
 	}
 	for i := range c.results {
 		r := &c.results[i]
@@ -310,23 +353,15 @@ func parseConfig(path string, data []byte) (*config, error) {
 		case set == nil:
 			r.AsyncCommit = r.Name == c.ledger && r.Type == sqlexec.Postgres
 		case *set && r.Name != c.ledger:
-			return nil, fail("results."+r.Name+".async_commit", errors.New("only for the ledger's database: elsewhere a job could be recorded SUCCESS while a crash lost its table"))
+			return fail("results."+r.Name+".async_commit", errors.New("only for the ledger's database: elsewhere a job could be recorded SUCCESS while a crash lost its table"))
 		default:
 			r.AsyncCommit = *set
 		}
 		if err := r.Validate(); err != nil {
-			return nil, keyFail(fail, "results."+r.Name, err)
+			return keyFail(fail, "results."+r.Name, err)
 		}
 	}
-	c.ledgerCfg = ledger.Config{Table: c.app.LedgerTable, GoneRetention: time.Duration(c.app.GoneRetention)}.WithDefaults()
-	if err := c.ledgerCfg.Validate(); err != nil {
-		return nil, keyFail(fail, "app", err)
-	}
-	c.readerCfg = resultsink.ReaderConfig{PageSize: c.app.ResultsPageSize, MaxPageSize: c.app.ResultsMaxPageSize}.WithDefaults()
-	if err := c.readerCfg.Validate(); err != nil {
-		return nil, keyFail(fail, "app", err)
-	}
-	return c, nil
+	return nil
 }
 
 func keyFail(fail func(string, error) error, prefix string, err error) error {
