@@ -52,3 +52,15 @@ func TestShortRun(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpSucceeds: --help prints the flags and is no error; an unknown
+// flag is one.
+func TestHelpSucceeds(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, &stdout, &stderr); err != nil || !bytes.Contains(stderr.Bytes(), []byte("-tiny")) {
+		t.Fatalf("--help: %v\n%s", err, stderr.String())
+	}
+	if err := run(context.Background(), []string{"--bogus"}, &stdout, &stderr); err == nil {
+		t.Fatal("an unknown flag is no error")
+	}
+}

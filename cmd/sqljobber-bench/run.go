@@ -65,8 +65,9 @@ type Report struct {
 	Results []Result  `json:"results"`
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var o options
+// parseOptions reads the flags.
+func parseOptions(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
 	fs := flag.NewFlagSet("sqljobber-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.pg, "pg", pgDefault, "PostgreSQL DSN (a database the bench may create schemas in)")
@@ -83,15 +84,46 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.pprof, "pprof", "", "have the server serve Go's profiler on this address (e.g. 127.0.0.1:6065)")
 	fs.StringVar(&o.only, "only", "", "run only these sections, comma-separated: floors, jobs, tiny, tinyparts (only when named)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, err
 	}
 	if o.short {
 		o.rows, o.memRows, o.tiny, o.repeat = 20_000, 5_000, 100, 1
 	}
 	if o.repeat < 1 || o.tiny < 1 || o.rows < 1 || o.clients < 1 || o.concurrency < 1 {
-		return errors.New("--repeat, --tiny, --rows, --clients and --concurrency must be at least 1")
+		return nil, errors.New("--repeat, --tiny, --rows, --clients and --concurrency must be at least 1")
 	}
+	return o, nil
+}
 
+// want reports whether section is to be measured.
+func (o *options) want(section string) bool {
+	return o.only == "" || strings.Contains(","+o.only+",", ","+section+",")
+}
+
+// bench is one run of the measurements.
+type bench struct {
+	o      *options
+	d      *dbs
+	big    string // the source table of the large jobs
+	srv    *server
+	rep    *Report
+	floors map[string]Result
+	stderr io.Writer
+}
+
+func (b *bench) add(r Result) {
+	b.rep.Results = append(b.rep.Results, r)
+	fmt.Fprintf(b.stderr, "  %-34s %s\n", r.Name, summary(r))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseOptions(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
 	d, err := connect(ctx, o.pg, o.mysql)
 	if err != nil {
 		return err
@@ -106,7 +138,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-
 	dir, err := os.MkdirTemp("", "sqljobber-bench")
 	if err != nil {
 		return err
@@ -121,22 +152,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := writeServerFiles(dir, d, big, small); err != nil {
 		return err
 	}
-
-	rep := &Report{Time: time.Now().UTC(), CPUs: runtime.NumCPU(), Short: o.short, Commit: os.Getenv("BENCH_COMMIT")}
-	add := func(r Result) {
-		rep.Results = append(rep.Results, r)
-		fmt.Fprintf(stderr, "  %-34s %s\n", r.Name, summary(r))
+	b := &bench{o: o, d: d, big: big, floors: map[string]Result{}, stderr: stderr,
+		rep: &Report{Time: time.Now().UTC(), CPUs: runtime.NumCPU(), Short: o.short, Commit: os.Getenv("BENCH_COMMIT")}}
+	if err := b.measureFloors(ctx); err != nil {
+		return err
 	}
-
-	want := func(section string) bool {
-		return o.only == "" || strings.Contains(","+o.only+",", ","+section+",")
+	if b.srv, err = startServer(ctx, bin, dir, o.concurrency, o.pprof); err != nil {
+		return err
 	}
-
-	// Floors first.
-	floors := map[string]Result{}
-	if want("jobs") || want("floors") {
-		fmt.Fprintln(stderr, "floors (drivers alone)...")
+	defer b.srv.stop()
+	for _, measure := range []func(context.Context) error{b.measureJobs, b.measureTiny, b.measureTinyParts} {
+		if err := measure(ctx); err != nil {
+			return err
+		}
 	}
+	printTable(stdout, b.rep)
+	return b.write()
+}
+
+// measureFloors measures the drivers alone copying the large table, the
+// floors the large jobs are compared with.
+func (b *bench) measureFloors(ctx context.Context) error {
+	if !b.o.want("floors") && !b.o.want("jobs") {
+		return nil
+	}
+	fmt.Fprintln(b.stderr, "floors (drivers alone)...")
 	for _, f := range []struct {
 		name string
 		fn   func(context.Context, *dbs, string) (time.Duration, int64, error)
@@ -146,34 +186,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		{"floor mysql read + LOAD DATA", myLoadFloor},
 		{"floor mysql read + INSERT x1000", myInsertFloor},
 	} {
-		if !want("floors") && !want("jobs") {
-			break
-		}
-		r, err := best(o.repeat, func() (time.Duration, int64, int64, error) {
-			took, n, err := f.fn(ctx, d, big)
+		r, err := best(b.o.repeat, func() (time.Duration, int64, int64, error) {
+			took, n, err := f.fn(ctx, b.d, b.big)
 			return took, n, 0, err
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
 		r.Name = f.name
-		floors[f.name] = r
-		add(r)
+		b.floors[f.name] = r
+		b.add(r)
 	}
+	return nil
+}
 
-	srv, err := startServer(ctx, bin, dir, o.concurrency, o.pprof)
-	if err != nil {
-		return err
+// measureJobs measures the large jobs against their floors, the memory of
+// a smaller one, and downloading a large job's results as CSV.
+func (b *bench) measureJobs(ctx context.Context) error {
+	if !b.o.want("jobs") {
+		return nil
 	}
-	defer srv.stop()
-	slower := func(a, b string) string {
-		if floors[a].RowsPerSec < floors[b].RowsPerSec {
-			return a
+	fmt.Fprintln(b.stderr, "sql-jobber jobs...")
+	slower := func(x, y string) string {
+		if b.floors[x].RowsPerSec < b.floors[y].RowsPerSec {
+			return x
 		}
-		return b
-	}
-	if want("jobs") {
-		fmt.Fprintln(stderr, "sql-jobber jobs...")
+		return y
 	}
 	for _, j := range []struct {
 		name, task, floor string
@@ -183,145 +221,167 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		{"sql-jobber pg -> mysql", "pg_to_my", slower("floor pg read + CopyFrom", "floor mysql read + LOAD DATA")},
 		{"sql-jobber mysql -> pg", "my_to_pg", slower("floor pg read + CopyFrom", "floor mysql read + LOAD DATA")},
 	} {
-		if !want("jobs") {
-			break
-		}
 		i := 0
-		r, err := best(o.repeat, func() (time.Duration, int64, int64, error) {
+		r, err := best(b.o.repeat, func() (time.Duration, int64, int64, error) {
 			i++
-			return srv.runJob(ctx, j.task, fmt.Sprintf("%s-%d", j.task, i))
+			return b.srv.runJob(ctx, j.task, fmt.Sprintf("%s-%d", j.task, i))
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", j.name, err)
 		}
 		r.Name, r.Floor = j.name, j.floor
-		r.Ratio = r.RowsPerSec / floors[j.floor].RowsPerSec
-		add(r)
+		r.Ratio = r.RowsPerSec / b.floors[j.floor].RowsPerSec
+		b.add(r)
 	}
 
 	// Memory: the same PG -> PG job on the small table.
-	if want("jobs") {
-		took, n, peak, err := srv.runJob(ctx, "pg_to_pg_small", "pg_to_pg_small")
-		if err != nil {
-			return err
-		}
-		add(Result{Name: fmt.Sprintf("sql-jobber pg -> pg, %d rows", n), Rows: n, Seconds: took.Seconds(),
-			RowsPerSec: float64(n) / took.Seconds(), PeakRSS: peak})
+	took, n, peak, err := b.srv.runJob(ctx, "pg_to_pg_small", "pg_to_pg_small")
+	if err != nil {
+		return err
 	}
+	b.add(Result{Name: fmt.Sprintf("sql-jobber pg -> pg, %d rows", n), Rows: n, Seconds: took.Seconds(),
+		RowsPerSec: float64(n) / took.Seconds(), PeakRSS: peak})
+	return b.measureDownload(ctx, "pg_to_pg-1")
+}
 
-	// Download: the first PG -> PG job's table as CSV, against COPY TO.
-	if want("jobs") {
-		id := "pg_to_pg-1"
-		floorTook, floorSize, err := pgCSVFloor(ctx, d, "results_"+id)
-		if err != nil {
-			return fmt.Errorf("CSV floor: %w", err)
-		}
-		floor := Result{Name: "floor pg COPY TO csv", Rows: o.rows, Seconds: floorTook.Seconds(),
-			RowsPerSec: float64(o.rows) / floorTook.Seconds(), Comments: fmt.Sprintf("%.1f MB", float64(floorSize)/(1<<20))}
-		add(floor)
-		took, size, before, peak, err := srv.download(ctx, id, o.rows)
-		if err != nil {
-			return fmt.Errorf("CSV download: %w", err)
-		}
-		r := Result{Name: "sql-jobber CSV download", Rows: o.rows, Seconds: took.Seconds(), RowsPerSec: float64(o.rows) / took.Seconds(),
-			PeakRSS: peak, Floor: floor.Name,
-			Comments: fmt.Sprintf("%.1f MB; RSS grew %.1f MB from %.1f MB", float64(size)/(1<<20), float64(peak-before)/(1<<20), float64(before)/(1<<20))}
-		r.Ratio = r.RowsPerSec / floor.RowsPerSec
-		add(r)
+// measureDownload measures downloading job id's table as CSV, against COPY
+// TO.
+func (b *bench) measureDownload(ctx context.Context, id string) error {
+	rows := b.o.rows
+	floorTook, floorSize, err := pgCSVFloor(ctx, b.d, "results_"+id)
+	if err != nil {
+		return fmt.Errorf("CSV floor: %w", err)
 	}
+	floor := Result{Name: "floor pg COPY TO csv", Rows: rows, Seconds: floorTook.Seconds(),
+		RowsPerSec: float64(rows) / floorTook.Seconds(), Comments: fmt.Sprintf("%.1f MB", float64(floorSize)/(1<<20))}
+	b.add(floor)
+	took, size, before, peak, err := b.srv.download(ctx, id, rows)
+	if err != nil {
+		return fmt.Errorf("CSV download: %w", err)
+	}
+	r := Result{Name: "sql-jobber CSV download", Rows: rows, Seconds: took.Seconds(), RowsPerSec: float64(rows) / took.Seconds(),
+		PeakRSS: peak, Floor: floor.Name,
+		Comments: fmt.Sprintf("%.1f MB; RSS grew %.1f MB from %.1f MB", float64(size)/(1<<20), float64(peak-before)/(1<<20), float64(before)/(1<<20))}
+	r.Ratio = r.RowsPerSec / floor.RowsPerSec
+	b.add(r)
+	return nil
+}
 
-	// Tiny jobs.
-	if want("tiny") {
-		fmt.Fprintln(stderr, "tiny jobs...")
-		// The floors and the jobs take turns, each from a vacuumed
-		// catalog: creating a table costs more the more dead catalog
-		// rows the last run's tables left, which is noise here.
-		floorRound := func(name, comments string, fn func(context.Context, *dbs, int, int) (time.Duration, error)) func(int) (Result, error) {
-			return func(int) (Result, error) {
-				took, err := fn(ctx, d, o.tiny, o.concurrency)
-				if err == nil {
-					err = dropTinyFloor(ctx, d)
-				}
-				return Result{Name: name, Seconds: took.Seconds(), JobsPerSec: float64(o.tiny) / took.Seconds(), Comments: comments}, err
+// measureTiny measures one-row jobs against creating and filling a one-row
+// table by hand, in rounds that take turns.
+func (b *bench) measureTiny(ctx context.Context) error {
+	o := b.o
+	if !o.want("tiny") {
+		return nil
+	}
+	fmt.Fprintln(b.stderr, "tiny jobs...")
+	// The floors and the jobs take turns, each from a vacuumed catalog:
+	// creating a table costs more the more dead catalog rows the last
+	// run's tables left, which is noise here.
+	floorRound := func(name, comments string, fn func(context.Context, *dbs, int, int) (time.Duration, error)) func(int) (Result, error) {
+		return func(int) (Result, error) {
+			took, err := fn(ctx, b.d, o.tiny, o.concurrency)
+			if err == nil {
+				err = dropTinyFloor(ctx, b.d)
 			}
-		}
-		jobsRound := func(kind string, waiting bool) func(int) (Result, error) {
-			return func(round int) (Result, error) {
-				tag := "a" // posted at once
-				if waiting {
-					tag = "w"
-				}
-				r, err := tinyJobs(ctx, srv, d, o, fmt.Sprintf("tiny%d%s-", round, tag), waiting)
-				r.Name += ", " + kind
-				return r, err
-			}
-		}
-		// The first is the floor the others are compared with.
-		series := []*tinySeries{
-			{name: "floor", run: floorRound("floor CREATE + INSERT 1 + COMMIT", "", tinyFloor)},
-			{name: "floor over HTTP", run: floorRound("floor over HTTP, a POST each",
-				fmt.Sprintf("%d clients; the harness serves the requests", o.concurrency), tinyFloorHTTP)},
-			{name: "sql-jobber, posted at once", run: jobsRound("posted at once", false), pid: srv.cmd.Process.Pid},
-			{name: "sql-jobber, each client waiting for its job", run: jobsRound("each client waiting for its job", true), pid: srv.cmd.Process.Pid},
-		}
-		for round := range o.repeat {
-			var floor float64
-			for i, s := range series {
-				if err := settle(ctx, d); err != nil {
-					return err
-				}
-				meter := startCPUMeter(s.pid)
-				r, err := s.run(round)
-				cpu := meter.Stop()
-				if err != nil {
-					return fmt.Errorf("%s: %w", s.name, err)
-				}
-				r.Comments = strings.TrimPrefix(r.Comments+"; "+cpu.perJob(o.tiny), "; ")
-				ratio := ""
-				if i == 0 {
-					floor = r.JobsPerSec
-				} else {
-					s.ratios = append(s.ratios, r.JobsPerSec/floor)
-					ratio = fmt.Sprintf(" (%.2fx)", r.JobsPerSec/floor)
-				}
-				fmt.Fprintf(stderr, "  round %d: %s %.1f jobs/s%s, %s\n", round+1, s.name, r.JobsPerSec, ratio, cpu.perJob(o.tiny))
-				if s.best.Seconds == 0 || r.Seconds < s.best.Seconds {
-					s.best = r
-				}
-			}
-		}
-		floor := series[0].best
-		add(floor)
-		for _, s := range series[1:] {
-			s.best.Floor, s.best.Ratio = floor.Name, s.best.JobsPerSec/floor.JobsPerSec
-			s.best.Comments += "; " + roundRatios(s.ratios)
-			add(s.best)
+			return Result{Name: name, Seconds: took.Seconds(), JobsPerSec: float64(o.tiny) / took.Seconds(), Comments: comments}, err
 		}
 	}
+	jobsRound := func(kind string, waiting bool) func(int) (Result, error) {
+		return func(round int) (Result, error) {
+			tag := "a" // posted at once
+			if waiting {
+				tag = "w"
+			}
+			r, err := tinyJobs(ctx, b.srv, b.d, *o, fmt.Sprintf("tiny%d%s-", round, tag), waiting)
+			r.Name += ", " + kind
+			return r, err
+		}
+	}
+	// The first is the floor the others are compared with.
+	pid := b.srv.cmd.Process.Pid
+	series := []*tinySeries{
+		{name: "floor", run: floorRound("floor CREATE + INSERT 1 + COMMIT", "", tinyFloor)},
+		{name: "floor over HTTP", run: floorRound("floor over HTTP, a POST each",
+			fmt.Sprintf("%d clients; the harness serves the requests", o.concurrency), tinyFloorHTTP)},
+		{name: "sql-jobber, posted at once", run: jobsRound("posted at once", false), pid: pid},
+		{name: "sql-jobber, each client waiting for its job", run: jobsRound("each client waiting for its job", true), pid: pid},
+	}
+	for round := range o.repeat {
+		if err := b.tinyRound(ctx, round, series); err != nil {
+			return err
+		}
+	}
+	floor := series[0].best
+	b.add(floor)
+	for _, s := range series[1:] {
+		s.best.Floor, s.best.Ratio = floor.Name, s.best.JobsPerSec/floor.JobsPerSec
+		s.best.Comments += "; " + roundRatios(s.ratios)
+		b.add(s.best)
+	}
+	return nil
+}
 
-	// The parts of a tiny job's cost to the database: on request only.
-	if o.only != "" && want("tinyparts") {
-		fmt.Fprintln(stderr, "tiny jobs' parts (the database's side alone)...")
-		parts, err := tinyParts(ctx, d, o.tiny, o.concurrency)
+// tinyRound runs one round of each series, the first (the floor) first,
+// and keeps each series' best round and its ratio to the round's floor.
+func (b *bench) tinyRound(ctx context.Context, round int, series []*tinySeries) error {
+	var floor float64
+	for i, s := range series {
+		if err := settle(ctx, b.d); err != nil {
+			return err
+		}
+		meter := startCPUMeter(s.pid)
+		r, err := s.run(round)
+		cpu := meter.Stop()
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		for _, r := range parts {
-			add(r)
+		r.Comments = strings.TrimPrefix(r.Comments+"; "+cpu.perJob(b.o.tiny), "; ")
+		ratio := ""
+		if i == 0 {
+			floor = r.JobsPerSec
+		} else {
+			s.ratios = append(s.ratios, r.JobsPerSec/floor)
+			ratio = fmt.Sprintf(" (%.2fx)", r.JobsPerSec/floor)
+		}
+		fmt.Fprintf(b.stderr, "  round %d: %s %.1f jobs/s%s, %s\n", round+1, s.name, r.JobsPerSec, ratio, cpu.perJob(b.o.tiny))
+		if s.best.Seconds == 0 || r.Seconds < s.best.Seconds {
+			s.best = r
 		}
 	}
+	return nil
+}
 
-	printTable(stdout, rep)
-	if o.out != "" {
-		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
-			return err
-		}
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(o.out, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "wrote %s\n", o.out)
+// measureTinyParts measures the parts of a tiny job's cost to the
+// database: only when --only names it.
+func (b *bench) measureTinyParts(ctx context.Context) error {
+	if b.o.only == "" || !b.o.want("tinyparts") {
+		return nil
 	}
+	fmt.Fprintln(b.stderr, "tiny jobs' parts (the database's side alone)...")
+	parts, err := tinyParts(ctx, b.d, b.o.tiny, b.o.concurrency)
+	if err != nil {
+		return err
+	}
+	for _, r := range parts {
+		b.add(r)
+	}
+	return nil
+}
+
+// write writes the report as JSON to --out.
+func (b *bench) write() error {
+	if b.o.out == "" {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(b.o.out), 0o755); err != nil {
+		return err
+	}
+	out, _ := json.MarshalIndent(b.rep, "", "  ")
+	if err := os.WriteFile(b.o.out, append(out, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(b.stderr, "wrote %s\n", b.o.out)
 	return nil
 }
 
