@@ -15,12 +15,15 @@ import (
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
-// jobGrain is the virtual actor of one job ID. Its mailbox serialises every
-// operation on the ID (submit, cancel, purge, expiry), so that, say, a
-// purge and a new submission of the same ID cannot interleave; the ledger's
-// conditional writes make the rules hold across nodes and restarts. It holds
-// no state the ledger does not have, so it may passivate or move at any
-// time; only while callers wait for the job does it stay.
+// jobGrain is the virtual actor of one job ID. Its mailbox orders the
+// operations on the ID that go through it (submissions, cancellations, its
+// group's cancellations and purges, expiry), so that, say, a purge and a new
+// submission of the same ID on this activation cannot interleave. Claims,
+// runs and their outcomes do not go through it: the ledger's conditional
+// writes make the rules hold across them, across nodes and restarts, and
+// while two activations of the ID exist for a moment (see package cluster).
+// Besides its waiters it holds nothing the ledger does not have, so it may
+// passivate or move at any time; while callers wait for the job it stays.
 type jobGrain struct {
 	e       *Engine
 	waiters waiters
