@@ -202,6 +202,19 @@ func (e *env) states(want []sqljobber.State, ids ...string) {
 	})
 }
 
+// submitGroupOfThree submits group g of members m1, m2 and m3, of
+// concurrency 1, and waits for m1 to start.
+func (e *env) submitGroupOfThree() {
+	e.t.Helper()
+	one := 1
+	_, err := e.engine.SubmitGroup(context.Background(), actors.GroupRequest{GroupID: "g", Concurrency: &one,
+		Jobs: []actors.SubmitRequest{{JobID: "m1", Task: "count"}, {JobID: "m2", Task: "count"}, {JobID: "m3", Task: "count"}}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.states([]sqljobber.State{sqljobber.StateStarted, sqljobber.StatePending, sqljobber.StatePending}, "m1", "m2", "m3")
+}
+
 func repeat(s sqljobber.State, n int) []sqljobber.State {
 	out := make([]sqljobber.State, n)
 	for i := range out {
@@ -298,13 +311,7 @@ func TestDrainEndsWhenTheRunsFinish(t *testing.T) {
 // at a time, in the order submitted, however many slots the queue has.
 func TestGroupRunsItsMembersInTurn(t *testing.T) {
 	e := startEngine(t, actors.Config{Queues: map[string]int{"default": 3}})
-	one := 1
-	_, err := e.engine.SubmitGroup(context.Background(), actors.GroupRequest{GroupID: "g", Concurrency: &one,
-		Jobs: []actors.SubmitRequest{{JobID: "m1", Task: "count"}, {JobID: "m2", Task: "count"}, {JobID: "m3", Task: "count"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.states([]sqljobber.State{sqljobber.StateStarted, sqljobber.StatePending, sqljobber.StatePending}, "m1", "m2", "m3")
+	e.submitGroupOfThree()
 	e.res.open()
 	e.states(repeat(sqljobber.StateSuccess, 3), "m1", "m2", "m3")
 	g, err := e.engine.Group(context.Background(), "g")
@@ -322,13 +329,7 @@ func TestGroupRunsItsMembersInTurn(t *testing.T) {
 // of its wait.
 func TestCancelledGroupStartsNothingMoreAndTellsItsMembersWaiters(t *testing.T) {
 	e := startEngine(t, actors.Config{Queues: map[string]int{"default": 3}})
-	one := 1
-	_, err := e.engine.SubmitGroup(context.Background(), actors.GroupRequest{GroupID: "g", Concurrency: &one,
-		Jobs: []actors.SubmitRequest{{JobID: "m1", Task: "count"}, {JobID: "m2", Task: "count"}, {JobID: "m3", Task: "count"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.states([]sqljobber.State{sqljobber.StateStarted, sqljobber.StatePending, sqljobber.StatePending}, "m1", "m2", "m3")
+	e.submitGroupOfThree()
 	waited := make(chan error, 1)
 	go func() { waited <- e.engine.WaitJob(context.Background(), "m2", time.Minute) }()
 	// The wait has reached m2's grain once the grain holds a waiter.

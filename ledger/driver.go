@@ -71,11 +71,6 @@ type columnTypes struct {
 	text, short, ts, key, bigint, suffix string
 }
 
-// quoteWith quotes an identifier with q, doubling any q inside it.
-func quoteWith(q, ident string) string {
-	return q + strings.ReplaceAll(ident, q, q+q) + q
-}
-
 // onConflict is the form of upserts and admissions shared by PostgreSQL and
 // SQLite: INSERT ... ON CONFLICT DO UPDATE, and RETURNING.
 type onConflict struct{}

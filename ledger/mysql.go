@@ -15,7 +15,7 @@ type mysqlDriver struct{}
 
 var _ driver = mysqlDriver{}
 
-func (mysqlDriver) quote(ident string) string { return quoteWith("`", ident) }
+func (mysqlDriver) quote(ident string) string { return sqlexec.MySQL.Quote(ident) }
 func (mysqlDriver) timeArg(t time.Time) any   { return t }
 
 func (mysqlDriver) types() columnTypes {

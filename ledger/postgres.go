@@ -21,7 +21,7 @@ var (
 	_ batchAdmitter = postgresDriver{}
 )
 
-func (postgresDriver) quote(ident string) string { return quoteWith(`"`, ident) }
+func (postgresDriver) quote(ident string) string { return sqlexec.Postgres.Quote(ident) }
 func (postgresDriver) timeArg(t time.Time) any   { return t }
 
 func (postgresDriver) types() columnTypes {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
 // sqliteDriver keeps the ledger in SQLite, which has one writer at a time:
@@ -15,7 +17,7 @@ var _ driver = sqliteDriver{}
 // sqliteTime is how SQLite stores ledger times.
 const sqliteTime = "2006-01-02 15:04:05.000000"
 
-func (sqliteDriver) quote(ident string) string { return quoteWith(`"`, ident) }
+func (sqliteDriver) quote(ident string) string { return sqlexec.SQLite.Quote(ident) }
 func (sqliteDriver) timeArg(t time.Time) any   { return t.Format(sqliteTime) }
 
 func (sqliteDriver) types() columnTypes {

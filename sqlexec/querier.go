@@ -75,12 +75,7 @@ func (p pgQuerier) Query(ctx context.Context, q string, scan func(func(...any) e
 		return err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows.Scan); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return eachRow(rows, scan)
 }
 
 type sqlQuerier struct {
@@ -104,6 +99,15 @@ func (s sqlQuerier) Query(ctx context.Context, q string, scan func(func(...any) 
 		return err
 	}
 	defer rows.Close()
+	return eachRow(rows, scan)
+}
+
+// eachRow calls scan for each row of rows (pgx's or database/sql's).
+func eachRow(rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}, scan func(func(...any) error) error) error {
 	for rows.Next() {
 		if err := scan(rows.Scan); err != nil {
 			return err
