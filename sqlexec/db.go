@@ -7,15 +7,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"modernc.org/sqlite"
 )
 
 // Dialect is the kind of database server.
@@ -150,107 +145,6 @@ func Open(ctx context.Context, cfg DBConfig, opts OpenOptions) (*DB, error) {
 	}
 	return db, nil
 }
-
-func openPostgres(ctx context.Context, cfg DBConfig, opts OpenOptions) (*pgxpool.Pool, error) {
-	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
-	if err != nil {
-		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid PostgreSQL DSN: %w", redact(err))}
-	}
-	pcfg.MaxConns = int32(cfg.MaxActive)
-	pcfg.MinIdleConns = 0
-	pcfg.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
-	rp := pcfg.ConnConfig.RuntimeParams
-	if opts.Results {
-		rp["timezone"] = "UTC"
-		// Results are written as literals in places: backslashes must
-		// be plain characters.
-		rp["standard_conforming_strings"] = "on"
-	}
-	if opts.AsyncCommit {
-		rp["synchronous_commit"] = "off"
-	}
-	if rp["application_name"] == "" {
-		rp["application_name"] = "sql-jobber"
-	}
-	return pgxpool.NewWithConfig(ctx, pcfg)
-}
-
-func openMySQL(cfg DBConfig, opts OpenOptions) (*sql.DB, error) {
-	mcfg, err := mysql.ParseDSN(cfg.DSN)
-	if err != nil {
-		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid MySQL DSN: %w", redact(err))}
-	}
-	// Rows are parsed from their text form by sqlexec, in UTC.
-	mcfg.ParseTime = false
-	mcfg.Loc = time.UTC
-	mcfg.Timeout = cfg.ConnectTimeout
-	if opts.Results {
-		// The ledger's conditional writes read "0 rows changed" as "refused".
-		mcfg.ClientFoundRows = false
-		if mcfg.Params == nil {
-			mcfg.Params = map[string]string{}
-		}
-		mcfg.Params["time_zone"] = "'+00:00'"
-		mcfg.Params["sql_mode"] = "'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
-	}
-	conn, err := mysql.NewConnector(mcfg)
-	if err != nil {
-		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid MySQL DSN: %w", redact(err))}
-	}
-	db := sql.OpenDB(conn)
-	db.SetMaxOpenConns(cfg.MaxActive)
-	db.SetMaxIdleConns(cfg.MaxIdle)
-	db.SetConnMaxIdleTime(5 * time.Minute)
-	return db, nil
-}
-
-// openSQLite opens a SQLite file. The DSN is a path or a file: URI; WAL, a
-// busy timeout and immediate write transactions are added unless the DSN sets
-// its own pragmas, so that concurrent jobs wait for the write lock instead of
-// failing with SQLITE_BUSY.
-func openSQLite(cfg DBConfig) (*sql.DB, error) {
-	dsn := cfg.DSN
-	path, query, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
-	if path != "" && path != ":memory:" {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("create directory for SQLite file: %w", err)}
-		}
-	}
-	params, err := url.ParseQuery(query)
-	if err != nil {
-		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid SQLite DSN query: %w", err)}
-	}
-	if _, ok := params["_pragma"]; !ok {
-		params.Add("_pragma", "busy_timeout(30000)")
-		params.Add("_pragma", "journal_mode(WAL)")
-		params.Add("_pragma", "synchronous(NORMAL)")
-	}
-	if _, ok := params["_txlock"]; !ok {
-		params.Set("_txlock", "immediate")
-	}
-	db := sql.OpenDB(sqliteConnector{dsn: "file:" + path + "?" + params.Encode()})
-	db.SetMaxOpenConns(cfg.MaxActive)
-	db.SetMaxIdleConns(cfg.MaxIdle)
-	return db, nil
-}
-
-// sqliteDriver opens sqlexec's SQLite connections. It is a driver of its
-// own, not the one modernc.org/sqlite registers for the whole process, so
-// that its collation reaches only sqlexec's connections. It is set up once
-// and never changes.
-var sqliteDriver = func() *sqlite.Driver {
-	d := &sqlite.Driver{}
-	d.MustRegisterCollationUtf8(SQLiteDecimalCollation, CompareDecimal)
-	return d
-}()
-
-// sqliteConnector connects to one SQLite DSN through sqliteDriver.
-type sqliteConnector struct{ dsn string }
-
-func (c sqliteConnector) Connect(context.Context) (driver.Conn, error) {
-	return sqliteDriver.Open(c.dsn)
-}
-func (c sqliteConnector) Driver() driver.Driver { return sqliteDriver }
 
 // redact drops the DSN that some driver errors quote.
 func redact(err error) error {

@@ -7,7 +7,38 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
+
+func openMySQL(cfg DBConfig, opts OpenOptions) (*sql.DB, error) {
+	mcfg, err := mysql.ParseDSN(cfg.DSN)
+	if err != nil {
+		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid MySQL DSN: %w", redact(err))}
+	}
+	// Rows are parsed from their text form by sqlexec, in UTC.
+	mcfg.ParseTime = false
+	mcfg.Loc = time.UTC
+	mcfg.Timeout = cfg.ConnectTimeout
+	if opts.Results {
+		// The ledger's conditional writes read "0 rows changed" as "refused".
+		mcfg.ClientFoundRows = false
+		if mcfg.Params == nil {
+			mcfg.Params = map[string]string{}
+		}
+		mcfg.Params["time_zone"] = "'+00:00'"
+		mcfg.Params["sql_mode"] = "'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
+	}
+	conn, err := mysql.NewConnector(mcfg)
+	if err != nil {
+		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid MySQL DSN: %w", redact(err))}
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(cfg.MaxActive)
+	db.SetMaxIdleConns(cfg.MaxIdle)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return db, nil
+}
 
 func (db *DB) queryMySQL(ctx context.Context, t *Task, args []any) (Rows, error) {
 	conn, err := db.sql.Conn(ctx)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -13,7 +14,32 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
+
+func openPostgres(ctx context.Context, cfg DBConfig, opts OpenOptions) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid PostgreSQL DSN: %w", redact(err))}
+	}
+	pcfg.MaxConns = int32(cfg.MaxActive)
+	pcfg.MinIdleConns = 0
+	pcfg.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
+	rp := pcfg.ConnConfig.RuntimeParams
+	if opts.Results {
+		rp["timezone"] = "UTC"
+		// Results are written as literals in places: backslashes must
+		// be plain characters.
+		rp["standard_conforming_strings"] = "on"
+	}
+	if opts.AsyncCommit {
+		rp["synchronous_commit"] = "off"
+	}
+	if rp["application_name"] == "" {
+		rp["application_name"] = "sql-jobber"
+	}
+	return pgxpool.NewWithConfig(ctx, pcfg)
+}
 
 // pgBinaryOIDs are the types decoded from PostgreSQL's binary format. Every
 // other type travels in text format, which is exact for numeric, keeps JSON

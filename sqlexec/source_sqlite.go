@@ -7,11 +7,64 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"modernc.org/sqlite"
 )
+
+// openSQLite opens a SQLite file. The DSN is a path or a file: URI; WAL, a
+// busy timeout and immediate write transactions are added unless the DSN sets
+// its own pragmas, so that concurrent jobs wait for the write lock instead of
+// failing with SQLITE_BUSY.
+func openSQLite(cfg DBConfig) (*sql.DB, error) {
+	dsn := cfg.DSN
+	path, query, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
+	if path != "" && path != ":memory:" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("create directory for SQLite file: %w", err)}
+		}
+	}
+	params, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid SQLite DSN query: %w", err)}
+	}
+	if _, ok := params["_pragma"]; !ok {
+		params.Add("_pragma", "busy_timeout(30000)")
+		params.Add("_pragma", "journal_mode(WAL)")
+		params.Add("_pragma", "synchronous(NORMAL)")
+	}
+	if _, ok := params["_txlock"]; !ok {
+		params.Set("_txlock", "immediate")
+	}
+	db := sql.OpenDB(sqliteConnector{dsn: "file:" + path + "?" + params.Encode()})
+	db.SetMaxOpenConns(cfg.MaxActive)
+	db.SetMaxIdleConns(cfg.MaxIdle)
+	return db, nil
+}
+
+// sqliteDriver opens sqlexec's SQLite connections. It is a driver of its
+// own, not the one modernc.org/sqlite registers for the whole process, so
+// that its collation reaches only sqlexec's connections. It is set up once
+// and never changes.
+var sqliteDriver = func() *sqlite.Driver {
+	d := &sqlite.Driver{}
+	d.MustRegisterCollationUtf8(SQLiteDecimalCollation, CompareDecimal)
+	return d
+}()
+
+// sqliteConnector connects to one SQLite DSN through sqliteDriver.
+type sqliteConnector struct{ dsn string }
+
+func (c sqliteConnector) Connect(context.Context) (driver.Conn, error) {
+	return sqliteDriver.Open(c.dsn)
+}
+func (c sqliteConnector) Driver() driver.Driver { return sqliteDriver }
 
 // errBadConn tells database/sql to discard a connection.
 var errBadConn = driver.ErrBadConn
