@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -91,8 +90,7 @@ type DB struct {
 	// statement timeout and some DDL differ from MySQL's.
 	MariaDB bool
 
-	pg  *pgxpool.Pool
-	sql *sql.DB
+	src source
 }
 
 // OpenOptions says what a pool is for.
@@ -117,33 +115,41 @@ func Open(ctx context.Context, cfg DBConfig, opts OpenOptions) (*DB, error) {
 		return nil, err
 	}
 	db := &DB{Name: cfg.Name, Dialect: cfg.Type}
+	// The one place that picks a database's source.
 	var err error
 	switch cfg.Type {
 	case Postgres:
-		db.pg, err = openPostgres(ctx, cfg, opts)
+		db.src, err = openPostgres(ctx, cfg, opts)
 	case MySQL:
-		db.sql, err = openMySQL(cfg, opts)
+		var my *mysqlSource
+		if my, err = openMySQL(ctx, cfg, opts); err == nil {
+			db.src, db.MariaDB = my, my.mariaDB
+		}
 	case SQLite:
-		db.sql, err = openSQLite(cfg)
+		db.src, err = openSQLite(ctx, cfg)
 	}
 	if err != nil {
 		return nil, err
 	}
-	pingCtx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
-	defer cancel()
-	if err := db.Ping(pingCtx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("connect: %w", redact(err))
-	}
-	if cfg.Type == MySQL {
-		var version string
-		if err := db.sql.QueryRowContext(pingCtx, "SELECT VERSION()").Scan(&version); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("server version: %w", err)
-		}
-		db.MariaDB = strings.Contains(strings.ToLower(version), "mariadb")
-	}
 	return db, nil
+}
+
+// connect checks, within cfg.ConnectTimeout, that the newly opened s
+// answers, then runs learn (if not nil) in the time left, to ask the server
+// what s needs to know of it. s is closed if either fails.
+func connect(ctx context.Context, cfg DBConfig, s source, learn func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	defer cancel()
+	err := s.ping(ctx)
+	if err != nil {
+		err = fmt.Errorf("connect: %w", redact(err))
+	} else if learn != nil {
+		err = learn(ctx)
+	}
+	if err != nil {
+		s.close()
+	}
+	return err
 }
 
 // redact drops the DSN that some driver errors quote.
@@ -155,10 +161,10 @@ func redact(err error) error {
 }
 
 // Postgres returns the pgx pool of a PostgreSQL database, or nil.
-func (db *DB) Postgres() *pgxpool.Pool { return db.pg }
+func (db *DB) Postgres() *pgxpool.Pool { return db.src.pgxPool() }
 
 // SQL returns the database/sql pool of a MySQL or SQLite database, or nil.
-func (db *DB) SQL() *sql.DB { return db.sql }
+func (db *DB) SQL() *sql.DB { return db.src.sqlPool() }
 
 // PoolStats counts a pool's connections.
 type PoolStats struct {
@@ -166,74 +172,17 @@ type PoolStats struct {
 }
 
 // Stats counts the pool's connections.
-func (db *DB) Stats() PoolStats {
-	if db.pg != nil {
-		st := db.pg.Stat()
-		return PoolStats{Open: int(st.TotalConns()), InUse: int(st.AcquiredConns()), Idle: int(st.IdleConns())}
-	}
-	st := db.sql.Stats()
-	return PoolStats{Open: st.OpenConnections, InUse: st.InUse, Idle: st.Idle}
-}
+func (db *DB) Stats() PoolStats { return db.src.stats() }
 
 // Ping checks that the database answers.
-func (db *DB) Ping(ctx context.Context) error {
-	if db.pg != nil {
-		return db.pg.Ping(ctx)
-	}
-	return db.sql.PingContext(ctx)
-}
+func (db *DB) Ping(ctx context.Context) error { return db.src.ping(ctx) }
 
 // Close closes the pool.
-func (db *DB) Close() {
-	if db.pg != nil {
-		db.pg.Close()
-	}
-	if db.sql != nil {
-		db.sql.Close()
-	}
-}
+func (db *DB) Close() { db.src.close() }
 
 // Prepare prepares query on one connection to check it, returns the number
 // of positional arguments it takes (-1 when the driver cannot tell), and
 // closes the statement again.
 func (db *DB) Prepare(ctx context.Context, query string) (int, error) {
-	if db.pg != nil {
-		conn, err := db.pg.Acquire(ctx)
-		if err != nil {
-			return 0, err
-		}
-		defer conn.Release()
-		// The unnamed statement: nothing to deallocate.
-		sd, err := conn.Conn().Prepare(ctx, "", query)
-		if err != nil {
-			return 0, err
-		}
-		return len(sd.ParamOIDs), nil
-	}
-	conn, err := db.sql.Conn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	n := -1
-	err = conn.Raw(func(dc any) error {
-		var (
-			st  driver.Stmt
-			err error
-		)
-		if p, ok := dc.(driver.ConnPrepareContext); ok {
-			st, err = p.PrepareContext(ctx, query)
-		} else {
-			st, err = dc.(driver.Conn).Prepare(query)
-		}
-		if err != nil {
-			return err
-		}
-		n = st.NumInput()
-		return st.Close()
-	})
-	if err == nil && n < 0 && db.Dialect == SQLite {
-		n = sqliteParamCount(query)
-	}
-	return n, err
+	return db.src.prepare(ctx, query)
 }

@@ -3,7 +3,6 @@ package sqlexec
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"strconv"
 	"strings"
 
@@ -25,28 +24,11 @@ type Querier interface {
 }
 
 // Querier runs statements on the pool.
-func (db *DB) Querier() Querier {
-	if db.pg != nil {
-		return pgQuerier{q: db.pg}
-	}
-	return SQLQuerier(db.sql)
-}
+func (db *DB) Querier() Querier { return db.src.querier() }
 
 // InTx runs fn in a transaction, committing if it returns nil and rolling
 // back otherwise.
-func (db *DB) InTx(ctx context.Context, fn func(Querier) error) error {
-	if db.pg != nil {
-		return pgx.BeginFunc(ctx, db.pg, func(tx pgx.Tx) error { return fn(pgQuerier{q: tx}) })
-	}
-	tx, err := db.sql.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(SQLQuerier(tx)); err != nil {
-		return errors.Join(err, tx.Rollback())
-	}
-	return tx.Commit()
-}
+func (db *DB) InTx(ctx context.Context, fn func(Querier) error) error { return db.src.inTx(ctx, fn) }
 
 // SQLQuerier runs statements on a database/sql pool, connection or
 // transaction.

@@ -2,12 +2,8 @@ package sqlexec
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // ReadTx is a read-only transaction on one connection of a DB: every query
@@ -15,15 +11,8 @@ import (
 // sessions commit meanwhile. Its queries run one at a time: close one's Rows
 // before the next query. It is not safe for concurrent use.
 type ReadTx struct {
-	db  *DB
-	ctx context.Context // for clean-up once the caller's context has ended
-
-	pg      *pgxpool.Conn
-	conn    *sql.Conn
-	mysqlID int64
-	// killed: a KILL QUERY may be on its way to the MySQL connection,
-	// which therefore must not be reused.
-	killed bool
+	conn   readConn
+	ctx    context.Context // for clean-up once the caller's context has ended
 	closed bool
 }
 
@@ -37,48 +26,30 @@ const readTxCleanupTimeout = 10 * time.Second
 // "LOCK TABLE t IN ACCESS SHARE MODE" makes sure that a table replaced by
 // another transaction just before is read whole, as the new table.
 func (db *DB) BeginRead(ctx context.Context, prelude ...string) (*ReadTx, error) {
-	tx := &ReadTx{db: db, ctx: context.WithoutCancel(ctx)}
-	var begin []string
-	var err error
-	switch db.Dialect {
-	case Postgres:
-		if tx.pg, err = db.pg.Acquire(ctx); err != nil {
-			return nil, err
-		}
-		begin = []string{"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"}
-	default:
-		if tx.conn, err = db.sql.Conn(ctx); err != nil {
-			return nil, err
-		}
-		// SQLite: query_only refuses writes; a deferred transaction
-		// reads one snapshot from its first read on.
-		begin = []string{"PRAGMA query_only = 1", "BEGIN"}
-		if db.Dialect == MySQL {
-			if tx.mysqlID, err = mysqlConnectionID(ctx, tx.conn); err != nil {
-				tx.Close()
-				return nil, err
-			}
-			// Without WITH CONSISTENT SNAPSHOT, the snapshot is taken
-			// by the first read, after its table is opened.
-			begin = []string{"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", "START TRANSACTION READ ONLY"}
-		}
+	conn, err := db.src.readConn(ctx)
+	if err != nil {
+		return nil, err
 	}
-	for _, stmt := range append(begin, prelude...) {
-		if err := tx.exec(ctx, stmt); err != nil {
-			tx.Close()
-			return nil, err
-		}
+	tx := &ReadTx{conn: conn, ctx: context.WithoutCancel(ctx)}
+	err = conn.begin(ctx)
+	if err == nil {
+		err = execEach(ctx, conn, prelude...)
+	}
+	if err != nil {
+		tx.Close()
+		return nil, err
 	}
 	return tx, nil
 }
 
-func (tx *ReadTx) exec(ctx context.Context, stmt string) error {
-	if tx.pg != nil {
-		_, err := tx.pg.Exec(ctx, stmt)
-		return err
+// execEach runs stmts on c in order, up to the first that fails.
+func execEach(ctx context.Context, c readConn, stmts ...string) error {
+	for _, stmt := range stmts {
+		if err := c.exec(ctx, stmt); err != nil {
+			return err
+		}
 	}
-	_, err := tx.conn.ExecContext(ctx, stmt)
-	return err
+	return nil
 }
 
 // Query runs query with args in the transaction and returns its typed rows,
@@ -88,16 +59,7 @@ func (tx *ReadTx) Query(ctx context.Context, query string, args ...any) (Rows, e
 	if tx.closed {
 		return nil, errors.New("read transaction is closed")
 	}
-	switch tx.db.Dialect {
-	case Postgres:
-		return pgQuery(ctx, tx.pg, query, pgx.QueryExecModeDescribeExec, args, nil)
-	case MySQL:
-		return tx.db.mysqlQuery(ctx, tx.conn, tx.mysqlID, query, args, true, func(killed bool) error {
-			tx.killed = tx.killed || killed
-			return nil
-		})
-	}
-	return querySQLiteRows(ctx, tx.conn, query, args)
+	return tx.conn.query(ctx, query, args)
 }
 
 // Close ends the transaction and gives its connection back to the pool (or
@@ -109,21 +71,5 @@ func (tx *ReadTx) Close() error {
 	tx.closed = true
 	ctx, cancel := context.WithTimeout(tx.ctx, readTxCleanupTimeout)
 	defer cancel()
-	if tx.pg != nil {
-		_, err := tx.pg.Exec(ctx, "ROLLBACK")
-		// The pool closes a connection left inside a transaction.
-		tx.pg.Release()
-		return err
-	}
-	var err error
-	if !tx.killed {
-		_, err = tx.conn.ExecContext(ctx, "ROLLBACK")
-	}
-	if err == nil && tx.db.Dialect == SQLite {
-		_, err = tx.conn.ExecContext(ctx, "PRAGMA query_only = 0")
-	}
-	if tx.killed || err != nil {
-		_ = tx.conn.Raw(func(any) error { return errBadConn })
-	}
-	return errors.Join(err, tx.conn.Close())
+	return tx.conn.end(ctx)
 }

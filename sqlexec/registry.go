@@ -123,12 +123,5 @@ func (r *Registry) Query(ctx context.Context, t *Task, db string, args []any) (R
 	if t.NumArgs >= 0 && len(args) != t.NumArgs {
 		return nil, fmt.Errorf("%w: task %q takes %d, got %d", ErrArgs, t.Name, t.NumArgs, len(args))
 	}
-	switch d.Dialect {
-	case Postgres:
-		return d.queryPostgres(ctx, t, args)
-	case MySQL:
-		return d.queryMySQL(ctx, t, args)
-	default:
-		return d.querySQLite(ctx, t, args)
-	}
+	return d.src.query(ctx, t, args)
 }

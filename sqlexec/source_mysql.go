@@ -11,7 +11,19 @@ import (
 	"github.com/go-sql-driver/mysql"
 )
 
-func openMySQL(cfg DBConfig, opts OpenOptions) (*sql.DB, error) {
+// mysqlSource reads from MySQL or MariaDB through database/sql.
+type mysqlSource struct {
+	sqlSource
+	// mariaDB: the server is MariaDB, whose statement timeout differs
+	// from MySQL's.
+	mariaDB bool
+}
+
+var _ source = (*mysqlSource)(nil)
+
+// openMySQL opens a database/sql pool, checks that the server answers and
+// asks it whether it is MariaDB.
+func openMySQL(ctx context.Context, cfg DBConfig, opts OpenOptions) (*mysqlSource, error) {
 	mcfg, err := mysql.ParseDSN(cfg.DSN)
 	if err != nil {
 		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid MySQL DSN: %w", redact(err))}
@@ -33,15 +45,27 @@ func openMySQL(cfg DBConfig, opts OpenOptions) (*sql.DB, error) {
 	if err != nil {
 		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid MySQL DSN: %w", redact(err))}
 	}
-	db := sql.OpenDB(conn)
-	db.SetMaxOpenConns(cfg.MaxActive)
-	db.SetMaxIdleConns(cfg.MaxIdle)
-	db.SetConnMaxIdleTime(5 * time.Minute)
-	return db, nil
+	pool := sql.OpenDB(conn)
+	pool.SetMaxOpenConns(cfg.MaxActive)
+	pool.SetMaxIdleConns(cfg.MaxIdle)
+	pool.SetConnMaxIdleTime(5 * time.Minute)
+	s := &mysqlSource{sqlSource: sqlSource{pool: pool}}
+	err = connect(ctx, cfg, s, func(ctx context.Context) error {
+		var version string
+		if err := pool.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+			return fmt.Errorf("server version: %w", err)
+		}
+		s.mariaDB = strings.Contains(strings.ToLower(version), "mariadb")
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-func (db *DB) queryMySQL(ctx context.Context, t *Task, args []any) (Rows, error) {
-	conn, err := db.sql.Conn(ctx)
+func (s *mysqlSource) query(ctx context.Context, t *Task, args []any) (Rows, error) {
+	conn, err := s.pool.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +94,7 @@ func (db *DB) queryMySQL(ctx context.Context, t *Task, args []any) (Rows, error)
 	}
 	query := t.SQL
 	if t.Timeout > 0 {
-		if db.MariaDB {
+		if s.mariaDB {
 			// Scoped to the one statement: nothing to reset afterwards.
 			query = fmt.Sprintf("SET STATEMENT max_statement_time=%s FOR %s",
 				strconv.FormatFloat(t.Timeout.Seconds(), 'f', -1, 64), query)
@@ -82,7 +106,7 @@ func (db *DB) queryMySQL(ctx context.Context, t *Task, args []any) (Rows, error)
 			reset = "SET SESSION max_execution_time = DEFAULT"
 		}
 	}
-	return db.mysqlQuery(ctx, conn, connID, query, args, !t.Raw, release)
+	return s.mysqlQuery(ctx, conn, connID, query, args, !t.Raw, release)
 }
 
 func mysqlConnectionID(ctx context.Context, conn *sql.Conn) (int64, error) {
@@ -97,7 +121,7 @@ func mysqlConnectionID(ctx context.Context, conn *sql.Conn) (int64, error) {
 // where the text protocol (what a query without arguments would use) rounds
 // FLOAT to 6 digits. release runs when the rows are closed, or at once if
 // the query fails; killed says whether a KILL QUERY was sent to conn.
-func (db *DB) mysqlQuery(ctx context.Context, conn *sql.Conn, connID int64, query string, args []any, prepare bool,
+func (s *mysqlSource) mysqlQuery(ctx context.Context, conn *sql.Conn, connID int64, query string, args []any, prepare bool,
 	release func(killed bool) error) (*sqlRows, error) {
 	r := &sqlRows{release: release}
 	// Cancelling the context only closes the client's socket; the server
@@ -106,7 +130,7 @@ func (db *DB) mysqlQuery(ctx context.Context, conn *sql.Conn, connID int64, quer
 	r.stopKill = context.AfterFunc(ctx, func() {
 		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killTimeout)
 		defer cancel()
-		_, _ = db.sql.ExecContext(kctx, "KILL QUERY "+strconv.FormatInt(connID, 10))
+		_, _ = s.pool.ExecContext(kctx, "KILL QUERY "+strconv.FormatInt(connID, 10))
 	})
 	var err error
 	if prepare {
@@ -137,6 +161,38 @@ func (db *DB) mysqlQuery(ctx context.Context, conn *sql.Conn, connID int64, quer
 		r.ptrs[i] = &r.raw[i]
 	}
 	return r, nil
+}
+
+// mysqlReadConn is a ReadTx's connection to MySQL.
+type mysqlReadConn struct {
+	sqlReadConn
+	src *mysqlSource
+	id  int64 // the connection's ID, for KILL QUERY
+}
+
+func (s *mysqlSource) readConn(ctx context.Context) (readConn, error) {
+	conn, err := s.pool.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &mysqlReadConn{sqlReadConn: sqlReadConn{conn: conn}, src: s}, nil
+}
+
+func (c *mysqlReadConn) begin(ctx context.Context) error {
+	var err error
+	if c.id, err = mysqlConnectionID(ctx, c.conn); err != nil {
+		return err
+	}
+	// Without WITH CONSISTENT SNAPSHOT, the snapshot is taken by the
+	// first read, after its table is opened.
+	return execEach(ctx, c, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", "START TRANSACTION READ ONLY")
+}
+
+func (c *mysqlReadConn) query(ctx context.Context, query string, args []any) (Rows, error) {
+	return c.src.mysqlQuery(ctx, c.conn, c.id, query, args, true, func(killed bool) error {
+		c.killed = c.killed || killed
+		return nil
+	})
 }
 
 // killTimeout bounds the KILL QUERY that stops a cancelled query.

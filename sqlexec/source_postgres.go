@@ -3,6 +3,7 @@ package sqlexec
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -17,7 +18,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-func openPostgres(ctx context.Context, cfg DBConfig, opts OpenOptions) (*pgxpool.Pool, error) {
+// postgresSource reads from PostgreSQL through pgx's own pool, for binary
+// rows, COPY and query cancellation.
+type postgresSource struct{ pool *pgxpool.Pool }
+
+var _ source = (*postgresSource)(nil)
+
+// openPostgres opens a pgx pool and checks that the database answers.
+func openPostgres(ctx context.Context, cfg DBConfig, opts OpenOptions) (*postgresSource, error) {
 	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
 	if err != nil {
 		return nil, &KeyError{Key: "dsn", Err: fmt.Errorf("invalid PostgreSQL DSN: %w", redact(err))}
@@ -38,7 +46,47 @@ func openPostgres(ctx context.Context, cfg DBConfig, opts OpenOptions) (*pgxpool
 	if rp["application_name"] == "" {
 		rp["application_name"] = "sql-jobber"
 	}
-	return pgxpool.NewWithConfig(ctx, pcfg)
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &postgresSource{pool: pool}
+	if err := connect(ctx, cfg, s, nil); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *postgresSource) pgxPool() *pgxpool.Pool { return s.pool }
+func (s *postgresSource) sqlPool() *sql.DB       { return nil }
+
+func (s *postgresSource) ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+func (s *postgresSource) stats() PoolStats {
+	st := s.pool.Stat()
+	return PoolStats{Open: int(st.TotalConns()), InUse: int(st.AcquiredConns()), Idle: int(st.IdleConns())}
+}
+
+func (s *postgresSource) close() { s.pool.Close() }
+
+func (s *postgresSource) prepare(ctx context.Context, query string) (int, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
+	// The unnamed statement: nothing to deallocate.
+	sd, err := conn.Conn().Prepare(ctx, "", query)
+	if err != nil {
+		return 0, err
+	}
+	return len(sd.ParamOIDs), nil
+}
+
+func (s *postgresSource) querier() Querier { return pgQuerier{q: s.pool} }
+
+func (s *postgresSource) inTx(ctx context.Context, fn func(Querier) error) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(pgQuerier{q: tx}) })
 }
 
 // pgBinaryOIDs are the types decoded from PostgreSQL's binary format. Every
@@ -61,8 +109,8 @@ var pgBinaryOIDs = pgx.QueryResultFormatsByOID{
 // pgEpoch is where PostgreSQL's binary dates and timestamps count from.
 var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func (db *DB) queryPostgres(ctx context.Context, t *Task, args []any) (Rows, error) {
-	conn, err := db.pg.Acquire(ctx)
+func (s *postgresSource) query(ctx context.Context, t *Task, args []any) (Rows, error) {
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +178,37 @@ func pgQuery(ctx context.Context, q pgQueryer, query string, mode pgx.QueryExecM
 		r.cols[i], r.dec[i] = pgColumn(fd)
 	}
 	return r, nil
+}
+
+// pgReadConn is a ReadTx's connection to PostgreSQL.
+type pgReadConn struct{ conn *pgxpool.Conn }
+
+func (s *postgresSource) readConn(ctx context.Context) (readConn, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pgReadConn{conn: conn}, nil
+}
+
+func (c pgReadConn) begin(ctx context.Context) error {
+	return c.exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+}
+
+func (c pgReadConn) exec(ctx context.Context, stmt string) error {
+	_, err := c.conn.Exec(ctx, stmt)
+	return err
+}
+
+func (c pgReadConn) query(ctx context.Context, query string, args []any) (Rows, error) {
+	return pgQuery(ctx, c.conn, query, pgx.QueryExecModeDescribeExec, args, nil)
+}
+
+func (c pgReadConn) end(ctx context.Context) error {
+	err := c.exec(ctx, "ROLLBACK")
+	// The pool closes a connection left inside a transaction.
+	c.conn.Release()
+	return err
 }
 
 type pgRows struct {

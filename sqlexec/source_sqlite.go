@@ -18,11 +18,16 @@ import (
 	"modernc.org/sqlite"
 )
 
+// sqliteSource reads from a SQLite file through database/sql.
+type sqliteSource struct{ sqlSource }
+
+var _ source = (*sqliteSource)(nil)
+
 // openSQLite opens a SQLite file. The DSN is a path or a file: URI; WAL, a
 // busy timeout and immediate write transactions are added unless the DSN sets
 // its own pragmas, so that concurrent jobs wait for the write lock instead of
 // failing with SQLITE_BUSY.
-func openSQLite(cfg DBConfig) (*sql.DB, error) {
+func openSQLite(ctx context.Context, cfg DBConfig) (*sqliteSource, error) {
 	dsn := cfg.DSN
 	path, query, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
 	if path != "" && path != ":memory:" {
@@ -42,10 +47,14 @@ func openSQLite(cfg DBConfig) (*sql.DB, error) {
 	if _, ok := params["_txlock"]; !ok {
 		params.Set("_txlock", "immediate")
 	}
-	db := sql.OpenDB(sqliteConnector{dsn: "file:" + path + "?" + params.Encode()})
-	db.SetMaxOpenConns(cfg.MaxActive)
-	db.SetMaxIdleConns(cfg.MaxIdle)
-	return db, nil
+	pool := sql.OpenDB(sqliteConnector{dsn: "file:" + path + "?" + params.Encode()})
+	pool.SetMaxOpenConns(cfg.MaxActive)
+	pool.SetMaxIdleConns(cfg.MaxIdle)
+	s := &sqliteSource{sqlSource{pool: pool}}
+	if err := connect(ctx, cfg, s, nil); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // sqliteDriver opens sqlexec's SQLite connections. It is a driver of its
@@ -66,16 +75,23 @@ func (c sqliteConnector) Connect(context.Context) (driver.Conn, error) {
 }
 func (c sqliteConnector) Driver() driver.Driver { return sqliteDriver }
 
-// errBadConn tells database/sql to discard a connection.
-var errBadConn = driver.ErrBadConn
+// prepare falls back to counting the parameters in query where the driver
+// cannot tell.
+func (s *sqliteSource) prepare(ctx context.Context, query string) (int, error) {
+	n, err := s.sqlSource.prepare(ctx, query)
+	if err == nil && n < 0 {
+		n = sqliteParamCount(query)
+	}
+	return n, err
+}
 
-func (db *DB) querySQLite(ctx context.Context, t *Task, args []any) (Rows, error) {
+func (s *sqliteSource) query(ctx context.Context, t *Task, args []any) (Rows, error) {
 	if t.Timeout > 0 {
 		// SQLite has no server-side timeout; the driver interrupts the
 		// statement when the context ends.
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.Timeout)
-		r, err := querySQLiteRows(ctx, db.sql, t.SQL, args)
+		r, err := querySQLiteRows(ctx, s.pool, t.SQL, args)
 		if err != nil {
 			cancel()
 			return nil, err
@@ -83,7 +99,7 @@ func (db *DB) querySQLite(ctx context.Context, t *Task, args []any) (Rows, error
 		r.cancel = cancel
 		return r, nil
 	}
-	return querySQLiteRows(ctx, db.sql, t.SQL, args)
+	return querySQLiteRows(ctx, s.pool, t.SQL, args)
 }
 
 // sqlQueryer is a database/sql pool or one of its connections.
@@ -128,6 +144,27 @@ func querySQLiteRows(ctx context.Context, q sqlQueryer, query string, args []any
 		}
 	}
 	return r, nil
+}
+
+// sqliteReadConn is a ReadTx's connection to SQLite.
+type sqliteReadConn struct{ sqlReadConn }
+
+func (s *sqliteSource) readConn(ctx context.Context) (readConn, error) {
+	conn, err := s.pool.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &sqliteReadConn{sqlReadConn{conn: conn, restore: "PRAGMA query_only = 0"}}, nil
+}
+
+// begin: query_only refuses writes; a deferred transaction reads one
+// snapshot from its first read on.
+func (c *sqliteReadConn) begin(ctx context.Context) error {
+	return execEach(ctx, c, "PRAGMA query_only = 1", "BEGIN")
+}
+
+func (c *sqliteReadConn) query(ctx context.Context, query string, args []any) (Rows, error) {
+	return querySQLiteRows(ctx, c.conn, query, args)
 }
 
 var sqliteDecimalRe = regexp.MustCompile(`^(DECIMAL_TEXT|DECIMAL|NUMERIC)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$`)
