@@ -55,7 +55,7 @@ func TestReadTxReadsOneSnapshot(t *testing.T) {
 		tx := beginRead(t, db)
 		q := "SELECT id, name FROM t WHERE id >= ? ORDER BY id"
 		if d == sqlexec.Postgres {
-			q = sqlexectest.Rebind(q)
+			q = sqlexec.Rebind(q)
 		}
 		cols, rows := readAll(t, tx, q, int64(1))
 		if len(cols) != 2 || cols[0].Type != sqlexec.TypeInt64 || cols[1].Type != sqlexec.TypeText || len(rows) != 1 {

@@ -299,51 +299,8 @@ func (r *sqliteRows) Close() error {
 // the column's portable type, refusing what would lose data.
 func sqliteConvert(t Type, v any) (any, error) {
 	switch t {
-	case TypeInt64:
-		switch x := v.(type) {
-		case int64:
-			return x, nil
-		case float64:
-			if x == math.Trunc(x) && math.Abs(x) < 1<<63 {
-				return int64(x), nil
-			}
-		case string:
-			return textInt([]byte(x))
-		}
-	case TypeUint64:
-		switch x := v.(type) {
-		case int64:
-			if x >= 0 {
-				return uint64(x), nil
-			}
-		case string:
-			return textUint([]byte(x))
-		}
-	case TypeFloat64:
-		switch x := v.(type) {
-		case float64:
-			return x, nil
-		case int64:
-			if f := float64(x); int64(f) == x {
-				return f, nil
-			}
-		case string:
-			return textFloat([]byte(x))
-		}
-	case TypeDecimal:
-		switch x := v.(type) {
-		case int64:
-			return strconv.FormatInt(x, 10), nil
-		case float64:
-			if !math.IsInf(x, 0) && !math.IsNaN(x) {
-				return strconv.FormatFloat(x, 'f', -1, 64), nil
-			}
-		case string:
-			if _, _, err := ParseDecimal(x); err != nil {
-				return nil, err
-			}
-			return x, nil
-		}
+	case TypeInt64, TypeUint64, TypeFloat64, TypeDecimal:
+		return sqliteNumber(t, v)
 	case TypeBool:
 		switch x := v.(type) {
 		case int64:
@@ -388,7 +345,53 @@ func sqliteConvert(t Type, v any) (any, error) {
 			return x.Format(time.RFC3339Nano), nil
 		}
 	}
-	return nil, fmt.Errorf("value %v (%T) does not fit the column's type %s; CAST it in the task", v, v, t)
+	return nil, errSQLiteFit(t, v)
+}
+
+// sqliteNumber is sqliteConvert for the numeric types.
+func sqliteNumber(t Type, v any) (any, error) {
+	switch x := v.(type) {
+	case int64:
+		switch {
+		case t == TypeInt64:
+			return x, nil
+		case t == TypeUint64 && x >= 0:
+			return uint64(x), nil
+		case t == TypeFloat64 && int64(float64(x)) == x:
+			return float64(x), nil
+		case t == TypeDecimal:
+			return strconv.FormatInt(x, 10), nil
+		}
+	case float64:
+		switch {
+		case t == TypeInt64 && x == math.Trunc(x) && math.Abs(x) < 1<<63:
+			return int64(x), nil
+		case t == TypeFloat64:
+			return x, nil
+		case t == TypeDecimal && !math.IsInf(x, 0) && !math.IsNaN(x):
+			return strconv.FormatFloat(x, 'f', -1, 64), nil
+		}
+	case string:
+		switch t {
+		case TypeInt64:
+			return textInt([]byte(x))
+		case TypeUint64:
+			return textUint([]byte(x))
+		case TypeFloat64:
+			return textFloat([]byte(x))
+		case TypeDecimal:
+			if _, _, err := ParseDecimal(x); err != nil {
+				return nil, err
+			}
+			return x, nil
+		}
+	}
+	return nil, errSQLiteFit(t, v)
+}
+
+// errSQLiteFit says that v cannot be a value of a column of type t.
+func errSQLiteFit(t Type, v any) error {
+	return fmt.Errorf("value %v (%T) does not fit the column's type %s; CAST it in the task", v, v, t)
 }
 
 // ErrArgs is returned when a job's arguments do not match its task.

@@ -15,7 +15,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -170,36 +169,14 @@ func Open(t testing.TB, d sqlexec.Dialect, name string, opts sqlexec.OpenOptions
 }
 
 // Exec runs statements on db, failing the test on error. ? placeholders are
-// rewritten to $n for PostgreSQL.
+// rewritten to $n for PostgreSQL (see sqlexec.Querier).
 func Exec(t testing.TB, db *sqlexec.DB, stmt string, args ...any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var err error
-	if pool := db.Postgres(); pool != nil {
-		_, err = pool.Exec(ctx, Rebind(stmt), args...)
-	} else {
-		_, err = db.SQL().ExecContext(ctx, stmt, args...)
-	}
-	if err != nil {
+	if _, err := db.Querier().Exec(ctx, stmt, args...); err != nil {
 		t.Fatalf("exec %q: %v", firstLine(stmt), err)
 	}
-}
-
-// Rebind rewrites ? placeholders to $1, $2, ... (for test SQL without ? in
-// literals).
-func Rebind(q string) string {
-	var b strings.Builder
-	n := 0
-	for _, r := range q {
-		if r == '?' {
-			n++
-			fmt.Fprintf(&b, "$%d", n)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 func firstLine(s string) string {
