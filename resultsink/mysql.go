@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
-	"math"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/sql-jobber/sql-jobber/resultsink/wire"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -36,12 +35,6 @@ func fnv64(s string) uint64 {
 	return h.Sum64()
 }
 
-// MySQL's DECIMAL holds at most 65 digits, 30 of them after the point.
-const (
-	mysqlMaxPrecision = 65
-	mysqlMaxScale     = 30
-)
-
 func (mysqlDialect) maxIdentLen() int          { return 64 }
 func (mysqlDialect) quote(ident string) string { return quoteWith("`", ident) }
 
@@ -61,21 +54,17 @@ var mysqlColumnTypes = columnTypes{
 
 func (d mysqlDialect) columnType(c sqlexec.Column) string {
 	switch {
-	case c.Type == sqlexec.TypeDecimal && mysqlDecimalFits(c):
+	case c.Type == sqlexec.TypeDecimal && wire.MySQLDecimalFits(c):
 		return fmt.Sprintf("DECIMAL(%d,%d)", c.Precision, c.Scale)
 	case c.Type == sqlexec.TypeDecimal:
 		// Unconstrained or wider than MySQL allows: the widest DECIMAL,
 		// with every value checked to fit before it is sent (a bare
 		// DECIMAL would round to 0 places).
-		return fmt.Sprintf("DECIMAL(%d,%d)", mysqlMaxPrecision, mysqlMaxScale)
+		return fmt.Sprintf("DECIMAL(%d,%d)", wire.MySQLMaxPrecision, wire.MySQLMaxScale)
 	case c.Type == sqlexec.TypeJSON && !d.mariaDB:
 		return fmt.Sprintf("LONGTEXT CHECK (JSON_VALID(%s))", d.quote(c.Name))
 	}
 	return mysqlColumnTypes[c.Type]
-}
-
-func mysqlDecimalFits(c sqlexec.Column) bool {
-	return c.Precision > 0 && c.Precision <= mysqlMaxPrecision && c.Scale <= mysqlMaxScale
 }
 
 func (d mysqlDialect) create(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, _ bool) error {
@@ -84,7 +73,8 @@ func (d mysqlDialect) create(ctx context.Context, db *sqlexec.DB, table string, 
 }
 
 // load streams the rows through LOAD DATA LOCAL INFILE from a reader that
-// encodes rows on demand, so no file and no whole result set exist.
+// encodes rows on demand (wire.LoadDataReader), so no file and no whole
+// result set exist.
 func (d mysqlDialect) load(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, rows sqlexec.Rows) (int64, error) {
 	conn, err := db.SQL().Conn(ctx)
 	if err != nil {
@@ -92,7 +82,7 @@ func (d mysqlDialect) load(ctx context.Context, db *sqlexec.DB, table string, co
 	}
 	defer conn.Close()
 
-	r := &loadDataReader{rows: rows, cols: cols, wire: newMyWire(rows, cols)}
+	r := wire.NewLoadDataReader(rows, cols, wireSource(rows))
 	// The driver's registry is global; the table name (a staging name with
 	// the run ID) makes the handler's name unique.
 	handler := "sqljobber/" + table
@@ -107,8 +97,8 @@ func (d mysqlDialect) load(ctx context.Context, db *sqlexec.DB, table string, co
 		`FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n' (%s)`,
 		handler, d.quote(table), strings.Join(names, ", "))
 	res, err := conn.ExecContext(ctx, q)
-	if r.err != nil {
-		return 0, r.err
+	if err := r.Err(); err != nil {
+		return 0, err
 	}
 	if err != nil {
 		return 0, err
@@ -124,143 +114,10 @@ func (d mysqlDialect) load(ctx context.Context, db *sqlexec.DB, table string, co
 	case !errors.Is(err, sql.ErrNoRows):
 		return 0, err
 	}
-	if n, err := res.RowsAffected(); err == nil && n != r.count {
-		return 0, fmt.Errorf("MySQL loaded %d rows of %d", n, r.count)
+	if n, err := res.RowsAffected(); err == nil && n != r.Count() {
+		return 0, fmt.Errorf("MySQL loaded %d rows of %d", n, r.Count())
 	}
-	return r.count, nil
-}
-
-// loadDataReader encodes rows in LOAD DATA's tab-separated text format, with
-// backslash escapes and \N for NULL.
-type loadDataReader struct {
-	rows  sqlexec.Rows
-	cols  []sqlexec.Column
-	wire  *myWire // when the rows come from MySQL: see myWire
-	buf   []byte
-	off   int
-	count int64
-	done  bool
-	err   error
-}
-
-const loadDataChunk = 256 << 10
-
-func (r *loadDataReader) Read(p []byte) (int, error) {
-	for r.off == len(r.buf) {
-		if r.err != nil {
-			return 0, r.err
-		}
-		if r.done {
-			return 0, io.EOF
-		}
-		r.buf, r.off = r.buf[:0], 0
-		for len(r.buf) < loadDataChunk {
-			more, err := false, error(nil)
-			if r.wire != nil && r.wire.ready() {
-				r.buf, more, err = r.wire.appendNext(r.buf)
-			} else if more = r.rows.Next(); more {
-				err = r.appendRow()
-			}
-			if err != nil {
-				r.err = err
-				break
-			}
-			if !more {
-				r.done = true
-				r.err = r.rows.Err()
-				break
-			}
-			r.count++
-		}
-	}
-	n := copy(p, r.buf[r.off:])
-	r.off += n
-	return n, nil
-}
-
-func (r *loadDataReader) appendRow() error {
-	for i, v := range r.rows.Values() {
-		if i > 0 {
-			r.buf = append(r.buf, '\t')
-		}
-		if v == nil {
-			r.buf = append(r.buf, `\N`...)
-			continue
-		}
-		var err error
-		r.buf, err = appendMySQLValue(r.buf, r.cols[i], v)
-		if err != nil {
-			return fmt.Errorf("column %q: %w", r.cols[i].Name, err)
-		}
-	}
-	r.buf = append(r.buf, '\n')
-	return nil
-}
-
-const mysqlDateTime = "2006-01-02 15:04:05.999999"
-
-func appendMySQLValue(b []byte, c sqlexec.Column, v any) ([]byte, error) {
-	switch c.Type {
-	case sqlexec.TypeInt64:
-		return strconv.AppendInt(b, v.(int64), 10), nil
-	case sqlexec.TypeUint64:
-		return strconv.AppendUint(b, v.(uint64), 10), nil
-	case sqlexec.TypeDecimal:
-		s := v.(string)
-		if !mysqlDecimalFits(c) {
-			whole, frac, err := sqlexec.ParseDecimal(s)
-			if err != nil {
-				return b, err
-			}
-			if whole > mysqlMaxPrecision-mysqlMaxScale || frac > mysqlMaxScale {
-				return b, fmt.Errorf("decimal %s does not fit MySQL's DECIMAL(65,30)", s)
-			}
-		}
-		return append(b, s...), nil
-	case sqlexec.TypeFloat64:
-		f := v.(float64)
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return b, fmt.Errorf("MySQL cannot store %v", f)
-		}
-		return strconv.AppendFloat(b, f, 'g', -1, 64), nil
-	case sqlexec.TypeBool:
-		if v.(bool) {
-			return append(b, '1'), nil
-		}
-		return append(b, '0'), nil
-	case sqlexec.TypeDate:
-		return appendDate(b, v.(time.Time)), nil
-	case sqlexec.TypeTimestamp, sqlexec.TypeTimestampTZ:
-		t := v.(time.Time)
-		if err := microseconds(t); err != nil {
-			return b, err
-		}
-		return appendDateTime(b, t.UTC()), nil
-	case sqlexec.TypeBytes:
-		return appendLoadDataEscaped(b, v.([]byte)), nil
-	default:
-		return appendLoadDataEscaped(b, v.(string)), nil
-	}
-}
-
-func appendLoadDataEscaped[T string | []byte](b []byte, s T) []byte {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\\':
-			b = append(b, '\\', '\\')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case 0:
-			b = append(b, '\\', '0')
-		default:
-			b = append(b, c)
-		}
-	}
-	return b
+	return r.Count(), nil
 }
 
 func (d mysqlDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string, _ int64, fence Fence) (bool, error) {
@@ -372,7 +229,7 @@ func (mysqlDialect) param(c sqlexec.Column, _ int) string {
 	if c.Type == sqlexec.TypeDecimal {
 		// A string compared with a DECIMAL would be compared as a
 		// double.
-		return fmt.Sprintf("CAST(? AS DECIMAL(%d,%d))", mysqlMaxPrecision, mysqlMaxScale)
+		return fmt.Sprintf("CAST(? AS DECIMAL(%d,%d))", wire.MySQLMaxPrecision, wire.MySQLMaxScale)
 	}
 	return "?"
 }
@@ -381,55 +238,12 @@ func (mysqlDialect) bind(c sqlexec.Column, v any) (any, error) {
 	switch c.Type {
 	case sqlexec.TypeDecimal:
 		whole, frac, err := sqlexec.ParseDecimal(v.(string))
-		if err != nil || whole > mysqlMaxPrecision-mysqlMaxScale || frac > mysqlMaxScale {
-			return nil, fmt.Errorf("%q does not fit MySQL's DECIMAL(%d,%d), which it is compared as", v, mysqlMaxPrecision, mysqlMaxScale)
+		if err != nil || whole > wire.MySQLMaxPrecision-wire.MySQLMaxScale || frac > wire.MySQLMaxScale {
+			return nil, fmt.Errorf("%q does not fit MySQL's DECIMAL(%d,%d), which it is compared as", v, wire.MySQLMaxPrecision, wire.MySQLMaxScale)
 		}
 	case sqlexec.TypeDate, sqlexec.TypeTimestamp, sqlexec.TypeTimestampTZ:
-		b, err := appendMySQLValue(nil, c, v)
+		b, err := wire.AppendMySQLValue(nil, c, v)
 		return string(b), err
 	}
 	return v, nil
-}
-
-// appendDate appends t's date as time.DateOnly does, without its generality
-// (a large share of a row's cost otherwise).
-func appendDate(b []byte, t time.Time) []byte {
-	y, m, d := t.Date()
-	if y < 0 || y > 9999 {
-		return t.AppendFormat(b, time.DateOnly)
-	}
-	b = appendDigits(b, y, 4)
-	b = appendDigits(append(b, '-'), int(m), 2)
-	return appendDigits(append(b, '-'), d, 2)
-}
-
-// appendDateTime appends t as mysqlDateTime does: the fraction to the
-// microsecond, without trailing zeros, and none if it is zero.
-func appendDateTime(b []byte, t time.Time) []byte {
-	if y := t.Year(); y < 0 || y > 9999 {
-		return t.AppendFormat(b, mysqlDateTime)
-	}
-	b = appendDate(b, t)
-	h, mi, s := t.Clock()
-	b = appendDigits(append(b, ' '), h, 2)
-	b = appendDigits(append(b, ':'), mi, 2)
-	b = appendDigits(append(b, ':'), s, 2)
-	us, width := t.Nanosecond()/1000, 6
-	if us == 0 {
-		return b
-	}
-	for us%10 == 0 {
-		us, width = us/10, width-1
-	}
-	return appendDigits(append(b, '.'), us, width)
-}
-
-// appendDigits appends n (not negative) in width digits, zero-padded.
-func appendDigits(b []byte, n, width int) []byte {
-	var d [9]byte
-	for i := width - 1; i >= 0; i-- {
-		d[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return append(b, d[:width]...)
 }

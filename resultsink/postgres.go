@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/sql-jobber/sql-jobber/resultsink/wire"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -58,7 +59,8 @@ func (d postgresDialect) create(ctx context.Context, db *sqlexec.DB, table strin
 	return err
 }
 
-// load streams the rows through a binary COPY that pgCopyReader encodes.
+// load streams the rows through a binary COPY that wire.PgCopyReader
+// encodes.
 func (d postgresDialect) load(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, rows sqlexec.Rows) (int64, error) {
 	conn, err := db.Postgres().Acquire(ctx)
 	if err != nil {
@@ -74,9 +76,9 @@ func (d postgresDialect) load(ctx context.Context, db *sqlexec.DB, table string,
 		b.WriteString(d.quote(c.Name))
 	}
 	b.WriteString(") FROM STDIN (FORMAT binary)")
-	r := newPgCopyReader(rows, cols)
+	r := wire.NewPgCopyReader(rows, cols, wireSource(rows))
 	tag, err := conn.Conn().PgConn().CopyFrom(ctx, r, b.String())
-	if rerr := r.stop(); rerr != nil {
+	if rerr := r.Stop(); rerr != nil {
 		return 0, rerr
 	}
 	if err != nil {
@@ -103,14 +105,6 @@ func pgCopyError(err error) error {
 	}
 	col, _, _ := strings.Cut(rest, ":")
 	return fmt.Errorf("column %q (row %s): %w", col, line, err)
-}
-
-// microseconds refuses a time finer than PostgreSQL and MySQL keep.
-func microseconds(t time.Time) error {
-	if t.Nanosecond()%1000 != 0 {
-		return fmt.Errorf("%s has sub-microsecond digits that the results database would drop", t.Format(time.RFC3339Nano))
-	}
-	return nil
 }
 
 func (d postgresDialect) publish(ctx context.Context, db *sqlexec.DB, staging, final string, count int64, fence Fence) (bool, error) {
@@ -276,7 +270,7 @@ func (postgresDialect) param(c sqlexec.Column, n int) string {
 
 func (postgresDialect) bind(c sqlexec.Column, v any) (any, error) {
 	if t, ok := v.(time.Time); ok && c.Type != sqlexec.TypeDate {
-		return v, microseconds(t)
+		return v, wire.CheckMicroseconds(t)
 	}
 	return v, nil
 }

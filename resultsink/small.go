@@ -2,17 +2,13 @@ package resultsink
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
-	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/sql-jobber/sql-jobber/resultsink/wire"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -89,8 +85,9 @@ func (d postgresDialect) writeSmall(ctx context.Context, db *sqlexec.DB, final s
 	var lits []pgLiteralAt
 	if len(rows) > 0 {
 		names := make([]string, len(cols))
+		types := make([]string, len(cols))
 		for i, c := range cols {
-			names[i] = d.quote(c.Name)
+			names[i], types[i] = d.quote(c.Name), d.columnType(c)
 		}
 		var b strings.Builder
 		fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", d.quote(final), strings.Join(names, ", "))
@@ -103,7 +100,7 @@ func (d postgresDialect) writeSmall(ctx context.Context, db *sqlexec.DB, final s
 				if i > 0 {
 					b.WriteString(", ")
 				}
-				lit, err := pgLiteral(cols[i], v)
+				lit, err := wire.PgLiteral(cols[i].Type, types[i], v)
 				if err != nil {
 					return false, fmt.Errorf("column %q (row %d): %w", cols[i].Name, r+1, err)
 				}
@@ -151,72 +148,4 @@ func pgLiteralError(err error, insert string, lits []pgLiteralAt) error {
 		}
 	}
 	return err
-}
-
-// pgLiteral writes a value as a PostgreSQL literal of its column's type:
-// a quoted string (standard_conforming_strings, so only quotes double) cast
-// to the column's type, which PostgreSQL parses exactly.
-func pgLiteral(c sqlexec.Column, v any) (string, error) {
-	if v == nil {
-		return "NULL", nil
-	}
-	var s string
-	switch c.Type {
-	case sqlexec.TypeInt64:
-		return strconv.FormatInt(v.(int64), 10), nil
-	case sqlexec.TypeUint64:
-		return strconv.FormatUint(v.(uint64), 10), nil
-	case sqlexec.TypeDecimal:
-		s = v.(string)
-		if _, err := parsePgDecimal(s); err != nil {
-			return "", err
-		}
-	case sqlexec.TypeFloat64:
-		f := v.(float64)
-		switch {
-		case math.IsNaN(f):
-			s = "NaN"
-		case math.IsInf(f, 1):
-			s = "Infinity"
-		case math.IsInf(f, -1):
-			s = "-Infinity"
-		default:
-			s = strconv.FormatFloat(f, 'g', -1, 64)
-		}
-	case sqlexec.TypeBool:
-		if v.(bool) {
-			return "TRUE", nil
-		}
-		return "FALSE", nil
-	case sqlexec.TypeDate:
-		t := v.(time.Time)
-		if t.Year() < 1 || t.Year() > 9999 {
-			return "", fmt.Errorf("date %v out of range", t)
-		}
-		s = t.Format(time.DateOnly)
-	case sqlexec.TypeTimestamp, sqlexec.TypeTimestampTZ:
-		t := v.(time.Time)
-		if err := microseconds(t); err != nil {
-			return "", err
-		}
-		if t.Year() < 1 || t.Year() > 9999 {
-			return "", fmt.Errorf("timestamp %v out of range", t)
-		}
-		if c.Type == sqlexec.TypeTimestampTZ {
-			s = t.UTC().Format("2006-01-02 15:04:05.999999Z07:00")
-		} else {
-			s = t.Format("2006-01-02 15:04:05.999999")
-		}
-	case sqlexec.TypeBytes:
-		s = `\x` + hex.EncodeToString(v.([]byte))
-	default: // TypeText, TypeJSON
-		s = v.(string)
-		if strings.IndexByte(s, 0) >= 0 {
-			return "", fmt.Errorf("PostgreSQL text cannot hold a NUL byte")
-		}
-		if !utf8.ValidString(s) {
-			return "", fmt.Errorf("PostgreSQL text must be UTF-8 (%.40q is not)", s)
-		}
-	}
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'::" + (postgresDialect{}).columnType(c), nil
 }

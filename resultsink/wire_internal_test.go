@@ -8,10 +8,10 @@ import (
 	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
 )
 
-// TestWireFoundUnderWritesWrappers: a same-engine source is read raw under
-// the wrappers Backend.Write puts around it (row numbers and, past the
-// small path, the buffered prefix), and a source of the other engine is
-// not.
+// TestWireFoundUnderWritesWrappers: a source that can be read raw is found
+// under the wrappers Backend.Write puts around it (row numbers and, past
+// the small path, the buffered prefix), with the rows the prefix holds
+// still to be written from it, and the row counter.
 func TestWireFoundUnderWritesWrappers(t *testing.T) {
 	for _, d := range []sqlexec.Dialect{sqlexec.Postgres, sqlexec.MySQL} {
 		t.Run(string(d), func(t *testing.T) {
@@ -28,17 +28,22 @@ func TestWireFoundUnderWritesWrappers(t *testing.T) {
 			defer rows.Close()
 			cols := append(rows.Columns(), sqlexec.Column{Name: RowColumn, Type: sqlexec.TypeInt64})
 			numbered := &numberedRows{Rows: rows, cols: cols, vals: make([]any, len(cols))}
-			for _, wrapped := range []sqlexec.Rows{numbered, &prefixRows{Rows: numbered}} {
-				if findWire(wrapped, d, cols) == nil {
-					t.Errorf("%T: no wire source found", wrapped)
+			prefix := &prefixRows{Rows: numbered, buf: [][]any{{int64(7), "y", int64(1)}, {int64(8), "z", int64(2)}}, i: 1}
+			for _, tc := range []struct {
+				rows    sqlexec.Rows
+				pending int
+			}{{numbered, 0}, {prefix, 1}} {
+				ws := wireSource(tc.rows)
+				if ws == nil {
+					t.Fatalf("%T: no wire source found", tc.rows)
 				}
-				other := sqlexec.MySQL
-				if d == sqlexec.MySQL {
-					other = sqlexec.Postgres
+				if ws.Rows != rows || ws.Pending != tc.pending || ws.Count != &numbered.n {
+					t.Errorf("%T: source %T, %d pending, counter %p; want %T, %d, %p",
+						tc.rows, ws.Rows, ws.Pending, ws.Count, rows, tc.pending, &numbered.n)
 				}
-				if findWire(wrapped, other, cols) != nil {
-					t.Errorf("%T: a wire source of %s found for %s", wrapped, d, other)
-				}
+			}
+			if ws := wireSource(rows); ws != nil {
+				t.Errorf("a wire source found outside the wrappers")
 			}
 		})
 	}

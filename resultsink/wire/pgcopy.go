@@ -1,4 +1,4 @@
-package resultsink
+package wire
 
 import (
 	"encoding/binary"
@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
-// PostgreSQL's binary COPY format, written by pgCopyReader: a header, each
+// PostgreSQL's binary COPY format, written by PgCopyReader: a header, each
 // row as its field count then each field as its length (-1 for NULL) and
 // its value in the type's binary form, and a trailer (a field count of -1).
 const (
@@ -25,20 +24,21 @@ const (
 
 // pgCopyBufKeep is the largest encoding buffer kept between reads: a huge
 // row is encoded in a buffer of its own size, which is let go afterwards
-// rather than held for the rest of the job.
+// rather than held for the rest of the stream.
 const pgCopyBufKeep = 4 << 20
 
-// errPgCopyStopped ends a Read after load has given up on the copy.
+// errPgCopyStopped ends a Read after Stop.
 var errPgCopyStopped = errors.New("copy stopped")
 
-// pgCopyReader streams rows as a binary COPY, encoding them as they are
-// read into one buffer reused from read to read, so that a row costs no
-// allocation of its own.
+// PgCopyReader streams rows as a PostgreSQL binary COPY (FORMAT binary),
+// encoding them as they are read into one buffer reused from read to read,
+// so that a row costs no allocation of its own.
 //
-// pgconn calls Read from a goroutine of its own, which can outlive CopyFrom
-// when the connection fails; stop waits for a Read under way and ends the
-// stream, so that the rows are no longer touched once load returns.
-type pgCopyReader struct {
+// The COPY's client (pgconn's CopyFrom) may call Read from a goroutine of
+// its own, which can outlive the copy when the connection fails; Stop waits
+// for a Read under way and ends the stream, so that the rows are no longer
+// touched once it returns.
+type PgCopyReader struct {
 	mu   sync.Mutex
 	rows sqlexec.Rows
 	cols []sqlexec.Column
@@ -52,16 +52,21 @@ type pgCopyReader struct {
 	err     error // why the stream ended early
 }
 
-func newPgCopyReader(rows sqlexec.Rows, cols []sqlexec.Column) *pgCopyReader {
-	r := &pgCopyReader{rows: rows, cols: cols, enc: make([]pgEncoder, len(cols))}
+// NewPgCopyReader returns the COPY stream of rows into columns cols, each
+// value typed as sqlexec.Rows types its column. src, if not nil, is the
+// same rows as their database sent them: when that is PostgreSQL, the
+// rows are passed through (see Source), and the last of cols is their row
+// number.
+func NewPgCopyReader(rows sqlexec.Rows, cols []sqlexec.Column, src *Source) *PgCopyReader {
+	r := &PgCopyReader{rows: rows, cols: cols, enc: make([]pgEncoder, len(cols))}
 	for i, c := range cols {
 		r.enc[i] = pgEncoderFor(c.Type)
 	}
-	r.wire = newPgWire(rows, cols, r.enc)
+	r.wire = newPgWire(src, cols, r.enc)
 	return r
 }
 
-func (r *pgCopyReader) Read(p []byte) (int, error) {
+func (r *PgCopyReader) Read(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := 0
@@ -84,7 +89,7 @@ func (r *pgCopyReader) Read(p []byte) (int, error) {
 
 // fill encodes rows into the emptied buffer until it holds at least want
 // bytes or the rows end.
-func (r *pgCopyReader) fill(want int) {
+func (r *PgCopyReader) fill(want int) {
 	if cap(r.buf) > pgCopyBufKeep {
 		r.buf = nil
 	}
@@ -95,7 +100,7 @@ func (r *pgCopyReader) fill(want int) {
 	}
 	for len(r.buf) < want {
 		more, err := false, error(nil)
-		if r.wire != nil && r.wire.ready() {
+		if r.wire != nil && !r.wire.fromTyped() {
 			r.buf, more, err = r.wire.encodeNext(r.buf)
 		} else if more = r.rows.Next(); more {
 			err = r.encodeRow()
@@ -117,13 +122,13 @@ func (r *pgCopyReader) fill(want int) {
 }
 
 // fail ends the stream with err; what is buffered will not be sent, as
-// pgconn answers the error by failing the copy.
-func (r *pgCopyReader) fail(err error) {
+// the COPY's client answers the error by failing the copy.
+func (r *PgCopyReader) fail(err error) {
 	r.buf, r.off = r.buf[:0], 0
 	r.err, r.done = err, true
 }
 
-func (r *pgCopyReader) encodeRow() error {
+func (r *PgCopyReader) encodeRow() error {
 	vals := r.rows.Values()
 	if len(vals) != len(r.cols) {
 		return fmt.Errorf("row of %d values for %d columns", len(vals), len(r.cols))
@@ -143,10 +148,10 @@ func (r *pgCopyReader) encodeRow() error {
 	return nil
 }
 
-// stop waits for a Read under way and makes any later one fail. It returns
+// Stop waits for a Read under way and makes any later one fail. It returns
 // the error that ended the stream early, if any: the server only saw the
 // copy fail, the reason is ours.
-func (r *pgCopyReader) stop() error {
+func (r *PgCopyReader) Stop() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	err := r.err
@@ -185,10 +190,6 @@ func pgEncoderFor(t sqlexec.Type) pgEncoder {
 		// jsonb) is its text.
 		return pgEncodeText
 	}
-}
-
-func errValueType(v any, want string) error {
-	return fmt.Errorf("value of Go type %T where %s is expected", v, want)
 }
 
 func appendLen(buf []byte, n int) []byte { return binary.BigEndian.AppendUint32(buf, uint32(n)) }
@@ -307,7 +308,7 @@ func pgEncodeTimestampTZ(buf []byte, v any) ([]byte, error) {
 // appendPgTimestamp appends t, shifted by offset seconds, as microseconds
 // from PostgreSQL's epoch.
 func appendPgTimestamp(buf []byte, t time.Time, offset int64) ([]byte, error) {
-	if err := microseconds(t); err != nil {
+	if err := CheckMicroseconds(t); err != nil {
 		return nil, err
 	}
 	sec := t.Unix()
@@ -320,194 +321,4 @@ func appendPgTimestamp(buf []byte, t time.Time, offset int64) ([]byte, error) {
 	}
 	us := sec*1_000_000 + int64(t.Nanosecond()/1000)
 	return binary.BigEndian.AppendUint64(appendLen(buf, 8), uint64(us)), nil
-}
-
-// PostgreSQL's binary numeric is a header of four 16-bit words (the count
-// of base-10000 digits, the weight of the first one, the sign, the display
-// scale) and the digits, most significant first. Leading and trailing zero
-// digits are left out, and zero has none; the display scale is the count of
-// decimal digits after the point, trailing zeros included (12.50 has 2).
-const (
-	pgNumericPos  = 0x0000
-	pgNumericNeg  = 0x4000
-	pgNumericNaN  = 0xc000
-	pgNumericPInf = 0xd000
-	pgNumericNInf = 0xf000
-
-	pgNumericMaxScale = 0x3fff     // NUMERIC_DSCALE_MAX
-	pgNumericMaxWhole = 4 * 0x8000 // digits before the point that keep the weight an int16
-)
-
-// pgDecimal is a decimal literal as PostgreSQL's binary numeric holds it.
-type pgDecimal struct {
-	sign        uint16
-	whole, frac string // digits; whole without leading zeros
-	// first and last are the weights of the first and last nonzero
-	// base-10000 digits; zero has none (first < last).
-	first, last int
-}
-
-// parsePgDecimal reads an exact decimal literal, as sqlexec.Rows gives one
-// (optional sign, digits, optional point and digits, no exponent; or NaN,
-// Infinity, -Infinity), checking that PostgreSQL's numeric holds it.
-func parsePgDecimal(s string) (pgDecimal, error) {
-	switch s {
-	case "NaN":
-		return pgDecimal{sign: pgNumericNaN}, nil
-	case "Infinity":
-		return pgDecimal{sign: pgNumericPInf}, nil
-	case "-Infinity":
-		return pgDecimal{sign: pgNumericNInf}, nil
-	}
-	d := pgDecimal{sign: pgNumericPos}
-	t := s
-	if t != "" && (t[0] == '-' || t[0] == '+') {
-		if t[0] == '-' {
-			d.sign = pgNumericNeg
-		}
-		t = t[1:]
-	}
-	d.whole, d.frac, _ = strings.Cut(t, ".")
-	if d.whole == "" && d.frac == "" || !allDigits(d.whole) || !allDigits(d.frac) {
-		return pgDecimal{}, fmt.Errorf("invalid decimal %q", s)
-	}
-	d.whole = strings.TrimLeft(d.whole, "0")
-	if len(d.whole) > pgNumericMaxWhole {
-		return pgDecimal{}, fmt.Errorf("decimal of %d digits before the point is out of PostgreSQL's range", len(d.whole))
-	}
-	if len(d.frac) > pgNumericMaxScale {
-		return pgDecimal{}, fmt.Errorf("decimal of %d digits after the point is out of PostgreSQL's range", len(d.frac))
-	}
-	// The decimal digit of power e (10^e) is in the base-10000 digit of
-	// weight floor(e/4).
-	hi, lo, ok := 0, 0, false
-	if len(d.whole) > 0 {
-		hi, ok = len(d.whole)-1, true
-	} else if i := firstNonZero(d.frac); i >= 0 {
-		hi, ok = -i-1, true
-	}
-	if !ok {
-		// Zero, whatever its sign: PostgreSQL keeps no negative zero.
-		d.sign, d.first, d.last = pgNumericPos, -1, 0
-		return d, nil
-	}
-	if i := lastNonZero(d.frac); i >= 0 {
-		lo = -i - 1
-	} else {
-		lo = len(d.whole) - 1 - lastNonZero(d.whole)
-	}
-	d.first, d.last = floorDiv4(hi), floorDiv4(lo)
-	return d, nil
-}
-
-func allDigits[T string | []byte](s T) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func firstNonZero(s string) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] != '0' {
-			return i
-		}
-	}
-	return -1
-}
-
-func lastNonZero(s string) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] != '0' {
-			return i
-		}
-	}
-	return -1
-}
-
-func floorDiv4(e int) int {
-	if e >= 0 {
-		return e / 4
-	}
-	return -((-e + 3) / 4)
-}
-
-// digit is the decimal digit of power e (10^e).
-func (d *pgDecimal) digit(e int) uint16 {
-	if e >= 0 {
-		if i := len(d.whole) - 1 - e; i >= 0 {
-			return uint16(d.whole[i] - '0')
-		}
-		return 0
-	}
-	if i := -e - 1; i < len(d.frac) {
-		return uint16(d.frac[i] - '0')
-	}
-	return 0
-}
-
-// appendBinary appends d as a COPY field of type numeric.
-func (d *pgDecimal) appendBinary(buf []byte) []byte {
-	switch d.sign {
-	case pgNumericNaN, pgNumericPInf, pgNumericNInf:
-		return appendPgNumericHeader(appendLen(buf, 8), 0, 0, d.sign, 0)
-	}
-	ndigits := max(d.first-d.last+1, 0)
-	weight := 0
-	if ndigits > 0 {
-		weight = d.first
-	}
-	buf = appendPgNumericHeader(appendLen(buf, 8+2*ndigits), ndigits, weight, d.sign, len(d.frac))
-	for w := d.first; w >= d.last; w-- {
-		e := 4 * w
-		g := d.digit(e+3)*1000 + d.digit(e+2)*100 + d.digit(e+1)*10 + d.digit(e)
-		buf = binary.BigEndian.AppendUint16(buf, g)
-	}
-	return buf
-}
-
-func appendPgNumericHeader(buf []byte, ndigits, weight int, sign uint16, dscale int) []byte {
-	buf = binary.BigEndian.AppendUint16(buf, uint16(ndigits))
-	buf = binary.BigEndian.AppendUint16(buf, uint16(int16(weight)))
-	buf = binary.BigEndian.AppendUint16(buf, sign)
-	return binary.BigEndian.AppendUint16(buf, uint16(dscale))
-}
-
-func pgEncodeDecimal(buf []byte, v any) ([]byte, error) {
-	s, ok := v.(string)
-	if !ok {
-		return nil, errValueType(v, "string")
-	}
-	d, err := parsePgDecimal(s)
-	if err != nil {
-		return nil, err
-	}
-	return d.appendBinary(buf), nil
-}
-
-// pgEncodeUint64 sends a uint64 as a numeric (the column is NUMERIC(20,0)).
-func pgEncodeUint64(buf []byte, v any) ([]byte, error) {
-	x, ok := v.(uint64)
-	if !ok {
-		return nil, errValueType(v, "uint64")
-	}
-	// At most 5 base-10000 digits, least significant first.
-	var digits [5]uint16
-	n := 0
-	for ; x > 0; x /= 10000 {
-		digits[n] = uint16(x % 10000)
-		n++
-	}
-	weight := max(n-1, 0)
-	last := 0
-	for last < n && digits[last] == 0 {
-		last++
-	}
-	buf = appendPgNumericHeader(appendLen(buf, 8+2*(n-last)), n-last, weight, pgNumericPos, 0)
-	for i := n - 1; i >= last; i-- {
-		buf = binary.BigEndian.AppendUint16(buf, digits[i])
-	}
-	return buf, nil
 }

@@ -1,4 +1,4 @@
-package resultsink
+package wire
 
 import (
 	"testing"

@@ -1,4 +1,4 @@
-package resultsink
+package wire
 
 import (
 	"encoding/binary"
@@ -19,21 +19,21 @@ import (
 // encoded as the typed path does. Nothing is decoded into Go values, which
 // is most of what a row cost the server.
 type pgWire struct {
-	*wireSource
+	*rawRows
 	enc []wireEncoder // binary COPY fields
 }
 
-// newPgWire returns the pass-through for rows, or nil when they do not come
-// straight from PostgreSQL. cols are the results table's columns (the
-// source's, then RowColumn) and enc their typed encoders.
-func newPgWire(rows sqlexec.Rows, cols []sqlexec.Column, enc []pgEncoder) *pgWire {
-	ws := findWire(rows, sqlexec.Postgres, cols)
-	if ws == nil {
+// newPgWire returns the pass-through for src, or nil when it is nil or its
+// rows do not come from PostgreSQL. cols are the results table's columns
+// (the source's, then the row number) and enc their typed encoders.
+func newPgWire(src *Source, cols []sqlexec.Column, enc []pgEncoder) *pgWire {
+	raw := newRawRows(src, sqlexec.Postgres, cols)
+	if raw == nil {
 		return nil
 	}
-	w := &pgWire{wireSource: ws}
-	for i, wc := range ws.cols {
-		w.enc = append(w.enc, pgWireEncoderFor(wc, cols[i].Type, ws.src, i, enc[i]))
+	w := &pgWire{rawRows: raw}
+	for i, wc := range raw.cols {
+		w.enc = append(w.enc, pgWireEncoderFor(wc, cols[i].Type, raw.src, i, enc[i]))
 	}
 	return w
 }

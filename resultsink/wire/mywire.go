@@ -1,4 +1,4 @@
-package resultsink
+package wire
 
 import (
 	"strconv"
@@ -11,24 +11,24 @@ import (
 // integers, dates, timestamps and decimals whose column holds them go as
 // they came, and text, JSON and bytes only get LOAD DATA's escapes. Floats,
 // and values the fast checks do not recognise, take the typed path
-// (decoded, then written as appendMySQLValue writes them), which also
+// (decoded, then written as AppendMySQLValue writes them), which also
 // refuses what decoding refuses.
 type myWire struct {
-	*wireSource
+	*rawRows
 	enc []wireEncoder // LOAD DATA fields
 }
 
-// newMyWire returns the pass-through for rows, or nil when they do not come
-// straight from MySQL. cols are the results table's columns (the source's,
-// then RowColumn).
-func newMyWire(rows sqlexec.Rows, cols []sqlexec.Column) *myWire {
-	ws := findWire(rows, sqlexec.MySQL, cols)
-	if ws == nil {
+// newMyWire returns the pass-through for src, or nil when it is nil or its
+// rows do not come from MySQL. cols are the results table's columns (the
+// source's, then the row number).
+func newMyWire(src *Source, cols []sqlexec.Column) *myWire {
+	raw := newRawRows(src, sqlexec.MySQL, cols)
+	if raw == nil {
 		return nil
 	}
-	w := &myWire{wireSource: ws}
+	w := &myWire{rawRows: raw}
 	for i, c := range cols[:len(cols)-1] {
-		w.enc = append(w.enc, myWireEncoderFor(c, ws.src, i))
+		w.enc = append(w.enc, myWireEncoderFor(c, raw.src, i))
 	}
 	return w
 }
@@ -63,7 +63,7 @@ func myWireEncoderFor(c sqlexec.Column, src sqlexec.WireRows, i int) wireEncoder
 		if err != nil {
 			return buf, err
 		}
-		return appendMySQLValue(buf, c, v)
+		return AppendMySQLValue(buf, c, v)
 	}
 	// verbatim passes values that pass ok as they are: none has a
 	// character LOAD DATA would need escaped.
@@ -79,7 +79,7 @@ func myWireEncoderFor(c sqlexec.Column, src sqlexec.WireRows, i int) wireEncoder
 	case sqlexec.TypeInt64, sqlexec.TypeUint64:
 		return verbatim(isInteger)
 	case sqlexec.TypeDecimal:
-		if mysqlDecimalFits(c) {
+		if MySQLDecimalFits(c) {
 			// As the typed path: the column holds any value of the
 			// source's (of its precision and scale).
 			return verbatim(isDecimal)
