@@ -90,7 +90,13 @@ var pgValueCases = []struct {
 		{ts(2000, 1, 1, 0, 0, 0, 0), "2000-01-01 00:00:00+00"},
 		// The instant, whatever the zone (the results session is in UTC).
 		{time.Date(2024, 1, 2, 3, 4, 5, 123456000, time.FixedZone("UTC+5", 5*3600)), "2024-01-01 22:04:05.123456+00"},
+		// In year 1 in UTC, though not where it is.
+		{time.Date(0, 12, 31, 23, 0, 0, 0, time.FixedZone("UTC-1", -3600)), "0001-01-01 00:00:00+00"},
 		{nil, "NULL"},
+	}},
+	{stagedOnly: true, col: sqlexec.Column{Name: "tstz_far", Type: sqlexec.TypeTimestampTZ}, vals: []pgValue{
+		// In year 1 where it is, but 1 BC in UTC.
+		{time.Date(1, 1, 1, 0, 30, 0, 0, time.FixedZone("UTC+1", 3600)), "0001-12-31 23:30:00+00 BC"},
 	}},
 	{col: sqlexec.Column{Name: "i", Type: sqlexec.TypeInt64}, vals: []pgValue{
 		{int64(math.MinInt64), "-9223372036854775808"}, {int64(math.MaxInt64), "9223372036854775807"}, {int64(0), "0"}, {nil, "NULL"},

@@ -60,14 +60,16 @@ func PgLiteral(t sqlexec.Type, sqlType string, v any) (string, error) {
 		if err := CheckMicroseconds(tm); err != nil {
 			return "", err
 		}
-		if tm.Year() < 1 || tm.Year() > 9999 {
+		// A timestamptz is written in UTC, and its year checked there:
+		// PostgreSQL reads a year 0 as out of range, not as 1 BC.
+		written, layout := tm, "2006-01-02 15:04:05.999999"
+		if t == sqlexec.TypeTimestampTZ {
+			written, layout = tm.UTC(), "2006-01-02 15:04:05.999999Z07:00"
+		}
+		if written.Year() < 1 || written.Year() > 9999 {
 			return "", fmt.Errorf("timestamp %v out of range", tm)
 		}
-		if t == sqlexec.TypeTimestampTZ {
-			s = tm.UTC().Format("2006-01-02 15:04:05.999999Z07:00")
-		} else {
-			s = tm.Format("2006-01-02 15:04:05.999999")
-		}
+		s = written.Format(layout)
 	case sqlexec.TypeBytes:
 		s = `\x` + hex.EncodeToString(v.([]byte))
 	default: // TypeText, TypeJSON

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // pgNumericWords is a binary numeric as its 16-bit words: ndigits, weight,
@@ -191,4 +193,60 @@ func FuzzPgDecimal(f *testing.F) {
 			t.Fatalf("%q: zero as %v", s, w)
 		}
 	})
+}
+
+// FuzzPgDecimalDecodes: a decimal the parser accepts encodes as a binary
+// numeric that an independent decoder of PostgreSQL's format (pgx's) reads
+// back as the same value; NaN and the infinities as themselves.
+func FuzzPgDecimalDecodes(f *testing.F) {
+	for _, s := range []string{"0", "-0.00", "12.50", "0.00001", "10000", "-00012.3400", ".5", "5.", "+7",
+		"123456789012345678901234567890.123456789", "1000000000000.000000000001", "NaN", "Infinity", "-Infinity"} {
+		f.Add(s)
+	}
+	m := pgtype.NewMap()
+	f.Fuzz(func(t *testing.T, s string) {
+		field, err := pgEncodeDecimal(nil, s)
+		if err != nil {
+			return
+		}
+		if n := int(int32(binary.BigEndian.Uint32(field))); n != len(field)-4 {
+			t.Fatalf("%q: field length %d for %d bytes", s, n, len(field)-4)
+		}
+		var n pgtype.Numeric
+		if err := m.Scan(pgtype.NumericOID, pgtype.BinaryFormatCode, field[4:], &n); err != nil {
+			t.Fatalf("%q: encoding %x does not decode: %v", s, field, err)
+		}
+		var ok bool
+		switch s {
+		case "NaN":
+			ok = n.NaN
+		case "Infinity":
+			ok = n.InfinityModifier == pgtype.Infinity
+		case "-Infinity":
+			ok = n.InfinityModifier == pgtype.NegativeInfinity
+		default:
+			want, _ := new(big.Rat).SetString(strings.TrimPrefix(s, "+"))
+			ok = !n.NaN && n.InfinityModifier == pgtype.Finite && numericRat(n).Cmp(want) == 0
+		}
+		if !ok || !n.Valid {
+			t.Fatalf("%q decodes as %+v", s, n)
+		}
+	})
+}
+
+// numericRat is n's value, n.Int times ten to the n.Exp.
+func numericRat(n pgtype.Numeric) *big.Rat {
+	scale := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(n.Exp))), nil)
+	r := new(big.Rat).SetInt(n.Int)
+	if n.Exp >= 0 {
+		return r.Mul(r, new(big.Rat).SetInt(scale))
+	}
+	return r.Quo(r, new(big.Rat).SetInt(scale))
+}
+
+func abs[T ~int32 | ~int64](x T) T {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
