@@ -67,11 +67,6 @@ func dialectFor(t sqlexec.Dialect) dialect {
 // mapping does not depend on the column (decimals and, on MySQL, JSON do).
 type columnTypes [sqlexec.TypeBytes + 1]string
 
-// quoteWith quotes an identifier with q, doubling any q inside it.
-func quoteWith(q, ident string) string {
-	return q + strings.ReplaceAll(ident, q, q+q) + q
-}
-
 // createTableSQL is the CREATE TABLE statement shared by the dialects.
 // keyed makes RowColumn the primary key, which pages of a large table need
 // to be read without sorting it; a small table (see smallWriter) is sorted

@@ -36,7 +36,7 @@ func fnv64(s string) uint64 {
 }
 
 func (mysqlDialect) maxIdentLen() int          { return 64 }
-func (mysqlDialect) quote(ident string) string { return quoteWith("`", ident) }
+func (mysqlDialect) quote(ident string) string { return sqlexec.MySQL.Quote(ident) }
 
 var mysqlColumnTypes = columnTypes{
 	sqlexec.TypeText:    "LONGTEXT",

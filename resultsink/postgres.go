@@ -24,7 +24,7 @@ const pgPublishLockTimeout = "2min"
 var _ dialect = postgresDialect{}
 
 func (postgresDialect) maxIdentLen() int          { return 63 }
-func (postgresDialect) quote(ident string) string { return quoteWith(`"`, ident) }
+func (postgresDialect) quote(ident string) string { return sqlexec.Postgres.Quote(ident) }
 
 var pgColumnTypes = columnTypes{
 	sqlexec.TypeText:        "TEXT",

@@ -19,7 +19,7 @@ var _ dialect = sqliteDialect{}
 // SQLite has no identifier limit; this one keeps names usable by every
 // client.
 func (sqliteDialect) maxIdentLen() int          { return 128 }
-func (sqliteDialect) quote(ident string) string { return quoteWith(`"`, ident) }
+func (sqliteDialect) quote(ident string) string { return sqlexec.SQLite.Quote(ident) }
 
 // columnType gives SQLite declared types whose affinity keeps the value as
 // written: exact decimals, unsigned 64-bit integers and JSON carry "TEXT" in
@@ -65,74 +65,27 @@ const (
 	sqliteCommitAge  = 200 * time.Millisecond
 )
 
+// load writes the rows in multi-row INSERTs of up to sqliteMaxBatch rows,
+// in transactions of up to sqliteCommitRows rows or sqliteCommitAge.
 func (d sqliteDialect) load(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, rows sqlexec.Rows) (int64, error) {
-	batch := max(1, min(sqliteMaxBatch, sqliteMaxParams/len(cols)))
-	insertSQL := func(n int) string {
-		names := make([]string, len(cols))
-		for i, c := range cols {
-			names[i] = d.quote(c.Name)
-		}
-		row := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
-		return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", d.quote(table), strings.Join(names, ", "),
-			strings.TrimSuffix(strings.Repeat(row+",", n), ","))
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = d.quote(c.Name)
 	}
-	fullSQL := insertSQL(batch)
-
-	var (
-		count       int64
-		uncommitted int
-		txStart     time.Time
-		args        = make([]any, 0, batch*len(cols))
-		tx          *sql.Tx
-		stmt        *sql.Stmt
-	)
-	defer func() {
-		if tx != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	flush := func(final bool) error {
-		n := len(args) / len(cols)
-		if n == 0 {
-			return nil
-		}
-		var err error
-		if tx == nil {
-			if tx, err = db.SQL().BeginTx(ctx, nil); err != nil {
-				return err
-			}
-			txStart = time.Now()
-			if stmt, err = tx.PrepareContext(ctx, fullSQL); err != nil {
-				return err
-			}
-		}
-		if n == batch {
-			_, err = stmt.ExecContext(ctx, args...)
-		} else {
-			_, err = tx.ExecContext(ctx, insertSQL(n), args...)
-		}
-		if err != nil {
-			return err
-		}
-		count += int64(n)
-		uncommitted += n
-		args = args[:0]
-		if final || uncommitted >= sqliteCommitRows || time.Since(txStart) >= sqliteCommitAge {
-			err = tx.Commit()
-			tx, uncommitted = nil, 0
-		}
-		return err
-	}
+	l := &sqliteLoader{db: db, ncols: len(cols), batch: max(1, min(sqliteMaxBatch, sqliteMaxParams/len(cols))),
+		head: fmt.Sprintf("INSERT INTO %s (%s) VALUES ", d.quote(table), strings.Join(names, ", "))}
+	l.args = make([]any, 0, l.batch*len(cols))
+	defer l.rollback()
 	for rows.Next() {
 		for i, v := range rows.Values() {
 			sv, err := sqliteValue(cols[i], v)
 			if err != nil {
 				return 0, fmt.Errorf("column %q: %w", cols[i].Name, err)
 			}
-			args = append(args, sv)
+			l.args = append(l.args, sv)
 		}
-		if len(args) == cap(args) {
-			if err := flush(false); err != nil {
+		if len(l.args) == cap(l.args) {
+			if err := l.flush(ctx, false); err != nil {
 				return 0, err
 			}
 		}
@@ -140,16 +93,78 @@ func (d sqliteDialect) load(ctx context.Context, db *sqlexec.DB, table string, c
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
-	if err := flush(true); err != nil {
+	if err := l.flush(ctx, true); err != nil {
 		return 0, err
 	}
-	if tx != nil {
-		if err := tx.Commit(); err != nil {
-			return 0, err
+	return l.count, nil
+}
+
+// sqliteLoader writes rows into a table, a batch at a time.
+type sqliteLoader struct {
+	db           *sqlexec.DB
+	head         string // INSERT INTO t (cols) VALUES
+	ncols, batch int
+	args         []any // the values of the rows not written yet
+	count        int64 // rows written
+	tx           *sql.Tx
+	stmt         *sql.Stmt // a full batch's INSERT, in tx
+	txStart      time.Time
+	uncommitted  int
+}
+
+// insertSQL inserts n rows.
+func (l *sqliteLoader) insertSQL(n int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", l.ncols), ",") + ")"
+	return l.head + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+}
+
+// flush writes the rows held in args, and commits if final or if the
+// transaction is old or large enough.
+func (l *sqliteLoader) flush(ctx context.Context, final bool) error {
+	n := len(l.args) / l.ncols
+	if n > 0 {
+		if err := l.write(ctx, n); err != nil {
+			return err
 		}
-		tx = nil
 	}
-	return count, nil
+	if l.tx == nil || !final && l.uncommitted < sqliteCommitRows && time.Since(l.txStart) < sqliteCommitAge {
+		return nil
+	}
+	err := l.tx.Commit()
+	l.tx, l.uncommitted = nil, 0
+	return err
+}
+
+func (l *sqliteLoader) write(ctx context.Context, n int) error {
+	var err error
+	if l.tx == nil {
+		if l.tx, err = l.db.SQL().BeginTx(ctx, nil); err != nil {
+			return err
+		}
+		l.txStart = time.Now()
+		if l.stmt, err = l.tx.PrepareContext(ctx, l.insertSQL(l.batch)); err != nil {
+			return err
+		}
+	}
+	if n == l.batch {
+		_, err = l.stmt.ExecContext(ctx, l.args...)
+	} else {
+		_, err = l.tx.ExecContext(ctx, l.insertSQL(n), l.args...)
+	}
+	if err != nil {
+		return err
+	}
+	l.count += int64(n)
+	l.uncommitted += n
+	l.args = l.args[:0]
+	return nil
+}
+
+// rollback ends a transaction that an error left open.
+func (l *sqliteLoader) rollback() {
+	if l.tx != nil {
+		_ = l.tx.Rollback()
+	}
 }
 
 const (

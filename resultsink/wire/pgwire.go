@@ -70,60 +70,8 @@ func pgWireEncoderFor(wc sqlexec.WireColumn, t sqlexec.Type, src sqlexec.WireRow
 		}
 		return typed(buf, v)
 	}
-	same := func(size int) wireEncoder {
-		return func(buf, b []byte) ([]byte, error) {
-			if size > 0 && len(b) != size {
-				return decoded(buf, b) // which says what is wrong
-			}
-			return append(appendLen(buf, len(b)), b...), nil
-		}
-	}
 	if wc.Binary {
-		switch {
-		case wc.OID == pgtype.Int8OID && t == sqlexec.TypeInt64,
-			wc.OID == pgtype.Float8OID && t == sqlexec.TypeFloat64:
-			return same(8)
-		case wc.OID == pgtype.BoolOID && t == sqlexec.TypeBool:
-			return same(1)
-		case wc.OID == pgtype.ByteaOID && t == sqlexec.TypeBytes:
-			return same(0)
-		case (wc.OID == pgtype.Int2OID || wc.OID == pgtype.Int4OID) && t == sqlexec.TypeInt64:
-			return func(buf, b []byte) ([]byte, error) {
-				var x int64
-				switch len(b) {
-				case 2:
-					x = int64(int16(binary.BigEndian.Uint16(b)))
-				case 4:
-					x = int64(int32(binary.BigEndian.Uint32(b)))
-				default:
-					return decoded(buf, b)
-				}
-				return binary.BigEndian.AppendUint64(appendLen(buf, 8), uint64(x)), nil
-			}
-		case wc.OID == pgtype.DateOID && t == sqlexec.TypeDate:
-			return func(buf, b []byte) ([]byte, error) {
-				// Infinity has no portable form: the decoder refuses it.
-				if len(b) != 4 {
-					return decoded(buf, b)
-				}
-				if days := int32(binary.BigEndian.Uint32(b)); days == math.MaxInt32 || days == math.MinInt32 {
-					return decoded(buf, b)
-				}
-				return append(appendLen(buf, 4), b...), nil
-			}
-		case wc.OID == pgtype.TimestampOID && t == sqlexec.TypeTimestamp,
-			wc.OID == pgtype.TimestamptzOID && t == sqlexec.TypeTimestampTZ:
-			return func(buf, b []byte) ([]byte, error) {
-				if len(b) != 8 {
-					return decoded(buf, b)
-				}
-				if us := int64(binary.BigEndian.Uint64(b)); us == math.MaxInt64 || us == math.MinInt64 {
-					return decoded(buf, b)
-				}
-				return append(appendLen(buf, 8), b...), nil
-			}
-		}
-		return decoded
+		return pgBinaryPassThrough(wc, t, decoded)
 	}
 	switch {
 	case wc.OID == pgtype.NumericOID && t == sqlexec.TypeDecimal:
@@ -138,7 +86,69 @@ func pgWireEncoderFor(wc sqlexec.WireColumn, t sqlexec.Type, src sqlexec.WireRow
 		}
 	case t == sqlexec.TypeText || t == sqlexec.TypeJSON && (wc.OID == pgtype.JSONOID || wc.OID == pgtype.JSONBOID):
 		// json's binary form is its text; jsonb arrives as text too.
-		return same(0)
+		return sameBytes(0, decoded)
+	}
+	return decoded
+}
+
+// sameBytes passes a value through as it came, if it has size bytes (any,
+// for 0); else decoded says what is wrong with it.
+func sameBytes(size int, decoded wireEncoder) wireEncoder {
+	return func(buf, b []byte) ([]byte, error) {
+		if size > 0 && len(b) != size {
+			return decoded(buf, b)
+		}
+		return append(appendLen(buf, len(b)), b...), nil
+	}
+}
+
+// pgBinaryPassThrough is the encoder of a column the source sent in binary:
+// as it came where the results column's binary form is the same (widened,
+// for smaller integers), else decoded.
+func pgBinaryPassThrough(wc sqlexec.WireColumn, t sqlexec.Type, decoded wireEncoder) wireEncoder {
+	switch {
+	case wc.OID == pgtype.Int8OID && t == sqlexec.TypeInt64,
+		wc.OID == pgtype.Float8OID && t == sqlexec.TypeFloat64:
+		return sameBytes(8, decoded)
+	case wc.OID == pgtype.BoolOID && t == sqlexec.TypeBool:
+		return sameBytes(1, decoded)
+	case wc.OID == pgtype.ByteaOID && t == sqlexec.TypeBytes:
+		return sameBytes(0, decoded)
+	case (wc.OID == pgtype.Int2OID || wc.OID == pgtype.Int4OID) && t == sqlexec.TypeInt64:
+		return func(buf, b []byte) ([]byte, error) {
+			var x int64
+			switch len(b) {
+			case 2:
+				x = int64(int16(binary.BigEndian.Uint16(b)))
+			case 4:
+				x = int64(int32(binary.BigEndian.Uint32(b)))
+			default:
+				return decoded(buf, b)
+			}
+			return binary.BigEndian.AppendUint64(appendLen(buf, 8), uint64(x)), nil
+		}
+	case wc.OID == pgtype.DateOID && t == sqlexec.TypeDate:
+		return func(buf, b []byte) ([]byte, error) {
+			// Infinity has no portable form: the decoder refuses it.
+			if len(b) != 4 {
+				return decoded(buf, b)
+			}
+			if days := int32(binary.BigEndian.Uint32(b)); days == math.MaxInt32 || days == math.MinInt32 {
+				return decoded(buf, b)
+			}
+			return append(appendLen(buf, 4), b...), nil
+		}
+	case wc.OID == pgtype.TimestampOID && t == sqlexec.TypeTimestamp,
+		wc.OID == pgtype.TimestamptzOID && t == sqlexec.TypeTimestampTZ:
+		return func(buf, b []byte) ([]byte, error) {
+			if len(b) != 8 {
+				return decoded(buf, b)
+			}
+			if us := int64(binary.BigEndian.Uint64(b)); us == math.MaxInt64 || us == math.MinInt64 {
+				return decoded(buf, b)
+			}
+			return append(appendLen(buf, 8), b...), nil
+		}
 	}
 	return decoded
 }
