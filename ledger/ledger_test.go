@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
 	"github.com/sql-jobber/sql-jobber/ledger"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
@@ -909,19 +910,13 @@ func TestAdmissionWaitingForALockHoldsUpNoOther(t *testing.T) {
 		xDone <- err
 	}()
 	// x's admission waits for the lock before y's comes.
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	testwait.For(t, 10*time.Second, "x's admission to wait for its row", func() (bool, string) {
 		var waiting int
 		if err := l.db.Postgres().QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", holder).Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}
-		if waiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("x's admission never waited for its row")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return waiting > 0, fmt.Sprintf("%d sessions wait for the row's lock", waiting)
+	})
 	// Well under admitTimeout (30 s), over the batch's lock timeout (1 s).
 	yctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
