@@ -58,8 +58,11 @@ type Job struct {
 	// Count is how many rows the results table has.
 	Count   int64
 	Error   string
-	Attempt int    // runs started so far
+	Attempt int    // runs started so far, but those lost with their node
 	Node    string // the node that runs or ran it
+	// LostRuns counts the runs lost with their node (a crash, not the
+	// job's failure): they do not count against Retries.
+	LostRuns int
 
 	// EnqueuedAt is when the job (re)entered its queue.
 	EnqueuedAt time.Time

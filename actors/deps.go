@@ -19,13 +19,14 @@ type Ledger interface {
 	jobRecords
 	runRecords
 	groupRecords
+	leases
 }
 
 // jobRecords is what a job's grain does to its job, and what readers of a
 // job read.
 type jobRecords interface {
 	Admit(ctx context.Context, j ledger.Job) (*ledger.Job, error)
-	Start(ctx context.Context, j ledger.Job, node string, lease time.Duration) (*ledger.Job, error)
+	Start(ctx context.Context, j ledger.Job, node ledger.Node, lease time.Duration) (*ledger.Job, error)
 	Get(ctx context.Context, id string) (*ledger.Job, error)
 	Cancel(ctx context.Context, id string) (*ledger.Job, error)
 	DeleteIfUnchanged(ctx context.Context, j *ledger.Job) (bool, error)
@@ -35,15 +36,25 @@ type jobRecords interface {
 
 // runRecords is what queues, runs and the node's housekeeping do.
 type runRecords interface {
-	Claim(ctx context.Context, queue, node string, n int, lease time.Duration) ([]*ledger.Job, error)
+	Claim(ctx context.Context, queue string, node ledger.Node, n int, lease time.Duration) ([]*ledger.Job, error)
 	NextReady(ctx context.Context, queue string) (time.Time, bool, error)
 	Renew(ctx context.Context, runIDs []string, lease time.Duration) (map[string]bool, error)
 	Finish(ctx context.Context, id, runID string, o ledger.Outcome) error
 	Release(ctx context.Context, id, runID string) error
 	Run(j *ledger.Job) *ledger.Run
-	RecoverLost(ctx context.Context, node string) ([]*ledger.Job, error)
+	TakeOverNode(ctx context.Context, nodeID string, maxLost int) ([]*ledger.Job, error)
+	TakeOverName(ctx context.Context, name, except string, maxLost int) ([]*ledger.Job, error)
+	RecoverExpired(ctx context.Context, maxLost, limit int) ([]*ledger.Job, error)
 	Expired(ctx context.Context, limit int) ([]*ledger.Job, error)
 	PendingByQueue(ctx context.Context) (map[string]int64, error)
+}
+
+// leases is what a node holds in the ledger: its worker name, and the
+// housekeeping role.
+type leases interface {
+	TakeLease(ctx context.Context, name, holder, detail string, ttl time.Duration, replace func(cur *ledger.Lease) bool) (*ledger.Lease, error)
+	RenewLease(ctx context.Context, name, holder string, ttl time.Duration) error
+	DropLease(ctx context.Context, name, holder string) error
 }
 
 // groupRecords is what a group's grain does to its group.
@@ -82,6 +93,11 @@ type TableReader interface {
 // system the engine's actors live in, and requests to grains wherever they
 // are.
 type Node interface {
+	// ID is this incarnation's ID, new at every start (the ledger's
+	// NodeID of the runs it starts).
+	ID() string
+	// Address is where this node's actors are reached, host:port.
+	Address() string
 	System() *actor.ActorSystem
 	// Request sends msg to the grain kind/identity, wherever it is, and
 	// returns its reply; an unreachable grain gives an error wrapping

@@ -18,6 +18,7 @@ import (
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/internal/retry"
+	"github.com/sql-jobber/sql-jobber/ledger"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -37,16 +38,21 @@ const (
 	LeaseDefault            = 30 * time.Second
 	RetryBackoffDefault     = time.Second
 	ledgerTimeout           = 30 * time.Second
+	NodeLeaseDefault        = 10 * time.Second
 	maxQueueListing         = 10_000
-	expiredBatch            = 100
-	groupSweepEveryNthPoll  = 30
+	// housekeepingBatch bounds the jobs or groups one pass of housekeeping
+	// handles of each kind.
+	housekeepingBatch      = 100
+	groupSweepEveryNthPoll = 30
 )
 
 // Config configures an Engine.
 type Config struct {
 	// NodeName names this node in logs and the ledger (--worker-name).
-	// It must be unique in the cluster: at start a node takes back the
-	// runs the ledger says it had.
+	// Two live nodes cannot share it: a node holds its name's lease in the
+	// ledger while it runs, and refuses to start while another live node
+	// holds it. At start a node takes back the runs that earlier runs of
+	// its name lost.
 	NodeName string
 	// Queues are the queues this node works, with the number of jobs of
 	// each that may run at once on this node. Empty: DefaultQueue with
@@ -67,8 +73,18 @@ type Config struct {
 	// told about, and expired results are removed.
 	PollInterval time.Duration
 	// Lease is how long a run's claim on its job lasts without renewal;
-	// a node that stops renewing (a crash) loses its runs after it.
+	// a node that stops renewing (a crash no member saw) loses its runs
+	// after it.
 	Lease time.Duration
+	// NodeLease is how long a node's hold on its name lasts without
+	// renewal: how soon a node that died where no member saw it (or one
+	// alone) may start again under its name at another address.
+	NodeLease time.Duration
+	// LostRunsMax is how many runs of one job may be lost with their
+	// nodes (crashes, not failures of the job, which count against its
+	// retries) before the job fails: a job that takes its node down
+	// every time must not go round the cluster for ever.
+	LostRunsMax int
 	// GrainIdle is how long a grain stays in memory without messages.
 	GrainIdle time.Duration
 	Logger    *slog.Logger
@@ -87,6 +103,8 @@ func (c Config) WithDefaults() Config {
 	c.RetryBackoff = cmp.Or(c.RetryBackoff, RetryBackoffDefault)
 	c.PollInterval = cmp.Or(c.PollInterval, PollIntervalDefault)
 	c.Lease = cmp.Or(c.Lease, LeaseDefault)
+	c.NodeLease = cmp.Or(c.NodeLease, NodeLeaseDefault)
+	c.LostRunsMax = cmp.Or(c.LostRunsMax, ledger.LostRunsMaxDefault)
 	c.GrainIdle = cmp.Or(c.GrainIdle, GrainIdleDefault)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -116,8 +134,11 @@ func (c Config) Validate() error {
 	if c.GroupConcurrency < 1 {
 		return errors.New("default_group_concurrency: must be at least 1")
 	}
-	if c.RetryBackoff < 0 || c.PollInterval < 0 || c.Lease < 0 {
-		return errors.New("retry_backoff, poll interval and lease must not be negative")
+	if c.RetryBackoff < 0 || c.PollInterval < 0 || c.Lease < 0 || c.NodeLease < 0 {
+		return errors.New("retry_backoff, poll interval and leases must not be negative")
+	}
+	if c.LostRunsMax < 1 {
+		return errors.New("lost_runs_max: must be at least 1")
 	}
 	return nil
 }
@@ -132,8 +153,10 @@ type Engine struct {
 	maxIDLen int
 	logger   *slog.Logger
 
-	// node is set by Start, before running is.
+	// node is set by Start, before running is; self is who it is in the
+	// ledger.
 	node Node
+	self ledger.Node
 	// queues are this node's queue actors. The map is made with the
 	// engine, so that grains (which other members may reach while Start
 	// runs) read it unlocked.
@@ -201,10 +224,11 @@ func (e *Engine) Kinds() []*protocluster.Kind {
 }
 
 // Start starts the engine on node, a started member of the cluster that
-// hosts Kinds: it takes back the runs this node had when it last stopped
-// (they are lost: they run again, see ledger.Ledger.RecoverLost), lets
-// groups release held members, and starts this node's queue actors, which
-// claim ready jobs from the ledger.
+// hosts Kinds. It takes its worker name's lease in the ledger, or fails
+// saying which live node holds the name; takes back the runs that earlier
+// runs of this node lost (they run again: see
+// ledger.Ledger.TakeOverName); lets groups release held members; and
+// starts this node's queue actors, which claim ready jobs from the ledger.
 func (e *Engine) Start(ctx context.Context, node Node) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -214,15 +238,19 @@ func (e *Engine) Start(ctx context.Context, node Node) error {
 	e.started = true
 	// Runs outlive the start-up context; Stop ends them.
 	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	e.node = node
+	e.node, e.self = node, ledger.Node{Name: e.cfg.NodeName, ID: node.ID()}
+	if err := e.holdName(ctx); err != nil {
+		return err
+	}
 	e.running.Store(true)
-
-	recovered, err := e.ledger.RecoverLost(ctx, e.cfg.NodeName)
+	// The name is this node's: the runs of its earlier incarnations are
+	// lost.
+	recovered, err := e.ledger.TakeOverName(ctx, e.self.Name, e.self.ID, e.cfg.LostRunsMax)
 	if err != nil {
 		return err
 	}
 	if len(recovered) > 0 {
-		e.logger.Info("runs lost by an earlier stop were recovered", slog.Int("jobs", len(recovered)))
+		e.logger.Info("runs lost by an earlier run of this node were taken back", slog.Int("jobs", len(recovered)))
 	}
 	e.sweepGroups(ctx)
 
@@ -243,8 +271,9 @@ func (e *Engine) Start(ctx context.Context, node Node) error {
 	for _, j := range recovered {
 		e.recovered(j)
 	}
-	e.wg.Add(1)
-	go e.maintain()
+	e.wg.Add(2)
+	go e.renew()
+	go e.housekeep()
 	return nil
 }
 
@@ -277,6 +306,12 @@ func (e *Engine) Stop() {
 	}
 	e.cancel()
 	e.wg.Wait()
+	// The name is free at once for this node's next run, wherever.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), releaseTimeout)
+	defer cancel()
+	if err := e.ledger.DropLease(ctx, nameLease(e.self.Name), e.self.ID); err != nil {
+		e.logger.Warn("let go of the worker name", slog.String("error_code", sqlexec.ErrorCode(err)))
+	}
 }
 
 // Joined reports whether the node is a member of its cluster and takes

@@ -1,11 +1,13 @@
 package actors_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,11 +42,20 @@ type env struct {
 	engine *actors.Engine
 	ledger *ledger.Ledger
 	res    *gatedResults
+	node   *cluster.Node
 }
 
-// startEngine starts an engine with cfg (NodeName and PollInterval have
-// defaults of their own), stopped at the end of the test.
-func startEngine(t *testing.T, cfg actors.Config) *env {
+// stores are the databases of test engines: a source, and a results
+// database that also keeps the ledger. Engines started on the same stores
+// share the ledger, as the nodes of a cluster do.
+type stores struct {
+	reg     *sqlexec.Registry
+	backend *resultsink.Backend
+	ledger  *ledger.Ledger
+	reader  *resultsink.Reader
+}
+
+func newStores(t *testing.T) *stores {
 	t.Helper()
 	ctx := context.Background()
 	src := sqlexectest.Open(t, sqlexec.SQLite, "src", sqlexec.OpenOptions{})
@@ -75,15 +86,31 @@ func startEngine(t *testing.T, cfg actors.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := newGatedResults(backend)
+	return &stores{reg: reg, backend: backend, ledger: l, reader: reader}
+}
+
+// startEngine starts an engine with cfg (NodeName and PollInterval have
+// defaults of their own) on stores of its own, stopped at the end of the
+// test.
+func startEngine(t *testing.T, cfg actors.Config) *env {
+	t.Helper()
+	e, err := newStores(t).start(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// start starts an engine with cfg on s, alone on a cluster node of its own,
+// stopped at the end of the test, and returns the engine's start error.
+func (s *stores) start(t *testing.T, cfg actors.Config) (*env, error) {
+	t.Helper()
+	ctx := context.Background()
+	res := newGatedResults(s.backend)
 	t.Cleanup(res.open)
-	if cfg.NodeName == "" {
-		cfg.NodeName = "n1"
-	}
-	if cfg.PollInterval == 0 {
-		cfg.PollInterval = 50 * time.Millisecond
-	}
-	e, err := actors.NewEngine(l, reg, map[string]actors.Results{"res": res}, reader, cfg)
+	cfg.NodeName = cmp.Or(cfg.NodeName, "n1")
+	cfg.PollInterval = cmp.Or(cfg.PollInterval, 50*time.Millisecond)
+	e, err := actors.NewEngine(s.ledger, s.reg, map[string]actors.Results{"res": res}, s.reader, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,13 +122,10 @@ func startEngine(t *testing.T, cfg actors.Config) *env {
 	if err := node.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Start(ctx, node); err != nil {
-		t.Fatal(err)
-	}
 	// Before node.Stop (cleanups run last first), after res.open: a run
 	// stopped by the engine hands its job back.
 	t.Cleanup(e.Stop)
-	return &env{t: t, engine: e, ledger: l, res: res}
+	return &env{t: t, engine: e, ledger: s.ledger, res: res, node: node}, e.Start(ctx, node)
 }
 
 // gatedResults is the real results backend, whose writes wait until the
@@ -215,6 +239,21 @@ func (e *env) submitGroupOfThree() {
 	e.states([]sqljobber.State{sqljobber.StateStarted, sqljobber.StatePending, sqljobber.StatePending}, "m1", "m2", "m3")
 }
 
+// writing waits until the runs of jobs ids are writing their results (held
+// by the gate): they are running, not only recorded STARTED.
+func (e *env) writing(ids ...string) {
+	e.t.Helper()
+	e.eventually(fmt.Sprintf("runs of %v writing", ids), 30*time.Second, func() (bool, string) {
+		_, _, began := e.res.state()
+		for _, id := range ids {
+			if !slices.Contains(began, "results_"+id) {
+				return false, fmt.Sprint(began)
+			}
+		}
+		return true, ""
+	})
+}
+
 func repeat(s sqljobber.State, n int) []sqljobber.State {
 	out := make([]sqljobber.State, n)
 	for i := range out {
@@ -269,7 +308,7 @@ func TestQueueRunsNoMoreJobsThanItsSlots(t *testing.T) {
 func TestDrainWaitsForRunningJobsAndStopHandsThemBack(t *testing.T) {
 	e := startEngine(t, actors.Config{Queues: map[string]int{"default": 1}})
 	e.submit("running")
-	e.states([]sqljobber.State{sqljobber.StateStarted}, "running")
+	e.writing("running")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -297,7 +336,7 @@ func TestDrainWaitsForRunningJobsAndStopHandsThemBack(t *testing.T) {
 func TestDrainEndsWhenTheRunsFinish(t *testing.T) {
 	e := startEngine(t, actors.Config{Queues: map[string]int{"default": 1}})
 	e.submit("a")
-	e.states([]sqljobber.State{sqljobber.StateStarted}, "a")
+	e.writing("a")
 	e.res.release(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -412,5 +451,80 @@ func TestResultsOfJobsInEachState(t *testing.T) {
 	var gone *sqljobber.GoneError
 	if _, err := e.engine.Results(ctx, "a", resultsink.Query{}); !errors.As(err, &gone) || gone.Reason != sqljobber.GonePurged {
 		t.Fatalf("purged job: %v", err)
+	}
+}
+
+// TestClusterAWorkerNameHasOneLiveHolder: a node whose worker name a live node
+// holds does not start, and says who holds it; once that node has stopped,
+// or when nothing listens at its address any more (it died), the name is
+// free.
+func TestClusterAWorkerNameHasOneLiveHolder(t *testing.T) {
+	s := newStores(t)
+	first, err := s.start(t, actors.Config{NodeName: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.start(t, actors.Config{NodeName: "n1"})
+	if err == nil || !strings.Contains(err.Error(), `worker name "n1" is held by a live node`) || !strings.Contains(err.Error(), first.node.Address()) {
+		t.Fatalf("a second node named n1: %v", err)
+	}
+	if _, err := s.start(t, actors.Config{NodeName: "n2"}); err != nil {
+		t.Fatalf("a node of another name: %v", err)
+	}
+
+	// A crash: the run stays STARTED, the name held, but nothing
+	// listens at the dead node's address.
+	first.submit("j")
+	first.states([]sqljobber.State{sqljobber.StateStarted}, "j")
+	first.node.Stop()
+	again, err := s.start(t, actors.Config{NodeName: "n1"})
+	if err != nil {
+		t.Fatalf("n1 again after its first run died: %v", err)
+	}
+	again.res.open()
+	again.states([]sqljobber.State{sqljobber.StateSuccess}, "j")
+	j, err := again.engine.Job(context.Background(), "j")
+	if err != nil || j.LostRuns != 1 || j.Attempt != 1 {
+		t.Fatalf("the job its first run lost: %+v, %v", j, err)
+	}
+	// A graceful stop lets go of the name at once.
+	again.engine.Stop()
+	if _, err := s.start(t, actors.Config{NodeName: "n1"}); err != nil {
+		t.Fatalf("n1 after a graceful stop: %v", err)
+	}
+}
+
+// TestClusterAMemberFoundGoneLosesItsRuns: when the cluster finds a member gone,
+// another node takes back its runs at once, without waiting for their
+// lease, and runs them; the job's record says a run was lost, and its
+// retries are untouched.
+func TestClusterAMemberFoundGoneLosesItsRuns(t *testing.T) {
+	s := newStores(t)
+	dead, err := s.start(t, actors.Config{NodeName: "dead", Lease: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.submit("j")
+	dead.states([]sqljobber.State{sqljobber.StateStarted}, "j")
+	other, err := s.start(t, actors.Config{NodeName: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.res.open()
+	other.engine.MemberDown(sqljobber.Member{Name: "dead", ID: dead.node.ID()})
+	other.states([]sqljobber.State{sqljobber.StateSuccess}, "j")
+	j, err := other.engine.Job(context.Background(), "j")
+	if err != nil || j.LostRuns != 1 || j.Attempt != 1 || j.Node != "other" {
+		t.Fatalf("the job: %+v, %v", j, err)
+	}
+	// The run that was taken for dead learns it lost its job, and
+	// publishes nothing.
+	dead.res.open()
+	dead.eventually("the lost run to stop", 30*time.Second, func() (bool, string) {
+		running, _, _ := dead.res.state()
+		return running == 0, fmt.Sprintf("%d writes under way", running)
+	})
+	if j, _ := other.engine.Job(context.Background(), "j"); j.Node != "other" || j.State != sqljobber.StateSuccess {
+		t.Fatalf("the job after the lost run stopped: %+v", j)
 	}
 }

@@ -186,7 +186,7 @@ func (e *Engine) admitStarted(ctx context.Context, j ledger.Job, queue *actor.PI
 		return sqljobber.ErrStopping
 	}
 	defer e.wg.Done()
-	started, err := e.ledger.Start(ctx, j, e.cfg.NodeName, e.cfg.Lease)
+	started, err := e.ledger.Start(ctx, j, e.self, e.cfg.Lease)
 	if err != nil {
 		e.node.System().Root.Send(queue, slotFreed{})
 		return err

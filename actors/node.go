@@ -53,11 +53,11 @@ func (e *Engine) wakeLocal(queue string) {
 // renewal, should the message be lost). It returns a channel closed when a
 // run here has ended, or nil.
 func (e *Engine) stopRun(j *ledger.Job) <-chan struct{} {
-	if j.Node == e.cfg.NodeName {
+	if j.NodeID == e.self.ID {
 		return e.cancelRun(j.RunID, errCancelled)
 	}
 	for _, m := range e.node.Members() {
-		if m.Name == j.Node && !m.Self {
+		if m.ID == j.NodeID && !m.Self {
 			e.node.System().Root.Send(actor.NewPID(m.Address, nodeActorName), &jobpb.CancelRun{RunId: j.RunID})
 		}
 	}

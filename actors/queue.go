@@ -141,7 +141,7 @@ func (q *queueActor) claim(n int) *claimed {
 	e := q.e
 	ctx, cancel := context.WithTimeout(e.ctx, ledgerTimeout)
 	defer cancel()
-	jobs, err := e.ledger.Claim(ctx, q.ref.name, e.cfg.NodeName, n, e.cfg.Lease)
+	jobs, err := e.ledger.Claim(ctx, q.ref.name, e.self, n, e.cfg.Lease)
 	if err != nil {
 		return &claimed{err: err}
 	}

@@ -310,6 +310,8 @@ type jobJSON struct {
 	ResultsBackend string  `json:"results_backend"`
 	ResultsTable   string  `json:"results_table"`
 	Attempt        int     `json:"attempt"`
+	LostRuns       int     `json:"lost_runs"`
+	Node           string  `json:"node"`
 	Retries        int     `json:"retries"`
 	GroupID        string  `json:"group_id,omitempty"`
 	ETA            *string `json:"eta"`
@@ -322,7 +324,7 @@ type jobJSON struct {
 func jobOf(j *sqljobber.Job) jobJSON {
 	return jobJSON{
 		JobID: j.ID, Task: j.Task, Queue: j.Queue, State: string(j.State), Count: j.Count, Error: j.Error,
-		ResultsBackend: j.ResultsBackend, ResultsTable: j.ResultsTable, Attempt: j.Attempt, Retries: j.Retries,
+		ResultsBackend: j.ResultsBackend, ResultsTable: j.ResultsTable, Attempt: j.Attempt, LostRuns: j.LostRuns, Node: j.Node, Retries: j.Retries,
 		GroupID: j.GroupID, ETA: timeJSON(j.ETA), CreatedAt: timeJSON(j.CreatedAt), StartedAt: timeJSON(j.StartedAt),
 		FinishedAt: timeJSON(j.FinishedAt), ExpiresAt: timeJSON(j.ExpiresAt),
 	}

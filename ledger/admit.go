@@ -39,7 +39,7 @@ func (l *Ledger) admission(j Job) Job {
 	if j.ETA.After(t) {
 		j.ReadyAt = j.ETA.UTC().Truncate(time.Microsecond)
 	}
-	j.Count, j.Error, j.Attempt, j.RunID, j.Node, j.Fence = 0, "", 0, "", "", 0
+	j.Count, j.Error, j.Attempt, j.RunID, j.Node, j.NodeID, j.Fence, j.LostRuns = 0, "", 0, "", "", "", 0, 0
 	j.LeaseUntil, j.ExpiresAt, j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	if len(j.Args) == 0 {
 		j.Args = json.RawMessage("[]")
@@ -57,11 +57,11 @@ func (l *Ledger) admission(j Job) Job {
 // nobody running it until its lease ran out, so it is not left to the
 // caller's context: it is written within admitTimeout whatever that does,
 // and after an error the ledger is asked whether it was written after all.
-func (l *Ledger) Start(ctx context.Context, j Job, node string, lease time.Duration) (*Job, error) {
+func (l *Ledger) Start(ctx context.Context, j Job, node Node, lease time.Duration) (*Job, error) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), admitTimeout)
 	defer cancel()
 	j = l.admission(j)
-	j.State, j.RunID, j.Node, j.Attempt = sqljobber.StateStarted, NewRunID(), node, 1
+	j.State, j.RunID, j.Node, j.NodeID, j.Attempt = sqljobber.StateStarted, NewRunID(), node.Name, node.ID, 1
 	j.StartedAt, j.LeaseUntil = j.CreatedAt, j.CreatedAt.Add(lease)
 	// Added to the fence the ID has had (see driver.admitSQL).
 	j.Fence = 1

@@ -35,6 +35,9 @@ type driver interface {
 	// first of cols), or replaces every other column of the row the key
 	// names.
 	upsertSQL(table string, cols []string) string
+	// insertIfAbsentSQL inserts one row of cols into table unless a row
+	// of its key (the first of cols) is there; it changes no row then.
+	insertIfAbsentSQL(table string, cols []string) string
 	// admitSQL inserts n admissions into table; a row whose ID an
 	// unfinished job holds is left as it is, and an admission's fence is
 	// added to the one the ID already has (see Ledger.admitOne).
@@ -82,6 +85,11 @@ func (onConflict) upsertSQL(table string, cols []string) string {
 	}
 	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s",
 		table, strings.Join(cols, ", "), sqlexec.Placeholders(len(cols)), cols[0], strings.Join(set, ", "))
+}
+
+func (onConflict) insertIfAbsentSQL(table string, cols []string) string {
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO NOTHING",
+		table, strings.Join(cols, ", "), sqlexec.Placeholders(len(cols)), cols[0])
 }
 
 func (onConflict) admitSQL(table string, n int) string {

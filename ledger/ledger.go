@@ -17,6 +17,8 @@ const (
 	GoneRetentionDefault = 7 * 24 * time.Hour
 	groupsSuffix         = "_groups"
 	goneSuffix           = "_gone"
+	metaSuffix           = "_meta"
+	leasesSuffix         = "_leases"
 )
 
 // Clock tells the time. The ledger reads it for every time it records or
@@ -32,9 +34,10 @@ func (systemClock) Now() time.Time { return time.Now() }
 
 // Config configures the job ledger.
 type Config struct {
-	// Table is the jobs table; Table + "_groups" holds the groups, and
+	// Table is the jobs table; Table + "_groups" holds the groups,
 	// Table + "_gone" the IDs of jobs whose record and results were
-	// removed (purged or expired).
+	// removed (purged or expired), Table + "_leases" the leases of worker
+	// names and roles, and Table + "_meta" the ledger's identity.
 	Table string
 	// GoneRetention is how long a removed job's ID is remembered as gone
 	// (see Ledger.Tombstone).
@@ -73,6 +76,9 @@ type Job struct {
 
 	// RunID names the current or last run.
 	RunID string
+	// NodeID is the incarnation of the node (Job.Node) that runs or ran
+	// it: a node that restarts under its name is another incarnation.
+	NodeID string
 	// Fence counts the runs ever started under this ID, across
 	// admissions: the token that lets a run's results table be published
 	// only if no later run's has been.
@@ -88,6 +94,13 @@ type Job struct {
 	LeaseUntil time.Time
 	// UpdatedAt changes with every write of the record.
 	UpdatedAt time.Time
+}
+
+// Node is a node that runs jobs: its worker name, unique among live nodes,
+// and the ID of its incarnation, new at every start.
+type Node struct {
+	Name string
+	ID   string
 }
 
 // Group is a group's record.
@@ -136,6 +149,10 @@ type Ledger struct {
 	table   string // quoted jobs table
 	groups  string // quoted groups table
 	gone    string // quoted table of removed jobs' IDs
+	meta    string // quoted table of the ledger's own facts
+	leases  string // quoted table of leases
+	// identity is the ledger's random ID, read by Migrate.
+	identity string
 
 	admitting admissions
 }
@@ -153,12 +170,19 @@ func New(db, durable *sqlexec.DB, cfg Config) (*Ledger, error) {
 	}
 	d := driverFor(db)
 	return &Ledger{db: db, q: db.Querier(), durable: durable, dq: durable.Querier(), d: d, cfg: cfg, clock: cfg.Clock,
-		table: d.quote(cfg.Table), groups: d.quote(cfg.Table + groupsSuffix), gone: d.quote(cfg.Table + goneSuffix)}, nil
+		table: d.quote(cfg.Table), groups: d.quote(cfg.Table + groupsSuffix), gone: d.quote(cfg.Table + goneSuffix),
+		meta: d.quote(cfg.Table + metaSuffix), leases: d.quote(cfg.Table + leasesSuffix)}, nil
 }
+
+// Identity is the ledger's identity, a random ID written by the first
+// Migrate of its tables: nodes that share a ledger share it. "" before
+// Migrate.
+func (l *Ledger) Identity() string { return l.identity }
 
 // Tables are the names of the ledger's tables.
 func (l *Ledger) Tables() []string {
-	return []string{l.cfg.Table, l.cfg.Table + groupsSuffix, l.cfg.Table + goneSuffix}
+	t := l.cfg.Table
+	return []string{t, t + groupsSuffix, t + goneSuffix, t + metaSuffix, t + leasesSuffix}
 }
 
 // DB is the database the ledger is kept in.

@@ -50,6 +50,13 @@ func (mysqlDriver) upsertSQL(table string, cols []string) string {
 		table, strings.Join(cols, ", "), sqlexec.Placeholders(len(cols)), strings.Join(set, ", "))
 }
 
+func (mysqlDriver) insertIfAbsentSQL(table string, cols []string) string {
+	// A no-op update, not INSERT IGNORE, which would turn other errors
+	// into warnings too.
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON DUPLICATE KEY UPDATE %s = %s",
+		table, strings.Join(cols, ", "), sqlexec.Placeholders(len(cols)), cols[0], cols[0])
+}
+
 func (mysqlDriver) admitSQL(table string, n int) string {
 	// Every column keeps its old value while the old job is active;
 	// state goes last so that the others still see the old state.

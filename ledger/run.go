@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -27,14 +28,14 @@ func NewRunID() string {
 // holds back, first in, first out. Each gets a fresh run ID and a lease. It
 // returns none when none is ready. Concurrent claims from any number of
 // nodes never take the same job.
-func (l *Ledger) Claim(ctx context.Context, queue, node string, n int, lease time.Duration) ([]*Job, error) {
+func (l *Ledger) Claim(ctx context.Context, queue string, node Node, n int, lease time.Duration) ([]*Job, error) {
 	if n < 1 {
 		return nil, nil
 	}
 	t := l.now()
-	set := fmt.Sprintf(`UPDATE %s SET state = 'STARTED', run_id = %s, node = ?, attempt = attempt + 1, fence = fence + 1, started_at = ?,
-	finished_at = NULL, lease_until = ?, updated_at = ?`, l.table, l.d.runID())
-	claimed, err := l.d.claim(ctx, l, set, []any{node, l.timeArg(t), l.timeArg(t.Add(lease)), l.timeArg(t)},
+	set := fmt.Sprintf(`UPDATE %s SET state = 'STARTED', run_id = %s, node = ?, node_id = ?, attempt = attempt + 1, fence = fence + 1,
+	started_at = ?, finished_at = NULL, lease_until = ?, updated_at = ?`, l.table, l.d.runID())
+	claimed, err := l.d.claim(ctx, l, set, []any{node.Name, node.ID, l.timeArg(t), l.timeArg(t.Add(lease)), l.timeArg(t)},
 		l.pickSQL(n), []any{queue, l.timeArg(t)})
 	if err != nil {
 		return nil, fmt.Errorf("claim jobs: %w", err)
@@ -143,12 +144,13 @@ func later(a, b time.Time) time.Time {
 }
 
 // Release hands back a run's job without counting the attempt, e.g. when
-// its node shuts down: the job is ready again at once, for any node.
+// its node shuts down: the job is ready again at once, for any node, in its
+// place in the queue.
 func (l *Ledger) Release(ctx context.Context, id, runID string) error {
 	t := l.now()
 	n, err := l.q.Exec(ctx, fmt.Sprintf(`UPDATE %s SET state = CASE WHEN attempt > 1 THEN 'RETRY' ELSE 'PENDING' END,
-	attempt = attempt - 1, lease_until = NULL, started_at = NULL, ready_at = ?, updated_at = ?
-	WHERE job_id = ? AND run_id = ? AND state = 'STARTED'`, l.table), l.timeArg(t), l.timeArg(t), id, runID)
+	attempt = attempt - 1, lease_until = NULL, started_at = NULL, updated_at = ?
+	WHERE job_id = ? AND run_id = ? AND state = 'STARTED'`, l.table), l.timeArg(t), id, runID)
 	if err != nil {
 		return fmt.Errorf("release job: %w", err)
 	}
@@ -158,35 +160,76 @@ func (l *Ledger) Release(ctx context.Context, id, runID string) error {
 	return nil
 }
 
-// RecoverLost finds STARTED jobs whose run is lost: their lease has expired,
-// or they ran on node, which has just started and so runs nothing yet. Each
-// runs again if it has retries left or the lost run was its first (a crash
-// is not the job's fault, but a job that takes its node down every time must
-// not loop); otherwise it fails. It returns the jobs it recovered, with
-// State their new state: RETRY (ready again) or FAILURE.
-func (l *Ledger) RecoverLost(ctx context.Context, node string) ([]*Job, error) {
-	t := l.now()
-	lost, err := l.jobs(ctx, l.q, fmt.Sprintf("SELECT %s FROM %s WHERE state = 'STARTED' AND (node = ? OR lease_until < ?) ORDER BY job_id",
-		jobColumns, l.table), node, l.timeArg(t))
+// LostRunsMaxDefault is the default cap on the runs of a job lost with
+// their nodes.
+const LostRunsMaxDefault = 3
+
+// TakeOverNode takes back the runs of node incarnation nodeID, which is
+// gone (the cluster declared it dead): each is lost (see loseRuns). A run
+// that is in fact alive can publish nothing from then on: it no longer
+// owns its job.
+func (l *Ledger) TakeOverNode(ctx context.Context, nodeID string, maxLost int) ([]*Job, error) {
+	if nodeID == "" {
+		return nil, nil
+	}
+	return l.loseRuns(ctx, "node_id = ?", []any{nodeID}, maxLost, 0)
+}
+
+// TakeOverName takes back the runs of the earlier incarnations of worker
+// name, all but except: the caller holds the name's lease, so they are gone.
+func (l *Ledger) TakeOverName(ctx context.Context, name, except string, maxLost int) ([]*Job, error) {
+	return l.loseRuns(ctx, "node = ? AND node_id <> ?", []any{name, except}, maxLost, 0)
+}
+
+// RecoverExpired takes back up to limit runs whose lease ran out: their
+// node stopped renewing them (it died, or lost the ledger).
+func (l *Ledger) RecoverExpired(ctx context.Context, maxLost, limit int) ([]*Job, error) {
+	return l.loseRuns(ctx, "lease_until < ?", []any{l.timeArg(l.now())}, maxLost, limit)
+}
+
+// loseRuns finds the STARTED jobs that cond selects (up to limit, if not 0)
+// and marks their runs lost with their node. A lost run is not the job's
+// failure: the job is ready to run again at once, in its place in the
+// queue, its attempt and its retries not counted, unless it has lost
+// maxLost runs (a job that takes its node down every time must not loop):
+// then it fails. It returns the jobs it changed, with State their new state.
+func (l *Ledger) loseRuns(ctx context.Context, cond string, args []any, maxLost, limit int) ([]*Job, error) {
+	stmt := fmt.Sprintf("SELECT %s FROM %s WHERE "+runningCond+" AND %s ORDER BY job_id", jobColumns, l.table, cond)
+	if limit > 0 {
+		stmt += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	lost, err := l.jobs(ctx, l.q, stmt, args...)
 	if err != nil {
 		return nil, fmt.Errorf("find lost runs: %w", err)
 	}
-	var recovered []*Job
+	maxLost = max(1, cmp.Or(maxLost, LostRunsMaxDefault))
+	var changed []*Job
 	for _, j := range lost {
-		o := Outcome{State: sqljobber.StateFailure, Error: fmt.Sprintf("run %s was lost with node %q", j.RunID, j.Node), TTL: j.TTL}
-		if j.Attempt <= j.Retries || j.Attempt == 1 {
-			o.State, o.RetryAt = sqljobber.StateRetry, t
+		t := l.now()
+		var n int64
+		if j.LostRuns+1 >= maxLost {
+			j.State, j.Error = sqljobber.StateFailure, fmt.Sprintf("run %s was lost with node %q: %d runs of this job were lost with their nodes, the most allowed", j.RunID, j.Node, j.LostRuns+1)
+			n, err = l.q.Exec(ctx, fmt.Sprintf(`UPDATE %s SET state = 'FAILURE', error = ?, lost_runs = lost_runs + 1, lease_until = NULL,
+	finished_at = ?, expires_at = ?, updated_at = ? WHERE job_id = ? AND run_id = ? AND `+runningCond, l.table),
+				j.Error, l.timeArg(t), l.expiry(t, j.TTL), l.timeArg(t), j.ID, j.RunID)
+		} else {
+			j.State, j.Error = sqljobber.StatePending, fmt.Sprintf("run %s was lost with node %q; it runs again", j.RunID, j.Node)
+			if j.Attempt > 1 {
+				j.State = sqljobber.StateRetry
+			}
+			n, err = l.q.Exec(ctx, fmt.Sprintf(`UPDATE %s SET state = ?, error = ?, attempt = attempt - 1, lost_runs = lost_runs + 1,
+	lease_until = NULL, started_at = NULL, updated_at = ? WHERE job_id = ? AND run_id = ? AND `+runningCond, l.table),
+				string(j.State), j.Error, l.timeArg(t), j.ID, j.RunID)
 		}
-		err = l.Finish(ctx, j.ID, j.RunID, o)
-		switch {
-		case err == nil:
-			j.State = o.State
-			recovered = append(recovered, j)
-		case !errors.Is(err, ErrRunSuperseded):
-			return recovered, err
+		if err != nil {
+			return changed, fmt.Errorf("take back a lost run: %w", err)
+		}
+		if n > 0 {
+			j.LostRuns++
+			changed = append(changed, j)
 		}
 	}
-	return recovered, nil
+	return changed, nil
 }
 
 // Run is one run of a job as its publication must prove it: the run still

@@ -45,7 +45,9 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 	created_at {ts} NOT NULL,
 	started_at {ts} NULL,
 	finished_at {ts} NULL,
-	updated_at {ts} NOT NULL
+	updated_at {ts} NOT NULL,
+	node_id {short} NOT NULL DEFAULT '',
+	lost_runs INTEGER NOT NULL DEFAULT 0
 ){suffix}`), l.table),
 		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
 	group_id {key} NOT NULL PRIMARY KEY,
@@ -60,6 +62,16 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 	reason {short} NOT NULL,
 	gone_at {ts} NOT NULL
 ){suffix}`), l.gone),
+		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
+	name {key} NOT NULL PRIMARY KEY,
+	value {text} NOT NULL
+){suffix}`), l.meta),
+		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
+	name {key} NOT NULL PRIMARY KEY,
+	holder {short} NOT NULL,
+	detail {text} NOT NULL,
+	held_until {ts} NOT NULL
+){suffix}`), l.leases),
 	} {
 		if _, err := l.q.Exec(ctx, s); err != nil {
 			if cerr := l.checkLayout(ctx); cerr != nil {
@@ -68,8 +80,16 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 			return fmt.Errorf("create ledger table %s: %w", l.cfg.Table, err)
 		}
 	}
+	for _, c := range addedColumns {
+		if err := l.addColumn(ctx, l.table, c.name, r.Replace(c.decl)); err != nil {
+			return fmt.Errorf("migrate ledger table %s: %w", l.cfg.Table, err)
+		}
+	}
 	if err := l.checkLayout(ctx); err != nil {
 		return err
+	}
+	if err := l.writeIdentity(ctx); err != nil {
+		return fmt.Errorf("ledger table %s: identity: %w", l.cfg.Table, err)
 	}
 	want, replaced := l.indexes()
 	if err := l.d.createIndexes(ctx, l, want, replaced); err != nil {
@@ -86,6 +106,8 @@ func (l *Ledger) checkLayout(ctx context.Context) error {
 		{l.table, jobColumns},
 		{l.groups, groupColumns},
 		{l.gone, goneColumns},
+		{l.meta, "name, value"},
+		{l.leases, leaseColumns},
 	} {
 		if _, err := l.q.Exec(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE 1 = 0", t.cols, t.table)); err != nil {
 			return fmt.Errorf("ledger table %s exists without the columns this version needs (%w); rename or drop it", t.table, err)
@@ -100,6 +122,44 @@ const (
 	goneColumns  = "job_id, reason, gone_at"
 )
 
+// addedColumns are the columns of the jobs table that earlier versions did
+// not create, added to their tables by Migrate ({...} are the driver's
+// types).
+var addedColumns = []struct{ name, decl string }{
+	// The node's incarnation that runs or ran the job (2026-12-06).
+	{"node_id", "{short} NOT NULL DEFAULT ''"},
+	// The runs lost with their nodes, which count against a cap of their
+	// own rather than the job's retries (2026-12-06).
+	{"lost_runs", "INTEGER NOT NULL DEFAULT 0"},
+}
+
+// addColumn adds a column to table unless it is there; another node may add
+// it at the same moment.
+func (l *Ledger) addColumn(ctx context.Context, table, name, decl string) error {
+	has := func() bool {
+		_, err := l.q.Exec(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE 1 = 0", name, table))
+		return err == nil
+	}
+	if has() {
+		return nil
+	}
+	if _, err := l.q.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", table, name, decl)); err != nil && !has() {
+		return fmt.Errorf("add column %s: %w", name, err)
+	}
+	return nil
+}
+
+// writeIdentity gives a new ledger its identity, a random ID that members
+// of one cluster share (they must keep the same ledger), and reads it.
+func (l *Ledger) writeIdentity(ctx context.Context) error {
+	if _, err := l.q.Exec(ctx, l.d.insertIfAbsentSQL(l.meta, []string{"name", "value"}), "identity", NewRunID()+NewRunID()); err != nil {
+		return err
+	}
+	return l.q.Query(ctx, fmt.Sprintf("SELECT value FROM %s WHERE name = 'identity'", l.meta), func(scan func(...any) error) error {
+		return scan(&l.identity)
+	})
+}
+
 // index is an index of the ledger's tables.
 type index struct{ name, table, cols, where string }
 
@@ -110,6 +170,7 @@ type index struct{ name, table, cols, where string }
 // planners see it applies:
 //   - _pending: waiting jobs, in the order they start. A claim reads as many
 //     entries as it takes jobs, however many finished jobs the ledger keeps.
+//   - _running: running jobs, by the node that runs them.
 //   - _grouped: jobs of a group (most jobs have none).
 //   - _expiring: finished jobs with an expiry.
 //
@@ -125,6 +186,7 @@ func (l *Ledger) indexes() (want []index, replaced []string) {
 	if !l.d.partialIndexes() {
 		return []index{
 			{t + "_ready", l.table, "queue, state, held, ready_at", ""},
+			{t + "_running", l.table, "state, node_id", ""},
 			{t + "_group", l.table, "group_id", ""},
 			{t + "_expiry", l.table, "expires_at", ""},
 			gone,
@@ -132,6 +194,7 @@ func (l *Ledger) indexes() (want []index, replaced []string) {
 	}
 	return []index{
 		{t + "_pending", l.table, "queue, held, ready_at, enqueued_at, job_id", " WHERE " + pendingCond},
+		{t + "_running", l.table, "node_id", " WHERE " + runningCond},
 		{t + "_grouped", l.table, "group_id", " WHERE " + groupedCond},
 		{t + "_expiring", l.table, "expires_at", " WHERE " + expiringCond},
 		gone,
@@ -142,6 +205,7 @@ func (l *Ledger) indexes() (want []index, replaced []string) {
 // them repeat.
 const (
 	pendingCond  = "state IN ('PENDING', 'RETRY')"
+	runningCond  = "state = 'STARTED'"
 	groupedCond  = "group_id <> ''"
 	expiringCond = "expires_at IS NOT NULL"
 )

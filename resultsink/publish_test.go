@@ -243,7 +243,7 @@ func lostRun(t *testing.T, b *resultsink.Backend) resultsink.Fence {
 	if _, err := l.Admit(ctx, ledger.Job{Job: sqljobber.Job{ID: "f", Task: "t", Queue: "q"}}); err != nil {
 		t.Fatal(err)
 	}
-	jobs, err := l.Claim(ctx, "q", "n", 1, time.Minute)
+	jobs, err := l.Claim(ctx, "q", ledger.Node{Name: "n", ID: "n-1"}, 1, time.Minute)
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("claim: %v %v", jobs, err)
 	}

@@ -52,6 +52,9 @@ type appConfig struct {
 	// RunLease is how long a run's claim on its job lasts without renewal:
 	// how soon the jobs of a node that died run elsewhere.
 	RunLease duration `toml:"run_lease"`
+	// LostRunsMax is how many runs of one job may be lost with their
+	// nodes before the job fails.
+	LostRunsMax int `toml:"lost_runs_max"`
 	// DrainTimeout is how long a stopping node lets running jobs finish
 	// before it hands them back to the ledger.
 	DrainTimeout duration `toml:"drain_timeout"`
@@ -285,6 +288,9 @@ func (c *config) checkApp(fail func(string, error) error) error {
 	}
 	if c.app.RunLease < 0 || c.app.RunLease > 0 && time.Duration(c.app.RunLease) < time.Second {
 		return fail("app.run_lease", errors.New("must be at least 1s"))
+	}
+	if c.app.LostRunsMax < 0 {
+		return fail("app.lost_runs_max", errors.New("must be at least 1"))
 	}
 	c.etaLocation = time.UTC
 	if c.app.ETATimezone != "" {

@@ -114,6 +114,7 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"unknown ledger", `s/log_level = "DEBUG"/ledger = "third"/`, `c.toml:2: app.ledger: no results backend "third" is configured`},
 		{"negative gone retention", `s/log_level = "DEBUG"/gone_retention = "-1h"/`, "c.toml:2: app.gone_retention: must not be negative"},
 		{"page size", `s/log_level = "DEBUG"/results_page_size = -5/`, "c.toml:2: app.results_page_size: must be at least 1"},
+		{"lost runs", `s/log_level = "DEBUG"/lost_runs_max = -1/`, "c.toml:2: app.lost_runs_max: must be at least 1"},
 		{"page size over the maximum", `s/log_level = "DEBUG"/results_page_size = 50\nresults_max_page_size = 10/`,
 			"c.toml:3: app.results_max_page_size: must be at least results_page_size (50)"},
 		{"no results", `s/\[results\.\(.*\)\]/[other.\1]/`, "c.toml:8: other.first: unknown key"},

@@ -357,6 +357,7 @@ func (a *app) startEngine(ctx context.Context, cfg *config, o *options, reg *sql
 		RetryBackoff:     time.Duration(cfg.app.RetryBackoff),
 		PollInterval:     o.pollInterval,
 		Lease:            time.Duration(cfg.app.RunLease),
+		LostRunsMax:      cfg.app.LostRunsMax,
 		Logger:           a.logger,
 		Metrics:          a.metrics,
 	})

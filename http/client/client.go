@@ -147,22 +147,26 @@ type JobReceipt struct {
 
 // Job is a job's status.
 type Job struct {
-	JobID          string     `json:"job_id"`
-	Task           string     `json:"task"`
-	Queue          string     `json:"queue"`
-	State          string     `json:"state"`
-	Count          int64      `json:"count"` // rows written
-	Error          string     `json:"error"`
-	ResultsBackend string     `json:"results_backend"`
-	ResultsTable   string     `json:"results_table"`
-	Attempt        int        `json:"attempt"`
-	Retries        int        `json:"retries"`
-	GroupID        string     `json:"group_id"`
-	ETA            *time.Time `json:"eta"`
-	CreatedAt      *time.Time `json:"created_at"`
-	StartedAt      *time.Time `json:"started_at"`
-	FinishedAt     *time.Time `json:"finished_at"`
-	ExpiresAt      *time.Time `json:"expires_at"`
+	JobID          string `json:"job_id"`
+	Task           string `json:"task"`
+	Queue          string `json:"queue"`
+	State          string `json:"state"`
+	Count          int64  `json:"count"` // rows written
+	Error          string `json:"error"`
+	ResultsBackend string `json:"results_backend"`
+	ResultsTable   string `json:"results_table"`
+	Attempt        int    `json:"attempt"` // runs started, but those lost with their node
+	// LostRuns counts the runs lost with their node (a crash, not the
+	// job's failure): they do not count against Retries.
+	LostRuns   int        `json:"lost_runs"`
+	Node       string     `json:"node"` // the node that runs or ran the job
+	Retries    int        `json:"retries"`
+	GroupID    string     `json:"group_id"`
+	ETA        *time.Time `json:"eta"`
+	CreatedAt  *time.Time `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	ExpiresAt  *time.Time `json:"expires_at"`
 }
 
 // PendingJob is a job waiting in a queue.

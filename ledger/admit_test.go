@@ -1,0 +1,273 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
+	"github.com/sql-jobber/sql-jobber/ledger"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
+)
+
+func TestLedgerAdmitsOneActiveJobPerID(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *env) {
+		ctx := context.Background()
+		if _, err := l.Admit(ctx, jb(sqljobber.Job{ID: "a", Task: "t", Queue: "q", Args: []byte(`["ünïcödé"]`)})); err != nil {
+			t.Fatal(err)
+		}
+		_, err := l.Admit(ctx, jb(sqljobber.Job{ID: "a", Task: "other", Queue: "q"}))
+		var active *sqljobber.ActiveError
+		if !errors.As(err, &active) || active.ID != "a" || active.State != sqljobber.StatePending {
+			t.Fatalf("second admit: %v", err)
+		}
+		if got, err := l.Get(ctx, "a"); err != nil || got.Task != "t" {
+			t.Fatalf("the refused admission changed the job: %+v, %v", got, err)
+		}
+		j, err := claimOne(l, "q", "n1", time.Minute)
+		if err != nil || j == nil || j.ID != "a" || j.Attempt != 1 || j.State != sqljobber.StateStarted || string(j.Args) != `["ünïcödé"]` || len(j.RunID) != 16 {
+			t.Fatalf("claim: %+v, %v", j, err)
+		}
+		if err := l.Finish(ctx, "a", j.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 7}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Finish(ctx, "a", j.RunID, ledger.Outcome{State: sqljobber.StateFailure}); !errors.Is(err, ledger.ErrRunSuperseded) {
+			t.Fatalf("second finish: %v", err)
+		}
+		// Finished: the ID is free again, and the new job starts afresh.
+		j, err = l.Admit(ctx, jb(sqljobber.Job{ID: "a", Task: "other", Queue: "q"}))
+		if err != nil || j.Task != "other" {
+			t.Fatalf("re-admit: %+v, %v", j, err)
+		}
+		got, err := l.Get(ctx, "a")
+		if err != nil || got.State != sqljobber.StatePending || got.Count != 0 || got.Attempt != 0 || got.RunID != "" {
+			t.Fatalf("re-admitted job: %+v, %v", got, err)
+		}
+	})
+}
+
+// A job admitted already started (Ledger.Start) is a claimed one in all but
+// the claim: it holds its ID, its fence grows with every run under the ID
+// whichever way the run began, and its lease renews.
+func TestLedgerStartAdmitsAndClaimsInOneWrite(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *env) {
+		ctx := context.Background()
+		before := l.clock.Now()
+		j, err := l.Start(ctx, jb(sqljobber.Job{ID: "a", Task: "t", Queue: "q", Args: []byte(`[1]`)}), node("n1"), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.Get(ctx, "a")
+		if err != nil || got.State != sqljobber.StateStarted || got.RunID != j.RunID || len(got.RunID) != 16 || got.Node != "n1" ||
+			got.Attempt != 1 || got.Fence != 1 || j.Fence != 1 || got.StartedAt.IsZero() || got.LeaseUntil.Before(before.Add(59*time.Second)) {
+			t.Fatalf("started job %+v (returned fence %d), %v", got, j.Fence, err)
+		}
+		// It holds its ID, and no claim takes it again.
+		_, err = l.Start(ctx, jb(sqljobber.Job{ID: "a", Task: "t", Queue: "q"}), node("n2"), time.Minute)
+		var active *sqljobber.ActiveError
+		if !errors.As(err, &active) || active.ID != "a" || active.State != sqljobber.StateStarted {
+			t.Fatalf("second start: %v", err)
+		}
+		if got, err := l.Get(ctx, "a"); err != nil || got.RunID != j.RunID {
+			t.Fatalf("the second start took the run: %+v, %v", got, err)
+		}
+		if c, err := claimOne(l, "q", "n2", time.Minute); c != nil || err != nil {
+			t.Fatalf("claim took a started job: %+v, %v", c, err)
+		}
+		if alive, err := l.Renew(ctx, []string{j.RunID}, time.Hour); err != nil || !alive[j.RunID] {
+			t.Fatalf("renew: %v, %v", alive, err)
+		}
+		if err := l.Finish(ctx, "a", j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
+			t.Fatal(err)
+		}
+
+		// Later runs under the ID, started either way, get later fences.
+		j2, err := l.Start(ctx, jb(sqljobber.Job{ID: "a", Task: "t", Queue: "q"}), node("n1"), time.Minute)
+		if err != nil || j2.Fence != 2 || j2.RunID == j.RunID {
+			t.Fatalf("restart: %+v, %v", j2, err)
+		}
+		if err := l.Finish(ctx, "a", j2.RunID, ledger.Outcome{State: sqljobber.StateFailure}); err != nil {
+			t.Fatal(err)
+		}
+		mustAdmit(t, l, jb(sqljobber.Job{ID: "a", Task: "t", Queue: "q"}))
+		if c := mustClaim(t, l); c.Fence != 3 {
+			t.Fatalf("claimed after starts: fence %d, want 3", c.Fence)
+		}
+	})
+}
+
+// A started admission does not hang on its caller: were it written with
+// its answer lost to the caller's context, its job would hold the ID with
+// nobody running it until its lease ran out.
+func TestLedgerStartIsWrittenWhateverItsCallersContext(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *env) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		j, err := l.Start(ctx, jb(sqljobber.Job{ID: "gone", Task: "t", Queue: "q"}), node("n"), time.Minute)
+		if err != nil {
+			t.Fatalf("start with its caller gone: %v", err)
+		}
+		got, err := l.Get(context.Background(), "gone")
+		if err != nil || got.State != sqljobber.StateStarted || got.RunID != j.RunID || got.Fence != j.Fence {
+			t.Fatalf("started job %+v, returned %+v, %v", got, j, err)
+		}
+	})
+}
+
+// Starts and admissions written together (one batch on PostgreSQL) each
+// come back with the fence their row holds.
+func TestLedgerStartsAndAdmitsTogether(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *env) {
+		ctx := context.Background()
+		const n = 24
+		// Odd IDs have run once before.
+		for i := 1; i < n; i += 2 {
+			j, err := l.Start(ctx, jb(sqljobber.Job{ID: fmt.Sprintf("j%02d", i), Task: "t", Queue: "q"}), node("n"), time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		fences := make([]int64, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				job := jb(sqljobber.Job{ID: fmt.Sprintf("j%02d", i), Task: "t", Queue: "q"})
+				var j *ledger.Job
+				var err error
+				if i%4 < 2 {
+					j, err = l.Start(ctx, job, node("n"), time.Minute)
+				} else {
+					j, err = l.Admit(ctx, job)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				fences[i] = j.Fence
+			}()
+		}
+		wg.Wait()
+		for i := range n {
+			got, err := l.Get(ctx, fmt.Sprintf("j%02d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, state := int64(i%2), sqljobber.StatePending
+			if i%4 < 2 {
+				want, state = want+1, sqljobber.StateStarted
+			}
+			if got.State != state || got.Fence != want || fences[i] != want && state == sqljobber.StateStarted {
+				t.Errorf("%s: %s with fence %d (returned %d), want %s with fence %d", got.ID, got.State, got.Fence, fences[i], state, want)
+			}
+		}
+	})
+}
+
+// TestConcurrentAdmissionsOfOneIDAdmitOne: admissions that arrive together
+// (written in batches on PostgreSQL) still admit exactly one job per ID and
+// refuse the others with the job that holds it.
+func TestConcurrentAdmissionsOfOneIDAdmitOne(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *env) {
+		ctx := context.Background()
+		const ids, each = 40, 4
+		var mu sync.Mutex
+		admitted := map[string]int{}
+		refused := map[string]int{}
+		var wg sync.WaitGroup
+		for i := range ids * each {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprintf("job-%d", i%ids)
+				j, err := l.Admit(ctx, jb(sqljobber.Job{ID: id, Task: "t", Queue: "q", Args: []byte(fmt.Sprintf(`[%d]`, i))}))
+				var active *sqljobber.ActiveError
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil && j.ID == id && j.State == sqljobber.StatePending:
+					admitted[id]++
+				case errors.As(err, &active) && active.ID == id:
+					refused[id]++
+				default:
+					t.Errorf("admit %s: %v, %v", id, j, err)
+				}
+			}()
+		}
+		wg.Wait()
+		for i := range ids {
+			id := fmt.Sprintf("job-%d", i)
+			if admitted[id] != 1 || refused[id] != each-1 {
+				t.Errorf("%s: admitted %d times, refused %d times; want 1 and %d", id, admitted[id], refused[id], each-1)
+			}
+		}
+		pending, err := l.Pending(ctx, "q", 1000)
+		if err != nil || len(pending) != ids {
+			t.Fatalf("%d pending jobs (%v), want %d", len(pending), err, ids)
+		}
+	})
+}
+
+// TestAdmissionWaitingForALockHoldsUpNoOther: re-admitting a finished job
+// whose row another transaction holds (a publication of its results, say)
+// waits for that lock, and does not hold up other admissions meanwhile.
+func TestAdmissionWaitingForALockHoldsUpNoOther(t *testing.T) {
+	ctx := context.Background()
+	l := openLedger(t, sqlexec.Postgres, ledger.Config{})
+	mustAdmit(t, l, jb(sqljobber.Job{ID: "x", Task: "t", Queue: "q"}))
+	sqlexectest.Exec(t, l.db, "UPDATE sqljobber_jobs SET state = 'SUCCESS' WHERE job_id = 'x'")
+	tx, err := l.db.Postgres().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holder int
+	if err := tx.QueryRow(ctx, "SELECT pg_backend_pid() FROM sqljobber_jobs WHERE job_id = 'x' FOR UPDATE").Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	locked := true
+	defer func() {
+		if locked {
+			_ = tx.Rollback(ctx)
+		}
+	}()
+	xDone := make(chan error, 1)
+	go func() {
+		_, err := l.Admit(ctx, jb(sqljobber.Job{ID: "x", Task: "t", Queue: "q"}))
+		xDone <- err
+	}()
+	// x's admission waits for the lock before y's comes.
+	testwait.For(t, 10*time.Second, "x's admission to wait for its row", func() (bool, string) {
+		var waiting int
+		if err := l.db.Postgres().QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", holder).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		return waiting > 0, fmt.Sprintf("%d sessions wait for the row's lock", waiting)
+	})
+	// Well under admitTimeout (30 s), over the batch's lock timeout (1 s).
+	yctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := l.Admit(yctx, jb(sqljobber.Job{ID: "y", Task: "t", Queue: "q"})); err != nil {
+		t.Fatalf("admitting y while x waits for its row: %v", err)
+	}
+	select {
+	case err := <-xDone:
+		t.Fatalf("x was admitted (%v) while its row was locked", err)
+	default:
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	locked = false
+	if err := <-xDone; err != nil {
+		t.Fatalf("x, once its row was free: %v", err)
+	}
+}

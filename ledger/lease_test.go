@@ -1,0 +1,105 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sql-jobber/sql-jobber/ledger"
+)
+
+// TestLeasesHaveOneHolderAtATime: a lease is its holder's until it runs out
+// or is let go; another node gets it then, or when the holder is gone by
+// the caller's rule, never while it is held.
+func TestLeasesHaveOneHolderAtATime(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *env) {
+		ctx := context.Background()
+		if cur, err := l.Lease(ctx, "node/n1"); err != nil || cur != nil {
+			t.Fatalf("a lease nobody took: %+v, %v", cur, err)
+		}
+		got, err := l.TakeLease(ctx, "node/n1", "a", `{"address":"x"}`, time.Minute, nil)
+		if err != nil || got.Holder != "a" || !got.Until.Equal(l.clock.Now().Add(time.Minute)) {
+			t.Fatalf("take: %+v, %v", got, err)
+		}
+		var held *ledger.HeldError
+		if _, err := l.TakeLease(ctx, "node/n1", "b", "", time.Minute, nil); !errors.As(err, &held) ||
+			held.Lease.Holder != "a" || held.Lease.Detail != `{"address":"x"}` {
+			t.Fatalf("take a held lease: %v", err)
+		}
+		// Its holder takes it again, or renews it.
+		if _, err := l.TakeLease(ctx, "node/n1", "a", "", time.Minute, nil); err != nil {
+			t.Fatalf("the holder takes its lease again: %v", err)
+		}
+		l.clock.Advance(50 * time.Second)
+		if err := l.RenewLease(ctx, "node/n1", "a", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		l.clock.Advance(50 * time.Second)
+		if _, err := l.TakeLease(ctx, "node/n1", "b", "", time.Minute, nil); !errors.As(err, &held) {
+			t.Fatalf("take a renewed lease: %v", err)
+		}
+		// The caller's rule: the holder is gone.
+		if _, err := l.TakeLease(ctx, "node/n1", "b", "", time.Minute, func(cur *ledger.Lease) bool { return cur.Holder == "a" }); err != nil {
+			t.Fatalf("take the lease of a holder that is gone: %v", err)
+		}
+		if err := l.RenewLease(ctx, "node/n1", "a", time.Minute); !errors.Is(err, ledger.ErrLeaseLost) {
+			t.Fatalf("the old holder renews: %v", err)
+		}
+		// Run out.
+		l.clock.Advance(time.Minute)
+		if _, err := l.TakeLease(ctx, "node/n1", "c", "", time.Minute, nil); err != nil {
+			t.Fatalf("take a lease that ran out: %v", err)
+		}
+		// Let go: free at once.
+		if err := l.DropLease(ctx, "node/n1", "b"); err != nil {
+			t.Fatal(err)
+		}
+		if cur, _ := l.Lease(ctx, "node/n1"); cur == nil || cur.Holder != "c" {
+			t.Fatalf("a former holder let go of another's lease: %+v", cur)
+		}
+		if err := l.DropLease(ctx, "node/n1", "c"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.TakeLease(ctx, "node/n1", "d", "", time.Minute, nil); err != nil {
+			t.Fatalf("take a lease let go of: %v", err)
+		}
+	})
+}
+
+// TestLeaseTakenByManyAtOnceHasOneHolder: nodes that take a free lease at
+// the same moment (they start together) do not both get it.
+func TestLeaseTakenByManyAtOnceHasOneHolder(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *env) {
+		var (
+			wg  sync.WaitGroup
+			mu  sync.Mutex
+			won []string
+		)
+		for _, h := range []string{"a", "b", "c", "d", "e", "f"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := l.TakeLease(context.Background(), "role/housekeeper", h, "", time.Minute, nil)
+				var held *ledger.HeldError
+				switch {
+				case err == nil:
+					mu.Lock()
+					won = append(won, h)
+					mu.Unlock()
+				case !errors.As(err, &held):
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if len(won) != 1 {
+			t.Fatalf("holders %v, want one", won)
+		}
+		cur, err := l.Lease(context.Background(), "role/housekeeper")
+		if err != nil || cur == nil || cur.Holder != won[0] {
+			t.Fatalf("the lease: %+v, %v; the winner %v", cur, err, won)
+		}
+	})
+}

@@ -1,0 +1,186 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/ledger"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
+)
+
+func TestLedgerRefusesATableOfAnotherLayout(t *testing.T) {
+	for _, d := range sqlexectest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			db := sqlexectest.Open(t, d, "ledger", sqlexec.OpenOptions{Results: true})
+			sqlexectest.Exec(t, db, "CREATE TABLE sqljobber_jobs (job_id TEXT, state TEXT)")
+			l, err := ledger.New(db, nil, ledger.Config{})
+			if err == nil {
+				err = l.Migrate(context.Background())
+			}
+			if err == nil || !strings.Contains(err.Error(), "exists without the columns this version needs") {
+				t.Fatalf("err %v", err)
+			}
+		})
+	}
+}
+
+// TestLedgerQueriesReadTheirPartialIndexes: the ledger keeps finished
+// jobs until their TTL, often millions of them, most in no group and many
+// without expiry; picking the next jobs to claim, a group's jobs and the
+// expired jobs must each read the index that holds only those rows, not
+// scan the table.
+func TestLedgerQueriesReadTheirPartialIndexes(t *testing.T) {
+	for _, d := range []sqlexec.Dialect{sqlexec.Postgres, sqlexec.SQLite} {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			l := openLedger(t, d, ledger.Config{})
+			for i := range 300 {
+				if _, err := l.Admit(ctx, jb(sqljobber.Job{ID: fmt.Sprintf("done-%d", i), Task: "t", Queue: "q"})); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sqlexectest.Exec(t, l.db, "UPDATE sqljobber_jobs SET state = 'SUCCESS'")
+			// Thirty times as many, so that reading the whole table is
+			// clearly the planners' worse choice.
+			copyJobs(t, l.db, 30, "state")
+			if _, err := l.AdmitGroup(ctx, ledger.Group{ID: "g", Concurrency: 1, JobIDs: []string{"g1", "g2"}},
+				[]ledger.Job{jb(sqljobber.Job{ID: "g1", Task: "t", Queue: "other", GroupID: "g"}), heldJob(sqljobber.Job{ID: "g2", Task: "t", Queue: "other", GroupID: "g"})}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Admit(ctx, jb(sqljobber.Job{ID: "waiting", Task: "t", Queue: "q"})); err != nil {
+				t.Fatal(err)
+			}
+			sqlexectest.Exec(t, l.db, "ANALYZE")
+			plans, err := ledger.Plans(ctx, l.Ledger, "q", "g")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, index := range map[string]string{"claim": "sqljobber_jobs_pending", "group": "sqljobber_jobs_grouped", "expired": "sqljobber_jobs_expiring"} {
+				if !strings.Contains(plans[name], index) {
+					t.Errorf("the %s query does not read %s:\n%s", name, index, plans[name])
+				}
+			}
+			if j, err := claimOne(l, "q", "n1", time.Minute); err != nil || j == nil || j.ID != "waiting" {
+				t.Fatalf("claimed %v, %v; want the waiting job", j, err)
+			}
+		})
+	}
+}
+
+// TestMigrateReplacesTheIndexesOfALedgerInUse: a ledger made by an earlier
+// version (with _ready, _group and _expiry), holding jobs, gets the partial
+// indexes and loses those; an invalid index (an interrupted concurrent
+// build) is built again.
+func TestMigrateReplacesTheIndexesOfALedgerInUse(t *testing.T) {
+	ctx := context.Background()
+	l := openLedger(t, sqlexec.Postgres, ledger.Config{})
+	mustAdmit(t, l, jb(sqljobber.Job{ID: "a", Task: "t", Queue: "q"}))
+	// Enough finished jobs that an index build takes a while.
+	copyJobs(t, l.db, 50000, "'SUCCESS'")
+	indexes := func() string {
+		rows, err := l.db.Postgres().Query(ctx, `SELECT c.relname || ':' || i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+	WHERE c.relnamespace = current_schema()::regnamespace AND i.indrelid = 'sqljobber_jobs'::regclass AND NOT i.indisprimary ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(out, " ")
+	}
+	for _, setup := range []string{
+		`DROP INDEX sqljobber_jobs_pending, sqljobber_jobs_grouped, sqljobber_jobs_expiring;
+	CREATE INDEX sqljobber_jobs_ready ON sqljobber_jobs (queue, state, held, ready_at);
+	CREATE INDEX sqljobber_jobs_group ON sqljobber_jobs (group_id); CREATE INDEX sqljobber_jobs_expiry ON sqljobber_jobs (expires_at)`,
+		"UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'sqljobber_jobs_pending'::regclass",
+	} {
+		if _, err := l.db.Postgres().Exec(ctx, setup); err != nil {
+			t.Fatal(err)
+		}
+		// Every node of a cluster migrates as it starts, maybe at once.
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for range 4 {
+			node, err := ledger.New(l.db, nil, ledger.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- node.Migrate(ctx)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("after %q: %v", setup, err)
+			}
+		}
+		if got := indexes(); got != "sqljobber_jobs_expiring:true sqljobber_jobs_grouped:true sqljobber_jobs_pending:true sqljobber_jobs_running:true" {
+			t.Fatalf("after %q, indexes %q; want the valid partial ones alone", setup, got)
+		}
+	}
+	if j, err := claimOne(l, "q", "n1", time.Minute); err != nil || j == nil || j.ID != "a" {
+		t.Fatalf("claimed %v, %v", j, err)
+	}
+}
+
+// copyJobs adds n copies of every job in the ledger, with IDs of their own
+// and state (an SQL expression over the copied row).
+func copyJobs(t *testing.T, db *sqlexec.DB, n int, state string) {
+	t.Helper()
+	sqlexectest.Exec(t, db, fmt.Sprintf(`WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < %d)
+	INSERT INTO sqljobber_jobs (job_id, task, queue, state, args, db, group_id, retries, ttl_seconds, results_backend, results_table,
+		count, error, attempt, run_id, node, fence, held, enqueued_at, ready_at, created_at, updated_at)
+	SELECT job_id || '-' || n, task, queue, %s, args, db, group_id, retries, ttl_seconds, results_backend, results_table,
+		count, error, attempt, run_id, node, fence, held, enqueued_at, ready_at, created_at, updated_at FROM sqljobber_jobs, g`, n, state))
+}
+
+// TestMigrateAddsTheColumnsOfThisVersion: a jobs table of the version
+// before node incarnations and lost runs gets their columns, its rows
+// keep their values and read with the new ones' defaults, and the ledger
+// gets an identity, the same on every migration.
+func TestMigrateAddsTheColumnsOfThisVersion(t *testing.T) {
+	sqlexectest.EachDialect(t, func(t *testing.T, d sqlexec.Dialect) {
+		ctx := context.Background()
+		l := openLedger(t, d, ledger.Config{})
+		mustAdmit(t, l, jb(sqljobber.Job{ID: "old", Task: "t", Queue: "q"}))
+		id := l.Identity()
+		if len(id) != 32 {
+			t.Fatalf("identity %q", id)
+		}
+		sqlexectest.Exec(t, l.db, "DROP INDEX sqljobber_jobs_running"+map[sqlexec.Dialect]string{sqlexec.MySQL: " ON sqljobber_jobs"}[d])
+		for _, c := range []string{"node_id", "lost_runs"} {
+			sqlexectest.Exec(t, l.db, "ALTER TABLE sqljobber_jobs DROP COLUMN "+c)
+		}
+		again, err := ledger.New(l.db, nil, ledger.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := again.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		j, err := again.Get(ctx, "old")
+		if err != nil || j.Task != "t" || j.NodeID != "" || j.LostRuns != 0 {
+			t.Fatalf("a job of the old layout: %+v, %v", j, err)
+		}
+		if again.Identity() != id {
+			t.Fatalf("identity %q after a second migration, was %q", again.Identity(), id)
+		}
+		if other := openLedger(t, d, ledger.Config{}); other.Identity() == id {
+			t.Fatalf("two ledgers share the identity %q", id)
+		}
+	})
+}
