@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -90,6 +91,16 @@ type clusterConfig struct {
 	// RemovalGrace is how long an unresponsive member stays before it is
 	// dropped.
 	RemovalGrace duration `toml:"removal_grace"`
+	// Secret (base64 of 16, 24 or 32 bytes) encrypts and authenticates
+	// gossip; SQLJOBBER_CLUSTER_SECRET overrides it. SecondarySecrets are
+	// accepted too, for rotating the secret.
+	Secret           string   `toml:"secret"`
+	SecondarySecrets []string `toml:"secondary_secrets"`
+	// TLSCert and TLSKey make the actor port speak TLS; with TLSCA, mutual
+	// TLS.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	TLSCA   string `toml:"tls_ca"`
 }
 
 // connConfig are the keys [db.*] and [results.*] share: how to reach a
@@ -148,6 +159,8 @@ type config struct {
 	ledgerCfg    ledger.Config
 	readerCfg    resultsink.ReaderConfig
 	ignoredQueue bool
+	// secrets are the gossip secrets, decoded: the first encrypts.
+	secrets [][]byte
 }
 
 // configError locates a configuration problem: file, line and key.
@@ -171,12 +184,44 @@ func (e *configError) Error() string {
 
 func (e *configError) Unwrap() error { return e.err }
 
+// secretEnv, when set, is the cluster's gossip secret, in place of [cluster]
+// secret: a secret is better kept out of files.
+const secretEnv = "SQLJOBBER_CLUSTER_SECRET"
+
 func loadConfig(path string) (*config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return parseConfig(path, data)
+	c, err := parseConfig(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if v := os.Getenv(secretEnv); v != "" {
+		secret, err := decodeSecret(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", secretEnv, err)
+		}
+		if len(c.secrets) == 0 {
+			c.secrets = [][]byte{secret}
+		} else {
+			c.secrets[0] = secret
+		}
+	}
+	return c, nil
+}
+
+// decodeSecret decodes a gossip secret: base64 of 16, 24 or 32 bytes (an
+// AES-128, -192 or -256 key).
+func decodeSecret(s string) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, errors.New("must be base64 (e.g. the output of: openssl rand -base64 32)")
+	}
+	if n := len(b); n != 16 && n != 24 && n != 32 {
+		return nil, fmt.Errorf("must be base64 of 16, 24 or 32 bytes, not %d", n)
+	}
+	return b, nil
 }
 
 func parseConfig(path string, data []byte) (*config, error) {
@@ -256,6 +301,42 @@ func (c *config) checkCluster(fail func(string, error) error) error {
 	}
 	if c.cluster.RemovalGrace < 0 {
 		return fail("cluster.removal_grace", errors.New("must not be negative"))
+	}
+	if c.cluster.Secret == "" && len(c.cluster.SecondarySecrets) > 0 {
+		return fail("cluster.secondary_secrets", errors.New("needs cluster.secret, the secret that encrypts"))
+	}
+	for i, v := range append([]string{c.cluster.Secret}, c.cluster.SecondarySecrets...) {
+		if v == "" && i == 0 {
+			continue
+		}
+		secret, err := decodeSecret(v)
+		switch {
+		case err != nil && i == 0:
+			return fail("cluster.secret", err)
+		case err != nil:
+			return fail("cluster.secondary_secrets", fmt.Errorf("entry %d: %w", i, err))
+		}
+		c.secrets = append(c.secrets, secret)
+	}
+	return c.checkTLS(fail)
+}
+
+// checkTLS checks that the TLS files come together and can be read.
+func (c *config) checkTLS(fail func(string, error) error) error {
+	cc := c.cluster
+	switch {
+	case (cc.TLSCert == "") != (cc.TLSKey == ""):
+		return fail("cluster.tls_cert", errors.New("tls_cert and tls_key go together"))
+	case cc.TLSCA != "" && cc.TLSCert == "":
+		return fail("cluster.tls_ca", errors.New("needs tls_cert and tls_key, this node's certificate"))
+	}
+	for _, f := range []struct{ key, path string }{{"cluster.tls_cert", cc.TLSCert}, {"cluster.tls_key", cc.TLSKey}, {"cluster.tls_ca", cc.TLSCA}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return fail(f.key, err)
+		}
 	}
 	return nil
 }

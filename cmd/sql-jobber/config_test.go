@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -166,4 +167,41 @@ func sed(t *testing.T, s, edit string) string {
 		t.Fatalf("edit %q changed nothing", edit)
 	}
 	return out
+}
+
+// TestConfigOfClusterSecretsAndTLS: a secret must be an AES key in base64,
+// the TLS files come together and exist; errors name the line and key and
+// never quote the secret.
+func TestConfigOfClusterSecretsAndTLS(t *testing.T) {
+	key := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes
+	cert := filepath.Join(t.TempDir(), "node.crt")
+	if err := os.WriteFile(cert, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, cluster, want string
+	}{
+		{"not base64", `secret = "not base64 at all!"`, "c.toml:17: cluster.secret: must be base64"},
+		{"short", `secret = "c2hvcnQ="`, "c.toml:17: cluster.secret: must be base64 of 16, 24 or 32 bytes, not 5"},
+		{"secondary alone", `secondary_secrets = ["` + key + `"]`, "c.toml:17: cluster.secondary_secrets: needs cluster.secret"},
+		{"bad secondary", `secret = "` + key + `"` + "\n" + `secondary_secrets = ["` + key + `", "c2hvcnQ="]`,
+			"c.toml:18: cluster.secondary_secrets: entry 2: must be base64 of 16, 24 or 32 bytes"},
+		{"cert without key", `tls_cert = "` + cert + `"`, "c.toml:17: cluster.tls_cert: tls_cert and tls_key go together"},
+		{"ca alone", `tls_ca = "` + cert + `"`, "c.toml:17: cluster.tls_ca: needs tls_cert and tls_key"},
+		{"missing file", `tls_cert = "` + cert + `"` + "\n" + `tls_key = "/nonexistent/node.key"`, "c.toml:18: cluster.tls_key: stat /nonexistent/node.key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig("c.toml", []byte(validConfig+"\n[cluster]\n"+tc.cluster+"\n"))
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant prefix %s", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "c2hvcnQ") || strings.Contains(err.Error(), key) {
+				t.Fatalf("the error quotes the secret: %v", err)
+			}
+		})
+	}
+	c, err := parseConfig("c.toml", []byte(validConfig+"\n[cluster]\nsecret = \""+key+"\"\nsecondary_secrets = [\"MDEyMzQ1Njc4OWFiY2RlZg==\"]\n"))
+	if err != nil || len(c.secrets) != 2 || string(c.secrets[0]) != "0123456789abcdef0123456789abcdef" || len(c.secrets[1]) != 16 {
+		t.Fatalf("secrets %q, %v", c.secrets, err)
+	}
 }
