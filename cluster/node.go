@@ -175,12 +175,14 @@ func (n *Node) Stop() {
 	// shutdown only calls the provider on its graceful path, which
 	// sleeps two seconds for an ownership handover this project does
 	// not use (grain state is durable elsewhere).
-	members := n.cluster.MemberList.Members().Members()
 	if err := n.provider.Shutdown(true); err != nil {
 		// Most often every member is stopping at once and none is left
 		// to hear it; a member that is not finds this one dead instead.
 		n.cfg.Logger.Info("left the cluster unheard", slog.Any("error", err))
 	}
+	// Read once the provider, which updates protoactor's unlocked list,
+	// has stopped.
+	members := n.cluster.MemberList.Members().Members()
 	n.lookup.Shutdown()
 	// protoactor's non-graceful shutdown stops its server but not the
 	// connections it opened to the other members (its graceful one waits
