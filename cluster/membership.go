@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/hashicorp/memberlist"
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
@@ -50,6 +51,28 @@ type MembershipConfig struct {
 	// Tune, if set, adjusts memberlist's timings (LAN defaults), e.g.
 	// tighter ones in tests.
 	Tune func(*memberlist.Config)
+	// Secrets encrypt and authenticate gossip (memberlist's keyring): the
+	// first encrypts, every one decrypts (for rotating the secret). Each
+	// is 16, 24 or 32 bytes. Empty: gossip in the clear.
+	//
+	// To rotate from A to B without splitting the cluster, restart every
+	// member with [A, B], then every member with [B, A], then with [B]: a
+	// member reads only the secrets it has, so no member may encrypt
+	// with B before every member has B.
+	Secrets [][]byte
+}
+
+// validate checks the secrets' sizes (memberlist's keyring takes AES-128,
+// -192 and -256 keys), without saying what they are.
+func (c MembershipConfig) validate() error {
+	for i, s := range c.Secrets {
+		switch len(s) {
+		case 16, 24, 32:
+		default:
+			return fmt.Errorf("cluster: gossip secret %d of %d is %d bytes long; want 16, 24 or 32", i+1, len(c.Secrets), len(s))
+		}
+	}
+	return nil
 }
 
 // NodeInfo is what a node tells the other members about itself.
@@ -60,17 +83,24 @@ type NodeInfo struct {
 	Queues map[string]int `json:"queues,omitempty"`
 	// API is its HTTP API address, "" if it serves none.
 	API string `json:"api,omitempty"`
+	// Ledger is the identity of the job ledger the node keeps (members
+	// must share it); "" from builds that did not say.
+	Ledger string `json:"ledger,omitempty"`
 }
 
 // memberMeta is gossiped in memberlist's node metadata (at most 512
 // bytes).
 type memberMeta struct {
 	NodeInfo
-	ID      string   `json:"id"`
-	Host    string   `json:"host"`
-	Port    int      `json:"port"`
-	Kinds   []string `json:"kinds"`
-	Leaving bool     `json:"leaving,omitempty"`
+	ID    string   `json:"id"`
+	Host  string   `json:"host"`
+	Port  int      `json:"port"`
+	Kinds []string `json:"kinds"`
+	// Leaving is set as the node leaves: it owns no grains any more.
+	Leaving bool `json:"leaving,omitempty"`
+	// Draining is set as the node starts to stop: it takes no new jobs,
+	// but owns its grains until it leaves.
+	Draining bool `json:"draining,omitempty"`
 	// Started (Unix nanoseconds) orders the runs of a node at one
 	// address: the later one is alive, since two processes cannot
 	// listen on one port. 0 from builds that did not say.
@@ -94,26 +124,44 @@ type gossipProvider struct {
 	// started later replaced; memberlist does not announce them again, so
 	// they are kept here in case the later run goes first.
 	shadowed map[string]memberMeta
-	stopped  bool
-	changed  chan struct{}
-	done     chan struct{}
-	wg       sync.WaitGroup
+	// gone are the members (by ID) whose actor port refused connections
+	// (see endpointTerminated), until memberlist drops them; probing
+	// are the actor addresses being checked.
+	gone    map[string]bool
+	probing map[string]bool
+	// reported are the members (by ID) MemberDown was called for, and
+	// when.
+	reported map[string]time.Time
+	// joining is set while this node joins: the gate then speaks of the
+	// other side as the cluster.
+	joining     bool
+	joinRefusal error // the gate's refusal while joining
+	refusals    *onceAMinute
+	sub         *eventstream.Subscription
+	stopped     bool
+	changed     chan struct{}
+	done        chan struct{}
+	wg          sync.WaitGroup
 
 	peers *peerLogState // told which peers are alive
 	// exclude is told which members own no grains (suspects and those
 	// leaving), and which are alive.
-	exclude func(excluded, alive map[string]bool)
+	exclude    func(excluded, alive map[string]bool)
+	memberDown func(sqljobber.Member) // nil: no one is told
 }
 
 var _ cluster.ClusterProvider = (*gossipProvider)(nil)
 
-func newGossipProvider(cfg MembershipConfig, info NodeInfo, logger *slog.Logger, peers *peerLogState, exclude func(excluded, alive map[string]bool)) *gossipProvider {
+func newGossipProvider(cfg MembershipConfig, info NodeInfo, logger *slog.Logger, peers *peerLogState,
+	exclude func(excluded, alive map[string]bool), memberDown func(sqljobber.Member),
+) *gossipProvider {
 	if cfg.RemovalGrace <= 0 {
 		cfg.RemovalGrace = RemovalGraceDefault
 	}
 	return &gossipProvider{cfg: cfg, info: info, logger: logger, members: map[string]memberMeta{},
-		suspects: map[string]*time.Timer{}, shadowed: map[string]memberMeta{}, changed: make(chan struct{}, 1), done: make(chan struct{}),
-		peers: peers, exclude: exclude}
+		suspects: map[string]*time.Timer{}, shadowed: map[string]memberMeta{}, gone: map[string]bool{}, probing: map[string]bool{},
+		reported: map[string]time.Time{}, refusals: newOnceAMinute(), changed: make(chan struct{}, 1), done: make(chan struct{}),
+		peers: peers, exclude: exclude, memberDown: memberDown}
 }
 
 // changedLocked tells protoactor's log which peers are alive, and asks the
@@ -128,11 +176,12 @@ func (p *gossipProvider) changedLocked() {
 // identityLookup). p.mu is held.
 func (p *gossipProvider) tellAliveLocked() {
 	alive, excluded := map[string]bool{}, map[string]bool{}
+	maps.DeleteFunc(p.gone, func(id string, _ bool) bool { _, member := p.members[id]; return !member })
 	for name, m := range p.members {
 		if m.ID == p.self.ID {
 			continue
 		}
-		if _, suspect := p.suspects[name]; suspect || m.Leaving {
+		if _, suspect := p.suspects[name]; suspect || m.Leaving || p.gone[m.ID] {
 			excluded[m.ID] = true
 			continue
 		}
@@ -166,72 +215,51 @@ func (p *gossipProvider) StartMember(c *cluster.Cluster) error {
 	if err != nil {
 		return err
 	}
-	p.self = memberMeta{NodeInfo: p.info, ID: c.ActorSystem.ID, Host: host, Port: port, Kinds: c.GetClusterKinds(), Started: time.Now().UnixNano()}
+	p.mu.Lock()
+	// SetDraining may have come first.
+	p.self = memberMeta{NodeInfo: p.info, ID: c.ActorSystem.ID, Host: host, Port: port, Kinds: c.GetClusterKinds(),
+		Started: time.Now().UnixNano(), Draining: p.self.Draining}
 	sort.Strings(p.self.Kinds)
-	if b, _ := json.Marshal(p.self); len(b) > memberlist.MetaMaxSize {
+	b, _ := json.Marshal(p.self)
+	p.mu.Unlock()
+	if len(b) > memberlist.MetaMaxSize {
 		return fmt.Errorf("cluster: this node's description (%d bytes: queue names and more) exceeds memberlist's %d", len(b), memberlist.MetaMaxSize)
 	}
-
-	conf := memberlist.DefaultLANConfig()
-	conf.Name = c.ActorSystem.ID
-	if conf.BindAddr, conf.BindPort, err = splitHostPort(p.cfg.Bind); err != nil {
-		return fmt.Errorf("cluster bind address: %w", err)
-	}
-	conf.AdvertisePort = conf.BindPort
-	if p.cfg.Advertise != "" {
-		if conf.AdvertiseAddr, conf.AdvertisePort, err = splitHostPort(p.cfg.Advertise); err != nil {
-			return fmt.Errorf("cluster advertise address: %w", err)
-		}
-	}
-	// A member suspected by fewer peers than memberlist expects to
-	// confirm it (in a small cluster, or one where a restarted member's
-	// earlier run still counts) is declared dead only as the suspicion
-	// timeout falls from its maximum: 6x the minimum by default, 11 s
-	// instead of 4 in a cluster of three. Its IDs wait that long, so the
-	// maximum is kept at 3x (7 s there).
-	conf.SuspicionMaxTimeoutMult = 3
-	conf.Delegate = (*gossipDelegate)(p)
-	conf.Events = (*gossipEvents)(p)
-	conf.Logger = slog.NewLogLogger(p.logger.With(slog.String("component", "memberlist")).Handler(), slog.LevelDebug)
-	if p.cfg.Tune != nil {
-		p.cfg.Tune(conf)
+	conf, err := p.memberlistConfig()
+	if err != nil {
+		return err
 	}
 	ml, err := memberlist.Create(conf)
 	if err != nil {
 		return fmt.Errorf("cluster: start gossip: %w", err)
 	}
 	p.ml = ml
+	if len(p.cfg.Secrets) == 0 {
+		if bind := net.ParseIP(conf.BindAddr); bind == nil || !bind.IsLoopback() || !ml.LocalNode().Addr.IsLoopback() {
+			p.logger.Warn("gossip is not encrypted: set [cluster] secret", slog.String("bind", p.cfg.Bind),
+				slog.String("advertise", net.JoinHostPort(ml.LocalNode().Addr.String(), strconv.Itoa(int(ml.LocalNode().Port)))))
+		}
+	}
+	p.sub = c.ActorSystem.EventStream.Subscribe(p.endpointTerminated)
 	p.wg.Add(1)
 	go p.publish()
 	p.mu.Lock()
 	p.changedLocked()
 	p.mu.Unlock()
-	if len(p.cfg.Join) > 0 {
-		if _, err := ml.Join(p.cfg.Join); err != nil {
-			p.logger.Warn("cannot reach the cluster yet; trying again", slog.Any("join", p.cfg.Join), slog.Any("error", err))
-			p.wg.Add(1)
-			go p.rejoin()
-		}
+	if len(p.cfg.Join) == 0 {
+		return nil
+	}
+	refusal, err := p.tryJoin()
+	switch {
+	case refusal != nil:
+		p.logger.Warn("not admitted to the cluster", slog.Any("join", p.cfg.Join), slog.Any("error", refusal))
+		return refusal
+	case err != nil:
+		p.logger.Warn("cannot reach the cluster yet; trying again", slog.Any("join", p.cfg.Join), slog.Any("error", err))
+		p.wg.Add(1)
+		go p.rejoin()
 	}
 	return nil
-}
-
-// rejoin keeps trying to join until it has or the provider stops.
-func (p *gossipProvider) rejoin() {
-	defer p.wg.Done()
-	t := time.NewTicker(rejoinInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.done:
-			return
-		case <-t.C:
-			if _, err := p.ml.Join(p.cfg.Join); err == nil {
-				p.logger.Info("joined the cluster", slog.Any("join", p.cfg.Join))
-				return
-			}
-		}
-	}
 }
 
 func (p *gossipProvider) StartClient(*cluster.Cluster) error {
@@ -253,6 +281,7 @@ func (p *gossipProvider) Shutdown(bool) error {
 		t.Stop()
 	}
 	p.mu.Unlock()
+	p.c.ActorSystem.EventStream.Unsubscribe(p.sub)
 	close(p.done)
 	_ = p.ml.UpdateNode(leaveTimeout)
 	err := p.ml.Leave(leaveTimeout)
@@ -302,22 +331,45 @@ func (p *gossipProvider) infos() []sqljobber.Member {
 			continue
 		}
 		_, suspect := p.suspects[name]
-		out = append(out, m.member(false, suspect))
+		out = append(out, m.member(false, suspect || p.gone[m.ID]))
 	}
 	slices.SortFunc(out[1:], func(a, b sqljobber.Member) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
-// member describes m as a member of the cluster.
+// member describes m as a member of the cluster: one that is draining or
+// leaving is leaving, and one that stopped answering (suspect) is suspect.
 func (m memberMeta) member(self, suspect bool) sqljobber.Member {
 	state := sqljobber.MemberAlive
 	switch {
-	case m.Leaving:
+	case m.Leaving || m.Draining:
 		state = sqljobber.MemberLeaving
 	case suspect:
 		state = sqljobber.MemberSuspect
 	}
 	return sqljobber.Member{Name: m.Name, ID: m.ID, Address: m.address(), API: m.API, Queues: m.Queues, Self: self, State: state}
+}
+
+// setDraining tells the other members that this node is stopping: it shows
+// as leaving, and still owns its grains.
+func (p *gossipProvider) setDraining() {
+	p.mu.Lock()
+	if p.self.Draining {
+		p.mu.Unlock()
+		return
+	}
+	p.self.Draining = true
+	ml, stopped := p.ml, p.stopped
+	p.mu.Unlock()
+	if ml == nil || stopped {
+		// Before StartMember, the first description says it.
+		return
+	}
+	// UpdateNode waits (for at most the timeout) for the news to be sent;
+	// a member that misses it learns it from the next push/pull.
+	if err := ml.UpdateNode(leaveTimeout); err != nil {
+		p.logger.Info("told the cluster this node is draining, unheard", slog.Any("error", err))
+	}
 }
 
 // gossipDelegate gives memberlist this node's metadata.
@@ -398,6 +450,7 @@ func (e *gossipEvents) set(n *memberlist.Node) {
 				}
 				delete(p.members, name)
 				p.logger.Info("cluster member removed: it runs again at its address", slog.String("member", old.Name))
+				p.downLocked(old)
 			}
 		}
 	case suspect:
@@ -461,6 +514,9 @@ func (e *gossipEvents) NotifyLeave(n *memberlist.Node) {
 		return
 	}
 	leaving := m.Leaving || known.Leaving
+	// Whether it left or memberlist found it dead, it is gone now; the
+	// grace is for protoactor, which bars a member it drops.
+	p.downLocked(known)
 	if leaving || p.cfg.RemovalGrace <= 0 {
 		delete(p.members, n.Name)
 		if leaving {

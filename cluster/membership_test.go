@@ -1,12 +1,19 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/hashicorp/memberlist"
+
+	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/cluster/clustertest"
 )
 
 // TestMembershipTakesTheLaterRunAtAnAddress: of two runs at one actor
@@ -17,7 +24,7 @@ import (
 // say when it started (an earlier build) is never set aside.
 func TestMembershipTakesTheLaterRunAtAnAddress(t *testing.T) {
 	p := newGossipProvider(MembershipConfig{RemovalGrace: 10 * time.Millisecond}, NodeInfo{Name: "self"},
-		slog.New(slog.DiscardHandler), newPeerLogState(), nil)
+		slog.New(slog.DiscardHandler), newPeerLogState(), nil, nil)
 	p.self = memberMeta{NodeInfo: NodeInfo{Name: "self"}, ID: "self", Host: "10.0.0.1", Port: 7947, Started: 50}
 	events := (*gossipEvents)(p)
 	run := func(id string, started int64) *memberlist.Node {
@@ -73,5 +80,72 @@ func TestMembershipTakesTheLaterRunAtAnAddress(t *testing.T) {
 	events.NotifyJoin(unknown)
 	if m := members(); !m["unknown"] {
 		t.Fatalf("members %v: a run of an earlier build was set aside", m)
+	}
+}
+
+// TestSecretsMustBeAESKeys: a secret of the wrong size stops the node at
+// NewNode, and the error does not say the secret.
+func TestSecretsMustBeAESKeys(t *testing.T) {
+	kinds := []*cluster.Kind{cluster.NewKind("echo", actor.PropsFromProducer(func() actor.Actor { return &echo{} }))}
+	_, err := NewNode(Config{Kinds: kinds, Membership: &MembershipConfig{Bind: "127.0.0.1:0",
+		Secrets: [][]byte{[]byte("0123456789abcdef"), []byte("tooshort!!")}}})
+	if err == nil || !strings.Contains(err.Error(), "gossip secret 2 of 2 is 10 bytes long; want 16, 24 or 32") || strings.Contains(err.Error(), "tooshort") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// TestGossipInTheClearOffLoopbackWarns: a node without a secret whose
+// gossip others reach off this machine says so; on loopback, or with a
+// secret, it does not.
+func TestGossipInTheClearOffLoopbackWarns(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		advertise string
+		secrets   [][]byte
+		warn      bool
+	}{
+		{"loopback", "", nil, false},
+		{"advertised off loopback", "10.1.2.3:7946", nil, true},
+		{"with a secret", "10.1.2.3:7946", [][]byte{[]byte("0123456789abcdef")}, false},
+	} {
+		var buf logBuffer
+		n, err := NewNode(Config{Logger: slog.New(slog.NewTextHandler(&buf, nil)),
+			Kinds:      []*cluster.Kind{cluster.NewKind("echo", actor.PropsFromProducer(func() actor.Actor { return &echo{} }))},
+			Membership: &MembershipConfig{Bind: "127.0.0.1:0", Advertise: tc.advertise, Secrets: tc.secrets, Tune: clustertest.FastGossip}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		n.Stop()
+		if got := buf.lines("level=WARN", `msg="gossip is not encrypted: set [cluster] secret"`); len(got) != map[bool]int{true: 1}[tc.warn] {
+			t.Errorf("%s: warned %q", tc.name, got)
+		}
+	}
+}
+
+// TestDrainingAloneOrBeforeStart: a node that runs alone, or is told to
+// drain before it starts, shows itself as leaving.
+func TestDrainingAloneOrBeforeStart(t *testing.T) {
+	alone := startNode(t, time.Minute)
+	alone.SetDraining()
+	if s := alone.Members()[0].State; s != sqljobber.MemberLeaving {
+		t.Errorf("a draining node alone is %s", s)
+	}
+	// One node at a time: see the Makefile.
+	alone.Stop()
+	n, err := NewNode(Config{Kinds: []*cluster.Kind{cluster.NewKind("echo", actor.PropsFromProducer(func() actor.Actor { return &echo{} }))},
+		Membership: &MembershipConfig{Bind: "127.0.0.1:0", Tune: clustertest.FastGossip}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.SetDraining()
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	if s := n.Members()[0].State; s != sqljobber.MemberLeaving {
+		t.Errorf("a node told to drain before it started is %s", s)
 	}
 }

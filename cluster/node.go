@@ -58,7 +58,19 @@ type Config struct {
 	// RequestTimeout bounds a grain request whose context has no
 	// deadline.
 	RequestTimeout time.Duration
-	Logger         *slog.Logger
+	// MemberDown, if set, is called on a goroutine of its own, once per
+	// member incarnation, as soon as that member is found gone:
+	// memberlist declared it dead, it left, or a broken actor connection
+	// to it was followed by a refused TCP connection to its actor address
+	// (nothing listens there any more). The member's State is
+	// MemberLeaving if it was leaving or draining, MemberSuspect
+	// otherwise. A restart at a member's actor address reports the run
+	// it replaced.
+	//
+	// A member memberlist declared dead may yet answer again (a busy
+	// machine): it then owns grains again, and is not reported twice.
+	MemberDown func(sqljobber.Member)
+	Logger     *slog.Logger
 }
 
 // WithDefaults returns c with zero values replaced by defaults.
@@ -82,9 +94,10 @@ type Node struct {
 	gossip   *gossipProvider // nil when the node runs alone
 	peers    *peerLogState
 
-	mu      sync.Mutex
-	started bool
-	stopped bool
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
+	draining bool
 }
 
 // NewNode prepares a node; Start joins it.
@@ -92,6 +105,11 @@ func NewNode(cfg Config) (*Node, error) {
 	cfg = cfg.WithDefaults()
 	if len(cfg.Kinds) == 0 {
 		return nil, errors.New("cluster: no grain kinds")
+	}
+	if cfg.Membership != nil {
+		if err := cfg.Membership.validate(); err != nil {
+			return nil, err
+		}
 	}
 	logger := cfg.Logger
 	// protoactor narrates its routine at Info, and repeats itself about
@@ -102,7 +120,7 @@ func NewNode(cfg Config) (*Node, error) {
 	}))
 	n := &Node{cfg: cfg, system: system, peers: peers, lookup: newIdentityLookup(logger, activationTimeout)}
 	if cfg.Membership != nil {
-		n.gossip = newGossipProvider(*cfg.Membership, cfg.Info, logger, peers, n.lookup.exclude)
+		n.gossip = newGossipProvider(*cfg.Membership, cfg.Info, logger, peers, n.lookup.exclude, cfg.MemberDown)
 		n.provider = n.gossip
 	} else {
 		n.provider = &singleProvider{}
@@ -146,14 +164,60 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 		l.Close()
 	}
+	if err := n.startMember(); err != nil {
+		// The node cannot start again: protoactor's cluster starts once.
+		n.stopped = true
+		n.peers.stopping.Store(true)
+		n.teardown()
+		return err
+	}
+	n.started = true
+	return ctx.Err()
+}
+
+// startMember starts protoactor's cluster member, which panics where it
+// could return an error (the provider's, ErrRefused among them).
+func (n *Node) startMember() (err error) {
 	defer func() {
-		if r := recover(); r != nil {
+		r := recover()
+		switch e, ok := r.(error); {
+		case ok && errors.Is(e, ErrRefused):
+			err = e
+		case ok:
+			err = fmt.Errorf("cluster: start member: %w", e)
+		case r != nil:
 			err = fmt.Errorf("cluster: start member: %v", r)
 		}
 	}()
 	n.cluster.StartMember()
-	n.started = true
-	return ctx.Err()
+	return nil
+}
+
+// teardown stops what a failed start started: the gossip (this node may
+// have been admitted by some before the others refused it), the
+// placement, the actor remote.
+func (n *Node) teardown() {
+	defer func() {
+		// protoactor's shutdown of a remote that never listened panics.
+		if r := recover(); r != nil {
+			n.cfg.Logger.Debug("stopping a node that did not start", slog.Any("panic", r))
+		}
+	}()
+	_ = n.provider.Shutdown(true)
+	n.lookup.Shutdown()
+	n.cluster.Shutdown(false)
+}
+
+// SetDraining tells the other members that this node is stopping: from then
+// on it shows as sqljobber.MemberLeaving in everyone's Members(), though it
+// still owns its grains until it leaves.
+func (n *Node) SetDraining() {
+	n.mu.Lock()
+	n.draining = true
+	n.mu.Unlock()
+	if n.gossip != nil {
+		n.gossip.setDraining()
+	}
 }
 
 // Stop leaves the cluster and stops every actor. It is idempotent and safe
@@ -212,7 +276,7 @@ func (n *Node) RequestTimeout() time.Duration { return n.cfg.RequestTimeout }
 // first; none before Start or after Stop.
 func (n *Node) Members() []sqljobber.Member {
 	n.mu.Lock()
-	started := n.started && !n.stopped
+	started, draining := n.started && !n.stopped, n.draining
 	n.mu.Unlock()
 	if !started {
 		return nil
@@ -220,8 +284,12 @@ func (n *Node) Members() []sqljobber.Member {
 	if n.gossip != nil {
 		return n.gossip.infos()
 	}
+	state := sqljobber.MemberAlive
+	if draining {
+		state = sqljobber.MemberLeaving
+	}
 	return []sqljobber.Member{{Name: n.cfg.Info.Name, ID: n.system.ID, Address: n.system.Address(), API: n.cfg.Info.API,
-		Queues: n.cfg.Info.Queues, Self: true, State: sqljobber.MemberAlive}}
+		Queues: n.cfg.Info.Queues, Self: true, State: state}}
 }
 
 // GossipAddress is the host:port the node's gossip listens on, for others

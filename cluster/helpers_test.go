@@ -1,0 +1,88 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+
+	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/cluster/clustertest"
+)
+
+// waitDeadline only bounds a failure: the machine may be busy with other
+// engineers' tests.
+const waitDeadline = 20 * time.Second
+
+// waitFor polls cond until it holds, and fails the test if it does not
+// within waitDeadline.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(waitDeadline)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("waited %v for %s", waitDeadline, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// member is a node of a test cluster, and its log (INFO and up).
+type member struct {
+	*Node
+	log *logBuffer
+}
+
+// joinNode starts a node named name hosting "where" grains, that joins the
+// members at join (none: it starts a cluster), with the settings adjust
+// makes. It returns Start's error; the node is stopped at the test's end.
+func joinNode(tb testing.TB, name string, join []string, adjust func(*Config)) (member, error) {
+	tb.Helper()
+	log := &logBuffer{}
+	cfg := Config{
+		Logger:     slog.New(slog.NewTextHandler(log, nil)),
+		Kinds:      []*cluster.Kind{cluster.NewKind("where", actor.PropsFromProducer(func() actor.Actor { return where{} }))},
+		Membership: &MembershipConfig{Bind: "127.0.0.1:0", Join: join, RemovalGrace: 500 * time.Millisecond, Tune: clustertest.FastGossip},
+		Info:       NodeInfo{Name: name},
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	n, err := NewNode(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(n.Stop)
+	return member{Node: n, log: log}, n.Start(context.Background())
+}
+
+// mustJoin is joinNode for a node that must start.
+func mustJoin(tb testing.TB, name string, join []string, adjust func(*Config)) member {
+	tb.Helper()
+	m, err := joinNode(tb, name, join, adjust)
+	if err != nil {
+		tb.Fatalf("node %s: %v", name, err)
+	}
+	return m
+}
+
+// sees says whether n sees exactly the members named, all alive.
+func sees(n *Node, names ...string) bool {
+	ms := n.Members()
+	if len(ms) != len(names) {
+		return false
+	}
+	want := map[string]bool{}
+	for _, name := range names {
+		want[name] = true
+	}
+	for _, m := range ms {
+		if !want[m.Name] || m.State != sqljobber.MemberAlive {
+			return false
+		}
+	}
+	return true
+}
