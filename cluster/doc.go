@@ -6,10 +6,10 @@
 // on.
 //
 // It decides who is a member, too: gossip is encrypted and authenticated
-// with the cluster's secret, and a node that keeps another ledger, or takes
-// the worker name of a live member elsewhere, is refused (see gossipGate).
-// It tells its user when a member is gone (Config.MemberDown), as soon as it
-// can tell.
+// with the cluster's secret, the actor port can speak (mutual) TLS, and a
+// node that keeps another ledger, or takes the worker name of a live
+// member elsewhere, is refused (see gossipGate). It tells its user when a
+// member is gone (Config.MemberDown), as soon as it can tell.
 //
 // It knows nothing of SQL or jobs: grain kinds are handed to it.
 package cluster

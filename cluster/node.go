@@ -15,7 +15,6 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
@@ -58,6 +57,9 @@ type Config struct {
 	// RequestTimeout bounds a grain request whose context has no
 	// deadline.
 	RequestTimeout time.Duration
+	// TLS, if set, makes the actor port speak TLS: mutual TLS when CAFile
+	// is set.
+	TLS *TLSConfig
 	// MemberDown, if set, is called on a goroutine of its own, once per
 	// member incarnation, as soon as that member is found gone:
 	// memberlist declared it dead, it left, or a broken actor connection
@@ -111,6 +113,10 @@ func NewNode(cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	creds, err := actorCredentials(cfg)
+	if err != nil {
+		return nil, err
+	}
 	logger := cfg.Logger
 	// protoactor narrates its routine at Info, and repeats itself about
 	// peers that are gone: see peerLog.
@@ -132,10 +138,15 @@ func NewNode(cfg Config) (*Node, error) {
 		// protoactor dials a peer without blocking and, when the stream
 		// then fails (the peer is gone), drops the connection without
 		// closing it: grpc retries it in the background forever. A
-		// blocking dial with a timeout closes a connection that fails.
-		remote.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithBlock(),
+		// blocking dial with a timeout closes a connection that fails;
+		// the error it returns then says why it failed, not only that it
+		// timed out.
+		remote.WithDialOptions(grpc.WithTransportCredentials(creds.client), grpc.WithBlock(), grpc.WithReturnConnectionError(),
 			//lint:ignore SA1019 the only dial timeout grpc.Dial (what protoactor calls) honours
 			grpc.WithTimeout(dialTimeout)),
+	}
+	if creds.server != nil {
+		opts = append(opts, remote.WithServerOptions(grpc.Creds(creds.server)))
 	}
 	if cfg.Advertise != "" {
 		opts = append(opts, remote.WithAdvertisedHost(cfg.Advertise))
