@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,17 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 			tb.Fatalf("waited %v for %s", waitDeadline, what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitLogged waits until log has a line with every one of parts, and fails
+// the test unless it has just one: a node refused by another may return
+// from Start before the other has logged it.
+func waitLogged(tb testing.TB, who string, log *logBuffer, parts ...string) {
+	tb.Helper()
+	waitFor(tb, who+" to log "+strings.Join(parts, " "), func() bool { return len(log.lines(parts...)) > 0 })
+	if got := log.lines(parts...); len(got) != 1 {
+		tb.Errorf("%s logged %q, want one line", who, got)
 	}
 }
 

@@ -51,9 +51,7 @@ func TestClusterSecretKeepsOthersOut(t *testing.T) {
 	// One line for the two nodes with another secret (one host), one for
 	// the node without.
 	for _, reason := range []string{"encrypted with a secret this node does not have", "not encrypted: the other node has no secret"} {
-		if got := a0.log.lines("level=WARN", `msg="refused gossip"`, "remote=127.0.0.1:", reason); len(got) != 1 {
-			t.Errorf("the member asked logged %q for %q, want one line", got, reason)
-		}
+		waitLogged(t, "the member asked", a0.log, "level=WARN", `msg="refused gossip"`, "remote=127.0.0.1:", reason)
 	}
 	if !sees(a0.Node, "a0", "a1") || !sees(a1.Node, "a0", "a1") {
 		t.Fatalf("after the refusals the members see %+v and %+v", a0.Members(), a1.Members())
@@ -63,9 +61,7 @@ func TestClusterSecretKeepsOthersOut(t *testing.T) {
 	p0 := mustJoin(t, "p0", nil, nil)
 	_, err = joinNode(t, "secret", []string{p0.GossipAddress()}, withSecrets(secretA))
 	wantRefused(t, "a node with a secret", err, "gossip secrets differ: the cluster's gossip is not encrypted, and this node has a secret")
-	if got := p0.log.lines("level=WARN", `msg="refused gossip"`, "encrypted, and this node has no secret"); len(got) != 1 {
-		t.Errorf("the member without a secret logged %q", got)
-	}
+	waitLogged(t, "the member without a secret", p0.log, "level=WARN", `msg="refused gossip"`, "encrypted, and this node has no secret")
 	if !sees(p0.Node, "p0") {
 		t.Fatalf("the cluster without a secret sees %+v", p0.Members())
 	}
@@ -140,10 +136,8 @@ func TestClusterRefusesAnotherLedger(t *testing.T) {
 
 	other, err := joinNode(t, "l2", join, withLedger("elsewhere"))
 	wantRefused(t, "a node of another ledger", err, `the cluster keeps ledger "main", and this node "elsewhere"`)
-	if got := l0.log.lines("level=WARN", `msg="refused member"`, "member=l2", "address="+other.Address(),
-		`reason="it keeps ledger \"elsewhere\", and this node \"main\""`); len(got) != 1 {
-		t.Errorf("the member asked logged %q", got)
-	}
+	waitLogged(t, "the member asked", l0.log, "level=WARN", `msg="refused member"`, "member=l2", "address="+other.Address(),
+		`reason="it keeps ledger \"elsewhere\", and this node \"main\""`)
 	if got := other.log.lines("level=WARN", `msg="refused member"`, "member=l", `the cluster keeps ledger`); len(got) == 0 {
 		t.Errorf("the refused node logged nothing of the member it refused: %q", other.log.lines())
 	}
@@ -163,10 +157,8 @@ func TestClusterRefusesAWorkerNameHeldElsewhere(t *testing.T) {
 
 	twin, err := joinNode(t, "n1", join, nil)
 	wantRefused(t, "a second n1", err, "worker name n1 is held by a live member at "+n1.Address())
-	if got := n0.log.lines("level=WARN", `msg="refused member"`, "member=n1", "address="+twin.Address(),
-		"worker name n1 is held by a live member at "+n1.Address()); len(got) != 1 {
-		t.Errorf("the member asked logged %q", got)
-	}
+	waitLogged(t, "the member asked", n0.log, "level=WARN", `msg="refused member"`, "member=n1", "address="+twin.Address(),
+		"worker name n1 is held by a live member at "+n1.Address())
 	// Nor is it admitted as a twin of the member it asked.
 	_, err = joinNode(t, "n0", join, nil)
 	wantRefused(t, "a second n0", err, "worker name n0 is held by a live member at "+n0.Address())
