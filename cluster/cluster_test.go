@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sql-jobber/sql-jobber/cluster/clustertest"
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
 )
 
 // where is a grain that answers with the address of the node it lives on.
@@ -50,18 +52,24 @@ func startCluster(tb testing.TB, n int, grace time.Duration) ([]*Node, time.Dura
 	var logs []*logBuffer
 	var nodes []*Node
 	var join []string
-	var seen chan time.Duration
+	type convergence struct {
+		took time.Duration
+		err  error
+	}
+	var seen chan convergence
 	for i := range n {
 		if i == n-1 && i > 0 {
 			// Watch the first node's view while the last one starts
-			// (protoactor's start then sleeps a second).
-			seen = make(chan time.Duration, 1)
+			// (protoactor's start then sleeps a second); the time is
+			// exact to within the poll's pause.
+			seen = make(chan convergence, 1)
 			first, begin := nodes[0], time.Now()
 			go func() {
-				for len(first.Members()) != n && time.Since(begin) < 20*time.Second {
-					time.Sleep(time.Millisecond)
-				}
-				seen <- time.Since(begin)
+				err := testwait.Until(20*time.Second, "the first node to see the last one", func() (bool, string) {
+					got := len(first.Members())
+					return got == n, fmt.Sprintf("it sees %d members, want %d", got, n)
+				})
+				seen <- convergence{time.Since(begin), err}
 			}()
 		}
 		logs = append(logs, &logBuffer{})
@@ -83,20 +91,31 @@ func startCluster(tb testing.TB, n int, grace time.Duration) ([]*Node, time.Dura
 		}
 		nodes = append(nodes, node)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for _, node := range nodes {
-		for len(node.Members()) != n {
-			if time.Now().After(deadline) {
-				tb.Fatalf("node sees %d members, want %d", len(node.Members()), n)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
+	testwait.For(tb, 20*time.Second, fmt.Sprintf("every node to see %d members", n), func() (bool, string) {
+		return membersSeen(nodes, n)
+	})
 	var took time.Duration
 	if seen != nil {
-		took = <-seen
+		c := <-seen
+		if c.err != nil {
+			tb.Fatal(c.err)
+		}
+		took = c.took
 	}
 	return nodes, took, logs
+}
+
+// membersSeen reports whether each node sees want members, and how many
+// each sees.
+func membersSeen(nodes []*Node, want int) (bool, string) {
+	ok := true
+	var seen []string
+	for i, node := range nodes {
+		got := len(node.Members())
+		ok = ok && got == want
+		seen = append(seen, fmt.Sprintf("node %d sees %d", i, got))
+	}
+	return ok, strings.Join(seen, ", ")
 }
 
 // TestClusterOneGrainPerIdentity: whichever node asks, an identity's grain
@@ -144,13 +163,9 @@ func TestClusterLeaveAndRemoval(t *testing.T) {
 	nodes, _, logs := startLoggedMembers(t, 3)
 	begin := time.Now()
 	nodes[2].Stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(nodes[0].Members()) != 2 || len(nodes[1].Members()) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the others still see the node that left")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, 10*time.Second, "the others to drop the node that left", func() (bool, string) {
+		return membersSeen(nodes[:2], 2)
+	})
 	t.Logf("graceful leave: dropped by the others within %v", time.Since(begin).Round(time.Millisecond))
 	// The log says it once, in plain words: protoactor's errors about
 	// the streams of a member that left are not an operator's concern.
@@ -286,13 +301,10 @@ func TestClusterSuspectedMemberThatAnswersAgainStays(t *testing.T) {
 
 	// Not refuted: removed once the grace is over.
 	notify((*gossipEvents).NotifyLeave)
-	deadline := time.Now().Add(10 * time.Second)
-	for stateOfVictim() != "removed" {
-		if time.Now().After(deadline) {
-			t.Fatal("a member that never answered again was not removed")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, 10*time.Second, "the removal of a member that never answered again", func() (bool, string) {
+		s := stateOfVictim()
+		return s == "removed", "the member is " + s
+	})
 }
 
 // crash stops n as a killed process would: it does not leave, and the
@@ -354,13 +366,9 @@ func TestClusterRestartAtItsAddressReplacesTheDeadRun(t *testing.T) {
 		}
 		return false
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !seen(again.ID()) {
-		if time.Now().After(deadline) {
-			t.Fatal("the observer never saw the restarted node")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, 20*time.Second, "the observer to see the restarted node", func() (bool, string) {
+		return seen(again.ID()), fmt.Sprintf("members %+v", observer.Members())
+	})
 	if seen(deadID) {
 		t.Fatalf("the observer sees the dead run beside its restart: %+v", observer.Members())
 	}

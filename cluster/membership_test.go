@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/cluster/clustertest"
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
 )
 
 // TestMembershipTakesTheLaterRunAtAnAddress: of two runs at one actor
@@ -64,13 +66,10 @@ func TestMembershipTakesTheLaterRunAtAnAddress(t *testing.T) {
 		t.Fatalf("members %v: a run that says it is earlier joined at once", m)
 	}
 	events.NotifyLeave(restart) // the member it hid stops answering
-	deadline := time.Now().Add(10 * time.Second)
-	for !members()["back"] {
-		if time.Now().After(deadline) {
-			t.Fatalf("members %v: the set-aside run never became a member once the later one was removed", members())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, 10*time.Second, "the set-aside run to become a member once the later one is removed", func() (bool, string) {
+		m := members()
+		return m["back"], fmt.Sprintf("members %v", m)
+	})
 	if m := members(); m["first"] {
 		t.Fatalf("members %v: the earliest run came back too", m)
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sql-jobber/sql-jobber/cluster/clustertest"
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
 )
 
 func TestMain(m *testing.M) {
@@ -72,13 +73,10 @@ func TestGrainsActivatePassivateAndComeBack(t *testing.T) {
 		t.Fatalf("%d grains active, want 50", got)
 	}
 	// Idle grains go, and their memory with them.
-	deadline := time.Now().Add(10 * time.Second)
-	for n.ActiveGrains() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d grains still active after passivation", n.ActiveGrains())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, 10*time.Second, "the idle grains to passivate", func() (bool, string) {
+		active := n.ActiveGrains()
+		return active == 0, fmt.Sprintf("%d grains active", active)
+	})
 	// A passivated grain comes back on the next request.
 	res, err := n.Request(ctx, "echo", "g7", wrapperspb.String("again"))
 	if err != nil || res.(*wrapperspb.StringValue).Value != "g7:again" {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
 )
 
 // ignored are goroutines protoactor-go leaves behind by design.
@@ -38,12 +40,15 @@ func CheckLeaks(code int) int {
 	if code != 0 {
 		return code
 	}
-	var err error
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if err = goleak.Find(ignored...); err == nil {
-			return 0
+	err := testwait.Until(10*time.Second, "the tests' goroutines to end", func() (bool, string) {
+		if err := goleak.Find(ignored...); err != nil {
+			return false, err.Error()
 		}
+		return true, ""
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+		return 1
 	}
-	fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-	return 1
+	return 0
 }
