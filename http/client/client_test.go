@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sql-jobber/sql-jobber/http/client"
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
 )
 
 func TestClient(t *testing.T) {
@@ -234,21 +235,14 @@ func TestClientReportsUnreachableServer(t *testing.T) {
 	}
 }
 
+// waitState waits until job id is in state.
 func waitState(t *testing.T, c *client.Client, id, state string) {
 	t.Helper()
-	waitFor(t, func() bool {
+	testwait.For(t, 30*time.Second, "job "+id+" to be "+state, func() (bool, string) {
 		j, err := c.GetJob(context.Background(), id)
-		return err == nil && j.State == state
-	})
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
+		if err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return j.State == state, "it is " + j.State
+	})
 }

@@ -65,18 +65,16 @@ func ExampleClient_PostGroup() {
 		fmt.Println(err)
 		return
 	}
-	for {
-		g, err := c.GetGroup(ctx, "month-end")
-		if err != nil {
-			fmt.Println(err)
-			return
-		}
-		if client.Finished(g.State) {
-			fmt.Println(g.State, len(g.Jobs), "jobs")
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	// WaitGroup long-polls until every job has finished, for a minute at
+	// most.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	g, err := c.WaitGroup(ctx, "month-end")
+	if err != nil {
+		fmt.Println("wait:", err)
+		return
 	}
+	fmt.Println(g.State, len(g.Jobs), "jobs")
 	// Output: SUCCESS 2 jobs
 }
 
