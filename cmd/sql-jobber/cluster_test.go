@@ -8,9 +8,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -55,19 +57,20 @@ func (e *testEnv) startMember(name string, first *testServer, flags ...string) *
 // waitMembers waits until every node sees n alive members.
 func waitMembers(t *testing.T, n int, nodes ...*testServer) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("every node sees %d members", n), 30*time.Second, func() bool {
-		for _, s := range nodes {
+	testwait.For(t, 30*time.Second, fmt.Sprintf("every node to see %d alive members", n), func() (bool, string) {
+		ok := true
+		var seen []string
+		for i, s := range nodes {
 			alive := 0
 			for _, m := range s.members() {
 				if m.State == "alive" {
 					alive++
 				}
 			}
-			if alive != n {
-				return false
-			}
+			ok = ok && alive == n
+			seen = append(seen, fmt.Sprintf("node %d sees %d", i, alive))
 		}
-		return true
+		return ok, strings.Join(seen, ", ")
 	})
 }
 
@@ -117,11 +120,10 @@ func TestClusterSpreadsJobsAndAnswersAnywhere(t *testing.T) {
 	}
 	post(0, 6)
 	// Six slots in the cluster, two on each node: all taken.
-	waitFor(t, "every node runs two jobs", 20*time.Second, func() bool {
-		n := nodesOf(t, dbs, "STARTED")
+	waitStarted(t, 20*time.Second, "every node to run two jobs", dbs, func(n map[string]int) bool {
 		return n["A"] == 2 && n["B"] == 2 && n["C"] == 2
 	})
-	waitFor(t, "six gated queries wait at the source", 10*time.Second, func() bool { return sessions(t, dbs.src, "gate") == 6 })
+	waitSessions(t, 20*time.Second, "six gated queries to wait at the source", dbs.src, "gate", 6)
 
 	// A job running on one node, cancelled through another: its query
 	// leaves the server at once, not at the next lease renewal.
@@ -134,14 +136,12 @@ func TestClusterSpreadsJobsAndAnswersAnywhere(t *testing.T) {
 	if r := via.do("DELETE", "/jobs/"+victim, ""); r.code != 200 {
 		t.Fatalf("cancel from another node: %d %s", r.code, r.Message)
 	}
-	waitFor(t, "the cancelled run's query leaves the server", 2*time.Second, func() bool {
-		return sessions(t, dbs.src, "gate") == 5
-	})
+	waitSessions(t, 2*time.Second, "the cancelled run's query to leave the server", dbs.src, "gate", 5)
 
 	// A backlog: one job takes the freed slot, five wait, listed from
 	// any node.
 	post(6, 12)
-	waitFor(t, "the freed slot is taken", 20*time.Second, func() bool { return sessions(t, dbs.src, "gate") == 6 })
+	waitSessions(t, 20*time.Second, "the freed slot to be taken", dbs.src, "gate", 6)
 	if q := c.queue("default"); len(q) != 5 {
 		t.Fatalf("queue listing from C: %d jobs pending, want 5", len(q))
 	}
@@ -177,14 +177,13 @@ func TestClusterJoinCancelsNoRunningJob(t *testing.T) {
 		ids = append(ids, id)
 		[]*testServer{a, b, c}[i%3].post("gated", fmt.Sprintf(`{"job_id": %q, "args": ["U1"]}`, id))
 	}
-	waitFor(t, "30 jobs run", 20*time.Second, func() bool {
-		n := nodesOf(t, dbs, "STARTED")
+	waitStarted(t, 30*time.Second, "30 jobs to run", dbs, func(n map[string]int) bool {
 		return n["A"]+n["B"]+n["C"] == 30
 	})
 	// A fourth node joins while they run; grains move to it.
 	d := env.startMember("D", a, "--worker-concurrency", "10")
 	waitMembers(t, 4, a, b, c, d)
-	waitFor(t, "the new node takes the rest", 20*time.Second, func() bool { return nodesOf(t, dbs, "STARTED")["D"] == 10 })
+	waitStarted(t, 30*time.Second, "the new node to take the rest", dbs, func(n map[string]int) bool { return n["D"] == 10 })
 	// Status and submissions go through the moved grains.
 	d.post("entries_of", `{"job_id": "after-join", "args": ["U2"]}`)
 	release()
@@ -210,7 +209,7 @@ func TestClusterStoppedNodesJobsFinishElsewhere(t *testing.T) {
 	for i := range 6 {
 		a.post("gated", fmt.Sprintf(`{"job_id": "stop%d", "args": ["U1"]}`, i))
 	}
-	waitFor(t, "B runs two jobs", 20*time.Second, func() bool { return nodesOf(t, dbs, "STARTED")["B"] == 2 })
+	waitStarted(t, 30*time.Second, "B to run two jobs", dbs, func(n map[string]int) bool { return n["B"] == 2 })
 	b.stop()
 	waitMembers(t, 2, a, c)
 	release()

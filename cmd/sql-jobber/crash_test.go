@@ -65,7 +65,7 @@ func TestClusterSurvivesKill9(t *testing.T) {
 		s.post("logged", fmt.Sprintf(`{"job_id": %q, "args": [%q]}`, id, id))
 	}
 	victim := procs[1]
-	waitFor(t, "the victim runs jobs", 30*time.Second, func() bool { return nodesOf(t, dbs, "STARTED")["n1"] > 0 })
+	waitStarted(t, 30*time.Second, "the victim to run jobs", dbs, func(n map[string]int) bool { return n["n1"] > 0 })
 	killed := time.Now()
 	if err := victim.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)

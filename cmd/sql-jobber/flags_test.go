@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"net"
 	nethttp "net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -68,9 +70,12 @@ func TestWorkerOnlyRunsJobsWithoutHTTP(t *testing.T) {
 		t.Fatalf("a --worker-only node serves HTTP on %q", worker.app.addr)
 	}
 	var state, node string
-	waitFor(t, "the worker runs the job", 30*time.Second, func() bool {
+	testwait.For(t, 30*time.Second, "the worker to run the job", func() (bool, string) {
 		err := dbs.res.Postgres().QueryRow(context.Background(), "SELECT state, node FROM sqljobber_jobs WHERE job_id = 'w1'").Scan(&state, &node)
-		return err == nil && state == "SUCCESS"
+		if err != nil {
+			return false, err.Error()
+		}
+		return state == "SUCCESS", fmt.Sprintf("job w1 is %s on %q", state, node)
 	})
 	if !strings.Contains(node, "WorkerOnly") {
 		t.Fatalf("job ran on %q", node)
@@ -93,13 +98,13 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		done <- Run(ctx, []string{"--config", env.config, "--sql-directory", env.dir + "/sql", "--server", addr}, &out, testLog{t})
 	}()
 	// The API listens early and serves once the node has started.
-	waitFor(t, "the server serves", 30*time.Second, func() bool {
+	testwait.For(t, 30*time.Second, "the server to serve", func() (bool, string) {
 		res, err := nethttp.Get("http://" + addr + "/healthz")
 		if err != nil {
-			return false
+			return false, err.Error()
 		}
 		res.Body.Close()
-		return res.StatusCode == 200
+		return res.StatusCode == 200, fmt.Sprintf("GET /healthz answers %d", res.StatusCode)
 	})
 	cancel()
 	select {

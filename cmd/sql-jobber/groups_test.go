@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -31,14 +34,13 @@ func (s *testServer) group(id string) (groupStatus, int) {
 func (s *testServer) waitGroup(id string, states ...string) groupStatus {
 	s.t.Helper()
 	var g groupStatus
-	waitFor(s.t, "group "+id+" reaches "+strings.Join(states, " or "), 60*time.Second, func() bool {
-		g, _ = s.group(id)
-		for _, st := range states {
-			if g.State == st {
-				return true
-			}
+	testwait.For(s.t, 60*time.Second, "group "+id+" to be "+strings.Join(states, " or "), func() (bool, string) {
+		var code int
+		g, code = s.group(id)
+		if code != 200 {
+			return false, fmt.Sprintf("GET /groups/%s answers %d", id, code)
 		}
-		return false
+		return slices.Contains(states, g.State), "it is " + g.State
 	})
 	return g
 }
@@ -82,7 +84,7 @@ func TestGroupRunsAtMostItsConcurrency(t *testing.T) {
 
 	// Ten slots are free, but the group lets two members run: two
 	// sessions wait on the gate at the source, no more.
-	waitFor(t, "two members run", 10*time.Second, func() bool { return sessions(t, dbs.src, "gate") == 2 })
+	waitSessions(t, 20*time.Second, "two members to run", dbs.src, "gate", 2)
 	g, _ := s.group("g1")
 	var started, waiting int
 	for i, j := range g.Jobs {
@@ -99,6 +101,8 @@ func TestGroupRunsAtMostItsConcurrency(t *testing.T) {
 	if g.State != "STARTED" || started != 2 || waiting != 4 || g.Concurrency != 2 {
 		t.Fatalf("group while gated: state %s, %d started, %d pending", g.State, started, waiting)
 	}
+	// Not a wait but a watch: the sleep paces a few looks, over a tenth
+	// of a second, that no third member starts meanwhile.
 	for range 5 {
 		if n := sessions(t, dbs.src, "gate"); n > 2 {
 			t.Fatalf("%d members run at once, concurrency is 2", n)
@@ -150,7 +154,7 @@ func TestGroupStatesAndCancellation(t *testing.T) {
 			t.Fatalf("member of a cancelled group: %+v", j)
 		}
 	}
-	waitFor(t, "the cancelled member's query leaves the server", time.Second, func() bool { return sessions(t, dbs.src, "gate") == 0 })
+	waitSessions(t, time.Second, "the cancelled member's query to leave the server", dbs.src, "gate", 0)
 	release()
 
 	if r := s.do("DELETE", "/groups/c1", ""); r.code != 409 || !strings.Contains(r.Message, `group "c1" has finished (CANCELLED)`) {

@@ -9,12 +9,14 @@ import (
 	nethttp "net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sql-jobber/sql-jobber/cluster/clustertest"
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
 )
@@ -173,26 +175,39 @@ func (s *testServer) post(task, body string) string {
 	return rec.JobID
 }
 
-// waitState polls a job until it is in one of states, failing the test
-// after a deadline.
+// waitState polls a job until it is in one of states, and returns it.
 func (s *testServer) waitState(id string, states ...string) jobStatus {
 	s.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
 	var j jobStatus
-	for time.Now().Before(deadline) {
+	testwait.For(s.t, 60*time.Second, fmt.Sprintf("job %s to be %s", id, strings.Join(states, " or ")), func() (bool, string) {
 		var code int
 		j, code = s.job(id)
-		if code == 200 {
-			for _, st := range states {
-				if j.State == st {
-					return j
-				}
-			}
+		if code != 200 {
+			return false, fmt.Sprintf("GET /jobs/%s answers %d", id, code)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	s.t.Fatalf("job %s is %s (error %q), want one of %v", id, j.State, j.Error, states)
+		return slices.Contains(states, j.State), fmt.Sprintf("it is %s (attempt %d, error %q)", j.State, j.Attempt, j.Error)
+	})
 	return j
+}
+
+// waitSessions waits until want of the test's queries that contain like
+// run on db's server (see sessions).
+func waitSessions(t *testing.T, within time.Duration, what string, db *sqlexec.DB, like string, want int64) {
+	t.Helper()
+	testwait.For(t, within, what, func() (bool, string) {
+		n := sessions(t, db, like)
+		return n == want, fmt.Sprintf("%d of the test's queries with %q run at the database, want %d", n, like, want)
+	})
+}
+
+// waitStarted waits until cond holds of the count, per node, of the jobs
+// the ledger shows STARTED.
+func waitStarted(t *testing.T, within time.Duration, what string, dbs *databases, cond func(perNode map[string]int) bool) {
+	t.Helper()
+	testwait.For(t, within, what, func() (bool, string) {
+		n := nodesOf(t, dbs, "STARTED")
+		return cond(n), fmt.Sprintf("jobs STARTED per node: %v", n)
+	})
 }
 
 // databases for a test: a source and a results database of given dialects,

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -43,18 +44,6 @@ func parseTime(t *testing.T, s *string) time.Time {
 		t.Fatal(err)
 	}
 	return v
-}
-
-// waitFor polls cond until it holds, failing the test after a deadline.
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestQueueStartsJobsFirstInFirstOut(t *testing.T) {
@@ -146,7 +135,7 @@ func TestCancelStopsTheQueryAtTheDatabase(t *testing.T) {
 
 			s.post("slow", `{"job_id": "slow"}`)
 			s.waitState("slow", "STARTED")
-			waitFor(t, "the slow query runs on the server", 10*time.Second, func() bool { return sessions(t, dbs.src, "slept") == 1 })
+			waitSessions(t, 20*time.Second, "the slow query to run on the server", dbs.src, "slept", 1)
 			s.post("entries_of", `{"job_id": "waiting", "args": ["U1"]}`)
 
 			// A pending job leaves its queue.
@@ -165,7 +154,7 @@ func TestCancelStopsTheQueryAtTheDatabase(t *testing.T) {
 			if r := s.do("DELETE", "/jobs/slow", ""); r.code != 200 {
 				t.Fatalf("cancel running job: %d %s", r.code, r.Message)
 			}
-			waitFor(t, "the cancelled query leaves the server", time.Second, func() bool { return sessions(t, dbs.src, "slept") == 0 })
+			waitSessions(t, time.Second, "the cancelled query to leave the server", dbs.src, "slept", 0)
 			if j, _ := s.job("slow"); j.State != "CANCELLED" || j.FinishedAt == nil {
 				t.Fatalf("cancelled running job: %+v", j)
 			}
@@ -309,10 +298,7 @@ func TestResultsExpireAfterTheirTTL(t *testing.T) {
 	if !strings.Contains(string(r.Data), `"expires_at":"`) {
 		t.Fatalf("job with a TTL shows no expiry: %s (%+v)", r.Data, j)
 	}
-	waitFor(t, "the expired job is gone", 15*time.Second, func() bool {
-		_, code := s.job("short")
-		return code == 404
-	})
+	waitGone(t, 15*time.Second, "the expired job to be gone", s, "short")
 	if tableExists(t, dbs.res, "results_short") {
 		t.Fatal("expiry left the results table")
 	}
@@ -352,13 +338,19 @@ func TestTTLFromTaskAndConfigSurvivesRestart(t *testing.T) {
 	// The expiry is the ledger's: a restarted node carries it out.
 	a.stop()
 	b := env.start()
-	waitFor(t, "the task-TTL job expires after a restart", 15*time.Second, func() bool {
-		_, code := b.job("tagged")
-		return code == 404
-	})
+	waitGone(t, 15*time.Second, "the task-TTL job to expire after a restart", b, "tagged")
 	if tableExists(t, dbs.res, "results_tagged") || !tableExists(t, dbs.res, "results_default") {
 		t.Fatal("expiry dropped the wrong tables")
 	}
+}
+
+// waitGone waits until GET /jobs/{id} answers 404.
+func waitGone(t *testing.T, within time.Duration, what string, s *testServer, id string) {
+	t.Helper()
+	testwait.For(t, within, what, func() (bool, string) {
+		j, code := s.job(id)
+		return code == 404, fmt.Sprintf("GET answers %d, the job is %s", code, j.State)
+	})
 }
 
 func TestTinyPoolsDoNotDeadlock(t *testing.T) {

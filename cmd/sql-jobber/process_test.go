@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -119,8 +121,9 @@ func TestSIGTERMLetsRunningJobsFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Draining: no new jobs, not ready, status still answered.
-	waitFor(t, "submissions are refused", 10*time.Second, func() bool {
-		return s.do("POST", "/tasks/entries_of/jobs", `{"args": ["U1"]}`).code == 503
+	testwait.For(t, 20*time.Second, "submissions to be refused", func() (bool, string) {
+		r := s.do("POST", "/tasks/entries_of/jobs", `{"args": ["U1"]}`)
+		return r.code == 503, fmt.Sprintf("POST answers %d %s", r.code, r.Message)
 	})
 	if code, r := getReadyz(t, p.base); code != 503 || r.Data.Ready {
 		t.Fatalf("readyz while draining: %d", code)
@@ -182,7 +185,9 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "draining", 10*time.Second, func() bool { return strings.Contains(p.logs(), "shutting down") })
+	testwait.For(t, 20*time.Second, "the process to drain", func() (bool, string) {
+		return strings.Contains(p.logs(), "shutting down"), "its log has no \"shutting down\""
+	})
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

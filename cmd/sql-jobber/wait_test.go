@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -45,6 +46,15 @@ func waiters(t *testing.T, nodes ...*testServer) float64 {
 		n += value(scrape(t, s.base), "sqljobber_waiters")
 	}
 	return n
+}
+
+// waitWaiters waits until want requests wait on the given nodes, summed.
+func waitWaiters(t *testing.T, within time.Duration, what string, want float64, nodes ...*testServer) {
+	t.Helper()
+	testwait.For(t, within, what, func() (bool, string) {
+		n := waiters(t, nodes...)
+		return n == want, fmt.Sprintf("sqljobber_waiters is %v, want %v", n, want)
+	})
 }
 
 // answer receives a wait's answer, failing the test if it has none by the
@@ -93,7 +103,7 @@ func TestWaitAnswersWhenTheJobFinishes(t *testing.T) {
 	s.waitState("w1", "STARTED")
 	job1, job2 := s.getAsync("/jobs/w1?wait=10m"), s.getAsync("/jobs/w1?wait=600")
 	group := s.getAsync("/groups/wg?wait=10m")
-	waitFor(t, "three requests wait at the grains", 20*time.Second, func() bool { return waiters(t, s) == 3 })
+	waitWaiters(t, 20*time.Second, "three requests to wait at the grains", 3, s)
 
 	// A short wait ends with the job still running.
 	if r := s.do("GET", "/jobs/w1?wait=50ms", ""); r.code != 200 || !jsonHas(r.Data, "state", "STARTED") {
@@ -116,14 +126,14 @@ func TestWaitAnswersWhenTheJobFinishes(t *testing.T) {
 		g.Jobs[0].State != "SUCCESS" || g.Jobs[1].State != "SUCCESS" {
 		t.Fatalf("wait on group wg: %d %s %s", r.code, r.Message, r.Data)
 	}
-	waitFor(t, "no request waits", 10*time.Second, func() bool { return waiters(t, s) == 0 })
+	waitWaiters(t, 20*time.Second, "no request to wait", 0, s)
 
 	// A cancellation ends the wait too.
 	holdGate(t, dbs.src)
 	s.post("gated", `{"job_id": "w2", "args": ["U1"]}`)
 	s.waitState("w2", "STARTED")
 	job := s.getAsync("/jobs/w2?wait=10m")
-	waitFor(t, "a request waits", 20*time.Second, func() bool { return waiters(t, s) == 1 })
+	waitWaiters(t, 20*time.Second, "a request to wait", 1, s)
 	if r := s.do("DELETE", "/jobs/w2", ""); r.code != 200 {
 		t.Fatalf("cancel: %d %s", r.code, r.Message)
 	}
@@ -164,7 +174,7 @@ func TestClusterWaitFromAnyNode(t *testing.T) {
 			waits = append(waits, s.getAsync("/jobs/"+id+"?wait=10m"))
 		}
 	}
-	waitFor(t, "every request waits at a grain", 30*time.Second, func() bool { return waiters(t, a, b, c) == float64(len(waits)) })
+	waitWaiters(t, 30*time.Second, "every request to wait at a grain", float64(len(waits)), a, b, c)
 	for _, w := range waits {
 		notYet(t, "a wait", w)
 	}
