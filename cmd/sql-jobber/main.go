@@ -13,14 +13,17 @@ import (
 )
 
 func main() {
+	// The first signal drains; a second one exits at once. signals hears
+	// both from the start: a channel registered only once the drain began
+	// would miss a second signal sent before that (the one registered by
+	// NotifyContext takes it, and keeps the default action away).
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
-		// The first signal drains; a second one exits at once.
-		<-ctx.Done()
-		again := make(chan os.Signal, 1)
-		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
-		<-again
+		<-signals // the first, which ends ctx too
+		<-signals
 		fmt.Fprintln(os.Stderr, "sql-jobber: second signal: exiting without draining")
 		os.Exit(1)
 	}()
