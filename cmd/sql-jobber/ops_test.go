@@ -2,17 +2,20 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	nethttp "net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -119,8 +122,7 @@ func TestMetricsCountWhatJobsDid(t *testing.T) {
 	s.waitState("bad", "FAILURE")
 	s.job("unknown")
 
-	m := scrape(t, s.base)
-	for _, tc := range []struct {
+	want := []struct {
 		family string
 		labels []string
 		want   float64
@@ -144,11 +146,21 @@ func TestMetricsCountWhatJobsDid(t *testing.T) {
 		{"sqljobber_http_requests_total", []string{"route", "/tasks/{taskName}/jobs", "method", "POST", "code", "200"}, 5},
 		{"sqljobber_http_requests_total", []string{"route", "/jobs/{jobID}", "method", "DELETE", "code", "200"}, 1},
 		{"sqljobber_http_requests_total", []string{"route", "/jobs/{jobID}", "method", "GET", "code", "404"}, 1},
-	} {
-		if got := value(m, tc.family, tc.labels...); got != tc.want {
-			t.Errorf("%s%v = %v, want %v", tc.family, tc.labels, got, tc.want)
-		}
 	}
+	// A run is counted once its outcome is in the ledger, and its slot
+	// freed after that: a status can show a job finished a moment before
+	// the metrics count it, so they are read until they add up.
+	var m map[string]*dto.MetricFamily
+	testwait.For(t, 30*time.Second, "the metrics to count what the jobs did", func() (bool, string) {
+		m = scrape(t, s.base)
+		var off []string
+		for _, tc := range want {
+			if got := value(m, tc.family, tc.labels...); got != tc.want {
+				off = append(off, fmt.Sprintf("%s%v = %v, want %v", tc.family, tc.labels, got, tc.want))
+			}
+		}
+		return len(off) == 0, strings.Join(off, "; ")
+	})
 	for _, f := range []string{"sqljobber_db_connections", "sqljobber_grains_active", "go_goroutines", "process_resident_memory_bytes"} {
 		if _, ok := m[f]; !ok {
 			t.Errorf("no %s", f)
