@@ -234,7 +234,10 @@ func BenchmarkGrainRequest(b *testing.B) {
 // it answers again. One that does not answer again is removed after the
 // grace.
 func TestClusterSuspectedMemberThatAnswersAgainStays(t *testing.T) {
-	nodes, _ := startMembers(t, 3)
+	// The checks made during the grace (a few looks and 30 requests) must
+	// end within it, on a busy machine too.
+	const grace = 3 * time.Second
+	nodes, _, _ := startCluster(t, 3, grace)
 	observers, victim := nodes[:2], nodes[2]
 	var node *memberlist.Node
 	for _, m := range observers[0].gossip.ml.Members() {
@@ -301,7 +304,7 @@ func TestClusterSuspectedMemberThatAnswersAgainStays(t *testing.T) {
 
 	// Not refuted: removed once the grace is over.
 	notify((*gossipEvents).NotifyLeave)
-	testwait.For(t, 10*time.Second, "the removal of a member that never answered again", func() (bool, string) {
+	testwait.For(t, grace+20*time.Second, "the removal of a member that never answered again", func() (bool, string) {
 		s := stateOfVictim()
 		return s == "removed", "the member is " + s
 	})

@@ -57,8 +57,10 @@ func startNode(t *testing.T, idle time.Duration) *Node {
 }
 
 func TestGrainsActivatePassivateAndComeBack(t *testing.T) {
-	n := startNode(t, 100*time.Millisecond)
+	const idle = time.Second
+	n := startNode(t, idle)
 	ctx := context.Background()
+	begin := time.Now()
 	for i := range 50 {
 		id := fmt.Sprintf("g%d", i)
 		res, err := n.Request(ctx, "echo", id, wrapperspb.String("hi"))
@@ -69,11 +71,14 @@ func TestGrainsActivatePassivateAndComeBack(t *testing.T) {
 			t.Fatalf("grain %s answered %q", id, got)
 		}
 	}
-	if got := n.ActiveGrains(); got != 50 {
+	// No grain can idle out before idle has passed since the first
+	// request: counted within that, all 50 are active. (A machine too
+	// busy to make 50 requests within it proves nothing here.)
+	if got := n.ActiveGrains(); got != 50 && time.Since(begin) < idle {
 		t.Fatalf("%d grains active, want 50", got)
 	}
 	// Idle grains go, and their memory with them.
-	testwait.For(t, 10*time.Second, "the idle grains to passivate", func() (bool, string) {
+	testwait.For(t, 20*time.Second, "the idle grains to passivate", func() (bool, string) {
 		active := n.ActiveGrains()
 		return active == 0, fmt.Sprintf("%d grains active", active)
 	})
