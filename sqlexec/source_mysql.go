@@ -127,11 +127,19 @@ func (s *mysqlSource) mysqlQuery(ctx context.Context, conn *sql.Conn, connID int
 	// Cancelling the context only closes the client's socket; the server
 	// would run the query to its end. KILL QUERY, sent on another
 	// connection, stops it there.
-	r.stopKill = context.AfterFunc(ctx, func() {
+	kill := func() {
 		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killTimeout)
 		defer cancel()
 		_, _ = s.pool.ExecContext(kctx, "KILL QUERY "+strconv.FormatInt(connID, 10))
-	})
+	}
+	r.stopKill = context.AfterFunc(ctx, kill)
+	r.killIfEnded = func() bool {
+		if ctx.Err() == nil {
+			return false
+		}
+		kill()
+		return true
+	}
 	var err error
 	if prepare {
 		r.stmt, err = conn.PrepareContext(ctx, query)
@@ -249,13 +257,16 @@ type sqlRows struct {
 	decodedRow
 	stmt *sql.Stmt
 	rows *sql.Rows
-	// stopKill disarms the KILL QUERY that a cancelled context sends.
-	stopKill func() bool
-	release  func(killed bool) error
-	closed   bool
-	raw      []sql.RawBytes
-	wire     [][]byte // raw, as WireValues hands it out
-	ptrs     []any
+	// stopKill disarms the KILL QUERY that a cancelled context sends;
+	// killIfEnded sends it now if the context has ended, and reports
+	// whether it did.
+	stopKill    func() bool
+	killIfEnded func() bool
+	release     func(killed bool) error
+	closed      bool
+	raw         []sql.RawBytes
+	wire        [][]byte // raw, as WireValues hands it out
+	ptrs        []any
 }
 
 func (r *sqlRows) Next() bool {
@@ -314,7 +325,11 @@ func (r *sqlRows) Close() error {
 	if r.stmt != nil {
 		r.stmt.Close()
 	}
-	killed := r.stopKill != nil && !r.stopKill()
+	// A context's Done closes before its AfterFuncs start: the driver can
+	// see the cancellation and end the rows, and Close disarm the kill,
+	// before the kill is sent. Then Close sends it, or the query would
+	// run on at the server.
+	killed := r.stopKill != nil && (!r.stopKill() || r.killIfEnded())
 	if r.release != nil {
 		return r.release(killed)
 	}
