@@ -12,23 +12,17 @@ import (
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/cluster/clustertest"
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
 )
 
 // waitDeadline only bounds a failure: the machine may be busy with other
-// engineers' tests.
-const waitDeadline = 20 * time.Second
+// tests.
+const waitDeadline = 30 * time.Second
 
-// waitFor polls cond until it holds, and fails the test if it does not
-// within waitDeadline.
+// waitFor waits (testwait.For) until cond holds.
 func waitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(waitDeadline)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("waited %v for %s", waitDeadline, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(tb, waitDeadline, what, func() (bool, string) { return cond(), "" })
 }
 
 // waitLogged waits until log has a line with every one of parts, and fails
