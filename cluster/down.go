@@ -8,7 +8,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/protobuf/types/known/emptypb"
 )
 
 const (
@@ -21,6 +23,23 @@ const (
 	// forget it.
 	reportedKeep = time.Hour
 )
+
+// connectActorName is an actor on every member that takes the message that
+// opens a connection to it, and ignores it.
+const connectActorName = "sqljobber-connect"
+
+// connectLocked opens this node's connection to a member that joined, by
+// sending it a message: a connection that breaks says at once that its
+// member may be gone (see endpointTerminated), where memberlist takes
+// seconds, but protoactor opens one only to send, and a member that nobody
+// sent anything to yet (one that just joined) would have none. p.mu is
+// held.
+func (p *gossipProvider) connectLocked(m memberMeta) {
+	if p.c == nil || m.ID == p.self.ID {
+		return
+	}
+	p.c.ActorSystem.Root.Send(actor.NewPID(m.address(), connectActorName), &emptypb.Empty{})
+}
 
 // endpointTerminated follows protoactor's news that the connection to the
 // actor remote at addr broke. A member whose process is gone (crashed,
@@ -75,15 +94,29 @@ func (p *gossipProvider) endpointTerminated(ev any) {
 	}()
 }
 
-// portRefuses says whether a TCP connection to addr is refused: nothing
+// Probes of a port whose connection broke: a process that is being killed
+// drops its connections a moment before its listening socket, so a first
+// dial may still be accepted by the kernel. probeTries dials, probePause
+// apart, tell the two apart.
+const (
+	probeTries = 5
+	probePause = 25 * time.Millisecond
+)
+
+// portRefuses says whether TCP connections to addr are refused: nothing
 // listens there.
 func portRefuses(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, probeTimeout)
-	if err == nil {
+	for try := 0; try < probeTries; try++ {
+		if try > 0 {
+			time.Sleep(probePause)
+		}
+		conn, err := net.DialTimeout("tcp", addr, probeTimeout)
+		if err != nil {
+			return errors.Is(err, syscall.ECONNREFUSED)
+		}
 		_ = conn.Close()
-		return false
 	}
-	return errors.Is(err, syscall.ECONNREFUSED)
+	return false
 }
 
 // downLocked calls MemberDown for m, once per run (member ID), on a

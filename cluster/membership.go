@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/hashicorp/memberlist"
@@ -229,6 +230,9 @@ func (p *gossipProvider) StartMember(c *cluster.Cluster) error {
 	if err != nil {
 		return err
 	}
+	if _, err := c.ActorSystem.Root.SpawnNamed(actor.PropsFromFunc(func(actor.Context) {}), connectActorName); err != nil {
+		return fmt.Errorf("cluster: start %s: %w", connectActorName, err)
+	}
 	ml, err := memberlist.Create(conf)
 	if err != nil {
 		return fmt.Errorf("cluster: start gossip: %w", err)
@@ -435,6 +439,7 @@ func (e *gossipEvents) set(n *memberlist.Node) {
 	case m.ID == p.self.ID:
 	case !known:
 		p.logger.Info("cluster member joined", slog.String("member", m.Name), slog.String("address", m.address()))
+		p.connectLocked(m)
 		// A member at the same actor address that started earlier is an
 		// earlier run of this one: it is gone, so its grains need not
 		// wait for memberlist to find it dead.
@@ -495,6 +500,7 @@ func (p *gossipProvider) unshadowLocked() {
 		delete(p.shadowed, name)
 		p.members[name] = m
 		p.logger.Info("cluster member joined", slog.String("member", m.Name), slog.String("address", m.address()))
+		p.connectLocked(m)
 	}
 }
 

@@ -368,8 +368,8 @@ func (a *app) startEngine(ctx context.Context, cfg *config, o *options, reg *sql
 	if err != nil {
 		return err
 	}
-	clusterCfg.Logger, clusterCfg.Kinds = a.logger, a.engine.Kinds()
-	clusterCfg.Info = cluster.NodeInfo{Name: o.workerName, Queues: queues, API: a.addr}
+	clusterCfg.Logger, clusterCfg.Kinds, clusterCfg.MemberDown = a.logger, a.engine.Kinds(), a.engine.MemberDown
+	clusterCfg.Info = cluster.NodeInfo{Name: o.workerName, Queues: queues, API: a.addr, Ledger: a.ledger.Identity()}
 	if a.node, err = cluster.NewNode(clusterCfg); err != nil {
 		return err
 	}
@@ -474,7 +474,10 @@ func clusterConfigOf(cfg *config, o *options) (cluster.Config, error) {
 		}
 		cc.Advertise = net.JoinHostPort(advHost, strconv.Itoa(actorPort))
 	}
-	cc.Membership = &cluster.MembershipConfig{Bind: bind, Advertise: advertise, Join: join,
+	if cfg.cluster.TLSCert != "" {
+		cc.TLS = &cluster.TLSConfig{CertFile: cfg.cluster.TLSCert, KeyFile: cfg.cluster.TLSKey, CAFile: cfg.cluster.TLSCA}
+	}
+	cc.Membership = &cluster.MembershipConfig{Bind: bind, Advertise: advertise, Join: join, Secrets: cfg.secrets,
 		RemovalGrace: time.Duration(cfg.cluster.RemovalGrace), Tune: o.tuneGossip}
 	return cc, nil
 }
@@ -514,6 +517,11 @@ func (a *app) readiness(reg *sqlexec.Registry) sjhttp.ReadyFunc {
 func (a *app) stop() error {
 	ctx, cancel := context.WithTimeout(a.ctx, a.drain)
 	defer cancel()
+	if a.node != nil {
+		// The others show this node leaving from the drain's first
+		// moment.
+		a.node.SetDraining()
+	}
 	if a.engine != nil && !a.engine.Drain(ctx) {
 		a.logger.Warn("drain timeout: jobs still running are handed back to run again")
 	}
