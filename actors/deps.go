@@ -62,7 +62,7 @@ type groupRecords interface {
 	AdmitGroup(ctx context.Context, g ledger.Group, jobs []ledger.Job) ([]*ledger.Job, error)
 	Group(ctx context.Context, id string) (*ledger.Group, []*ledger.Job, error)
 	ReleaseGroup(ctx context.Context, id string) ([]*ledger.Job, error)
-	HeldGroups(ctx context.Context) ([]string, error)
+	HeldGroups(ctx context.Context, after string, limit int) ([]string, error)
 	MarkGroupCancelled(ctx context.Context, id string) error
 	DeleteGroup(ctx context.Context, id string) ([]*ledger.Job, error)
 }

@@ -177,6 +177,11 @@ type Engine struct {
 	runsMu sync.Mutex
 	runs   map[string]*run // by run ID
 
+	// sweptTo is the last group the previous group sweep reached, when it
+	// stopped at its batch's end; only the housekeeping loop (and Start,
+	// before it) reads and writes it.
+	sweptTo string
+
 	mu      sync.Mutex
 	started bool
 	stopped bool

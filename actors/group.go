@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
@@ -120,13 +121,18 @@ func (e *Engine) groupChanged(id string) {
 // sweepGroups lets every group with held members release what it may: a
 // safety net for notifications lost to a crash or a move.
 func (e *Engine) sweepGroups(ctx context.Context) {
-	ids, err := e.ledger.HeldGroups(ctx)
+	// A bounded batch a pass, taking up where the last one ended.
+	ids, err := e.ledger.HeldGroups(ctx, e.sweptTo, housekeepingBatch)
 	if err != nil {
 		e.logger.Warn("list groups with held jobs", slog.Any("error", err))
 		return
 	}
+	e.sweptTo = ""
+	if len(ids) == housekeepingBatch {
+		e.sweptTo = ids[len(ids)-1]
+	}
 	for _, id := range ids {
-		rctx, cancel := context.WithTimeout(ctx, ledgerTimeout)
+		rctx, cancel := context.WithTimeout(ctx, sweepTimeout)
 		_, err := e.request(rctx, groupKind, id, &jobpb.GroupChanged{GroupId: id})
 		cancel()
 		if err != nil {
@@ -134,6 +140,10 @@ func (e *Engine) sweepGroups(ctx context.Context) {
 		}
 	}
 }
+
+// sweepTimeout bounds a sweep's request to one group's grain: a group whose
+// grain does not answer is swept again at a later pass.
+const sweepTimeout = 5 * time.Second
 
 // groupGrain is the virtual actor of one group ID: it admits the group and
 // releases held members as others finish, one change at a time.

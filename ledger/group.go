@@ -98,16 +98,17 @@ func (l *Ledger) ReleaseGroup(ctx context.Context, id string) ([]*Job, error) {
 	return released, nil
 }
 
-// HeldGroups lists the groups that have members held back.
-func (l *Ledger) HeldGroups(ctx context.Context) ([]string, error) {
+// HeldGroups lists, in order, up to limit groups after the group ID after
+// ("" for the first) that have members held back.
+func (l *Ledger) HeldGroups(ctx context.Context, after string, limit int) ([]string, error) {
 	var out []string
-	err := l.q.Query(ctx, fmt.Sprintf("SELECT DISTINCT group_id FROM %s WHERE held = 1 AND state = 'PENDING' AND "+groupedCond+" ORDER BY group_id", l.table),
+	err := l.q.Query(ctx, fmt.Sprintf("SELECT DISTINCT group_id FROM %s WHERE held = 1 AND state = 'PENDING' AND "+groupedCond+" AND group_id > ? ORDER BY group_id LIMIT %d", l.table, limit),
 		func(scan func(...any) error) error {
 			var s string
 			err := scan(&s)
 			out = append(out, s)
 			return err
-		})
+		}, after)
 	if err != nil {
 		return nil, fmt.Errorf("list held groups: %w", err)
 	}

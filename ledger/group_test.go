@@ -54,8 +54,11 @@ func TestLedgerGroups(t *testing.T) {
 		if err != nil || len(released) != 1 || released[0].ID != "m2" {
 			t.Fatalf("release after m1: %v, %v", ids(released), err)
 		}
-		if held, err := l.HeldGroups(ctx); err != nil || len(held) != 1 || held[0] != "g" {
+		if held, err := l.HeldGroups(ctx, "", 10); err != nil || len(held) != 1 || held[0] != "g" {
 			t.Fatalf("held groups: %v, %v", held, err)
+		}
+		if held, err := l.HeldGroups(ctx, "g", 10); err != nil || len(held) != 0 {
+			t.Fatalf("held groups after g: %v, %v", held, err)
 		}
 		g, jobs, err := l.Group(ctx, "g")
 		if err != nil || g.Concurrency != 1 || strings.Join(ids(jobs), ",") != "m1,m2,m3" {
