@@ -310,9 +310,9 @@ func TestClusterSuspectedMemberThatAnswersAgainStays(t *testing.T) {
 	})
 }
 
-// crash stops n as a killed process would: it does not leave, and the
-// others learn of it only by its silence.
-func crash(t *testing.T, n *Node) {
+// silence stops n's gossip without a leave: the others learn of it only by
+// its silence.
+func silence(t *testing.T, n *Node) {
 	t.Helper()
 	p := n.gossip
 	p.mu.Lock()
@@ -323,6 +323,13 @@ func crash(t *testing.T, n *Node) {
 		t.Fatal(err)
 	}
 	p.wg.Wait()
+}
+
+// crash stops n as a killed process would: it does not leave, and the
+// others learn of it only by its silence.
+func crash(t *testing.T, n *Node) {
+	t.Helper()
+	silence(t, n)
 	n.mu.Lock()
 	n.stopped = true
 	n.mu.Unlock()

@@ -112,15 +112,7 @@ func TestClusterMemberDownOnCrashAndLeave(t *testing.T) {
 func TestClusterMemberDownWhenMemberlistFindsItDead(t *testing.T) {
 	nodes, ds := startWatched(t, func(c *Config) { c.Membership.RemovalGrace = time.Hour }, "e0", "e1", "e2")
 	victim := nodes[2]
-	p := victim.gossip
-	p.mu.Lock()
-	p.stopped = true
-	p.mu.Unlock()
-	close(p.done)
-	if err := p.ml.Shutdown(); err != nil {
-		t.Fatal(err)
-	}
-	p.wg.Wait()
+	silence(t, victim.Node)
 	for i := range 2 {
 		waitFor(t, fmt.Sprintf("e%d to be told the silent member is down", i), func() bool { return len(ds[i].of(victim.ID())) > 0 })
 		if got := ds[i].of(victim.ID()); got[0].Name != "e2" || got[0].State != sqljobber.MemberSuspect {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sql-jobber/sql-jobber/sqlexec"
+	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
 )
 
 // readLoadData splits a LOAD DATA stream into rows of fields as MySQL
@@ -96,7 +97,7 @@ func FuzzLoadDataRow(f *testing.F) {
 		if null {
 			row[1] = nil
 		}
-		stream, err := copyAll(NewLoadDataReader(&cycleRows{cols: cols, n: 1, rows: [][]any{row}}, cols, nil), 4096)
+		stream, err := copyAll(NewLoadDataReader(&sqlexectest.CycleRows{Cols: cols, N: 1, Rows: [][]any{row}}, cols, nil), 4096)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sql-jobber/sql-jobber/sqlexec"
+	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
 )
 
 func TestPgDateAndTimestampBinary(t *testing.T) {
@@ -93,7 +94,7 @@ func copyAll(r io.Reader, n int) ([]byte, error) {
 func TestPgCopyReaderFormat(t *testing.T) {
 	cols := []sqlexec.Column{{Name: "id", Type: sqlexec.TypeInt64}, {Name: "t", Type: sqlexec.TypeText}, {Name: "b", Type: sqlexec.TypeBool}}
 	rows := func() sqlexec.Rows {
-		return &cycleRows{cols: cols, n: 2, rows: [][]any{{int64(1), "ab", nil}, {int64(-2), nil, true}}}
+		return &sqlexectest.CycleRows{Cols: cols, N: 2, Rows: [][]any{{int64(1), "ab", nil}, {int64(-2), nil, true}}}
 	}
 	want := []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
 		"\x00\x03" + "\x00\x00\x00\x08\x00\x00\x00\x00\x00\x00\x00\x01" + "\x00\x00\x00\x02ab" + "\xff\xff\xff\xff" +
@@ -113,9 +114,9 @@ func TestPgCopyReaderFormat(t *testing.T) {
 func TestPgCopyReaderLetsGoOfAHugeRow(t *testing.T) {
 	cols := []sqlexec.Column{{Name: "t", Type: sqlexec.TypeText}}
 	huge := strings.Repeat("x", pgCopyBufKeep+1)
-	rows := &cycleRows{cols: cols, n: 1000, rows: [][]any{{huge}}}
+	rows := &sqlexectest.CycleRows{Cols: cols, N: 1000, Rows: [][]any{{huge}}}
 	for range 999 {
-		rows.rows = append(rows.rows, []any{"small"})
+		rows.Rows = append(rows.Rows, []any{"small"})
 	}
 	r := NewPgCopyReader(rows, cols, nil)
 	got, err := copyAll(r, 65531)
@@ -133,19 +134,19 @@ func TestPgCopyReaderLetsGoOfAHugeRow(t *testing.T) {
 func TestPgCopyReaderErrors(t *testing.T) {
 	cols := []sqlexec.Column{{Name: "amount", Type: sqlexec.TypeDecimal}}
 	gone := errors.New("source went away")
-	src := &failingRows{cycleRows: cycleRows{cols: cols, n: 5000, rows: [][]any{{"1.5"}}}, err: gone}
+	src := &failingRows{CycleRows: sqlexectest.CycleRows{Cols: cols, N: 5000, Rows: [][]any{{"1.5"}}}, err: gone}
 	if _, err := copyAll(NewPgCopyReader(src, cols, nil), 65531); !errors.Is(err, gone) {
 		t.Errorf("failing source: %v", err)
 	}
 	for _, bad := range []any{"1.5.", 1.5} {
-		src := &cycleRows{cols: cols, n: 5000, rows: [][]any{{"1.5"}}}
-		src.rows = append(src.rows, []any{bad})
+		src := &sqlexectest.CycleRows{Cols: cols, N: 5000, Rows: [][]any{{"1.5"}}}
+		src.Rows = append(src.Rows, []any{bad})
 		_, err := copyAll(NewPgCopyReader(src, cols, nil), 65531)
 		if err == nil || !strings.HasPrefix(err.Error(), `column "amount": `) {
 			t.Errorf("%#v: %v", bad, err)
 		}
 	}
-	r := NewPgCopyReader(&cycleRows{cols: cols, n: 5000, rows: [][]any{{"1.5"}}}, cols, nil)
+	r := NewPgCopyReader(&sqlexectest.CycleRows{Cols: cols, N: 5000, Rows: [][]any{{"1.5"}}}, cols, nil)
 	if _, err := r.Read(make([]byte, 100)); err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +162,7 @@ func TestPgCopyReaderErrors(t *testing.T) {
 // reader encodes rows without allocating.
 func TestPgCopyEncodesWithoutAllocating(t *testing.T) {
 	rows := entryRowsNumbered(1 << 30)
-	r := NewPgCopyReader(rows, rows.cols, nil)
+	r := NewPgCopyReader(rows, rows.Cols, nil)
 	p := make([]byte, 65531)
 	read := func() {
 		if _, err := r.Read(p); err != nil {
@@ -169,9 +170,9 @@ func TestPgCopyEncodesWithoutAllocating(t *testing.T) {
 		}
 	}
 	read()
-	before := rows.i
+	before := rows.Yielded()
 	if allocs := testing.AllocsPerRun(100, read); allocs != 0 {
-		t.Errorf("%.1f allocations per read of %d rows", allocs, (rows.i-before)/101)
+		t.Errorf("%.1f allocations per read of %d rows", allocs, (rows.Yielded()-before)/101)
 	}
 }
 
@@ -179,7 +180,7 @@ func TestPgCopyEncodesWithoutAllocating(t *testing.T) {
 // row.
 func BenchmarkPgCopyEncode(b *testing.B) {
 	rows := entryRowsNumbered(b.N)
-	r := NewPgCopyReader(rows, rows.cols, nil)
+	r := NewPgCopyReader(rows, rows.Cols, nil)
 	p := make([]byte, 65531)
 	b.ReportAllocs()
 	b.ResetTimer()
