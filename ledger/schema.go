@@ -15,9 +15,44 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate ledger table %s: %w", l.cfg.Table, err)
 	}
 	defer unlock()
+	r := l.typeReplacer()
+	for _, s := range l.tablesSQL(r) {
+		if _, err := l.q.Exec(ctx, s); err != nil {
+			if cerr := l.checkLayout(ctx); cerr != nil {
+				return cerr
+			}
+			return fmt.Errorf("create ledger table %s: %w", l.cfg.Table, err)
+		}
+	}
+	for _, c := range addedColumns {
+		if err := l.addColumn(ctx, l.table, c.name, r.Replace(c.decl)); err != nil {
+			return fmt.Errorf("migrate ledger table %s: %w", l.cfg.Table, err)
+		}
+	}
+	if err := l.checkLayout(ctx); err != nil {
+		return err
+	}
+	if err := l.writeIdentity(ctx); err != nil {
+		return fmt.Errorf("ledger table %s: identity: %w", l.cfg.Table, err)
+	}
+	want, replaced := l.indexes()
+	if err := l.d.createIndexes(ctx, l, want, replaced); err != nil {
+		return fmt.Errorf("index ledger table %s: %w", l.cfg.Table, err)
+	}
+	return nil
+}
+
+// typeReplacer puts the driver's types in place of {text}, {short}, {ts},
+// {key}, {bigint} and {suffix}.
+func (l *Ledger) typeReplacer() *strings.Replacer {
 	t := l.d.types()
-	r := strings.NewReplacer("{text}", t.text, "{short}", t.short, "{ts}", t.ts, "{key}", t.key, "{bigint}", t.bigint, "{suffix}", t.suffix)
-	for _, s := range []string{
+	return strings.NewReplacer("{text}", t.text, "{short}", t.short, "{ts}", t.ts, "{key}", t.key, "{bigint}", t.bigint, "{suffix}", t.suffix)
+}
+
+// tablesSQL creates the ledger's tables, with the driver's types (r), if
+// they do not exist.
+func (l *Ledger) tablesSQL(r *strings.Replacer) []string {
+	return []string{
 		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
 	job_id {key} NOT NULL PRIMARY KEY,
 	task {short} NOT NULL,
@@ -72,30 +107,7 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 	detail {text} NOT NULL,
 	held_until {ts} NOT NULL
 ){suffix}`), l.leases),
-	} {
-		if _, err := l.q.Exec(ctx, s); err != nil {
-			if cerr := l.checkLayout(ctx); cerr != nil {
-				return cerr
-			}
-			return fmt.Errorf("create ledger table %s: %w", l.cfg.Table, err)
-		}
 	}
-	for _, c := range addedColumns {
-		if err := l.addColumn(ctx, l.table, c.name, r.Replace(c.decl)); err != nil {
-			return fmt.Errorf("migrate ledger table %s: %w", l.cfg.Table, err)
-		}
-	}
-	if err := l.checkLayout(ctx); err != nil {
-		return err
-	}
-	if err := l.writeIdentity(ctx); err != nil {
-		return fmt.Errorf("ledger table %s: identity: %w", l.cfg.Table, err)
-	}
-	want, replaced := l.indexes()
-	if err := l.d.createIndexes(ctx, l, want, replaced); err != nil {
-		return fmt.Errorf("index ledger table %s: %w", l.cfg.Table, err)
-	}
-	return nil
 }
 
 // checkLayout refuses tables of the ledger's names from another layout (an

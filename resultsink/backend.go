@@ -167,14 +167,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 
 // migrate creates the fence table.
 func (b *Backend) migrate(ctx context.Context) error {
-	key := "TEXT"
-	suffix := ""
-	if b.db.Dialect == sqlexec.MySQL {
-		key, suffix = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
-	}
-	q := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (table_name %s NOT NULL PRIMARY KEY, token BIGINT NOT NULL)%s",
-		b.d.quote(fenceTable), key, suffix)
-	if _, err := b.db.Querier().Exec(ctx, q); err != nil {
+	if _, err := b.db.Querier().Exec(ctx, b.d.fenceTableSQL()); err != nil {
 		return fmt.Errorf("create table %s: %w", fenceTable, err)
 	}
 	return nil

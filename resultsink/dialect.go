@@ -23,6 +23,9 @@ type dialect interface {
 	// the fence allows (claimFence), atomically with the fence's record;
 	// it reports whether it recorded the job's SUCCESS too.
 	publish(ctx context.Context, db *sqlexec.DB, staging, final string, count int64, fence Fence) (bool, error)
+	// fenceTableSQL creates the fence table if it does not exist: a
+	// table name, as the database compares names, and its token.
+	fenceTableSQL() string
 	// fenceUpsert records a table's publication token (arguments: the
 	// table, the token) unless a token at least as high is recorded: it
 	// changes no row then.
@@ -92,6 +95,13 @@ func createTableSQL(d dialect, prefix, table string, cols []sqlexec.Column, suff
 	b.WriteString(")")
 	b.WriteString(suffix)
 	return b.String()
+}
+
+// fenceTableSQLWith is fenceTableSQL with the name's type and what follows
+// the columns.
+func fenceTableSQLWith(d dialect, nameType, suffix string) string {
+	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (table_name %s NOT NULL PRIMARY KEY, token BIGINT NOT NULL)%s",
+		d.quote(fenceTable), nameType, suffix)
 }
 
 // onConflictFenceUpsert is fenceUpsert on the dialects with ON CONFLICT.

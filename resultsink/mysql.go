@@ -173,6 +173,10 @@ func (d mysqlDialect) publishFenced(ctx context.Context, db *sqlexec.DB, staging
 	return err
 }
 
+func (d mysqlDialect) fenceTableSQL() string {
+	return fenceTableSQLWith(d, "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+}
+
 func (d mysqlDialect) fenceUpsert() string {
 	return fmt.Sprintf("INSERT INTO %s (table_name, token) VALUES (?, ?) ON DUPLICATE KEY UPDATE token = IF(token < VALUES(token), VALUES(token), token)",
 		d.quote(fenceTable))

@@ -225,6 +225,8 @@ func pgText(v any) []byte {
 	return []byte(fmt.Sprint(v))
 }
 
+func (d postgresDialect) fenceTableSQL() string { return fenceTableSQLWith(d, "TEXT", "") }
+
 func (d postgresDialect) fenceUpsert() string { return onConflictFenceUpsert(d) }
 
 func (d postgresDialect) drop(ctx context.Context, db *sqlexec.DB, table string) error {

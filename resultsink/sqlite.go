@@ -232,6 +232,8 @@ func (d sqliteDialect) publish(ctx context.Context, db *sqlexec.DB, staging, fin
 	return here, tx.Commit()
 }
 
+func (d sqliteDialect) fenceTableSQL() string { return fenceTableSQLWith(d, "TEXT", "") }
+
 func (d sqliteDialect) fenceUpsert() string { return onConflictFenceUpsert(d) }
 
 func (d sqliteDialect) drop(ctx context.Context, db *sqlexec.DB, table string) error {
