@@ -99,6 +99,8 @@ func TestMetricsStartAtZero(t *testing.T) {
 	}
 }
 
+// TestMetricsCountWhatJobsDid runs jobs of each outcome and reads every
+// series they move (one long test: the series add up across the jobs).
 func TestMetricsCountWhatJobsDid(t *testing.T) {
 	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
 	seedEntries(t, dbs.src)

@@ -15,6 +15,9 @@ import (
 	"github.com/sql-jobber/sql-jobber/internal/testwait"
 )
 
+// TestClient walks the client's job and group calls against one server, in
+// the order a user makes them (one long test: each step needs the last's
+// state).
 func TestClient(t *testing.T) {
 	ctx := context.Background()
 	c := client.New(testServer(t), nil)
@@ -112,6 +115,9 @@ func TestClient(t *testing.T) {
 	}
 }
 
+// TestResults reads one job's results through every option of the
+// client's results calls, on one server (one long test: the job's table is
+// made once).
 func TestResults(t *testing.T) {
 	ctx := context.Background()
 	c := client.New(testServer(t), nil)

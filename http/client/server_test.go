@@ -43,7 +43,8 @@ SELECT * FROM typed ORDER BY rowid;
 // startServer starts a real sql-jobber node (an engine and its HTTP API)
 // on SQLite databases in dir, whose source has an entries table of three
 // rows, two of them USER1's, and a typed table of a row of values of every
-// type and a row of NULLs.
+// type and a row of NULLs. It is long as cmd's start is, step after step,
+// written out so that it shows a user how to embed a node.
 func startServer(dir string) (base string, stop func(), err error) {
 	ctx := context.Background()
 	var closers []func()
