@@ -87,6 +87,13 @@ func (p *gossipProvider) admitLocked(n *memberlist.Node) error {
 		}
 		return p.refuseLocked(n.Name, gossip, m, fmt.Sprintf("it keeps ledger %q, and this node %q", m.Ledger, p.self.Ledger))
 	}
+	if m.TLS != p.self.TLS {
+		speaks := map[bool]string{true: "TLS", false: "plain gRPC"}
+		if p.joining {
+			return p.refuseLocked(n.Name, gossip, m, fmt.Sprintf("the cluster's actor ports speak %s, and this node's %s", speaks[m.TLS], speaks[p.self.TLS]))
+		}
+		return p.refuseLocked(n.Name, gossip, m, fmt.Sprintf("its actor port speaks %s, and this node's %s", speaks[m.TLS], speaks[p.self.TLS]))
+	}
 	holder, ok := p.nameHolderLocked(n.Name, m)
 	if !ok {
 		return nil

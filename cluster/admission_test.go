@@ -58,6 +58,7 @@ func TestGateAdmitsOneLedgerAndUniqueNames(t *testing.T) {
 		{"a member", p.members["m1"], ""},
 		{"another ledger", run("x1", "x1", "other", "10.0.1.1"), `it keeps ledger "other", and this node "main"`},
 		{"no ledger", run("x2", "x2", "", "10.0.1.2"), ""},
+		{"TLS", func() memberMeta { m := run("x9", "x9", "main", "10.0.1.9"); m.TLS = true; return m }(), "its actor port speaks TLS, and this node's plain gRPC"},
 		{"this node's name", run("x3", "self", "main", "10.0.1.3"), "worker name self is held by a live member at 10.0.0.1:7947"},
 		{"a member's name", run("x4", "n1", "main", "10.0.1.4"), "worker name n1 is held by a live member at 10.0.0.2:7947"},
 		{"a member restarted at its address", run("x5", "n1", "main", "10.0.0.2"), ""},

@@ -106,6 +106,9 @@ type memberMeta struct {
 	// address: the later one is alive, since two processes cannot
 	// listen on one port. 0 from builds that did not say.
 	Started int64 `json:"started,omitempty"`
+	// TLS says the node's actor port speaks TLS: members that do not
+	// agree cannot send each other grain requests.
+	TLS bool `json:"tls,omitempty"`
 }
 
 // gossipProvider is a cluster.ClusterProvider over memberlist.
@@ -219,7 +222,7 @@ func (p *gossipProvider) StartMember(c *cluster.Cluster) error {
 	p.mu.Lock()
 	// SetDraining may have come first.
 	p.self = memberMeta{NodeInfo: p.info, ID: c.ActorSystem.ID, Host: host, Port: port, Kinds: c.GetClusterKinds(),
-		Started: time.Now().UnixNano(), Draining: p.self.Draining}
+		Started: time.Now().UnixNano(), Draining: p.self.Draining, TLS: p.self.TLS}
 	sort.Strings(p.self.Kinds)
 	b, _ := json.Marshal(p.self)
 	p.mu.Unlock()

@@ -127,6 +127,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, system: system, peers: peers, lookup: newIdentityLookup(logger, activationTimeout)}
 	if cfg.Membership != nil {
 		n.gossip = newGossipProvider(*cfg.Membership, cfg.Info, logger, peers, n.lookup.exclude, cfg.MemberDown)
+		n.gossip.self.TLS = cfg.TLS != nil
 		n.provider = n.gossip
 	} else {
 		n.provider = &singleProvider{}
