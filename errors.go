@@ -45,6 +45,19 @@ func (e *ActiveError) Error() string {
 
 func (e *ActiveError) Unwrap() error { return ErrJobActive }
 
+// TakenError says that a finished job's or group's ID belongs to another
+// client: it cannot be submitted again by this one.
+type TakenError struct {
+	Kind string // "job" or "group"
+	ID   string
+}
+
+func (e *TakenError) Error() string {
+	return fmt.Sprintf("%s ID %q is taken by another client's %s; choose another ID", e.Kind, e.ID, e.Kind)
+}
+
+func (e *TakenError) Unwrap() error { return ErrJobActive }
+
 // FinishedError says that a job or group has finished, and how.
 type FinishedError struct {
 	Kind  string // "job" or "group"

@@ -63,6 +63,9 @@ type Job struct {
 	// LostRuns counts the runs lost with their node (a crash, not the
 	// job's failure): they do not count against Retries.
 	LostRuns int
+	// Owner is the name of the API token that submitted the job; "" when
+	// the API ran without tokens.
+	Owner string
 
 	// EnqueuedAt is when the job (re)entered its queue.
 	EnqueuedAt time.Time
@@ -79,6 +82,8 @@ type Job struct {
 type Group struct {
 	ID    string
 	State State
+	// Owner is the name of the API token that submitted the group.
+	Owner string
 	// Concurrency is how many members may run at once.
 	Concurrency int
 	Jobs        []*Job

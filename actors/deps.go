@@ -32,6 +32,7 @@ type jobRecords interface {
 	DeleteIfUnchanged(ctx context.Context, j *ledger.Job) (bool, error)
 	Tombstone(ctx context.Context, id string) (*ledger.Tombstone, error)
 	Pending(ctx context.Context, queue string, limit int) ([]*ledger.Job, error)
+	PendingOf(ctx context.Context, queue, owner string, limit int) ([]*ledger.Job, error)
 }
 
 // runRecords is what queues, runs and the node's housekeeping do.
@@ -63,7 +64,7 @@ type groupRecords interface {
 	Group(ctx context.Context, id string) (*ledger.Group, []*ledger.Job, error)
 	ReleaseGroup(ctx context.Context, id string) ([]*ledger.Job, error)
 	HeldGroups(ctx context.Context, after string, limit int) ([]string, error)
-	MarkGroupCancelled(ctx context.Context, id string) error
+	CancelGroup(ctx context.Context, id string) ([]*ledger.Job, error)
 	DeleteGroup(ctx context.Context, id string) ([]*ledger.Job, error)
 }
 

@@ -150,7 +150,7 @@ func (e *Engine) execute(ctx context.Context, j *ledger.Job, r *run) {
 	log := jobLogger(e.logger, slog.String("job_id", j.ID), slog.String("task", j.Task), slog.String("queue", j.Queue))
 	begin := time.Now()
 	if !j.ReadyAt.IsZero() {
-		e.metrics.wait.WithLabelValues(j.Queue).Observe(max(0, begin.Sub(j.ReadyAt).Seconds()))
+		e.metrics.wait.WithLabelValues(e.metrics.queue(j.Queue)).Observe(max(0, begin.Sub(j.ReadyAt).Seconds()))
 	}
 	log.Info("job started", slog.Int("attempt", j.Attempt), slog.String("results_backend", j.ResultsBackend))
 

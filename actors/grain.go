@@ -162,15 +162,14 @@ func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
 	} else {
 		_, err = g.e.ledger.Admit(ctx, j)
 	}
-	var active *sqljobber.ActiveError
-	switch {
-	case errors.As(err, &active):
-		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_ACTIVE, JobId: active.ID, State: string(active.State)}
-	case err != nil:
+	if reply, ok := admissionReply(err); ok {
+		return reply
+	}
+	if err != nil {
 		g.e.logger.Error("admit job", slog.String("job_id", spec.JobId), slog.String("error_code", sqlexec.ErrorCode(err)))
 		return failed(err)
 	}
-	g.e.metrics.submitted.WithLabelValues(spec.Queue, spec.Task).Inc()
+	g.e.metrics.submitted.WithLabelValues(g.e.metrics.queue(spec.Queue), spec.Task).Inc()
 	if queue == nil {
 		g.e.wake(spec.Queue)
 	}
@@ -199,7 +198,7 @@ func jobFromSpec(spec *jobpb.JobSpec) ledger.Job {
 	j := ledger.Job{Job: sqljobber.Job{
 		ID: spec.JobId, Task: spec.Task, Queue: spec.Queue, DB: spec.Db, Args: []byte(spec.ArgsJson),
 		Retries: int(spec.Retries), TTL: time.Duration(spec.TtlSeconds) * time.Second, GroupID: spec.GroupId,
-		ResultsBackend: spec.ResultsBackend, ResultsTable: spec.ResultsTable,
+		ResultsBackend: spec.ResultsBackend, ResultsTable: spec.ResultsTable, Owner: spec.Owner,
 	}, Held: spec.Held}
 	if spec.EtaUnixMicros != 0 {
 		j.ETA = time.UnixMicro(spec.EtaUnixMicros).UTC()
@@ -208,11 +207,22 @@ func jobFromSpec(spec *jobpb.JobSpec) ledger.Job {
 }
 
 // cancel cancels the job and, with msg.Purge, purges it. Its group, if
-// any, learns of it unless it asked.
+// any, learns of it unless it asked. A job the caller may not see is not
+// found: its owner is read here, where no submission of the ID can change
+// it meanwhile.
 func (g *jobGrain) cancel(msg *jobpb.CancelJob) *jobpb.Reply {
 	id, purge := msg.JobId, msg.Purge
 	ctx, cancel := g.ioContext()
 	defer cancel()
+	if msg.Caller != nil {
+		cur, err := g.e.ledger.Get(ctx, id)
+		switch {
+		case errors.Is(err, sqljobber.ErrJobNotFound) || err == nil && !sees(msg.Caller, cur.Owner):
+			return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND}
+		case err != nil:
+			return failed(err)
+		}
+	}
 	prev, err := g.e.ledger.Cancel(ctx, id)
 	var finished *sqljobber.FinishedError
 	switch {
@@ -249,8 +259,9 @@ func (g *jobGrain) cancel(msg *jobpb.CancelJob) *jobpb.Reply {
 func (e *Engine) cancelled(prev *ledger.Job) {
 	e.logger.Info("job cancelled", slog.String("job_id", prev.ID), slog.String("task", prev.Task),
 		slog.String("queue", prev.Queue), slog.String("was", string(prev.State)))
-	e.metrics.cancelled.WithLabelValues(prev.Queue, prev.Task).Inc()
-	e.metrics.finished.WithLabelValues(prev.Queue, prev.Task, string(sqljobber.StateCancelled)).Inc()
+	q := e.metrics.queue(prev.Queue)
+	e.metrics.cancelled.WithLabelValues(q, prev.Task).Inc()
+	e.metrics.finished.WithLabelValues(q, prev.Task, string(sqljobber.StateCancelled)).Inc()
 }
 
 // purge deletes a finished job's results table and then its record, so that

@@ -52,7 +52,8 @@ func (e *Engine) SubmitGroup(ctx context.Context, req GroupRequest) (*GroupRecei
 	if len(req.Jobs) == 0 {
 		return nil, sqljobber.Invalid("jobs", "must list at least one job")
 	}
-	msg := &jobpb.SubmitGroup{GroupId: req.GroupID, Concurrency: int32(concurrency), DeadlineUnixMicros: deadlineOf(ctx, e.node.RequestTimeout())}
+	owner := sqljobber.Owner(ctx)
+	msg := &jobpb.SubmitGroup{GroupId: req.GroupID, Concurrency: int32(concurrency), DeadlineUnixMicros: deadlineOf(ctx, e.node.RequestTimeout()), Owner: owner}
 	seen := map[string]int{}
 	for i, jr := range req.Jobs {
 		prefix := fmt.Sprintf("jobs[%d].", i)
@@ -67,7 +68,7 @@ func (e *Engine) SubmitGroup(ctx context.Context, req GroupRequest) (*GroupRecei
 			return nil, sqljobber.Invalid(prefix+"job_id", "%q is also jobs[%d]'s ID", spec.JobId, first)
 		}
 		seen[spec.JobId] = i
-		spec.GroupId = req.GroupID
+		spec.GroupId, spec.Owner = req.GroupID, owner
 		spec.Held = i >= concurrency
 		msg.Jobs = append(msg.Jobs, spec)
 	}
@@ -85,20 +86,28 @@ func (e *Engine) SubmitGroup(ctx context.Context, req GroupRequest) (*GroupRecei
 	return out, nil
 }
 
-// Group returns a group's state and its members.
+// Group returns a group's state and its members; a group the caller
+// (sqljobber.Sees) may not see is not found.
 func (e *Engine) Group(ctx context.Context, id string) (*sqljobber.Group, error) {
 	g, jobs, err := e.ledger.Group(ctx, id)
 	if err != nil {
 		return nil, err
 	}
+	if !sqljobber.Sees(ctx, g.Owner) {
+		return nil, errGroupNotFound(id)
+	}
 	members := jobsOf(jobs)
-	return &sqljobber.Group{ID: g.ID, State: sqljobber.GroupState(g.Cancelled, members), Concurrency: g.Concurrency, Jobs: members}, nil
+	return &sqljobber.Group{ID: g.ID, State: sqljobber.GroupState(g.Cancelled, members), Owner: g.Owner, Concurrency: g.Concurrency, Jobs: members}, nil
 }
 
-// CancelGroup cancels every unfinished member of a group; with purge it then
-// deletes the group, its members' records and their results tables.
+// errGroupNotFound is sqljobber.ErrGroupNotFound for id.
+func errGroupNotFound(id string) error { return fmt.Errorf("%w: %q", sqljobber.ErrGroupNotFound, id) }
+
+// CancelGroup cancels every unfinished member of a group at once (no member
+// starts after it returns); with purge it then deletes the group, its
+// members' records and their results tables.
 func (e *Engine) CancelGroup(ctx context.Context, id string, purge bool) error {
-	reply, err := e.request(ctx, groupKind, id, &jobpb.CancelGroup{GroupId: id, Purge: purge})
+	reply, err := e.request(ctx, groupKind, id, &jobpb.CancelGroup{GroupId: id, Purge: purge, Caller: callerOf(ctx)})
 	if err != nil {
 		return fmt.Errorf("cancel group: %w", err)
 	}
@@ -169,7 +178,7 @@ func (g *groupGrain) Receive(ctx actor.Context) {
 		ctx.Respond(g.release(msg.GroupId))
 		g.waiters.changed(ctx, msg.GroupId)
 	case *jobpb.CancelGroup:
-		ctx.Respond(g.cancel(msg.GroupId, msg.Purge))
+		ctx.Respond(g.cancel(msg))
 		g.waiters.changed(ctx, msg.GroupId)
 	case *jobpb.PurgeGroup:
 		ctx.Respond(g.purge(msg.GroupId))
@@ -207,17 +216,16 @@ func (g *groupGrain) submit(msg *jobpb.SubmitGroup) *jobpb.Reply {
 	for i, spec := range msg.Jobs {
 		jobs[i], ids[i] = jobFromSpec(spec), spec.JobId
 	}
-	_, err := g.e.ledger.AdmitGroup(ctx, ledger.Group{ID: msg.GroupId, Concurrency: int(msg.Concurrency), JobIDs: ids}, jobs)
-	var active *sqljobber.ActiveError
-	switch {
-	case errors.As(err, &active):
-		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_ACTIVE, JobId: active.ID, State: string(active.State)}
-	case err != nil:
+	_, err := g.e.ledger.AdmitGroup(ctx, ledger.Group{ID: msg.GroupId, Owner: msg.Owner, Concurrency: int(msg.Concurrency), JobIDs: ids}, jobs)
+	if reply, ok := admissionReply(err); ok {
+		return reply
+	}
+	if err != nil {
 		g.e.logger.Error("admit group", slog.String("group_id", msg.GroupId), slog.String("error_code", sqlexec.ErrorCode(err)))
 		return failed(err)
 	}
 	for _, spec := range msg.Jobs {
-		g.e.metrics.submitted.WithLabelValues(spec.Queue, spec.Task).Inc()
+		g.e.metrics.submitted.WithLabelValues(g.e.metrics.queue(spec.Queue), spec.Task).Inc()
 		if !spec.Held {
 			g.e.wake(spec.Queue)
 		}
@@ -238,46 +246,83 @@ func (g *groupGrain) release(id string) *jobpb.Reply {
 	return okReply()
 }
 
-// cancel cancels every unfinished member, each through its job's grain
-// (which stops its run and answers those waiting for it), after marking the
-// group cancelled so that no held member is released meanwhile; with purge,
-// it then purges the group.
-func (g *groupGrain) cancel(id string, purge bool) *jobpb.Reply {
+// cancel cancels the group and every unfinished member in one ledger
+// transaction, so that none starts afterwards however many there are, then
+// stops the runs of those that had started and tells the members' grains
+// (in the background) so that they answer those waiting; with purge, it
+// then purges the group. A group the caller may not see is not found: its
+// owner is read here, where no submission of the group can change it
+// meanwhile.
+func (g *groupGrain) cancel(msg *jobpb.CancelGroup) *jobpb.Reply {
+	id, purge := msg.GroupId, msg.Purge
 	ctx, cancel := g.ioContext()
 	defer cancel()
 	grp, jobs, err := g.e.ledger.Group(ctx, id)
 	switch {
-	case errors.Is(err, sqljobber.ErrGroupNotFound):
+	case errors.Is(err, sqljobber.ErrGroupNotFound) || err == nil && !sees(msg.Caller, grp.Owner):
 		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_NOT_FOUND}
 	case err != nil:
 		return failed(err)
 	}
-	var unfinished []string
-	for _, j := range jobs {
-		if j.State.Active() {
-			unfinished = append(unfinished, j.ID)
-		}
-	}
-	if len(unfinished) == 0 {
+	if !slices.ContainsFunc(jobs, func(j *ledger.Job) bool { return j.State.Active() }) {
 		if purge {
 			return g.purge(id)
 		}
 		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_FINISHED, JobId: id, State: string(sqljobber.GroupState(grp.Cancelled, jobsOf(jobs)))}
 	}
-	if err := g.e.ledger.MarkGroupCancelled(ctx, id); err != nil {
+	cancelled, err := g.e.ledger.CancelGroup(ctx, id)
+	if err != nil {
 		return failed(err)
 	}
-	// A member purged meanwhile, or finished, needs no cancelling.
-	if r := g.e.eachMember(ctx, unfinished, func(jobID string) proto.Message {
-		return &jobpb.CancelJob{JobId: jobID, Purge: purge, ByGroup: true}
-	}, jobpb.Reply_OUTCOME_NOT_FOUND, jobpb.Reply_OUTCOME_FINISHED); r != nil {
-		return r
+	var stopping []<-chan struct{}
+	for _, prev := range cancelled {
+		q := g.e.metrics.queue(prev.Queue)
+		g.e.metrics.cancelled.WithLabelValues(q, prev.Task).Inc()
+		g.e.metrics.finished.WithLabelValues(q, prev.Task, string(sqljobber.StateCancelled)).Inc()
+		if prev.State == sqljobber.StateStarted {
+			if done := g.e.stopRun(prev); done != nil {
+				stopping = append(stopping, done)
+			}
+		}
 	}
-	g.e.logger.Info("group cancelled", slog.String("group_id", id), slog.Int("jobs", len(unfinished)))
-	if purge {
-		return g.purge(id)
+	g.e.membersChanged(cancelled, sqljobber.StateCancelled)
+	g.e.logger.Info("group cancelled", slog.String("group_id", id), slog.Int("jobs", len(cancelled)))
+	if !purge {
+		return okReply()
 	}
-	return okReply()
+	// Their tables must not be published after the purge.
+	for _, done := range stopping {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return failed(ctx.Err())
+		}
+	}
+	return g.purge(id)
+}
+
+// membersChanged tells the grains of jobs, in the background and
+// memberRequests at a time, that they finished in state, so that they
+// answer those waiting for them.
+func (e *Engine) membersChanged(jobs []*ledger.Job, state sqljobber.State) {
+	if len(jobs) == 0 {
+		return
+	}
+	e.spawn(func() {
+		ctx, cancel := context.WithTimeout(e.ctx, ledgerTimeout)
+		defer cancel()
+		// A lost notice delays the waiters to the end of their wait, no
+		// more.
+		created := make(map[string]int64, len(jobs))
+		ids := make([]string, len(jobs))
+		for i, j := range jobs {
+			ids[i], created[j.ID] = j.ID, j.CreatedAt.UnixMicro()
+		}
+		// Every member is told, whatever the others answer.
+		e.eachMember(ctx, ids, func(id string) proto.Message {
+			return &jobpb.JobChanged{JobId: id, FinalState: string(state), CreatedUnixMicros: created[id]}
+		}, jobpb.Reply_OUTCOME_FAILED, jobpb.Reply_OUTCOME_UNAVAILABLE, jobpb.Reply_OUTCOME_TIMED_OUT, jobpb.Reply_OUTCOME_NOT_FOUND)
+	})
 }
 
 // purge purges every member through its job's grain (its results table,

@@ -13,9 +13,14 @@ import (
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
-// metrics are the engine's Prometheus metrics. Labels are bounded: queues and
-// tasks come from configuration, states are fixed; job IDs never appear.
+// metrics are the engine's Prometheus metrics. Labels are bounded: tasks
+// come from configuration, queues too (any other queue a request names is
+// counted as OtherQueue), states are fixed; job IDs never appear.
 type metrics struct {
+	// known are the queues that label series: those this node works and
+	// those its tasks name. Set once, by zero.
+	known map[string]bool
+
 	submitted   *prometheus.CounterVec // queue, task
 	finished    *prometheus.CounterVec // queue, task, state
 	retries     *prometheus.CounterVec // queue, task
@@ -70,6 +75,7 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 // queue (a request may name another queue, whose series start when used),
 // the queues this node works, and the databases the tasks use.
 func (m *metrics) zero(tasks []*sqlexec.Task, defaultQueue string, queues map[string]int) {
+	m.known = knownQueues(tasks, defaultQueue, queues)
 	dbs := map[string]bool{}
 	for _, t := range tasks {
 		q := cmp.Or(t.Queue, defaultQueue)
@@ -90,6 +96,31 @@ func (m *metrics) zero(tasks []*sqlexec.Task, defaultQueue string, queues map[st
 	for db := range dbs {
 		m.queryErrors.WithLabelValues(db)
 	}
+}
+
+// OtherQueue is the queue label of the jobs of every queue that neither
+// this node works nor its tasks name: a client that names a new queue for
+// each job must not add series without end.
+const OtherQueue = "_other"
+
+// knownQueues are the queues that label series of their own.
+func knownQueues(tasks []*sqlexec.Task, defaultQueue string, queues map[string]int) map[string]bool {
+	known := map[string]bool{defaultQueue: true}
+	for q := range queues {
+		known[q] = true
+	}
+	for _, t := range tasks {
+		known[cmp.Or(t.Queue, defaultQueue)] = true
+	}
+	return known
+}
+
+// queue is the label of queue q.
+func (m *metrics) queue(q string) string {
+	if m.known[q] {
+		return q
+	}
+	return OtherQueue
 }
 
 // Descriptions of the metrics gathered at scrape time.
@@ -123,16 +154,14 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	if pending, err := e.ledger.PendingByQueue(ctx); err == nil {
 		// An empty queue says 0 rather than nothing: the queues this
 		// node works, and those its tasks go to.
-		if pending == nil {
-			pending = map[string]int64{}
-		}
-		for q := range e.cfg.Queues {
-			pending[q] += 0
-		}
-		for _, t := range e.tasks.Tasks() {
-			pending[cmp.Or(t.Queue, e.cfg.DefaultQueue)] += 0
+		byLabel := map[string]int64{}
+		for q := range e.metrics.known {
+			byLabel[q] = 0
 		}
 		for q, n := range pending {
+			byLabel[e.metrics.queue(q)] += n
+		}
+		for q, n := range byLabel {
 			ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n), q)
 		}
 	}
@@ -148,11 +177,12 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 
 // observeFinish records a run's end.
 func (m *metrics) observeFinish(j *ledger.Job, o ledger.Outcome, took time.Duration) {
-	m.runTime.WithLabelValues(j.Queue, j.Task).Observe(took.Seconds())
+	q := m.queue(j.Queue)
+	m.runTime.WithLabelValues(q, j.Task).Observe(took.Seconds())
 	if o.State == sqljobber.StateRetry {
-		m.retries.WithLabelValues(j.Queue, j.Task).Inc()
+		m.retries.WithLabelValues(q, j.Task).Inc()
 		return
 	}
-	m.finished.WithLabelValues(j.Queue, j.Task, string(o.State)).Inc()
-	m.rows.WithLabelValues(j.Queue, j.Task).Add(float64(o.Count))
+	m.finished.WithLabelValues(q, j.Task, string(o.State)).Inc()
+	m.rows.WithLabelValues(q, j.Task).Add(float64(o.Count))
 }

@@ -130,6 +130,8 @@ func replyError(r *jobpb.Reply, kind string, notFound error, id string) error {
 		return fmt.Errorf("%w: %q", notFound, id)
 	case jobpb.Reply_OUTCOME_ACTIVE:
 		return &sqljobber.ActiveError{ID: r.JobId, State: sqljobber.State(r.State)}
+	case jobpb.Reply_OUTCOME_TAKEN:
+		return &sqljobber.TakenError{Kind: r.Kind, ID: r.JobId}
 	case jobpb.Reply_OUTCOME_FINISHED:
 		return &sqljobber.FinishedError{Kind: kind, ID: r.JobId, State: sqljobber.State(r.State)}
 	case jobpb.Reply_OUTCOME_UNAVAILABLE:

@@ -12,14 +12,30 @@ import (
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
-// Job returns a job as the ledger records it.
+// Job returns a job as the ledger records it; a job the caller
+// (sqljobber.Sees) may not see is not found.
 func (e *Engine) Job(ctx context.Context, id string) (*sqljobber.Job, error) {
-	j, err := e.ledger.Get(ctx, id)
+	j, err := e.visibleJob(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	return &j.Job, nil
 }
+
+// visibleJob reads a job the caller may see.
+func (e *Engine) visibleJob(ctx context.Context, id string) (*ledger.Job, error) {
+	j, err := e.ledger.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !sqljobber.Sees(ctx, j.Owner) {
+		return nil, errJobNotFound(id)
+	}
+	return j, nil
+}
+
+// errJobNotFound is sqljobber.ErrJobNotFound for id.
+func errJobNotFound(id string) error { return fmt.Errorf("%w: %q", sqljobber.ErrJobNotFound, id) }
 
 // Results opens a page of job id's results. It returns
 // sqljobber.ErrJobNotFound for a job it never knew, *sqljobber.GoneError
@@ -33,7 +49,13 @@ func (e *Engine) Results(ctx context.Context, id string, q resultsink.Query) (*r
 		if terr != nil {
 			return nil, terr
 		}
+		if !sqljobber.Sees(ctx, ts.Owner) {
+			return nil, errJobNotFound(id)
+		}
 		return nil, &sqljobber.GoneError{ID: id, Reason: ts.Reason, At: ts.At}
+	}
+	if err == nil && !sqljobber.Sees(ctx, j.Owner) {
+		return nil, errJobNotFound(id)
 	}
 	if err != nil {
 		return nil, err
@@ -56,7 +78,7 @@ func (e *Engine) Results(ctx context.Context, id string, q resultsink.Query) (*r
 // job's record and results table are then deleted too, finished or not. A
 // finished job without purge gives *FinishedError.
 func (e *Engine) Cancel(ctx context.Context, id string, purge bool) error {
-	reply, err := e.request(ctx, jobKind, id, &jobpb.CancelJob{JobId: id, Purge: purge})
+	reply, err := e.request(ctx, jobKind, id, &jobpb.CancelJob{JobId: id, Purge: purge, Caller: callerOf(ctx)})
 	if err != nil {
 		return fmt.Errorf("cancel job: %w", err)
 	}
@@ -64,12 +86,21 @@ func (e *Engine) Cancel(ctx context.Context, id string, purge bool) error {
 }
 
 // Queue lists the jobs of a queue that have not started, in the order they
-// will start (at most maxQueueListing).
+// will start (at most maxQueueListing): all of them for an unrestricted or
+// admin caller, else the caller's.
 func (e *Engine) Queue(ctx context.Context, queue string) ([]*sqljobber.Job, error) {
 	if !sqlexec.ValidName(queue) {
 		return nil, sqljobber.Invalid("queue", "must be 1 to 128 letters, digits, '_', '-' or '.'")
 	}
-	pending, err := e.ledger.Pending(ctx, queue, maxQueueListing)
+	var (
+		pending []*ledger.Job
+		err     error
+	)
+	if c, ok := sqljobber.CallerFrom(ctx); ok && !c.Admin {
+		pending, err = e.ledger.PendingOf(ctx, queue, c.Name, maxQueueListing)
+	} else {
+		pending, err = e.ledger.Pending(ctx, queue, maxQueueListing)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -59,13 +59,15 @@ func NewID() string {
 }
 
 // Submit validates req, records the job PENDING and wakes its queue. It
-// returns sqljobber.ErrTaskNotFound, an *InvalidError, or an *ActiveError when an
-// unfinished job holds the ID.
+// returns sqljobber.ErrTaskNotFound, an *InvalidError, an *ActiveError when an
+// unfinished job holds the ID, or a *TakenError when another client's
+// finished job does. The job is the caller's (sqljobber.Owner).
 func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Receipt, error) {
 	spec, err := e.spec("", req)
 	if err != nil {
 		return nil, err
 	}
+	spec.Owner = sqljobber.Owner(ctx)
 	reply, err := e.request(ctx, jobKind, spec.JobId, &jobpb.SubmitJob{Spec: spec, DeadlineUnixMicros: deadlineOf(ctx, e.node.RequestTimeout())})
 	if err != nil {
 		return nil, fmt.Errorf("submit job: %w", err)

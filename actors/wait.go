@@ -140,12 +140,24 @@ func (w *waiters) stop() {
 // the grain could not answer (it moved with a membership change) ends at
 // its deadline without error.
 func (e *Engine) WaitJob(ctx context.Context, id string, d time.Duration) error {
+	if _, ok := sqljobber.CallerFrom(ctx); ok && d > 0 {
+		// Waiting on a job that is not the caller's would tell it the
+		// job exists, and when it ends.
+		if _, err := e.visibleJob(ctx, id); err != nil {
+			return err
+		}
+	}
 	return e.wait(ctx, jobKind, id, d, &jobpb.WaitJob{JobId: id, WaitMillis: d.Milliseconds()}, sqljobber.ErrJobNotFound)
 }
 
 // WaitGroup is WaitJob for a group: it ends early when the group is
 // finished (every member final) or cancelled.
 func (e *Engine) WaitGroup(ctx context.Context, id string, d time.Duration) error {
+	if _, ok := sqljobber.CallerFrom(ctx); ok && d > 0 {
+		if _, err := e.Group(ctx, id); err != nil {
+			return err
+		}
+	}
 	return e.wait(ctx, groupKind, id, d, &jobpb.WaitGroup{GroupId: id, WaitMillis: d.Milliseconds()}, sqljobber.ErrGroupNotFound)
 }
 

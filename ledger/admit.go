@@ -12,8 +12,9 @@ import (
 )
 
 // Admit records a new PENDING job under j.ID, replacing a finished job of
-// that ID. If an unfinished job holds the ID it returns
-// *sqljobber.ActiveError and changes nothing. This conditional write is what
+// that ID and owner. If an unfinished job holds the ID it returns
+// *sqljobber.ActiveError, if another owner's finished job holds it
+// *sqljobber.TakenError, and changes nothing. This conditional write is what
 // makes "one active job per ID" hold across nodes and restarts.
 //
 // Where the driver can, admissions that arrive while others are being
@@ -133,6 +134,9 @@ func (l *Ledger) admitOne(ctx context.Context, q sqlexec.Querier, j Job) (*Job, 
 		if err != nil && !errors.Is(err, sqljobber.ErrJobNotFound) {
 			return nil, fmt.Errorf("admit job: %w", err)
 		}
+		if err == nil && !cur.State.Active() && cur.Owner != j.Owner {
+			return nil, &sqljobber.TakenError{Kind: "job", ID: j.ID}
+		}
 		if err == nil && cur.State.Active() || try > 0 {
 			if cur == nil {
 				return nil, fmt.Errorf("admit job %s: refused, yet no record holds the ID", j.ID)
@@ -145,7 +149,8 @@ func (l *Ledger) admitOne(ctx context.Context, q sqlexec.Querier, j Job) (*Job, 
 
 // AdmitGroup records a group and all its jobs, or nothing: if an unfinished
 // job holds any of the IDs, or an unfinished member of an earlier group of
-// this ID remains, it returns *sqljobber.ActiveError.
+// this ID remains, it returns *sqljobber.ActiveError; if another owner's
+// finished group or job holds an ID, *sqljobber.TakenError.
 func (l *Ledger) AdmitGroup(ctx context.Context, g Group, jobs []Job) ([]*Job, error) {
 	t := l.now()
 	g.CreatedAt, g.UpdatedAt, g.Cancelled = t, t, false
@@ -163,6 +168,18 @@ func (l *Ledger) AdmitGroup(ctx context.Context, g Group, jobs []Job) ([]*Job, e
 		if len(active) > 0 {
 			return &sqljobber.ActiveError{ID: active[0].ID, State: active[0].State}
 		}
+		var owners []string
+		if err := q.Query(ctx, fmt.Sprintf("SELECT owner FROM %s WHERE group_id = ?", l.groups), func(scan func(...any) error) error {
+			var o string
+			err := scan(&o)
+			owners = append(owners, o)
+			return err
+		}, g.ID); err != nil {
+			return err
+		}
+		if len(owners) > 0 && owners[0] != g.Owner {
+			return &sqljobber.TakenError{Kind: "group", ID: g.ID}
+		}
 		// A finished group of this ID is replaced: its jobs leave it, and
 		// those the new group lists join again as they are admitted, so
 		// that the group's status, its jobs' group_id and its purge mean
@@ -173,7 +190,7 @@ func (l *Ledger) AdmitGroup(ctx context.Context, g Group, jobs []Job) ([]*Job, e
 			return fmt.Errorf("replace group %s: %w", g.ID, err)
 		}
 		upsert := l.d.upsertSQL(l.groups, groupColumnList)
-		if _, err := q.Exec(ctx, upsert, g.ID, g.Concurrency, string(ids), 0, l.timeArg(t), l.timeArg(t)); err != nil {
+		if _, err := q.Exec(ctx, upsert, g.ID, g.Concurrency, string(ids), 0, l.timeArg(t), l.timeArg(t), g.Owner); err != nil {
 			return err
 		}
 		for _, j := range jobs {

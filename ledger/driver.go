@@ -24,6 +24,10 @@ type driver interface {
 	// partialIndexes reports whether indexes may have a WHERE clause,
 	// which lets each hold only the rows its queries look for.
 	partialIndexes() bool
+	// lockRows is what a SELECT in a transaction ends with to lock the
+	// rows it reads until the transaction ends ("" where a write
+	// transaction locks the whole database).
+	lockRows() string
 	// lockMigration keeps the other nodes from migrating the same ledger
 	// until unlock is called.
 	lockMigration(ctx context.Context, l *Ledger) (unlock func(), err error)
@@ -39,8 +43,9 @@ type driver interface {
 	// of its key (the first of cols) is there; it changes no row then.
 	insertIfAbsentSQL(table string, cols []string) string
 	// admitSQL inserts n admissions into table; a row whose ID an
-	// unfinished job holds is left as it is, and an admission's fence is
-	// added to the one the ID already has (see Ledger.admitOne).
+	// unfinished job or another owner's job holds is left as it is, and an
+	// admission's fence is added to the one the ID already has (see
+	// Ledger.admitOne).
 	admitSQL(table string, n int) string
 	// admitOne runs admitSQL(table, 1) with args (j's) and reports whether
 	// it wrote j, setting j.Fence to the row's fence.
@@ -100,7 +105,7 @@ func (onConflict) admitSQL(table string, n int) string {
 		}
 	}
 	set = append(set, "fence = j.fence + excluded.fence")
-	return fmt.Sprintf("INSERT INTO %s AS j (%s) VALUES %s ON CONFLICT (job_id) DO UPDATE SET %s WHERE j.state NOT IN %s RETURNING job_id, fence",
+	return fmt.Sprintf("INSERT INTO %s AS j (%s) VALUES %s ON CONFLICT (job_id) DO UPDATE SET %s WHERE j.state NOT IN %s AND j.owner = excluded.owner RETURNING job_id, fence",
 		table, jobColumns, rowsOf(len(jobColumnList), n), strings.Join(set, ", "), activeStates)
 }
 

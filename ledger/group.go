@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
@@ -32,7 +34,7 @@ func (l *Ledger) Group(ctx context.Context, id string) (*Group, []*Job, error) {
 	err := l.q.Query(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE group_id = ?", groupColumns, l.groups),
 		func(scan func(...any) error) error {
 			found = true
-			return scan(&g.ID, &g.Concurrency, &ids, &cancelled, &created, &updated)
+			return scan(&g.ID, &g.Concurrency, &ids, &cancelled, &created, &updated, &g.Owner)
 		}, id)
 	if err != nil {
 		return nil, nil, fmt.Errorf("get group: %w", err)
@@ -115,18 +117,57 @@ func (l *Ledger) HeldGroups(ctx context.Context, after string, limit int) ([]str
 	return out, nil
 }
 
-// MarkGroupCancelled records that a group was cancelled: it releases no
-// held member from then on.
-func (l *Ledger) MarkGroupCancelled(ctx context.Context, id string) error {
-	n, err := l.dq.Exec(ctx, fmt.Sprintf("UPDATE %s SET cancelled = 1, updated_at = ? WHERE group_id = ?", l.groups), l.timeArg(l.now()), id)
+// CancelGroup cancels a group and every unfinished member of it in one
+// transaction, and returns the members as they were before: the caller
+// stops the runs of those that had started. Once it returns, no member
+// starts: those waiting are CANCELLED, and held ones are not released from
+// a cancelled group. Whatever the group's size, it is one write, so a
+// cancel is never left half done.
+func (l *Ledger) CancelGroup(ctx context.Context, id string) ([]*Job, error) {
+	var cancelled []*Job
+	err := l.durable.InTx(ctx, func(q sqlexec.Querier) error {
+		t := l.now()
+		n, err := q.Exec(ctx, fmt.Sprintf("UPDATE %s SET cancelled = 1, updated_at = ? WHERE group_id = ?", l.groups), l.timeArg(t), id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errGroupNotFound(id)
+		}
+		// Locked, so that no claim or finish changes them between the
+		// read and the write.
+		jobs, err := l.jobs(ctx, q, fmt.Sprintf("SELECT %s FROM %s WHERE group_id = ? AND "+groupedCond+" AND state IN %s ORDER BY job_id%s",
+			jobColumns, l.table, activeStates, l.d.lockRows()), id)
+		if err != nil {
+			return err
+		}
+		// The members' TTLs may differ, and with them their expiry.
+		byTTL := map[time.Duration][]any{}
+		for _, j := range jobs {
+			byTTL[j.TTL] = append(byTTL[j.TTL], j.ID)
+		}
+		for ttl, ids := range byTTL {
+			for chunk := range slices.Chunk(ids, cancelChunk) {
+				args := append([]any{l.timeArg(t), l.timeArg(t), l.expiry(t, ttl)}, chunk...)
+				if _, err := q.Exec(ctx, fmt.Sprintf(`UPDATE %s SET state = 'CANCELLED', error = 'cancelled', held = 0, lease_until = NULL,
+	finished_at = ?, updated_at = ?, expires_at = ? WHERE job_id IN (%s) AND state IN %s`, l.table, sqlexec.Placeholders(len(chunk)), activeStates),
+					args...); err != nil {
+					return err
+				}
+			}
+		}
+		cancelled = jobs
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("cancel group: %w", err)
+		return nil, fmt.Errorf("cancel group: %w", err)
 	}
-	if n == 0 {
-		return errGroupNotFound(id)
-	}
-	return nil
+	return cancelled, nil
 }
+
+// cancelChunk bounds the IDs one statement of CancelGroup lists, below
+// every driver's limit on arguments.
+const cancelChunk = 500
 
 // DeleteGroup removes a group whose jobs have all finished, and their
 // records (remembering their IDs as gone), and returns those jobs so the

@@ -105,7 +105,9 @@ type Node struct {
 
 // Group is a group's record.
 type Group struct {
-	ID          string
+	ID string
+	// Owner is the API token that submitted the group ("" without tokens).
+	Owner       string
 	Concurrency int
 	JobIDs      []string // in submission order
 	Cancelled   bool
@@ -118,6 +120,8 @@ type Tombstone struct {
 	ID     string
 	Reason string // sqljobber.GonePurged or sqljobber.GoneExpired
 	At     time.Time
+	// Owner is the API token that had submitted the job.
+	Owner string
 }
 
 // Outcome is how a run ended.
@@ -216,8 +220,18 @@ func (l *Ledger) get(ctx context.Context, q sqlexec.Querier, id string) (*Job, e
 // the order they will start: ready ones first in, first out, then those
 // waiting for their time, then group members held back by their group.
 func (l *Ledger) Pending(ctx context.Context, queue string, limit int) ([]*Job, error) {
-	jobs, err := l.jobs(ctx, l.q, fmt.Sprintf(`SELECT %s FROM %s WHERE queue = ? AND `+pendingCond+`
-	ORDER BY held, ready_at, enqueued_at, job_id LIMIT %d`, jobColumns, l.table, limit), queue)
+	return l.pending(ctx, "", limit, queue)
+}
+
+// PendingOf is Pending for the jobs of one owner.
+func (l *Ledger) PendingOf(ctx context.Context, queue, owner string, limit int) ([]*Job, error) {
+	return l.pending(ctx, " AND owner = ?", limit, queue, owner)
+}
+
+// pending lists a queue's pending jobs that match cond as well.
+func (l *Ledger) pending(ctx context.Context, cond string, limit int, args ...any) ([]*Job, error) {
+	jobs, err := l.jobs(ctx, l.q, fmt.Sprintf(`SELECT %s FROM %s WHERE queue = ? AND `+pendingCond+`%s
+	ORDER BY held, ready_at, enqueued_at, job_id LIMIT %d`, jobColumns, l.table, cond, limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list pending jobs: %w", err)
 	}

@@ -27,6 +27,8 @@ func (mysqlDriver) types() columnTypes {
 
 func (mysqlDriver) partialIndexes() bool { return false }
 
+func (mysqlDriver) lockRows() string { return " FOR UPDATE" }
+
 func (mysqlDriver) lockMigration(context.Context, *Ledger) (func(), error) { return func() {}, nil }
 
 // createIndexes creates each index; MySQL has no CREATE INDEX IF NOT EXISTS,
@@ -58,16 +60,18 @@ func (mysqlDriver) insertIfAbsentSQL(table string, cols []string) string {
 }
 
 func (mysqlDriver) admitSQL(table string, n int) string {
-	// Every column keeps its old value while the old job is active;
-	// state goes last so that the others still see the old state.
+	// Every column keeps its old value while the old job is active or
+	// another owner's; state goes last so that the others still see the
+	// old state, and owner never changes (it is the same when replaced).
+	keep := fmt.Sprintf("state IN %s OR owner <> VALUES(owner)", activeStates)
 	var set []string
 	for _, c := range jobColumnList[1:] {
-		if c != "state" && c != "fence" {
-			set = append(set, fmt.Sprintf("%s = IF(state IN %s, %s, VALUES(%s))", c, activeStates, c, c))
+		if c != "state" && c != "fence" && c != "owner" {
+			set = append(set, fmt.Sprintf("%s = IF(%s, %s, VALUES(%s))", c, keep, c, c))
 		}
 	}
-	set = append(set, fmt.Sprintf("fence = IF(state IN %s, fence, fence + VALUES(fence))", activeStates))
-	set = append(set, fmt.Sprintf("state = IF(state IN %s, state, VALUES(state))", activeStates))
+	set = append(set, fmt.Sprintf("fence = IF(%s, fence, fence + VALUES(fence))", keep))
+	set = append(set, fmt.Sprintf("state = IF(%s, state, VALUES(state))", keep))
 	return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON DUPLICATE KEY UPDATE %s",
 		table, jobColumns, rowsOf(len(jobColumnList), n), strings.Join(set, ", "))
 }

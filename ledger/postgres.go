@@ -30,6 +30,8 @@ func (postgresDriver) types() columnTypes {
 
 func (postgresDriver) partialIndexes() bool { return true }
 
+func (postgresDriver) lockRows() string { return " FOR UPDATE" }
+
 // lockMigration takes the session advisory lock that makes one node at a
 // time migrate this ledger: nodes that start together would otherwise race
 // to create the same tables, and their concurrent index builds would

@@ -85,7 +85,7 @@ func (l *Ledger) bury(ctx context.Context, q sqlexec.Querier, jobs []*Job) error
 		if !j.ExpiresAt.IsZero() && !j.ExpiresAt.After(t) {
 			reason = sqljobber.GoneExpired
 		}
-		if _, err := q.Exec(ctx, upsert, j.ID, reason, l.timeArg(t)); err != nil {
+		if _, err := q.Exec(ctx, upsert, j.ID, reason, l.timeArg(t), j.Owner); err != nil {
 			return err
 		}
 	}
@@ -102,7 +102,7 @@ func (l *Ledger) Tombstone(ctx context.Context, id string) (*Tombstone, error) {
 		func(scan func(...any) error) error {
 			var ts Tombstone
 			var at ledgerTime
-			err := scan(&ts.ID, &ts.Reason, &at)
+			err := scan(&ts.ID, &ts.Reason, &at, &ts.Owner)
 			ts.At = at.t
 			found = append(found, &ts)
 			return err

@@ -25,7 +25,7 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 		}
 	}
 	for _, c := range addedColumns {
-		if err := l.addColumn(ctx, l.table, c.name, r.Replace(c.decl)); err != nil {
+		if err := l.addColumn(ctx, c.table(l), c.name, r.Replace(c.decl)); err != nil {
 			return fmt.Errorf("migrate ledger table %s: %w", l.cfg.Table, err)
 		}
 	}
@@ -82,7 +82,8 @@ func (l *Ledger) tablesSQL(r *strings.Replacer) []string {
 	finished_at {ts} NULL,
 	updated_at {ts} NOT NULL,
 	node_id {short} NOT NULL DEFAULT '',
-	lost_runs INTEGER NOT NULL DEFAULT 0
+	lost_runs INTEGER NOT NULL DEFAULT 0,
+	owner {short} NOT NULL DEFAULT ''
 ){suffix}`), l.table),
 		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
 	group_id {key} NOT NULL PRIMARY KEY,
@@ -90,12 +91,14 @@ func (l *Ledger) tablesSQL(r *strings.Replacer) []string {
 	job_ids {text} NOT NULL,
 	cancelled INTEGER NOT NULL,
 	created_at {ts} NOT NULL,
-	updated_at {ts} NOT NULL
+	updated_at {ts} NOT NULL,
+	owner {short} NOT NULL DEFAULT ''
 ){suffix}`), l.groups),
 		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
 	job_id {key} NOT NULL PRIMARY KEY,
 	reason {short} NOT NULL,
-	gone_at {ts} NOT NULL
+	gone_at {ts} NOT NULL,
+	owner {short} NOT NULL DEFAULT ''
 ){suffix}`), l.gone),
 		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
 	name {key} NOT NULL PRIMARY KEY,
@@ -130,20 +133,31 @@ func (l *Ledger) checkLayout(ctx context.Context) error {
 
 // The columns of the groups table and of the table of removed jobs' IDs.
 const (
-	groupColumns = "group_id, concurrency, job_ids, cancelled, created_at, updated_at"
-	goneColumns  = "job_id, reason, gone_at"
+	groupColumns = "group_id, concurrency, job_ids, cancelled, created_at, updated_at, owner"
+	goneColumns  = "job_id, reason, gone_at, owner"
 )
 
-// addedColumns are the columns of the jobs table that earlier versions did
-// not create, added to their tables by Migrate ({...} are the driver's
+// addedColumns are the columns of the ledger's tables that earlier versions
+// did not create, added to their tables by Migrate ({...} are the driver's
 // types).
-var addedColumns = []struct{ name, decl string }{
+var addedColumns = []struct {
+	table      func(*Ledger) string
+	name, decl string
+}{
 	// The node's incarnation that runs or ran the job (2026-12-06).
-	{"node_id", "{short} NOT NULL DEFAULT ''"},
+	{jobsTable, "node_id", "{short} NOT NULL DEFAULT ''"},
 	// The runs lost with their nodes, which count against a cap of their
 	// own rather than the job's retries (2026-12-06).
-	{"lost_runs", "INTEGER NOT NULL DEFAULT 0"},
+	{jobsTable, "lost_runs", "INTEGER NOT NULL DEFAULT 0"},
+	// The API token that submitted the job or group, whose alone they
+	// are; jobs and groups from before tokens (2026-12-06) are nobody's
+	// (""), which only admin tokens see.
+	{jobsTable, "owner", "{short} NOT NULL DEFAULT ''"},
+	{func(l *Ledger) string { return l.groups }, "owner", "{short} NOT NULL DEFAULT ''"},
+	{func(l *Ledger) string { return l.gone }, "owner", "{short} NOT NULL DEFAULT ''"},
 }
+
+func jobsTable(l *Ledger) string { return l.table }
 
 // addColumn adds a column to table unless it is there; another node may add
 // it at the same moment.

@@ -148,8 +148,8 @@ func copyJobs(t *testing.T, db *sqlexec.DB, n int, state string) {
 		count, error, attempt, run_id, node, fence, held, enqueued_at, ready_at, created_at, updated_at FROM sqljobber_jobs, g`, n, state))
 }
 
-// TestMigrateAddsTheColumnsOfThisVersion: a jobs table of the version
-// before node incarnations and lost runs gets their columns, its rows
+// TestMigrateAddsTheColumnsOfThisVersion: tables of the version before node
+// incarnations, lost runs and owners get their columns, its rows
 // keep their values and read with the new ones' defaults, and the ledger
 // gets an identity, the same on every migration.
 func TestMigrateAddsTheColumnsOfThisVersion(t *testing.T) {
@@ -162,8 +162,11 @@ func TestMigrateAddsTheColumnsOfThisVersion(t *testing.T) {
 			t.Fatalf("identity %q", id)
 		}
 		sqlexectest.Exec(t, l.db, "DROP INDEX sqljobber_jobs_running"+map[sqlexec.Dialect]string{sqlexec.MySQL: " ON sqljobber_jobs"}[d])
-		for _, c := range []string{"node_id", "lost_runs"} {
+		for _, c := range []string{"node_id", "lost_runs", "owner"} {
 			sqlexectest.Exec(t, l.db, "ALTER TABLE sqljobber_jobs DROP COLUMN "+c)
+		}
+		for _, table := range []string{"sqljobber_jobs_groups", "sqljobber_jobs_gone"} {
+			sqlexectest.Exec(t, l.db, "ALTER TABLE "+table+" DROP COLUMN owner")
 		}
 		again, err := ledger.New(l.db, nil, ledger.Config{})
 		if err != nil {
@@ -173,7 +176,7 @@ func TestMigrateAddsTheColumnsOfThisVersion(t *testing.T) {
 			t.Fatal(err)
 		}
 		j, err := again.Get(ctx, "old")
-		if err != nil || j.Task != "t" || j.NodeID != "" || j.LostRuns != 0 {
+		if err != nil || j.Task != "t" || j.NodeID != "" || j.LostRuns != 0 || j.Owner != "" {
 			t.Fatalf("a job of the old layout: %+v, %v", j, err)
 		}
 		if again.Identity() != id {

@@ -26,6 +26,8 @@ func (sqliteDriver) types() columnTypes {
 
 func (sqliteDriver) partialIndexes() bool { return true }
 
+func (sqliteDriver) lockRows() string { return "" }
+
 // lockMigration: SQLite's DDL takes the database's write lock.
 func (sqliteDriver) lockMigration(context.Context, *Ledger) (func(), error) { return func() {}, nil }
 

@@ -44,6 +44,9 @@ const (
 	// timeout) before the grain was done; it may or may not have been
 	// done.
 	Reply_OUTCOME_TIMED_OUT Reply_Outcome = 7
+	// Another client's finished job or group holds the ID (kind says
+	// which, job_id its ID).
+	Reply_OUTCOME_TAKEN Reply_Outcome = 8
 )
 
 // Enum value maps for Reply_Outcome.
@@ -57,6 +60,7 @@ var (
 		5: "OUTCOME_FAILED",
 		6: "OUTCOME_UNAVAILABLE",
 		7: "OUTCOME_TIMED_OUT",
+		8: "OUTCOME_TAKEN",
 	}
 	Reply_Outcome_value = map[string]int32{
 		"OUTCOME_UNSPECIFIED": 0,
@@ -67,6 +71,7 @@ var (
 		"OUTCOME_FAILED":      5,
 		"OUTCOME_UNAVAILABLE": 6,
 		"OUTCOME_TIMED_OUT":   7,
+		"OUTCOME_TAKEN":       8,
 	}
 )
 
@@ -94,7 +99,7 @@ func (x Reply_Outcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Reply_Outcome.Descriptor instead.
 func (Reply_Outcome) EnumDescriptor() ([]byte, []int) {
-	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{9, 0}
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{10, 0}
 }
 
 // JobSpec is everything a client asked for: enough to run the job.
@@ -116,7 +121,10 @@ type JobSpec struct {
 	ResultsBackend string `protobuf:"bytes,10,opt,name=results_backend,json=resultsBackend,proto3" json:"results_backend,omitempty"`
 	ResultsTable   string `protobuf:"bytes,11,opt,name=results_table,json=resultsTable,proto3" json:"results_table,omitempty"`
 	// Held back by its group's concurrency until the group releases it.
-	Held          bool `protobuf:"varint,12,opt,name=held,proto3" json:"held,omitempty"`
+	Held bool `protobuf:"varint,12,opt,name=held,proto3" json:"held,omitempty"`
+	// The API token that submitted the job ("" without tokens): only it, and
+	// admin tokens, see the job.
+	Owner         string `protobuf:"bytes,13,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -235,6 +243,67 @@ func (x *JobSpec) GetHeld() bool {
 	return false
 }
 
+func (x *JobSpec) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+// Caller is the API client a request comes from (see sqljobber.Caller). A
+// request without one is unrestricted.
+type Caller struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Admin         bool                   `protobuf:"varint,2,opt,name=admin,proto3" json:"admin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Caller) Reset() {
+	*x = Caller{}
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Caller) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Caller) ProtoMessage() {}
+
+func (x *Caller) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Caller.ProtoReflect.Descriptor instead.
+func (*Caller) Descriptor() ([]byte, []int) {
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Caller) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Caller) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
 // SubmitJob asks the grain of spec.job_id to admit a new job.
 type SubmitJob struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -248,7 +317,7 @@ type SubmitJob struct {
 
 func (x *SubmitJob) Reset() {
 	*x = SubmitJob{}
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[1]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -260,7 +329,7 @@ func (x *SubmitJob) String() string {
 func (*SubmitJob) ProtoMessage() {}
 
 func (x *SubmitJob) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[1]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -273,7 +342,7 @@ func (x *SubmitJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJob.ProtoReflect.Descriptor instead.
 func (*SubmitJob) Descriptor() ([]byte, []int) {
-	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{1}
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SubmitJob) GetSpec() *JobSpec {
@@ -298,14 +367,16 @@ type CancelJob struct {
 	Purge bool                   `protobuf:"varint,2,opt,name=purge,proto3" json:"purge,omitempty"`
 	// Sent by the job's group grain, which cancels the group itself: the job
 	// grain does not tell it that the member changed.
-	ByGroup       bool `protobuf:"varint,3,opt,name=by_group,json=byGroup,proto3" json:"by_group,omitempty"`
+	ByGroup bool `protobuf:"varint,3,opt,name=by_group,json=byGroup,proto3" json:"by_group,omitempty"`
+	// Who asks: a job that is not theirs is not found.
+	Caller        *Caller `protobuf:"bytes,4,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[2]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -317,7 +388,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[2]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -330,7 +401,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{2}
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CancelJob) GetJobId() string {
@@ -354,6 +425,13 @@ func (x *CancelJob) GetByGroup() bool {
 	return false
 }
 
+func (x *CancelJob) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
 // PurgeJob asks a job's grain to delete a finished job's record and results
 // table.
 type PurgeJob struct {
@@ -365,7 +443,7 @@ type PurgeJob struct {
 
 func (x *PurgeJob) Reset() {
 	*x = PurgeJob{}
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[3]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +455,7 @@ func (x *PurgeJob) String() string {
 func (*PurgeJob) ProtoMessage() {}
 
 func (x *PurgeJob) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[3]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +468,7 @@ func (x *PurgeJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeJob.ProtoReflect.Descriptor instead.
 func (*PurgeJob) Descriptor() ([]byte, []int) {
-	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{3}
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PurgeJob) GetJobId() string {
@@ -413,7 +491,7 @@ type ExpireJob struct {
 
 func (x *ExpireJob) Reset() {
 	*x = ExpireJob{}
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[4]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +503,7 @@ func (x *ExpireJob) String() string {
 func (*ExpireJob) ProtoMessage() {}
 
 func (x *ExpireJob) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[4]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +516,7 @@ func (x *ExpireJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireJob.ProtoReflect.Descriptor instead.
 func (*ExpireJob) Descriptor() ([]byte, []int) {
-	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{4}
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ExpireJob) GetJobId() string {
@@ -463,13 +541,15 @@ type SubmitGroup struct {
 	Jobs        []*JobSpec             `protobuf:"bytes,3,rep,name=jobs,proto3" json:"jobs,omitempty"`
 	// As in SubmitJob.
 	DeadlineUnixMicros int64 `protobuf:"varint,4,opt,name=deadline_unix_micros,json=deadlineUnixMicros,proto3" json:"deadline_unix_micros,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// As in JobSpec.
+	Owner         string `protobuf:"bytes,5,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubmitGroup) Reset() {
 	*x = SubmitGroup{}
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[5]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -481,7 +561,7 @@ func (x *SubmitGroup) String() string {
 func (*SubmitGroup) ProtoMessage() {}
 
 func (x *SubmitGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[5]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -494,7 +574,7 @@ func (x *SubmitGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitGroup.ProtoReflect.Descriptor instead.
 func (*SubmitGroup) Descriptor() ([]byte, []int) {
-	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{5}
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SubmitGroup) GetGroupId() string {
@@ -525,6 +605,13 @@ func (x *SubmitGroup) GetDeadlineUnixMicros() int64 {
 	return 0
 }
 
+func (x *SubmitGroup) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
 // GroupChanged tells a group's grain that a member finished or was
 // cancelled, so it may let held members start.
 type GroupChanged struct {
@@ -536,7 +623,7 @@ type GroupChanged struct {
 
 func (x *GroupChanged) Reset() {
 	*x = GroupChanged{}
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[6]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -548,7 +635,7 @@ func (x *GroupChanged) String() string {
 func (*GroupChanged) ProtoMessage() {}
 
 func (x *GroupChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[6]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -561,7 +648,7 @@ func (x *GroupChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupChanged.ProtoReflect.Descriptor instead.
 func (*GroupChanged) Descriptor() ([]byte, []int) {
-	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{6}
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GroupChanged) GetGroupId() string {
@@ -574,16 +661,18 @@ func (x *GroupChanged) GetGroupId() string {
 // CancelGroup asks a group's grain to cancel every unfinished member; with
 // purge, to delete the group, its records and results tables as well.
 type CancelGroup struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	GroupId       string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	Purge         bool                   `protobuf:"varint,2,opt,name=purge,proto3" json:"purge,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	GroupId string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Purge   bool                   `protobuf:"varint,2,opt,name=purge,proto3" json:"purge,omitempty"`
+	// Who asks: a group that is not theirs is not found.
+	Caller        *Caller `protobuf:"bytes,3,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CancelGroup) Reset() {
 	*x = CancelGroup{}
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[7]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +684,7 @@ func (x *CancelGroup) String() string {
 func (*CancelGroup) ProtoMessage() {}
 
 func (x *CancelGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[7]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +697,7 @@ func (x *CancelGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelGroup.ProtoReflect.Descriptor instead.
 func (*CancelGroup) Descriptor() ([]byte, []int) {
-	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{7}
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CancelGroup) GetGroupId() string {
@@ -625,6 +714,13 @@ func (x *CancelGroup) GetPurge() bool {
 	return false
 }
 
+func (x *CancelGroup) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
 // PurgeGroup asks a group's grain to delete a finished group.
 type PurgeGroup struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -635,7 +731,7 @@ type PurgeGroup struct {
 
 func (x *PurgeGroup) Reset() {
 	*x = PurgeGroup{}
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[8]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -647,7 +743,7 @@ func (x *PurgeGroup) String() string {
 func (*PurgeGroup) ProtoMessage() {}
 
 func (x *PurgeGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[8]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -660,7 +756,7 @@ func (x *PurgeGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeGroup.ProtoReflect.Descriptor instead.
 func (*PurgeGroup) Descriptor() ([]byte, []int) {
-	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{8}
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PurgeGroup) GetGroupId() string {
@@ -672,18 +768,20 @@ func (x *PurgeGroup) GetGroupId() string {
 
 // Reply answers every grain request.
 type Reply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Outcome       Reply_Outcome          `protobuf:"varint,1,opt,name=outcome,proto3,enum=sqljobber.jobs.v1.Reply_Outcome" json:"outcome,omitempty"`
-	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
-	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Outcome Reply_Outcome          `protobuf:"varint,1,opt,name=outcome,proto3,enum=sqljobber.jobs.v1.Reply_Outcome" json:"outcome,omitempty"`
+	JobId   string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	State   string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Error   string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	// "job" or "group", for OUTCOME_TAKEN.
+	Kind          string `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Reply) Reset() {
 	*x = Reply{}
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[9]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +793,7 @@ func (x *Reply) String() string {
 func (*Reply) ProtoMessage() {}
 
 func (x *Reply) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[9]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +806,7 @@ func (x *Reply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reply.ProtoReflect.Descriptor instead.
 func (*Reply) Descriptor() ([]byte, []int) {
-	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{9}
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Reply) GetOutcome() Reply_Outcome {
@@ -739,6 +837,13 @@ func (x *Reply) GetError() string {
 	return ""
 }
 
+func (x *Reply) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
 // WakeQueue tells a node that jobs of a queue it works may be ready (sent
 // to the "sqljobber-node" actor of every member that works the queue).
 type WakeQueue struct {
@@ -750,7 +855,7 @@ type WakeQueue struct {
 
 func (x *WakeQueue) Reset() {
 	*x = WakeQueue{}
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[10]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +867,7 @@ func (x *WakeQueue) String() string {
 func (*WakeQueue) ProtoMessage() {}
 
 func (x *WakeQueue) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[10]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +880,7 @@ func (x *WakeQueue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WakeQueue.ProtoReflect.Descriptor instead.
 func (*WakeQueue) Descriptor() ([]byte, []int) {
-	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{10}
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WakeQueue) GetQueue() string {
@@ -796,7 +901,7 @@ type CancelRun struct {
 
 func (x *CancelRun) Reset() {
 	*x = CancelRun{}
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[11]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +913,7 @@ func (x *CancelRun) String() string {
 func (*CancelRun) ProtoMessage() {}
 
 func (x *CancelRun) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[11]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +926,7 @@ func (x *CancelRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRun.ProtoReflect.Descriptor instead.
 func (*CancelRun) Descriptor() ([]byte, []int) {
-	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{11}
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CancelRun) GetRunId() string {
@@ -843,7 +948,7 @@ type WaitJob struct {
 
 func (x *WaitJob) Reset() {
 	*x = WaitJob{}
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[12]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +960,7 @@ func (x *WaitJob) String() string {
 func (*WaitJob) ProtoMessage() {}
 
 func (x *WaitJob) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[12]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +973,7 @@ func (x *WaitJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitJob.ProtoReflect.Descriptor instead.
 func (*WaitJob) Descriptor() ([]byte, []int) {
-	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{12}
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WaitJob) GetJobId() string {
@@ -901,7 +1006,7 @@ type JobChanged struct {
 
 func (x *JobChanged) Reset() {
 	*x = JobChanged{}
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[13]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1018,7 @@ func (x *JobChanged) String() string {
 func (*JobChanged) ProtoMessage() {}
 
 func (x *JobChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[13]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1031,7 @@ func (x *JobChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobChanged.ProtoReflect.Descriptor instead.
 func (*JobChanged) Descriptor() ([]byte, []int) {
-	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{13}
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *JobChanged) GetJobId() string {
@@ -961,7 +1066,7 @@ type WaitGroup struct {
 
 func (x *WaitGroup) Reset() {
 	*x = WaitGroup{}
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[14]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -973,7 +1078,7 @@ func (x *WaitGroup) String() string {
 func (*WaitGroup) ProtoMessage() {}
 
 func (x *WaitGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_jobpb_jobs_proto_msgTypes[14]
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -986,7 +1091,7 @@ func (x *WaitGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitGroup.ProtoReflect.Descriptor instead.
 func (*WaitGroup) Descriptor() ([]byte, []int) {
-	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{14}
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WaitGroup) GetGroupId() string {
@@ -1007,7 +1112,7 @@ var File_actors_jobpb_jobs_proto protoreflect.FileDescriptor
 
 const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\n" +
-	"\x17actors/jobpb/jobs.proto\x12\x11sqljobber.jobs.v1\"\xd7\x02\n" +
+	"\x17actors/jobpb/jobs.proto\x12\x11sqljobber.jobs.v1\"\xed\x02\n" +
 	"\aJobSpec\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
 	"\x04task\x18\x02 \x01(\tR\x04task\x12\x14\n" +
@@ -1022,37 +1127,45 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\x0fresults_backend\x18\n" +
 	" \x01(\tR\x0eresultsBackend\x12#\n" +
 	"\rresults_table\x18\v \x01(\tR\fresultsTable\x12\x12\n" +
-	"\x04held\x18\f \x01(\bR\x04held\"m\n" +
+	"\x04held\x18\f \x01(\bR\x04held\x12\x14\n" +
+	"\x05owner\x18\r \x01(\tR\x05owner\"2\n" +
+	"\x06Caller\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05admin\x18\x02 \x01(\bR\x05admin\"m\n" +
 	"\tSubmitJob\x12.\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1a.sqljobber.jobs.v1.JobSpecR\x04spec\x120\n" +
-	"\x14deadline_unix_micros\x18\x02 \x01(\x03R\x12deadlineUnixMicros\"S\n" +
+	"\x14deadline_unix_micros\x18\x02 \x01(\x03R\x12deadlineUnixMicros\"\x86\x01\n" +
 	"\tCancelJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05purge\x18\x02 \x01(\bR\x05purge\x12\x19\n" +
-	"\bby_group\x18\x03 \x01(\bR\abyGroup\"!\n" +
+	"\bby_group\x18\x03 \x01(\bR\abyGroup\x121\n" +
+	"\x06caller\x18\x04 \x01(\v2\x19.sqljobber.jobs.v1.CallerR\x06caller\"!\n" +
 	"\bPurgeJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"W\n" +
 	"\tExpireJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x123\n" +
-	"\x16updated_at_unix_micros\x18\x02 \x01(\x03R\x13updatedAtUnixMicros\"\xac\x01\n" +
+	"\x16updated_at_unix_micros\x18\x02 \x01(\x03R\x13updatedAtUnixMicros\"\xc2\x01\n" +
 	"\vSubmitGroup\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12 \n" +
 	"\vconcurrency\x18\x02 \x01(\x05R\vconcurrency\x12.\n" +
 	"\x04jobs\x18\x03 \x03(\v2\x1a.sqljobber.jobs.v1.JobSpecR\x04jobs\x120\n" +
-	"\x14deadline_unix_micros\x18\x04 \x01(\x03R\x12deadlineUnixMicros\")\n" +
+	"\x14deadline_unix_micros\x18\x04 \x01(\x03R\x12deadlineUnixMicros\x12\x14\n" +
+	"\x05owner\x18\x05 \x01(\tR\x05owner\")\n" +
 	"\fGroupChanged\x12\x19\n" +
-	"\bgroup_id\x18\x01 \x01(\tR\agroupId\">\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"q\n" +
 	"\vCancelGroup\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x14\n" +
-	"\x05purge\x18\x02 \x01(\bR\x05purge\"'\n" +
+	"\x05purge\x18\x02 \x01(\bR\x05purge\x121\n" +
+	"\x06caller\x18\x03 \x01(\v2\x19.sqljobber.jobs.v1.CallerR\x06caller\"'\n" +
 	"\n" +
 	"PurgeGroup\x12\x19\n" +
-	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\xc0\x02\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\xe7\x02\n" +
 	"\x05Reply\x12:\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2 .sqljobber.jobs.v1.Reply.OutcomeR\aoutcome\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"\xb7\x01\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x12\n" +
+	"\x04kind\x18\x05 \x01(\tR\x04kind\"\xca\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1062,7 +1175,8 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\x10OUTCOME_FINISHED\x10\x04\x12\x12\n" +
 	"\x0eOUTCOME_FAILED\x10\x05\x12\x17\n" +
 	"\x13OUTCOME_UNAVAILABLE\x10\x06\x12\x15\n" +
-	"\x11OUTCOME_TIMED_OUT\x10\a\"!\n" +
+	"\x11OUTCOME_TIMED_OUT\x10\a\x12\x11\n" +
+	"\rOUTCOME_TAKEN\x10\b\"!\n" +
 	"\tWakeQueue\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\"\"\n" +
 	"\tCancelRun\x12\x15\n" +
@@ -1095,34 +1209,37 @@ func file_actors_jobpb_jobs_proto_rawDescGZIP() []byte {
 }
 
 var file_actors_jobpb_jobs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_actors_jobpb_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_actors_jobpb_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_actors_jobpb_jobs_proto_goTypes = []any{
 	(Reply_Outcome)(0),   // 0: sqljobber.jobs.v1.Reply.Outcome
 	(*JobSpec)(nil),      // 1: sqljobber.jobs.v1.JobSpec
-	(*SubmitJob)(nil),    // 2: sqljobber.jobs.v1.SubmitJob
-	(*CancelJob)(nil),    // 3: sqljobber.jobs.v1.CancelJob
-	(*PurgeJob)(nil),     // 4: sqljobber.jobs.v1.PurgeJob
-	(*ExpireJob)(nil),    // 5: sqljobber.jobs.v1.ExpireJob
-	(*SubmitGroup)(nil),  // 6: sqljobber.jobs.v1.SubmitGroup
-	(*GroupChanged)(nil), // 7: sqljobber.jobs.v1.GroupChanged
-	(*CancelGroup)(nil),  // 8: sqljobber.jobs.v1.CancelGroup
-	(*PurgeGroup)(nil),   // 9: sqljobber.jobs.v1.PurgeGroup
-	(*Reply)(nil),        // 10: sqljobber.jobs.v1.Reply
-	(*WakeQueue)(nil),    // 11: sqljobber.jobs.v1.WakeQueue
-	(*CancelRun)(nil),    // 12: sqljobber.jobs.v1.CancelRun
-	(*WaitJob)(nil),      // 13: sqljobber.jobs.v1.WaitJob
-	(*JobChanged)(nil),   // 14: sqljobber.jobs.v1.JobChanged
-	(*WaitGroup)(nil),    // 15: sqljobber.jobs.v1.WaitGroup
+	(*Caller)(nil),       // 2: sqljobber.jobs.v1.Caller
+	(*SubmitJob)(nil),    // 3: sqljobber.jobs.v1.SubmitJob
+	(*CancelJob)(nil),    // 4: sqljobber.jobs.v1.CancelJob
+	(*PurgeJob)(nil),     // 5: sqljobber.jobs.v1.PurgeJob
+	(*ExpireJob)(nil),    // 6: sqljobber.jobs.v1.ExpireJob
+	(*SubmitGroup)(nil),  // 7: sqljobber.jobs.v1.SubmitGroup
+	(*GroupChanged)(nil), // 8: sqljobber.jobs.v1.GroupChanged
+	(*CancelGroup)(nil),  // 9: sqljobber.jobs.v1.CancelGroup
+	(*PurgeGroup)(nil),   // 10: sqljobber.jobs.v1.PurgeGroup
+	(*Reply)(nil),        // 11: sqljobber.jobs.v1.Reply
+	(*WakeQueue)(nil),    // 12: sqljobber.jobs.v1.WakeQueue
+	(*CancelRun)(nil),    // 13: sqljobber.jobs.v1.CancelRun
+	(*WaitJob)(nil),      // 14: sqljobber.jobs.v1.WaitJob
+	(*JobChanged)(nil),   // 15: sqljobber.jobs.v1.JobChanged
+	(*WaitGroup)(nil),    // 16: sqljobber.jobs.v1.WaitGroup
 }
 var file_actors_jobpb_jobs_proto_depIdxs = []int32{
 	1, // 0: sqljobber.jobs.v1.SubmitJob.spec:type_name -> sqljobber.jobs.v1.JobSpec
-	1, // 1: sqljobber.jobs.v1.SubmitGroup.jobs:type_name -> sqljobber.jobs.v1.JobSpec
-	0, // 2: sqljobber.jobs.v1.Reply.outcome:type_name -> sqljobber.jobs.v1.Reply.Outcome
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	2, // 1: sqljobber.jobs.v1.CancelJob.caller:type_name -> sqljobber.jobs.v1.Caller
+	1, // 2: sqljobber.jobs.v1.SubmitGroup.jobs:type_name -> sqljobber.jobs.v1.JobSpec
+	2, // 3: sqljobber.jobs.v1.CancelGroup.caller:type_name -> sqljobber.jobs.v1.Caller
+	0, // 4: sqljobber.jobs.v1.Reply.outcome:type_name -> sqljobber.jobs.v1.Reply.Outcome
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_actors_jobpb_jobs_proto_init() }
@@ -1136,7 +1253,7 @@ func file_actors_jobpb_jobs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_jobpb_jobs_proto_rawDesc), len(file_actors_jobpb_jobs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
