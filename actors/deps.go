@@ -28,6 +28,7 @@ type jobRecords interface {
 	Admit(ctx context.Context, j ledger.Job) (*ledger.Job, error)
 	Start(ctx context.Context, j ledger.Job, node ledger.Node, lease time.Duration) (*ledger.Job, error)
 	Get(ctx context.Context, id string) (*ledger.Job, error)
+	GetMany(ctx context.Context, ids []string) ([]*ledger.Job, error)
 	Cancel(ctx context.Context, id string) (*ledger.Job, error)
 	DeleteIfUnchanged(ctx context.Context, j *ledger.Job) (bool, error)
 	Tombstone(ctx context.Context, id string) (*ledger.Tombstone, error)

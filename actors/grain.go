@@ -155,8 +155,11 @@ func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
 	ctx, cancel := g.e.callerContext(deadline)
 	defer cancel()
 	j := jobFromSpec(spec)
+	elsewhere, err := g.e.tablesElsewhere(ctx, []*jobpb.JobSpec{spec})
+	if err != nil {
+		return failed(err)
+	}
 	queue := g.e.idleSlot(&j)
-	var err error
 	if queue != nil {
 		err = g.e.admitStarted(ctx, j, queue)
 	} else {
@@ -173,7 +176,51 @@ func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
 	if queue == nil {
 		g.e.wake(spec.Queue)
 	}
+	g.e.dropEarlierTables(ctx, elsewhere)
 	return okReply()
+}
+
+// tablesElsewhere returns the finished jobs that the admission of specs
+// will replace whose results tables are not where the new runs will
+// publish theirs (another backend, or another name): once the admission is
+// written, nothing else refers to those tables. With one results backend,
+// and its pattern for names unchanged, a new run replaces its ID's table
+// itself, and nothing needs reading.
+func (e *Engine) tablesElsewhere(ctx context.Context, specs []*jobpb.JobSpec) ([]*ledger.Job, error) {
+	if len(e.results) < 2 {
+		return nil, nil
+	}
+	byID := make(map[string]*jobpb.JobSpec, len(specs))
+	ids := make([]string, len(specs))
+	for i, s := range specs {
+		byID[s.JobId], ids[i] = s, s.JobId
+	}
+	cur, err := e.ledger.GetMany(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var out []*ledger.Job
+	for _, j := range cur {
+		s := byID[j.ID]
+		if !j.State.Active() && j.ResultsTable != "" && (j.ResultsBackend != s.ResultsBackend || j.ResultsTable != s.ResultsTable) {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
+// dropEarlierTables drops the tables that tablesElsewhere found, after the
+// admission that replaced their jobs was written (before it, a refused
+// admission would leave a finished job without its table). A table that
+// cannot be dropped is logged, by name, to be dropped by hand.
+func (e *Engine) dropEarlierTables(ctx context.Context, jobs []*ledger.Job) {
+	for _, j := range jobs {
+		if err := e.dropResults(ctx, j); err != nil {
+			e.logger.Error("drop the results table of an earlier run of a job ID", slog.String("job_id", j.ID),
+				slog.String("results_backend", j.ResultsBackend), slog.String("results_table", j.ResultsTable),
+				slog.String("error_code", sqlexec.ErrorCode(err)))
+		}
+	}
 }
 
 // admitStarted admits j already started, in the slot taken for it on

@@ -216,7 +216,11 @@ func (g *groupGrain) submit(msg *jobpb.SubmitGroup) *jobpb.Reply {
 	for i, spec := range msg.Jobs {
 		jobs[i], ids[i] = jobFromSpec(spec), spec.JobId
 	}
-	_, err := g.e.ledger.AdmitGroup(ctx, ledger.Group{ID: msg.GroupId, Owner: msg.Owner, Concurrency: int(msg.Concurrency), JobIDs: ids}, jobs)
+	elsewhere, err := g.e.tablesElsewhere(ctx, msg.Jobs)
+	if err != nil {
+		return failed(err)
+	}
+	_, err = g.e.ledger.AdmitGroup(ctx, ledger.Group{ID: msg.GroupId, Owner: msg.Owner, Concurrency: int(msg.Concurrency), JobIDs: ids}, jobs)
 	if reply, ok := admissionReply(err); ok {
 		return reply
 	}
@@ -230,6 +234,7 @@ func (g *groupGrain) submit(msg *jobpb.SubmitGroup) *jobpb.Reply {
 			g.e.wake(spec.Queue)
 		}
 	}
+	g.e.dropEarlierTables(ctx, elsewhere)
 	return okReply()
 }
 

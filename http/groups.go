@@ -57,6 +57,7 @@ func (s *Server) handlePostGroup(w http.ResponseWriter, r *http.Request) {
 type groupJSON struct {
 	GroupID     string    `json:"group_id"`
 	State       string    `json:"state"`
+	Owner       string    `json:"owner,omitempty"`
 	Concurrency int       `json:"concurrency"`
 	Jobs        []jobJSON `json:"jobs"`
 }
@@ -65,7 +66,7 @@ func (s *Server) handleGetGroup(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["groupID"]
 	wait, err := s.waitParam(r)
 	if err == nil && wait > 0 {
-		err = s.svc.WaitGroup(r.Context(), id, wait)
+		err = s.waitOn(r, func() error { return s.svc.WaitGroup(r.Context(), id, wait) })
 	}
 	var g *sqljobber.Group
 	if err == nil {
@@ -75,7 +76,7 @@ func (s *Server) handleGetGroup(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := groupJSON{GroupID: g.ID, State: string(g.State), Concurrency: g.Concurrency, Jobs: make([]jobJSON, 0, len(g.Jobs))}
+	out := groupJSON{GroupID: g.ID, State: string(g.State), Owner: g.Owner, Concurrency: g.Concurrency, Jobs: make([]jobJSON, 0, len(g.Jobs))}
 	for _, j := range g.Jobs {
 		out.Jobs = append(out.Jobs, jobOf(j))
 	}

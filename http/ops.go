@@ -37,11 +37,11 @@ func NewOps(gatherer prometheus.Gatherer, ready ReadyFunc) *Ops {
 
 // Register adds the endpoints to r.
 func (o *Ops) Register(r *mux.Router, s *Server) {
-	r.Handle("/metrics", promhttp.HandlerFor(o.gatherer, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	r.HandleFunc("/metrics", s.authorize(ScopeAdmin, promhttp.HandlerFor(o.gatherer, promhttp.HandlerOpts{}).ServeHTTP)).Methods(http.MethodGet)
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		s.writeData(w, map[string]string{"status": "ok"})
 	}).Methods(http.MethodGet)
-	r.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+	r.HandleFunc("/readyz", s.authorize(ScopeAdmin, func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
 		checks := o.ready(ctx)
@@ -55,7 +55,7 @@ func (o *Ops) Register(r *mux.Router, s *Server) {
 		}
 		env.Data = map[string]any{"ready": ready, "checks": checks}
 		s.writeJSON(w, status, env)
-	}).Methods(http.MethodGet)
+	})).Methods(http.MethodGet)
 }
 
 // Handler serves only the operations endpoints, for a node that serves no

@@ -93,6 +93,14 @@ func (s *Server) handleResults(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// A read holds a results database connection until its last row is
+	// sent: one client must not take them all.
+	leave, err := s.hold(r, readsGate, "results reads")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer leave()
 	page, err := s.svc.Results(r.Context(), mux.Vars(r)["jobID"], q)
 	if err != nil {
 		s.writeError(w, r, err)

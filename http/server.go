@@ -55,6 +55,9 @@ type Config struct {
 	// MaxWait caps ?wait= on GET /jobs/{id} and /groups/{id}; 0 means
 	// MaxWaitDefault.
 	MaxWait time.Duration
+	// Auth holds the API's tokens and the caps on what clients hold at
+	// once; nil (or no tokens) leaves the API open to every client.
+	Auth *Auth
 }
 
 // MaxWaitDefault is the default cap on ?wait=.
@@ -86,16 +89,24 @@ func newServer(svc Service, cfg Config) *Server {
 func NewServer(svc Service, cfg Config) *Server {
 	s := newServer(svc, cfg)
 	r := s.router
-	r.HandleFunc("/tasks", s.handleTasks).Methods(http.MethodGet)
-	r.HandleFunc("/tasks/{taskName}/jobs", s.handlePostJob).Methods(http.MethodPost)
-	r.HandleFunc("/jobs/queue/{queue}", s.handleQueue).Methods(http.MethodGet)
-	r.HandleFunc("/jobs/{jobID}", s.handleGetJob).Methods(http.MethodGet)
-	r.HandleFunc("/jobs/{jobID}/results", s.handleResults).Methods(http.MethodGet)
-	r.HandleFunc("/jobs/{jobID}", s.handleDeleteJob).Methods(http.MethodDelete)
-	r.HandleFunc("/groups", s.handlePostGroup).Methods(http.MethodPost)
-	r.HandleFunc("/groups/{groupID}", s.handleGetGroup).Methods(http.MethodGet)
-	r.HandleFunc("/groups/{groupID}", s.handleDeleteGroup).Methods(http.MethodDelete)
-	r.HandleFunc("/cluster/members", s.handleMembers).Methods(http.MethodGet)
+	for _, rt := range []struct {
+		method, path string
+		scope        Scope
+		h            http.HandlerFunc
+	}{
+		{http.MethodGet, "/tasks", anyToken, s.handleTasks},
+		{http.MethodPost, "/tasks/{taskName}/jobs", ScopeSubmit, s.handlePostJob},
+		{http.MethodGet, "/jobs/queue/{queue}", ScopeRead, s.handleQueue},
+		{http.MethodGet, "/jobs/{jobID}", ScopeRead, s.handleGetJob},
+		{http.MethodGet, "/jobs/{jobID}/results", ScopeResults, s.handleResults},
+		{http.MethodDelete, "/jobs/{jobID}", ScopeCancel, s.handleDeleteJob},
+		{http.MethodPost, "/groups", ScopeSubmit, s.handlePostGroup},
+		{http.MethodGet, "/groups/{groupID}", ScopeRead, s.handleGetGroup},
+		{http.MethodDelete, "/groups/{groupID}", ScopeCancel, s.handleDeleteGroup},
+		{http.MethodGet, "/cluster/members", ScopeAdmin, s.handleMembers},
+	} {
+		r.HandleFunc(rt.path, s.authorize(rt.scope, rt.h)).Methods(rt.method)
+	}
 	if cfg.Ops != nil {
 		cfg.Ops.Register(r, s)
 	} else {
@@ -151,6 +162,16 @@ func (e badRequest) Error() string { return e.msg }
 // writeError is the one place errors become statuses.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := statusOf(err)
+	switch status {
+	case http.StatusUnauthorized:
+		v := realm
+		if ae := (*authError)(nil); errors.As(err, &ae) && ae.invalid {
+			v += `, error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", v)
+	case http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", retryAfter)
+	}
 	if status >= 500 {
 		// The code, not the text, which can quote request values.
 		s.logger.Error("request failed", slog.String("method", r.Method), slog.String("route", routeOf(r)),
@@ -166,10 +187,16 @@ func statusOf(err error) (int, string) {
 		invalid *sqljobber.InvalidError
 		query   *resultsink.QueryError
 		tooBig  *http.MaxBytesError
+		auth    *authError
+		limit   *limitError
 	)
 	switch {
 	case errors.As(err, &route):
 		return route.status, route.msg
+	case errors.As(err, &auth):
+		return auth.status, auth.msg
+	case errors.As(err, &limit):
+		return http.StatusTooManyRequests, limit.Error()
 	case errors.As(err, &bad), errors.As(err, &invalid), errors.As(err, &query):
 		return http.StatusBadRequest, err.Error()
 	case errors.As(err, &tooBig):
@@ -314,6 +341,7 @@ type jobJSON struct {
 	Node           string  `json:"node"`
 	Retries        int     `json:"retries"`
 	GroupID        string  `json:"group_id,omitempty"`
+	Owner          string  `json:"owner,omitempty"`
 	ETA            *string `json:"eta"`
 	CreatedAt      *string `json:"created_at"`
 	StartedAt      *string `json:"started_at"`
@@ -325,7 +353,7 @@ func jobOf(j *sqljobber.Job) jobJSON {
 	return jobJSON{
 		JobID: j.ID, Task: j.Task, Queue: j.Queue, State: string(j.State), Count: j.Count, Error: j.Error,
 		ResultsBackend: j.ResultsBackend, ResultsTable: j.ResultsTable, Attempt: j.Attempt, LostRuns: j.LostRuns, Node: j.Node, Retries: j.Retries,
-		GroupID: j.GroupID, ETA: timeJSON(j.ETA), CreatedAt: timeJSON(j.CreatedAt), StartedAt: timeJSON(j.StartedAt),
+		GroupID: j.GroupID, Owner: j.Owner, ETA: timeJSON(j.ETA), CreatedAt: timeJSON(j.CreatedAt), StartedAt: timeJSON(j.StartedAt),
 		FinishedAt: timeJSON(j.FinishedAt), ExpiresAt: timeJSON(j.ExpiresAt),
 	}
 }
@@ -342,7 +370,7 @@ func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["jobID"]
 	wait, err := s.waitParam(r)
 	if err == nil && wait > 0 {
-		err = s.svc.WaitJob(r.Context(), id, wait)
+		err = s.waitOn(r, func() error { return s.svc.WaitJob(r.Context(), id, wait) })
 	}
 	var j *sqljobber.Job
 	if err == nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
@@ -214,6 +215,24 @@ func (l *Ledger) get(ctx context.Context, q sqlexec.Querier, id string) (*Job, e
 		return nil, fmt.Errorf("%w: %q", sqljobber.ErrJobNotFound, id)
 	}
 	return jobs[0], nil
+}
+
+// GetMany returns the jobs recorded under ids (those that are), in no
+// order.
+func (l *Ledger) GetMany(ctx context.Context, ids []string) ([]*Job, error) {
+	var out []*Job
+	for chunk := range slices.Chunk(ids, cancelChunk) {
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		jobs, err := l.jobs(ctx, l.q, fmt.Sprintf("SELECT %s FROM %s WHERE job_id IN (%s)", jobColumns, l.table, sqlexec.Placeholders(len(chunk))), args...)
+		if err != nil {
+			return nil, fmt.Errorf("get jobs: %w", err)
+		}
+		out = append(out, jobs...)
+	}
+	return out, nil
 }
 
 // Pending returns the unfinished jobs of queue that have not started, in

@@ -16,6 +16,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 
+	sjhttp "github.com/sql-jobber/sql-jobber/http"
 	"github.com/sql-jobber/sql-jobber/ledger"
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
@@ -28,6 +29,7 @@ type fileConfig struct {
 	Cluster clusterConfig            `toml:"cluster"`
 	DB      map[string]dbConfig      `toml:"db"`
 	Results map[string]resultsConfig `toml:"results"`
+	Auth    authConfig               `toml:"auth"`
 	// JobQueue is the predecessor's broker section, accepted so that an
 	// old configuration still starts, and otherwise ignored.
 	JobQueue map[string]any `toml:"job_queue"`
@@ -161,6 +163,9 @@ type config struct {
 	ignoredQueue bool
 	// secrets are the gossip secrets, decoded: the first encrypts.
 	secrets [][]byte
+	// tokens are the API's tokens ([auth.tokens.*]), limits its caps.
+	tokens []sjhttp.Token
+	limits sjhttp.Limits
 }
 
 // configError locates a configuration problem: file, line and key.
@@ -246,6 +251,9 @@ func parseConfig(path string, data []byte) (*config, error) {
 		return nil, err
 	}
 	if err := c.resultsSections(fc, lines, fail); err != nil {
+		return nil, err
+	}
+	if err := c.checkAuth(fc.Auth, lines, fail); err != nil {
 		return nil, err
 	}
 	c.ledgerCfg = ledger.Config{Table: c.app.LedgerTable, GoneRetention: time.Duration(c.app.GoneRetention)}.WithDefaults()

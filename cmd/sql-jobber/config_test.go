@@ -58,6 +58,10 @@ func TestSampleConfigShowsEveryKey(t *testing.T) {
 				keys(section, f.Type)
 			case tag == "" || tag == "job_queue":
 				// Not a key, or the predecessor's, ignored.
+			case section != "" && f.Type.Kind() == reflect.Map:
+				// [auth.tokens.<name>]: its keys are shown in
+				// section auth.
+				keys(section, f.Type.Elem())
 			case section == "":
 				typ := f.Type
 				if typ.Kind() == reflect.Map {
@@ -203,5 +207,57 @@ func TestConfigOfClusterSecretsAndTLS(t *testing.T) {
 	c, err := parseConfig("c.toml", []byte(validConfig+"\n[cluster]\nsecret = \""+key+"\"\nsecondary_secrets = [\"MDEyMzQ1Njc4OWFiY2RlZg==\"]\n"))
 	if err != nil || len(c.secrets) != 2 || string(c.secrets[0]) != "0123456789abcdef0123456789abcdef" || len(c.secrets[1]) != 16 {
 		t.Fatalf("secrets %q, %v", c.secrets, err)
+	}
+}
+
+// TestConfigOfTokens: [auth.tokens.*] give the API's tokens; a mistake in
+// one names its file, line and key, and never quotes a secret.
+func TestConfigOfTokens(t *testing.T) {
+	const tokens = `
+[auth]
+max_waits_per_client = 3
+
+[auth.tokens.app]
+secret = "0123456789abcdef-app"
+secrets = ["0123456789abcdef-next"]
+scopes = ["jobs:submit", "jobs:read"]
+
+[auth.tokens.ops]
+secret_sha256 = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+scopes = ["admin"]
+`
+	c, err := parseConfig("c.toml", []byte(validConfig+tokens))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.tokens) != 2 || c.tokens[0].Name != "app" || len(c.tokens[0].Secrets) != 2 || c.tokens[1].Name != "ops" ||
+		len(c.tokens[1].Secrets) != 1 || c.limits.WaitsPerClient != 3 {
+		t.Fatalf("tokens %+v, limits %+v", c.tokens, c.limits)
+	}
+	for _, tc := range []struct {
+		name, edit, want string
+	}{
+		{"short secret", `s/secret = "0123456789abcdef-app"/secret = "hunter2"/`, "c.toml:20: auth.tokens.app.secret: must be at least 16 characters"},
+		{"short rotated secret", `s/"0123456789abcdef-next"/"hunter2"/`, "c.toml:21: auth.tokens.app.secrets: entry 1: must be at least 16 characters"},
+		{"bad hash", `s/secret_sha256 = "5e88/secret_sha256 = "zz88/`, "c.toml:25: auth.tokens.ops.secret_sha256: must be 64 hex digits"},
+		{"no secret", `s/secret_sha256 = .*//`, "c.toml:24: auth.tokens.ops: no secret: set secret or secret_sha256"},
+		{"unknown scope", `s/"jobs:read"/"jobs:write"/`, `c.toml:22: auth.tokens.app.scopes: unknown scope "jobs:write": use jobs:submit, jobs:read, jobs:cancel, results:read, admin`},
+		{"no scopes", `s/scopes = \["admin"\]/scopes = []/`, `c.toml:26: auth.tokens.ops.scopes: none: list what the token may do`},
+		{"shared secret", `s/secret_sha256 = .*/secret = "0123456789abcdef-app"/`, `c.toml:25: auth.tokens.ops.secret: is a secret of token "app" too; give each token its own`},
+		{"bad name", `s/auth.tokens.ops/auth.tokens."o p s"/`, `c.toml:24: auth.tokens.o p s: invalid name`},
+		{"negative cap", `s/max_waits_per_client = 3/max_waits_per_client = -3/`, "c.toml:17: auth.max_waits_per_client: must be at least 1"},
+		{"unknown key", `s/scopes = \["admin"\]/scope = ["admin"]/`, "c.toml:26: auth.tokens.ops.scope: unknown key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig("c.toml", []byte(sed(t, validConfig+tokens, tc.edit)))
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant prefix %s", err, tc.want)
+			}
+			for _, secret := range []string{"hunter2", "0123456789abcdef"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Fatalf("error quotes a secret: %v", err)
+				}
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -227,5 +228,76 @@ func TestBadGroupsChangeNothing(t *testing.T) {
 			t.Fatalf("POST again: %d %s", r.code, r.Message)
 		}
 		s.waitGroup("again", "SUCCESS")
+	}
+}
+
+// TestCancelOfALargeGroupIsWhole: a group of thousands of jobs, running
+// while it is cancelled, is cancelled by one DELETE: when it answers, no
+// member waits or runs, and none starts afterwards (its waiters learn at
+// once). Before, the cancel went member by member, ran out of time, and
+// left members to be released and run after the group read CANCELLED.
+func TestCancelOfALargeGroupIsWhole(t *testing.T) {
+	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
+	seedEntries(t, dbs.src)
+	s := newEnv(t, dbs.toml, tasks(t, sqlexec.Postgres)).start("--worker-concurrency", "20")
+	const n = 9000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("big-%04d", i)
+	}
+	if r := s.do("POST", "/groups", groupBody(t, "big", 20, "entries_of", ids...)); r.code != 200 {
+		t.Fatalf("POST group: %d %s", r.code, r.Message)
+	}
+	// Let it get going: some members finished, some running.
+	testwait.For(t, 60*time.Second, "members of the group to finish", func() (bool, string) {
+		g, _ := s.group("big")
+		done := 0
+		for _, j := range g.Jobs {
+			if j.State == "SUCCESS" {
+				done++
+			}
+		}
+		return done >= 40, fmt.Sprintf("%d finished", done)
+	})
+	waited := make(chan jobStatus, 1)
+	go func() {
+		r := s.do("GET", "/jobs/big-8999?wait=30s", "")
+		var j jobStatus
+		_ = json.Unmarshal(r.Data, &j)
+		waited <- j
+	}()
+	if r := s.do("DELETE", "/groups/big", ""); r.code != 200 {
+		t.Fatalf("DELETE group: %d %s", r.code, r.Message)
+	}
+	final := func() map[string]int {
+		g, code := s.group("big")
+		if code != 200 || g.State != "CANCELLED" || len(g.Jobs) != n {
+			t.Fatalf("group after the cancel: %d, %s, %d jobs", code, g.State, len(g.Jobs))
+		}
+		by := map[string]int{}
+		for _, j := range g.Jobs {
+			by[j.State]++
+		}
+		return by
+	}
+	at := final()
+	if at["PENDING"]+at["STARTED"]+at["RETRY"] != 0 || at["CANCELLED"] == 0 {
+		t.Fatalf("members when the cancel answered: %v", at)
+	}
+	select {
+	case j := <-waited:
+		if j.State != "CANCELLED" {
+			t.Errorf("a waiter on a member learnt %q", j.State)
+		}
+	case <-time.After(20 * time.Second):
+		t.Errorf("a waiter on a cancelled member was not answered within 20s of the cancel")
+	}
+	// No member was released or run since: the same states once a job
+	// submitted after the cancel, to the same queue (which takes its
+	// jobs first in, first out), has run.
+	s.post("entries_of", `{"job_id": "after", "args": ["U1"]}`)
+	s.waitState("after", "SUCCESS")
+	if later := final(); !maps.Equal(later, at) {
+		t.Fatalf("members changed after the cancel: %v, then %v", at, later)
 	}
 }

@@ -53,6 +53,13 @@ type testServer struct {
 	app  *app
 	base string
 	once sync.Once
+	// token is the secret its requests send, if any (see as).
+	token string
+}
+
+// as is s with its requests sent with the token of secret.
+func (s *testServer) as(secret string) *testServer {
+	return &testServer{t: s.t, app: s.app, base: s.base, token: secret}
 }
 
 // start starts a node on the environment with extra flags; it stops at the
@@ -106,6 +113,7 @@ type response struct {
 	Message string          `json:"message"`
 	Data    json.RawMessage `json:"data"`
 	code    int
+	header  nethttp.Header
 }
 
 func (s *testServer) do(method, path, body string) response {
@@ -113,6 +121,9 @@ func (s *testServer) do(method, path, body string) response {
 	req, err := nethttp.NewRequest(method, s.base+path, strings.NewReader(body))
 	if err != nil {
 		s.t.Fatal(err)
+	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
 	}
 	res, err := nethttp.DefaultClient.Do(req)
 	if err != nil {
@@ -124,7 +135,7 @@ func (s *testServer) do(method, path, body string) response {
 	if err := json.Unmarshal(b, &r); err != nil {
 		s.t.Fatalf("%s %s: status %d, body is not the JSON envelope: %q", method, path, res.StatusCode, b)
 	}
-	r.code = res.StatusCode
+	r.code, r.header = res.StatusCode, res.Header
 	if r.Status == "error" && string(r.Data) != "null" {
 		s.t.Errorf("%s %s: error envelope with data %s", method, path, r.Data)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sql-jobber/sql-jobber/http/client"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
+	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
 )
 
 // bigRows is how many rows the task big returns.
@@ -181,5 +182,50 @@ func TestResultsOfJobsNotDone(t *testing.T) {
 	s.waitState("running", "SUCCESS")
 	if r := results("running"); r.code != 200 {
 		t.Fatalf("the ID's next run: %d %q", r.code, r.Message)
+	}
+}
+
+// TestRerunsOnAnotherBackendLeaveNoTable: a task that spreads its results
+// over two backends runs one ID again and again; at every moment the ID has
+// one results table, the last run's, wherever the runs before put theirs,
+// and its purge leaves none. (Before, each backend kept the table of the
+// last run that landed there.)
+func TestRerunsOnAnotherBackendLeaveNoTable(t *testing.T) {
+	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
+	seedEntries(t, dbs.src)
+	otherDSN := sqlexectest.DSN(t, sqlexec.MySQL)
+	other, err := sqlexec.Open(context.Background(), sqlexec.DBConfig{Name: "res2", Type: sqlexec.MySQL, DSN: otherDSN}, sqlexec.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.Close)
+	files := tasks(t, sqlexec.Postgres)
+	files["spread.sql"] = "-- name: spread\n-- results: res, res2\nSELECT id, amount FROM entries WHERE user_id = $1 ORDER BY id;\n"
+	cfg := dbs.toml + fmt.Sprintf("\n[results.res2]\ntype = \"mysql\"\ndsn = %q\n", otherDSN)
+	s := newEnv(t, cfg, files).start()
+	tables := func() map[string]int64 {
+		return map[string]int64{
+			"res":  count(t, dbs.res, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'results_x'"),
+			"res2": count(t, other, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'results_x'"),
+		}
+	}
+	used := map[string]bool{}
+	for run := 0; run < 40 && len(used) < 2 || run < 3; run++ {
+		s.post("spread", `{"job_id": "x", "args": ["U1"]}`)
+		j := s.waitState("x", "SUCCESS")
+		used[j.ResultsBackend] = true
+		got := tables()
+		if got[j.ResultsBackend] != 1 || got["res"]+got["res2"] != 1 {
+			t.Fatalf("after run %d (on %s): results tables %v, want only the last run's", run+1, j.ResultsBackend, got)
+		}
+	}
+	if len(used) < 2 {
+		t.Fatalf("40 runs all went to %v", used)
+	}
+	if r := s.do("DELETE", "/jobs/x?purge=true", ""); r.code != 200 {
+		t.Fatalf("purge: %d %s", r.code, r.Message)
+	}
+	if got := tables(); got["res"]+got["res2"] != 0 {
+		t.Fatalf("after the purge: %v", got)
 	}
 }

@@ -418,8 +418,18 @@ func (a *app) serveHTTP(cfg *config, o *options, reg *sqlexec.Registry, apiListe
 	}
 	switch {
 	case !o.workerOnly:
+		// The operations endpoints on an address of their own stay open
+		// to whoever reaches it; on the API's, they need admin.
+		auth, err := sjhttp.NewAuth(cfg.tokens, cfg.limits)
+		if err != nil {
+			return fmt.Errorf("auth: %w", err)
+		}
+		httpCfg.Auth = auth
 		if opsAddr == "" {
 			httpCfg.Ops = ops
+		}
+		if w := openAPIWarning(cfg.tokens, a.addr); w != "" {
+			a.logger.Warn(w)
 		}
 		a.servers = append(a.servers, serveOn(apiListener, sjhttp.NewServer(a.engine, httpCfg).Handler()))
 		printWelcome(stdout, a.addr, reg.Tasks())

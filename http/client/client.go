@@ -43,12 +43,24 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrGone: the job's results were purged or expired.
 	ErrGone = errors.New("gone")
+	// ErrUnauthorized: the server wants a token (WithToken), or does not
+	// know the one sent; ErrForbidden: the token lacks the scope the
+	// request needs.
+	ErrUnauthorized = errors.New("unauthorized")
+	ErrForbidden    = errors.New("forbidden")
+	// ErrTooManyRequests: the client holds as many results reads or
+	// waits as the server allows at once; Error.RetryAfter says when to
+	// try again.
+	ErrTooManyRequests = errors.New("too many requests")
 )
 
 // Error is an error answer of the API.
 type Error struct {
 	StatusCode int
 	Message    string
+	// RetryAfter is the wait the server asks for before trying again
+	// (429, 503), if it says.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -66,6 +78,12 @@ func (e *Error) Is(target error) bool {
 		return e.StatusCode == http.StatusConflict
 	case ErrGone:
 		return e.StatusCode == http.StatusGone
+	case ErrUnauthorized:
+		return e.StatusCode == http.StatusUnauthorized
+	case ErrForbidden:
+		return e.StatusCode == http.StatusForbidden
+	case ErrTooManyRequests:
+		return e.StatusCode == http.StatusTooManyRequests
 	}
 	return false
 }
@@ -74,6 +92,8 @@ func (e *Error) Is(target error) bool {
 type Client struct {
 	base string
 	hc   *http.Client
+	// token is the secret sent as a bearer token, if any.
+	token string
 }
 
 // New returns a client of the server at baseURL (e.g.
@@ -83,6 +103,16 @@ func New(baseURL string, hc *http.Client) *Client {
 		hc = http.DefaultClient
 	}
 	return &Client{base: strings.TrimSuffix(baseURL, "/"), hc: hc}
+}
+
+// WithToken returns a client that sends secret, the secret of one of the
+// server's API tokens ([auth.tokens.*]), with every request. It sees, and
+// acts on, only the jobs and groups that token submitted, unless the token
+// is an admin's.
+func (c *Client) WithToken(secret string) *Client {
+	cc := *c
+	cc.token = secret
+	return &cc
 }
 
 // Task is a registered task.
@@ -158,10 +188,13 @@ type Job struct {
 	Attempt        int    `json:"attempt"` // runs started, but those lost with their node
 	// LostRuns counts the runs lost with their node (a crash, not the
 	// job's failure): they do not count against Retries.
-	LostRuns   int        `json:"lost_runs"`
-	Node       string     `json:"node"` // the node that runs or ran the job
-	Retries    int        `json:"retries"`
-	GroupID    string     `json:"group_id"`
+	LostRuns int    `json:"lost_runs"`
+	Node     string `json:"node"` // the node that runs or ran the job
+	Retries  int    `json:"retries"`
+	GroupID  string `json:"group_id"`
+	// Owner is the name of the token that submitted the job, shown to
+	// admin tokens ("" without tokens).
+	Owner      string     `json:"owner"`
 	ETA        *time.Time `json:"eta"`
 	CreatedAt  *time.Time `json:"created_at"`
 	StartedAt  *time.Time `json:"started_at"`
@@ -548,6 +581,9 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	res, err := c.hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("sql-jobber: %s %s: %w", method, path, err)
@@ -556,9 +592,15 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 		return res, nil
 	}
 	defer res.Body.Close()
+	apiErr := &Error{StatusCode: res.StatusCode}
+	if s, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && s >= 0 {
+		apiErr.RetryAfter = time.Duration(s) * time.Second
+	}
 	var env envelope
 	if err := json.NewDecoder(res.Body).Decode(&env); err != nil {
-		return nil, &Error{StatusCode: res.StatusCode, Message: "the answer is not sql-jobber's JSON envelope: " + err.Error()}
+		apiErr.Message = "the answer is not sql-jobber's JSON envelope: " + err.Error()
+		return nil, apiErr
 	}
-	return nil, &Error{StatusCode: res.StatusCode, Message: env.Message}
+	apiErr.Message = env.Message
+	return nil, apiErr
 }

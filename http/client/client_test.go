@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	sjhttp "github.com/sql-jobber/sql-jobber/http"
 	"github.com/sql-jobber/sql-jobber/http/client"
 	"github.com/sql-jobber/sql-jobber/internal/testwait"
 )
@@ -251,4 +252,41 @@ func waitState(t *testing.T, c *client.Client, id, state string) {
 		}
 		return j.State == state, "it is " + j.State
 	})
+}
+
+// TestClientSendsItsToken: a client with a token sees its own jobs; one
+// without gets ErrUnauthorized, one without the scope ErrForbidden, and
+// another client's jobs are ErrNotFound.
+func TestClientSendsItsToken(t *testing.T) {
+	ctx := context.Background()
+	token := func(name string, scopes ...sjhttp.Scope) sjhttp.Token {
+		return sjhttp.Token{Name: name, Secrets: [][32]byte{sjhttp.HashSecret(name + "-secret-0123456789")}, Scopes: scopes}
+	}
+	base := testServer(t, token("alice", sjhttp.ScopeSubmit, sjhttp.ScopeRead, sjhttp.ScopeResults),
+		token("bob", sjhttp.ScopeRead), token("root", sjhttp.ScopeAdmin))
+	alice := client.New(base, nil).WithToken("alice-secret-0123456789")
+	if _, err := alice.PostJob(ctx, "entries_of", client.JobRequest{JobID: "a1", Args: []any{"USER1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := alice.WaitJob(ctx, "a1"); err != nil || j.State != client.StateSuccess {
+		t.Fatalf("alice waits: %+v, %v", j, err)
+	}
+	if p, err := alice.Results(ctx, "a1", client.ResultsQuery{}); err != nil || len(p.Rows) != 2 {
+		t.Fatalf("alice's results: %+v, %v", p, err)
+	}
+	var apiErr *client.Error
+	if _, err := client.New(base, nil).GetJob(ctx, "a1"); !errors.Is(err, client.ErrUnauthorized) || !errors.As(err, &apiErr) || apiErr.StatusCode != 401 {
+		t.Fatalf("no token: %v", err)
+	}
+	bob := client.New(base, nil).WithToken("bob-secret-0123456789")
+	if _, err := bob.GetJob(ctx, "a1"); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("bob reads alice's job: %v", err)
+	}
+	if _, err := bob.PostJob(ctx, "entries_of", client.JobRequest{Args: []any{"USER1"}}); !errors.Is(err, client.ErrForbidden) ||
+		!strings.Contains(err.Error(), `token "bob" lacks scope jobs:submit`) {
+		t.Fatalf("bob submits: %v", err)
+	}
+	if j, err := client.New(base, nil).WithToken("root-secret-0123456789").GetJob(ctx, "a1"); err != nil || j.Owner != "alice" {
+		t.Fatalf("root reads alice's job: %+v, %v", j, err)
+	}
 }

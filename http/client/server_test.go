@@ -45,7 +45,7 @@ SELECT * FROM typed ORDER BY rowid;
 // rows, two of them USER1's, and a typed table of a row of values of every
 // type and a row of NULLs. It is long as cmd's start is, step after step,
 // written out so that it shows a user how to embed a node.
-func startServer(dir string) (base string, stop func(), err error) {
+func startServer(dir string, auth *sjhttp.Auth) (base string, stop func(), err error) {
 	ctx := context.Background()
 	var closers []func()
 	stop = func() {
@@ -124,7 +124,7 @@ func startServer(dir string) (base string, stop func(), err error) {
 		return "", nil, err
 	}
 	closers = append(closers, eng.Stop)
-	ts := httptest.NewServer(sjhttp.NewServer(eng, sjhttp.Config{}).Handler())
+	ts := httptest.NewServer(sjhttp.NewServer(eng, sjhttp.Config{Auth: auth}).Handler())
 	closers = append(closers, ts.Close)
 	return ts.URL, stop, nil
 }
@@ -135,7 +135,7 @@ func exampleServer() (string, func()) {
 	if err != nil {
 		panic(err)
 	}
-	base, stop, err := startServer(dir)
+	base, stop, err := startServer(dir, nil)
 	if err != nil {
 		panic(fmt.Sprintf("start example server: %v", err))
 	}
@@ -157,12 +157,19 @@ func finishedJob(c *client.Client, id, task string, args ...any) {
 	}
 }
 
-func testServer(t *testing.T) string {
+func testServer(t *testing.T, tokens ...sjhttp.Token) string {
 	t.Helper()
 	if strings.Contains(t.Name(), "/") {
 		t.Fatal("start servers from top-level tests")
 	}
-	base, stop, err := startServer(t.TempDir())
+	var auth *sjhttp.Auth
+	if len(tokens) > 0 {
+		var err error
+		if auth, err = sjhttp.NewAuth(tokens, sjhttp.Limits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base, stop, err := startServer(t.TempDir(), auth)
 	if err != nil {
 		t.Fatal(err)
 	}
