@@ -159,7 +159,16 @@ const sweepTimeout = 5 * time.Second
 type groupGrain struct {
 	e       *Engine
 	waiters waiters
+	// releasing says a releaseTick is in the mailbox: notices that arrive
+	// meanwhile need no release of their own.
+	releasing bool
 }
+
+// releaseTick tells a group's grain to release what its group may. Every
+// member that finishes sends a notice; a large group's notices would
+// otherwise each read the group, one after the other, and a cancel or a
+// submission would wait behind all of them.
+type releaseTick struct{ groupID string }
 
 func newGroupGrain(e *Engine) *groupGrain {
 	g := &groupGrain{e: e}
@@ -175,8 +184,20 @@ func (g *groupGrain) Receive(ctx actor.Context) {
 	case *jobpb.SubmitGroup:
 		ctx.Respond(g.submit(msg))
 	case *jobpb.GroupChanged:
-		ctx.Respond(g.release(msg.GroupId))
-		g.waiters.changed(ctx, msg.GroupId)
+		// Answered at once: the release behind it is the grain's to retry
+		// (the sweep does), not the member's.
+		ctx.Respond(okReply())
+		if !g.releasing {
+			g.releasing = true
+			ctx.Send(ctx.Self(), releaseTick{groupID: msg.GroupId})
+		}
+	case releaseTick:
+		g.releasing = false
+		if r := g.release(msg.groupID); failure(r) && g.e.ctx.Err() == nil {
+			// The periodic sweep releases the group's members later.
+			g.e.logger.Warn("release group", slog.String("group_id", msg.groupID), slog.String("error", r.Error))
+		}
+		g.waiters.changed(ctx, msg.groupID)
 	case *jobpb.CancelGroup:
 		ctx.Respond(g.cancel(msg))
 		g.waiters.changed(ctx, msg.GroupId)

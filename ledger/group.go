@@ -23,6 +23,19 @@ func (l *Ledger) groupJobsSQL() string {
 // Group returns a group and its jobs in submission order (jobs purged or
 // expired since are left out), or sqljobber.ErrGroupNotFound.
 func (l *Ledger) Group(ctx context.Context, id string) (*Group, []*Job, error) {
+	g, err := l.groupRow(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	jobs, err := l.jobs(ctx, l.q, l.groupJobsSQL(), id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("get group jobs: %w", err)
+	}
+	return g, inSubmissionOrder(g, jobs), nil
+}
+
+// groupRow reads a group's own row, or gives sqljobber.ErrGroupNotFound.
+func (l *Ledger) groupRow(ctx context.Context, id string) (*Group, error) {
 	var (
 		g         Group
 		ids       string
@@ -37,52 +50,72 @@ func (l *Ledger) Group(ctx context.Context, id string) (*Group, []*Job, error) {
 			return scan(&g.ID, &g.Concurrency, &ids, &cancelled, &created, &updated, &g.Owner)
 		}, id)
 	if err != nil {
-		return nil, nil, fmt.Errorf("get group: %w", err)
+		return nil, fmt.Errorf("get group: %w", err)
 	}
 	if !found {
-		return nil, nil, errGroupNotFound(id)
+		return nil, errGroupNotFound(id)
 	}
 	g.Cancelled, g.CreatedAt, g.UpdatedAt = cancelled != 0, created.t, updated.t
 	if err := json.Unmarshal([]byte(ids), &g.JobIDs); err != nil {
-		return nil, nil, fmt.Errorf("group %s: job list: %w", id, err)
+		return nil, fmt.Errorf("group %s: job list: %w", id, err)
 	}
-	jobs, err := l.jobs(ctx, l.q, l.groupJobsSQL(), id)
-	if err != nil {
-		return nil, nil, fmt.Errorf("get group jobs: %w", err)
-	}
-	byID := map[string]*Job{}
+	return &g, nil
+}
+
+// inSubmissionOrder orders jobs of g as g lists them.
+func inSubmissionOrder(g *Group, jobs []*Job) []*Job {
+	byID := make(map[string]*Job, len(jobs))
 	for _, j := range jobs {
 		byID[j.ID] = j
 	}
-	var ordered []*Job
+	ordered := make([]*Job, 0, len(jobs))
 	for _, jid := range g.JobIDs {
 		if j, ok := byID[jid]; ok {
 			ordered = append(ordered, j)
 		}
 	}
-	return &g, ordered, nil
+	return ordered
 }
 
 // ReleaseGroup lets held members of a group start, in submission order, until
 // as many are unfinished and unheld as the group's concurrency allows. It
-// returns the jobs it released.
+// returns the jobs it released, with their ID, queue and state only.
+//
+// It runs each time a member finishes, so it reads no more than it needs:
+// the unfinished members' IDs, queues, states and holds, not whole records
+// of every member (a group of thousands made that quadratic).
 func (l *Ledger) ReleaseGroup(ctx context.Context, id string) ([]*Job, error) {
-	g, jobs, err := l.Group(ctx, id)
-	if err != nil {
+	g, err := l.groupRow(ctx, id)
+	if err != nil || g.Cancelled {
 		return nil, err
+	}
+	var active []*Job
+	err = l.q.Query(ctx, fmt.Sprintf("SELECT job_id, queue, state, held FROM %s WHERE group_id = ? AND "+groupedCond+" AND state IN %s", l.table, activeStates),
+		func(scan func(...any) error) error {
+			var (
+				j     Job
+				state string
+				held  int
+			)
+			if err := scan(&j.ID, &j.Queue, &state, &held); err != nil {
+				return err
+			}
+			j.State, j.Held = sqljobber.State(state), held != 0
+			active = append(active, &j)
+			return nil
+		}, id)
+	if err != nil {
+		return nil, fmt.Errorf("release group: %w", err)
 	}
 	running := 0
 	var held []*Job
-	for _, j := range jobs {
+	for _, j := range inSubmissionOrder(g, active) {
 		switch {
 		case j.Held && j.State == sqljobber.StatePending:
 			held = append(held, j)
-		case !j.Held && j.State.Active():
+		case !j.Held:
 			running++
 		}
-	}
-	if g.Cancelled {
-		return nil, nil
 	}
 	var released []*Job
 	t := l.now()
@@ -94,6 +127,7 @@ func (l *Ledger) ReleaseGroup(ctx context.Context, id string) ([]*Job, error) {
 			return released, fmt.Errorf("release group member: %w", err)
 		}
 		if n > 0 {
+			j.Held = false
 			released = append(released, j)
 		}
 	}
