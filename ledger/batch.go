@@ -38,7 +38,8 @@ const (
 type batchAdmitter interface {
 	// admitBatch writes jobs (distinct IDs, in ID order) in one
 	// transaction and returns the IDs it wrote with their fence tokens;
-	// an ID that an unfinished job holds is not written.
+	// an ID that an unfinished job holds is not written. A driver may
+	// write none of them and leave them to be admitted alone.
 	admitBatch(ctx context.Context, l *Ledger, jobs []*Job) (map[string]int64, error)
 }
 

@@ -21,13 +21,13 @@ type env struct {
 }
 
 // openLedger migrates a ledger on a fresh database of dialect d.
-func openLedger(t *testing.T, d sqlexec.Dialect, cfg ledger.Config) *env {
+func openLedger(t testing.TB, d sqlexec.Dialect, cfg ledger.Config) *env {
 	t.Helper()
 	return openLedgerOn(t, sqlexectest.Open(t, d, "ledger", sqlexec.OpenOptions{Results: true}), cfg)
 }
 
 // openLedgerOn migrates a ledger on db.
-func openLedgerOn(t *testing.T, db *sqlexec.DB, cfg ledger.Config) *env {
+func openLedgerOn(t testing.TB, db *sqlexec.DB, cfg ledger.Config) *env {
 	t.Helper()
 	clock := newTestClock()
 	cfg.Clock = clock

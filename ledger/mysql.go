@@ -2,10 +2,13 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -13,7 +16,10 @@ import (
 // RETURNING, and upserts that say ON DUPLICATE KEY.
 type mysqlDriver struct{}
 
-var _ driver = mysqlDriver{}
+var (
+	_ driver        = mysqlDriver{}
+	_ batchAdmitter = mysqlDriver{}
+)
 
 func (mysqlDriver) quote(ident string) string { return sqlexec.MySQL.Quote(ident) }
 func (mysqlDriver) timeArg(t time.Time) any   { return t }
@@ -122,3 +128,99 @@ func (mysqlDriver) claim(ctx context.Context, l *Ledger, set string, setArgs []a
 func (mysqlDriver) runID() string { return "SUBSTR(MD5(CONCAT(RAND(), UUID(), job_id)), 1, 16)" }
 
 func (mysqlDriver) greatest(a, b string) string { return "GREATEST(" + a + ", " + b + ")" }
+
+// admitBatch writes the admissions of a batch in one transaction and one
+// commit. MySQL does not say which rows of a multi-row upsert it wrote, so
+// the batch first reads, locked, what holds its IDs, and writes only the
+// admissions that this shows will be written; the rows changed confirm it,
+// and anything else (a row that another node inserted meanwhile) rolls the
+// batch back, its jobs to be admitted alone. The transaction reads committed
+// rows, which takes no locks on the gaps between IDs: two nodes' batches of
+// free IDs then do not deadlock. A row that another transaction holds (a job
+// of that ID being published, say) fails the batch at once (NOWAIT) rather
+// than stall every admission queued behind it.
+//
+// A batch of one is left to be admitted alone, in one autocommitted
+// statement: fewer round trips than a transaction, and one that waits for a
+// lock holds up no other admission.
+func (mysqlDriver) admitBatch(ctx context.Context, l *Ledger, jobs []*Job) (map[string]int64, error) {
+	if len(jobs) < 2 {
+		return nil, nil
+	}
+	tx, err := l.durable.SQL().BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return nil, fmt.Errorf("admit batch: %w", err)
+	}
+	written, err := mysqlAdmitBatch(ctx, l, sqlexec.SQLQuerier(tx), jobs)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("admit batch: %w", err), tx.Rollback())
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("admit batch: %w", err)
+	}
+	return written, nil
+}
+
+// mysqlAdmitBatch is admitBatch's work inside its transaction q.
+func mysqlAdmitBatch(ctx context.Context, l *Ledger, q sqlexec.Querier, jobs []*Job) (map[string]int64, error) {
+	type holder struct {
+		active bool
+		owner  string
+		fence  int64
+	}
+	ids := make([]any, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	held := make(map[string]holder, len(jobs))
+	err := q.Query(ctx, fmt.Sprintf("SELECT job_id, state, owner, fence FROM %s WHERE job_id IN (%s) FOR UPDATE NOWAIT", l.table, sqlexec.Placeholders(len(ids))),
+		func(scan func(...any) error) error {
+			var (
+				id, state string
+				h         holder
+			)
+			if err := scan(&id, &state, &h.owner, &h.fence); err != nil {
+				return err
+			}
+			h.active = sqljobber.State(state).Active()
+			held[id] = h
+			return nil
+		}, ids...)
+	if err != nil {
+		return nil, err
+	}
+	// A new row counts 1 row changed, a replaced one 2 (ClientFoundRows is
+	// off on the ledger's connections).
+	var (
+		write   []*Job
+		args    []any
+		changed int64
+		written = make(map[string]int64, len(jobs))
+	)
+	for _, j := range jobs {
+		h, ok := held[j.ID]
+		switch {
+		case !ok:
+			changed++
+			written[j.ID] = j.Fence
+		case !h.active && h.owner == j.Owner:
+			changed += 2
+			written[j.ID] = h.fence + j.Fence
+		default:
+			continue
+		}
+		write = append(write, j)
+		args = append(args, l.jobArgs(j)...)
+	}
+	if len(write) == 0 {
+		return written, nil
+	}
+	n, err := q.Exec(ctx, l.d.admitSQL(l.table, len(write)), args...)
+	if err != nil {
+		return nil, err
+	}
+	if n != changed {
+		return nil, fmt.Errorf("%d rows changed where %d were expected: IDs changed hands meanwhile", n, changed)
+	}
+	return written, nil
+}

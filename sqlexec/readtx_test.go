@@ -117,3 +117,35 @@ func TestSQLiteDecimalCollationOrdersByValue(t *testing.T) {
 		t.Fatalf("rows: %v", got)
 	}
 }
+
+// TestMySQLResultsStatementsTakeOneRoundTrip: on the connections of the
+// ledger and the results, a statement with arguments is sent with them in
+// it, not prepared, executed and closed (three round trips for one).
+func TestMySQLResultsStatementsTakeOneRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	db := sqlexectest.Open(t, sqlexec.MySQL, "db", sqlexec.OpenOptions{Results: true})
+	conn, err := db.SQL().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	prepared := func() int {
+		var name string
+		var n int
+		if err := conn.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'Com_stmt_prepare'").Scan(&name, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := prepared()
+	var got string
+	if err := conn.QueryRowContext(ctx, "SELECT CONCAT(?, ?)", "it's ", `a "quoted" \ value`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := `it's a "quoted" \ value`; got != want {
+		t.Errorf("the arguments came back as %q, want %q", got, want)
+	}
+	if n := prepared() - before; n != 0 {
+		t.Errorf("%d statements prepared for one with arguments", n)
+	}
+}
