@@ -78,7 +78,8 @@ func (r *Registry) Prepare(ctx context.Context) error {
 			n, err := r.dbs[name].Prepare(pctx, t.SQL)
 			cancel()
 			if err != nil {
-				return &TaskError{File: t.File, Line: t.Line, Task: t.Name, Err: fmt.Errorf("prepare on database %q: %w", name, err)}
+				return &TaskError{File: t.File, Line: t.Line, Task: t.Name,
+					Err: fmt.Errorf("prepare on database %q: %w%s", name, err, placeholderHint(r.dbs[name].Dialect, t.SQL, err))}
 			}
 			if t.NumArgs >= 0 && n >= 0 && n != t.NumArgs {
 				return &TaskError{File: t.File, Line: t.Line, Task: t.Name,
