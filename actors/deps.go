@@ -38,7 +38,7 @@ type jobRecords interface {
 
 // runRecords is what queues, runs and the node's housekeeping do.
 type runRecords interface {
-	Claim(ctx context.Context, queue string, node ledger.Node, n int, lease time.Duration) ([]*ledger.Job, error)
+	Claim(ctx context.Context, queue string, node ledger.Node, n int, lease time.Duration, except ...string) ([]*ledger.Job, error)
 	NextReady(ctx context.Context, queue string) (time.Time, bool, error)
 	Renew(ctx context.Context, runIDs []string, lease time.Duration) (map[string]bool, error)
 	Finish(ctx context.Context, id, runID string, o ledger.Outcome) error

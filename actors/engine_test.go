@@ -32,6 +32,10 @@ func TestMain(m *testing.M) {
 const tasks = `
 -- name: count
 SELECT COUNT(*) AS n FROM entries;
+
+-- name: one_at_a_time
+-- conc: 1
+SELECT COUNT(*) AS n FROM entries;
 `
 
 // env is an engine running alone on SQLite databases: a source, and a
@@ -260,6 +264,42 @@ func repeat(s sqljobber.State, n int) []sqljobber.State {
 		out[i] = s
 	}
 	return out
+}
+
+// TestATaskRunsNoMoreJobsThanItsConc: a task tagged -- conc: 1 runs one job
+// at a time on the node, however many slots its queue has free, whether
+// its jobs would start as they are admitted or be claimed; the queue's
+// other jobs do not wait behind them, and its own run in order.
+func TestATaskRunsNoMoreJobsThanItsConc(t *testing.T) {
+	e := startEngine(t, actors.Config{Queues: map[string]int{"default": 3}})
+	ctx := context.Background()
+	for _, id := range []string{"b1", "b2", "c1", "b3", "c2"} {
+		task := "one_at_a_time"
+		if id[0] == 'c' {
+			task = "count"
+		}
+		if _, err := e.engine.Submit(ctx, actors.SubmitRequest{JobID: id, Task: task}); err != nil {
+			t.Fatalf("submit %s: %v", id, err)
+		}
+	}
+	e.writing("b1", "c1", "c2")
+	e.states([]sqljobber.State{sqljobber.StateStarted, sqljobber.StatePending, sqljobber.StatePending}, "b1", "b2", "b3")
+	e.res.open()
+	e.states(repeat(sqljobber.StateSuccess, 5), "b1", "b2", "b3", "c1", "c2")
+	var prev *sqljobber.Job
+	for _, id := range []string{"b1", "b2", "b3"} {
+		j, err := e.engine.Job(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Attempt != 1 {
+			t.Errorf("%s ran %d times", id, j.Attempt)
+		}
+		if prev != nil && j.StartedAt.Before(prev.FinishedAt) {
+			t.Errorf("%s started at %v, before %s finished at %v", id, j.StartedAt, prev.ID, prev.FinishedAt)
+		}
+		prev = j
+	}
 }
 
 // TestQueueRunsNoMoreJobsThanItsSlots: a queue of two slots runs two jobs

@@ -75,12 +75,12 @@ func (e *Engine) runInSlot(j *ledger.Job, queue *actor.PID) {
 	running.Inc()
 	started := e.startRun(j, func() {
 		running.Dec()
-		root.Send(queue, slotFreed{})
+		root.Send(queue, slotFreed{task: j.Task})
 	})
 	if !started {
 		running.Dec()
 		e.release(j)
-		root.Send(queue, slotFreed{})
+		root.Send(queue, slotFreed{task: j.Task})
 	}
 }
 

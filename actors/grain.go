@@ -228,13 +228,13 @@ func (e *Engine) dropEarlierTables(ctx context.Context, jobs []*ledger.Job) {
 // a job it writes is run, or handed back while the ledger is still open.
 func (e *Engine) admitStarted(ctx context.Context, j ledger.Job, queue *actor.PID) error {
 	if !e.hold() {
-		e.node.System().Root.Send(queue, slotFreed{})
+		e.node.System().Root.Send(queue, slotFreed{task: j.Task})
 		return sqljobber.ErrStopping
 	}
 	defer e.wg.Done()
 	started, err := e.ledger.Start(ctx, j, e.self, e.cfg.Lease)
 	if err != nil {
-		e.node.System().Root.Send(queue, slotFreed{})
+		e.node.System().Root.Send(queue, slotFreed{task: j.Task})
 		return err
 	}
 	e.runInSlot(started, queue)

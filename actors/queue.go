@@ -25,12 +25,12 @@ type (
 		next  time.Time // when the next waiting job is ready, if one waits
 		err   error
 	}
-	// slotFreed hands a slot back: a run ended, or a slot given for a
-	// start (takeSlot) was not used.
-	slotFreed struct{}
-	// takeSlot asks, for a job about to be admitted, for a slot to start
-	// it in at once; the answer is a slotAnswer.
-	takeSlot struct{}
+	// slotFreed hands back the slot of a job of task: its run ended, or
+	// a slot given for its start (takeSlot) was not used.
+	slotFreed struct{ task string }
+	// takeSlot asks, for a job of task about to be admitted, for a slot
+	// to start it in at once; the answer is a slotAnswer.
+	takeSlot struct{ task string }
 	// slotAnswer says whether a slot was given.
 	slotAnswer struct{ ok bool }
 )
@@ -56,10 +56,17 @@ type queueRef struct {
 // once with no claim (ledger.Ledger.Start): no job waits that the slot
 // would serve first. That saves a one-row job a third of its ledger writes
 // and a round trip, and keeps the queue first in, first out.
+//
+// A task bounded by -- conc: runs no more jobs at once on the node than its
+// bound: the actor counts the slots of such tasks, claims pass over their
+// jobs while they are at the bound, and a claim that brings more than the
+// bound allows hands the extra jobs back to the ledger, in their place.
 type queueActor struct {
 	e    *Engine
 	ref  *queueRef
-	used int  // slots running a job, or taken for a claim or a start
+	used int // slots running a job, or taken for a claim or a start
+	// bounded counts the slots of the tasks that have a -- conc: bound.
+	bounded map[string]int
 	idle bool // the last claim found nothing ready, and nothing woke the queue since
 	// claiming is set while a claim is in flight; woken, when a wake came
 	// in since it began.
@@ -70,7 +77,7 @@ type queueActor struct {
 }
 
 func newQueueActor(e *Engine, ref *queueRef) *queueActor {
-	return &queueActor{e: e, ref: ref}
+	return &queueActor{e: e, ref: ref, bounded: map[string]int{}}
 }
 
 func (q *queueActor) Receive(ctx actor.Context) {
@@ -81,16 +88,25 @@ func (q *queueActor) Receive(ctx actor.Context) {
 		q.idle, q.woken = false, true
 		q.fill(ctx)
 	case takeSlot:
-		ok := q.idle && q.used < q.ref.slots && !q.e.draining.Load()
+		ok := q.idle && q.used < q.ref.slots && !q.e.draining.Load() && !q.atBound(msg.task)
 		if ok {
-			q.used++
+			q.take(msg.task)
 		}
 		ctx.Respond(slotAnswer{ok: ok})
 	case *claimed:
 		q.claiming = false
-		q.used -= msg.asked - len(msg.jobs)
+		q.used -= msg.asked
+		var extra []*ledger.Job
 		for _, j := range msg.jobs {
+			if q.atBound(j.Task) {
+				extra = append(extra, j)
+				continue
+			}
+			q.take(j.Task)
 			q.e.runInSlot(j, ctx.Self())
+		}
+		if len(extra) > 0 {
+			q.handBack(extra)
 		}
 		switch {
 		case msg.err != nil:
@@ -109,6 +125,14 @@ func (q *queueActor) Receive(ctx actor.Context) {
 		}
 	case slotFreed:
 		q.used--
+		if bound := q.bound(msg.task); bound > 0 {
+			q.bounded[msg.task]--
+			if q.bounded[msg.task] == bound-1 {
+				// Its jobs, passed over while it was at its bound, may
+				// be all that waits.
+				q.idle = false
+			}
+		}
 		if !q.idle {
 			q.fill(ctx)
 		}
@@ -119,16 +143,55 @@ func (q *queueActor) Receive(ctx actor.Context) {
 	}
 }
 
-// fill claims as many jobs as slots are free, in one claim at a time.
+// bound is task's -- conc: bound, 0 for none.
+func (q *queueActor) bound(task string) int {
+	if t, ok := q.e.tasks.Task(task); ok {
+		return t.Conc
+	}
+	return 0
+}
+
+// atBound reports whether task runs as many jobs here as its bound allows.
+func (q *queueActor) atBound(task string) bool {
+	bound := q.bound(task)
+	return bound > 0 && q.bounded[task] >= bound
+}
+
+// take counts a slot taken for a job of task.
+func (q *queueActor) take(task string) {
+	q.used++
+	if q.bound(task) > 0 {
+		q.bounded[task]++
+	}
+}
+
+// handBack returns claimed jobs that their tasks' bounds leave no room for
+// to the ledger, in the background; their place in the queue is kept.
+func (q *queueActor) handBack(jobs []*ledger.Job) {
+	q.e.spawn(func() {
+		for _, j := range jobs {
+			q.e.release(j)
+		}
+	})
+}
+
+// fill claims as many jobs as slots are free, in one claim at a time,
+// passing over the tasks at their bounds.
 func (q *queueActor) fill(ctx actor.Context) {
 	free := q.ref.slots - q.used
 	if q.claiming || free <= 0 || q.e.draining.Load() {
 		return
 	}
+	var except []string
+	for task := range q.bounded {
+		if q.atBound(task) {
+			except = append(except, task)
+		}
+	}
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	q.woken = false
 	if q.e.spawn(func() {
-		c := q.claim(free)
+		c := q.claim(free, except)
 		c.asked = free
 		root.Send(self, c)
 	}) {
@@ -137,11 +200,11 @@ func (q *queueActor) fill(ctx actor.Context) {
 	}
 }
 
-func (q *queueActor) claim(n int) *claimed {
+func (q *queueActor) claim(n int, except []string) *claimed {
 	e := q.e
 	ctx, cancel := context.WithTimeout(e.ctx, ledgerTimeout)
 	defer cancel()
-	jobs, err := e.ledger.Claim(ctx, q.ref.name, e.self, n, e.cfg.Lease)
+	jobs, err := e.ledger.Claim(ctx, q.ref.name, e.self, n, e.cfg.Lease, except...)
 	if err != nil {
 		return &claimed{err: err}
 	}
@@ -191,7 +254,7 @@ func (e *Engine) idleSlot(j *ledger.Job) *actor.PID {
 	}
 	// An answer lost to the timeout would keep its slot: the node is
 	// stopping then, and its slots go with it.
-	res, err := e.node.System().Root.RequestFuture(pid, takeSlot{}, takeSlotTimeout).Result()
+	res, err := e.node.System().Root.RequestFuture(pid, takeSlot{task: j.Task}, takeSlotTimeout).Result()
 	if a, ok := res.(slotAnswer); err == nil && ok && a.ok {
 		return pid
 	}

@@ -107,6 +107,32 @@ func TestLedgerOrderIsFIFOWithOneClaimer(t *testing.T) {
 	})
 }
 
+// TestLedgerClaimPassesOverTasks: a claim can pass over the jobs of some
+// tasks (those at their -- conc: bound on the node); the others keep their
+// order, and the passed-over jobs keep their place for a later claim.
+func TestLedgerClaimPassesOverTasks(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *env) {
+		ctx := context.Background()
+		for i, task := range []string{"slow", "fast", "slow", "other", "fast"} {
+			mustAdmit(t, l, jb(sqljobber.Job{ID: fmt.Sprintf("j%d", i), Task: task, Queue: "q"}))
+			l.clock.Advance(time.Millisecond)
+		}
+		claim := func(except ...string) string {
+			jobs, err := l.Claim(ctx, "q", node("n"), 10, time.Minute, except...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.Join(ids(jobs), ",")
+		}
+		if got := claim("slow", "nope"); got != "j1,j3,j4" {
+			t.Fatalf("claim passing over slow: %s", got)
+		}
+		if got := claim(); got != "j0,j2" {
+			t.Fatalf("the claim after: %s", got)
+		}
+	})
+}
+
 func TestLedgerRetryCancelAndRelease(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, l *env) {
 		ctx := context.Background()

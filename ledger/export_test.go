@@ -21,7 +21,7 @@ func Plans(ctx context.Context, l *Ledger, queue, group string) (map[string]stri
 		sql  string
 		args []any
 	}{
-		"claim":   {l.pickSQL(10), []any{queue, t}},
+		"claim":   {l.pickSQL(10, 0), []any{queue, t}},
 		"group":   {l.groupJobsSQL(), []any{group}},
 		"expired": {l.expiredSQL(10), []any{t}},
 	} {

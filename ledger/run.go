@@ -24,19 +24,23 @@ func NewRunID() string {
 }
 
 // Claim takes up to n of the next ready jobs of queue for new runs on node:
-// the oldest PENDING or RETRY jobs whose time has come and that no group
-// holds back, first in, first out. Each gets a fresh run ID and a lease. It
-// returns none when none is ready. Concurrent claims from any number of
-// nodes never take the same job.
-func (l *Ledger) Claim(ctx context.Context, queue string, node Node, n int, lease time.Duration) ([]*Job, error) {
+// the oldest PENDING or RETRY jobs whose time has come, that no group holds
+// back and whose task is not one of except, first in, first out. Each gets
+// a fresh run ID and a lease. It returns none when none is ready.
+// Concurrent claims from any number of nodes never take the same job.
+func (l *Ledger) Claim(ctx context.Context, queue string, node Node, n int, lease time.Duration, except ...string) ([]*Job, error) {
 	if n < 1 {
 		return nil, nil
 	}
 	t := l.now()
+	pickArgs := []any{queue, l.timeArg(t)}
+	for _, task := range except {
+		pickArgs = append(pickArgs, task)
+	}
 	set := fmt.Sprintf(`UPDATE %s SET state = 'STARTED', run_id = %s, node = ?, node_id = ?, attempt = attempt + 1, fence = fence + 1,
 	started_at = ?, finished_at = NULL, lease_until = ?, updated_at = ?`, l.table, l.d.runID())
 	claimed, err := l.d.claim(ctx, l, set, []any{node.Name, node.ID, l.timeArg(t), l.timeArg(t.Add(lease)), l.timeArg(t)},
-		l.pickSQL(n), []any{queue, l.timeArg(t)})
+		l.pickSQL(n, len(except)), pickArgs)
 	if err != nil {
 		return nil, fmt.Errorf("claim jobs: %w", err)
 	}
@@ -54,11 +58,16 @@ func (l *Ledger) Claim(ctx context.Context, queue string, node Node, n int, leas
 }
 
 // pickSQL selects the IDs of the next n ready jobs of a queue (arguments:
-// the queue and the time now). Its filter repeats the _pending index's
-// predicate word for word, so that the planners see it applies.
-func (l *Ledger) pickSQL(n int) string {
-	return fmt.Sprintf(`SELECT job_id FROM %s WHERE queue = ? AND `+pendingCond+` AND held = 0 AND ready_at <= ?
-	ORDER BY ready_at, enqueued_at, job_id LIMIT %d`, l.table, n)
+// the queue, the time now, and the except tasks to pass over). Its filter
+// repeats the _pending index's predicate word for word, so that the
+// planners see it applies.
+func (l *Ledger) pickSQL(n, except int) string {
+	var passOver string
+	if except > 0 {
+		passOver = " AND task NOT IN (" + sqlexec.Placeholders(except) + ")"
+	}
+	return fmt.Sprintf(`SELECT job_id FROM %s WHERE queue = ? AND `+pendingCond+` AND held = 0 AND ready_at <= ?%s
+	ORDER BY ready_at, enqueued_at, job_id LIMIT %d`, l.table, passOver, n)
 }
 
 // NextReady returns when the earliest waiting job of queue becomes ready,

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,9 @@ type Task struct {
 	// TTL (-- ttl:) is how long the job's results table is kept; 0 means
 	// the configured default.
 	TTL time.Duration
+	// Conc (-- conc:) is how many jobs of the task may run at once on a
+	// node, whatever its queue's slots; 0 means no bound but the queue's.
+	Conc int
 
 	// NumArgs is the number of positional arguments the query takes, as the
 	// database reported when it was prepared, or -1 when unknown (raw).
@@ -74,9 +78,13 @@ const (
 	tagRaw     = "raw"
 	tagTimeout = "timeout"
 	tagTTL     = "ttl"
+	tagConc    = "conc"
 )
 
-var knownTags = []string{tagName, tagDB, tagQueue, tagResults, tagRaw, tagTimeout, tagTTL}
+var knownTags = []string{tagName, tagDB, tagQueue, tagResults, tagRaw, tagTimeout, tagTTL, tagConc}
+
+// concMax bounds -- conc: far above any queue's slots.
+const concMax = 100000
 
 // nameRe limits task names, queue names and database names to what is safe in
 // a URL path segment and a log line.
@@ -206,6 +214,11 @@ func newTask(file string, line int, name string, q *goyesql.Query) (*Task, []str
 			case "0", "false", "no":
 			default:
 				err = errors.New("must be 1 or 0")
+			}
+		case tagConc:
+			t.Conc, err = strconv.Atoi(value)
+			if err != nil || t.Conc < 1 || t.Conc > concMax {
+				err = fmt.Errorf("must be a whole number from 1 to %d", concMax)
 			}
 		case tagTimeout, tagTTL:
 			var d time.Duration

@@ -12,6 +12,7 @@ GROUP BY entry_date;
 -- results: my_res_db
 -- timeout: 90s
 -- ttl: 1h
+-- conc: 3
 SELECT * FROM entries WHERE user_id = ?;
 
 -- name: by_date
