@@ -67,7 +67,7 @@ type queueActor struct {
 	used int // slots running a job, or taken for a claim or a start
 	// bounded counts the slots of the tasks that have a -- conc: bound.
 	bounded map[string]int
-	idle bool // the last claim found nothing ready, and nothing woke the queue since
+	idle    bool // the last claim found nothing ready, and nothing woke the queue since
 	// claiming is set while a claim is in flight; woken, when a wake came
 	// in since it began.
 	claiming bool
