@@ -30,9 +30,11 @@ type fileConfig struct {
 	DB      map[string]dbConfig      `toml:"db"`
 	Results map[string]resultsConfig `toml:"results"`
 	Auth    authConfig               `toml:"auth"`
-	// JobQueue is the predecessor's broker section, accepted so that an
+	// JobQueue and Machinery are the predecessor's broker sections (of
+	// dungbeetle, and of its Machinery-era versions), accepted so that an
 	// old configuration still starts, and otherwise ignored.
-	JobQueue map[string]any `toml:"job_queue"`
+	JobQueue  map[string]any `toml:"job_queue"`
+	Machinery map[string]any `toml:"machinery"`
 }
 
 type appConfig struct {
@@ -150,17 +152,19 @@ func (d *duration) UnmarshalText(b []byte) error {
 
 // config is the loaded, validated configuration.
 type config struct {
-	file         string
-	app          appConfig
-	cluster      clusterConfig
-	etaLocation  *time.Location
-	dbs          []sqlexec.DBConfig
-	demoDBs      map[string]bool
-	results      []resultsink.Config
-	ledger       string
-	ledgerCfg    ledger.Config
-	readerCfg    resultsink.ReaderConfig
-	ignoredQueue bool
+	file        string
+	app         appConfig
+	cluster     clusterConfig
+	etaLocation *time.Location
+	dbs         []sqlexec.DBConfig
+	demoDBs     map[string]bool
+	results     []resultsink.Config
+	ledger      string
+	ledgerCfg   ledger.Config
+	readerCfg   resultsink.ReaderConfig
+	// ignored are the predecessor's sections that the file has, which
+	// sql-jobber ignores.
+	ignored []string
 	// secrets are the gossip secrets, decoded: the first encrypts.
 	secrets [][]byte
 	// tokens are the API's tokens ([auth.tokens.*]), limits its caps.
@@ -241,7 +245,13 @@ func parseConfig(path string, data []byte) (*config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &config{file: path, app: fc.App, cluster: fc.Cluster, demoDBs: map[string]bool{}, ignoredQueue: len(fc.JobQueue) > 0}
+	c := &config{file: path, app: fc.App, cluster: fc.Cluster, demoDBs: map[string]bool{}}
+	for name, section := range map[string]map[string]any{"job_queue": fc.JobQueue, "machinery": fc.Machinery} {
+		if section != nil {
+			c.ignored = append(c.ignored, name)
+		}
+	}
+	slices.Sort(c.ignored)
 	for _, check := range []func(fail func(string, error) error) error{c.checkCluster, c.checkApp} {
 		if err := check(fail); err != nil {
 			return nil, err
@@ -550,4 +560,20 @@ func lineOf(lines map[string]int, key string) int {
 		k = k[:i]
 	}
 	return 0
+}
+
+// migrationWarnings are what a configuration copied from dungbeetle (it has
+// the predecessor's broker sections) does differently here: one warning per
+// section ignored, and one when results would now expire, since
+// dungbeetle's SQL results backends never dropped a table.
+func (c *config) migrationWarnings() []string {
+	var out []string
+	for _, section := range c.ignored {
+		out = append(out, "the ["+section+"] section is ignored: nodes share work through their own cluster, not a broker")
+	}
+	if ttl := time.Duration(c.app.DefaultJobTTL); len(c.ignored) > 0 && ttl > 0 {
+		out = append(out, fmt.Sprintf("app.default_job_ttl = %q drops each job's results table %s after the job finishes, where dungbeetle kept it: "+
+			`set default_job_ttl = "0s" to keep results until their job ID runs again or is purged`, ttl, ttl))
+	}
+	return out
 }

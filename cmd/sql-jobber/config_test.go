@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,13 +135,46 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 	}
 }
 
-func TestOldBrokerSectionIsAccepted(t *testing.T) {
-	c, err := parseConfig("c.toml", []byte(validConfig+"\n[job_queue.broker]\ntype = \"redis\"\naddress = \"localhost:6379\"\n"))
+func TestOldBrokerSectionsAreAccepted(t *testing.T) {
+	c, err := parseConfig("c.toml", []byte(validConfig+`
+[job_queue.broker]
+type = "redis"
+address = "localhost:6379"
+
+[machinery]
+broker_address = "redis://127.0.0.1:6379/1"
+state_address = "redis://127.0.0.1:6379/1"
+`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.ignoredQueue {
-		t.Fatal("the [job_queue] section should be noted as ignored")
+	if !slices.Equal(c.ignored, []string{"job_queue", "machinery"}) {
+		t.Fatalf("sections noted as ignored: %v", c.ignored)
+	}
+	warnings := c.migrationWarnings()
+	if len(warnings) != 2 || !strings.Contains(warnings[0], "[job_queue] section is ignored") || !strings.Contains(warnings[1], "[machinery] section is ignored") {
+		t.Fatalf("warnings: %q", warnings)
+	}
+
+	// dungbeetle's sample sets default_job_ttl = "60s", and its SQL
+	// results backends kept every table.
+	c, err = parseConfig("c.toml", []byte(sed(t, validConfig, `s/log_level = "DEBUG"/default_job_ttl = "60s"/`)+"\n[job_queue.broker]\ntype = \"redis\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnings = c.migrationWarnings()
+	if len(warnings) != 2 || !strings.Contains(warnings[1], `app.default_job_ttl = "1m0s" drops each job's results table 1m0s after the job finishes`) ||
+		!strings.Contains(warnings[1], `set default_job_ttl = "0s" to keep results`) {
+		t.Fatalf("warnings: %q", warnings)
+	}
+
+	// Without the old sections, a TTL is this configuration's own choice.
+	c, err = parseConfig("c.toml", []byte(sed(t, validConfig, `s/log_level = "DEBUG"/default_job_ttl = "60s"/`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.migrationWarnings(); len(w) != 0 {
+		t.Fatalf("warnings: %q", w)
 	}
 }
 

@@ -222,8 +222,8 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 	}
 	level, _ := parseLevel(cmp.Or(o.logLevel, cfg.app.LogLevel))
 	logger := newLogger(stderr, level, cmp.Or(o.logFormat, cfg.app.LogFormat))
-	if cfg.ignoredQueue {
-		logger.Warn("the [job_queue] section is ignored: nodes share work through their own cluster, not a broker")
+	for _, w := range cfg.migrationWarnings() {
+		logger.Warn(w, slog.String("config", cfg.file))
 	}
 
 	a := &app{logger: logger, ctx: context.WithoutCancel(ctx), drain: cmp.Or(time.Duration(cfg.app.DrainTimeout), drainTimeoutDefault),
