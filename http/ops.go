@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -45,13 +46,18 @@ func (o *Ops) Register(r *mux.Router, s *Server) {
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
 		checks := o.ready(ctx)
-		ready := true
+		var failing []string
 		for _, c := range checks {
-			ready = ready && c.OK
+			if !c.OK {
+				failing = append(failing, c.Name)
+			}
 		}
+		ready := len(failing) == 0
 		status, env := http.StatusOK, envelope{Status: "success"}
 		if !ready {
-			status, env = http.StatusServiceUnavailable, envelope{Status: "error", Message: "not ready"}
+			// The names alone (a database's is its configuration key):
+			// the checks' errors are in the data.
+			status, env = http.StatusServiceUnavailable, envelope{Status: "error", Message: "not ready: " + strings.Join(failing, ", ")}
 		}
 		env.Data = map[string]any{"ready": ready, "checks": checks}
 		s.writeJSON(w, status, env)

@@ -8,6 +8,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -165,10 +168,56 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	return b, nil
 }
 
-// migrate creates the fence table.
+// migrate creates the fence table if it does not exist. It runs at Open,
+// and again whenever a statement finds the table gone (see withFence).
 func (b *Backend) migrate(ctx context.Context) error {
 	if _, err := b.db.Querier().Exec(ctx, b.d.fenceTableSQL()); err != nil {
 		return fmt.Errorf("create table %s: %w", fenceTable, err)
+	}
+	return nil
+}
+
+// withFence runs fn, which uses the fence table; if the table is missing
+// (the results database was dropped and created again, or the table
+// dropped by hand, while sql-jobber ran), it creates the table and runs fn
+// once more. fn must leave nothing behind when it fails.
+func (b *Backend) withFence(ctx context.Context, fn func() error) error {
+	err := fn()
+	if err == nil || !fenceMissing(err) {
+		return err
+	}
+	if merr := b.migrate(ctx); merr != nil {
+		return errors.Join(err, merr)
+	}
+	return fn()
+}
+
+// fenceMissing reports whether err says that the fence table does not
+// exist (and not some other table, such as the ledger's).
+func fenceMissing(err error) bool {
+	var pgErr *pgconn.PgError
+	var myErr *mysql.MySQLError
+	switch {
+	case errors.As(err, &pgErr):
+		return pgErr.Code == "42P01" && strings.Contains(pgErr.Message, fenceTable) // undefined_table
+	case errors.As(err, &myErr):
+		return myErr.Number == 1146 && strings.Contains(myErr.Message, fenceTable) // ER_NO_SUCH_TABLE
+	}
+	// SQLite's errors carry a generic code; the text names the table.
+	return strings.Contains(err.Error(), "no such table: "+fenceTable)
+}
+
+// Check is the backend's readiness: its database answers and has the fence
+// table, created again if it went missing. It costs one query (two after
+// a recreation). The error names the backend by its configured name, never
+// by its DSN.
+func (b *Backend) Check(ctx context.Context) error {
+	err := b.withFence(ctx, func() error {
+		_, err := b.db.Querier().Exec(ctx, "SELECT COUNT(*) FROM "+b.d.quote(fenceTable)+" WHERE 1 = 0")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("results backend %q: %w", b.Name, err)
 	}
 	return nil
 }
@@ -239,7 +288,11 @@ func (b *Backend) Write(ctx context.Context, table, runID string, rows sqlexec.R
 			return 0, false, err
 		}
 		if done {
-			finished, err := sw.writeSmall(ctx, b.db, table, cols, buf, b.cfg.Unlogged, fence)
+			var finished bool
+			err := b.withFence(ctx, func() (err error) {
+				finished, err = sw.writeSmall(ctx, b.db, table, cols, buf, b.cfg.Unlogged, fence)
+				return err
+			})
 			if err != nil {
 				return 0, false, fmt.Errorf("publish results table: %w", err)
 			}
@@ -271,7 +324,11 @@ func (b *Backend) stageAndPublish(ctx context.Context, staging, table string, co
 	if err := rows.Err(); err != nil {
 		return 0, false, err
 	}
-	finished, err := b.d.publish(ctx, b.db, staging, table, n, fence)
+	var finished bool
+	err = b.withFence(ctx, func() (err error) {
+		finished, err = b.d.publish(ctx, b.db, staging, table, n, fence)
+		return err
+	})
 	if err != nil {
 		return 0, false, fmt.Errorf("publish results table: %w", err)
 	}
@@ -307,8 +364,10 @@ func (b *Backend) Drop(ctx context.Context, table string) error {
 	if err := b.d.drop(ctx, b.db, table); err != nil {
 		return err
 	}
-	_, err := b.db.Querier().Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE table_name = ?", b.d.quote(fenceTable)), table)
-	return err
+	return b.withFence(ctx, func() error {
+		_, err := b.db.Querier().Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE table_name = ?", b.d.quote(fenceTable)), table)
+		return err
+	})
 }
 
 // claimFence records the fence's token as table's publication in a

@@ -324,3 +324,49 @@ func TestFirstRunReplacesATableOfItsName(t *testing.T) {
 		}
 	}
 }
+
+// TestFenceTableComesBack: the fence table dropped while the backend runs
+// (as when its results database is dropped and created again) is created
+// again by the next publication, drop or readiness check, which then
+// succeed.
+func TestFenceTableComesBack(t *testing.T) {
+	for _, d := range sqlexectest.Dialects {
+		for _, staged := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/staged=%t", d, staged), func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				b := openBackend(t, d)
+				if staged {
+					resultsink.WithoutSmallPath(b)
+				}
+				dropFence := func() { sqlexectest.Exec(t, b.DB(), "DROP TABLE sqljobber_fence") }
+
+				dropFence()
+				if n, _, err := b.Write(ctx, "results_back", resultsinktest.NewVersion(), &seqRows{n: 3}, resultsink.Fence{Token: 1}); err != nil || n != 3 {
+					t.Fatalf("first publication without the fence table: %d rows, %v", n, err)
+				}
+				dropFence()
+				if n, _, err := b.Write(ctx, "results_back", resultsinktest.NewVersion(), &seqRows{n: 4}, resultsink.Fence{Token: 2}); err != nil || n != 4 {
+					t.Fatalf("re-run without the fence table: %d rows, %v", n, err)
+				}
+				if got, err := countRows(ctx, b.DB(), "results_back"); err != nil || got != 4 {
+					t.Fatalf("the table has %d rows (%v), want the re-run's 4", got, err)
+				}
+				dropFence()
+				if err := b.Check(ctx); err != nil {
+					t.Fatalf("check without the fence table: %v", err)
+				}
+				if _, err := countRows(ctx, b.DB(), "sqljobber_fence"); err != nil {
+					t.Fatalf("the check did not create the fence table again: %v", err)
+				}
+				dropFence()
+				if err := b.Drop(ctx, "results_back"); err != nil {
+					t.Fatalf("drop without the fence table: %v", err)
+				}
+				if n := stagingTables(t, b.DB()); n != 0 {
+					t.Fatalf("%d staging tables left", n)
+				}
+			})
+		}
+	}
+}

@@ -247,8 +247,9 @@ func (p *proxy) cut() {
 }
 
 type readyz struct {
-	Status string `json:"status"`
-	Data   struct {
+	Status  string `json:"status"`
+	Message string `json:"message"`
+	Data    struct {
 		Ready  bool `json:"ready"`
 		Checks []struct {
 			Name  string `json:"name"`

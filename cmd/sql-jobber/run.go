@@ -508,7 +508,7 @@ func (a *app) readiness(reg *sqlexec.Registry) sjhttp.ReadyFunc {
 			add("db."+db.Name, db.Ping(ctx))
 		}
 		for _, b := range a.results {
-			add("results."+b.Name, b.DB().Ping(ctx))
+			add("results."+b.Name, b.Check(ctx))
 		}
 		add("cluster", a.engine.Joined())
 		var err error

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/sql-jobber/sql-jobber/sqlexec"
+	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
+)
+
+// proxiedResults starts a node whose task far writes to a second
+// PostgreSQL results backend, res2, reached through a proxy that the test
+// can cut; the ledger stays on res, reached directly.
+func proxiedResults(t *testing.T) (*testServer, *proxy, *sqlexec.DB) {
+	t.Helper()
+	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
+	seedEntries(t, dbs.src)
+	dsn := sqlexectest.DSN(t, sqlexec.Postgres)
+	res2, err := sqlexec.Open(context.Background(), sqlexec.DBConfig{Name: "res2", Type: sqlexec.Postgres, DSN: dsn}, sqlexec.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(res2.Close)
+	p := startProxy(t, "127.0.0.1:5432")
+	proxied := strings.Replace(dsn, "@127.0.0.1:5432/", "@"+p.addr()+"/", 1)
+	if proxied == dsn {
+		t.Fatal("the results DSN does not go through the proxy")
+	}
+	files := tasks(t, sqlexec.Postgres)
+	files["far.sql"] = "-- name: far\n-- results: res2\nSELECT id, amount FROM entries WHERE user_id = $1 ORDER BY id;\n"
+	cfg := dbs.toml + "\n[results.res2]\ntype = \"postgres\"\ndsn = \"" + proxied + "\"\nmax_active = 4\n\n[app]\nledger = \"res\"\n"
+	return newEnv(t, cfg, files).start(), p, res2
+}
+
+// TestResultsBackendRecreatedAndDown: a results database whose fence table
+// was dropped (as when the database is dropped and created again) takes
+// the next job, and /readyz stays ready; once the database cannot be
+// reached, /readyz fails and names its backend.
+func TestResultsBackendRecreatedAndDown(t *testing.T) {
+	s, p, res2 := proxiedResults(t)
+	s.post("far", `{"job_id": "a", "args": ["U1"]}`)
+	if j := s.waitState("a", "SUCCESS", "FAILURE"); j.State != "SUCCESS" {
+		t.Fatalf("job a: %s %s", j.State, j.Error)
+	}
+
+	execStmt(t, res2, "DROP TABLE sqljobber_fence")
+	s.post("far", `{"job_id": "b", "args": ["U1"]}`)
+	if j := s.waitState("b", "SUCCESS", "FAILURE"); j.State != "SUCCESS" || j.ResultsBackend != "res2" {
+		t.Fatalf("job b after the fence table was dropped: %s on %s: %s", j.State, j.ResultsBackend, j.Error)
+	}
+	execStmt(t, res2, "DROP TABLE sqljobber_fence")
+	if code, r := getReadyz(t, s.base); code != 200 || !r.Data.Ready {
+		t.Fatalf("readyz after the fence table was dropped: %d %+v", code, r)
+	}
+	if n := count(t, res2, "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'sqljobber_fence'"); n != 1 {
+		t.Fatal("readyz did not create the fence table again")
+	}
+
+	p.cut()
+	code, r := getReadyz(t, s.base)
+	if code != 503 || r.Data.Ready || !strings.Contains(r.Message, "results.res2") {
+		t.Fatalf("readyz with res2 down: %d %+v", code, r)
+	}
+	for _, c := range r.Data.Checks {
+		if want := c.Name != "results.res2"; c.OK != want {
+			t.Errorf("check %s: ok %v (%s)", c.Name, c.OK, c.Error)
+		}
+		if c.Name == "results.res2" && !strings.Contains(c.Error, `"res2"`) {
+			t.Errorf("check %s does not name the backend: %s", c.Name, c.Error)
+		}
+		if strings.Contains(c.Error, "postgres://") {
+			t.Errorf("check %s shows a DSN: %s", c.Name, c.Error)
+		}
+	}
+}
