@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -20,7 +22,9 @@ const ResultsTableDefault = "results_%s"
 // Table names sql-jobber keeps for itself in results databases: no job's
 // results table may start with reservedPrefix. stagingPrefix names the
 // tables a run writes before it publishes; fenceTable records, per results
-// table, the fence token of the run that last published it.
+// table, the fence token of the run that last published it. That record is
+// also what makes a table sql-jobber's: a table of a results table's name
+// without one (a user's own table) is never replaced or dropped.
 const (
 	reservedPrefix = "sqljobber_"
 	stagingPrefix  = reservedPrefix + "stage_"
@@ -91,6 +95,9 @@ type Config struct {
 	// ledger's own database (elsewhere a durable SUCCESS could outlive
 	// the table it names).
 	AsyncCommit bool
+	// Logger receives the warnings of a backend that leaves a table
+	// alone; nil discards them.
+	Logger *slog.Logger
 }
 
 // WithDefaults returns c with zero values replaced by defaults.
@@ -134,6 +141,7 @@ type Backend struct {
 	// for the disk.
 	durable  *sqlexec.DB
 	d        dialect
+	logger   *slog.Logger
 	reserved map[string]bool
 	// smallMax is the most rows published in one step (see smallWriter).
 	smallMax int
@@ -160,7 +168,11 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Type == sqlexec.MySQL {
 		d = mysqlDialect{mariaDB: db.MariaDB}
 	}
-	b := &Backend{Name: cfg.Name, cfg: cfg, db: db, durable: durable, d: d, reserved: map[string]bool{}, smallMax: smallMaxRows}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	b := &Backend{Name: cfg.Name, cfg: cfg, db: db, durable: durable, d: d, logger: logger, reserved: map[string]bool{}, smallMax: smallMaxRows}
 	if err := b.migrate(ctx); err != nil {
 		b.Close()
 		return nil, err
@@ -170,11 +182,48 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 
 // migrate creates the fence table if it does not exist. It runs at Open,
 // and again whenever a statement finds the table gone (see withFence).
+//
+// A fence table without its marker row (fenceTable's own name) was just
+// created, or comes from a build that did not record every publication
+// (with the ledger in the same database it recorded none): the results
+// tables already there that have RowColumn, which only sql-jobber adds, are
+// recorded as sql-jobber's, once, and the marker says it is done. From
+// then on only publications are recorded.
 func (b *Backend) migrate(ctx context.Context) error {
-	if _, err := b.db.Querier().Exec(ctx, b.d.fenceTableSQL()); err != nil {
+	q := b.db.Querier()
+	if _, err := q.Exec(ctx, b.d.fenceTableSQL()); err != nil {
 		return fmt.Errorf("create table %s: %w", fenceTable, err)
 	}
+	marked, err := b.recorded(ctx, q, fenceTable)
+	if err != nil || marked {
+		return err
+	}
+	before, after, _ := strings.Cut(b.cfg.ResultsTable, "%s")
+	if _, err := q.Exec(ctx, b.d.adoptTables(), likeEscape(before)+"%"+likeEscape(after), likePrefix(reservedPrefix)); err != nil {
+		return fmt.Errorf("record the results tables already in the database: %w", err)
+	}
+	if _, err := q.Exec(ctx, b.d.fenceUpsert(), fenceTable, 0); err != nil {
+		return fmt.Errorf("insert into %s: %w", fenceTable, err)
+	}
 	return nil
+}
+
+// recorded reports whether the fence table records a publication of table
+// (compared as the database compares table names), with q.
+func (b *Backend) recorded(ctx context.Context, q sqlexec.Querier, table string) (bool, error) {
+	found := false
+	err := q.Query(ctx, fmt.Sprintf("SELECT 1 FROM %s WHERE %s", b.d.quote(fenceTable), b.d.fenceNameIs()),
+		func(func(...any) error) error { found = true; return nil }, table)
+	return found, err
+}
+
+// ErrForeignTable refuses to replace a table that sql-jobber did not
+// create (its fence table has no record of it): a user's own table that
+// happens to have a job's results table name.
+var ErrForeignTable = errors.New("exists and was not created by sql-jobber; refusing to replace it")
+
+func foreignTable(table string) error {
+	return fmt.Errorf("results table %q %w", table, ErrForeignTable)
 }
 
 // withFence runs fn, which uses the fence table; if the table is missing
@@ -360,12 +409,32 @@ func (r *numberedRows) Values() []any {
 }
 
 // Drop removes a job's results table, if it exists, and its fence record.
+// A table that sql-jobber did not publish (no fence record) is left alone,
+// with a warning: it is a user's, whatever its name.
 func (b *Backend) Drop(ctx context.Context, table string) error {
-	if err := b.d.drop(ctx, b.db, table); err != nil {
-		return err
-	}
 	return b.withFence(ctx, func() error {
-		_, err := b.db.Querier().Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE table_name = ?", b.d.quote(fenceTable)), table)
+		q := b.db.Querier()
+		ours, err := b.recorded(ctx, q, table)
+		if err != nil {
+			return err
+		}
+		if !ours {
+			names, err := b.d.tables(ctx, b.db, table)
+			if err != nil {
+				return err
+			}
+			if slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, table) }) {
+				b.logger.Warn("results table left in place: sql-jobber did not create it",
+					slog.String("results_backend", b.Name), slog.String("results_table", table))
+			}
+			return nil
+		}
+		// The table before its record: a crash in between leaves a
+		// record of no table, never a table that is no longer ours.
+		if err := b.d.drop(ctx, b.db, table); err != nil {
+			return err
+		}
+		_, err = q.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s", b.d.quote(fenceTable), b.d.fenceNameIs()), table)
 		return err
 	})
 }

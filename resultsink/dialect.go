@@ -30,6 +30,13 @@ type dialect interface {
 	// table, the token) unless a token at least as high is recorded: it
 	// changes no row then.
 	fenceUpsert() string
+	// fenceNameIs is the condition, with one placeholder, that a fence
+	// record's table_name names the table the argument names.
+	fenceNameIs() string
+	// adoptTables records as published, with token 0 unless recorded,
+	// the tables with a RowColumn column whose names are LIKE the first
+	// argument and not LIKE the second (both with '\' as the escape).
+	adoptTables() string
 	drop(ctx context.Context, db *sqlexec.DB, table string) error
 	// tables lists the tables whose names start with prefix.
 	tables(ctx context.Context, db *sqlexec.DB, prefix string) ([]string, error)
@@ -111,7 +118,10 @@ func onConflictFenceUpsert(d dialect) string {
 }
 
 // likePrefix escapes prefix for a LIKE pattern with '\' as the escape.
-func likePrefix(prefix string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return r.Replace(prefix) + "%"
+func likePrefix(prefix string) string { return likeEscape(prefix) + "%" }
+
+// likeEscape escapes s to match itself in a LIKE pattern with '\' as the
+// escape.
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }

@@ -148,13 +148,20 @@ func (d mysqlDialect) publishFenced(ctx context.Context, db *sqlexec.DB, staging
 		defer cancel()
 		_, _ = conn.ExecContext(rctx, "DO RELEASE_LOCK(?)", lock)
 	}()
-	if err := claimFence(ctx, sqlexec.SQLQuerier(conn), db, d, final, fence); err != nil {
+	// Whether a table of the name exists, and whether sql-jobber
+	// published it (before claimFence records this publication): a
+	// user's table is never replaced.
+	var exists, ours int
+	err = conn.QueryRowContext(ctx, fmt.Sprintf(
+		"SELECT (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?), "+
+			"(SELECT COUNT(*) FROM %s WHERE %s)", d.quote(fenceTable), d.fenceNameIs()), final, final).Scan(&exists, &ours)
+	if err != nil {
 		return err
 	}
-	var exists int
-	err = conn.QueryRowContext(ctx,
-		"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?", final).Scan(&exists)
-	if err != nil {
+	if exists > 0 && ours == 0 {
+		return foreignTable(final)
+	}
+	if err := claimFence(ctx, sqlexec.SQLQuerier(conn), db, d, final, fence); err != nil {
 		return err
 	}
 	if exists == 0 {
@@ -180,6 +187,13 @@ func (d mysqlDialect) fenceTableSQL() string {
 func (d mysqlDialect) fenceUpsert() string {
 	return fmt.Sprintf("INSERT INTO %s (table_name, token) VALUES (?, ?) ON DUPLICATE KEY UPDATE token = IF(token < VALUES(token), VALUES(token), token)",
 		d.quote(fenceTable))
+}
+
+func (mysqlDialect) fenceNameIs() string { return "table_name = ?" }
+
+func (d mysqlDialect) adoptTables() string {
+	return fmt.Sprintf(`INSERT IGNORE INTO %s (table_name, token) SELECT table_name, 0 FROM information_schema.columns `+
+		`WHERE table_schema = DATABASE() AND column_name = '%s' AND table_name LIKE ? AND table_name NOT LIKE ?`, d.quote(fenceTable), RowColumn)
 }
 
 func (d mysqlDialect) drop(ctx context.Context, db *sqlexec.DB, table string) error {

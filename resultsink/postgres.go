@@ -159,6 +159,16 @@ func (d postgresDialect) swapOnce(ctx context.Context, db *sqlexec.DB, final str
 		// queue behind it: bound the wait rather than stall both.
 		add("SET LOCAL lock_timeout = '" + pgPublishLockTimeout + "'")
 	}
+	// The statement that fails (division by zero) if a table of the name
+	// exists that sql-jobber did not publish. Only a replacement needs it:
+	// without the drop, the CREATE or RENAME fails on any table of the
+	// name, and swap tries again with the drop.
+	oursAt := -1
+	if replace {
+		oursAt = stmts
+		add(fmt.Sprintf("SELECT 1 / (CASE WHEN to_regclass(quote_ident($1)) IS NULL OR EXISTS (SELECT 1 FROM %s WHERE table_name = $1) THEN 1 ELSE 0 END)",
+			d.quote(fenceTable)), []byte(final))
+	}
 	// The statement that fails (division by zero) unless the run may
 	// publish.
 	fenceAt := stmts
@@ -170,6 +180,9 @@ func (d postgresDialect) swapOnce(ctx context.Context, db *sqlexec.DB, final str
 			params[i] = pgText(a)
 		}
 		add("WITH u AS ("+sqlexec.Rebind(stmt)+" RETURNING 1) SELECT 1 / COUNT(*) FROM u", params...)
+		// The table's record, which makes it sql-jobber's: the token
+		// needs no check here.
+		add(sqlexec.Rebind(d.fenceUpsert()), []byte(final), []byte(strconv.FormatInt(fence.Token, 10)))
 	} else {
 		// This run's token, recorded only if above the last one
 		// published. With the ledger in this transaction there is no
@@ -192,8 +205,13 @@ func (d postgresDialect) swapOnce(ctx context.Context, db *sqlexec.DB, final str
 		if _, err := rr.ResultReader().Close(); err != nil && failed == nil {
 			failed = err
 			var pgErr *pgconn.PgError
-			if i == fenceAt && errors.As(err, &pgErr) && pgErr.Code == "22012" { // division_by_zero
-				failed = ErrFenced
+			if errors.As(err, &pgErr) && pgErr.Code == "22012" { // division_by_zero
+				switch i {
+				case fenceAt:
+					failed = ErrFenced
+				case oursAt:
+					failed = foreignTable(final)
+				}
 			}
 		}
 	}
@@ -228,6 +246,14 @@ func pgText(v any) []byte {
 func (d postgresDialect) fenceTableSQL() string { return fenceTableSQLWith(d, "TEXT", "") }
 
 func (d postgresDialect) fenceUpsert() string { return onConflictFenceUpsert(d) }
+
+func (postgresDialect) fenceNameIs() string { return "table_name = ?" }
+
+func (d postgresDialect) adoptTables() string {
+	return fmt.Sprintf(`INSERT INTO %s (table_name, token) SELECT table_name::text, 0 FROM information_schema.columns `+
+		`WHERE table_schema = current_schema() AND column_name = '%s' AND table_name LIKE ? AND table_name NOT LIKE ? `+
+		`ON CONFLICT (table_name) DO NOTHING`, d.quote(fenceTable), RowColumn)
+}
 
 func (d postgresDialect) drop(ctx context.Context, db *sqlexec.DB, table string) error {
 	_, err := db.Postgres().Exec(ctx, "DROP TABLE IF EXISTS "+d.quote(table))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -298,31 +300,158 @@ func TestFenceRefusesAnOlderRun(t *testing.T) {
 	}
 }
 
-// TestFirstRunReplacesATableOfItsName: a job's first run publishes without
-// dropping first (no table of its name is expected); if one is there all
-// the same, it is replaced, small results and staged alike.
-func TestFirstRunReplacesATableOfItsName(t *testing.T) {
+// TestForeignTableIsNeverReplaced: a table of a job's results table name
+// that sql-jobber did not create (a user's own) is neither replaced by a
+// run, first or later, small results or staged, nor dropped by Drop; the
+// run fails saying so and leaves no staging table.
+func TestForeignTableIsNeverReplaced(t *testing.T) {
 	for _, d := range sqlexectest.Dialects {
 		for _, staged := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/staged=%t", d, staged), func(t *testing.T) {
 				t.Parallel()
 				ctx := context.Background()
-				b := openBackend(t, d)
+				var logs strings.Builder
+				b, err := resultsink.Open(ctx, resultsink.Config{
+					DBConfig: sqlexec.DBConfig{Name: "res", Type: d, DSN: sqlexectest.DSN(t, d), MaxActive: 4},
+					Logger:   slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)),
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(b.Close)
 				if staged {
 					resultsink.WithoutSmallPath(b)
 				}
-				sqlexectest.Exec(t, b.DB(), "CREATE TABLE results_taken (x INTEGER)")
-				sqlexectest.Exec(t, b.DB(), "INSERT INTO results_taken VALUES (1), (2)")
-				n, _, err := b.Write(ctx, "results_taken", resultsinktest.NewVersion(), &seqRows{n: 5}, resultsink.Fence{Token: 1})
-				if err != nil || n != 5 {
-					t.Fatalf("wrote %d rows: %v", n, err)
+				sqlexectest.Exec(t, b.DB(), "CREATE TABLE results_victim (x INTEGER)")
+				sqlexectest.Exec(t, b.DB(), "INSERT INTO results_victim VALUES (1), (2)")
+				for _, token := range []int64{1, 2} {
+					_, _, err := b.Write(ctx, "results_victim", resultsinktest.NewVersion(), &seqRows{n: 5}, resultsink.Fence{Token: token})
+					want := `results table "results_victim" exists and was not created by sql-jobber; refusing to replace it`
+					if !errors.Is(err, resultsink.ErrForeignTable) || !strings.Contains(err.Error(), want) {
+						t.Fatalf("run with token %d: %v, want %q", token, err, want)
+					}
+					if got, err := countRows(ctx, b.DB(), "results_victim"); err != nil || got != 2 {
+						t.Fatalf("run with token %d: the user's table has %d rows (%v), want its 2", token, got, err)
+					}
 				}
-				if got, err := countRows(ctx, b.DB(), "results_taken"); err != nil || got != 5 {
-					t.Fatalf("the table has %d rows (%v), want the run's 5", got, err)
+				if n := stagingTables(t, b.DB()); n != 0 {
+					t.Fatalf("%d staging tables left", n)
+				}
+				if err := b.Drop(ctx, "results_victim"); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := countRows(ctx, b.DB(), "results_victim"); err != nil || got != 2 {
+					t.Fatalf("after Drop the user's table has %d rows (%v), want its 2", got, err)
+				}
+				if !strings.Contains(logs.String(), "results_table=results_victim") {
+					t.Fatalf("no warning names the table left in place: %q", logs.String())
+				}
+
+				// sql-jobber's own tables are replaced and dropped as
+				// before.
+				if _, _, err := b.Write(ctx, "results_mine", resultsinktest.NewVersion(), &seqRows{n: 3}, resultsink.Fence{Token: 1}); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := b.Write(ctx, "results_mine", resultsinktest.NewVersion(), &seqRows{n: 4}, resultsink.Fence{Token: 2}); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Drop(ctx, "results_mine"); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := countRows(ctx, b.DB(), "results_mine"); err == nil {
+					t.Fatal("Drop left sql-jobber's own table")
 				}
 			})
 		}
 	}
+}
+
+// TestLedgerHerePublicationIsRecorded: a publication that records its
+// job's SUCCESS in the same transaction (the ledger in the results
+// database) is sql-jobber's too: Drop drops it.
+func TestLedgerHerePublicationIsRecorded(t *testing.T) {
+	for _, d := range []sqlexec.Dialect{sqlexec.Postgres, sqlexec.SQLite} {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			b := openBackend(t, d)
+			l, err := ledger.New(b.DB(), b.Durable(), ledger.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Admit(ctx, ledger.Job{Job: sqljobber.Job{ID: "h", Task: "t", Queue: "q"}}); err != nil {
+				t.Fatal(err)
+			}
+			jobs, err := l.Claim(ctx, "q", ledger.Node{Name: "n", ID: "n-1"}, 1, time.Minute)
+			if err != nil || len(jobs) != 1 {
+				t.Fatalf("claim: %v %v", jobs, err)
+			}
+			_, recorded, err := b.Write(ctx, "results_h", jobs[0].RunID, &seqRows{n: 3}, resultsink.Fence{Token: jobs[0].Fence, Owner: l.Run(jobs[0])})
+			if err != nil || !recorded {
+				t.Fatalf("publication: recorded %v, %v", recorded, err)
+			}
+			if err := b.Drop(ctx, "results_h"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := countRows(ctx, b.DB(), "results_h"); err == nil {
+				t.Fatal("Drop left the table")
+			}
+		})
+	}
+}
+
+// TestTablesOfAnEarlierBuildAreAdopted: results tables that an earlier
+// build published without a fence record (it kept none when the ledger
+// shared the database) are sql-jobber's once the backend opens: they are
+// replaced and dropped. A user's table without the row number column is
+// not.
+func TestTablesOfAnEarlierBuildAreAdopted(t *testing.T) {
+	sqlexectest.EachDialect(t, func(t *testing.T, d sqlexec.Dialect) {
+		ctx := context.Background()
+		cfg := resultsink.Config{DBConfig: sqlexec.DBConfig{Name: "res", Type: d, DSN: sqlexectest.DSN(t, d), MaxActive: 4}}
+		b, err := resultsink.Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The earlier build's fence table: no marker, no records.
+		sqlexectest.Exec(t, b.DB(), "DELETE FROM sqljobber_fence")
+		sqlexectest.Exec(t, b.DB(), "CREATE TABLE results_old (x INTEGER, _row BIGINT NOT NULL)")
+		sqlexectest.Exec(t, b.DB(), "CREATE TABLE results_users (x INTEGER)")
+		b.Close()
+
+		b, err = resultsink.Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if _, _, err := b.Write(ctx, "results_old", resultsinktest.NewVersion(), &seqRows{n: 3}, resultsink.Fence{Token: 1}); err != nil {
+			t.Fatalf("re-run of an earlier build's table: %v", err)
+		}
+		if err := b.Drop(ctx, "results_old"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := countRows(ctx, b.DB(), "results_old"); err == nil {
+			t.Fatal("Drop left an earlier build's table")
+		}
+		if _, _, err := b.Write(ctx, "results_users", resultsinktest.NewVersion(), &seqRows{n: 3}, resultsink.Fence{Token: 1}); !errors.Is(err, resultsink.ErrForeignTable) {
+			t.Fatalf("a user's table: %v, want ErrForeignTable", err)
+		}
+	})
+}
+
+// syncWriter is an io.Writer safe for concurrent use.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 // TestFenceTableComesBack: the fence table dropped while the backend runs

@@ -206,6 +206,20 @@ func (d sqliteDialect) publish(ctx context.Context, db *sqlexec.DB, staging, fin
 	}
 	defer tx.Rollback()
 	q := sqlexec.SQLQuerier(tx)
+	// Whether a table of the name exists, and whether sql-jobber published
+	// it (before this publication records itself): a user's table is
+	// never replaced. This replaces the DROP TABLE IF EXISTS of before,
+	// and is no more work for the common case of no table.
+	var exists, ours bool
+	err = tx.QueryRowContext(ctx, fmt.Sprintf(
+		"SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE), EXISTS (SELECT 1 FROM %s WHERE %s)",
+		d.quote(fenceTable), strings.Replace(d.fenceNameIs(), "?", "?1", 1)), final).Scan(&exists, &ours)
+	if err != nil {
+		return false, err
+	}
+	if exists && !ours {
+		return false, foreignTable(final)
+	}
 	here := fence.here(db)
 	if here {
 		// The ledger is in this database: its SUCCESS commits with the
@@ -218,13 +232,20 @@ func (d sqliteDialect) publish(ctx context.Context, db *sqlexec.DB, staging, fin
 		if n != 1 {
 			return false, fmt.Errorf("%w: the run no longer owns its job", ErrFenced)
 		}
+		// The table's record, which makes it sql-jobber's: the token
+		// needs no check here.
+		if _, err := q.Exec(ctx, d.fenceUpsert(), final, fence.Token); err != nil {
+			return false, err
+		}
 	} else if err := claimFence(ctx, q, db, d, final, fence); err != nil {
 		// Without the ledger in this transaction the token orders the
 		// runs; with it, ownership (checked above) already does.
 		return false, err
 	}
-	if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+d.quote(final)); err != nil {
-		return false, err
+	if exists {
+		if _, err := tx.ExecContext(ctx, "DROP TABLE "+d.quote(final)); err != nil {
+			return false, err
+		}
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s RENAME TO %s", d.quote(staging), d.quote(final))); err != nil {
 		return false, err
@@ -235,6 +256,15 @@ func (d sqliteDialect) publish(ctx context.Context, db *sqlexec.DB, staging, fin
 func (d sqliteDialect) fenceTableSQL() string { return fenceTableSQLWith(d, "TEXT", "") }
 
 func (d sqliteDialect) fenceUpsert() string { return onConflictFenceUpsert(d) }
+
+// fenceNameIs compares as SQLite compares table names: ASCII letters
+// without case.
+func (sqliteDialect) fenceNameIs() string { return "table_name = ? COLLATE NOCASE" }
+
+func (d sqliteDialect) adoptTables() string {
+	return fmt.Sprintf(`INSERT OR IGNORE INTO %s (table_name, token) SELECT m.name, 0 FROM sqlite_master m JOIN pragma_table_info(m.name) p `+
+		`WHERE m.type = 'table' AND p.name = '%s' AND m.name LIKE ? ESCAPE '\' AND m.name NOT LIKE ? ESCAPE '\'`, d.quote(fenceTable), RowColumn)
+}
 
 func (d sqliteDialect) drop(ctx context.Context, db *sqlexec.DB, table string) error {
 	_, err := db.SQL().ExecContext(ctx, "DROP TABLE IF EXISTS "+d.quote(table))

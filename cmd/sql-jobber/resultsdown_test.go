@@ -74,3 +74,26 @@ func TestResultsBackendRecreatedAndDown(t *testing.T) {
 		}
 	}
 }
+
+// TestUsersTableSurvivesAJobOfItsName: a job whose results table name is
+// taken by a table sql-jobber did not create fails saying so, and neither
+// it nor its purge touches that table.
+func TestUsersTableSurvivesAJobOfItsName(t *testing.T) {
+	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
+	seedEntries(t, dbs.src)
+	execStmt(t, dbs.res, "CREATE TABLE results_victim (x INTEGER)")
+	execStmt(t, dbs.res, "INSERT INTO results_victim VALUES (1), (2)")
+	s := newEnv(t, dbs.toml, tasks(t, sqlexec.Postgres)).start()
+	s.post("entries_of", `{"job_id": "victim", "args": ["U1"]}`)
+	j := s.waitState("victim", "SUCCESS", "FAILURE")
+	want := `results table "results_victim" exists and was not created by sql-jobber; refusing to replace it`
+	if j.State != "FAILURE" || !strings.Contains(j.Error, want) {
+		t.Fatalf("job victim: %s %q, want FAILURE with %q", j.State, j.Error, want)
+	}
+	if r := s.do("DELETE", "/jobs/victim?purge=true", ""); r.code != 200 {
+		t.Fatalf("purge: %d %s", r.code, r.Message)
+	}
+	if n := count(t, dbs.res, "SELECT COUNT(*) FROM results_victim"); n != 2 {
+		t.Fatalf("the user's table has %d rows, want its 2", n)
+	}
+}

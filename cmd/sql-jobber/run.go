@@ -292,6 +292,7 @@ func (a *app) openDatabases(ctx context.Context, cfg *config) error {
 	}
 	var ledgerBackend *resultsink.Backend
 	for _, rc := range cfg.results {
+		rc.Logger = a.logger
 		b, err := resultsink.Open(ctx, rc)
 		if err != nil {
 			return fmt.Errorf("%s: results.%s: %w", cfg.file, rc.Name, err)
