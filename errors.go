@@ -28,8 +28,9 @@ var (
 	// ErrStopping: the node is shutting down and takes no new jobs.
 	ErrStopping = errors.New("node is shutting down")
 	// ErrUnavailable: the member that owns a job or group could not be
-	// reached in time (it died, or the cluster is changing); asking
-	// again later may succeed.
+	// reached in time (it died, or the cluster is changing), or a
+	// results database could not be reached; asking again later may
+	// succeed.
 	ErrUnavailable = errors.New("grain unavailable")
 )
 

@@ -4,16 +4,25 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"database/sql/driver"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -181,7 +190,9 @@ func NewReader(backends []*Backend, cfg ReaderConfig) (*Reader, error) {
 }
 
 // Read opens a page of table t. It returns *QueryError for a query that
-// does not fit the table, ErrCursorStale, ErrNoTable, ErrNoRowColumn.
+// does not fit the table, ErrCursorStale, ErrNoTable, ErrNoRowColumn, and
+// *UnavailableError (sqljobber.ErrUnavailable) when the table's backend
+// cannot be reached.
 func (r *Reader) Read(ctx context.Context, t Table, q Query) (*Page, error) {
 	limit := cmp.Or(q.Limit, r.cfg.PageSize)
 	if limit < 1 || limit > r.cfg.MaxPageSize {
@@ -207,14 +218,62 @@ func (r *Reader) Read(ctx context.Context, t Table, q Query) (*Page, error) {
 
 	tx, err := b.db.BeginRead(ctx, b.d.readPrelude(t.Name)...)
 	if err != nil {
-		return nil, b.missing(ctx, t.Name, err)
+		return nil, b.unreachable(ctx, b.missing(ctx, t.Name, err))
 	}
 	p, err := b.read(ctx, tx, t, q, cur, limit)
 	if err != nil {
 		tx.Close()
-		return nil, err
+		return nil, b.unreachable(ctx, err)
 	}
 	return p, nil
+}
+
+// UnavailableError is a results backend that could not be reached: its
+// connections refused, reset, timed out or lost. It is
+// sqljobber.ErrUnavailable (asking again later may succeed) and wraps the
+// driver's error. Its text names the backend by its configured name and
+// leaves out the driver's error, which can name the database's host, user
+// and database.
+type UnavailableError struct {
+	Backend string
+	Err     error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("results backend %q cannot be reached; try again later", e.Backend)
+}
+
+func (e *UnavailableError) Unwrap() []error { return []error{sqljobber.ErrUnavailable, e.Err} }
+
+// unreachable makes err an *UnavailableError if it says that the backend's
+// database could not be reached, and the caller has not gone away (then
+// ctx's end is the cause).
+func (b *Backend) unreachable(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil || !connectionFailed(err) {
+		return err
+	}
+	return &UnavailableError{Backend: b.Name, Err: err}
+}
+
+// connectionFailed reports whether err is a failure of the connection to a
+// database rather than of a statement: a connection that could not be made,
+// was refused, reset, closed or timed out, in the words of the net package
+// or of a driver.
+func connectionFailed(err error) bool {
+	var connect *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &connect), errors.As(err, &netErr),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, os.ErrDeadlineExceeded):
+		return true
+	}
+	// pgconn's errors for a connection that is closed or was never
+	// usable, which it knows nothing was sent on.
+	var pgErr *pgconn.PgError
+	return !errors.As(err, &pgErr) && pgconn.SafeToRetry(err)
 }
 
 // missing turns the failure to read a table into ErrNoTable if the table is

@@ -97,3 +97,27 @@ func TestUsersTableSurvivesAJobOfItsName(t *testing.T) {
 		t.Fatalf("the user's table has %d rows, want its 2", n)
 	}
 }
+
+// TestResultsReadWithBackendDown: reading the results of a job whose
+// results database cannot be reached answers 503, naming the backend (and
+// not its DSN), not 500.
+func TestResultsReadWithBackendDown(t *testing.T) {
+	s, p, _ := proxiedResults(t)
+	s.post("far", `{"job_id": "a", "args": ["U1"]}`)
+	if j := s.waitState("a", "SUCCESS", "FAILURE"); j.State != "SUCCESS" {
+		t.Fatalf("job a: %s %s", j.State, j.Error)
+	}
+	if r := s.do("GET", "/jobs/a/results", ""); r.code != 200 {
+		t.Fatalf("results: %d %s", r.code, r.Message)
+	}
+	p.cut()
+	for range 2 { // a pooled connection, then a new one
+		r := s.do("GET", "/jobs/a/results", "")
+		if r.code != 503 || !strings.Contains(r.Message, `results backend "res2"`) {
+			t.Fatalf("results with res2 down: %d %q, want 503 naming the backend", r.code, r.Message)
+		}
+		if strings.Contains(r.Message, "postgres") || strings.Contains(r.Message, "127.0.0.1") {
+			t.Fatalf("the message shows where the database is: %q", r.Message)
+		}
+	}
+}
