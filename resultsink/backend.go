@@ -342,10 +342,12 @@ func (b *Backend) Write(ctx context.Context, table, runID string, rows sqlexec.R
 				finished, err = sw.writeSmall(ctx, b.db, table, cols, buf, b.cfg.Unlogged, fence)
 				return err
 			})
-			if err != nil {
+			switch {
+			case err == nil:
+				return int64(len(buf)), finished, nil
+			case !errors.Is(err, errStage):
 				return 0, false, fmt.Errorf("publish results table: %w", err)
 			}
-			return int64(len(buf)), finished, nil
 		}
 		rows = &prefixRows{Rows: rows, buf: buf}
 	}

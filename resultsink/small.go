@@ -21,10 +21,16 @@ const (
 )
 
 // smallWriter is a dialect that can create and fill final in the
-// transaction that publishes it.
+// transaction that publishes it, or in one statement that publishes it. It
+// may answer errStage, having changed nothing, when its small path does
+// not apply.
 type smallWriter interface {
 	writeSmall(ctx context.Context, db *sqlexec.DB, final string, cols []sqlexec.Column, rows [][]any, unlogged bool, fence Fence) (bool, error)
 }
+
+// errStage is a smallWriter's answer for a result that is to go through a
+// staging table after all.
+var errStage = errors.New("publish through a staging table")
 
 // bufferRows reads rows until limit rows or bytes; done reports that the rows
 // ended within them.
