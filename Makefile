@@ -40,7 +40,7 @@ chaos:
 # Measures sql-jobber against the raw database floor on the local
 # PostgreSQL and MariaDB; see BENCHMARKS.md.
 bench:
-	BENCH_COMMIT=$(VERSION) $(GO) run ./cmd/sqljobber-bench --repeat 3 --out bench-results/latest.json
+	BENCH_COMMIT=$(VERSION) $(GO) run ./cmd/sqljobber-bench --repeat 3
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./cluster/
 
 lint:

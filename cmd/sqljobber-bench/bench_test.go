@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
@@ -38,10 +39,11 @@ func TestShortRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Four floors and four pairs' jobs, the smaller job, the CSV floor
-	// and download, the tiny floors (raw and over HTTP) and both kinds of
-	// tiny jobs.
-	if len(rep.Results) != 15 {
-		t.Fatalf("%d results, want 15:\n%s", len(rep.Results), stdout.String())
+	// and download; on PostgreSQL the tiny floors (many at a time, one at
+	// a time, over HTTP) and both kinds of tiny jobs, on MySQL the same
+	// but over HTTP; the POST rate with each ledger.
+	if len(rep.Results) != 22 {
+		t.Fatalf("%d results, want 22:\n%s", len(rep.Results), stdout.String())
 	}
 	for _, r := range rep.Results {
 		if r.Seconds <= 0 || r.Rows != 0 && r.Rows != 20_000 && r.Rows != 5_000 {
@@ -49,6 +51,15 @@ func TestShortRun(t *testing.T) {
 		}
 		if r.Floor != "" && r.Ratio <= 0 {
 			t.Errorf("result %s has no ratio", r.Name)
+		}
+		if strings.Contains(r.Name, "waiting for its job") && r.P50Ratio <= 0 {
+			t.Errorf("result %s has no latency ratio", r.Name)
+		}
+		if strings.HasPrefix(r.Name, "POSTs accepted") && r.PostsPerSec <= 0 {
+			t.Errorf("result %s has no POST rate", r.Name)
+		}
+		if strings.Contains(r.Name, "floor CREATE") && !strings.Contains(r.Comments, "the job's shape") {
+			t.Errorf("result %s: %s", r.Name, r.Comments)
 		}
 	}
 }

@@ -16,9 +16,13 @@ import (
 
 // Names of the benchmark's schemas (PostgreSQL) and databases (MySQL): the
 // source data, kept between runs, and the results, made afresh each run.
+// The MySQL one-row jobs have a scratch database of their own, for their
+// ledger, results and floor: the server that keeps its ledger there is
+// alone in it, as the PostgreSQL server is alone in the results schema.
 const (
 	sourceName  = "sqljobber_bench"
 	resultsName = "sqljobber_bench_results"
+	myTinyName  = "sqljobber_bench_tiny"
 )
 
 // dbs are the connections of a run.
@@ -26,10 +30,12 @@ type dbs struct {
 	pgDSN, myDSN       string // base DSNs
 	pgSource, pgResult string // DSNs of the bench schemas
 	mySource, myResult string
+	myTinyDSN          string
 	pg                 *pgxpool.Pool // the source schema
 	pgRes              *pgxpool.Pool // the results schema
 	my                 *sql.DB       // the source database
 	myRes              *sql.DB       // the results database
+	myTiny             *sql.DB       // the MySQL one-row jobs' scratch database
 }
 
 func pgSchemaDSN(base, schema string) (string, error) {
@@ -118,6 +124,8 @@ func connect(ctx context.Context, pgDSN, myDSN string) (*dbs, error) {
 		"CREATE DATABASE IF NOT EXISTS " + sourceName + " CHARACTER SET utf8mb4",
 		"DROP DATABASE IF EXISTS " + resultsName,
 		"CREATE DATABASE " + resultsName + " CHARACTER SET utf8mb4",
+		"DROP DATABASE IF EXISTS " + myTinyName,
+		"CREATE DATABASE " + myTinyName + " CHARACTER SET utf8mb4",
 	} {
 		if _, err := myAdmin.ExecContext(ctx, stmt); err != nil {
 			return nil, fmt.Errorf("mysql: %s: %w", stmt, err)
@@ -129,13 +137,32 @@ func connect(ctx context.Context, pgDSN, myDSN string) (*dbs, error) {
 	if d.myResult, err = myDatabaseDSN(myDSN, resultsName); err != nil {
 		return nil, err
 	}
+	if d.myTinyDSN, err = myDatabaseDSN(myDSN, myTinyName); err != nil {
+		return nil, err
+	}
 	if d.my, err = sql.Open("mysql", d.mySource); err != nil {
 		return nil, err
 	}
 	if d.myRes, err = sql.Open("mysql", d.myResult); err != nil {
 		return nil, err
 	}
+	if d.myTiny, err = sql.Open("mysql", d.myTinyDSN); err != nil {
+		return nil, err
+	}
+	// The tiny floor runs many transactions at once: with database/sql's
+	// default of two idle connections, most would open a connection of
+	// their own, and the floor would measure connecting.
+	d.myTiny.SetMaxIdleConns(64)
 	return d, nil
+}
+
+// dropScratch drops the MySQL one-row jobs' scratch database: its thousands
+// of tables would otherwise stay until the next run.
+func (d *dbs) dropScratch(ctx context.Context) error {
+	if _, err := d.myRes.ExecContext(ctx, "DROP DATABASE IF EXISTS "+myTinyName); err != nil {
+		return fmt.Errorf("mysql: drop %s: %w", myTinyName, err)
+	}
+	return nil
 }
 
 func (d *dbs) close() {
@@ -144,7 +171,7 @@ func (d *dbs) close() {
 			c.Close()
 		}
 	}
-	for _, c := range []*sql.DB{d.my, d.myRes} {
+	for _, c := range []*sql.DB{d.my, d.myRes, d.myTiny} {
 		if c != nil {
 			c.Close()
 		}

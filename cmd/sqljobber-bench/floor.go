@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -219,11 +220,91 @@ func myInsertFloor(ctx context.Context, d *dbs, src string) (time.Duration, int6
 	return time.Since(begin), n, rows.Err()
 }
 
-// tinyFloor creates a one-row table and commits, count times, from
-// concurrency goroutines at once, with the raw driver on the results
-// schema: what one tiny job must do at the least.
-func tinyFloor(ctx context.Context, d *dbs, count, concurrency int) (time.Duration, error) {
-	return concurrently(count, concurrency, func(i int) error { return floorTable(ctx, d, i) })
+// The one-row jobs' task reads one row of the entries table by its key, as
+// a small report would, and its results table has the entries' six columns
+// and _row. The tiny floor's tables have the same columns and types, so
+// that the floor pays what the shape costs (the TEXT columns' TOAST table
+// and its index on PostgreSQL) as a job does. checkTinyShape compares them.
+const tinyRowID = 1
+
+// pgTinyColumns are a one-row job's results columns on PostgreSQL, as the
+// sink maps the entries' types. A small result's table has no key.
+const pgTinyColumns = `(id BIGINT, user_id TEXT, amount NUMERIC(12,2), entry_date DATE, created_at TIMESTAMP, note TEXT,
+	_row BIGINT NOT NULL)`
+
+// myTinyColumns are the same on MySQL: text as LONGTEXT, and a DECIMAL one
+// digit wider (the driver does not say whether the source's is UNSIGNED).
+// The job's table has _row as its key; InnoDB clusters a table on a key
+// anyway (its own hidden one when there is none), so the floor has none.
+const myTinyColumns = `(id BIGINT, user_id LONGTEXT, amount DECIMAL(13,2), entry_date DATE, created_at DATETIME(6),
+	note LONGTEXT, _row BIGINT NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`
+
+// tinyRowSQL is the row a one-row job writes, as literals both databases
+// read.
+func tinyRowSQL() string {
+	id, user, amount, date, created, note := entryValues(tinyRowID)
+	return fmt.Sprintf("(%d, '%s', %s, '%s', '%s', '%s', 1)", id, user, amount, date, created, note)
+}
+
+// tinyFloor is the tiny floor's unit of work on one database: table i of
+// a one-row job's shape, made and filled with its row.
+type tinyFloor func(ctx context.Context, i int) error
+
+// pgTinyFloor is BEGIN; CREATE TABLE; INSERT one row; COMMIT with pgx, a
+// round trip each, in the results schema.
+func pgTinyFloor(d *dbs) tinyFloor {
+	row := tinyRowSQL()
+	return func(ctx context.Context, i int) error {
+		return pgx.BeginFunc(ctx, d.pgRes, func(tx pgx.Tx) error {
+			t := fmt.Sprintf("floor_tiny_%d", i)
+			// A logged table, as the jobs' are: for one row, UNLOGGED is
+			// slower (one more file to create).
+			if _, err := tx.Exec(ctx, "CREATE TABLE "+t+" "+pgTinyColumns); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO "+t+" VALUES "+row)
+			return err
+		})
+	}
+}
+
+// myTinyFloor is the same on MySQL, in the one-row jobs' scratch database:
+// BEGIN; CREATE TABLE; INSERT one row; COMMIT, a round trip each (MySQL
+// commits the CREATE by itself, so the INSERT is a transaction of its
+// own). The statements carry their values, so each is one round trip of
+// the text protocol, no prepared statement.
+func myTinyFloor(d *dbs) tinyFloor {
+	row := tinyRowSQL()
+	return func(ctx context.Context, i int) error {
+		tx, err := d.myTiny.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		t := fmt.Sprintf("floor_tiny_%d", i)
+		if _, err := tx.ExecContext(ctx, "CREATE TABLE "+t+" "+myTinyColumns); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO "+t+" VALUES "+row); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}
+}
+
+// runTinyFloor runs floor count times, concurrency at a time: what count
+// one-row jobs must do at the least. It returns the time and each table's
+// latency (ms), sorted.
+func runTinyFloor(ctx context.Context, floor tinyFloor, count, concurrency int) (time.Duration, []float64, error) {
+	lat := make([]float64, count)
+	took, err := concurrently(count, concurrency, func(i int) error {
+		begin := time.Now()
+		err := floor(ctx, i)
+		lat[i] = float64(time.Since(begin).Microseconds()) / 1000
+		return err
+	})
+	slices.Sort(lat)
+	return took, lat, err
 }
 
 // concurrently calls fn for 0 to count-1, concurrency calls at a time, and
@@ -255,27 +336,12 @@ func concurrently(count, concurrency int, fn func(i int) error) (time.Duration, 
 	return time.Since(begin), nil
 }
 
-// floorTable is the tiny floor's unit of work: a table of one row, in a
-// transaction of its own, a round trip a statement.
-func floorTable(ctx context.Context, d *dbs, i int) error {
-	return pgx.BeginFunc(ctx, d.pgRes, func(tx pgx.Tx) error {
-		t := fmt.Sprintf("floor_tiny_%d", i)
-		// A logged table, as the jobs' are: for one row, UNLOGGED is
-		// slower (one more file to create).
-		if _, err := tx.Exec(ctx, "CREATE TABLE "+t+" (one INTEGER)"); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, "INSERT INTO "+t+" VALUES (1)")
-		return err
-	})
-}
-
 // tinyFloorHTTP is the tiny floor behind an HTTP server of the harness's
 // own: each POST makes one floor table and is answered once it is
 // committed, concurrency requests at a time. It is what any job server
 // would cost here before it kept any record of its jobs: the requests, and
 // a server's CPU on the same two cores as the database.
-func tinyFloorHTTP(ctx context.Context, d *dbs, count, concurrency int) (time.Duration, error) {
+func tinyFloorHTTP(ctx context.Context, floor tinyFloor, count, concurrency int) (time.Duration, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -288,7 +354,7 @@ func tinyFloorHTTP(ctx context.Context, d *dbs, count, concurrency int) (time.Du
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		if err := floorTable(r.Context(), d, req.N); err != nil {
+		if err := floor(r.Context(), req.N); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
@@ -312,7 +378,37 @@ func tinyFloorHTTP(ctx context.Context, d *dbs, count, concurrency int) (time.Du
 	})
 }
 
-// dropTinyFloor drops the tiny floor's tables.
-func dropTinyFloor(ctx context.Context, d *dbs) error {
+// dropPgTinyFloor drops the PostgreSQL tiny floor's tables.
+func dropPgTinyFloor(ctx context.Context, d *dbs) error {
 	return dropTablesInChunks(ctx, d.pgRes, resultsName, "floor_tiny_")
+}
+
+// dropMyTinyFloor drops the MySQL tiny floor's tables, many per statement.
+func dropMyTinyFloor(ctx context.Context, d *dbs) error {
+	for {
+		rows, err := d.myTiny.QueryContext(ctx, `SELECT table_name FROM information_schema.tables
+	WHERE table_schema = DATABASE() AND table_name LIKE 'floor\_tiny\_%' LIMIT 500`)
+		if err != nil {
+			return fmt.Errorf("mysql: list the floor's tables: %w", err)
+		}
+		var names []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				rows.Close()
+				return err
+			}
+			names = append(names, "`"+n+"`")
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(names) == 0 {
+			return nil
+		}
+		if _, err := d.myTiny.ExecContext(ctx, "DROP TABLE "+strings.Join(names, ", ")); err != nil {
+			return fmt.Errorf("mysql: drop the floor's tables: %w", err)
+		}
+	}
 }

@@ -45,12 +45,16 @@ type Result struct {
 	JobsPerSec float64 `json:"jobs_per_sec,omitempty"`
 	// Floor names the raw measurement this one is compared with, and
 	// Ratio is this one's rate over the floor's.
-	Floor    string  `json:"floor,omitempty"`
-	Ratio    float64 `json:"ratio,omitempty"`
-	P50ms    float64 `json:"p50_ms,omitempty"`
-	P99ms    float64 `json:"p99_ms,omitempty"`
-	PeakRSS  int64   `json:"peak_rss_bytes,omitempty"`
-	Comments string  `json:"comments,omitempty"`
+	Floor string  `json:"floor,omitempty"`
+	Ratio float64 `json:"ratio,omitempty"`
+	P50ms float64 `json:"p50_ms,omitempty"`
+	P99ms float64 `json:"p99_ms,omitempty"`
+	// P50Ratio is this one's p50 over its floor's single-job p50.
+	P50Ratio float64 `json:"p50_vs_floor,omitempty"`
+	// PostsPerSec is how many POSTs the server answered a second.
+	PostsPerSec float64 `json:"posts_per_sec,omitempty"`
+	PeakRSS     int64   `json:"peak_rss_bytes,omitempty"`
+	Comments    string  `json:"comments,omitempty"`
 }
 
 // Report is one run's measurements.
@@ -75,11 +79,13 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.clients, "clients", 8, "concurrent clients posting the one-row jobs")
 	fs.IntVar(&o.concurrency, "concurrency", 10, "worker concurrency of the server (and of the tiny floor)")
 	fs.IntVar(&o.repeat, "repeat", 2, "runs of each measurement (floors, jobs, tiny rounds); the best counts")
-	fs.StringVar(&o.out, "out", "bench-results/latest.json", "where to write the JSON report")
+	// Outside the repository: a run's report is not part of the
+	// checkout, and BENCHMARKS.md quotes the figures it keeps.
+	fs.StringVar(&o.out, "out", filepath.Join(os.TempDir(), "sqljobber-bench", "latest.json"), "where to write the JSON report (\"\": nowhere)")
 	fs.StringVar(&o.binary, "binary", "", "sql-jobber binary to run (default: build it)")
 	fs.BoolVar(&o.short, "short", false, "a quick smoke run on small data")
 	fs.StringVar(&o.pprof, "pprof", "", "have the server serve Go's profiler on this address (e.g. 127.0.0.1:6065)")
-	fs.StringVar(&o.only, "only", "", "run only these sections, comma-separated: floors, jobs, tiny, tinyparts (only when named)")
+	fs.StringVar(&o.only, "only", "", "run only these sections, comma-separated: floors, jobs, tiny, posts, tinyparts (only when named)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -101,8 +107,9 @@ func (o *options) want(section string) bool {
 type bench struct {
 	o      *options
 	d      *dbs
-	big    string // the source table of the large jobs
-	srv    *server
+	big    string  // the source table of the large jobs
+	srv    *server // PostgreSQL ledger: every engine pair, the PostgreSQL one-row jobs
+	mysrv  *server // MySQL ledger, source and results: the MySQL one-row jobs
 	rep    *Report
 	floors map[string]Result
 	stderr io.Writer
@@ -154,11 +161,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := b.measureFloors(ctx); err != nil {
 		return err
 	}
-	if b.srv, err = startServer(ctx, bin, dir, o.concurrency, o.pprof); err != nil {
+	if b.srv, err = startServer(ctx, bin, filepath.Join(dir, pgServerDir), o.concurrency, o.pprof); err != nil {
 		return err
 	}
 	defer b.srv.stop()
-	for _, measure := range []func(context.Context) error{b.measureJobs, b.measureTiny, b.measureTinyParts} {
+	if o.want("tiny") || o.want("posts") {
+		// Dropped once the server has stopped (deferred calls run last
+		// first).
+		defer d.dropScratch(context.WithoutCancel(ctx))
+		// No profiler: its address is the other server's.
+		if b.mysrv, err = startServer(ctx, bin, filepath.Join(dir, myServerDir), o.concurrency, ""); err != nil {
+			return err
+		}
+		defer b.mysrv.stop()
+	}
+	for _, measure := range []func(context.Context) error{b.measureJobs, b.measureTiny, b.measurePosts, b.measureTinyParts} {
 		if err := measure(ctx); err != nil {
 			return err
 		}
@@ -297,9 +314,19 @@ func best(repeat int, fn func() (time.Duration, int64, int64, error)) (Result, e
 	return r, nil
 }
 
-// writeServerFiles writes the server's configuration and tasks.
+// Directories of the servers' configurations and tasks, under the run's
+// temporary directory.
+const (
+	pgServerDir = "pg"
+	myServerDir = "mysql"
+)
+
+// writeServerFiles writes the configurations and tasks of the two servers:
+// the PostgreSQL-ledger one that runs every pair of engines and the
+// PostgreSQL one-row jobs, and the one whose source, results and ledger
+// are all MySQL, for the MySQL one-row jobs.
 func writeServerFiles(dir string, d *dbs, big, small string) error {
-	config := fmt.Sprintf(`[app]
+	pgConfig := fmt.Sprintf(`[app]
 log_level = "warn"
 drain_timeout = "5s"
 
@@ -323,7 +350,10 @@ type = "mysql"
 dsn = %q
 max_active = 20
 `, d.pgSource, d.mySource, d.pgResult, d.myResult)
-	tasks := fmt.Sprintf(`-- name: pg_to_pg
+	// The one-row jobs read one entries row by its key, as a small
+	// report would: their results have the entries' shape, which the
+	// tiny floors' tables copy (see tinyRowID).
+	pgTasks := fmt.Sprintf(`-- name: pg_to_pg
 -- db: pg
 -- results: pgres
 SELECT %[3]s FROM %[1]s;
@@ -351,15 +381,45 @@ SELECT %[3]s FROM %[1]s;
 -- name: tiny
 -- db: pg
 -- results: pgres
-SELECT 1 AS one;
-`, big, small, entryColumns)
-	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o600); err != nil {
-		return err
+SELECT %[3]s FROM %[2]s WHERE id = %[4]d;
+`, big, small, entryColumns, tinyRowID)
+	// The MySQL server's own scratch database holds its ledger and its
+	// results: MySQL all the way, nothing of PostgreSQL on a job's path.
+	myConfig := fmt.Sprintf(`[app]
+log_level = "warn"
+drain_timeout = "5s"
+ledger = "myres"
+
+[db.my]
+type = "mysql"
+dsn = %q
+max_active = 20
+
+[results.myres]
+type = "mysql"
+dsn = %q
+max_active = 20
+`, d.mySource, d.myTinyDSN)
+	myTasks := fmt.Sprintf(`-- name: tiny
+-- db: my
+-- results: myres
+SELECT %[2]s FROM %[1]s WHERE id = %[3]d;
+`, small, entryColumns, tinyRowID)
+	for _, f := range []struct{ sub, config, tasks string }{
+		{pgServerDir, pgConfig, pgTasks},
+		{myServerDir, myConfig, myTasks},
+	} {
+		if err := os.MkdirAll(filepath.Join(dir, f.sub, "sql"), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.sub, "config.toml"), []byte(f.config), 0o600); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.sub, "sql", "bench.sql"), []byte(f.tasks), 0o644); err != nil {
+			return err
+		}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "sql"), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "sql", "bench.sql"), []byte(tasks), 0o644)
+	return nil
 }
 
 func summary(r Result) string {
@@ -370,11 +430,17 @@ func summary(r Result) string {
 	if r.JobsPerSec > 0 {
 		parts = append(parts, fmt.Sprintf("%.2fs %7.1f jobs/s", r.Seconds, r.JobsPerSec))
 	}
+	if r.PostsPerSec > 0 {
+		parts = append(parts, fmt.Sprintf("%7.1f POSTs/s", r.PostsPerSec))
+	}
 	if r.P50ms > 0 {
 		parts = append(parts, fmt.Sprintf("p50 %.1fms p99 %.1fms", r.P50ms, r.P99ms))
 	}
 	if r.Ratio > 0 {
 		parts = append(parts, fmt.Sprintf("%.2fx floor", r.Ratio))
+	}
+	if r.P50Ratio > 0 {
+		parts = append(parts, fmt.Sprintf("p50 %.2fx floor's single-table p50", r.P50Ratio))
 	}
 	if r.PeakRSS > 0 {
 		parts = append(parts, fmt.Sprintf("peak RSS %.1f MB", float64(r.PeakRSS)/(1<<20)))
@@ -387,7 +453,7 @@ func summary(r Result) string {
 
 func printTable(w io.Writer, rep *Report) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "measurement\trows\tseconds\trows/s\tjobs/s\tp50 ms\tp99 ms\tvs floor\tpeak RSS MB\tnotes")
+	fmt.Fprintln(tw, "measurement\trows\tseconds\trows/s\tjobs/s\tPOSTs/s\tp50 ms\tp99 ms\tvs floor\tp50 vs floor\tpeak RSS MB\tnotes")
 	for _, r := range rep.Results {
 		cell := func(v float64, format string) string {
 			if v == 0 {
@@ -395,9 +461,9 @@ func printTable(w io.Writer, rep *Report) {
 			}
 			return fmt.Sprintf(format, v)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, cell(float64(r.Rows), "%.0f"), r.Seconds,
-			cell(r.RowsPerSec, "%.0f"), cell(r.JobsPerSec, "%.1f"), cell(r.P50ms, "%.1f"), cell(r.P99ms, "%.1f"),
-			cell(r.Ratio, "%.2f"), cell(float64(r.PeakRSS)/(1<<20), "%.1f"), r.Comments)
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, cell(float64(r.Rows), "%.0f"), r.Seconds,
+			cell(r.RowsPerSec, "%.0f"), cell(r.JobsPerSec, "%.1f"), cell(r.PostsPerSec, "%.0f"), cell(r.P50ms, "%.1f"), cell(r.P99ms, "%.1f"),
+			cell(r.Ratio, "%.2f"), cell(r.P50Ratio, "%.2f"), cell(float64(r.PeakRSS)/(1<<20), "%.1f"), r.Comments)
 	}
 	tw.Flush()
 }

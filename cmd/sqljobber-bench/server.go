@@ -58,7 +58,8 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// startServer runs bin with the config and tasks in dir.
+// startServer runs bin with the config and tasks in dir (see
+// writeServerFiles).
 func startServer(ctx context.Context, bin, dir string, concurrency int, pprof string) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {

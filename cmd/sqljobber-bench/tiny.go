@@ -5,30 +5,113 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 )
 
+// tinyEngine is one database's side of the one-row measurements: the
+// server whose source, results and ledger are there, the floor there, and
+// how to read that ledger.
+type tinyEngine struct {
+	// label starts the names of the engine's results ("" for PostgreSQL,
+	// whose names predate the MySQL ones and stay comparable).
+	label     string
+	ledger    string // names the POST rate's result
+	idPrefix  string
+	srv       *server
+	floor     tinyFloor
+	dropFloor func(context.Context) error
+	// finished reads from the ledger when each job whose ID starts with
+	// prefix finished, and fails on one that did not succeed.
+	finished func(ctx context.Context, prefix string) (map[string]time.Time, error)
+	// columns describes a table's columns, to compare the floor's shape
+	// with the job's.
+	columns func(ctx context.Context, table string) ([]string, error)
+}
+
+// tinyEngines are the engines of the one-row measurements: PostgreSQL, then
+// MySQL.
+func (b *bench) tinyEngines() []*tinyEngine {
+	d := b.d
+	return []*tinyEngine{
+		{
+			label: "", ledger: "pg", idPrefix: "tiny", srv: b.srv, floor: pgTinyFloor(d),
+			dropFloor: func(ctx context.Context) error { return dropPgTinyFloor(ctx, d) },
+			finished: func(ctx context.Context, prefix string) (map[string]time.Time, error) {
+				return pgFinished(ctx, d, prefix)
+			},
+			columns: func(ctx context.Context, table string) ([]string, error) { return pgColumns(ctx, d, table) },
+		},
+		{
+			label: "mysql ", ledger: "mysql", idPrefix: "mytiny", srv: b.mysrv, floor: myTinyFloor(d),
+			dropFloor: func(ctx context.Context) error { return dropMyTinyFloor(ctx, d) },
+			finished: func(ctx context.Context, prefix string) (map[string]time.Time, error) {
+				return myFinished(ctx, d, prefix)
+			},
+			columns: func(ctx context.Context, table string) ([]string, error) { return myColumns(ctx, d, table) },
+		},
+	}
+}
+
+// singleFloorJobs is how many tables the floor makes one at a time for its
+// single-job latency: enough for a steady median, few enough to take a
+// second.
+const singleFloorJobs = 200
+
 // measureTiny measures one-row jobs against creating and filling a one-row
-// table by hand, in rounds that take turns.
+// table of the same shape by hand, on PostgreSQL and on MySQL, in rounds
+// in which every series takes a turn.
 func (b *bench) measureTiny(ctx context.Context) error {
 	o := b.o
 	if !o.want("tiny") {
 		return nil
 	}
 	fmt.Fprintln(b.stderr, "tiny jobs...")
-	// The floors and the jobs take turns, each from a vacuumed catalog:
-	// creating a table costs more the more dead catalog rows the last
-	// run's tables left, which is noise here.
-	floorRound := func(name, comments string, fn func(context.Context, *dbs, int, int) (time.Duration, error)) func(int) (Result, error) {
+	engines := b.tinyEngines()
+	shapes := make([]string, len(engines))
+	for i, e := range engines {
+		var err error
+		if shapes[i], err = b.checkTinyShape(ctx, e); err != nil {
+			return err
+		}
+	}
+	var all []*tinySeries
+	for i, e := range engines {
+		all = append(all, b.tinySeriesOf(ctx, e, shapes[i])...)
+	}
+	for round := range o.repeat {
+		if err := b.tinyRound(ctx, round, all); err != nil {
+			return err
+		}
+	}
+	for _, s := range all {
+		if s.floor != nil {
+			s.best.Floor, s.best.Ratio = s.floor.best.Name, s.best.JobsPerSec/s.floor.best.JobsPerSec
+			s.best.Comments += "; " + roundRatios("median of rounds", "x", s.ratios)
+		}
+		if s.latencyFloor != nil {
+			s.best.P50Ratio = median(s.p50Ratios)
+			s.best.Comments += "; p50 over the floor's single-table p50: " + roundRatios("median of rounds", "x", s.p50Ratios)
+		}
+		b.add(s.best)
+	}
+	return nil
+}
+
+// tinySeriesOf are engine e's series, the floors first. The floors' tables
+// are dropped after each round; the jobs' tables stay, as a server's do.
+func (b *bench) tinySeriesOf(ctx context.Context, e *tinyEngine, shape string) []*tinySeries {
+	o := b.o
+	single := min(o.tiny, singleFloorJobs)
+	floorRound := func(count, concurrency int, name, comments string) func(int) (Result, error) {
 		return func(int) (Result, error) {
-			took, err := fn(ctx, b.d, o.tiny, o.concurrency)
+			took, lat, err := runTinyFloor(ctx, e.floor, count, concurrency)
 			if err == nil {
-				err = dropTinyFloor(ctx, b.d)
+				err = e.dropFloor(ctx)
 			}
-			return Result{Name: name, Seconds: took.Seconds(), JobsPerSec: float64(o.tiny) / took.Seconds(), Comments: comments}, err
+			return Result{Name: name, Seconds: took.Seconds(), JobsPerSec: float64(count) / took.Seconds(),
+				P50ms: pct(lat, 50), P99ms: pct(lat, 99), Comments: comments}, err
 		}
 	}
 	jobsRound := func(kind string, waiting bool) func(int) (Result, error) {
@@ -37,40 +120,119 @@ func (b *bench) measureTiny(ctx context.Context) error {
 			if waiting {
 				tag = "w"
 			}
-			r, err := tinyJobs(ctx, b.srv, b.d, *o, fmt.Sprintf("tiny%d%s-", round, tag), waiting)
-			r.Name += ", " + kind
-			return r, err
+			t, err := tinyJobs(ctx, e, *o, fmt.Sprintf("%s%d%s-", e.idPrefix, round, tag), waiting)
+			if err != nil {
+				return Result{}, err
+			}
+			r := t.result(o)
+			r.Name = fmt.Sprintf("sql-jobber %s%d one-row jobs, %s", e.label, o.tiny, kind)
+			if !waiting {
+				r.PostsPerSec = t.postsPerSec()
+			}
+			return r, nil
 		}
 	}
-	// The first is the floor the others are compared with.
-	pid := b.srv.cmd.Process.Pid
-	series := []*tinySeries{
-		{name: "floor", run: floorRound("floor CREATE + INSERT 1 + COMMIT", "", tinyFloor)},
-		{name: "floor over HTTP", run: floorRound("floor over HTTP, a POST each",
-			fmt.Sprintf("%d clients; the harness serves the requests", o.concurrency), tinyFloorHTTP)},
-		{name: "sql-jobber, posted at once", run: jobsRound("posted at once", false), pid: pid},
-		{name: "sql-jobber, each client waiting for its job", run: jobsRound("each client waiting for its job", true), pid: pid},
+	pid := e.srv.cmd.Process.Pid
+	floor := &tinySeries{name: e.label + "floor", jobs: o.tiny, run: floorRound(o.tiny, o.concurrency,
+		e.label+"floor CREATE + INSERT 1 + COMMIT", fmt.Sprintf("%d at a time; p50/p99 of one table; %s", o.concurrency, shape))}
+	singleFloor := &tinySeries{name: e.label + "floor, one at a time", jobs: single, run: floorRound(single, 1,
+		e.label+"floor, one at a time", fmt.Sprintf("%d tables, the single-job latency", single))}
+	series := []*tinySeries{floor, singleFloor}
+	if e.label == "" {
+		series = append(series, &tinySeries{name: "floor over HTTP", jobs: o.tiny, floor: floor,
+			run: func(int) (Result, error) {
+				took, err := tinyFloorHTTP(ctx, e.floor, o.tiny, o.concurrency)
+				if err == nil {
+					err = e.dropFloor(ctx)
+				}
+				return Result{Name: "floor over HTTP, a POST each", Seconds: took.Seconds(), JobsPerSec: float64(o.tiny) / took.Seconds(),
+					Comments: fmt.Sprintf("%d clients; the harness serves the requests", o.concurrency)}, err
+			}})
 	}
+	return append(series,
+		&tinySeries{name: "sql-jobber " + e.label + "posted at once", jobs: o.tiny, floor: floor, pid: pid,
+			run: jobsRound("posted at once", false)},
+		&tinySeries{name: "sql-jobber " + e.label + "each client waiting for its job", jobs: o.tiny, floor: floor,
+			latencyFloor: singleFloor, pid: pid, run: jobsRound("each client waiting for its job", true)},
+	)
+}
+
+// checkTinyShape runs one job of e's tiny task and makes one floor table,
+// and compares their columns: the floor is only a floor for tables of the
+// job's shape. A difference (the sink's mapping changed) is reported, not
+// fatal: the figures are still made, and say so.
+func (b *bench) checkTinyShape(ctx context.Context, e *tinyEngine) (string, error) {
+	id := e.idPrefix + "-shape"
+	if err := e.srv.post("tiny", fmt.Sprintf(`{"job_id": %q}`, id)); err != nil {
+		return "", err
+	}
+	if err := e.srv.waitSuccess(id); err != nil {
+		return "", err
+	}
+	if err := e.floor(ctx, 0); err != nil {
+		return "", fmt.Errorf("%sfloor: %w", e.label, err)
+	}
+	job, err := e.columns(ctx, "results_"+id)
+	if err != nil {
+		return "", err
+	}
+	floor, err := e.columns(ctx, "floor_tiny_0")
+	if err != nil {
+		return "", err
+	}
+	if err := e.dropFloor(ctx); err != nil {
+		return "", err
+	}
+	if len(job) == 0 || !slices.Equal(job, floor) {
+		fmt.Fprintf(b.stderr, "  WARNING: the %sfloor's table (%s) is not of the job's shape (%s)\n", e.label,
+			strings.Join(floor, ", "), strings.Join(job, ", "))
+		return "NOT the job's shape: " + strings.Join(job, ", "), nil
+	}
+	return "the job's shape: " + strings.Join(job, ", "), nil
+}
+
+// measurePosts measures how fast each server accepts POSTs: clients post
+// their share of jobs at once, and the time runs until the last POST is
+// answered, not until the jobs finish. The jobs are then waited for, so
+// that the next round starts idle.
+func (b *bench) measurePosts(ctx context.Context) error {
+	o := b.o
+	if !o.want("posts") {
+		return nil
+	}
+	fmt.Fprintln(b.stderr, "POSTs accepted...")
+	engines := b.tinyEngines()
+	bests := make([]Result, len(engines))
+	rates := make([][]float64, len(engines))
 	for round := range o.repeat {
-		if err := b.tinyRound(ctx, round, series); err != nil {
-			return err
+		for i, e := range engines {
+			if err := settle(ctx, b.d); err != nil {
+				return err
+			}
+			t, err := tinyJobs(ctx, e, *o, fmt.Sprintf("%sposts%d-", e.idPrefix, round), false)
+			if err != nil {
+				return fmt.Errorf("%sPOSTs: %w", e.label, err)
+			}
+			r := t.postResult(o)
+			r.Name = "POSTs accepted, " + e.ledger + " ledger"
+			fmt.Fprintf(b.stderr, "  round %d: %s %.1f POSTs/s, POST p50 %.1f ms\n", round+1, r.Name, r.PostsPerSec, r.P50ms)
+			rates[i] = append(rates[i], r.PostsPerSec)
+			if bests[i].Seconds == 0 || r.Seconds < bests[i].Seconds {
+				bests[i] = r
+			}
 		}
 	}
-	floor := series[0].best
-	b.add(floor)
-	for _, s := range series[1:] {
-		s.best.Floor, s.best.Ratio = floor.Name, s.best.JobsPerSec/floor.JobsPerSec
-		s.best.Comments += "; " + roundRatios(s.ratios)
-		b.add(s.best)
+	for i := range engines {
+		bests[i].Comments += "; " + roundRatios("median of rounds", "/s", rates[i])
+		b.add(bests[i])
 	}
 	return nil
 }
 
-// tinyRound runs one round of each series, the first (the floor) first,
-// and keeps each series' best round and its ratio to the round's floor.
+// tinyRound runs one round of each series, in order, and keeps each
+// series' best round and its ratios to the round's floors.
 func (b *bench) tinyRound(ctx context.Context, round int, series []*tinySeries) error {
-	var floor float64
-	for i, s := range series {
+	for _, s := range series {
 		if err := settle(ctx, b.d); err != nil {
 			return err
 		}
@@ -80,15 +242,23 @@ func (b *bench) tinyRound(ctx context.Context, round int, series []*tinySeries) 
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		r.Comments = strings.TrimPrefix(r.Comments+"; "+cpu.perJob(b.o.tiny), "; ")
-		ratio := ""
-		if i == 0 {
-			floor = r.JobsPerSec
-		} else {
-			s.ratios = append(s.ratios, r.JobsPerSec/floor)
-			ratio = fmt.Sprintf(" (%.2fx)", r.JobsPerSec/floor)
+		r.Comments = strings.TrimPrefix(r.Comments+"; "+cpu.perJob(s.jobs), "; ")
+		s.last = r
+		note := ""
+		if s.floor != nil {
+			ratio := r.JobsPerSec / s.floor.last.JobsPerSec
+			s.ratios = append(s.ratios, ratio)
+			note = fmt.Sprintf(" (%.2fx)", ratio)
 		}
-		fmt.Fprintf(b.stderr, "  round %d: %s %.1f jobs/s%s, %s\n", round+1, s.name, r.JobsPerSec, ratio, cpu.perJob(b.o.tiny))
+		if s.latencyFloor != nil {
+			ratio := r.P50ms / s.latencyFloor.last.P50ms
+			s.p50Ratios = append(s.p50Ratios, ratio)
+			note += fmt.Sprintf(", p50 %.1f ms (%.2fx the floor's single-table p50)", r.P50ms, ratio)
+		}
+		if r.PostsPerSec > 0 {
+			note += fmt.Sprintf(", POSTs answered at %.0f/s", r.PostsPerSec)
+		}
+		fmt.Fprintf(b.stderr, "  round %d: %s %.1f jobs/s%s, %s\n", round+1, s.name, r.JobsPerSec, note, cpu.perJob(s.jobs))
 		if s.best.Seconds == 0 || r.Seconds < s.best.Seconds {
 			s.best = r
 		}
@@ -114,25 +284,50 @@ func (b *bench) measureTinyParts(ctx context.Context) error {
 }
 
 // tinySeries is one of the tiny measurements over the rounds: its best
-// round, and each round's ratio to the floor measured just before it. The
-// machine's speed drifts between rounds, and the best rounds alone may
-// pair a fast floor with a slow round, or the other way round.
+// round, and each round's ratio to the floor measured in the same round,
+// just before it. The machine's speed drifts between rounds, and the best
+// rounds alone may pair a fast floor with a slow round, or the other way
+// round.
 type tinySeries struct {
-	name   string
-	run    func(round int) (Result, error)
-	pid    int // the process whose CPU is the server's; 0: none
-	best   Result
-	ratios []float64
+	name string
+	run  func(round int) (Result, error)
+	pid  int // the process whose CPU is the server's; 0: none
+	jobs int // jobs (or tables) a round, for the CPU per job
+	// floor is the series this one's throughput is compared with, and
+	// latencyFloor the one its p50 is compared with; nil: none.
+	floor, latencyFloor *tinySeries
+	last, best          Result
+	ratios, p50Ratios   []float64
 }
 
-// roundRatios describes the ratios of the rounds to their own floors.
-func roundRatios(r []float64) string {
+// roundRatios describes the rounds' figures.
+func roundRatios(what, unit string, r []float64) string {
 	s := slices.Sorted(slices.Values(r))
 	parts := make([]string, len(s))
 	for i, v := range s {
 		parts[i] = fmt.Sprintf("%.2f", v)
 	}
-	return fmt.Sprintf("median of rounds %.2fx (%s)", s[len(s)/2], strings.Join(parts, ", "))
+	return fmt.Sprintf("%s %.2f%s (%s)", what, median(s), unit, strings.Join(parts, ", "))
+}
+
+// median is the upper median, as the rounds have always been reported.
+func median(r []float64) float64 {
+	s := slices.Sorted(slices.Values(r))
+	return s[len(s)/2]
+}
+
+// pct is the p-th percentile of sorted values.
+func pct(sorted []float64, p int) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)*p/100, len(sorted)-1)]
+}
+
+// tinyTimes are the times of one round of one-row jobs.
+type tinyTimes struct {
+	begin                      time.Time
+	posted, answered, finished []time.Time
 }
 
 // tinyJobs posts the one-row jobs from several clients. Either each client
@@ -141,93 +336,186 @@ func roundRatios(r []float64) string {
 // throughput); or each client waits for its job to finish (GET ?wait=)
 // before it posts the next (a job's latency, as a user waiting for it sees
 // it, at a load the server keeps up with).
-func tinyJobs(ctx context.Context, srv *server, d *dbs, o options, prefix string, waiting bool) (Result, error) {
-	posted := make([]time.Time, o.tiny)
-	finished := make([]time.Time, o.tiny)
+func tinyJobs(ctx context.Context, e *tinyEngine, o options, prefix string, waiting bool) (tinyTimes, error) {
+	t := tinyTimes{posted: make([]time.Time, o.tiny), answered: make([]time.Time, o.tiny), finished: make([]time.Time, o.tiny)}
 	var wg sync.WaitGroup
 	errs := make(chan error, o.clients)
-	begin := time.Now()
+	t.begin = time.Now()
 	for c := range o.clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := c; i < o.tiny; i += o.clients {
 				id := fmt.Sprintf("%s%d", prefix, i)
-				posted[i] = time.Now()
-				if err := srv.post("tiny", fmt.Sprintf(`{"job_id": %q}`, id)); err != nil {
+				t.posted[i] = time.Now()
+				if err := e.srv.post("tiny", fmt.Sprintf(`{"job_id": %q}`, id)); err != nil {
 					errs <- err
 					return
 				}
+				t.answered[i] = time.Now()
 				if !waiting {
 					continue
 				}
-				if err := srv.waitSuccess(id); err != nil {
+				if err := e.srv.waitSuccess(id); err != nil {
 					errs <- err
 					return
 				}
-				finished[i] = time.Now()
+				t.finished[i] = time.Now()
 			}
 		}()
 	}
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
-		return Result{}, err
+		return t, err
 	}
 	if waiting {
-		return tinyResult(o, begin, posted, finished), nil
+		return t, nil
 	}
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		rows, err := d.pgRes.Query(ctx, "SELECT job_id, state, finished_at FROM sqljobber_jobs WHERE job_id LIKE $1 AND finished_at IS NOT NULL", prefix+"%")
+		at, err := e.finished(ctx, prefix)
 		if err != nil {
-			return Result{}, err
+			return t, err
 		}
-		done := 0
-		for rows.Next() {
-			var id, state string
-			var at time.Time
-			if err := rows.Scan(&id, &state, &at); err != nil {
-				rows.Close()
-				return Result{}, err
+		if len(at) == o.tiny {
+			for id, when := range at {
+				var i int
+				fmt.Sscanf(strings.TrimPrefix(id, prefix), "%d", &i)
+				t.finished[i] = when
 			}
-			if state != "SUCCESS" {
-				rows.Close()
-				return Result{}, fmt.Errorf("job %s is %s", id, state)
-			}
-			var i int
-			fmt.Sscanf(strings.TrimPrefix(id, prefix), "%d", &i)
-			finished[i] = at
-			done++
-		}
-		rows.Close()
-		if done == o.tiny {
-			break
+			return t, nil
 		}
 		if time.Now().After(deadline) {
-			return Result{}, errors.New("the tiny jobs did not finish")
+			return t, errors.New("the tiny jobs did not finish")
 		}
 		// The times come from the ledger: polling less often only
 		// takes load off the database being measured.
 		time.Sleep(250 * time.Millisecond)
 	}
-	return tinyResult(o, begin, posted, finished), nil
 }
 
-// tinyResult is the throughput and latencies of one-row jobs posted and
-// finished at these times.
-func tinyResult(o options, begin time.Time, posted, finished []time.Time) Result {
+// result is the throughput and latencies (POST to finish) of the jobs,
+// from the first POST to the last finish.
+func (t tinyTimes) result(o *options) Result {
 	var last time.Time
-	lat := make([]float64, o.tiny)
-	for i := range finished {
-		last = maxTime(last, finished[i])
-		lat[i] = float64(finished[i].Sub(posted[i]).Microseconds()) / 1000
+	lat := make([]float64, len(t.finished))
+	for i := range t.finished {
+		last = maxTime(last, t.finished[i])
+		lat[i] = float64(t.finished[i].Sub(t.posted[i]).Microseconds()) / 1000
 	}
-	sort.Float64s(lat)
-	took := last.Sub(begin)
-	return Result{Name: fmt.Sprintf("sql-jobber %d one-row jobs", o.tiny), Seconds: took.Seconds(),
-		JobsPerSec: float64(o.tiny) / took.Seconds(), P50ms: lat[len(lat)/2], P99ms: lat[len(lat)*99/100],
+	slices.Sort(lat)
+	took := last.Sub(t.begin)
+	return Result{Seconds: took.Seconds(), JobsPerSec: float64(len(lat)) / took.Seconds(), P50ms: pct(lat, 50), P99ms: pct(lat, 99),
 		Comments: fmt.Sprintf("%d clients, worker concurrency %d", o.clients, o.concurrency)}
+}
+
+// postsPerSec is how many POSTs were answered a second, from the first POST
+// to the last answer.
+func (t tinyTimes) postsPerSec() float64 {
+	var last time.Time
+	for _, a := range t.answered {
+		last = maxTime(last, a)
+	}
+	return float64(len(t.answered)) / last.Sub(t.begin).Seconds()
+}
+
+// postResult is the rate of POSTs and their round trips' latencies.
+func (t tinyTimes) postResult(o *options) Result {
+	var last time.Time
+	lat := make([]float64, len(t.answered))
+	for i, a := range t.answered {
+		last = maxTime(last, a)
+		lat[i] = float64(a.Sub(t.posted[i]).Microseconds()) / 1000
+	}
+	slices.Sort(lat)
+	return Result{Seconds: last.Sub(t.begin).Seconds(), PostsPerSec: t.postsPerSec(), P50ms: pct(lat, 50), P99ms: pct(lat, 99),
+		Comments: fmt.Sprintf("%d clients, %d jobs; until the last POST is answered; p50/p99 of a POST", o.clients, len(lat))}
+}
+
+// pgFinished reads the PostgreSQL ledger's finish times.
+func pgFinished(ctx context.Context, d *dbs, prefix string) (map[string]time.Time, error) {
+	rows, err := d.pgRes.Query(ctx, "SELECT job_id, state, finished_at FROM sqljobber_jobs WHERE job_id LIKE $1 AND finished_at IS NOT NULL", prefix+"%")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var id, state string
+		var at time.Time
+		if err := rows.Scan(&id, &state, &at); err != nil {
+			return nil, err
+		}
+		if state != "SUCCESS" {
+			return nil, fmt.Errorf("job %s is %s", id, state)
+		}
+		out[id] = at
+	}
+	return out, rows.Err()
+}
+
+// myFinished reads the MySQL ledger's finish times, which it keeps in UTC.
+func myFinished(ctx context.Context, d *dbs, prefix string) (map[string]time.Time, error) {
+	rows, err := d.myTiny.QueryContext(ctx, "SELECT job_id, state, CAST(finished_at AS CHAR) FROM sqljobber_jobs WHERE job_id LIKE ? AND finished_at IS NOT NULL", prefix+"%")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var id, state, at string
+		if err := rows.Scan(&id, &state, &at); err != nil {
+			return nil, err
+		}
+		if state != "SUCCESS" {
+			return nil, fmt.Errorf("job %s is %s", id, state)
+		}
+		t, err := time.ParseInLocation("2006-01-02 15:04:05.999999", at, time.UTC)
+		if err != nil {
+			return nil, fmt.Errorf("job %s: finished_at: %w", id, err)
+		}
+		out[id] = t
+	}
+	return out, rows.Err()
+}
+
+// pgColumns describes a table's columns in the results schema.
+func pgColumns(ctx context.Context, d *dbs, table string) ([]string, error) {
+	rows, err := d.pgRes.Query(ctx, `SELECT attname || ' ' || format_type(atttypid, atttypmod) || CASE WHEN attnotnull THEN ' NOT NULL' ELSE '' END
+	FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// myColumns describes a table's columns in the MySQL scratch database.
+func myColumns(ctx context.Context, d *dbs, table string) ([]string, error) {
+	rows, err := d.myTiny.QueryContext(ctx, `SELECT CONCAT(column_name, ' ', column_type, IF(is_nullable = 'NO', ' NOT NULL', ''))
+	FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position`, table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }
 
 // settle vacuums PostgreSQL's catalogs and checkpoints, so that each tiny

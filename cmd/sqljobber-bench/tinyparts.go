@@ -17,12 +17,14 @@ import (
 // server: how much of the database's time each part of a job takes. Each
 // step runs count "jobs", concurrency at a time, from a vacuumed catalog.
 //
-//	floor  BEGIN; CREATE TABLE; INSERT; COMMIT, a round trip each
+//	floor  BEGIN; CREATE TABLE; INSERT; COMMIT, a round trip each, the
+//	       table of a one-row job's shape (pgTinyColumns), as every step's
 //	P      the same, pipelined in one round trip, commit not waiting for
 //	       the disk (a job's publication)
 //	+S     SET LOCAL lock_timeout, DROP TABLE IF EXISTS (the replacement)
 //	+U     the ledger's SUCCESS, with the ownership check
-//	+Q     the task's query (SELECT 1), a round trip
+//	+Q     a query's round trip (SELECT 1: the task's key lookup costs a
+//	       little more)
 //	+A     the admission, a round trip and a durable commit (unbatched)
 //	+C     a claim of one job, a round trip
 //
@@ -91,10 +93,10 @@ func tinyPartsJob(ctx context.Context, db *pgxpool.Pool, step string, has func(s
 	table := fmt.Sprintf("parts_t_%d", i)
 	if step == "floor" {
 		return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "CREATE TABLE "+table+" (one INTEGER)"); err != nil {
+			if _, err := tx.Exec(ctx, "CREATE TABLE "+table+" "+pgTinyColumns); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO "+table+" VALUES (1)")
+			_, err := tx.Exec(ctx, "INSERT INTO "+table+" VALUES "+tinyRowSQL())
 			return err
 		})
 	}
@@ -144,8 +146,8 @@ INSERT INTO parts_ledger (job_id, queue, state, run_id) VALUES ('`+id+`', 'q', '
 		add("WITH u AS (UPDATE parts_ledger SET state = 'SUCCESS', count = 1, finished_at = now(), expires_at = now() WHERE job_id = $1 RETURNING 1) SELECT 1 / COUNT(*) FROM u",
 			[]byte(id))
 	}
-	add("CREATE TABLE " + table + ` ("one" BIGINT, "_row" BIGINT NOT NULL)`)
-	add("INSERT INTO "+table+" VALUES ($1, $2)", []byte("1"), []byte("1"))
+	add("CREATE TABLE " + table + " " + pgTinyColumns)
+	add("INSERT INTO " + table + " VALUES " + tinyRowSQL())
 	add("COMMIT")
 	_, err = conn.Conn().PgConn().ExecBatch(ctx, b).ReadAll()
 	return err
