@@ -111,7 +111,15 @@ func connect(ctx context.Context, pgDSN, myDSN string) (*dbs, error) {
 	if d.pg, err = pgxpool.New(ctx, d.pgSource); err != nil {
 		return nil, err
 	}
-	if d.pgRes, err = pgxpool.New(ctx, d.pgResult); err != nil {
+	resCfg, err := pgxpool.ParseConfig(d.pgResult)
+	if err != nil {
+		return nil, err
+	}
+	// The tiny floor runs --concurrency transactions at once: pgxpool's
+	// default of four connections (on two cores) would have the rest
+	// wait for one, and the floor would not be what it says.
+	resCfg.MaxConns = 64
+	if d.pgRes, err = pgxpool.NewWithConfig(ctx, resCfg); err != nil {
 		return nil, err
 	}
 
