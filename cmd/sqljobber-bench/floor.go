@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -370,9 +371,9 @@ func tinyFloorHTTP(ctx context.Context, floor tinyFloor, count, concurrency int)
 			return err
 		}
 		defer res.Body.Close()
-		_, _ = io.Copy(io.Discard, res.Body)
+		body, _ := io.ReadAll(res.Body)
 		if res.StatusCode != http.StatusOK {
-			return fmt.Errorf("HTTP floor: %s", res.Status)
+			return fmt.Errorf("HTTP floor: %s: %s", res.Status, bytes.TrimSpace(body))
 		}
 		return nil
 	})
