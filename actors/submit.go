@@ -43,10 +43,17 @@ var jobIDRe = regexp.MustCompile(`^[A-Za-z0-9_:-]+$`)
 // tell from a route of their own.
 const reservedJobID = "queue"
 
-// ValidateID checks a job or group ID against the rule for IDs.
-func (e *Engine) ValidateID(field, id string) error {
-	if id == "" || len(id) > e.maxIDLen || !jobIDRe.MatchString(id) {
-		return sqljobber.Invalid(field, "must be 1 to %d characters of letters, digits, '_', '-' or ':'", e.maxIDLen)
+// ValidateID checks a job or group ID against the rule for IDs; field
+// names it in the error.
+func (e *Engine) ValidateID(field, id string) error { return CheckID(field, id, e.maxIDLen) }
+
+// CheckID checks id against the rule for job and group IDs, of at most
+// maxLen bytes. It is Engine.ValidateID without an engine, for callers
+// that know the limit.
+func CheckID(field, id string, maxLen int) error {
+	// The length first: a long ID is refused without being scanned.
+	if id == "" || len(id) > maxLen || !jobIDRe.MatchString(id) {
+		return sqljobber.Invalid(field, "must be 1 to %d characters of letters, digits, '_', '-' or ':'", maxLen)
 	}
 	return nil
 }

@@ -21,7 +21,7 @@ func ParseETA(s string, loc *time.Location) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("eta: %q is neither %q nor RFC 3339", s, ETALayout)
+	return time.Time{}, fmt.Errorf("eta: %s is neither %q nor RFC 3339", quote(s), ETALayout)
 }
 
 // decodeArgs keeps each argument's JSON type: strings, exact numbers,
@@ -63,13 +63,14 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 		var syntaxErr *json.SyntaxError
 		switch {
 		case errors.As(err, &typeErr) && typeErr.Field == "":
-			return badRequest{msg: fmt.Sprintf("the body must be a JSON object, not %s", typeErr.Value)}
+			return badRequest{msg: fmt.Sprintf("the body must be a JSON object, not %s", clip(typeErr.Value))}
 		case errors.As(err, &typeErr):
-			return badRequest{msg: fmt.Sprintf("%s: must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type.String()), typeErr.Value)}
+			return badRequest{msg: fmt.Sprintf("%s: must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type.String()), clip(typeErr.Value))}
 		case errors.As(err, &syntaxErr):
 			return badRequest{msg: fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, err)}
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return badRequest{msg: "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")}
+			name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+			return badRequest{msg: "unknown field " + quote(name)}
 		}
 		return badRequest{msg: "malformed JSON: " + err.Error()}
 	}
@@ -102,12 +103,12 @@ func (s *Server) waitParam(r *http.Request) (time.Duration, error) {
 	if err != nil {
 		n, nerr := strconv.ParseUint(v, 10, 32)
 		if nerr != nil {
-			return 0, badRequest{msg: fmt.Sprintf(`wait: %q is not a duration such as "30s" or a number of seconds`, v)}
+			return 0, badRequest{msg: fmt.Sprintf(`wait: %s is not a duration such as "30s" or a number of seconds`, quote(v))}
 		}
 		d = time.Duration(n) * time.Second
 	}
 	if d < 0 {
-		return 0, badRequest{msg: fmt.Sprintf("wait: %q is negative", v)}
+		return 0, badRequest{msg: fmt.Sprintf("wait: %s is negative", quote(v))}
 	}
 	return min(d, s.cfg.MaxWait), nil
 }
@@ -120,7 +121,7 @@ func purgeParam(r *http.Request) (bool, error) {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		return false, badRequest{msg: fmt.Sprintf("purge: %q is not true or false", v)}
+		return false, badRequest{msg: fmt.Sprintf("purge: %s is not true or false", quote(v))}
 	}
 	return b, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/actors"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
 // groupRequest is the body of POST /groups.
@@ -35,6 +36,12 @@ func (s *Server) handlePostGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	req := actors.GroupRequest{GroupID: body.GroupID, Concurrency: body.Concurrency}
 	for i, jb := range body.Jobs {
+		if jb.Task != "" && !sqlexec.ValidName(jb.Task) {
+			// Checked here as in a path, so that the engine's "no
+			// task" does not quote it whole.
+			s.writeError(w, r, badRequest{msg: fmt.Sprintf("jobs[%d].task: must be 1 to 128 letters, digits, '_', '-' or '.'", i)})
+			return
+		}
 		jr, err := s.submitRequest(fmt.Sprintf("jobs[%d].", i), jb.Task, jb.jobRequest)
 		if err != nil {
 			s.writeError(w, r, err)

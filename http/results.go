@@ -45,19 +45,19 @@ func resultsRequest(v url.Values) (resultsink.Query, string, error) {
 	format := "json"
 	for _, key := range slices.Sorted(maps.Keys(v)) {
 		if len(v[key]) > 1 {
-			return q, "", badRequest{msg: fmt.Sprintf("%s: given %d times; give it once", key, len(v[key]))}
+			return q, "", badRequest{msg: fmt.Sprintf("%s: given %d times; give it once", clip(key), len(v[key]))}
 		}
 		val := v.Get(key)
 		switch {
 		case key == "format":
 			if _, ok := resultsFormats[val]; !ok {
-				return q, "", badRequest{msg: fmt.Sprintf("format: %q is not json, ndjson or csv", val)}
+				return q, "", badRequest{msg: fmt.Sprintf("format: %s is not json, ndjson or csv", quote(val))}
 			}
 			format = val
 		case key == "limit":
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 1 {
-				return q, "", badRequest{msg: fmt.Sprintf("limit: %q is not a positive integer", val)}
+				return q, "", badRequest{msg: fmt.Sprintf("limit: %s is not a positive integer", quote(val))}
 			}
 			q.Limit = n
 		case key == "cursor":
@@ -71,11 +71,11 @@ func resultsRequest(v url.Values) (resultsink.Query, string, error) {
 			inner := key[len("filter[") : len(key)-1]
 			i := strings.LastIndex(inner, "][")
 			if i < 1 {
-				return q, "", badRequest{msg: fmt.Sprintf("%s: write filter[column][op], op one of eq, ne, lt, lte, gt, gte, null", key)}
+				return q, "", badRequest{msg: fmt.Sprintf("%s: write filter[column][op], op one of eq, ne, lt, lte, gt, gte, null", clip(key))}
 			}
 			q.Filters = append(q.Filters, resultsink.Filter{Param: key, Column: inner[:i], Op: resultsink.Op(inner[i+2:]), Value: val})
 		default:
-			return q, "", badRequest{msg: fmt.Sprintf("unknown parameter %q: use format, limit, cursor, order_by or filter[column][op]", key)}
+			return q, "", badRequest{msg: fmt.Sprintf("unknown parameter %s: use format, limit, cursor, order_by or filter[column][op]", quote(key))}
 		}
 	}
 	return q, format, nil
@@ -85,7 +85,7 @@ func (s *Server) handleResults(w http.ResponseWriter, r *http.Request) {
 	vals, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		// r.URL.Query() would drop what it cannot read.
-		s.writeError(w, r, badRequest{msg: "malformed query string: " + err.Error()})
+		s.writeError(w, r, badRequest{msg: "malformed query string: " + clip(err.Error())})
 		return
 	}
 	q, format, err := resultsRequest(vals)

@@ -32,6 +32,9 @@ type Service interface {
 	WaitGroup(ctx context.Context, id string, d time.Duration) error
 	CancelGroup(ctx context.Context, id string, purge bool) error
 	Members() []sqljobber.Member
+	// ValidateID checks a job or group ID (named field in the error)
+	// against the rule submissions use.
+	ValidateID(field, id string) error
 }
 
 var _ Service = (*actors.Engine)(nil)
@@ -105,7 +108,7 @@ func NewServer(svc Service, cfg Config) *Server {
 		{http.MethodDelete, "/groups/{groupID}", ScopeCancel, s.handleDeleteGroup},
 		{http.MethodGet, "/cluster/members", ScopeAdmin, s.handleMembers},
 	} {
-		r.HandleFunc(rt.path, s.authorize(rt.scope, rt.h)).Methods(rt.method)
+		r.HandleFunc(rt.path, s.authorize(rt.scope, s.checked(rt.h))).Methods(rt.method)
 	}
 	if cfg.Ops != nil {
 		cfg.Ops.Register(r, s)
@@ -118,10 +121,10 @@ func NewServer(svc Service, cfg Config) *Server {
 
 func (s *Server) notFound() {
 	s.router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, errRoute{status: http.StatusNotFound, msg: "no such endpoint: " + r.Method + " " + r.URL.Path})
+		s.writeError(w, r, errRoute{status: http.StatusNotFound, msg: "no such endpoint: " + clip(r.Method) + " " + clip(r.URL.Path)})
 	})
 	s.router.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, errRoute{status: http.StatusMethodNotAllowed, msg: "method " + r.Method + " is not allowed on " + r.URL.Path})
+		s.writeError(w, r, errRoute{status: http.StatusMethodNotAllowed, msg: "method " + clip(r.Method) + " is not allowed on " + clip(r.URL.Path)})
 	})
 }
 
@@ -177,7 +180,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.logger.Error("request failed", slog.String("method", r.Method), slog.String("route", routeOf(r)),
 			slog.Int("status", status), slog.String("error_code", sqlexec.ErrorCode(err)))
 	}
-	s.writeJSON(w, status, envelope{Status: "error", Message: msg})
+	s.writeJSON(w, status, envelope{Status: "error", Message: clipMessage(msg)})
 }
 
 func statusOf(err error) (int, string) {

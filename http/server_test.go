@@ -51,6 +51,9 @@ func (f failing) Members() []sqljobber.Member                             { retu
 func (f failing) WaitJob(context.Context, string, time.Duration) error    { return f.err }
 func (f failing) WaitGroup(context.Context, string, time.Duration) error  { return f.err }
 
+// ValidateID is the engine's rule, with the longest IDs any engine takes.
+func (f failing) ValidateID(field, id string) error { return actors.CheckID(field, id, 255) }
+
 func TestErrorsMapToStatuses(t *testing.T) {
 	for _, tc := range []struct {
 		err     error

@@ -1,0 +1,119 @@
+package http
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	nethttp "net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// errReached is what the service answers when a request that should have
+// been refused reaches it (500).
+var errReached = errors.New("the service was reached")
+
+// send makes a request to base and returns its status, headers and
+// decoded error envelope (Status "" when the body is not one).
+func send(t *testing.T, method, url, contentType, body string) (int, nethttp.Header, envelope) {
+	t.Helper()
+	req, err := nethttp.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	res, err := nethttp.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env envelope
+	_ = json.Unmarshal(b, &env)
+	return res.StatusCode, res.Header, env
+}
+
+// TestPathIDsAreCheckedFirst: an ID, task or queue name in a path that no
+// submission could have made is 400 naming the path variable, before the
+// service is asked; no error quotes more than a short prefix of what the
+// client sent.
+func TestPathIDsAreCheckedFirst(t *testing.T) {
+	srv := httptest.NewServer(NewServer(failing{errReached}, Config{}).Handler())
+	defer srv.Close()
+	long := "abcdefgh" + strings.Repeat("x", 900<<10)
+	for _, tc := range []struct {
+		method, path string
+		want         string // the start of the message
+	}{
+		{"DELETE", "/jobs/" + long, "jobID: must be 1 to 255 characters"},
+		{"GET", "/jobs/" + long + "?wait=1s", "jobID: must be 1 to 255 characters"},
+		{"GET", "/jobs/" + long + "/results", "jobID: must be 1 to 255 characters"},
+		{"GET", "/jobs/a%00b", "jobID: must be"},
+		{"GET", "/jobs/a%C3%28", "jobID: must be"},
+		{"GET", "/groups/" + long, "groupID: must be 1 to 255 characters"},
+		{"DELETE", "/groups/" + long + "?purge=true", "groupID: must be"},
+		{"GET", "/jobs/queue/" + long, "queue: must be 1 to 128"},
+		{"GET", "/jobs/queue/a%00", "queue: must be 1 to 128"},
+		{"POST", "/tasks/" + long + "/jobs", "taskName: must be 1 to 128"},
+		{"GET", "/nope/" + long, `no such endpoint: GET /nope/abcdefghxx`},
+		{"GET", "/jobs/x/results?format=" + long, `format: "abcdefghxx`},
+		{"GET", "/jobs/x?wait=" + long, `wait: "abcdefghxx`},
+		{"DELETE", "/jobs/x?purge=" + long, `purge: "abcdefghxx`},
+	} {
+		status, _, env := send(t, tc.method, srv.URL+tc.path, "application/json", "")
+		name := tc.method + " " + clip(tc.path)
+		want := 400
+		if strings.HasPrefix(tc.path, "/nope") {
+			want = 404
+		}
+		if status != want || env.Status != "error" || !strings.HasPrefix(env.Message, tc.want) {
+			t.Errorf("%s: %d %q, want %d %q", name, status, clip(env.Message), want, tc.want)
+		}
+		if len(env.Message) > 200 || strings.Count(env.Message, "x") > quotePrefix {
+			t.Errorf("%s: the message quotes too much (%d bytes): %s", name, len(env.Message), clip(env.Message))
+		}
+	}
+
+	// A task name in a group's body is held to the same rule.
+	body := `{"jobs": [{"task": "` + strings.Repeat("t", 100<<10) + `"}]}`
+	if status, _, env := send(t, "POST", srv.URL+"/groups", "application/json", body); status != 400 || !strings.HasPrefix(env.Message, "jobs[0].task: must be") {
+		t.Errorf("long task in a group: %d %q", status, clip(env.Message))
+	}
+}
+
+// TestErrorMessagesAreBounded: a message that quotes a request in full
+// (some errors come from packages that do) is cut to about 1 KiB.
+func TestErrorMessagesAreBounded(t *testing.T) {
+	long := badRequest{msg: "no column " + strings.Repeat("é", 10_000)}
+	srv := httptest.NewServer(NewServer(failing{long}, Config{}).Handler())
+	defer srv.Close()
+	status, _, env := send(t, "GET", srv.URL+"/jobs/x", "", "")
+	if status != 400 || len(env.Message) > maxMessage || !strings.HasPrefix(env.Message, "no column éé") || !strings.HasSuffix(env.Message, "é...") {
+		t.Fatalf("%d, a message of %d bytes: %s", status, len(env.Message), clip(env.Message))
+	}
+}
+
+func TestQuote(t *testing.T) {
+	for _, tc := range []struct{ in, quote, clip string }{
+		{"abc", `"abc"`, "abc"},
+		{"a\x00b", `"a\x00b"`, "a\x00b"},
+		{strings.Repeat("a", 64), `"` + strings.Repeat("a", 64) + `"`, strings.Repeat("a", 64)},
+		{strings.Repeat("a", 65), `"` + strings.Repeat("a", 64) + `"... (65 bytes)`, strings.Repeat("a", 64) + "..."},
+		// A cut falls between characters, not inside one.
+		{strings.Repeat("a", 63) + "éé", `"` + strings.Repeat("a", 63) + `"... (67 bytes)`, strings.Repeat("a", 63) + "..."},
+		{strings.Repeat("\xff", 70), `"` + strings.Repeat(`\xff`, 64) + `"... (70 bytes)`, strings.Repeat("\xff", 64) + "..."},
+	} {
+		if got := quote(tc.in); got != tc.quote {
+			t.Errorf("quote(%q) = %s, want %s", tc.in, got, tc.quote)
+		}
+		if got := clip(tc.in); got != tc.clip {
+			t.Errorf("clip(%q) = %q, want %q", tc.in, got, tc.clip)
+		}
+	}
+}
