@@ -8,6 +8,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/sql-jobber/sql-jobber/resultsink"
+	"github.com/sql-jobber/sql-jobber/resultsink/resultsinktest"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
 // errReached is what the service answers when a request that should have
@@ -114,6 +118,32 @@ func TestQuote(t *testing.T) {
 		}
 		if got := clip(tc.in); got != tc.clip {
 			t.Errorf("clip(%q) = %q, want %q", tc.in, got, tc.clip)
+		}
+	}
+}
+
+// TestResultsRefuseNULAndInvalidUTF8: a NUL byte or invalid UTF-8 in a
+// results parameter is 400 naming it; on PostgreSQL it used to reach the
+// database and fail as 500.
+func TestResultsRefuseNULAndInvalidUTF8(t *testing.T) {
+	env := resultsinktest.NewEnv(t, sqlexec.Postgres, resultsink.ReaderConfig{})
+	cols := []sqlexec.Column{{Name: "id", Type: sqlexec.TypeInt64}, {Name: "name", Type: sqlexec.TypeText}}
+	env.Succeed("t", &resultsinktest.FuncRows{Cols: cols, N: 3, Row: func(i int) []any { return []any{int64(i), "n"} }})
+	base := resultsServer(t, env)
+	for _, tc := range []struct{ query, want string }{
+		{"filter[name][eq]=a%00b", "filter[name][eq]: "},
+		{"filter[name][eq]=%ff", "filter[name][eq]: "},
+		{"filter[name][gt]=%c3%28", "filter[name][gt]: "},
+		{"filter[na%00me][eq]=a", `parameter "filter[na\x00me][eq]": its name`},
+		{"order_by=na%00me", "order_by: "},
+		{"order_by=-%ff", "order_by: "},
+		{"cursor=%00", "cursor: "},
+		{"cursor=abc%ff", "cursor: "},
+	} {
+		status, _, body := get(t, base+"/jobs/t/results?"+tc.query)
+		var env envelope
+		if err := json.Unmarshal(body, &env); err != nil || status != 400 || !strings.HasPrefix(env.Message, tc.want) {
+			t.Errorf("%s: %d %s, want 400 %q", tc.query, status, body, tc.want)
 		}
 	}
 }

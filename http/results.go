@@ -44,10 +44,18 @@ func resultsRequest(v url.Values) (resultsink.Query, string, error) {
 	var q resultsink.Query
 	format := "json"
 	for _, key := range slices.Sorted(maps.Keys(v)) {
+		// Text the databases cannot hold (PostgreSQL refuses NUL and
+		// invalid UTF-8) would fail there as an internal error.
+		if !cleanText(key) {
+			return q, "", badRequest{msg: fmt.Sprintf("parameter %s: its name holds a NUL byte or is not UTF-8", quote(key))}
+		}
 		if len(v[key]) > 1 {
 			return q, "", badRequest{msg: fmt.Sprintf("%s: given %d times; give it once", clip(key), len(v[key]))}
 		}
 		val := v.Get(key)
+		if !cleanText(val) {
+			return q, "", badRequest{msg: fmt.Sprintf("%s: holds a NUL byte or is not UTF-8", clip(key))}
+		}
 		switch {
 		case key == "format":
 			if _, ok := resultsFormats[val]; !ok {
@@ -80,6 +88,9 @@ func resultsRequest(v url.Values) (resultsink.Query, string, error) {
 	}
 	return q, format, nil
 }
+
+// cleanText reports whether s is UTF-8 without NUL bytes.
+func cleanText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
 
 func (s *Server) handleResults(w http.ResponseWriter, r *http.Request) {
 	vals, err := url.ParseQuery(r.URL.RawQuery)

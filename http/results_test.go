@@ -363,7 +363,7 @@ func TestResultsRequests(t *testing.T) {
 // a bad request naming a parameter; nothing panics.
 func FuzzResultsRequest(f *testing.F) {
 	for _, seed := range []string{"", "format=csv&limit=10", "order_by=-a", "filter[a][eq]=1&filter[a][gt]=0", "filter[a]=1",
-		"filter[a][b][c]=1", "limit=-1", "cursor=abc&x=1", "filter%5Ba%5D%5Beq%5D=1"} {
+		"filter[a][b][c]=1", "limit=-1", "cursor=abc&x=1", "filter%5Ba%5D%5Beq%5D=1", "filter[a][eq]=%00", "order_by=%ff"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -381,8 +381,11 @@ func FuzzResultsRequest(f *testing.F) {
 		if _, ok := resultsFormats[format]; !ok || q.Limit < 0 || (q.Desc && q.OrderBy == "") {
 			t.Fatalf("%q: accepted as %+v, %q", raw, q, format)
 		}
+		if !cleanText(q.OrderBy) || !cleanText(q.Cursor) {
+			t.Fatalf("%q: accepted NUL or invalid UTF-8: %+v", raw, q)
+		}
 		for _, f := range q.Filters {
-			if f.Column == "" || f.Param == "" {
+			if f.Column == "" || f.Param == "" || !cleanText(f.Value) || !cleanText(f.Column) {
 				t.Fatalf("%q: filter %+v", raw, f)
 			}
 		}
