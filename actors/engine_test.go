@@ -411,6 +411,24 @@ func TestGroupRunsItsMembersInTurn(t *testing.T) {
 	}
 }
 
+// TestGroupConcurrencyIsBounded: a concurrency beyond
+// MaxGroupConcurrency is refused naming it, and nothing is recorded; it
+// was truncated to 32 bits (2147483648 became -2147483648).
+func TestGroupConcurrencyIsBounded(t *testing.T) {
+	e := startEngine(t, actors.Config{})
+	for _, c := range []int{0, actors.MaxGroupConcurrency + 1, 1 << 31} {
+		_, err := e.engine.SubmitGroup(context.Background(), actors.GroupRequest{GroupID: "g", Concurrency: &c,
+			Jobs: []actors.SubmitRequest{{JobID: "m1", Task: "count"}}})
+		var invalid *sqljobber.InvalidError
+		if !errors.As(err, &invalid) || invalid.Field != "concurrency" {
+			t.Errorf("concurrency %d: %v", c, err)
+		}
+	}
+	if _, err := e.engine.Group(context.Background(), "g"); !errors.Is(err, sqljobber.ErrGroupNotFound) {
+		t.Fatalf("a refused group was recorded: %v", err)
+	}
+}
+
 // TestCancelledGroupStartsNothingMoreAndTellsItsMembersWaiters: cancelling a
 // group stops its running member and cancels the held ones, which never
 // start; a client waiting on a member hears of it at once, not at the end

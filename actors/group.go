@@ -27,6 +27,10 @@ type GroupRequest struct {
 	Jobs        []SubmitRequest
 }
 
+// MaxGroupConcurrency is the largest concurrency a group may ask for: far
+// beyond any group's size, and within the 32 bits it is stored in.
+const MaxGroupConcurrency = 1_000_000
+
 // GroupReceipt is what a client learns about an accepted group.
 type GroupReceipt struct {
 	GroupID string
@@ -44,8 +48,10 @@ func (e *Engine) SubmitGroup(ctx context.Context, req GroupRequest) (*GroupRecei
 	}
 	concurrency := e.cfg.GroupConcurrency
 	if req.Concurrency != nil {
-		if *req.Concurrency < 1 {
-			return nil, sqljobber.Invalid("concurrency", "must be at least 1")
+		// The ledger and the grain's messages hold it in 32 bits: a
+		// larger one must be refused, not truncated.
+		if *req.Concurrency < 1 || *req.Concurrency > MaxGroupConcurrency {
+			return nil, sqljobber.Invalid("concurrency", "must be between 1 and %d", MaxGroupConcurrency)
 		}
 		concurrency = *req.Concurrency
 	}

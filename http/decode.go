@@ -65,7 +65,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 		case errors.As(err, &typeErr) && typeErr.Field == "":
 			return badRequest{msg: fmt.Sprintf("the body must be a JSON object, not %s", clip(typeErr.Value))}
 		case errors.As(err, &typeErr):
-			return badRequest{msg: fmt.Sprintf("%s: must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type.String()), clip(typeErr.Value))}
+			// The Go name of an embedded struct is no part of the API.
+			field := strings.ReplaceAll(typeErr.Field, ".jobRequest", "")
+			if num, ok := strings.CutPrefix(typeErr.Value, "number "); ok && isInteger(num) && jsonKind(typeErr.Type.String()) == "an integer" {
+				return badRequest{msg: fmt.Sprintf("%s: %s is out of range", field, clip(num))}
+			}
+			return badRequest{msg: fmt.Sprintf("%s: must be %s, not %s", field, jsonKind(typeErr.Type.String()), clip(typeErr.Value))}
 		case errors.As(err, &syntaxErr):
 			return badRequest{msg: fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, err)}
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -78,6 +83,13 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 		return badRequest{msg: "malformed JSON: data after the object"}
 	}
 	return nil
+}
+
+// isInteger reports whether a JSON number is written as an integer: one
+// that a Go integer refused is too large for it.
+func isInteger(num string) bool {
+	digits := strings.TrimPrefix(num, "-")
+	return digits != "" && strings.Trim(digits, "0123456789") == ""
 }
 
 func jsonKind(goType string) string {

@@ -147,3 +147,27 @@ func TestResultsRefuseNULAndInvalidUTF8(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegerFieldsAreBounded: a group's concurrency beyond a million
+// (2147483648 was truncated to 32 bits) and an integer too large for its
+// field are 400 naming the field.
+func TestIntegerFieldsAreBounded(t *testing.T) {
+	srv := httptest.NewServer(NewServer(failing{errReached}, Config{}).Handler())
+	defer srv.Close()
+	for _, tc := range []struct{ path, body, want string }{
+		{"/groups", `{"concurrency": 2147483648, "jobs": [{"task": "t"}]}`, "concurrency: must be between 1 and 1000000"},
+		{"/groups", `{"concurrency": 1000001, "jobs": [{"task": "t"}]}`, "concurrency: must be between 1 and 1000000"},
+		{"/groups", `{"concurrency": 0, "jobs": [{"task": "t"}]}`, "concurrency: must be between 1 and 1000000"},
+		{"/groups", `{"concurrency": 9223372036854775808, "jobs": [{"task": "t"}]}`, "concurrency: 9223372036854775808 is out of range"},
+		{"/groups", `{"concurrency": -99999999999999999999}`, "concurrency: -99999999999999999999 is out of range"},
+		{"/groups", `{"jobs": [{"task": "t", "retries": 18446744073709551616}]}`, "jobs.retries: 18446744073709551616 is out of range"},
+		{"/tasks/t/jobs", `{"ttl": 9223372036854775808}`, "ttl: 9223372036854775808 is out of range"},
+		{"/tasks/t/jobs", `{"ttl": 1` + strings.Repeat("0", 5000) + `}`, `ttl: 1000000000000000000000000000000000000000000000000000000000000000... is out of range`},
+		{"/tasks/t/jobs", `{"retries": 1e3}`, "retries: must be an integer, not number 1e3"},
+	} {
+		status, _, env := send(t, "POST", srv.URL+tc.path, "application/json", tc.body)
+		if status != 400 || env.Message != tc.want {
+			t.Errorf("%s %s: %d %q, want 400 %q", tc.path, clip(tc.body), status, env.Message, tc.want)
+		}
+	}
+}

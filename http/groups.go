@@ -34,6 +34,10 @@ func (s *Server) handlePostGroup(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if c := body.Concurrency; c != nil && (*c < 1 || *c > actors.MaxGroupConcurrency) {
+		s.writeError(w, r, badRequest{msg: fmt.Sprintf("concurrency: must be between 1 and %d", actors.MaxGroupConcurrency)})
+		return
+	}
 	req := actors.GroupRequest{GroupID: body.GroupID, Concurrency: body.Concurrency}
 	for i, jb := range body.Jobs {
 		if jb.Task != "" && !sqlexec.ValidName(jb.Task) {

@@ -193,7 +193,8 @@ func TestBadGroupsChangeNothing(t *testing.T) {
 		msg  string
 	}{
 		{"no jobs", map[string]any{"group_id": "b"}, 400, "jobs: must list at least one job"},
-		{"zero concurrency", map[string]any{"concurrency": 0, "jobs": []any{job("x", "entries_of", "U1")}}, 400, "concurrency: must be at least 1"},
+		{"zero concurrency", map[string]any{"concurrency": 0, "jobs": []any{job("x", "entries_of", "U1")}}, 400, "concurrency: must be between 1 and 1000000"},
+		{"concurrency beyond 32 bits", map[string]any{"group_id": "b3", "concurrency": 1 << 31, "jobs": []any{job("x", "entries_of", "U1")}}, 400, "concurrency: must be between 1 and 1000000"},
 		{"duplicate IDs", map[string]any{"jobs": []any{job("x", "entries_of", "U1"), job("x", "entries_of", "U2")}}, 400, `jobs[1].job_id: "x" is also jobs[0]'s ID`},
 		{"unknown task", map[string]any{"jobs": []any{job("x", "entries_of", "U1"), job("y", "nope")}}, 400, `jobs[1].task: no task "nope"`},
 		{"missing task", map[string]any{"jobs": []any{map[string]any{"job_id": "x"}}}, 400, "jobs[0].task: required"},
@@ -210,6 +211,9 @@ func TestBadGroupsChangeNothing(t *testing.T) {
 	}
 	if _, code := s.job("x"); code != 404 {
 		t.Errorf("a refused group left job x (GET %d)", code)
+	}
+	if _, code := s.group("b3"); code != 404 {
+		t.Errorf("a group of too great a concurrency was recorded (GET %d)", code)
 	}
 	if _, code := s.group("b2"); code != 404 {
 		t.Errorf("a refused group left its record (GET %d)", code)
