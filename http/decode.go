@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // ParseETA reads an ETA in the seed's "2006-01-02 15:04:05" form (in loc) or
@@ -82,7 +85,108 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return badRequest{msg: "malformed JSON: data after the object"}
 	}
-	return nil
+	// encoding/json lets the last of duplicate keys win and matches keys
+	// to fields ignoring case: "JOB_ID" would silently be job_id.
+	return checkKeys(json.NewDecoder(bytes.NewReader(body)), reflect.TypeOf(v), "")
+}
+
+// checkKeys walks the next JSON value of dec, which has decoded into a
+// value of type t (nil where that is not known), and refuses an object
+// that gives a key twice, keys that differ only in case, or a key that
+// names a field of t only when case is ignored. path locates the value in
+// errors ("jobs[2].").
+func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return badRequest{msg: "malformed JSON: " + err.Error()}
+	}
+	delim, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch delim {
+	case '[':
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for i := 0; dec.More(); i++ {
+			if err := checkKeys(dec, elem, fmt.Sprintf("%s[%d].", strings.TrimSuffix(path, "."), i)); err != nil {
+				return err
+			}
+		}
+	case '{':
+		fields := jsonFields(t)
+		seen := map[string]string{} // by folded key, the key as given
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return badRequest{msg: "malformed JSON: " + err.Error()}
+			}
+			key := tok.(string)
+			switch prev, dup := seen[foldKey(key)]; {
+			case dup && prev == key:
+				return badRequest{msg: fmt.Sprintf("%s%s: given twice; give each key once", path, clip(key))}
+			case dup:
+				return badRequest{msg: fmt.Sprintf("%s%s: given besides %s, which differs only in case", path, clip(key), quote(prev))}
+			}
+			seen[foldKey(key)] = key
+			ft, exact := fields[key]
+			if !exact {
+				for name := range fields {
+					if strings.EqualFold(name, key) {
+						return badRequest{msg: fmt.Sprintf("%s%s: unknown field; keys are case-sensitive: write %q", path, clip(key), name)}
+					}
+				}
+			}
+			if err := checkKeys(dec, ft, path+key+"."); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = dec.Token() // the closing delimiter
+	return err
+}
+
+// jsonFields maps the JSON names of struct type t's fields (those of
+// embedded structs too) to their types; nil if t is not a struct.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	fields := map[string]reflect.Type{}
+	for f := range t.Fields() {
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case tag == "-":
+		case f.Anonymous && tag == "" && f.Type.Kind() == reflect.Struct:
+			maps.Copy(fields, jsonFields(f.Type))
+		case !f.IsExported():
+		case tag != "":
+			fields[tag] = f.Type
+		default:
+			fields[f.Name] = f.Type
+		}
+	}
+	return fields
+}
+
+// foldKey maps keys that strings.EqualFold holds equal (as encoding/json
+// matches them) to one string: each rune becomes the least of its case
+// folding orbit.
+func foldKey(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b.WriteRune(least)
+	}
+	return b.String()
 }
 
 // isInteger reports whether a JSON number is written as an integer: one

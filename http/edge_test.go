@@ -171,3 +171,64 @@ func TestIntegerFieldsAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestPostNeedsJSON: a POST whose body is not declared JSON (a browser's
+// form post, a bodiless fetch) is 415 and submits nothing.
+func TestPostNeedsJSON(t *testing.T) {
+	srv := httptest.NewServer(NewServer(failing{errReached}, Config{}).Handler())
+	defer srv.Close()
+	for _, tc := range []struct {
+		path, contentType, body string
+		status                  int
+	}{
+		{"/tasks/t/jobs", "application/x-www-form-urlencoded", `{"job_id": "a"}`, 415},
+		{"/tasks/t/jobs", "text/plain", `{"job_id": "a"}`, 415},
+		{"/tasks/t/jobs", "multipart/form-data; boundary=x", `{}`, 415},
+		{"/tasks/t/jobs", "", `{"job_id": "a"}`, 415},
+		{"/tasks/t/jobs", "", ``, 415},
+		{"/tasks/t/jobs", "application/jsonx", `{}`, 415},
+		{"/tasks/t/jobs", "application/json; charset=latin1", `{}`, 415},
+		{"/groups", "text/plain", `{"jobs": [{"task": "t"}]}`, 415},
+		// JSON, with or without parameters, reaches the service.
+		{"/tasks/t/jobs", "application/json", `{}`, 500},
+		{"/tasks/t/jobs", "Application/JSON; charset=UTF-8", `{}`, 500},
+		{"/groups", "application/json;charset=utf-8", `{"jobs": [{"task": "t"}]}`, 500},
+	} {
+		status, _, env := send(t, "POST", srv.URL+tc.path, tc.contentType, tc.body)
+		if status != tc.status || tc.status == 415 && !strings.HasPrefix(env.Message, "Content-Type must be application/json") {
+			t.Errorf("%s %q: %d %q, want %d", tc.path, tc.contentType, status, env.Message, tc.status)
+		}
+	}
+}
+
+// TestDuplicateAndCaseVariantKeys: a key given twice, keys that differ only
+// in case, or a field's name in another case is 400 naming the key, at
+// every level of a body; encoding/json alone let the last one win and
+// read JOB_ID as job_id.
+func TestDuplicateAndCaseVariantKeys(t *testing.T) {
+	srv := httptest.NewServer(NewServer(failing{errReached}, Config{}).Handler())
+	defer srv.Close()
+	for _, tc := range []struct{ path, body, want string }{
+		{"/tasks/t/jobs", `{"job_id": "a", "job_id": "b"}`, "job_id: given twice"},
+		{"/tasks/t/jobs", `{"job_id": "a", "JOB_ID": "b"}`, `JOB_ID: given besides "job_id", which differs only in case`},
+		{"/tasks/t/jobs", `{"JOB_ID": "b"}`, `JOB_ID: unknown field; keys are case-sensitive: write "job_id"`},
+		{"/tasks/t/jobs", `{"Args": ["x"]}`, `Args: unknown field; keys are case-sensitive: write "args"`},
+		// U+017F folds to s, as encoding/json matches it.
+		{"/tasks/t/jobs", `{"queue": "a", "queue": "b"}`, "queue: given twice"},
+		{"/tasks/t/jobs", `{"retrieſ": 1}`, `retrieſ: unknown field; keys are case-sensitive: write "retries"`},
+		{"/groups", `{"group_id": "g", "Group_Id": "h", "jobs": []}`, `Group_Id: given besides "group_id"`},
+		{"/groups", `{"jobs": [{"task": "t"}, {"task": "t", "TASK": "u"}]}`, `jobs[1].TASK: given besides "task"`},
+		{"/groups", `{"jobs": [{"task": "t", "Job_ID": "x"}]}`, `jobs[0].Job_ID: unknown field; keys are case-sensitive: write "job_id"`},
+		{"/groups", `{"jobs": [{"task": "t", "args": [{"a": 1, "a": 2}]}]}`, `jobs[0].args[0].a: given twice`},
+	} {
+		status, _, env := send(t, "POST", srv.URL+tc.path, "application/json", tc.body)
+		if status != 400 || !strings.HasPrefix(env.Message, tc.want) {
+			t.Errorf("%s %s: %d %q, want 400 %q", tc.path, tc.body, status, env.Message, tc.want)
+		}
+	}
+	// Distinct keys, nested objects and arrays pass through to the service.
+	body := `{"group_id": "g", "concurrency": 2, "jobs": [{"task": "t", "job_id": "a", "args": ["x", 1]}, {"task": "t", "job_id": "b"}]}`
+	if status, _, env := send(t, "POST", srv.URL+"/groups", "application/json", body); status != 500 {
+		t.Errorf("a good group: %d %q", status, env.Message)
+	}
+}

@@ -3,8 +3,10 @@ package http
 import (
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/gorilla/mux"
@@ -89,13 +91,43 @@ func (s *Server) checkPath(r *http.Request) error {
 	return nil
 }
 
-// checked is h after checkPath.
+// checked is h after checkPath and, for a POST, checkJSON.
 func (s *Server) checked(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := s.checkPath(r); err != nil {
+		err := s.checkPath(r)
+		if err == nil && r.Method == http.MethodPost {
+			err = checkJSON(r)
+		}
+		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		h(w, r)
 	}
+}
+
+// mediaTypeError is a request body of a type the API does not read.
+type mediaTypeError struct{ got string }
+
+func (e *mediaTypeError) Error() string {
+	if e.got == "" {
+		return "Content-Type must be application/json; the request has none"
+	}
+	return fmt.Sprintf("Content-Type must be application/json, not %s", quote(e.got))
+}
+
+// checkJSON refuses a POST that does not say its body is JSON, even an
+// empty one: a browser sends form posts (and bodiless fetches) across
+// origins without asking, but never a JSON one.
+func checkJSON(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return &mediaTypeError{got: ct}
+	}
+	// JSON is UTF-8 (RFC 8259); a body said to be otherwise would be misread.
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return &mediaTypeError{got: ct}
+	}
+	return nil
 }

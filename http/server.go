@@ -192,6 +192,7 @@ func statusOf(err error) (int, string) {
 		tooBig  *http.MaxBytesError
 		auth    *authError
 		limit   *limitError
+		media   *mediaTypeError
 	)
 	switch {
 	case errors.As(err, &route):
@@ -202,6 +203,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusTooManyRequests, limit.Error()
 	case errors.As(err, &bad), errors.As(err, &invalid), errors.As(err, &query):
 		return http.StatusBadRequest, err.Error()
+	case errors.As(err, &media):
+		return http.StatusUnsupportedMediaType, media.Error()
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit)
 	case errors.Is(err, sqljobber.ErrTaskNotFound), errors.Is(err, sqljobber.ErrJobNotFound), errors.Is(err, sqljobber.ErrGroupNotFound):

@@ -331,6 +331,7 @@ func postJob(base, task, body string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	req.Header.Set("Content-Type", "application/json")
 	res, err := nethttp.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err

@@ -122,6 +122,9 @@ func (s *testServer) do(method, path, body string) response {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	if method == "POST" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if s.token != "" {
 		req.Header.Set("Authorization", "Bearer "+s.token)
 	}

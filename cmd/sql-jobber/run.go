@@ -586,7 +586,7 @@ func printWelcome(w io.Writer, addr string, tasks []*sqlexec.Task) {
 	if t.NumArgs > 0 {
 		args = "[" + strings.TrimSuffix(strings.Repeat(`"value", `, t.NumArgs), ", ") + "]"
 	}
-	fmt.Fprintf(w, "Try:\n  curl -s %s/tasks/%s/jobs -d '{\"job_id\": \"hello\", \"args\": %s}'\n  curl -s %s/jobs/hello\n",
+	fmt.Fprintf(w, "Try:\n  curl -s %s/tasks/%s/jobs -H 'Content-Type: application/json' -d '{\"job_id\": \"hello\", \"args\": %s}'\n  curl -s %s/jobs/hello\n",
 		base, t.Name, args, base)
 }
 

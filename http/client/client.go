@@ -578,7 +578,8 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 	if err != nil {
 		return nil, fmt.Errorf("sql-jobber: %w", err)
 	}
-	if body != nil {
+	if body != nil || method == http.MethodPost {
+		// The API refuses a POST that is not JSON, even an empty one.
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
