@@ -232,3 +232,75 @@ func TestDuplicateAndCaseVariantKeys(t *testing.T) {
 		t.Errorf("a good group: %d %q", status, env.Message)
 	}
 }
+
+// TestAllowAndNosniff: a 405 says in Allow which methods the path takes;
+// every answer, error or not, carries X-Content-Type-Options: nosniff.
+func TestAllowAndNosniff(t *testing.T) {
+	srv := httptest.NewServer(NewServer(failing{errReached}, Config{}).Handler())
+	defer srv.Close()
+	for _, tc := range []struct{ method, path, allow string }{
+		{"PUT", "/jobs/x", "DELETE, GET"},
+		{"POST", "/jobs/x/results", "GET"},
+		{"DELETE", "/jobs/queue/q", "GET"},
+		{"GET", "/tasks/t/jobs", "POST"},
+		{"DELETE", "/tasks", "GET"},
+		{"PATCH", "/groups", "POST"},
+		{"POST", "/groups/g", "DELETE, GET"},
+		{"POST", "/healthz", "GET"},
+	} {
+		status, h, env := send(t, tc.method, srv.URL+tc.path, "application/json", "")
+		if status != 405 || h.Get("Allow") != tc.allow || !strings.HasSuffix(env.Message, "use "+tc.allow) {
+			t.Errorf("%s %s: %d Allow %q %q, want 405 Allow %q", tc.method, tc.path, status, h.Get("Allow"), env.Message, tc.allow)
+		}
+	}
+	for _, path := range []string{"/tasks", "/healthz", "/nope", "/jobs/x", "/jobs/" + strings.Repeat("x", 300)} {
+		if _, h, _ := send(t, "GET", srv.URL+path, "", ""); h.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: X-Content-Type-Options %q", clip(path), h.Get("X-Content-Type-Options"))
+		}
+	}
+	ops := httptest.NewServer(NewOps(nil, nil).Handler(Config{}))
+	defer ops.Close()
+	if status, h, _ := send(t, "GET", ops.URL+"/healthz", "", ""); status != 200 || h.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("ops /healthz: %d %v", status, h)
+	}
+}
+
+// TestCSVSafe: with csv_safe (the server's setting or the request's), CSV
+// cells that start as a formula would (=, +, -, @, tab, CR) begin with a
+// "'", numbers aside; without it, values are written as they are.
+func TestCSVSafe(t *testing.T) {
+	env := resultsinktest.NewEnv(t, sqlexec.SQLite, resultsink.ReaderConfig{})
+	cols := []sqlexec.Column{{Name: "n", Type: sqlexec.TypeInt64}, {Name: "=s", Type: sqlexec.TypeText}}
+	vals := []any{"=1+1", "+x", "-y", "@z", "\tt", "\rr", "ok", "a=b"}
+	env.Succeed("t", &resultsinktest.FuncRows{Cols: cols, N: len(vals), Row: func(i int) []any { return []any{int64(-i), vals[i]} }})
+	const (
+		plain = "n,=s\r\n0,=1+1\r\n-1,+x\r\n-2,-y\r\n-3,@z\r\n-4,\"\tt\"\r\n-5,\"\rr\"\r\n-6,ok\r\n-7,a=b\r\n"
+		safe  = "n,'=s\r\n0,'=1+1\r\n-1,'+x\r\n-2,'-y\r\n-3,'@z\r\n-4,'\tt\r\n-5,\"'\rr\"\r\n-6,ok\r\n-7,a=b\r\n"
+	)
+	for _, tc := range []struct {
+		configured bool
+		query      string
+		status     int
+		want       string
+	}{
+		{false, "format=csv", 200, plain},
+		{false, "format=csv&csv_safe=false", 200, plain},
+		{false, "format=csv&csv_safe=true", 200, safe},
+		{true, "format=csv", 200, safe},
+		{true, "format=csv&csv_safe=false", 200, plain},
+		{false, "format=json&csv_safe=true", 400, "csv_safe: only applies to format=csv"},
+		{false, "format=csv&csv_safe=maybe", 400, `csv_safe: "maybe" is not true or false`},
+	} {
+		srv := httptest.NewServer(NewServer(envResults{env: env}, Config{CSVSafe: tc.configured}).Handler())
+		status, _, body := get(t, srv.URL+"/jobs/t/results?order_by=-n&"+tc.query)
+		srv.Close()
+		if tc.status != 200 {
+			var e envelope
+			_ = json.Unmarshal(body, &e)
+			body = []byte(e.Message)
+		}
+		if status != tc.status || string(body) != tc.want {
+			t.Errorf("configured %v, %s: %d %q, want %d %q", tc.configured, tc.query, status, body, tc.status, tc.want)
+		}
+	}
+}

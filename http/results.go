@@ -37,56 +37,77 @@ var resultsFormats = map[string]func(w io.Writer) rowEncoder{
 	"csv":    func(w io.Writer) rowEncoder { return &csvEncoder{w: w} },
 }
 
+// resultsParams are how a results page is written.
+type resultsParams struct {
+	format string
+	// csvSafe: neutralise formula cells in CSV; nil when not asked.
+	csvSafe *bool
+}
+
 // resultsRequest reads the query of GET /jobs/{jobID}/results: format, limit,
-// cursor, order_by and filter[column][op]. Anything else is refused, naming
-// the parameter.
-func resultsRequest(v url.Values) (resultsink.Query, string, error) {
+// cursor, order_by, filter[column][op] and csv_safe. Anything else is
+// refused, naming the parameter.
+func resultsRequest(v url.Values) (resultsink.Query, resultsParams, error) {
 	var q resultsink.Query
-	format := "json"
+	p, err := resultsQuery(v, &q)
+	if err == nil && p.csvSafe != nil && p.format != "csv" {
+		err = badRequest{msg: "csv_safe: only applies to format=csv"}
+	}
+	return q, p, err
+}
+
+func resultsQuery(v url.Values, q *resultsink.Query) (resultsParams, error) {
+	p := resultsParams{format: "json"}
 	for _, key := range slices.Sorted(maps.Keys(v)) {
 		// Text the databases cannot hold (PostgreSQL refuses NUL and
 		// invalid UTF-8) would fail there as an internal error.
 		if !cleanText(key) {
-			return q, "", badRequest{msg: fmt.Sprintf("parameter %s: its name holds a NUL byte or is not UTF-8", quote(key))}
+			return p, badRequest{msg: fmt.Sprintf("parameter %s: its name holds a NUL byte or is not UTF-8", quote(key))}
 		}
 		if len(v[key]) > 1 {
-			return q, "", badRequest{msg: fmt.Sprintf("%s: given %d times; give it once", clip(key), len(v[key]))}
+			return p, badRequest{msg: fmt.Sprintf("%s: given %d times; give it once", clip(key), len(v[key]))}
 		}
 		val := v.Get(key)
 		if !cleanText(val) {
-			return q, "", badRequest{msg: fmt.Sprintf("%s: holds a NUL byte or is not UTF-8", clip(key))}
+			return p, badRequest{msg: fmt.Sprintf("%s: holds a NUL byte or is not UTF-8", clip(key))}
 		}
 		switch {
 		case key == "format":
 			if _, ok := resultsFormats[val]; !ok {
-				return q, "", badRequest{msg: fmt.Sprintf("format: %s is not json, ndjson or csv", quote(val))}
+				return p, badRequest{msg: fmt.Sprintf("format: %s is not json, ndjson or csv", quote(val))}
 			}
-			format = val
+			p.format = val
 		case key == "limit":
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 1 {
-				return q, "", badRequest{msg: fmt.Sprintf("limit: %s is not a positive integer", quote(val))}
+				return p, badRequest{msg: fmt.Sprintf("limit: %s is not a positive integer", quote(val))}
 			}
 			q.Limit = n
 		case key == "cursor":
 			q.Cursor = val
+		case key == "csv_safe":
+			b, err := strconv.ParseBool(val)
+			if err != nil {
+				return p, badRequest{msg: fmt.Sprintf("csv_safe: %s is not true or false", quote(val))}
+			}
+			p.csvSafe = &b
 		case key == "order_by":
 			q.OrderBy, q.Desc = strings.CutPrefix(val, "-")
 			if q.OrderBy == "" {
-				return q, "", badRequest{msg: "order_by: name a column, with a '-' before it to sort descending"}
+				return p, badRequest{msg: "order_by: name a column, with a '-' before it to sort descending"}
 			}
 		case strings.HasPrefix(key, "filter[") && strings.HasSuffix(key, "]"):
 			inner := key[len("filter[") : len(key)-1]
 			i := strings.LastIndex(inner, "][")
 			if i < 1 {
-				return q, "", badRequest{msg: fmt.Sprintf("%s: write filter[column][op], op one of eq, ne, lt, lte, gt, gte, null", clip(key))}
+				return p, badRequest{msg: fmt.Sprintf("%s: write filter[column][op], op one of eq, ne, lt, lte, gt, gte, null", clip(key))}
 			}
 			q.Filters = append(q.Filters, resultsink.Filter{Param: key, Column: inner[:i], Op: resultsink.Op(inner[i+2:]), Value: val})
 		default:
-			return q, "", badRequest{msg: fmt.Sprintf("unknown parameter %s: use format, limit, cursor, order_by or filter[column][op]", quote(key))}
+			return p, badRequest{msg: fmt.Sprintf("unknown parameter %s: use format, limit, cursor, order_by, filter[column][op] or csv_safe", quote(key))}
 		}
 	}
-	return q, format, nil
+	return p, nil
 }
 
 // cleanText reports whether s is UTF-8 without NUL bytes.
@@ -99,7 +120,7 @@ func (s *Server) handleResults(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badRequest{msg: "malformed query string: " + clip(err.Error())})
 		return
 	}
-	q, format, err := resultsRequest(vals)
+	q, params, err := resultsRequest(vals)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -131,7 +152,13 @@ func (s *Server) handleResults(w http.ResponseWriter, r *http.Request) {
 	}
 	out := &errWriter{w: w}
 	bw := bufio.NewWriterSize(out, 32<<10)
-	enc := resultsFormats[format](bw)
+	enc := resultsFormats[params.format](bw)
+	if c, ok := enc.(*csvEncoder); ok {
+		c.safe = s.cfg.CSVSafe
+		if params.csvSafe != nil {
+			c.safe = *params.csvSafe
+		}
+	}
 	h.Set("Content-Type", enc.contentType())
 	w.WriteHeader(http.StatusOK)
 
@@ -264,6 +291,28 @@ func (e *ndjsonEncoder) end() {}
 type csvEncoder struct {
 	w   io.Writer
 	buf []byte
+	// safe: cells that a spreadsheet would run as a formula begin with
+	// a "'" (the OWASP advice on CSV injection).
+	safe bool
+}
+
+// formulaLead reports whether a spreadsheet may read a cell that starts
+// as s does as a formula.
+func formulaLead(s string) bool {
+	return s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0
+}
+
+// neutral is cell s as a safe CSV writes it. Numbers are not formulas:
+// a numeric column keeps its "-5".
+func (e *csvEncoder) neutral(t sqlexec.Type, s string) string {
+	if !e.safe || !formulaLead(s) {
+		return s
+	}
+	switch t {
+	case sqlexec.TypeInt64, sqlexec.TypeUint64, sqlexec.TypeDecimal, sqlexec.TypeFloat64:
+		return s
+	}
+	return "'" + s
 }
 
 func (e *csvEncoder) contentType() string { return "text/csv; charset=utf-8; header=present" }
@@ -274,7 +323,7 @@ func (e *csvEncoder) begin(cols []sqlexec.Column, _ bool, _ string) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendCSVField(b, c.Name)
+		b = appendCSVField(b, e.neutral(sqlexec.TypeText, c.Name))
 	}
 	e.buf = append(b, '\r', '\n')
 	_, _ = e.w.Write(e.buf)
@@ -287,7 +336,7 @@ func (e *csvEncoder) row(cols []sqlexec.Column, vals []any) {
 			b = append(b, ',')
 		}
 		if v != nil {
-			b = appendCSVField(b, sqlexec.FormatText(cols[i].Type, v))
+			b = appendCSVField(b, e.neutral(cols[i].Type, sqlexec.FormatText(cols[i].Type, v)))
 		}
 	}
 	e.buf = append(b, '\r', '\n')

@@ -371,15 +371,15 @@ func FuzzResultsRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		q, format, err := resultsRequest(v)
+		q, p, err := resultsRequest(v)
 		if err != nil {
 			if status, _ := statusOf(err); status != 400 {
 				t.Fatalf("%q: %v maps to %d", raw, err, status)
 			}
 			return
 		}
-		if _, ok := resultsFormats[format]; !ok || q.Limit < 0 || (q.Desc && q.OrderBy == "") {
-			t.Fatalf("%q: accepted as %+v, %q", raw, q, format)
+		if _, ok := resultsFormats[p.format]; !ok || p.csvSafe != nil && p.format != "csv" || q.Limit < 0 || (q.Desc && q.OrderBy == "") {
+			t.Fatalf("%q: accepted as %+v, %+v", raw, q, p)
 		}
 		if !cleanText(q.OrderBy) || !cleanText(q.Cursor) {
 			t.Fatalf("%q: accepted NUL or invalid UTF-8: %+v", raw, q)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -61,6 +63,9 @@ type Config struct {
 	// Auth holds the API's tokens and the caps on what clients hold at
 	// once; nil (or no tokens) leaves the API open to every client.
 	Auth *Auth
+	// CSVSafe makes CSV results neutralise cells that spreadsheets would
+	// run as formulas, unless a request says ?csv_safe=false.
+	CSVSafe bool
 }
 
 // MaxWaitDefault is the default cap on ?wait=.
@@ -124,8 +129,34 @@ func (s *Server) notFound() {
 		s.writeError(w, r, errRoute{status: http.StatusNotFound, msg: "no such endpoint: " + clip(r.Method) + " " + clip(r.URL.Path)})
 	})
 	s.router.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, errRoute{status: http.StatusMethodNotAllowed, msg: "method " + clip(r.Method) + " is not allowed on " + clip(r.URL.Path)})
+		allow := strings.Join(s.allowed(r), ", ")
+		w.Header().Set("Allow", allow)
+		s.writeError(w, r, errRoute{status: http.StatusMethodNotAllowed,
+			msg: "method " + clip(r.Method) + " is not allowed on " + clip(r.URL.Path) + ": use " + allow})
 	})
+}
+
+// allowed lists the methods of the routes that match r's path, for the
+// Allow header of a 405 (RFC 9110 requires it).
+func (s *Server) allowed(r *http.Request) []string {
+	var methods []string
+	_ = s.router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		ms, err := route.GetMethods()
+		if err != nil {
+			return nil
+		}
+		for _, m := range ms {
+			probe := r.WithContext(r.Context())
+			probe.Method = m
+			var match mux.RouteMatch
+			if route.Match(probe, &match) && match.MatchErr == nil {
+				methods = append(methods, m)
+			}
+		}
+		return nil
+	})
+	slices.Sort(methods)
+	return slices.Compact(methods)
 }
 
 // Handler is the API's handler.

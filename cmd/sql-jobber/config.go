@@ -75,6 +75,9 @@ type appConfig struct {
 	// largest number of rows in a page of GET /jobs/{id}/results.
 	ResultsPageSize    int `toml:"results_page_size"`
 	ResultsMaxPageSize int `toml:"results_max_page_size"`
+	// CSVSafe neutralises CSV cells that spreadsheets would run as
+	// formulas, unless a request says ?csv_safe=false.
+	CSVSafe bool `toml:"csv_safe"`
 }
 
 // clusterConfig is the [cluster] section: how this node finds the others.

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	nethttp "net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -227,5 +229,30 @@ func TestRerunsOnAnotherBackendLeaveNoTable(t *testing.T) {
 	}
 	if got := tables(); got["res"]+got["res2"] != 0 {
 		t.Fatalf("after the purge: %v", got)
+	}
+}
+
+// TestCSVSafeConfigured: with [app] csv_safe, CSV results show a cell that
+// starts as a formula with a ' before it, numbers aside; a request may
+// turn it off.
+func TestCSVSafeConfigured(t *testing.T) {
+	dbs := newDatabases(t, sqlexec.SQLite, sqlexec.SQLite)
+	s := newEnv(t, "[app]\ncsv_safe = true\n\n"+dbs.toml, map[string]string{
+		"f.sql": "-- name: formula\nSELECT '=HYPERLINK(\"x\")' AS f, -5 AS n, '@SUM(A1)' AS g\n"}).start()
+	s.post("formula", `{"job_id": "f"}`)
+	s.waitState("f", "SUCCESS")
+	for query, want := range map[string]string{
+		"":                "f,n,g\r\n\"'=HYPERLINK(\"\"x\"\")\",-5,'@SUM(A1)\r\n",
+		"&csv_safe=false": "f,n,g\r\n\"=HYPERLINK(\"\"x\"\")\",-5,@SUM(A1)\r\n",
+	} {
+		res, err := nethttp.Get(s.base + "/jobs/f/results?format=csv" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(body) != want {
+			t.Errorf("%q: %d %q, want %q", query, res.StatusCode, body, want)
+		}
 	}
 }

@@ -408,7 +408,8 @@ func (a *app) serveHTTP(cfg *config, o *options, reg *sqlexec.Registry, apiListe
 		a.servers = append(a.servers, s)
 	}
 	ops := sjhttp.NewOps(a.metrics, a.readiness(reg))
-	httpCfg := sjhttp.Config{ETALocation: cfg.etaLocation, Logger: a.logger, Metrics: a.metrics, MaxWait: time.Duration(cfg.app.MaxWait)}
+	httpCfg := sjhttp.Config{ETALocation: cfg.etaLocation, Logger: a.logger, Metrics: a.metrics, MaxWait: time.Duration(cfg.app.MaxWait),
+		CSVSafe: cfg.app.CSVSafe}
 	opsAddr := cmp.Or(o.metrics, cfg.app.MetricsAddress)
 	if opsAddr != "" {
 		s, addr, err := serve(opsAddr, ops.Handler(httpCfg))
