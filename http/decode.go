@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -48,11 +49,44 @@ func decodeArgs(prefix string, raw []json.RawMessage) ([]any, error) {
 	return args, nil
 }
 
+// bodyError is a request body that could not be read: it did not arrive
+// in time (408), or the client broke it off (400).
+type bodyError struct {
+	limit time.Duration
+	err   error
+}
+
+func (e *bodyError) Error() string {
+	if e.timeout() {
+		return fmt.Sprintf("the request body did not arrive within %s", e.limit)
+	}
+	return "reading the request body: " + clip(e.err.Error())
+}
+
+func (e *bodyError) Unwrap() error { return e.err }
+
+func (e *bodyError) timeout() bool { return errors.Is(e.err, os.ErrDeadlineExceeded) }
+
+// readBody reads r's body, of at most MaxBodyBytes, within the body
+// timeout: a client that trickles its body holds a connection and a
+// goroutine only that long, and hears 408.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	// Not every ResponseWriter can (a test's recorder cannot); the
+	// server's ReadTimeout still bounds the read then.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if err != nil && !errors.As(err, &tooBig) {
+		return nil, &bodyError{limit: s.cfg.BodyTimeout, err: err}
+	}
+	return body, err
+}
+
 // decodeBody decodes a JSON object body into v, strictly: unknown fields,
 // trailing data and wrong types are errors that name the problem. An empty
 // body is an empty object.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := s.readBody(w, r)
 	if err != nil {
 		return err
 	}

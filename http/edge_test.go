@@ -1,13 +1,18 @@
 package http
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	nethttp "net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sql-jobber/sql-jobber/resultsink"
 	"github.com/sql-jobber/sql-jobber/resultsink/resultsinktest"
@@ -303,4 +308,111 @@ func TestCSVSafe(t *testing.T) {
 			t.Errorf("configured %v, %s: %d %q, want %d %q", tc.configured, tc.query, status, body, tc.status, tc.want)
 		}
 	}
+}
+
+// TestTrickledBodyIs408: a body that does not arrive within the body
+// timeout (here sent a byte at a time, more slowly than it allows) is
+// answered 408 with a message, not 500, and reaches no service.
+func TestTrickledBodyIs408(t *testing.T) {
+	srv := httptest.NewServer(NewServer(failing{errReached}, Config{BodyTimeout: 300 * time.Millisecond}).Handler())
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"job_id": "slow", "args": ["` + strings.Repeat("x", 100) + `"]}`
+	head := "POST /tasks/t/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
+	if _, err := io.WriteString(conn, head); err != nil {
+		t.Fatal(err)
+	}
+	// The trickle: a byte every 100 ms would take 10 s; it stops when the
+	// answer has come (the server closes the connection).
+	stop := make(chan struct{})
+	trickled := make(chan struct{})
+	go func() {
+		defer close(trickled)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < len(body); i++ {
+			if _, err := conn.Write([]byte{body[i]}); err != nil {
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	defer func() { close(stop); <-trickled }()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err := nethttp.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var env envelope
+	if err := json.NewDecoder(res.Body).Decode(&env); err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 408 || env.Message != "the request body did not arrive within 300ms" {
+		t.Fatalf("%d %q", res.StatusCode, env.Message)
+	}
+}
+
+// TestLimitListener: a server on a LimitListener of 2 serves a third
+// connection only once one of the first two closes.
+func TestLimitListener(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(NewServer(failing{errReached}, Config{}).Handler())
+	srv.Listener = LimitListener(inner, 2)
+	srv.Start()
+	defer srv.Close()
+
+	// get sends GET /healthz on conn and waits within d for the answer.
+	get := func(conn net.Conn, d time.Duration) error {
+		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return err
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(d))
+		res, err := nethttp.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		return nil
+	}
+	var held []net.Conn
+	for range 2 {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if err := get(conn, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, conn) // kept alive, holding its slot
+	}
+	third, err := net.Dial("tcp", srv.Listener.Addr().String()) // the kernel's backlog takes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	// Absence can only be shown over some time: a third connection is
+	// not served while two are open.
+	if err := get(third, 300*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a third connection was served while two were open: %v", err)
+	}
+	held[0].Close()
+	_ = third.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err := nethttp.ReadResponse(bufio.NewReader(third), nil)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("once a slot was free: %v", err)
+	}
+	res.Body.Close()
 }

@@ -30,7 +30,7 @@ type groupReceiptJSON struct {
 
 func (s *Server) handlePostGroup(w http.ResponseWriter, r *http.Request) {
 	var body groupRequest
-	if err := decodeBody(w, r, &body); err != nil {
+	if err := s.decodeBody(w, r, &body); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -66,7 +66,14 @@ type Config struct {
 	// CSVSafe makes CSV results neutralise cells that spreadsheets would
 	// run as formulas, unless a request says ?csv_safe=false.
 	CSVSafe bool
+	// BodyTimeout is how long a request body may take to arrive, from
+	// when its handler starts reading it; 0 means BodyTimeoutDefault.
+	BodyTimeout time.Duration
 }
+
+// BodyTimeoutDefault is the default of Config.BodyTimeout: a body is at
+// most MaxBodyBytes, which any working client sends in far less.
+const BodyTimeoutDefault = 30 * time.Second
 
 // MaxWaitDefault is the default cap on ?wait=.
 const MaxWaitDefault = time.Minute
@@ -86,6 +93,9 @@ func newServer(svc Service, cfg Config) *Server {
 	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = MaxWaitDefault
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = BodyTimeoutDefault
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -224,6 +234,7 @@ func statusOf(err error) (int, string) {
 		auth    *authError
 		limit   *limitError
 		media   *mediaTypeError
+		body    *bodyError
 	)
 	switch {
 	case errors.As(err, &route):
@@ -236,6 +247,10 @@ func statusOf(err error) (int, string) {
 		return http.StatusBadRequest, err.Error()
 	case errors.As(err, &media):
 		return http.StatusUnsupportedMediaType, media.Error()
+	case errors.As(err, &body) && body.timeout():
+		return http.StatusRequestTimeout, body.Error()
+	case errors.As(err, &body):
+		return http.StatusBadRequest, body.Error()
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit)
 	case errors.Is(err, sqljobber.ErrTaskNotFound), errors.Is(err, sqljobber.ErrJobNotFound), errors.Is(err, sqljobber.ErrGroupNotFound):
@@ -305,7 +320,7 @@ type receiptJSON struct {
 
 func (s *Server) handlePostJob(w http.ResponseWriter, r *http.Request) {
 	var body jobRequest
-	if err := decodeBody(w, r, &body); err != nil {
+	if err := s.decodeBody(w, r, &body); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

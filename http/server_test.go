@@ -157,7 +157,7 @@ func TestDecodeJobRequest(t *testing.T) {
 	} {
 		req := httptest.NewRequest("POST", "/tasks/t/jobs", strings.NewReader(tc.body))
 		var body jobRequest
-		err := decodeBody(httptest.NewRecorder(), req, &body)
+		err := s.decodeBody(httptest.NewRecorder(), req, &body)
 		if err == nil {
 			_, err = s.submitRequest("", "t", body)
 		}
@@ -185,7 +185,7 @@ func FuzzJobRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		req := httptest.NewRequest("POST", "/tasks/t/jobs", strings.NewReader(body))
 		var jb jobRequest
-		err := decodeBody(httptest.NewRecorder(), req, &jb)
+		err := s.decodeBody(httptest.NewRecorder(), req, &jb)
 		if err == nil {
 			var r actors.SubmitRequest
 			r, err = s.submitRequest("", "t", jb)

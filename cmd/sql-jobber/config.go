@@ -78,6 +78,9 @@ type appConfig struct {
 	// CSVSafe neutralises CSV cells that spreadsheets would run as
 	// formulas, unless a request says ?csv_safe=false.
 	CSVSafe bool `toml:"csv_safe"`
+	// MaxConnections caps the HTTP connections open at once on each of
+	// the node's listeners (default 1000); nil when not set.
+	MaxConnections *int `toml:"max_connections"`
 }
 
 // clusterConfig is the [cluster] section: how this node finds the others.
@@ -173,6 +176,8 @@ type config struct {
 	// tokens are the API's tokens ([auth.tokens.*]), limits its caps.
 	tokens []sjhttp.Token
 	limits sjhttp.Limits
+	// maxConns caps each HTTP listener's open connections.
+	maxConns int
 }
 
 // configError locates a configuration problem: file, line and key.
@@ -393,6 +398,13 @@ func (c *config) checkApp(fail func(string, error) error) error {
 	}
 	if c.app.LostRunsMax < 0 {
 		return fail("app.lost_runs_max", errors.New("must be at least 1"))
+	}
+	if c.app.MaxConnections != nil && *c.app.MaxConnections < 1 {
+		return fail("app.max_connections", errors.New("must be at least 1"))
+	}
+	c.maxConns = sjhttp.MaxConnectionsDefault
+	if c.app.MaxConnections != nil {
+		c.maxConns = *c.app.MaxConnections
 	}
 	c.etaLocation = time.UTC
 	if c.app.ETATimezone != "" {

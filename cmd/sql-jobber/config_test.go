@@ -25,6 +25,9 @@ func TestSampleConfigParses(t *testing.T) {
 	if c.ledger != "demo_results" || c.app.DefaultQueue != "default" {
 		t.Errorf("app: %+v, ledger %q", c.app, c.ledger)
 	}
+	if c.maxConns != 1000 || c.app.CSVSafe {
+		t.Errorf("max_connections %d, csv_safe %v", c.maxConns, c.app.CSVSafe)
+	}
 	if c.readerCfg.PageSize != 1000 || c.readerCfg.MaxPageSize != 1_000_000 || c.ledgerCfg.GoneRetention != 7*24*time.Hour {
 		t.Errorf("results: %+v, ledger: %+v", c.readerCfg, c.ledgerCfg)
 	}
@@ -121,6 +124,8 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"negative gone retention", `s/log_level = "DEBUG"/gone_retention = "-1h"/`, "c.toml:2: app.gone_retention: must not be negative"},
 		{"page size", `s/log_level = "DEBUG"/results_page_size = -5/`, "c.toml:2: app.results_page_size: must be at least 1"},
 		{"lost runs", `s/log_level = "DEBUG"/lost_runs_max = -1/`, "c.toml:2: app.lost_runs_max: must be at least 1"},
+		{"no connections", `s/log_level = "DEBUG"/max_connections = 0/`, "c.toml:2: app.max_connections: must be at least 1"},
+		{"negative connections", `s/log_level = "DEBUG"/max_connections = -5/`, "c.toml:2: app.max_connections: must be at least 1"},
 		{"page size over the maximum", `s/log_level = "DEBUG"/results_page_size = 50\nresults_max_page_size = 10/`,
 			"c.toml:3: app.results_max_page_size: must be at least results_page_size (50)"},
 		{"no results", `s/\[results\.\(.*\)\]/[other.\1]/`, "c.toml:8: other.first: unknown key"},

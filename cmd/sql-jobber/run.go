@@ -194,15 +194,17 @@ type server struct {
 	served chan error
 }
 
-func serve(addr string, h nethttp.Handler) (*server, string, error) {
+func serve(addr string, h nethttp.Handler, maxConns int) (*server, string, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", err
 	}
-	return serveOn(l, h), l.Addr().String(), nil
+	return serveOn(l, h, maxConns), l.Addr().String(), nil
 }
 
-func serveOn(l net.Listener, h nethttp.Handler) *server {
+// serveOn serves h on l, with at most maxConns connections open at once.
+func serveOn(l net.Listener, h nethttp.Handler, maxConns int) *server {
+	l = sjhttp.LimitListener(l, maxConns)
 	s := &server{srv: &nethttp.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
 		// Bodies are at most 1 MiB; responses may stream for long.
 		ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}, served: make(chan error, 1)}
@@ -401,7 +403,7 @@ func (a *app) serveHTTP(cfg *config, o *options, reg *sqlexec.Registry, apiListe
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		s, _, err := serve(o.pprof, mux)
+		s, _, err := serve(o.pprof, mux, cfg.maxConns)
 		if err != nil {
 			return fmt.Errorf("--pprof: %w", err)
 		}
@@ -412,7 +414,7 @@ func (a *app) serveHTTP(cfg *config, o *options, reg *sqlexec.Registry, apiListe
 		CSVSafe: cfg.app.CSVSafe}
 	opsAddr := cmp.Or(o.metrics, cfg.app.MetricsAddress)
 	if opsAddr != "" {
-		s, addr, err := serve(opsAddr, ops.Handler(httpCfg))
+		s, addr, err := serve(opsAddr, ops.Handler(httpCfg), cfg.maxConns)
 		if err != nil {
 			return fmt.Errorf("--metrics: %w", err)
 		}
@@ -433,7 +435,7 @@ func (a *app) serveHTTP(cfg *config, o *options, reg *sqlexec.Registry, apiListe
 		if w := openAPIWarning(cfg.tokens, a.addr); w != "" {
 			a.logger.Warn(w)
 		}
-		a.servers = append(a.servers, serveOn(apiListener, sjhttp.NewServer(a.engine, httpCfg).Handler()))
+		a.servers = append(a.servers, serveOn(apiListener, sjhttp.NewServer(a.engine, httpCfg).Handler(), cfg.maxConns))
 		printWelcome(stdout, a.addr, reg.Tasks())
 	case opsAddr == "":
 		a.logger.Warn("--worker-only without --metrics: this node serves no /metrics, /healthz or /readyz")
