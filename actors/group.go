@@ -87,7 +87,9 @@ func (e *Engine) SubmitGroup(ctx context.Context, req GroupRequest) (*GroupRecei
 	}
 	out := &GroupReceipt{GroupID: req.GroupID}
 	for _, spec := range msg.Jobs {
-		out.Jobs = append(out.Jobs, *receipt(spec))
+		r := receipt(spec)
+		r.Workers = e.Workers(r.Queue)
+		out.Jobs = append(out.Jobs, *r)
 	}
 	return out, nil
 }

@@ -132,6 +132,8 @@ var (
 		"Job and group grains in this node's memory.", nil, nil)
 	membersDesc = prometheus.NewDesc("sqljobber_cluster_members",
 		"Cluster members as this node sees them, by state.", []string{"state"}, nil)
+	workersDesc = prometheus.NewDesc("sqljobber_queue_workers",
+		"Cluster members that work the queue, leaving ones aside: 0 means its jobs wait for a node that does.", []string{"queue"}, nil)
 )
 
 // engineCollector gathers, when scraped, what is cheaper to ask for than
@@ -142,6 +144,7 @@ func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- pendingDesc
 	ch <- grainsDesc
 	ch <- membersDesc
+	ch <- workersDesc
 }
 
 func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
@@ -172,6 +175,9 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for state, n := range states {
 		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(n), string(state))
+	}
+	for q := range e.metrics.known {
+		ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(e.Workers(q)), q)
 	}
 }
 

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -74,6 +75,20 @@ func (a *nodeActor) Receive(ctx actor.Context) {
 	case *jobpb.CancelRun:
 		a.e.cancelRun(msg.RunId, errCancelled)
 	}
+}
+
+// Workers is how many members of the cluster work queue ("" for the
+// default queue), leaving ones aside: 0 says that its jobs wait until a
+// node that works it joins.
+func (e *Engine) Workers(queue string) int {
+	queue = cmp.Or(queue, e.cfg.DefaultQueue)
+	n := 0
+	for _, m := range e.Members() {
+		if _, ok := m.Queues[queue]; ok && m.State != sqljobber.MemberLeaving {
+			n++
+		}
+	}
+	return n
 }
 
 // Members describes the cluster's members.

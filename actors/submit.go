@@ -35,6 +35,9 @@ type Receipt struct {
 	Queue   string
 	ETA     time.Time
 	Retries int
+	// Workers is how many members work the job's queue when it is
+	// accepted: 0 says it waits until one that does joins.
+	Workers int
 }
 
 var jobIDRe = regexp.MustCompile(`^[A-Za-z0-9_:-]+$`)
@@ -82,7 +85,9 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Receipt, error
 	if err := replyError(reply, "job", sqljobber.ErrJobNotFound, spec.JobId); err != nil {
 		return nil, err
 	}
-	return receipt(spec), nil
+	r := receipt(spec)
+	r.Workers = e.Workers(r.Queue)
+	return r, nil
 }
 
 // deadlineOf is when a request made now with ctx gives up: ctx's deadline or

@@ -34,6 +34,8 @@ type Service interface {
 	WaitGroup(ctx context.Context, id string, d time.Duration) error
 	CancelGroup(ctx context.Context, id string, purge bool) error
 	Members() []sqljobber.Member
+	// Workers is how many members work queue ("" for the default).
+	Workers(queue string) int
 	// ValidateID checks a job or group ID (named field in the error)
 	// against the rule submissions use.
 	ValidateID(field, id string) error
@@ -283,13 +285,16 @@ type taskJSON struct {
 	Raw     bool     `json:"raw"`
 	// NumArgs is the number of arguments, null when not known (raw).
 	NumArgs *int `json:"num_args"`
+	// Workers is how many cluster members work the task's queue: 0 says
+	// its jobs wait until a node that does joins.
+	Workers int `json:"workers"`
 }
 
 func (s *Server) handleTasks(w http.ResponseWriter, _ *http.Request) {
 	tasks := s.svc.Tasks()
 	out := make([]taskJSON, 0, len(tasks))
 	for _, t := range tasks {
-		tj := taskJSON{Name: t.Name, Queue: t.Queue, DBs: t.DBs, Results: t.Results, Raw: t.Raw}
+		tj := taskJSON{Name: t.Name, Queue: t.Queue, DBs: t.DBs, Results: t.Results, Raw: t.Raw, Workers: s.svc.Workers(t.Queue)}
 		if t.NumArgs >= 0 {
 			n := t.NumArgs
 			tj.NumArgs = &n
@@ -316,6 +321,9 @@ type receiptJSON struct {
 	Queue   string  `json:"queue"`
 	ETA     *string `json:"eta"`
 	Retries int     `json:"retries"`
+	// Workers is how many cluster members work the job's queue: 0 says
+	// it waits until a node that does joins.
+	Workers int `json:"workers"`
 }
 
 func (s *Server) handlePostJob(w http.ResponseWriter, r *http.Request) {
@@ -338,7 +346,7 @@ func (s *Server) handlePostJob(w http.ResponseWriter, r *http.Request) {
 }
 
 func receiptOf(rec *actors.Receipt) receiptJSON {
-	return receiptJSON{JobID: rec.JobID, Task: rec.Task, Queue: rec.Queue, Retries: rec.Retries, ETA: timeJSON(rec.ETA)}
+	return receiptJSON{JobID: rec.JobID, Task: rec.Task, Queue: rec.Queue, Retries: rec.Retries, ETA: timeJSON(rec.ETA), Workers: rec.Workers}
 }
 
 // Bounds on request numbers, far beyond any sensible use, so that no

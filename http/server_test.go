@@ -53,6 +53,7 @@ func (f failing) WaitGroup(context.Context, string, time.Duration) error  { retu
 
 // ValidateID is the engine's rule, with the longest IDs any engine takes.
 func (f failing) ValidateID(field, id string) error { return actors.CheckID(field, id, 255) }
+func (f failing) Workers(string) int                { return 0 }
 
 func TestErrorsMapToStatuses(t *testing.T) {
 	for _, tc := range []struct {

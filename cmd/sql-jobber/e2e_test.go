@@ -156,7 +156,7 @@ func TestJobLifecycle(t *testing.T) {
 
 			// A job runs and its table holds its rows.
 			r = s.do("POST", "/tasks/entries_of/jobs", `{"job_id": "life:1", "args": ["U1"]}`)
-			if r.code != 200 || string(r.Data) != `{"job_id":"life:1","task":"entries_of","queue":"default","eta":null,"retries":0}` {
+			if r.code != 200 || string(r.Data) != `{"job_id":"life:1","task":"entries_of","queue":"default","eta":null,"retries":0,"workers":1}` {
 				t.Fatalf("POST: %d %s %s", r.code, r.Message, r.Data)
 			}
 			j := s.waitState("life:1", "SUCCESS", "FAILURE")

@@ -271,6 +271,14 @@ func start(ctx context.Context, o *options, stdout, stderr io.Writer) (_ *app, e
 	if err := a.serveHTTP(cfg, o, reg, apiListener, stdout); err != nil {
 		return nil, err
 	}
+	// A job of a queue that no member works waits, silently, until one
+	// that does joins.
+	for _, t := range reg.Tasks() {
+		if a.engine.Workers(t.Queue) == 0 {
+			logger.Warn("no member of the cluster works the queue of a task: its jobs wait until a node started with --queue "+cmp.Or(t.Queue, defaultQueue)+" joins",
+				slog.String("task", t.Name), slog.String("queue", cmp.Or(t.Queue, defaultQueue)))
+		}
+	}
 	logger.Info("sql-jobber started", slog.String("version", version), slog.String("node", o.workerName),
 		slog.Any("queues", queues), slog.Int("tasks", len(reg.Tasks())), slog.String("http", a.addr), slog.String("metrics", a.opsAddr))
 	return a, nil
@@ -436,7 +444,7 @@ func (a *app) serveHTTP(cfg *config, o *options, reg *sqlexec.Registry, apiListe
 			a.logger.Warn(w)
 		}
 		a.servers = append(a.servers, serveOn(apiListener, sjhttp.NewServer(a.engine, httpCfg).Handler(), cfg.maxConns))
-		printWelcome(stdout, a.addr, reg.Tasks())
+		printWelcome(stdout, a.addr, reg.Tasks(), a.engine.Workers, len(cfg.tokens) > 0)
 	case opsAddr == "":
 		a.logger.Warn("--worker-only without --metrics: this node serves no /metrics, /healthz or /readyz")
 	}
@@ -572,25 +580,35 @@ func (a *app) close() {
 	}
 }
 
-func printWelcome(w io.Writer, addr string, tasks []*sqlexec.Task) {
+// printWelcome says where the API is and how to try it, with a task whose
+// queue a member works (one that takes no arguments if there is one), so
+// that the example job runs.
+func printWelcome(w io.Writer, addr string, tasks []*sqlexec.Task, workers func(queue string) int, tokens bool) {
 	base := "http://" + addr
 	fmt.Fprintf(w, "sql-jobber is listening on %s\n", base)
-	if len(tasks) == 0 {
-		return
-	}
-	t := tasks[0]
+	var t *sqlexec.Task
 	for _, c := range tasks {
-		if c.NumArgs == 0 {
-			t = c
-			break
+		if workers(c.Queue) == 0 {
+			continue
 		}
+		if t == nil || t.NumArgs != 0 && c.NumArgs == 0 {
+			t = c
+		}
+	}
+	if t == nil {
+		return
 	}
 	args := "[]"
 	if t.NumArgs > 0 {
 		args = "[" + strings.TrimSuffix(strings.Repeat(`"value", `, t.NumArgs), ", ") + "]"
 	}
-	fmt.Fprintf(w, "Try:\n  curl -s %s/tasks/%s/jobs -H 'Content-Type: application/json' -d '{\"job_id\": \"hello\", \"args\": %s}'\n  curl -s %s/jobs/hello\n",
-		base, t.Name, args, base)
+	auth := ""
+	if tokens {
+		auth = ` -H "Authorization: Bearer $SQLJOBBER_TOKEN"`
+		fmt.Fprintln(w, "The API needs a token: export SQLJOBBER_TOKEN=<a secret of [auth.tokens.*]>")
+	}
+	fmt.Fprintf(w, "Try:\n  curl -s%s %s/tasks/%s/jobs -H 'Content-Type: application/json' -d '{\"job_id\": \"hello\", \"args\": %s}'\n  curl -s%s %s/jobs/hello\n",
+		auth, base, t.Name, args, auth, base)
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -124,6 +124,8 @@ type Task struct {
 	Raw     bool     `json:"raw"`
 	// NumArgs is nil when the server does not know it (raw tasks).
 	NumArgs *int `json:"num_args"`
+	// Workers is how many cluster members work the task's queue.
+	Workers int `json:"workers"`
 }
 
 // JobRequest is a request for a job; every field may be left zero.
@@ -173,6 +175,9 @@ type JobReceipt struct {
 	Queue   string     `json:"queue"`
 	ETA     *time.Time `json:"eta"`
 	Retries int        `json:"retries"`
+	// Workers is how many cluster members work the job's queue: 0 says
+	// it waits until a node that does joins.
+	Workers int `json:"workers"`
 }
 
 // Job is a job's status.
