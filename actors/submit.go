@@ -25,7 +25,10 @@ type SubmitRequest struct {
 	Args    []any  // string, json.Number, bool or nil each
 	ETA     time.Time
 	Retries int
-	TTL     time.Duration
+	// TTL is how long the results are kept after the job finishes: nil
+	// for the task's (-- ttl:) or the configured default, 0 to keep them
+	// until the ID runs again or is purged.
+	TTL *time.Duration
 }
 
 // Receipt is what a client learns about an accepted job.
@@ -148,7 +151,7 @@ func (e *Engine) spec(prefix string, req SubmitRequest) (*jobpb.JobSpec, error) 
 	if req.Retries < 0 {
 		return nil, sqljobber.Invalid(prefix+"retries", "must not be negative")
 	}
-	if req.TTL < 0 {
+	if req.TTL != nil && *req.TTL < 0 {
 		return nil, sqljobber.Invalid(prefix+"ttl", "must not be negative")
 	}
 	args := []byte("[]")
@@ -165,7 +168,10 @@ func (e *Engine) spec(prefix string, req SubmitRequest) (*jobpb.JobSpec, error) 
 	if table := results.TableName(req.JobID); results.ReservedTable(table) {
 		return nil, sqljobber.Invalid(prefix+"job_id", "its results table %q would take a name sql-jobber reserves", table)
 	}
-	ttl := cmp.Or(req.TTL, t.TTL, e.cfg.DefaultTTL)
+	ttl := cmp.Or(t.TTL, e.cfg.DefaultTTL)
+	if req.TTL != nil {
+		ttl = *req.TTL
+	}
 	spec := &jobpb.JobSpec{
 		JobId: req.JobID, Task: t.Name, Queue: queue, Db: req.DB, ArgsJson: string(args),
 		Retries: int32(req.Retries), TtlSeconds: int64((ttl + time.Second - 1) / time.Second),

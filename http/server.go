@@ -377,7 +377,8 @@ func (s *Server) submitRequest(prefix, task string, b jobRequest) (actors.Submit
 		if *b.TTL < 0 || *b.TTL > maxTTLSeconds {
 			return req, badRequest{msg: fmt.Sprintf("%sttl: must be between 0 and %d seconds", prefix, maxTTLSeconds)}
 		}
-		req.TTL = time.Duration(*b.TTL) * time.Second
+		ttl := time.Duration(*b.TTL) * time.Second
+		req.TTL = &ttl
 	}
 	args, err := decodeArgs(prefix, b.Args)
 	if err != nil {

@@ -198,7 +198,7 @@ func FuzzJobRequest(f *testing.F) {
 						t.Fatalf("argument %T accepted", a)
 					}
 				}
-				if r.Retries < 0 || r.TTL < 0 {
+				if r.Retries < 0 || r.TTL != nil && *r.TTL < 0 {
 					t.Fatalf("negative retries or ttl accepted: %+v", r)
 				}
 				return

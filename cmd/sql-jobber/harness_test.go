@@ -159,6 +159,7 @@ type jobStatus struct {
 	CreatedAt      *string `json:"created_at"`
 	StartedAt      *string `json:"started_at"`
 	FinishedAt     *string `json:"finished_at"`
+	ExpiresAt      *string `json:"expires_at"`
 }
 
 func (s *testServer) job(id string) (jobStatus, int) {

@@ -326,8 +326,13 @@ func TestTTLFromTaskAndConfigSurvivesRestart(t *testing.T) {
 	a := env.start()
 	a.post("short_lived", `{"job_id": "tagged", "args": ["U1"]}`)
 	a.post("entries_of", `{"job_id": "default", "args": ["U1"]}`)
+	// "ttl": 0 keeps the results, whatever the task and the default say.
+	a.post("short_lived", `{"job_id": "keep", "args": ["U1"], "ttl": 0}`)
 	tagged := a.waitState("tagged", "SUCCESS")
 	def := a.waitState("default", "SUCCESS")
+	if keep := a.waitState("keep", "SUCCESS"); keep.ExpiresAt != nil {
+		t.Fatalf(`a job with "ttl": 0 expires at %s`, *keep.ExpiresAt)
+	}
 	expires := func(j jobStatus) time.Duration {
 		var e, f time.Time
 		if err := dbs.res.Postgres().QueryRow(context.Background(),
@@ -346,7 +351,7 @@ func TestTTLFromTaskAndConfigSurvivesRestart(t *testing.T) {
 	a.stop()
 	b := env.start()
 	waitGone(t, 15*time.Second, "the task-TTL job to expire after a restart", b, "tagged")
-	if tableExists(t, dbs.res, "results_tagged") || !tableExists(t, dbs.res, "results_default") {
+	if tableExists(t, dbs.res, "results_tagged") || !tableExists(t, dbs.res, "results_default") || !tableExists(t, dbs.res, "results_keep") {
 		t.Fatal("expiry dropped the wrong tables")
 	}
 }

@@ -136,7 +136,10 @@ type JobRequest struct {
 	DB      string
 	ETA     time.Time
 	Retries int
-	TTL     time.Duration // rounded up to whole seconds
+	TTL     time.Duration // rounded up to whole seconds; 0 for the task's or the server's default
+	// KeepResults keeps the results until the job ID runs again or is
+	// purged, whatever the defaults (it sends "ttl": 0).
+	KeepResults bool
 }
 
 func (r JobRequest) body(task string) map[string]any {
@@ -162,7 +165,9 @@ func (r JobRequest) body(task string) map[string]any {
 	if r.Retries != 0 {
 		b["retries"] = r.Retries
 	}
-	if r.TTL != 0 {
+	if r.KeepResults {
+		b["ttl"] = 0
+	} else if r.TTL != 0 {
 		b["ttl"] = int64((r.TTL + time.Second - 1) / time.Second)
 	}
 	return b

@@ -33,8 +33,15 @@ func TestClient(t *testing.T) {
 		t.Fatalf("PostJob: %+v, %v", rec, err)
 	}
 	j, err := c.WaitJob(ctx, "j1")
-	if err != nil || j.State != client.StateSuccess || j.Count != 2 || j.ResultsTable != "results_j1" || j.FinishedAt == nil {
+	if err != nil || j.State != client.StateSuccess || j.Count != 2 || j.ResultsTable != "results_j1" || j.FinishedAt == nil || j.ExpiresAt == nil {
 		t.Fatalf("WaitJob: %+v, %v", j, err)
+	}
+	// The server keeps results an hour by default; KeepResults keeps them.
+	if _, err := c.PostJob(ctx, "entries_of", client.JobRequest{JobID: "kept", Args: []any{"USER1"}, KeepResults: true}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := c.WaitJob(ctx, "kept"); err != nil || j.State != client.StateSuccess || j.ExpiresAt != nil {
+		t.Fatalf("a job that keeps its results: %+v, %v", j, err)
 	}
 
 	// Errors are testable with errors.Is and carry the server's message.

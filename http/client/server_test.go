@@ -108,6 +108,7 @@ func startServer(dir string, auth *sjhttp.Auth) (base string, stop func(), err e
 	}
 	eng, err := actors.NewEngine(jobs, reg, map[string]actors.Results{"res": res}, reader, actors.Config{
 		NodeName: "client-test", Queues: map[string]int{"default": 2}, PollInterval: 50 * time.Millisecond,
+		DefaultTTL: time.Hour,
 	})
 	if err != nil {
 		return "", nil, err
