@@ -14,8 +14,16 @@ import (
 
 // Job returns a job as the ledger records it; a job the caller
 // (sqljobber.Sees) may not see is not found.
+//
+// A job whose results expired is *sqljobber.GoneError, as its results are,
+// for as long as the ledger remembers its ID: not a job never known.
 func (e *Engine) Job(ctx context.Context, id string) (*sqljobber.Job, error) {
 	j, err := e.visibleJob(ctx, id)
+	if errors.Is(err, sqljobber.ErrJobNotFound) {
+		if ts, terr := e.ledger.Tombstone(ctx, id); terr == nil && ts.Reason == sqljobber.GoneExpired && sqljobber.Sees(ctx, ts.Owner) {
+			return nil, &sqljobber.GoneError{ID: id, Reason: ts.Reason, At: ts.At}
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

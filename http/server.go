@@ -410,10 +410,17 @@ type jobJSON struct {
 	ExpiresAt      *string `json:"expires_at"`
 }
 
+// jobOf is a job as the API shows it. Its results table is named only once
+// the job has published it: a job that failed, was cancelled or has not
+// finished has none to read.
 func jobOf(j *sqljobber.Job) jobJSON {
+	table := ""
+	if j.State == sqljobber.StateSuccess {
+		table = j.ResultsTable
+	}
 	return jobJSON{
 		JobID: j.ID, Task: j.Task, Queue: j.Queue, State: string(j.State), Count: j.Count, Error: j.Error,
-		ResultsBackend: j.ResultsBackend, ResultsTable: j.ResultsTable, Attempt: j.Attempt, LostRuns: j.LostRuns, Node: j.Node, Retries: j.Retries,
+		ResultsBackend: j.ResultsBackend, ResultsTable: table, Attempt: j.Attempt, LostRuns: j.LostRuns, Node: j.Node, Retries: j.Retries,
 		GroupID: j.GroupID, Owner: j.Owner, ETA: timeJSON(j.ETA), CreatedAt: timeJSON(j.CreatedAt), StartedAt: timeJSON(j.StartedAt),
 		FinishedAt: timeJSON(j.FinishedAt), ExpiresAt: timeJSON(j.ExpiresAt),
 	}

@@ -276,6 +276,10 @@ SELECT * FROM appears_later;
 	if j.State != "FAILURE" || j.Attempt != 3 || !strings.Contains(j.Error, "division by zero") {
 		t.Fatalf("failing job: %+v", j)
 	}
+	// It published nothing, so it names no results table to read.
+	if j.ResultsTable != "" || tableExists(t, dbs.res, "results_div") {
+		t.Fatalf("a failed job names results table %q", j.ResultsTable)
+	}
 
 	// Failing until the table appears: RETRY in between, then SUCCESS.
 	s.post("flaky", `{"job_id": "flaky", "retries": 50}`)
@@ -288,7 +292,7 @@ SELECT * FROM appears_later;
 	// rows.
 	sqlexectestExec(t, dbs.src, "CREATE TABLE appears_later AS SELECT 1 AS x")
 	j = s.waitState("flaky", "SUCCESS", "FAILURE")
-	if j.State != "SUCCESS" || j.Attempt < 2 || j.Count != 1 || j.Error != "" {
+	if j.State != "SUCCESS" || j.Attempt < 2 || j.Count != 1 || j.Error != "" || j.ResultsTable != "results_flaky" {
 		t.Fatalf("retried job: %+v", j)
 	}
 }
@@ -356,12 +360,12 @@ func TestTTLFromTaskAndConfigSurvivesRestart(t *testing.T) {
 	}
 }
 
-// waitGone waits until GET /jobs/{id} answers 404.
+// waitGone waits until GET /jobs/{id} answers 410: the job expired.
 func waitGone(t *testing.T, within time.Duration, what string, s *testServer, id string) {
 	t.Helper()
 	testwait.For(t, within, what, func() (bool, string) {
-		j, code := s.job(id)
-		return code == 404, fmt.Sprintf("GET answers %d, the job is %s", code, j.State)
+		r := s.do("GET", "/jobs/"+id, "")
+		return r.code == 410 && strings.HasPrefix(r.Message, fmt.Sprintf("job %q expired at ", id)), fmt.Sprintf("GET answers %d %s", r.code, r.Message)
 	})
 }
 
