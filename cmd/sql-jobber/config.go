@@ -133,6 +133,10 @@ type dbConfig struct {
 	// DemoData fills a SQLite database with an entries table of demo
 	// rows when it has none.
 	DemoData bool `toml:"demo_data"`
+	// Unlogged is accepted, and ignored with a warning, because
+	// dungbeetle's sample configuration set it on source databases,
+	// where it never did anything.
+	Unlogged *bool `toml:"unlogged" predecessor:"ignored"`
 }
 
 type resultsConfig struct {
@@ -169,8 +173,9 @@ type config struct {
 	ledgerCfg   ledger.Config
 	readerCfg   resultsink.ReaderConfig
 	// ignored are the predecessor's sections that the file has, which
-	// sql-jobber ignores.
-	ignored []string
+	// sql-jobber ignores; ignoredKeys its keys.
+	ignored     []string
+	ignoredKeys []string
 	// secrets are the gossip secrets, decoded: the first encrypts.
 	secrets [][]byte
 	// tokens are the API's tokens ([auth.tokens.*]), limits its caps.
@@ -436,6 +441,9 @@ func (c *config) sourceSections(fc *fileConfig, lines map[string]int, fail func(
 			return fail(key+".demo_data", errors.New("only applies to sqlite"))
 		}
 		c.demoDBs[name] = d.DemoData
+		if d.Unlogged != nil {
+			c.ignoredKeys = append(c.ignoredKeys, key+".unlogged")
+		}
 		c.dbs = append(c.dbs, cfg)
 	}
 	return nil
@@ -585,6 +593,9 @@ func (c *config) migrationWarnings() []string {
 	var out []string
 	for _, section := range c.ignored {
 		out = append(out, "the ["+section+"] section is ignored: nodes share work through their own cluster, not a broker")
+	}
+	for _, key := range c.ignoredKeys {
+		out = append(out, key+" is ignored: unlogged applies to results databases ([results.*]), where sql-jobber writes tables")
 	}
 	if ttl := time.Duration(c.app.DefaultJobTTL); len(c.ignored) > 0 && ttl > 0 {
 		out = append(out, fmt.Sprintf("app.default_job_ttl = %q drops each job's results table %s after the job finishes, where dungbeetle kept it: "+

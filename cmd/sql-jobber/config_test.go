@@ -60,8 +60,8 @@ func TestSampleConfigShowsEveryKey(t *testing.T) {
 			switch {
 			case f.Anonymous && tag == "":
 				keys(section, f.Type)
-			case tag == "" || tag == "job_queue" || tag == "machinery":
-				// Not a key, or the predecessor's sections, ignored.
+			case tag == "" || f.Tag.Get("predecessor") == "ignored" || tag == "job_queue" || tag == "machinery":
+				// Not a key, or the predecessor's, ignored.
 			case section != "" && f.Type.Kind() == reflect.Map:
 				// [auth.tokens.<name>]: its keys are shown in
 				// section auth.
@@ -171,6 +171,15 @@ state_address = "redis://127.0.0.1:6379/1"
 	if len(warnings) != 2 || !strings.Contains(warnings[1], `app.default_job_ttl = "1m0s" drops each job's results table 1m0s after the job finishes`) ||
 		!strings.Contains(warnings[1], `set default_job_ttl = "0s" to keep results`) {
 		t.Fatalf("warnings: %q", warnings)
+	}
+
+	// dungbeetle's sample sets unlogged on its source databases too.
+	c, err = parseConfig("c.toml", []byte(sed(t, validConfig, `s/\[db\.\(.*\)\]/[db.\1]\nunlogged = true/`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.migrationWarnings(); len(w) != 1 || !strings.HasPrefix(w[0], "db.") || !strings.Contains(w[0], ".unlogged is ignored: unlogged applies to results databases") {
+		t.Fatalf("warnings: %q", w)
 	}
 
 	// Without the old sections, a TTL is this configuration's own choice.
