@@ -277,6 +277,16 @@ func (r *Run) Check(ctx context.Context, q sqlexec.Querier) error {
 	return nil
 }
 
+// Owns is a FROM clause (with ? placeholders) and its arguments that yield
+// one row if the run still owns its job (as Check says) and none otherwise:
+// a statement of a publication where the ledger shares the results
+// database can depend on it (INSERT ... SELECT ... FROM), with no read of
+// its own.
+func (r *Run) Owns() (string, []any) {
+	return fmt.Sprintf("FROM %s WHERE job_id = ? AND run_id = ? AND state = 'STARTED' AND lease_until > ?", r.l.table),
+		[]any{r.job, r.runID, r.l.timeArg(r.l.now())}
+}
+
 // Success is the statement (with ? placeholders) and arguments that record
 // the run's SUCCESS with count rows inside its publication's transaction,
 // where the ledger shares the results database: it changes one row if the

@@ -56,6 +56,11 @@ type Owner interface {
 	// Check returns an error unless the run still owns its job. It reads
 	// the record with q.
 	Check(ctx context.Context, q sqlexec.Querier) error
+	// Owns is a FROM clause, with ? placeholders, and its arguments,
+	// that yield one row if the run still owns its job and none
+	// otherwise, for a statement of a publication in the record's
+	// database to depend on.
+	Owns() (string, []any)
 	// Success is the statement, with ? placeholders, and the arguments
 	// that record the run's SUCCESS with count rows, for the publishing
 	// transaction when the record is in the results database: it changes

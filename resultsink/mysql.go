@@ -140,16 +140,29 @@ func (d mysqlDialect) writeSmall(ctx context.Context, db *sqlexec.DB, final stri
 		return false, err
 	}
 	defer conn.Close()
-	if err := checkOwner(ctx, sqlexec.SQLQuerier(conn), db, fence); err != nil {
+	// The record is inserted only while the run owns its job: with the
+	// ledger here, the one statement is also the ownership check.
+	insert, args := fmt.Sprintf("INSERT INTO %s (table_name, token) VALUES (?, ?)", d.quote(fenceTable)), []any{final, fence.Token}
+	if fence.here(db) {
+		from, fromArgs := fence.Owner.Owns()
+		insert, args = fmt.Sprintf("INSERT INTO %s (table_name, token) SELECT ?, ? %s", d.quote(fenceTable), from), append(args, fromArgs...)
+	} else if err := checkOwner(ctx, nil, db, fence); err != nil {
 		return false, err
 	}
 	var myErr *mysql.MySQLError
-	_, err = conn.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (table_name, token) VALUES (?, ?)", d.quote(fenceTable)), final, fence.Token)
+	res, err := conn.ExecContext(ctx, insert, args...)
 	switch {
 	case errors.As(err, &myErr) && myErr.Number == 1062: // ER_DUP_ENTRY
 		return false, errStage
 	case err != nil:
 		return false, err
+	}
+	switch n, err := res.RowsAffected(); {
+	case err != nil:
+		return false, err
+	case n == 0:
+		// The run no longer owns its job.
+		return false, ErrFenced
 	}
 	if _, err := conn.ExecContext(ctx, create); err != nil {
 		// Take the record back, unless a newer publication of the name

@@ -499,3 +499,44 @@ func TestFenceTableComesBack(t *testing.T) {
 		}
 	}
 }
+
+// TestARunThatLostItsJobPublishesNothing: with the ledger in the results
+// database, a run whose job was taken from it (its node found gone)
+// publishes no table, small or staged, on every dialect: the ownership
+// check rides on the publication's own statements.
+func TestARunThatLostItsJobPublishesNothing(t *testing.T) {
+	sqlexectest.EachDialect(t, func(t *testing.T, d sqlexec.Dialect) {
+		for _, staged := range []bool{false, true} {
+			ctx := context.Background()
+			b := openBackend(t, d)
+			if staged {
+				resultsink.WithoutSmallPath(b)
+			}
+			l, err := ledger.New(b.DB(), b.Durable(), ledger.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Admit(ctx, ledger.Job{Job: sqljobber.Job{ID: "lost", Task: "t", Queue: "q"}}); err != nil {
+				t.Fatal(err)
+			}
+			jobs, err := l.Claim(ctx, "q", ledger.Node{Name: "n", ID: "n-1"}, 1, time.Minute)
+			if err != nil || len(jobs) != 1 {
+				t.Fatalf("claim: %v %v", jobs, err)
+			}
+			if lost, err := l.TakeOverNode(ctx, "n-1", 3); err != nil || len(lost) != 1 {
+				t.Fatalf("take over: %v %v", lost, err)
+			}
+			_, _, err = b.Write(ctx, "results_lost", jobs[0].RunID, &seqRows{n: 3}, resultsink.Fence{Token: jobs[0].Fence, Owner: l.Run(jobs[0])})
+			if !errors.Is(err, resultsink.ErrFenced) {
+				t.Fatalf("staged %v: a lost run's publication: %v", staged, err)
+			}
+			if _, err := countRows(ctx, b.DB(), "results_lost"); err == nil {
+				t.Fatalf("staged %v: a lost run published its table", staged)
+			}
+			l.Close()
+		}
+	})
+}

@@ -149,3 +149,32 @@ func TestMySQLResultsStatementsTakeOneRoundTrip(t *testing.T) {
 		t.Errorf("%d statements prepared for one with arguments", n)
 	}
 }
+
+// TestMySQLConnectionsKnowTheirID: the ID a connection carries, which KILL
+// QUERY names to stop a cancelled query, is the server's for that
+// connection, and not another's: each of several open connections says its
+// own.
+func TestMySQLConnectionsKnowTheirID(t *testing.T) {
+	ctx := context.Background()
+	db := sqlexectest.Open(t, sqlexec.MySQL, "db", sqlexec.OpenOptions{})
+	seen := map[int64]bool{}
+	for range 3 {
+		conn, err := db.SQL().Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		carried, err := sqlexec.ConnectionID(ctx, conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var asked int64
+		if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&asked); err != nil {
+			t.Fatal(err)
+		}
+		if carried != asked || seen[carried] {
+			t.Fatalf("a connection carries ID %d, the server says %d (seen before: %v)", carried, asked, seen[carried])
+		}
+		seen[carried] = true
+	}
+}

@@ -63,7 +63,7 @@ func openMySQL(ctx context.Context, cfg DBConfig, opts OpenOptions) (*mysqlSourc
 // openMySQLPool opens the pool of conn, checks that the server answers and
 // asks it whether it is MariaDB.
 func openMySQLPool(ctx context.Context, cfg DBConfig, conn driver.Connector) (*mysqlSource, error) {
-	pool := sql.OpenDB(conn)
+	pool := sql.OpenDB(idConnector{conn})
 	pool.SetMaxOpenConns(cfg.MaxActive)
 	pool.SetMaxIdleConns(cfg.MaxIdle)
 	pool.SetConnMaxIdleTime(5 * time.Minute)
@@ -87,7 +87,7 @@ func (s *mysqlSource) query(ctx context.Context, t *Task, args []any) (Rows, err
 	if err != nil {
 		return nil, err
 	}
-	connID, err := mysqlConnectionID(ctx, conn)
+	connID, err := connectionID(ctx, conn)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -125,12 +125,6 @@ func (s *mysqlSource) query(ctx context.Context, t *Task, args []any) (Rows, err
 		}
 	}
 	return s.mysqlQuery(ctx, conn, connID, query, args, !t.Raw, release)
-}
-
-func mysqlConnectionID(ctx context.Context, conn *sql.Conn) (int64, error) {
-	var id int64
-	err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id)
-	return id, err
 }
 
 // mysqlQuery runs query on conn, whose connection ID is connID, and returns
@@ -206,7 +200,7 @@ func (s *mysqlSource) readConn(ctx context.Context) (readConn, error) {
 
 func (c *mysqlReadConn) begin(ctx context.Context) error {
 	var err error
-	if c.id, err = mysqlConnectionID(ctx, c.conn); err != nil {
+	if c.id, err = connectionID(ctx, c.conn); err != nil {
 		return err
 	}
 	// Without WITH CONSISTENT SNAPSHOT, the snapshot is taken by the

@@ -1,0 +1,4 @@
+package sqlexec
+
+// ConnectionID is connectionID, for the tests.
+var ConnectionID = connectionID
