@@ -199,6 +199,12 @@ type index struct{ name, table, cols, where string }
 //   - _running: running jobs, by the node that runs them.
 //   - _grouped: jobs of a group (most jobs have none).
 //   - _expiring: finished jobs with an expiry.
+//   - _finished: finished jobs (and those waiting to retry), by when, for
+//     the queues' summary of the last hour.
+//
+// _created and _owned hold every job, newest last, for the job listing
+// (GET /jobs), which must not scan the ledger for a page; like every full
+// index, each takes an entry at each of a job's three writes.
 //
 // A job's record is written three times (admitted, claimed, finished), and
 // each write of a row adds an entry to every index it belongs in; the
@@ -209,13 +215,17 @@ type index struct{ name, table, cols, where string }
 func (l *Ledger) indexes() (want []index, replaced []string) {
 	t := l.cfg.Table
 	gone := index{t + "_gone_at", l.gone, "gone_at", ""}
+	// The job listing's orders (GET /jobs), for every owner and for one.
+	created := index{t + "_created", l.table, "created_at, job_id", ""}
+	owned := index{t + "_owned", l.table, "owner, created_at, job_id", ""}
 	if !l.d.partialIndexes() {
 		return []index{
 			{t + "_ready", l.table, "queue, state, held, ready_at", ""},
 			{t + "_running", l.table, "state, node_id", ""},
 			{t + "_group", l.table, "group_id", ""},
 			{t + "_expiry", l.table, "expires_at", ""},
-			gone,
+			{t + "_finished", l.table, "finished_at", ""},
+			created, owned, gone,
 		}, nil
 	}
 	return []index{
@@ -223,7 +233,8 @@ func (l *Ledger) indexes() (want []index, replaced []string) {
 		{t + "_running", l.table, "node_id", " WHERE " + runningCond},
 		{t + "_grouped", l.table, "group_id", " WHERE " + groupedCond},
 		{t + "_expiring", l.table, "expires_at", " WHERE " + expiringCond},
-		gone,
+		{t + "_finished", l.table, "finished_at", " WHERE " + finishedCond},
+		created, owned, gone,
 	}, []string{t + "_ready", t + "_group", t + "_expiry"}
 }
 
@@ -234,4 +245,5 @@ const (
 	runningCond  = "state = 'STARTED'"
 	groupedCond  = "group_id <> ''"
 	expiringCond = "expires_at IS NOT NULL"
+	finishedCond = "finished_at IS NOT NULL"
 )

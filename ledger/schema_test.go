@@ -128,8 +128,8 @@ func TestMigrateReplacesTheIndexesOfALedgerInUse(t *testing.T) {
 				t.Fatalf("after %q: %v", setup, err)
 			}
 		}
-		if got := indexes(); got != "sqljobber_jobs_expiring:true sqljobber_jobs_grouped:true sqljobber_jobs_pending:true sqljobber_jobs_running:true" {
-			t.Fatalf("after %q, indexes %q; want the valid partial ones alone", setup, got)
+		if got := indexes(); got != "sqljobber_jobs_created:true sqljobber_jobs_expiring:true sqljobber_jobs_finished:true sqljobber_jobs_grouped:true sqljobber_jobs_owned:true sqljobber_jobs_pending:true sqljobber_jobs_running:true" {
+			t.Fatalf("after %q, indexes %q; want the valid partial ones and the listing's alone", setup, got)
 		}
 	}
 	if j, err := claimOne(l, "q", "n1", time.Minute); err != nil || j == nil || j.ID != "a" {
@@ -161,7 +161,9 @@ func TestMigrateAddsTheColumnsOfThisVersion(t *testing.T) {
 		if len(id) != 32 {
 			t.Fatalf("identity %q", id)
 		}
-		sqlexectest.Exec(t, l.db, "DROP INDEX sqljobber_jobs_running"+map[sqlexec.Dialect]string{sqlexec.MySQL: " ON sqljobber_jobs"}[d])
+		for _, index := range []string{"sqljobber_jobs_running", "sqljobber_jobs_owned"} {
+			sqlexectest.Exec(t, l.db, "DROP INDEX "+index+map[sqlexec.Dialect]string{sqlexec.MySQL: " ON sqljobber_jobs"}[d])
+		}
 		for _, c := range []string{"node_id", "lost_runs", "owner"} {
 			sqlexectest.Exec(t, l.db, "ALTER TABLE sqljobber_jobs DROP COLUMN "+c)
 		}
