@@ -20,6 +20,7 @@ type Ledger interface {
 	runRecords
 	groupRecords
 	leases
+	jobLister
 }
 
 // jobRecords is what a job's grain does to its job, and what readers of a

@@ -39,6 +39,7 @@ type Service interface {
 	// ValidateID checks a job or group ID (named field in the error)
 	// against the rule submissions use.
 	ValidateID(field, id string) error
+	Lister
 }
 
 var _ Service = (*actors.Engine)(nil)
@@ -116,6 +117,7 @@ func NewServer(svc Service, cfg Config) *Server {
 	}{
 		{http.MethodGet, "/tasks", anyToken, s.handleTasks},
 		{http.MethodPost, "/tasks/{taskName}/jobs", ScopeSubmit, s.handlePostJob},
+		{http.MethodGet, "/jobs", ScopeRead, s.handleListJobs},
 		{http.MethodGet, "/jobs/queue/{queue}", ScopeRead, s.handleQueue},
 		{http.MethodGet, "/jobs/{jobID}", ScopeRead, s.handleGetJob},
 		{http.MethodGet, "/jobs/{jobID}/results", ScopeResults, s.handleResults},
@@ -123,6 +125,7 @@ func NewServer(svc Service, cfg Config) *Server {
 		{http.MethodPost, "/groups", ScopeSubmit, s.handlePostGroup},
 		{http.MethodGet, "/groups/{groupID}", ScopeRead, s.handleGetGroup},
 		{http.MethodDelete, "/groups/{groupID}", ScopeCancel, s.handleDeleteGroup},
+		{http.MethodGet, "/queues", ScopeRead, s.handleQueues},
 		{http.MethodGet, "/cluster/members", ScopeAdmin, s.handleMembers},
 	} {
 		r.HandleFunc(rt.path, s.authorize(rt.scope, s.checked(rt.h))).Methods(rt.method)

@@ -35,7 +35,7 @@ func ListPlans(ctx context.Context, l *Ledger) (map[string]string, error) {
 			return err
 		},
 		"queues": func(l *Ledger) error {
-			_, err := l.QueueCounts(ctx, now, now.Add(-time.Hour))
+			_, err := l.QueueCounts(ctx, time.Hour)
 			return err
 		},
 	} {

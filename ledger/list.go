@@ -175,22 +175,24 @@ func (l *Ledger) decodeCursor(s, fp string) (*listCursor, error) {
 }
 
 // QueueCounts is what each queue with unfinished jobs, or jobs that
-// finished at or after since, holds, whoever owns them; now tells which
-// waiting jobs are ready.
-func (l *Ledger) QueueCounts(ctx context.Context, now, since time.Time) (map[string]*sqljobber.QueueSummary, error) {
-	return l.queueCounts(ctx, now, since, nil)
+// finished in the last window, holds, whoever owns them. Workers is left
+// to the caller, who knows the cluster.
+func (l *Ledger) QueueCounts(ctx context.Context, window time.Duration) (map[string]*sqljobber.QueueSummary, error) {
+	return l.queueCounts(ctx, window, nil)
 }
 
 // QueueCountsOf is QueueCounts for the jobs of one owner.
-func (l *Ledger) QueueCountsOf(ctx context.Context, now, since time.Time, owner string) (map[string]*sqljobber.QueueSummary, error) {
-	return l.queueCounts(ctx, now, since, &owner)
+func (l *Ledger) QueueCountsOf(ctx context.Context, window time.Duration, owner string) (map[string]*sqljobber.QueueSummary, error) {
+	return l.queueCounts(ctx, window, &owner)
 }
 
 // queueCounts counts in one statement, grouped by queue and state, whose
 // three parts each read a partial index (waiting jobs from _pending,
 // running from _running, finished from _finished), not the whole ledger
 // with its finished jobs.
-func (l *Ledger) queueCounts(ctx context.Context, now, since time.Time, owner *string) (map[string]*sqljobber.QueueSummary, error) {
+func (l *Ledger) queueCounts(ctx context.Context, window time.Duration, owner *string) (map[string]*sqljobber.QueueSummary, error) {
+	now := l.now()
+	since := now.Add(-window)
 	own := ""
 	var ownArg []any
 	if owner != nil {
