@@ -151,12 +151,12 @@ func TestQueuesAnswer(t *testing.T) {
 	}
 	b, _ := json.Marshal(env.Data)
 	var got []struct {
-		Queue            string           `json:"queue"`
-		Pending          int64            `json:"pending"`
-		Running          int64            `json:"running"`
-		Finished         map[string]int64 `json:"finished_last_hour"`
-		Oldest           *float64         `json:"oldest_ready_seconds"`
-		Workers          int              `json:"workers"`
+		Queue    string           `json:"queue"`
+		Pending  int64            `json:"pending"`
+		Running  int64            `json:"running"`
+		Finished map[string]int64 `json:"finished_last_hour"`
+		Oldest   *float64         `json:"oldest_ready_seconds"`
+		Workers  int              `json:"workers"`
 	}
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
