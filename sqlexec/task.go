@@ -35,6 +35,11 @@ type Task struct {
 	// TTL (-- ttl:) is how long the job's results table is kept; 0 means
 	// the configured default.
 	TTL time.Duration
+	// Cache (-- cache:) is how old a job of the same request (task,
+	// arguments, database, results backend, owner) that succeeded may be
+	// for a new job to be answered from its results instead of running;
+	// 0 means jobs run unless the request says max_age.
+	Cache time.Duration
 	// Conc (-- conc:) is how many jobs of the task may run at once on a
 	// node, whatever its queue's slots; 0 means no bound but the queue's.
 	Conc int
@@ -79,9 +84,10 @@ const (
 	tagTimeout = "timeout"
 	tagTTL     = "ttl"
 	tagConc    = "conc"
+	tagCache   = "cache"
 )
 
-var knownTags = []string{tagName, tagDB, tagQueue, tagResults, tagRaw, tagTimeout, tagTTL, tagConc}
+var knownTags = []string{tagName, tagDB, tagQueue, tagResults, tagRaw, tagTimeout, tagTTL, tagConc, tagCache}
 
 // concMax bounds -- conc: far above any queue's slots.
 const concMax = 100000
@@ -220,16 +226,19 @@ func newTask(file string, line int, name string, q *goyesql.Query) (*Task, []str
 			if err != nil || t.Conc < 1 || t.Conc > concMax {
 				err = fmt.Errorf("must be a whole number from 1 to %d", concMax)
 			}
-		case tagTimeout, tagTTL:
+		case tagTimeout, tagTTL, tagCache:
 			var d time.Duration
 			d, err = time.ParseDuration(value)
 			if err == nil && d <= 0 {
 				err = errors.New("must be positive")
 			}
-			if tag == tagTimeout {
+			switch tag {
+			case tagTimeout:
 				t.Timeout = d
-			} else {
+			case tagTTL:
 				t.TTL = d
+			default:
+				t.Cache = d
 			}
 		default:
 			warnings = append(warnings, fmt.Sprintf("%s:%d: task %q: ignoring unknown tag %q (known: %s)",

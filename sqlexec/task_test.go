@@ -23,9 +23,9 @@ func TestParseTasksGood(t *testing.T) {
 		{Name: "summary", File: "good.sql", Line: 3, NumArgs: -1,
 			SQL: "SELECT SUM(amount) AS total, entry_date FROM entries WHERE user_id = ? GROUP BY entry_date;"},
 		{Name: "entries", File: "good.sql", Line: 9, NumArgs: -1, DBs: []string{"db0", "other_db"}, Queue: "myqueue",
-			Results: []string{"my_res_db"}, Timeout: 90 * time.Second, TTL: time.Hour, Conc: 3,
+			Results: []string{"my_res_db"}, Timeout: 90 * time.Second, TTL: time.Hour, Conc: 3, Cache: 10 * time.Minute,
 			SQL: "SELECT * FROM entries WHERE user_id = ?;"},
-		{Name: "by_date", File: "good.sql", Line: 18, NumArgs: -1, Raw: true,
+		{Name: "by_date", File: "good.sql", Line: 19, NumArgs: -1, Raw: true,
 			SQL: "SELECT * FROM entries WHERE user_id = ? AND timestamp > ? and timestamp < ?;"},
 	}
 	if !reflect.DeepEqual(tasks, want) {
@@ -52,6 +52,9 @@ func TestParseTasksErrors(t *testing.T) {
 		{"bad timeout", "-- name: a\n-- timeout: soon\nSELECT 1;\n", `bad.sql:1: task "a": tag "timeout": time: invalid duration "soon"`},
 		{"zero timeout", "-- name: a\n-- timeout: 0s\nSELECT 1;\n", `bad.sql:1: task "a": tag "timeout": must be positive`},
 		{"bad ttl", "-- name: a\n-- ttl: -1h\nSELECT 1;\n", `bad.sql:1: task "a": tag "ttl": must be positive`},
+		{"bad cache", "-- name: a\n-- cache: a while\nSELECT 1;\n", `bad.sql:1: task "a": tag "cache": time: invalid duration "a while"`},
+		{"zero cache", "-- name: a\n-- cache: 0s\nSELECT 1;\n", `bad.sql:1: task "a": tag "cache": must be positive`},
+		{"negative cache", "-- name: a\n-- cache: -10m\nSELECT 1;\n", `bad.sql:1: task "a": tag "cache": must be positive`},
 		{"bad conc", "-- name: a\n-- conc: many\nSELECT 1;\n", `bad.sql:1: task "a": tag "conc": must be a whole number from 1 to 100000`},
 		{"zero conc", "-- name: a\n-- conc: 0\nSELECT 1;\n", `bad.sql:1: task "a": tag "conc": must be a whole number from 1 to 100000`},
 		{"huge conc", "-- name: a\n-- conc: 99999999999999999999\nSELECT 1;\n", `bad.sql:1: task "a": tag "conc": must be a whole number`},
@@ -119,6 +122,7 @@ func FuzzParseTasks(f *testing.F) {
 	}
 	f.Add([]byte("-- name: a\n-- db: x\nSELECT 1;"))
 	f.Add([]byte("-- name: a\n-- timeout: 1s\n-- raw: 1\nSELECT ?"))
+	f.Add([]byte("-- name: a\n-- cache: 10m\nSELECT ?"))
 	f.Fuzz(func(t *testing.T, content []byte) {
 		tasks, _, err := ParseTasks("fuzz.sql", content)
 		if err != nil {
@@ -134,7 +138,7 @@ func FuzzParseTasks(f *testing.F) {
 				t.Fatalf("accepted an invalid task %+v", task)
 			}
 			seen[task.Name] = true
-			if task.Timeout < 0 || task.TTL < 0 {
+			if task.Timeout < 0 || task.TTL < 0 || task.Cache < 0 {
 				t.Fatalf("negative duration in %+v", task)
 			}
 		}

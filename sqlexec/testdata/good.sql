@@ -13,6 +13,7 @@ GROUP BY entry_date;
 -- timeout: 90s
 -- ttl: 1h
 -- conc: 3
+-- cache: 10m
 SELECT * FROM entries WHERE user_id = ?;
 
 -- name: by_date
