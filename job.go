@@ -66,6 +66,10 @@ type Job struct {
 	// Owner is the name of the API token that submitted the job; "" when
 	// the API ran without tokens.
 	Owner string
+	// ReusedFrom is the job whose results answered this one, which did
+	// not run ("" if it ran): ResultsBackend and ResultsTable are that
+	// job's, which alone owns the table.
+	ReusedFrom string
 
 	// EnqueuedAt is when the job (re)entered its queue.
 	EnqueuedAt time.Time

@@ -112,7 +112,9 @@ func (l *Ledger) admitAlone(ctx context.Context, j Job) (*Job, error) {
 // its run ID is random).
 func sameAdmission(cur, j *Job) bool {
 	return cur.State == j.State && cur.RunID == j.RunID && cur.CreatedAt.Equal(j.CreatedAt) &&
-		cur.Task == j.Task && cur.Queue == j.Queue && string(cur.Args) == string(j.Args)
+		cur.Task == j.Task && cur.Queue == j.Queue && string(cur.Args) == string(j.Args) &&
+		// A reusing job carries its source's run ID (AdmitReused).
+		cur.Owner == j.Owner && cur.ReusedFrom == j.ReusedFrom
 }
 
 // admitOne writes j, made by admission, alone with q. An admission's fence

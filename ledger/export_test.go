@@ -24,6 +24,8 @@ func Plans(ctx context.Context, l *Ledger, queue, group string) (map[string]stri
 		"claim":   {l.pickSQL(10, 0), []any{queue, t}},
 		"group":   {l.groupJobsSQL(), []any{group}},
 		"expired": {l.expiredSQL(10), []any{t}},
+		// Finished within the last hour, of the one owner all jobs have.
+		"reuse": {l.reusableSQL(1), []any{"fp", l.timeArg(time.Now().Add(-time.Hour)), "", "t", t}},
 	} {
 		var lines []string
 		err := l.q.Query(ctx, explain+q.sql, func(scan func(...any) error) error {

@@ -95,6 +95,9 @@ type Job struct {
 	LeaseUntil time.Time
 	// UpdatedAt changes with every write of the record.
 	UpdatedAt time.Time
+	// Fingerprint identifies what the job computes, and for whom (see
+	// Fingerprint): jobs of equal fingerprints have equal results.
+	Fingerprint string
 }
 
 // Node is a node that runs jobs: its worker name, unique among live nodes,

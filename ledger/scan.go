@@ -15,7 +15,8 @@ import (
 // their values and jobs scans them.
 const jobColumns = `job_id, task, queue, state, args, db, group_id, retries, ttl_seconds, eta,
 	results_backend, results_table, count, error, attempt, run_id, node, fence, held,
-	enqueued_at, ready_at, lease_until, expires_at, created_at, started_at, finished_at, updated_at, node_id, lost_runs, owner`
+	enqueued_at, ready_at, lease_until, expires_at, created_at, started_at, finished_at, updated_at, node_id, lost_runs, owner,
+	reused_from, fingerprint`
 
 var jobColumnList = strings.Fields(strings.ReplaceAll(jobColumns, ",", " "))
 
@@ -42,7 +43,8 @@ func (l *Ledger) jobArgs(j *Job) []any {
 	return []any{j.ID, j.Task, j.Queue, string(j.State), string(j.Args), j.DB, j.GroupID, j.Retries, int64(j.TTL / time.Second),
 		l.nullTime(j.ETA), j.ResultsBackend, j.ResultsTable, j.Count, j.Error, j.Attempt, j.RunID, j.Node, j.Fence, held,
 		l.timeArg(j.EnqueuedAt), l.timeArg(j.ReadyAt), l.nullTime(j.LeaseUntil), l.nullTime(j.ExpiresAt),
-		l.timeArg(j.CreatedAt), l.nullTime(j.StartedAt), l.nullTime(j.FinishedAt), l.timeArg(j.UpdatedAt), j.NodeID, j.LostRuns, j.Owner}
+		l.timeArg(j.CreatedAt), l.nullTime(j.StartedAt), l.nullTime(j.FinishedAt), l.timeArg(j.UpdatedAt), j.NodeID, j.LostRuns, j.Owner,
+		j.ReusedFrom, j.Fingerprint}
 }
 
 // jobs runs a query of jobColumns and scans its rows.
@@ -59,7 +61,8 @@ func (l *Ledger) jobs(ctx context.Context, q sqlexec.Querier, stmt string, args 
 		)
 		if err := scan(&j.ID, &j.Task, &j.Queue, &state, &args, &j.DB, &j.GroupID, &j.Retries, &ttl, &eta,
 			&j.ResultsBackend, &j.ResultsTable, &j.Count, &j.Error, &j.Attempt, &j.RunID, &j.Node, &j.Fence, &held,
-			&enq, &ready, &lease, &exp, &created, &started, &finished, &updated, &j.NodeID, &j.LostRuns, &j.Owner); err != nil {
+			&enq, &ready, &lease, &exp, &created, &started, &finished, &updated, &j.NodeID, &j.LostRuns, &j.Owner,
+			&j.ReusedFrom, &j.Fingerprint); err != nil {
 			return err
 		}
 		j.State, j.Args, j.TTL, j.Held = sqljobber.State(state), json.RawMessage(args), time.Duration(ttl)*time.Second, held != 0

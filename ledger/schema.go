@@ -83,7 +83,9 @@ func (l *Ledger) tablesSQL(r *strings.Replacer) []string {
 	updated_at {ts} NOT NULL,
 	node_id {short} NOT NULL DEFAULT '',
 	lost_runs INTEGER NOT NULL DEFAULT 0,
-	owner {short} NOT NULL DEFAULT ''
+	owner {short} NOT NULL DEFAULT '',
+	reused_from {key} NOT NULL DEFAULT '',
+	fingerprint {short} NOT NULL DEFAULT ''
 ){suffix}`), l.table),
 		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
 	group_id {key} NOT NULL PRIMARY KEY,
@@ -154,6 +156,10 @@ var addedColumns = []struct {
 	// (""), which only admin tokens see.
 	{jobsTable, "owner", "{short} NOT NULL DEFAULT ''"},
 	{func(l *Ledger) string { return l.groups }, "owner", "{short} NOT NULL DEFAULT ''"},
+	// What a job computes and for whom, and the job whose results answered
+	// it, for result reuse (2026-12-06; see reuse.go).
+	{jobsTable, "reused_from", "{key} NOT NULL DEFAULT ''"},
+	{jobsTable, "fingerprint", "{short} NOT NULL DEFAULT ''"},
 	{func(l *Ledger) string { return l.gone }, "owner", "{short} NOT NULL DEFAULT ''"},
 }
 
@@ -201,6 +207,9 @@ type index struct{ name, table, cols, where string }
 //   - _expiring: finished jobs with an expiry.
 //   - _finished: finished jobs (and those waiting to retry), by when, for
 //     the queues' summary of the last hour.
+//   - _reusable: jobs that succeeded, by fingerprint and when they
+//     finished: the one place a submission looks for results to reuse
+//     (see Ledger.Reusable); a job enters it once, when it succeeds.
 //
 // _created and _owned hold every job, newest last, for the job listing
 // (GET /jobs), which must not scan the ledger for a page; like every full
@@ -225,6 +234,7 @@ func (l *Ledger) indexes() (want []index, replaced []string) {
 			{t + "_group", l.table, "group_id", ""},
 			{t + "_expiry", l.table, "expires_at", ""},
 			{t + "_finished", l.table, "finished_at", ""},
+			{t + "_fingerprint", l.table, "fingerprint, finished_at", ""},
 			created, owned, gone,
 		}, nil
 	}
@@ -234,6 +244,7 @@ func (l *Ledger) indexes() (want []index, replaced []string) {
 		{t + "_grouped", l.table, "group_id", " WHERE " + groupedCond},
 		{t + "_expiring", l.table, "expires_at", " WHERE " + expiringCond},
 		{t + "_finished", l.table, "finished_at", " WHERE " + finishedCond},
+		{t + "_reusable", l.table, "fingerprint, finished_at", " WHERE " + reusableCond},
 		created, owned, gone,
 	}, []string{t + "_ready", t + "_group", t + "_expiry"}
 }
@@ -246,4 +257,5 @@ const (
 	groupedCond  = "group_id <> ''"
 	expiringCond = "expires_at IS NOT NULL"
 	finishedCond = "finished_at IS NOT NULL"
+	reusableCond = "state = 'SUCCESS'"
 )
