@@ -83,9 +83,15 @@ type GoneError struct {
 	ID     string
 	Reason string    // GonePurged or GoneExpired; "" when only the table is missing
 	At     time.Time // when, if Reason is set
+	// Source is the job whose results this one reused, when its results
+	// are what went.
+	Source string
 }
 
 func (e *GoneError) Error() string {
+	if e.Source != "" {
+		return fmt.Sprintf("job %q reused the results of job %q, which are gone (purged, expired, or replaced by a new run of it)", e.ID, e.Source)
+	}
 	if e.Reason == "" {
 		return fmt.Sprintf("job %q: its results table no longer exists", e.ID)
 	}

@@ -19,6 +19,7 @@ type Ledger interface {
 	jobRecords
 	runRecords
 	groupRecords
+	reuseRecords
 	leases
 	jobLister
 }

@@ -36,6 +36,10 @@ SELECT COUNT(*) AS n FROM entries;
 -- name: one_at_a_time
 -- conc: 1
 SELECT COUNT(*) AS n FROM entries;
+
+-- name: cached
+-- cache: 1h
+SELECT COUNT(*) AS n FROM entries WHERE id >= ?;
 `
 
 // env is an engine running alone on SQLite databases: a source, and a

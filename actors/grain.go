@@ -154,6 +154,9 @@ func okReply() *jobpb.Reply { return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_O
 func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
 	ctx, cancel := g.e.callerContext(deadline)
 	defer cancel()
+	if reply, done := g.reuse(ctx, spec); done {
+		return reply
+	}
 	j := jobFromSpec(spec)
 	elsewhere, err := g.e.tablesElsewhere(ctx, []*jobpb.JobSpec{spec})
 	if err != nil {
@@ -246,7 +249,7 @@ func jobFromSpec(spec *jobpb.JobSpec) ledger.Job {
 		ID: spec.JobId, Task: spec.Task, Queue: spec.Queue, DB: spec.Db, Args: []byte(spec.ArgsJson),
 		Retries: int(spec.Retries), TTL: time.Duration(spec.TtlSeconds) * time.Second, GroupID: spec.GroupId,
 		ResultsBackend: spec.ResultsBackend, ResultsTable: spec.ResultsTable, Owner: spec.Owner,
-	}, Held: spec.Held}
+	}, Held: spec.Held, Fingerprint: spec.Fingerprint}
 	if spec.EtaUnixMicros != 0 {
 		j.ETA = time.UnixMicro(spec.EtaUnixMicros).UTC()
 	}
@@ -363,9 +366,10 @@ func (g *jobGrain) expire(msg *jobpb.ExpireJob) *jobpb.Reply {
 	return okReply()
 }
 
-// dropResults drops a job's results table, if it has one.
+// dropResults drops a job's results table, if it has one of its own: a job
+// that reused another's results leaves that job's table to it.
 func (e *Engine) dropResults(ctx context.Context, j *ledger.Job) error {
-	if j.ResultsTable == "" {
+	if j.ResultsTable == "" || j.ReusedFrom != "" {
 		return nil
 	}
 	b, found := e.results[j.ResultsBackend]

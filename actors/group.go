@@ -75,6 +75,7 @@ func (e *Engine) SubmitGroup(ctx context.Context, req GroupRequest) (*GroupRecei
 		}
 		seen[spec.JobId] = i
 		spec.GroupId, spec.Owner = req.GroupID, owner
+		e.fingerprint(spec)
 		spec.Held = i >= concurrency
 		msg.Jobs = append(msg.Jobs, spec)
 	}
@@ -249,6 +250,11 @@ func (g *groupGrain) submit(msg *jobpb.SubmitGroup) *jobpb.Reply {
 	if err != nil {
 		return failed(err)
 	}
+	earlier, err := g.e.reuseInGroup(ctx, msg, jobs)
+	if err != nil {
+		return failed(err)
+	}
+	elsewhere = append(elsewhere, earlier...)
 	_, err = g.e.ledger.AdmitGroup(ctx, ledger.Group{ID: msg.GroupId, Owner: msg.Owner, Concurrency: int(msg.Concurrency), JobIDs: ids}, jobs)
 	if reply, ok := admissionReply(err); ok {
 		return reply
@@ -257,9 +263,12 @@ func (g *groupGrain) submit(msg *jobpb.SubmitGroup) *jobpb.Reply {
 		g.e.logger.Error("admit group", slog.String("group_id", msg.GroupId), slog.String("error_code", sqlexec.ErrorCode(err)))
 		return failed(err)
 	}
-	for _, spec := range msg.Jobs {
+	for i, spec := range msg.Jobs {
 		g.e.metrics.submitted.WithLabelValues(g.e.metrics.queue(spec.Queue), spec.Task).Inc()
-		if !spec.Held {
+		switch {
+		case jobs[i].ReuseOf != nil:
+			g.e.reused(&jobs[i])
+		case !jobs[i].Held:
 			g.e.wake(spec.Queue)
 		}
 	}

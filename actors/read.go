@@ -72,9 +72,15 @@ func (e *Engine) Results(ctx context.Context, id string, q resultsink.Query) (*r
 		return nil, &sqljobber.NotReadyError{ID: id, State: j.State}
 	}
 	p, err := e.reader.Read(ctx, resultsink.Table{Backend: j.ResultsBackend, Name: j.ResultsTable, Version: j.RunID}, q)
+	if err == nil && j.ReusedFrom != "" {
+		if serr := e.sourceHolds(ctx, j); serr != nil {
+			p.Close()
+			return nil, serr
+		}
+	}
 	switch {
 	case errors.Is(err, resultsink.ErrNoTable):
-		return nil, &sqljobber.GoneError{ID: id}
+		return nil, &sqljobber.GoneError{ID: id, Source: j.ReusedFrom}
 	case errors.Is(err, resultsink.ErrNoRowColumn):
 		return nil, &sqljobber.NotReadyError{ID: id, State: j.State, Why: err.Error()}
 	}

@@ -29,6 +29,12 @@ type SubmitRequest struct {
 	// for the task's (-- ttl:) or the configured default, 0 to keep them
 	// until the ID runs again or is purged.
 	TTL *time.Duration
+	// MaxAge is how old the results of an identical earlier job (see
+	// reuse.go) may be to answer this one instead of running it: nil for
+	// the task's (-- cache:), 0 to run. Fresh runs it, whatever the task
+	// says.
+	MaxAge *time.Duration
+	Fresh  bool
 }
 
 // Receipt is what a client learns about an accepted job.
@@ -81,6 +87,7 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (*Receipt, error
 		return nil, err
 	}
 	spec.Owner = sqljobber.Owner(ctx)
+	e.fingerprint(spec)
 	reply, err := e.request(ctx, jobKind, spec.JobId, &jobpb.SubmitJob{Spec: spec, DeadlineUnixMicros: deadlineOf(ctx, e.node.RequestTimeout())})
 	if err != nil {
 		return nil, fmt.Errorf("submit job: %w", err)
@@ -161,6 +168,10 @@ func (e *Engine) spec(prefix string, req SubmitRequest) (*jobpb.JobSpec, error) 
 			return nil, sqljobber.Invalid(prefix+"args", "%v", err)
 		}
 	}
+	maxAge, err := reuseAge(prefix, t, req)
+	if err != nil {
+		return nil, err
+	}
 	backend, results := e.pickResults(t)
 	if results == nil {
 		return nil, fmt.Errorf("task %q has no results backend on this node", t.Name)
@@ -175,7 +186,7 @@ func (e *Engine) spec(prefix string, req SubmitRequest) (*jobpb.JobSpec, error) 
 	spec := &jobpb.JobSpec{
 		JobId: req.JobID, Task: t.Name, Queue: queue, Db: req.DB, ArgsJson: string(args),
 		Retries: int32(req.Retries), TtlSeconds: int64((ttl + time.Second - 1) / time.Second),
-		ResultsBackend: backend, ResultsTable: results.TableName(req.JobID),
+		ResultsBackend: backend, ResultsTable: results.TableName(req.JobID), ReuseMaxAgeMicros: maxAge.Microseconds(),
 	}
 	if !req.ETA.IsZero() {
 		spec.EtaUnixMicros = req.ETA.UnixMicro()

@@ -236,6 +236,8 @@ func jsonKind(goType string) string {
 		return "an integer"
 	case goType == "string":
 		return "a string"
+	case goType == "bool":
+		return "a boolean"
 	case strings.HasPrefix(goType, "[]"):
 		return "an array"
 	}

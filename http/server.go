@@ -316,6 +316,9 @@ type jobRequest struct {
 	TTL     *int64            `json:"ttl"`
 	Args    []json.RawMessage `json:"args"`
 	DB      string            `json:"db"`
+	// MaxAge and Fresh ask for result reuse (see reuse.go).
+	MaxAge json.RawMessage `json:"max_age"`
+	Fresh  bool            `json:"fresh"`
 }
 
 type receiptJSON struct {
@@ -383,6 +386,11 @@ func (s *Server) submitRequest(prefix, task string, b jobRequest) (actors.Submit
 		ttl := time.Duration(*b.TTL) * time.Second
 		req.TTL = &ttl
 	}
+	maxAge, err := maxAgeOf(prefix, b.MaxAge)
+	if err != nil {
+		return req, err
+	}
+	req.MaxAge, req.Fresh = maxAge, b.Fresh
 	args, err := decodeArgs(prefix, b.Args)
 	if err != nil {
 		return req, err
@@ -411,6 +419,9 @@ type jobJSON struct {
 	StartedAt      *string `json:"started_at"`
 	FinishedAt     *string `json:"finished_at"`
 	ExpiresAt      *string `json:"expires_at"`
+	// ReusedFrom is the job whose results answered this one, which did
+	// not run.
+	ReusedFrom string `json:"reused_from,omitempty"`
 }
 
 // jobOf is a job as the API shows it. Its results table is named only once
@@ -425,7 +436,7 @@ func jobOf(j *sqljobber.Job) jobJSON {
 		JobID: j.ID, Task: j.Task, Queue: j.Queue, State: string(j.State), Count: j.Count, Error: j.Error,
 		ResultsBackend: j.ResultsBackend, ResultsTable: table, Attempt: j.Attempt, LostRuns: j.LostRuns, Node: j.Node, Retries: j.Retries,
 		GroupID: j.GroupID, Owner: j.Owner, ETA: timeJSON(j.ETA), CreatedAt: timeJSON(j.CreatedAt), StartedAt: timeJSON(j.StartedAt),
-		FinishedAt: timeJSON(j.FinishedAt), ExpiresAt: timeJSON(j.ExpiresAt),
+		FinishedAt: timeJSON(j.FinishedAt), ExpiresAt: timeJSON(j.ExpiresAt), ReusedFrom: j.ReusedFrom,
 	}
 }
 

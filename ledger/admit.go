@@ -196,7 +196,7 @@ func (l *Ledger) AdmitGroup(ctx context.Context, g Group, jobs []Job) ([]*Job, e
 			return err
 		}
 		for _, j := range jobs {
-			a, err := l.admitOne(ctx, q, l.admission(j))
+			a, err := l.admitOne(ctx, q, l.memberAdmission(j))
 			if err != nil {
 				return err
 			}

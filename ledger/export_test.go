@@ -25,7 +25,7 @@ func Plans(ctx context.Context, l *Ledger, queue, group string) (map[string]stri
 		"group":   {l.groupJobsSQL(), []any{group}},
 		"expired": {l.expiredSQL(10), []any{t}},
 		// Finished within the last hour, of the one owner all jobs have.
-		"reuse": {l.reusableSQL(1), []any{"fp", l.timeArg(time.Now().Add(-time.Hour)), "", "t", t}},
+		"reuse": {l.reusableSQL(1), []any{"fp", l.timeArg(time.Now().Add(-time.Hour)), "", "t", t, "new"}},
 	} {
 		var lines []string
 		err := l.q.Query(ctx, explain+q.sql, func(scan func(...any) error) error {

@@ -98,6 +98,9 @@ type Job struct {
 	// Fingerprint identifies what the job computes, and for whom (see
 	// Fingerprint): jobs of equal fingerprints have equal results.
 	Fingerprint string
+	// ReuseOf, on a member handed to AdmitGroup, admits it answered by
+	// that job's results, as AdmitReused does. It is not recorded.
+	ReuseOf *Job
 }
 
 // Node is a node that runs jobs: its worker name, unique among live nodes,

@@ -50,20 +50,22 @@ func Fingerprint(c Computation) string {
 // reusableSQL selects the newest job of n fingerprints, one owner and a
 // task that succeeded by running (not by reuse) at or after a time and
 // whose results have not expired by another (arguments: the fingerprints,
-// owner, task, the times), reading _reusable.
+// owner, task, the times, an ID to pass over), reading _reusable.
 func (l *Ledger) reusableSQL(n int) string {
 	return fmt.Sprintf(`SELECT %s FROM %s WHERE fingerprint IN (%s) AND `+reusableCond+` AND finished_at >= ?
-	AND owner = ? AND task = ? AND reused_from = '' AND (expires_at IS NULL OR expires_at > ?)
+	AND owner = ? AND task = ? AND reused_from = '' AND (expires_at IS NULL OR expires_at > ?) AND job_id <> ?
 	ORDER BY finished_at DESC LIMIT 1`, jobColumns, l.table, sqlexec.Placeholders(n))
 }
 
 // Reusable returns the newest job of owner and task whose fingerprint is
 // one of fingerprints, that succeeded by running within maxAge and whose
 // results have not expired: a job whose results may answer a new one of
-// those fingerprints. It returns sqljobber.ErrJobNotFound if there is none.
-// Jobs that were themselves answered by reuse are not returned: their
-// tables are their sources', which those alone keep.
-func (l *Ledger) Reusable(ctx context.Context, owner, task string, fingerprints []string, maxAge time.Duration) (*Job, error) {
+// those fingerprints, whose ID is newID. It returns
+// sqljobber.ErrJobNotFound if there is none. Jobs that were themselves
+// answered by reuse are not returned: their tables are their sources',
+// which those alone keep. Nor is a job of newID, which the new job
+// replaces.
+func (l *Ledger) Reusable(ctx context.Context, owner, task, newID string, fingerprints []string, maxAge time.Duration) (*Job, error) {
 	if len(fingerprints) == 0 || maxAge <= 0 {
 		return nil, sqljobber.ErrJobNotFound
 	}
@@ -72,7 +74,7 @@ func (l *Ledger) Reusable(ctx context.Context, owner, task string, fingerprints 
 	for _, f := range fingerprints {
 		args = append(args, f)
 	}
-	args = append(args, l.timeArg(t.Add(-maxAge)), owner, task, l.timeArg(t))
+	args = append(args, l.timeArg(t.Add(-maxAge)), owner, task, l.timeArg(t), newID)
 	jobs, err := l.jobs(ctx, l.q, l.reusableSQL(len(fingerprints)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("find results to reuse: %w", err)
@@ -89,7 +91,13 @@ func (l *Ledger) Reusable(ctx context.Context, owner, task string, fingerprints 
 // expire with its own TTL but never after src's, whose table they are. It
 // fails as Admit does when the ID is held.
 func (l *Ledger) AdmitReused(ctx context.Context, j Job, src *Job) (*Job, error) {
+	return l.write(ctx, l.reusedAdmission(j, src))
+}
+
+// reusedAdmission is j as AdmitReused records it, answered by src.
+func (l *Ledger) reusedAdmission(j Job, src *Job) Job {
 	j = l.admission(j)
+	j.Held, j.ReuseOf = false, nil
 	j.State, j.ReusedFrom, j.Count = sqljobber.StateSuccess, src.ID, src.Count
 	j.ResultsBackend, j.ResultsTable, j.RunID = src.ResultsBackend, src.ResultsTable, src.RunID
 	j.StartedAt, j.FinishedAt = j.CreatedAt, j.CreatedAt
@@ -99,5 +107,14 @@ func (l *Ledger) AdmitReused(ctx context.Context, j Job, src *Job) (*Job, error)
 	if !src.ExpiresAt.IsZero() && (j.ExpiresAt.IsZero() || src.ExpiresAt.Before(j.ExpiresAt)) {
 		j.ExpiresAt = src.ExpiresAt
 	}
-	return l.write(ctx, j)
+	return j
+}
+
+// memberAdmission is group member j as AdmitGroup records it: answered by
+// j.ReuseOf's results if set, else waiting to run.
+func (l *Ledger) memberAdmission(j Job) Job {
+	if j.ReuseOf != nil {
+		return l.reusedAdmission(j, j.ReuseOf)
+	}
+	return l.admission(j)
 }

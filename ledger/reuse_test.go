@@ -58,7 +58,7 @@ func TestLedgerFindsResultsToReuse(t *testing.T) {
 		ctx := context.Background()
 		reusable := func(owner string, age time.Duration, fps ...string) string {
 			t.Helper()
-			j, err := l.Reusable(ctx, owner, "t", fps, age)
+			j, err := l.Reusable(ctx, owner, "t", "x", fps, age)
 			if errors.Is(err, sqljobber.ErrJobNotFound) {
 				return ""
 			}
@@ -103,7 +103,10 @@ func TestLedgerFindsResultsToReuse(t *testing.T) {
 				t.Errorf("%s, %v, %v: found %q, want %q", tc.owner, tc.age, tc.fps, got, tc.want)
 			}
 		}
-		if _, err := l.Reusable(ctx, "alice", "another task", []string{"fp"}, time.Hour); !errors.Is(err, sqljobber.ErrJobNotFound) {
+		if j, err := l.Reusable(ctx, "alice", "t", "new", []string{"fp"}, time.Hour); err != nil || j.ID != "old" {
+			t.Fatalf("the new job's own ID: %+v, %v; want the older job", j, err)
+		}
+		if _, err := l.Reusable(ctx, "alice", "another task", "x", []string{"fp"}, time.Hour); !errors.Is(err, sqljobber.ErrJobNotFound) {
 			t.Fatalf("another task: %v", err)
 		}
 

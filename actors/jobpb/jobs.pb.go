@@ -124,9 +124,19 @@ type JobSpec struct {
 	Held bool `protobuf:"varint,12,opt,name=held,proto3" json:"held,omitempty"`
 	// The API token that submitted the job ("" without tokens): only it, and
 	// admin tokens, see the job.
-	Owner         string `protobuf:"bytes,13,opt,name=owner,proto3" json:"owner,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Owner string `protobuf:"bytes,13,opt,name=owner,proto3" json:"owner,omitempty"`
+	// What the job computes (ledger.Fingerprint), recorded with it so that
+	// later jobs may reuse its results.
+	Fingerprint string `protobuf:"bytes,14,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// How old the results of an earlier job may be to answer this one
+	// instead of running it, in microseconds; 0: it runs.
+	ReuseMaxAgeMicros int64 `protobuf:"varint,15,opt,name=reuse_max_age_micros,json=reuseMaxAgeMicros,proto3" json:"reuse_max_age_micros,omitempty"`
+	// The fingerprints of this job with each results backend the task may
+	// write to: results in any of them answer it. Set only with
+	// reuse_max_age_micros.
+	ReuseFingerprints []string `protobuf:"bytes,16,rep,name=reuse_fingerprints,json=reuseFingerprints,proto3" json:"reuse_fingerprints,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -248,6 +258,27 @@ func (x *JobSpec) GetOwner() string {
 		return x.Owner
 	}
 	return ""
+}
+
+func (x *JobSpec) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *JobSpec) GetReuseMaxAgeMicros() int64 {
+	if x != nil {
+		return x.ReuseMaxAgeMicros
+	}
+	return 0
+}
+
+func (x *JobSpec) GetReuseFingerprints() []string {
+	if x != nil {
+		return x.ReuseFingerprints
+	}
+	return nil
 }
 
 // Caller is the API client a request comes from (see sqljobber.Caller). A
@@ -1112,7 +1143,7 @@ var File_actors_jobpb_jobs_proto protoreflect.FileDescriptor
 
 const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\n" +
-	"\x17actors/jobpb/jobs.proto\x12\x11sqljobber.jobs.v1\"\xed\x02\n" +
+	"\x17actors/jobpb/jobs.proto\x12\x11sqljobber.jobs.v1\"\xef\x03\n" +
 	"\aJobSpec\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
 	"\x04task\x18\x02 \x01(\tR\x04task\x12\x14\n" +
@@ -1128,7 +1159,10 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	" \x01(\tR\x0eresultsBackend\x12#\n" +
 	"\rresults_table\x18\v \x01(\tR\fresultsTable\x12\x12\n" +
 	"\x04held\x18\f \x01(\bR\x04held\x12\x14\n" +
-	"\x05owner\x18\r \x01(\tR\x05owner\"2\n" +
+	"\x05owner\x18\r \x01(\tR\x05owner\x12 \n" +
+	"\vfingerprint\x18\x0e \x01(\tR\vfingerprint\x12/\n" +
+	"\x14reuse_max_age_micros\x18\x0f \x01(\x03R\x11reuseMaxAgeMicros\x12-\n" +
+	"\x12reuse_fingerprints\x18\x10 \x03(\tR\x11reuseFingerprints\"2\n" +
 	"\x06Caller\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05admin\x18\x02 \x01(\bR\x05admin\"m\n" +
