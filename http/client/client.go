@@ -140,6 +140,11 @@ type JobRequest struct {
 	// KeepResults keeps the results until the job ID runs again or is
 	// purged, whatever the defaults (it sends "ttl": 0).
 	KeepResults bool
+	// MaxAge, above zero, lets the server answer the job from the results
+	// of an identical job that succeeded at most this long ago (rounded up
+	// to whole seconds); Fresh runs it whatever the task's -- cache: says.
+	MaxAge time.Duration
+	Fresh  bool
 }
 
 func (r JobRequest) body(task string) map[string]any {
@@ -164,6 +169,12 @@ func (r JobRequest) body(task string) map[string]any {
 	}
 	if r.Retries != 0 {
 		b["retries"] = r.Retries
+	}
+	if r.MaxAge > 0 {
+		b["max_age"] = int64((r.MaxAge + time.Second - 1) / time.Second)
+	}
+	if r.Fresh {
+		b["fresh"] = true
 	}
 	if r.KeepResults {
 		b["ttl"] = 0
@@ -210,6 +221,8 @@ type Job struct {
 	StartedAt  *time.Time `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at"`
 	ExpiresAt  *time.Time `json:"expires_at"`
+	// ReusedFrom names the job whose results answered this one, if any.
+	ReusedFrom string `json:"reused_from"`
 }
 
 // PendingJob is a job waiting in a queue.

@@ -36,6 +36,19 @@ func TestClient(t *testing.T) {
 	if err != nil || j.State != client.StateSuccess || j.Count != 2 || j.ResultsTable != "results_j1" || j.FinishedAt == nil || j.ExpiresAt == nil {
 		t.Fatalf("WaitJob: %+v, %v", j, err)
 	}
+	// An identical job may be answered from j1's results.
+	if _, err := c.PostJob(ctx, "entries_of", client.JobRequest{JobID: "again", Args: []any{"USER1"}, MaxAge: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := c.GetJob(ctx, "again"); err != nil || j.State != client.StateSuccess || j.ReusedFrom != "j1" || j.Count != 2 {
+		t.Fatalf("a job answered from j1's results: %+v, %v", j, err)
+	}
+	if _, err := c.PostJob(ctx, "entries_of", client.JobRequest{JobID: "fresh", Args: []any{"USER1"}, Fresh: true}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := c.WaitJob(ctx, "fresh"); err != nil || j.State != client.StateSuccess || j.ReusedFrom != "" {
+		t.Fatalf("a fresh job: %+v, %v", j, err)
+	}
 	// The server keeps results an hour by default; KeepResults keeps them.
 	if _, err := c.PostJob(ctx, "entries_of", client.JobRequest{JobID: "kept", Args: []any{"USER1"}, KeepResults: true}); err != nil {
 		t.Fatal(err)
