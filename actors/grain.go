@@ -122,6 +122,11 @@ func failed(err error) *jobpb.Reply {
 		// caller's answer is 503, not 500.
 		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_TIMED_OUT, Error: err.Error()}
 	}
+	if sqlexec.Transient(err) {
+		// The ledger's database could not be reached, or refused for a
+		// moment: the caller's answer is 503, and it may ask again.
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_BUSY, Error: err.Error()}
+	}
 	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_FAILED, Error: err.Error()}
 }
 
@@ -143,7 +148,7 @@ func (e *Engine) refuseIfStopped(ctx actor.Context) bool {
 // reason.
 func failure(r *jobpb.Reply) bool {
 	switch r.Outcome {
-	case jobpb.Reply_OUTCOME_FAILED, jobpb.Reply_OUTCOME_UNAVAILABLE, jobpb.Reply_OUTCOME_TIMED_OUT:
+	case jobpb.Reply_OUTCOME_FAILED, jobpb.Reply_OUTCOME_UNAVAILABLE, jobpb.Reply_OUTCOME_TIMED_OUT, jobpb.Reply_OUTCOME_BUSY:
 		return true
 	}
 	return false

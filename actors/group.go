@@ -364,7 +364,7 @@ func (e *Engine) membersChanged(jobs []*ledger.Job, state sqljobber.State) {
 		// Every member is told, whatever the others answer.
 		e.eachMember(ctx, ids, func(id string) proto.Message {
 			return &jobpb.JobChanged{JobId: id, FinalState: string(state), CreatedUnixMicros: created[id]}
-		}, jobpb.Reply_OUTCOME_FAILED, jobpb.Reply_OUTCOME_UNAVAILABLE, jobpb.Reply_OUTCOME_TIMED_OUT, jobpb.Reply_OUTCOME_NOT_FOUND)
+		}, jobpb.Reply_OUTCOME_FAILED, jobpb.Reply_OUTCOME_UNAVAILABLE, jobpb.Reply_OUTCOME_TIMED_OUT, jobpb.Reply_OUTCOME_BUSY, jobpb.Reply_OUTCOME_NOT_FOUND)
 	})
 }
 

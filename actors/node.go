@@ -153,6 +153,9 @@ func replyError(r *jobpb.Reply, kind string, notFound error, id string) error {
 		return sqljobber.ErrStopping
 	case jobpb.Reply_OUTCOME_TIMED_OUT:
 		return fmt.Errorf("%w: %s timed out: %w", sqljobber.ErrUnavailable, kind, context.DeadlineExceeded)
+	case jobpb.Reply_OUTCOME_BUSY:
+		// The driver's words (which can name hosts) stay in the log.
+		return fmt.Errorf("%w: the job ledger cannot be reached or is busy; try again later", sqljobber.ErrUnavailable)
 	}
 	return errors.New(r.Error)
 }

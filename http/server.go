@@ -267,6 +267,10 @@ func statusOf(err error) (int, string) {
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, sqljobber.ErrStopping), errors.Is(err, sqljobber.ErrUnavailable):
 		return http.StatusServiceUnavailable, err.Error()
+	case sqlexec.Transient(err):
+		// The driver's words can name hosts and users: they stay in the
+		// log.
+		return http.StatusServiceUnavailable, "a database cannot be reached or is busy; try again later"
 	}
 	return http.StatusInternalServerError, "internal error"
 }

@@ -4,23 +4,15 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"database/sql/driver"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"net"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
-
-	"github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
@@ -249,31 +241,10 @@ func (e *UnavailableError) Unwrap() []error { return []error{sqljobber.ErrUnavai
 // database could not be reached, and the caller has not gone away (then
 // ctx's end is the cause).
 func (b *Backend) unreachable(ctx context.Context, err error) error {
-	if err == nil || ctx.Err() != nil || !connectionFailed(err) {
+	if err == nil || ctx.Err() != nil || !sqlexec.ConnectionFailed(err) {
 		return err
 	}
 	return &UnavailableError{Backend: b.Name, Err: err}
-}
-
-// connectionFailed reports whether err is a failure of the connection to a
-// database rather than of a statement: a connection that could not be made,
-// was refused, reset, closed or timed out, in the words of the net package
-// or of a driver.
-func connectionFailed(err error) bool {
-	var connect *pgconn.ConnectError
-	var netErr net.Error
-	switch {
-	case errors.As(err, &connect), errors.As(err, &netErr),
-		errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
-		errors.Is(err, os.ErrDeadlineExceeded):
-		return true
-	}
-	// pgconn's errors for a connection that is closed or was never
-	// usable, which it knows nothing was sent on.
-	var pgErr *pgconn.PgError
-	return !errors.As(err, &pgErr) && pgconn.SafeToRetry(err)
 }
 
 // missing turns the failure to read a table into ErrNoTable if the table is

@@ -47,6 +47,10 @@ const (
 	// Another client's finished job or group holds the ID (kind says
 	// which, job_id its ID).
 	Reply_OUTCOME_TAKEN Reply_Outcome = 8
+	// The ledger could not be reached, or refused for a moment (a lock
+	// held, a deadlock): nothing was done, and the request may be sent
+	// again.
+	Reply_OUTCOME_BUSY Reply_Outcome = 9
 )
 
 // Enum value maps for Reply_Outcome.
@@ -61,6 +65,7 @@ var (
 		6: "OUTCOME_UNAVAILABLE",
 		7: "OUTCOME_TIMED_OUT",
 		8: "OUTCOME_TAKEN",
+		9: "OUTCOME_BUSY",
 	}
 	Reply_Outcome_value = map[string]int32{
 		"OUTCOME_UNSPECIFIED": 0,
@@ -72,6 +77,7 @@ var (
 		"OUTCOME_UNAVAILABLE": 6,
 		"OUTCOME_TIMED_OUT":   7,
 		"OUTCOME_TAKEN":       8,
+		"OUTCOME_BUSY":        9,
 	}
 )
 
@@ -1193,13 +1199,13 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\x06caller\x18\x03 \x01(\v2\x19.sqljobber.jobs.v1.CallerR\x06caller\"'\n" +
 	"\n" +
 	"PurgeGroup\x12\x19\n" +
-	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\xe7\x02\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\xf9\x02\n" +
 	"\x05Reply\x12:\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2 .sqljobber.jobs.v1.Reply.OutcomeR\aoutcome\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12\x12\n" +
-	"\x04kind\x18\x05 \x01(\tR\x04kind\"\xca\x01\n" +
+	"\x04kind\x18\x05 \x01(\tR\x04kind\"\xdc\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1210,7 +1216,8 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\x0eOUTCOME_FAILED\x10\x05\x12\x17\n" +
 	"\x13OUTCOME_UNAVAILABLE\x10\x06\x12\x15\n" +
 	"\x11OUTCOME_TIMED_OUT\x10\a\x12\x11\n" +
-	"\rOUTCOME_TAKEN\x10\b\"!\n" +
+	"\rOUTCOME_TAKEN\x10\b\x12\x10\n" +
+	"\fOUTCOME_BUSY\x10\t\"!\n" +
 	"\tWakeQueue\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\"\"\n" +
 	"\tCancelRun\x12\x15\n" +

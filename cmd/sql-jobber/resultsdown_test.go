@@ -121,3 +121,30 @@ func TestResultsReadWithBackendDown(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerDownIs503: while the job ledger's database cannot be reached,
+// submissions and reads answer 503 with a message that says to try again
+// and names no host, not 500.
+func TestLedgerDownIs503(t *testing.T) {
+	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
+	seedEntries(t, dbs.src)
+	dsn := sqlexectest.DSN(t, sqlexec.Postgres)
+	p := startProxy(t, "127.0.0.1:5432")
+	proxied := strings.Replace(dsn, "@127.0.0.1:5432/", "@"+p.addr()+"/", 1)
+	cfg := dbs.toml + "\n[results.ledger]\ntype = \"postgres\"\ndsn = \"" + proxied + "\"\nmax_active = 4\nconnect_timeout = \"2s\"\n\n[app]\nledger = \"ledger\"\n"
+	s := newEnv(t, cfg, tasks(t, sqlexec.Postgres)).start()
+	s.post("entries_of", `{"job_id": "before", "args": ["U1"]}`)
+	s.waitState("before", "SUCCESS")
+
+	p.cut()
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/tasks/entries_of/jobs", `{"job_id": "during", "args": ["U1"]}`},
+		{"GET", "/jobs/before", ""},
+		{"GET", "/jobs/queue/default", ""},
+	} {
+		r := s.do(c.method, c.path, c.body)
+		if r.code != 503 || !strings.Contains(r.Message, "try again later") || strings.Contains(r.Message, "127.0.0.1") {
+			t.Errorf("%s %s with the ledger down: %d %q", c.method, c.path, r.code, r.Message)
+		}
+	}
+}
