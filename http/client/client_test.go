@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
+	nethttp "net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -308,5 +311,24 @@ func TestClientSendsItsToken(t *testing.T) {
 	}
 	if j, err := client.New(base, nil).WithToken("root-secret-0123456789").GetJob(ctx, "a1"); err != nil || j.Owner != "alice" {
 		t.Fatalf("root reads alice's job: %+v, %v", j, err)
+	}
+}
+
+// TestClientErrorsMatchTheirStatus: each error answer of the API is the
+// sentinel a caller tests for, with the server's message.
+func TestClientErrorsMatchTheirStatus(t *testing.T) {
+	for status, want := range map[int]error{400: client.ErrBadRequest, 404: client.ErrNotFound, 409: client.ErrConflict,
+		410: client.ErrGone, 401: client.ErrUnauthorized, 403: client.ErrForbidden, 429: client.ErrTooManyRequests, 503: client.ErrUnavailable} {
+		srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, _ *nethttp.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"status": "error", "message": "said %d", "data": null}`, status)
+		}))
+		_, err := client.New(srv.URL, nil).GetJob(context.Background(), "j")
+		srv.Close()
+		var apiErr *client.Error
+		if !errors.Is(err, want) || !errors.As(err, &apiErr) || apiErr.StatusCode != status || apiErr.Message != fmt.Sprintf("said %d", status) {
+			t.Errorf("status %d: %v, want %v", status, err, want)
+		}
 	}
 }
