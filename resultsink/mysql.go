@@ -259,7 +259,13 @@ func (d mysqlDialect) publishFenced(ctx context.Context, db *sqlexec.DB, staging
 	}
 	if exists == 0 {
 		_, err = conn.ExecContext(ctx, fmt.Sprintf("RENAME TABLE %s TO %s", d.quote(staging), d.quote(final)))
-		return err
+		var myErr *mysql.MySQLError
+		if !errors.As(err, &myErr) || myErr.Number != 1050 { // ER_TABLE_EXISTS_ERROR
+			return err
+		}
+		// An earlier run of the job, taken over as it published by the
+		// one-statement path (which takes no lock), created the table
+		// since: this run's fence is above its, so this run replaces it.
 	}
 	// A multi-table RENAME is atomic: readers see the old table or the
 	// new one. The old one keeps the staging prefix until it is dropped,
