@@ -87,9 +87,16 @@ func (e *Engine) SubmitGroup(ctx context.Context, req GroupRequest) (*GroupRecei
 		return nil, err
 	}
 	out := &GroupReceipt{GroupID: req.GroupID}
+	// Once a queue: a group may hold thousands of jobs of a few queues.
+	workers := map[string]int{}
 	for _, spec := range msg.Jobs {
 		r := receipt(spec)
-		r.Workers = e.Workers(r.Queue)
+		n, ok := workers[r.Queue]
+		if !ok {
+			n = e.Workers(r.Queue)
+			workers[r.Queue] = n
+		}
+		r.Workers = n
 		out.Jobs = append(out.Jobs, *r)
 	}
 	return out, nil

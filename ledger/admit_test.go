@@ -120,8 +120,8 @@ func TestLedgerStartIsWrittenWhateverItsCallersContext(t *testing.T) {
 	})
 }
 
-// Starts and admissions written together (one batch on PostgreSQL) each
-// come back with the fence their row holds.
+// Starts and admissions written together (batched on PostgreSQL and
+// MySQL) each come back with the fence their row holds.
 func TestLedgerStartsAndAdmitsTogether(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, l *env) {
 		ctx := context.Background()
@@ -175,7 +175,7 @@ func TestLedgerStartsAndAdmitsTogether(t *testing.T) {
 }
 
 // TestConcurrentAdmissionsOfOneIDAdmitOne: admissions that arrive together
-// (written in batches on PostgreSQL) still admit exactly one job per ID and
+// (written in batches on PostgreSQL and MySQL) still admit exactly one job per ID and
 // refuse the others with the job that holds it.
 func TestConcurrentAdmissionsOfOneIDAdmitOne(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, l *env) {

@@ -33,8 +33,8 @@ const (
 	admitLockTimeout = "1s"
 )
 
-// batchAdmitter is a driver that writes many admissions in one round trip
-// and one commit.
+// batchAdmitter is a driver that writes many admissions in one commit (and,
+// on PostgreSQL, one round trip).
 type batchAdmitter interface {
 	// admitBatch writes jobs (distinct IDs, in ID order) in one
 	// transaction and returns the IDs it wrote with their fence tokens;
