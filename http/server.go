@@ -130,6 +130,7 @@ func NewServer(svc Service, cfg Config) *Server {
 	} {
 		r.HandleFunc(rt.path, s.authorize(rt.scope, s.checked(rt.h))).Methods(rt.method)
 	}
+	r.HandleFunc("/openapi.json", s.handleOpenAPI).Methods(http.MethodGet)
 	if cfg.Ops != nil {
 		cfg.Ops.Register(r, s)
 	} else {
