@@ -94,3 +94,27 @@ func (c *Client) Queues(ctx context.Context) ([]Queue, error) {
 	var out []Queue
 	return out, c.do(ctx, http.MethodGet, "/queues", nil, &out)
 }
+
+// Member is a node of the cluster as the answering node sees it.
+type Member struct {
+	// Name is the node's worker name, unique in the cluster.
+	Name string `json:"name"`
+	// ID is the node's actor system ID, new at every start.
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	// API is the node's HTTP API address; "" if it serves none.
+	API string `json:"api"`
+	// Queues are the queues the node works, with their slots.
+	Queues map[string]int `json:"queues"`
+	// Self is the answering node.
+	Self bool `json:"self"`
+	// State is "alive", "suspect" or "leaving".
+	State string `json:"state"`
+}
+
+// Members lists the cluster's members as the server sees them; it needs an
+// admin token where tokens are configured.
+func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	var out []Member
+	return out, c.do(ctx, http.MethodGet, "/cluster/members", nil, &out)
+}

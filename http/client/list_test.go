@@ -135,3 +135,23 @@ func TestListJobsAndQueues(t *testing.T) {
 		}
 	}
 }
+
+// TestMembers: an admin token lists the cluster's members, this node among
+// them; another token is refused with the scope it lacks.
+func TestMembers(t *testing.T) {
+	ctx := context.Background()
+	base := testServer(t,
+		sjhttp.Token{Name: "alice", Secrets: [][32]byte{sjhttp.HashSecret("alice-secret-0123456789")}, Scopes: []sjhttp.Scope{sjhttp.ScopeRead}},
+		sjhttp.Token{Name: "root", Secrets: [][32]byte{sjhttp.HashSecret("root-secret-0123456789")}, Scopes: []sjhttp.Scope{sjhttp.ScopeAdmin}})
+	members, err := client.New(base, nil).WithToken("root-secret-0123456789").Members(ctx)
+	if err != nil || len(members) != 1 {
+		t.Fatalf("members: %+v, %v", members, err)
+	}
+	// This node, started without cluster metadata, has no name or queues.
+	if m := members[0]; !m.Self || m.State != "alive" || m.ID == "" || m.Address == "" || m.Queues == nil {
+		t.Errorf("this node: %+v", m)
+	}
+	if _, err := client.New(base, nil).WithToken("alice-secret-0123456789").Members(ctx); !errors.Is(err, client.ErrForbidden) || !strings.Contains(err.Error(), "admin") {
+		t.Errorf("alice lists the members: %v", err)
+	}
+}
