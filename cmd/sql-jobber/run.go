@@ -108,7 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logFormat, "log-format", "", "text or json (default: app.log_format)")
 	fs.StringVar(&o.pprof, "pprof", "", "serve Go's profiler (net/http/pprof) on this address, for measurements")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: sql-jobber [flags]\n\nsql-jobber runs named SQL tasks as queued jobs and writes each job's results to a table of its own.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: sql-jobber [flags]\n       sql-jobber job|jobs|queues|tasks|members ... (the client: see sql-jobber job --help)\n\nsql-jobber runs named SQL tasks as queued jobs and writes each job's results to a table of its own.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -141,17 +141,24 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 
 // exitCode reports err and returns the process exit code.
 func exitCode(err error, stderr io.Writer) int {
+	var cliExit exitStatus
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, &cliExit):
+		return int(cliExit) // the client command said why
 	}
 	fmt.Fprintf(stderr, "sql-jobber: %v\n", err)
 	return 1
 }
 
 // Run is the program: it starts the server described by args and serves
-// until ctx ends, then shuts down.
+// until ctx ends, then shuts down; or, when the first argument is one of
+// the client's commands (job, jobs, queues, tasks, members), runs it.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isCLICommand(args[0]) {
+		return runCLI(ctx, args, os.Getenv, stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
