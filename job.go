@@ -79,6 +79,29 @@ type Job struct {
 	// ExpiresAt is when the results table and the record of a finished job
 	// are removed; zero: kept.
 	ExpiresAt time.Time
+
+	// Progress is how far a STARTED job's run has got, as the node running
+	// it counts, held in that node's memory (not in the ledger); nil for a
+	// job that is not running, or whose node did not answer in time.
+	Progress *Progress
+}
+
+// Progress is how far a running job has got.
+type Progress struct {
+	// Rows is how many rows the run has read from the source and handed
+	// to the results table's writer so far.
+	Rows int64
+	// Elapsed is how long the run has been running.
+	Elapsed time.Duration
+}
+
+// RowsPerSecond is the run's mean rate since it started: Rows over
+// Elapsed (0 before any time has passed).
+func (p Progress) RowsPerSecond() float64 {
+	if p.Elapsed <= 0 {
+		return 0
+	}
+	return float64(p.Rows) / p.Elapsed.Seconds()
 }
 
 // Group is a group of jobs submitted together, and its members in

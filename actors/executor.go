@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -38,6 +39,10 @@ const (
 type run struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{}
+	// begin is when the run started; rows counts the rows it has read
+	// from the source so far (see withProgress).
+	begin time.Time
+	rows  atomic.Int64
 }
 
 // startRun registers a run of j on this node, so that it can be cancelled
@@ -48,7 +53,7 @@ func (e *Engine) startRun(j *ledger.Job, then func()) bool {
 		return false
 	}
 	ctx, cancel := context.WithCancelCause(e.ctx)
-	r := &run{cancel: cancel, done: make(chan struct{})}
+	r := &run{cancel: cancel, done: make(chan struct{}), begin: time.Now()}
 	e.runsMu.Lock()
 	e.runs[j.RunID] = r
 	e.runsMu.Unlock()
@@ -167,7 +172,7 @@ func (e *Engine) execute(ctx context.Context, j *ledger.Job, r *run) {
 	case !backendOK:
 		err = fmt.Errorf("results backend %q is not configured on node %q", j.ResultsBackend, e.cfg.NodeName)
 	default:
-		count, recorded, err = e.run(ctx, j, task, backend)
+		count, recorded, err = e.run(ctx, j, task, backend, &r.rows)
 	}
 	if cause := context.Cause(ctx); err != nil && cause != nil {
 		switch {
@@ -209,10 +214,10 @@ func (e *Engine) execute(ctx context.Context, j *ledger.Job, r *run) {
 	}
 }
 
-// run queries the source and writes the results table. A failure on either
-// side cancels the other at once: the source stops working on rows nobody
-// will write.
-func (e *Engine) run(ctx context.Context, j *ledger.Job, task *sqlexec.Task, backend Results) (int64, bool, error) {
+// run queries the source and writes the results table, counting the rows
+// read into progress. A failure on either side cancels the other at once:
+// the source stops working on rows nobody will write.
+func (e *Engine) run(ctx context.Context, j *ledger.Job, task *sqlexec.Task, backend Results, progress *atomic.Int64) (int64, bool, error) {
 	db, err := e.tasks.PickDB(task, j.DB)
 	if err != nil {
 		return 0, false, err
@@ -232,7 +237,7 @@ func (e *Engine) run(ctx context.Context, j *ledger.Job, task *sqlexec.Task, bac
 	}
 	// The table is published only while this run owns the job, and never
 	// over a later run's.
-	n, recorded, err := backend.Write(qctx, j.ResultsTable, j.RunID, rows, resultsink.Fence{Token: j.Fence, Owner: e.ledger.Run(j)})
+	n, recorded, err := backend.Write(qctx, j.ResultsTable, j.RunID, counted(rows, progress), resultsink.Fence{Token: j.Fence, Owner: e.ledger.Run(j)})
 	if err != nil {
 		// The source's error, or the results database's.
 		failed := j.ResultsBackend

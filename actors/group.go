@@ -102,7 +102,8 @@ func (e *Engine) SubmitGroup(ctx context.Context, req GroupRequest) (*GroupRecei
 	return out, nil
 }
 
-// Group returns a group's state and its members; a group the caller
+// Group returns a group's state and its members (those running with their
+// progress, see withProgress); a group the caller
 // (sqljobber.Sees) may not see is not found.
 func (e *Engine) Group(ctx context.Context, id string) (*sqljobber.Group, error) {
 	g, jobs, err := e.ledger.Group(ctx, id)
@@ -112,6 +113,7 @@ func (e *Engine) Group(ctx context.Context, id string) (*sqljobber.Group, error)
 	if !sqljobber.Sees(ctx, g.Owner) {
 		return nil, errGroupNotFound(id)
 	}
+	e.withProgress(ctx, jobs)
 	members := jobsOf(jobs)
 	return &sqljobber.Group{ID: g.ID, State: sqljobber.GroupState(g.Cancelled, members), Owner: g.Owner, Concurrency: g.Concurrency, Jobs: members}, nil
 }

@@ -22,7 +22,8 @@ type jobLister interface {
 // queueWindow is how far back a queue's summary counts finished jobs.
 const queueWindow = time.Hour
 
-// ListJobs returns a page of the jobs f selects, newest first: of every
+// ListJobs returns a page of the jobs f selects, newest first, those
+// running with their progress (see withProgress): of every
 // owner for an unrestricted or admin caller, else the caller's alone (as
 // if no other job existed). A bad limit or cursor is *InvalidError.
 func (e *Engine) ListJobs(ctx context.Context, f sqljobber.JobFilter) (*sqljobber.JobPage, error) {
@@ -39,6 +40,7 @@ func (e *Engine) ListJobs(ctx context.Context, f sqljobber.JobFilter) (*sqljobbe
 	if err != nil {
 		return nil, err
 	}
+	e.withProgress(ctx, jobs)
 	return &sqljobber.JobPage{Jobs: jobsOf(jobs), Next: next}, nil
 }
 

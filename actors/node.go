@@ -65,7 +65,8 @@ func (e *Engine) stopRun(j *ledger.Job) <-chan struct{} {
 	return nil
 }
 
-// nodeActor receives what other members send this node.
+// nodeActor receives what other members send this node: wake-ups, run
+// cancellations, and questions about its runs' progress.
 type nodeActor struct{ e *Engine }
 
 func (a *nodeActor) Receive(ctx actor.Context) {
@@ -74,6 +75,10 @@ func (a *nodeActor) Receive(ctx actor.Context) {
 		a.e.wakeLocal(msg.Queue)
 	case *jobpb.CancelRun:
 		a.e.cancelRun(msg.RunId, errCancelled)
+	case *jobpb.RunProgress:
+		// Answered from memory, under a lock held only to copy counters:
+		// no run's work waits on it, nor it on a run.
+		ctx.Respond(&jobpb.RunProgressReply{Runs: a.e.localProgress(msg.RunIds)})
 	}
 }
 

@@ -12,8 +12,9 @@ import (
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
-// Job returns a job as the ledger records it; a job the caller
-// (sqljobber.Sees) may not see is not found.
+// Job returns a job as the ledger records it, with its progress while it
+// runs (see withProgress); a job the caller (sqljobber.Sees) may not see is
+// not found.
 //
 // A job whose results expired is *sqljobber.GoneError, as its results are,
 // for as long as the ledger remembers its ID: not a job never known.
@@ -26,6 +27,14 @@ func (e *Engine) Job(ctx context.Context, id string) (*sqljobber.Job, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if ended := e.withProgress(ctx, []*ledger.Job{j}); len(ended) > 0 {
+		// Its run ended between the two reads, and had recorded its
+		// outcome by then: read that, rather than answer STARTED with
+		// no rows after answers that counted some.
+		if cur, err := e.visibleJob(ctx, id); err == nil {
+			j = cur
+		}
 	}
 	return &j.Job, nil
 }

@@ -427,22 +427,33 @@ type jobJSON struct {
 	// ReusedFrom is the job whose results answered this one, which did
 	// not run.
 	ReusedFrom string `json:"reused_from,omitempty"`
+	// RowsPerSecond is a running job's rate since its run started, from
+	// the node that runs it (count is then that node's count too); null
+	// otherwise.
+	RowsPerSecond *float64 `json:"rows_per_second"`
 }
 
 // jobOf is a job as the API shows it. Its results table is named only once
 // the job has published it: a job that failed, was cancelled or has not
-// finished has none to read.
+// finished has none to read. A running job's count is its node's live
+// count, when that node answered.
 func jobOf(j *sqljobber.Job) jobJSON {
 	table := ""
 	if j.State == sqljobber.StateSuccess {
 		table = j.ResultsTable
 	}
-	return jobJSON{
+	out := jobJSON{
 		JobID: j.ID, Task: j.Task, Queue: j.Queue, State: string(j.State), Count: j.Count, Error: j.Error,
 		ResultsBackend: j.ResultsBackend, ResultsTable: table, Attempt: j.Attempt, LostRuns: j.LostRuns, Node: j.Node, Retries: j.Retries,
 		GroupID: j.GroupID, Owner: j.Owner, ETA: timeJSON(j.ETA), CreatedAt: timeJSON(j.CreatedAt), StartedAt: timeJSON(j.StartedAt),
 		FinishedAt: timeJSON(j.FinishedAt), ExpiresAt: timeJSON(j.ExpiresAt), ReusedFrom: j.ReusedFrom,
 	}
+	if p := j.Progress; p != nil {
+		out.Count = p.Rows
+		rate := p.RowsPerSecond()
+		out.RowsPerSecond = &rate
+	}
+	return out
 }
 
 func timeJSON(t time.Time) *string {

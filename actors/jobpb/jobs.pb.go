@@ -48,8 +48,7 @@ const (
 	// which, job_id its ID).
 	Reply_OUTCOME_TAKEN Reply_Outcome = 8
 	// The ledger could not be reached, or refused for a moment (a lock
-	// held, a deadlock): nothing was done, and the request may be sent
-	// again.
+	// held, a deadlock): the request may be sent again.
 	Reply_OUTCOME_BUSY Reply_Outcome = 9
 )
 
@@ -1145,6 +1144,162 @@ func (x *WaitGroup) GetWaitMillis() int64 {
 	return 0
 }
 
+// RunProgress asks a node how far the runs it is running have got (sent to
+// the "sqljobber-node" actor of the member that a STARTED job's ledger
+// record names); it answers RunProgressReply. A node that does not know the
+// message (an older build) does not answer: the asker's wait is bounded.
+type RunProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunIds        []string               `protobuf:"bytes,1,rep,name=run_ids,json=runIds,proto3" json:"run_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunProgress) Reset() {
+	*x = RunProgress{}
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunProgress) ProtoMessage() {}
+
+func (x *RunProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunProgress.ProtoReflect.Descriptor instead.
+func (*RunProgress) Descriptor() ([]byte, []int) {
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RunProgress) GetRunIds() []string {
+	if x != nil {
+		return x.RunIds
+	}
+	return nil
+}
+
+// RunProgressReply says how far each asked run that the node is running has
+// got; a run it is not running (ended, or never here) is left out.
+type RunProgressReply struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Runs          []*RunProgressReply_Run `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunProgressReply) Reset() {
+	*x = RunProgressReply{}
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunProgressReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunProgressReply) ProtoMessage() {}
+
+func (x *RunProgressReply) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunProgressReply.ProtoReflect.Descriptor instead.
+func (*RunProgressReply) Descriptor() ([]byte, []int) {
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RunProgressReply) GetRuns() []*RunProgressReply_Run {
+	if x != nil {
+		return x.Runs
+	}
+	return nil
+}
+
+type RunProgressReply_Run struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	RunId string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// Rows read from the source and handed to the results table's writer.
+	Rows int64 `protobuf:"varint,2,opt,name=rows,proto3" json:"rows,omitempty"`
+	// How long the run has run, on the node's clock.
+	ElapsedMicros int64 `protobuf:"varint,3,opt,name=elapsed_micros,json=elapsedMicros,proto3" json:"elapsed_micros,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunProgressReply_Run) Reset() {
+	*x = RunProgressReply_Run{}
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunProgressReply_Run) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunProgressReply_Run) ProtoMessage() {}
+
+func (x *RunProgressReply_Run) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_jobpb_jobs_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunProgressReply_Run.ProtoReflect.Descriptor instead.
+func (*RunProgressReply_Run) Descriptor() ([]byte, []int) {
+	return file_actors_jobpb_jobs_proto_rawDescGZIP(), []int{17, 0}
+}
+
+func (x *RunProgressReply_Run) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *RunProgressReply_Run) GetRows() int64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *RunProgressReply_Run) GetElapsedMicros() int64 {
+	if x != nil {
+		return x.ElapsedMicros
+	}
+	return 0
+}
+
 var File_actors_jobpb_jobs_proto protoreflect.FileDescriptor
 
 const file_actors_jobpb_jobs_proto_rawDesc = "" +
@@ -1235,7 +1390,15 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\tWaitGroup\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1f\n" +
 	"\vwait_millis\x18\x02 \x01(\x03R\n" +
-	"waitMillisB/Z-github.com/sql-jobber/sql-jobber/actors/jobpbb\x06proto3"
+	"waitMillis\"&\n" +
+	"\vRunProgress\x12\x17\n" +
+	"\arun_ids\x18\x01 \x03(\tR\x06runIds\"\xa8\x01\n" +
+	"\x10RunProgressReply\x12;\n" +
+	"\x04runs\x18\x01 \x03(\v2'.sqljobber.jobs.v1.RunProgressReply.RunR\x04runs\x1aW\n" +
+	"\x03Run\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x12\n" +
+	"\x04rows\x18\x02 \x01(\x03R\x04rows\x12%\n" +
+	"\x0eelapsed_micros\x18\x03 \x01(\x03R\relapsedMicrosB/Z-github.com/sql-jobber/sql-jobber/actors/jobpbb\x06proto3"
 
 var (
 	file_actors_jobpb_jobs_proto_rawDescOnce sync.Once
@@ -1250,37 +1413,41 @@ func file_actors_jobpb_jobs_proto_rawDescGZIP() []byte {
 }
 
 var file_actors_jobpb_jobs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_actors_jobpb_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_actors_jobpb_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_actors_jobpb_jobs_proto_goTypes = []any{
-	(Reply_Outcome)(0),   // 0: sqljobber.jobs.v1.Reply.Outcome
-	(*JobSpec)(nil),      // 1: sqljobber.jobs.v1.JobSpec
-	(*Caller)(nil),       // 2: sqljobber.jobs.v1.Caller
-	(*SubmitJob)(nil),    // 3: sqljobber.jobs.v1.SubmitJob
-	(*CancelJob)(nil),    // 4: sqljobber.jobs.v1.CancelJob
-	(*PurgeJob)(nil),     // 5: sqljobber.jobs.v1.PurgeJob
-	(*ExpireJob)(nil),    // 6: sqljobber.jobs.v1.ExpireJob
-	(*SubmitGroup)(nil),  // 7: sqljobber.jobs.v1.SubmitGroup
-	(*GroupChanged)(nil), // 8: sqljobber.jobs.v1.GroupChanged
-	(*CancelGroup)(nil),  // 9: sqljobber.jobs.v1.CancelGroup
-	(*PurgeGroup)(nil),   // 10: sqljobber.jobs.v1.PurgeGroup
-	(*Reply)(nil),        // 11: sqljobber.jobs.v1.Reply
-	(*WakeQueue)(nil),    // 12: sqljobber.jobs.v1.WakeQueue
-	(*CancelRun)(nil),    // 13: sqljobber.jobs.v1.CancelRun
-	(*WaitJob)(nil),      // 14: sqljobber.jobs.v1.WaitJob
-	(*JobChanged)(nil),   // 15: sqljobber.jobs.v1.JobChanged
-	(*WaitGroup)(nil),    // 16: sqljobber.jobs.v1.WaitGroup
+	(Reply_Outcome)(0),           // 0: sqljobber.jobs.v1.Reply.Outcome
+	(*JobSpec)(nil),              // 1: sqljobber.jobs.v1.JobSpec
+	(*Caller)(nil),               // 2: sqljobber.jobs.v1.Caller
+	(*SubmitJob)(nil),            // 3: sqljobber.jobs.v1.SubmitJob
+	(*CancelJob)(nil),            // 4: sqljobber.jobs.v1.CancelJob
+	(*PurgeJob)(nil),             // 5: sqljobber.jobs.v1.PurgeJob
+	(*ExpireJob)(nil),            // 6: sqljobber.jobs.v1.ExpireJob
+	(*SubmitGroup)(nil),          // 7: sqljobber.jobs.v1.SubmitGroup
+	(*GroupChanged)(nil),         // 8: sqljobber.jobs.v1.GroupChanged
+	(*CancelGroup)(nil),          // 9: sqljobber.jobs.v1.CancelGroup
+	(*PurgeGroup)(nil),           // 10: sqljobber.jobs.v1.PurgeGroup
+	(*Reply)(nil),                // 11: sqljobber.jobs.v1.Reply
+	(*WakeQueue)(nil),            // 12: sqljobber.jobs.v1.WakeQueue
+	(*CancelRun)(nil),            // 13: sqljobber.jobs.v1.CancelRun
+	(*WaitJob)(nil),              // 14: sqljobber.jobs.v1.WaitJob
+	(*JobChanged)(nil),           // 15: sqljobber.jobs.v1.JobChanged
+	(*WaitGroup)(nil),            // 16: sqljobber.jobs.v1.WaitGroup
+	(*RunProgress)(nil),          // 17: sqljobber.jobs.v1.RunProgress
+	(*RunProgressReply)(nil),     // 18: sqljobber.jobs.v1.RunProgressReply
+	(*RunProgressReply_Run)(nil), // 19: sqljobber.jobs.v1.RunProgressReply.Run
 }
 var file_actors_jobpb_jobs_proto_depIdxs = []int32{
-	1, // 0: sqljobber.jobs.v1.SubmitJob.spec:type_name -> sqljobber.jobs.v1.JobSpec
-	2, // 1: sqljobber.jobs.v1.CancelJob.caller:type_name -> sqljobber.jobs.v1.Caller
-	1, // 2: sqljobber.jobs.v1.SubmitGroup.jobs:type_name -> sqljobber.jobs.v1.JobSpec
-	2, // 3: sqljobber.jobs.v1.CancelGroup.caller:type_name -> sqljobber.jobs.v1.Caller
-	0, // 4: sqljobber.jobs.v1.Reply.outcome:type_name -> sqljobber.jobs.v1.Reply.Outcome
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	1,  // 0: sqljobber.jobs.v1.SubmitJob.spec:type_name -> sqljobber.jobs.v1.JobSpec
+	2,  // 1: sqljobber.jobs.v1.CancelJob.caller:type_name -> sqljobber.jobs.v1.Caller
+	1,  // 2: sqljobber.jobs.v1.SubmitGroup.jobs:type_name -> sqljobber.jobs.v1.JobSpec
+	2,  // 3: sqljobber.jobs.v1.CancelGroup.caller:type_name -> sqljobber.jobs.v1.Caller
+	0,  // 4: sqljobber.jobs.v1.Reply.outcome:type_name -> sqljobber.jobs.v1.Reply.Outcome
+	19, // 5: sqljobber.jobs.v1.RunProgressReply.runs:type_name -> sqljobber.jobs.v1.RunProgressReply.Run
+	6,  // [6:6] is the sub-list for method output_type
+	6,  // [6:6] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_actors_jobpb_jobs_proto_init() }
@@ -1294,7 +1461,7 @@ func file_actors_jobpb_jobs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_jobpb_jobs_proto_rawDesc), len(file_actors_jobpb_jobs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -143,11 +143,13 @@ type JobReceipt struct {
 
 // Job is a job's status.
 type Job struct {
-	JobID          string `json:"job_id"`
-	Task           string `json:"task"`
-	Queue          string `json:"queue"`
-	State          string `json:"state"`
-	Count          int64  `json:"count"` // rows written
+	JobID string `json:"job_id"`
+	Task  string `json:"task"`
+	Queue string `json:"queue"`
+	State string `json:"state"`
+	// Count is the rows written; while the job runs, the rows its node
+	// has counted so far.
+	Count          int64  `json:"count"`
 	Error          string `json:"error"`
 	ResultsBackend string `json:"results_backend"`
 	ResultsTable   string `json:"results_table"`
@@ -168,6 +170,9 @@ type Job struct {
 	ExpiresAt  *time.Time `json:"expires_at"`
 	// ReusedFrom names the job whose results answered this one, if any.
 	ReusedFrom string `json:"reused_from"`
+	// RowsPerSecond is a running job's rate since its run started; nil
+	// when it is not running or its node did not answer in time.
+	RowsPerSecond *float64 `json:"rows_per_second"`
 }
 
 // PendingJob is a job waiting in a queue.
