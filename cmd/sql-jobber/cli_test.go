@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sql-jobber/sql-jobber/http/client"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
@@ -35,6 +36,15 @@ func (r cliRun) expect(t *testing.T, what string, code int, stdout, stderr strin
 		t.Errorf("%s: exit %d (want %d)\nstdout: %q (want %q)\nstderr: %q (want %q)", what, r.code, code, r.stdout, stdout, r.stderr, stderr)
 	}
 	return r
+}
+
+// notMatch fails the test if the run's stdout matches the regular
+// expression re.
+func (r cliRun) notMatch(t *testing.T, what, re string) {
+	t.Helper()
+	if regexp.MustCompile(re).MatchString(r.stdout) {
+		t.Errorf("%s: stdout matches %q: %q", what, re, r.stdout)
+	}
 }
 
 // nextCursor is the cursor a command's stderr says to add.
@@ -220,6 +230,43 @@ func TestCLI(t *testing.T) {
 		if strings.Contains(r.stdout, aliceSecret) {
 			t.Errorf("--help prints the token of the environment")
 		}
+	})
+	// Last: the jobs these make would change the listings above.
+	t.Run("submit's job options", func(t *testing.T) {
+		// A job due in the future waits, showing when it is due.
+		as(alice, "job", "submit", "entries_of", "U1", "--job-id", "cli-eta", "--eta", "2099-01-02T03:04:05Z").expect(t, "--eta", 0, "^cli-eta\n$", "^$")
+		as(alice, "job", "status", "cli-eta").expect(t, "a job due later", 0, `(?m)^state +PENDING\n(.*\n)*eta +2099-01-02T03:04:05Z$`, "^$")
+		as(alice, "job", "cancel", "cli-eta").expect(t, "cancel the job due later", 0, "", "^$")
+		// --ttl sets when the results expire; --keep keeps them.
+		r := as(alice, "job", "submit", "entries_of", "U1", "--ttl", "2h", "--wait", "--json").expect(t, "--ttl", 0, "", "^$")
+		var j client.Job
+		if err := json.Unmarshal([]byte(r.stdout), &j); err != nil || j.ExpiresAt == nil || j.FinishedAt == nil || j.ExpiresAt.Sub(*j.FinishedAt).Round(time.Minute) != 2*time.Hour {
+			t.Errorf("--ttl 2h: %v, %+v", err, j)
+		}
+		as(alice, "job", "submit", "entries_of", "U1", "--keep", "--wait").expect(t, "--keep", 0, `(?m)^state +SUCCESS$`, "^$").
+			notMatch(t, "--keep", `(?m)^expires_at`)
+		// --max-age answers from an identical job's results; --fresh runs it.
+		first := as(alice, "job", "submit", "entries_of", "U2", "--job-id", "cli-src", "--wait").expect(t, "a job to reuse", 0, `(?m)^state +SUCCESS$`, "^$")
+		first.notMatch(t, "a first job", `(?m)^reused_from`)
+		as(alice, "job", "submit", "entries_of", "U2", "--max-age", "1h", "--wait").expect(t, "--max-age", 0, `(?m)^reused_from +cli-src$`, "^$")
+		as(alice, "job", "submit", "entries_of", "U2", "--fresh", "--wait").expect(t, "--fresh", 0, `(?m)^state +SUCCESS$`, "^$").
+			notMatch(t, "--fresh", `(?m)^reused_from`)
+		// Hostile and contradictory values are refused before anything is sent.
+		for _, tc := range []struct {
+			args   []string
+			stderr string
+		}{
+			{[]string{"--eta", "tomorrow"}, `--eta must be an RFC 3339 time such as .*: "tomorrow"`},
+			{[]string{"--eta", "2099-01-02T03:04:05Z\x00"}, `--eta must be an RFC 3339 time`},
+			{[]string{"--ttl", "-1s"}, "--ttl must not be negative"},
+			{[]string{"--ttl", "1h", "--keep"}, "--ttl and --keep ask for opposite things"},
+			{[]string{"--ttl", "forever"}, `invalid value "forever" for flag -ttl`},
+			{[]string{"--max-age", "-1m"}, "--max-age must not be negative"},
+			{[]string{"--max-age", "1m", "--fresh"}, "--max-age and --fresh ask for opposite things"},
+		} {
+			as(alice, append([]string{"job", "submit", "entries_of", "U1", "--job-id", "cli-never"}, tc.args...)...).expect(t, strings.Join(tc.args, " "), 2, "^$", tc.stderr)
+		}
+		as(alice, "job", "status", "cli-never").expect(t, "a refused submission", 4, "^$", "404 Not Found")
 	})
 }
 
