@@ -88,6 +88,11 @@ func FuzzRouter(f *testing.F) {
 		{"GET", "/cluster/members", "", "", 0},
 		{"GET", "/healthz", "", "", 0},
 		{"GET", "//jobs/../x", "", "", 0},
+		{"GET", "/ui/", "", "", 0},
+		{"GET", "/ui", "", "", 0},
+		{"GET", "/ui/js/app.js", "v=1", "", 0},
+		{"POST", "/ui/index.html", "", "{}", 1},
+		{"GET", "/ui/../ui/js/../nope", "", "", 0},
 	} {
 		f.Add(s.method, s.path, s.query, s.body, s.ct)
 	}

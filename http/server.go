@@ -136,6 +136,7 @@ func NewServer(svc Service, cfg Config) *Server {
 	} else {
 		r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
 	}
+	s.registerUI()
 	s.notFound()
 	return s
 }
@@ -296,13 +297,16 @@ type taskJSON struct {
 	// Workers is how many cluster members work the task's queue: 0 says
 	// its jobs wait until a node that does joins.
 	Workers int `json:"workers"`
+	// SQL is the task's query as its file has it, for the dashboard and
+	// for clients that want to know what a task reads.
+	SQL string `json:"sql"`
 }
 
 func (s *Server) handleTasks(w http.ResponseWriter, _ *http.Request) {
 	tasks := s.svc.Tasks()
 	out := make([]taskJSON, 0, len(tasks))
 	for _, t := range tasks {
-		tj := taskJSON{Name: t.Name, Queue: t.Queue, DBs: t.DBs, Results: t.Results, Raw: t.Raw, Workers: s.svc.Workers(t.Queue)}
+		tj := taskJSON{Name: t.Name, Queue: t.Queue, DBs: t.DBs, Results: t.Results, Raw: t.Raw, Workers: s.svc.Workers(t.Queue), SQL: t.SQL}
 		if t.NumArgs >= 0 {
 			n := t.NumArgs
 			tj.NumArgs = &n

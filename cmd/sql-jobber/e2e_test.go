@@ -150,7 +150,8 @@ func TestJobLifecycle(t *testing.T) {
 				t.Fatalf("GET /tasks: %d %s", r.code, r.Data)
 			}
 			if len(list) != 3 || list[0]["name"] != "entries_of" || list[0]["num_args"] != float64(1) ||
-				list[0]["queue"] != "default" || fmt.Sprint(list[0]["dbs"]) != "[src]" || fmt.Sprint(list[0]["results"]) != "[res]" {
+				list[0]["queue"] != "default" || fmt.Sprint(list[0]["dbs"]) != "[src]" || fmt.Sprint(list[0]["results"]) != "[res]" ||
+				!strings.HasPrefix(fmt.Sprint(list[0]["sql"]), "SELECT id, user_id, amount FROM entries WHERE user_id = ") {
 				t.Fatalf("GET /tasks: %s", r.Data)
 			}
 

@@ -71,6 +71,8 @@ type Task struct {
 	NumArgs *int `json:"num_args"`
 	// Workers is how many cluster members work the task's queue.
 	Workers int `json:"workers"`
+	// SQL is the task's query.
+	SQL string `json:"sql"`
 }
 
 // JobRequest is a request for a job; every field may be left zero.

@@ -27,7 +27,8 @@ func TestClient(t *testing.T) {
 	c := client.New(testServer(t), nil)
 
 	tasks, err := c.Tasks(ctx)
-	if err != nil || len(tasks) != 3 || tasks[0].Name != "entries_of" || tasks[0].NumArgs == nil || *tasks[0].NumArgs != 1 {
+	if err != nil || len(tasks) != 3 || tasks[0].Name != "entries_of" || tasks[0].NumArgs == nil || *tasks[0].NumArgs != 1 ||
+		!strings.Contains(tasks[0].SQL, "FROM entries") {
 		t.Fatalf("Tasks: %+v, %v", tasks, err)
 	}
 

@@ -1,0 +1,188 @@
+// A job's results: a page of its table, sorted by a column (click its
+// heading), filtered, paged with the API's cursors, and downloaded as CSV.
+// A results table never changes once published, so it is read when asked,
+// not polled.
+import * as api from "./api.js";
+import { h, num } from "./dom.js";
+
+const ops = [
+  ["eq", "="],
+  ["ne", "≠"],
+  ["lt", "<"],
+  ["lte", "≤"],
+  ["gt", ">"],
+  ["gte", "≥"],
+  ["null", "is null (true/false)"],
+];
+const limits = ["25", "50", "100", "500"];
+const numeric = new Set(["int64", "uint64", "decimal", "float64"]);
+
+export function resultsPanel(ctx, job) {
+  const st = { orderBy: "", desc: false, filters: [], limit: "50", cursor: "", prev: [], columns: [] };
+  const tableHost = h("div", { class: "table-wrap" });
+  const message = h("p", { class: "error-text", role: "alert", hidden: true });
+  const range = h("p", { class: "muted", "aria-live": "polite" });
+  const pager = h("nav", { class: "pager", "aria-label": "Pages of results" });
+  const filterList = h("ul", { class: "chips", "aria-label": "Filters in use" });
+  const columnSelect = h("select", { id: "rf-column", name: "column" });
+  const download = h("p", { class: "muted", "aria-live": "polite" });
+
+  const params = (extra) => {
+    const p = { limit: st.limit, order_by: st.orderBy ? (st.desc ? "-" : "") + st.orderBy : "", ...extra };
+    for (const f of st.filters) p[`filter[${f.column}][${f.op}]`] = f.value;
+    return api.query(p);
+  };
+  const base = api.path("jobs", job.job_id, "results");
+
+  async function load() {
+    message.hidden = true;
+    try {
+      const { data } = await api.get(base + params({ cursor: st.cursor }));
+      st.columns = data.columns;
+      render(data);
+    } catch (e) {
+      if (e.status === 401) return ctx.askToken(e.message);
+      message.textContent = e.message;
+      message.hidden = false;
+    }
+  }
+
+  function restart() {
+    st.cursor = "";
+    st.prev = [];
+    load();
+  }
+
+  function sortBy(col) {
+    if (st.orderBy === col) st.desc = !st.desc;
+    else {
+      st.orderBy = col;
+      st.desc = false;
+    }
+    restart();
+  }
+
+  function render(data) {
+    if (columnSelect.options.length === 0) {
+      columnSelect.replaceChildren(...data.columns.map((c) => h("option", { value: c.name }, c.name)));
+    }
+    const head = data.columns.map((c) => {
+      const sorted = st.orderBy === c.name;
+      const dir = sorted ? (st.desc ? "descending" : "ascending") : null;
+      return h(
+        "th",
+        { scope: "col", "aria-sort": dir, class: numeric.has(c.type) ? "num" : null },
+        h(
+          "button",
+          { type: "button", class: "sort", "data-column": c.name, title: `Sort by ${c.name}`, onclick: () => sortBy(c.name) },
+          c.name,
+          h("span", { class: "arrow", "aria-hidden": "true" }, sorted ? (st.desc ? " ▼" : " ▲") : ""),
+        ),
+        h("span", { class: "type" }, c.type),
+      );
+    });
+    const rows = data.rows.map((r) => h("tr", null, r.map((v, i) => cell(v, data.columns[i].type))));
+    const sortText = st.orderBy ? `sorted by ${st.orderBy}, ${st.desc ? "descending" : "ascending"}` : "in the task's order";
+    tableHost.replaceChildren(
+      h(
+        "table",
+        { class: "results" },
+        h("caption", null, `Results of job ${job.job_id}, ${sortText}`),
+        h("thead", null, h("tr", null, head)),
+        h("tbody", null, rows.length ? rows : h("tr", null, h("td", { colspan: data.columns.length, class: "muted" }, "No rows."))),
+      ),
+    );
+    const first = st.prev.length * Number(st.limit) + 1;
+    const of = st.filters.length ? "" : ` of ${num(job.count)}`;
+    range.textContent = rows.length ? `Rows ${num(first)}–${num(first + rows.length - 1)}${of}` : "";
+    const buttons = [];
+    if (st.prev.length) {
+      buttons.push(h("button", { type: "button", onclick: () => { st.cursor = st.prev.pop(); load(); } }, "Previous page"));
+    }
+    if (data.more) {
+      buttons.push(h("button", { type: "button", onclick: () => { st.prev.push(st.cursor); st.cursor = data.next; load(); } }, "Next page"));
+    }
+    pager.replaceChildren(...buttons);
+    filterList.replaceChildren(
+      ...st.filters.map((f, i) =>
+        h(
+          "li",
+          null,
+          `${f.column} ${f.op} ${f.value}`,
+          " ",
+          h("button", { type: "button", "aria-label": `Remove filter ${f.column} ${f.op} ${f.value}`, onclick: () => { st.filters.splice(i, 1); restart(); } }, "×"),
+        ),
+      ),
+    );
+  }
+
+  async function downloadCSV() {
+    // All the rows the filters keep, in the order shown: the job's count
+    // bounds them.
+    const name = job.job_id.replace(/[^A-Za-z0-9_.-]/g, "_") + ".csv";
+    download.textContent = "Downloading…";
+    try {
+      const blob = await api.getBlob(base + params({ format: "csv", limit: Math.max(job.count, 1) }), "text/csv");
+      const url = URL.createObjectURL(blob);
+      const a = h("a", { href: url, download: name, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      // The download has its own reference by now; this one may go.
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      download.textContent = `Saved ${name} (${num(blob.size)} bytes).`;
+    } catch (e) {
+      if (e.status === 401) return ctx.askToken(e.message);
+      download.textContent = "Download failed: " + e.message;
+    }
+  }
+
+  const opSelect = h("select", { id: "rf-op", name: "op" }, ops.map(([v, t]) => h("option", { value: v }, t)));
+  const valueInput = h("input", { id: "rf-value", name: "value", type: "text", spellcheck: "false" });
+  const form = h(
+    "form",
+    { class: "filters", "aria-label": "Filter results" },
+    h("div", { class: "field" }, h("label", { for: "rf-column" }, "Column"), columnSelect),
+    h("div", { class: "field" }, h("label", { for: "rf-op" }, "Compare"), opSelect),
+    h("div", { class: "field" }, h("label", { for: "rf-value" }, "Value"), valueInput),
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Add filter")),
+    h(
+      "div",
+      { class: "field" },
+      h("label", { for: "rf-limit" }, "Rows per page"),
+      h(
+        "select",
+        { id: "rf-limit", onchange: (e) => { st.limit = e.target.value; restart(); } },
+        limits.map((n) => h("option", { value: n, selected: n === st.limit }, n)),
+      ),
+    ),
+    h("div", { class: "actions" }, h("button", { type: "button", id: "download-csv", onclick: downloadCSV }, "Download CSV")),
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    st.filters.push({ column: columnSelect.value, op: opSelect.value, value: valueInput.value });
+    valueInput.value = "";
+    restart();
+  });
+
+  const el = h(
+    "section",
+    { "aria-labelledby": "results-title", class: "panel" },
+    h("h2", { id: "results-title" }, "Results"),
+    form,
+    filterList,
+    download,
+    message,
+    range,
+    tableHost,
+    pager,
+  );
+  load();
+  return el;
+}
+
+function cell(v, type) {
+  if (v === null) return h("td", { class: "null" }, "NULL");
+  const text = typeof v === "object" ? JSON.stringify(v) : String(v);
+  return h("td", { class: numeric.has(type) ? "num" : null }, text);
+}
