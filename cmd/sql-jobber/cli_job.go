@@ -200,6 +200,9 @@ func (c *cli) printJob(j *client.Job) int {
 	row("group_id", j.GroupID)
 	row("owner", j.Owner)
 	row("count", strconv.FormatInt(j.Count, 10))
+	if j.RowsPerSecond != nil {
+		row("rows_per_second", strconv.FormatFloat(*j.RowsPerSecond, 'f', 0, 64))
+	}
 	row("node", j.Node)
 	row("attempt", strconv.Itoa(j.Attempt))
 	if j.Retries > 0 {

@@ -162,7 +162,7 @@ func TestCLI(t *testing.T) {
 		as(alice, "job", "submit", "slow", "--job-id", "cli-slow").expect(t, "submit slow", 0, "^cli-slow\n$", "^$")
 		s.as(aliceSecret).waitState("cli-slow", "STARTED")
 		as(alice, "job", "wait", "cli-slow", "--timeout", "300ms").
-			expect(t, "a wait that times out", 1, `(?m)^state +STARTED$`, `^sql-jobber job wait: job "cli-slow" is still STARTED after 300ms\n$`)
+			expect(t, "a wait that times out", 1, `(?m)^state +STARTED\n(.*\n)*rows_per_second +\d+\n`, `^sql-jobber job wait: job "cli-slow" is still STARTED after 300ms\n$`)
 		// Ctrl-C ends Run's context.
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
