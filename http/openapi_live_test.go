@@ -379,11 +379,19 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	l.expect(200, "app", "DELETE", "/groups/g1?purge=true", "")
 	l.expect(404, "app", "GET", "/groups/g1", "")
 	l.expect(400, "app", "GET", "/groups/g1?wait=soon", "")
+	l.expect(404, "app", "DELETE", "/groups/g1", "")
+	l.expect(400, "app", "DELETE", "/groups/g%201", "")
+	l.expect(413, "app", "POST", "/groups", `{"jobs": [{"task": "`+strings.Repeat("x", MaxBodyBytes)+`"}]}`)
+	l.rawPost(415, "/groups", "application/json; charset=latin1", group, "")
+	l.rawPost(408, "/groups", "application/json", group, "trickle")
 
 	// Gone: purged results, and a job whose record expired.
 	l.expect(200, "app", "DELETE", "/jobs/j1?purge=true", "")
 	l.expect(410, "app", "GET", "/jobs/j1/results", "")
 	l.expect(404, "app", "GET", "/jobs/j1", "")
+	l.expect(404, "app", "DELETE", "/jobs/j1", "")
+	l.expect(400, "app", "GET", "/jobs/j%201", "")
+	l.expect(400, "app", "GET", "/jobs/j2?wait=-1s", "")
 	l.expect(200, "app", "POST", "/tasks/entries_of/jobs", `{"job_id": "brief", "args": ["USER2"], "ttl": 1}`)
 	testwait.For(t, 30*time.Second, "job brief to expire", func() (bool, string) {
 		status, b := l.do("app", "GET", "/jobs/brief", "")
