@@ -14,7 +14,7 @@ import (
 // dashboardTasks are the tasks of the dashboard test: report reads a
 // user's entries with a nullable note, and waits while the test holds its
 // gate (a PostgreSQL advisory lock), so that the test sees it run; quick
-// reads them at once.
+// reads them at once, with a column whose name and values are HTML.
 func dashboardTasks(t *testing.T) map[string]string {
 	cols := "e.id, e.user_id, e.amount, CASE WHEN e.id % 7 = 0 THEN NULL ELSE 'note ' || e.id END AS note"
 	return withBroken(map[string]string{"tasks.sql": fmt.Sprintf(`
@@ -22,7 +22,7 @@ func dashboardTasks(t *testing.T) map[string]string {
 SELECT %s FROM entries e, (SELECT pg_advisory_xact_lock_shared(%d)) AS gate WHERE e.user_id = $1 ORDER BY e.id /* %s */;
 
 -- name: quick
-SELECT %s FROM entries e WHERE e.user_id = $1 ORDER BY e.id /* %s */;
+SELECT %s, '<img src=x onerror="window.pwned = 1">' AS "<i>tag</i>" FROM entries e WHERE e.user_id = $1 ORDER BY e.id /* %s */;
 `, cols, gateKey(t), marker(t), cols, marker(t))})
 }
 
@@ -147,6 +147,25 @@ func TestDashboard(t *testing.T) {
 				t.Fatalf("filter chips: %q", got)
 			}
 
+			// Values and names from the database are text, never markup;
+			// a filter's column and value reach the API whatever they hold.
+			b.open("#/jobs/ui-quick")
+			b.waitFor("ui-quick's results", `document.querySelectorAll("table.results tbody tr").length === 50`)
+			if got, err := eval[string](b, `document.querySelector("table.results thead th:last-child button").innerText + " | " +
+				document.querySelector("table.results tbody td:last-child").innerText + " | " +
+				document.querySelectorAll("table.results img, table.results i").length + " | " + String(window.pwned)`); err != nil ||
+				got != `<i>tag</i> | <img src=x onerror="window.pwned = 1"> | 0 | undefined` {
+				t.Fatalf("HTML from the database: %q %v", got, err)
+			}
+			b.do("filter on the HTML column", chromedp.SetValue(chromedp.CSS("#rf-column"), "<i>tag</i>"),
+				chromedp.SetValue(chromedp.CSS("#rf-op"), "ne"), chromedp.SendKeys(chromedp.CSS("#rf-value"), `x&y=1#]%00`))
+			b.click(`form[aria-label="Filter results"] button[type="submit"]`)
+			b.waitText("main .chips li", `<i>tag</i> ne x&y=1#]%00`)
+			b.waitText("main", "Rows 1–50")
+			if got := b.text(`main p.error-text[role="alert"]:not([hidden])`); got != "" {
+				t.Fatalf("the hostile filter was refused: %q", got)
+			}
+
 			// The group, its jobs in submission order.
 			b.open("#/groups/ui-group")
 			b.waitText("main dl", "SUCCESS")
@@ -169,6 +188,12 @@ func TestDashboard(t *testing.T) {
 				b.waitText("main tbody th", "(this node)")
 			} else {
 				b.waitText("main .notice", "admin token")
+				b.screenshot("members-need-admin")
+				b.click("main .notice button")
+				b.waitFor("the token dialog", `document.getElementById("token-dialog").open`)
+				b.do("type the admin token", chromedp.SendKeys(chromedp.CSS("#token-input"), rootSecret))
+				b.click(`#token-form button[type="submit"]`)
+				b.waitText("main tbody th", "(this node)")
 			}
 			b.screenshot("members")
 			b.checkProblems()

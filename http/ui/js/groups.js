@@ -41,7 +41,7 @@ export function groupsView() {
 }
 
 export function groupView(ctx, id) {
-  const facts = h("div");
+  const facts = h("div", { class: "panel" });
   const jobs = h("div", { class: "table-wrap" });
   const el = h(
     "section",
