@@ -50,7 +50,7 @@ type runRecords interface {
 	TakeOverName(ctx context.Context, name, except string, maxLost int) ([]*ledger.Job, error)
 	RecoverExpired(ctx context.Context, maxLost, limit int) ([]*ledger.Job, error)
 	Expired(ctx context.Context, limit int) ([]*ledger.Job, error)
-	PendingByQueue(ctx context.Context) (map[string]int64, error)
+	PendingByQueue(ctx context.Context) (map[string]ledger.Waiting, error)
 }
 
 // leases is what a node holds in the ledger: its worker name, and the

@@ -314,9 +314,8 @@ func (g *jobGrain) cancel(msg *jobpb.CancelJob) *jobpb.Reply {
 func (e *Engine) cancelled(prev *ledger.Job) {
 	e.logger.Info("job cancelled", slog.String("job_id", prev.ID), slog.String("task", prev.Task),
 		slog.String("queue", prev.Queue), slog.String("was", string(prev.State)))
-	q := e.metrics.queue(prev.Queue)
-	e.metrics.cancelled.WithLabelValues(q, prev.Task).Inc()
-	e.metrics.finished.WithLabelValues(q, prev.Task, string(sqljobber.StateCancelled)).Inc()
+	e.metrics.cancelled.WithLabelValues(e.metrics.queue(prev.Queue), prev.Task).Inc()
+	e.metrics.finishedJob(prev, sqljobber.StateCancelled, sinceAdmission(prev))
 }
 
 // purge deletes a finished job's results table and then its record, so that

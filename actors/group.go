@@ -328,9 +328,8 @@ func (g *groupGrain) cancel(msg *jobpb.CancelGroup) *jobpb.Reply {
 	}
 	var stopping []<-chan struct{}
 	for _, prev := range cancelled {
-		q := g.e.metrics.queue(prev.Queue)
-		g.e.metrics.cancelled.WithLabelValues(q, prev.Task).Inc()
-		g.e.metrics.finished.WithLabelValues(q, prev.Task, string(sqljobber.StateCancelled)).Inc()
+		g.e.metrics.cancelled.WithLabelValues(g.e.metrics.queue(prev.Queue), prev.Task).Inc()
+		g.e.metrics.finishedJob(prev, sqljobber.StateCancelled, sinceAdmission(prev))
 		if prev.State == sqljobber.StateStarted {
 			if done := g.e.stopRun(prev); done != nil {
 				stopping = append(stopping, done)

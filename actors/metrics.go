@@ -21,21 +21,30 @@ type metrics struct {
 	// those its tasks name. Set once, by zero.
 	known map[string]bool
 
-	submitted   *prometheus.CounterVec // queue, task
-	finished    *prometheus.CounterVec // queue, task, state
-	retries     *prometheus.CounterVec // queue, task
-	cancelled   *prometheus.CounterVec // queue, task
-	rows        *prometheus.CounterVec // queue, task
-	running     *prometheus.GaugeVec   // queue
-	slots       *prometheus.GaugeVec   // queue
-	wait        *prometheus.HistogramVec
-	runTime     *prometheus.HistogramVec
-	queryErrors *prometheus.CounterVec // db
+	submitted   *prometheus.CounterVec   // queue, task
+	finished    *prometheus.CounterVec   // queue, task, state
+	retries     *prometheus.CounterVec   // queue, task
+	cancelled   *prometheus.CounterVec   // queue, task
+	rows        *prometheus.CounterVec   // queue, task
+	running     *prometheus.GaugeVec     // queue
+	slots       *prometheus.GaugeVec     // queue
+	wait        *prometheus.HistogramVec // queue
+	runTime     *prometheus.HistogramVec // queue, task
+	duration    *prometheus.HistogramVec // queue, task, state
+	resultRows  *prometheus.HistogramVec // queue, task
+	queryErrors *prometheus.CounterVec   // db
 	waiters     prometheus.Gauge
 }
 
 // Buckets for job times: a report takes from milliseconds to hours.
 var jobBuckets = []float64{0.005, 0.025, 0.1, 0.5, 1, 2.5, 10, 30, 60, 300, 900, 3600, 4 * 3600}
+
+// Buckets for the rows of a job's results: from one row to a billion, by
+// powers of ten.
+var rowBuckets = prometheus.ExponentialBuckets(1, 10, 10)
+
+// finalStates are the states a job finishes in.
+var finalStates = []sqljobber.State{sqljobber.StateSuccess, sqljobber.StateFailure, sqljobber.StateCancelled}
 
 func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 	m := &metrics{
@@ -58,13 +67,19 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 			[]string{"queue"}),
 		runTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sqljobber_job_run_seconds",
 			Help: "Time a run took on this node, query and results together.", Buckets: jobBuckets}, []string{"queue", "task"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sqljobber_job_duration_seconds",
+			Help:    "Time from a job's admission to its final state, waits and retries included, for each job counted in sqljobber_jobs_finished_total.",
+			Buckets: jobBuckets}, []string{"queue", "task", "state"}),
+		resultRows: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sqljobber_job_result_rows",
+			Help: "Rows in the results table of each job that succeeded by running on this node.", Buckets: rowBuckets},
+			[]string{"queue", "task"}),
 		queryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sqljobber_db_query_errors_total",
 			Help: "Job runs on this node that failed at a database (source or results), by configured name."}, []string{"db"}),
 		waiters: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sqljobber_waiters",
 			Help: "Requests waiting (?wait=) for a job or group whose grain this node hosts."}),
 	}
 	reg.MustRegister(m.submitted, m.finished, m.retries, m.cancelled, m.rows, m.running, m.slots, m.wait, m.runTime,
-		m.queryErrors, m.waiters, &engineCollector{e: e})
+		m.duration, m.resultRows, m.queryErrors, m.waiters, &engineCollector{e: e})
 	return m
 }
 
@@ -80,9 +95,11 @@ func (m *metrics) zero(tasks []*sqlexec.Task, defaultQueue string, queues map[st
 	for _, t := range tasks {
 		q := cmp.Or(t.Queue, defaultQueue)
 		m.submitted.WithLabelValues(q, t.Name)
-		for _, state := range []sqljobber.State{sqljobber.StateSuccess, sqljobber.StateFailure, sqljobber.StateCancelled} {
+		for _, state := range finalStates {
 			m.finished.WithLabelValues(q, t.Name, string(state))
+			m.duration.WithLabelValues(q, t.Name, string(state))
 		}
+		m.resultRows.WithLabelValues(q, t.Name)
 		m.retries.WithLabelValues(q, t.Name)
 		m.cancelled.WithLabelValues(q, t.Name)
 		m.rows.WithLabelValues(q, t.Name)
@@ -134,6 +151,9 @@ var (
 		"Cluster members as this node sees them, by state.", []string{"state"}, nil)
 	workersDesc = prometheus.NewDesc("sqljobber_queue_workers",
 		"Cluster members that work the queue, leaving ones aside: 0 means its jobs wait for a node that does.", []string{"queue"}, nil)
+	oldestDesc = prometheus.NewDesc("sqljobber_queue_oldest_ready_age_seconds",
+		"How long the queue's oldest job that could start now has waited since it could, from the ledger (the same on every node); 0 when none waits.",
+		[]string{"queue"}, nil)
 )
 
 // engineCollector gathers, when scraped, what is cheaper to ask for than
@@ -145,6 +165,7 @@ func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- grainsDesc
 	ch <- membersDesc
 	ch <- workersDesc
+	ch <- oldestDesc
 }
 
 func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
@@ -154,18 +175,25 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
-	if pending, err := e.ledger.PendingByQueue(ctx); err == nil {
+	if waiting, err := e.ledger.PendingByQueue(ctx); err == nil {
 		// An empty queue says 0 rather than nothing: the queues this
-		// node works, and those its tasks go to.
-		byLabel := map[string]int64{}
+		// node works, and those its tasks go to. The queues folded into
+		// OtherQueue add their counts, and the oldest of them counts.
+		now := time.Now()
+		pending, oldest := map[string]int64{}, map[string]float64{}
 		for q := range e.metrics.known {
-			byLabel[q] = 0
+			pending[q], oldest[q] = 0, 0
+		}
+		for q, w := range waiting {
+			label := e.metrics.queue(q)
+			pending[label] += w.Pending
+			if !w.OldestReady.IsZero() {
+				oldest[label] = max(oldest[label], now.Sub(w.OldestReady).Seconds())
+			}
 		}
 		for q, n := range pending {
-			byLabel[e.metrics.queue(q)] += n
-		}
-		for q, n := range byLabel {
 			ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n), q)
+			ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, oldest[q], q)
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(grainsDesc, prometheus.GaugeValue, float64(e.node.ActiveGrains()))
@@ -189,6 +217,27 @@ func (m *metrics) observeFinish(j *ledger.Job, o ledger.Outcome, took time.Durat
 		m.retries.WithLabelValues(q, j.Task).Inc()
 		return
 	}
-	m.finished.WithLabelValues(q, j.Task, string(o.State)).Inc()
+	m.finishedJob(j, o.State, sinceAdmission(j))
 	m.rows.WithLabelValues(q, j.Task).Add(float64(o.Count))
+	if o.State == sqljobber.StateSuccess {
+		m.resultRows.WithLabelValues(q, j.Task).Observe(float64(o.Count))
+	}
+}
+
+// finishedJob counts a job that reached final state, took after its
+// admission.
+func (m *metrics) finishedJob(j *ledger.Job, state sqljobber.State, took time.Duration) {
+	q := m.queue(j.Queue)
+	m.finished.WithLabelValues(q, j.Task, string(state)).Inc()
+	m.duration.WithLabelValues(q, j.Task, string(state)).Observe(took.Seconds())
+}
+
+// sinceAdmission is how long ago j was admitted: 0 if that is unknown, or
+// in the future by this node's clock (which another node's admission time
+// can be, by a little).
+func sinceAdmission(j *ledger.Job) time.Duration {
+	if j.CreatedAt.IsZero() {
+		return 0
+	}
+	return max(0, time.Since(j.CreatedAt))
 }

@@ -119,7 +119,8 @@ func (e *Engine) reused(j *ledger.Job) {
 	if j.ReuseOf != nil {
 		from = j.ReuseOf.ID
 	}
-	e.metrics.finished.WithLabelValues(e.metrics.queue(j.Queue), j.Task, string(sqljobber.StateSuccess)).Inc()
+	// SUCCESS as it was admitted.
+	e.metrics.finishedJob(j, sqljobber.StateSuccess, 0)
 	e.logger.Info("job answered from earlier results", slog.String("job_id", j.ID), slog.String("task", j.Task),
 		slog.String("reused_from", from))
 }

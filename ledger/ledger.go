@@ -263,17 +263,34 @@ func (l *Ledger) pending(ctx context.Context, cond string, limit int, args ...an
 	return jobs, nil
 }
 
-// PendingByQueue counts the jobs of each queue that have not started.
-func (l *Ledger) PendingByQueue(ctx context.Context) (map[string]int64, error) {
-	out := map[string]int64{}
-	err := l.q.Query(ctx, fmt.Sprintf("SELECT queue, COUNT(*) FROM %s WHERE "+pendingCond+" GROUP BY queue", l.table),
-		func(scan func(...any) error) error {
-			var q string
-			var n int64
-			err := scan(&q, &n)
-			out[q] = n
-			return err
-		})
+// Waiting is what waits in one queue.
+type Waiting struct {
+	// Pending counts the jobs that have not started: ready, waiting for
+	// an ETA or a retry, or held by their group.
+	Pending int64
+	// OldestReady is since when the oldest of them that could start now
+	// (its time has come, and no group holds it) has been ready; zero
+	// when none could.
+	OldestReady time.Time
+}
+
+// PendingByQueue says what waits in each queue that has jobs not started,
+// in one statement that reads the partial index of waiting jobs (not the
+// finished ones).
+func (l *Ledger) PendingByQueue(ctx context.Context) (map[string]Waiting, error) {
+	out := map[string]Waiting{}
+	stmt := fmt.Sprintf("SELECT queue, COUNT(*), MIN(CASE WHEN held = 0 AND ready_at <= ? THEN ready_at END) FROM %s WHERE "+
+		pendingCond+" GROUP BY queue", l.table)
+	err := l.q.Query(ctx, stmt, func(scan func(...any) error) error {
+		var (
+			q      string
+			n      int64
+			oldest ledgerTime
+		)
+		err := scan(&q, &n, &oldest)
+		out[q] = Waiting{Pending: n, OldestReady: oldest.t}
+		return err
+	}, l.timeArg(l.now()))
 	if err != nil {
 		return nil, fmt.Errorf("count pending jobs: %w", err)
 	}

@@ -256,6 +256,36 @@ func TestLedgerQueueCounts(t *testing.T) {
 	})
 }
 
+// TestLedgerPendingByQueue: per queue, the jobs not started, and since when
+// the oldest that could start now has waited: not a running job, nor one
+// whose ETA is to come or whose group holds it.
+func TestLedgerPendingByQueue(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *env) {
+		ctx := context.Background()
+		mustAdmit(t, l, jb(sqljobber.Job{ID: "running", Task: "t", Queue: "q"}))
+		mustClaim(t, l)
+		l.clock.Advance(time.Minute)
+		readyAt := l.clock.Now()
+		mustAdmit(t, l, jb(sqljobber.Job{ID: "ready", Task: "t", Queue: "q"}))
+		l.clock.Advance(time.Minute)
+		mustAdmit(t, l, jb(sqljobber.Job{ID: "ready2", Task: "t", Queue: "q"}))
+		mustAdmit(t, l, jb(sqljobber.Job{ID: "later", Task: "t", Queue: "q", ETA: l.clock.Now().Add(time.Hour)}))
+		mustAdmit(t, l, jb(sqljobber.Job{ID: "someday", Task: "t", Queue: "waits", ETA: l.clock.Now().Add(time.Hour)}))
+		mustAdmit(t, l, heldJob(sqljobber.Job{ID: "held", Task: "t", Queue: "waits"}))
+
+		got, err := l.PendingByQueue(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q := got["q"]; len(got) != 2 || q.Pending != 3 || !q.OldestReady.Equal(readyAt) {
+			t.Fatalf("queue q: %+v (oldest ready want %v); all: %+v", q, readyAt, got)
+		}
+		if w := got["waits"]; w.Pending != 2 || !w.OldestReady.IsZero() {
+			t.Fatalf("queue waits, where nothing could start: %+v", w)
+		}
+	})
+}
+
 // TestLedgerListingReadsItsIndexes: the ledger keeps finished jobs by the
 // million; a page of the listing, with or without an owner, must read the
 // listing's index from the cursor on, and the queues' summary must read

@@ -42,9 +42,25 @@ func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
 // value finds the sample of family whose labels include labels (a
 // histogram's sample count), or -1.
 func value(families map[string]*dto.MetricFamily, family string, labels ...string) float64 {
+	m := series(families, family, labels...)
+	switch {
+	case m == nil:
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Histogram != nil:
+		return float64(m.Histogram.GetSampleCount())
+	}
+	return -1
+}
+
+// series finds the first series of family whose labels include labels, or
+// nil.
+func series(families map[string]*dto.MetricFamily, family string, labels ...string) *dto.Metric {
 	f, ok := families[family]
 	if !ok {
-		return -1
+		return nil
 	}
 next:
 	for _, m := range f.Metric {
@@ -57,13 +73,19 @@ next:
 				continue next
 			}
 		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue()
-		case m.Gauge != nil:
-			return m.Gauge.GetValue()
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount())
+		return m
+	}
+	return nil
+}
+
+// bucket is the cumulative count of a histogram series's bucket le, or -1.
+func bucket(m *dto.Metric, le float64) float64 {
+	if m == nil || m.Histogram == nil {
+		return -1
+	}
+	for _, b := range m.Histogram.Bucket {
+		if b.GetUpperBound() == le {
+			return float64(b.GetCumulativeCount())
 		}
 	}
 	return -1
@@ -90,6 +112,10 @@ func TestMetricsStartAtZero(t *testing.T) {
 		{"sqljobber_result_rows_total", []string{"queue", "default", "task", "entries_of"}},
 		{"sqljobber_jobs_running", []string{"queue", "default"}},
 		{"sqljobber_jobs_pending", []string{"queue", "default"}},
+		{"sqljobber_queue_oldest_ready_age_seconds", []string{"queue", "default"}},
+		{"sqljobber_job_duration_seconds", []string{"queue", "default", "task", "entries_of", "state", "SUCCESS"}},
+		{"sqljobber_job_duration_seconds", []string{"queue", "default", "task", "gated", "state", "CANCELLED"}},
+		{"sqljobber_job_result_rows", []string{"queue", "default", "task", "entries_of"}},
 		{"sqljobber_db_query_errors_total", []string{"db", "src"}},
 		{"sqljobber_db_query_errors_total", []string{"db", "res"}},
 	} {
@@ -107,6 +133,7 @@ func TestMetricsCountWhatJobsDid(t *testing.T) {
 	files := tasks(t, sqlexec.Postgres)
 	files["broken.sql"] = "-- name: broken\n-- raw: 1\nSELECT * FROM no_such_table;\n"
 	s := newEnv(t, dbs.toml+"\n[app]\nretry_backoff = \"10ms\"\n", files).start()
+	began := time.Now()
 
 	s.post("entries_of", `{"job_id": "ok1", "args": ["U1"]}`)
 	s.post("entries_of", `{"job_id": "ok2", "args": ["U1"]}`)
@@ -146,6 +173,11 @@ func TestMetricsCountWhatJobsDid(t *testing.T) {
 		{"sqljobber_jobs_running", []string{"queue", "default"}, 0},
 		{"sqljobber_queue_slots", []string{"queue", "default"}, 10},
 		{"sqljobber_jobs_pending", []string{"queue", "_other"}, 2},
+		{"sqljobber_job_duration_seconds", []string{"queue", "default", "task", "entries_of", "state", "SUCCESS"}, 2},
+		{"sqljobber_job_duration_seconds", []string{"task", "broken", "state", "FAILURE"}, 1},
+		{"sqljobber_job_duration_seconds", []string{"task", "gated", "state", "CANCELLED"}, 1},
+		{"sqljobber_job_result_rows", []string{"queue", "default", "task", "entries_of"}, 2},
+		{"sqljobber_job_result_rows", []string{"task", "broken"}, 0},
 		{"sqljobber_db_query_errors_total", []string{"db", "src"}, 2},
 		{"sqljobber_cluster_members", []string{"state", "alive"}, 1},
 		{"sqljobber_http_requests_total", []string{"route", "/tasks/{taskName}/jobs", "method", "POST", "code", "200"}, 6},
@@ -166,6 +198,21 @@ func TestMetricsCountWhatJobsDid(t *testing.T) {
 		}
 		return len(off) == 0, strings.Join(off, "; ")
 	})
+	// Each job of entries_of wrote U1's 100 rows: the bucket of 100
+	// holds both, that of 10 neither.
+	rows := series(m, "sqljobber_job_result_rows", "task", "entries_of")
+	if got, gotSum := [2]float64{bucket(rows, 10), bucket(rows, 100)}, rows.GetHistogram().GetSampleSum(); got != [2]float64{0, 2} || gotSum != 200 {
+		t.Errorf("rows per job of entries_of: buckets 10, 100 = %v, sum %v; want [0 2], 200", got, gotSum)
+	}
+	// The jobs of queues nobody works wait, ready since they were
+	// admitted: the oldest of them has waited as long as the test, at
+	// most. The default queue has none waiting.
+	if age := value(m, "sqljobber_queue_oldest_ready_age_seconds", "queue", "_other"); age <= 0 || age > time.Since(began).Seconds() {
+		t.Errorf("oldest ready job of the other queues waited %vs; the test began %v ago", age, time.Since(began))
+	}
+	if age := value(m, "sqljobber_queue_oldest_ready_age_seconds", "queue", "default"); age != 0 {
+		t.Errorf("oldest ready job of the default queue, where none waits: %vs", age)
+	}
 	for _, f := range []string{"sqljobber_db_connections", "sqljobber_grains_active", "go_goroutines", "process_resident_memory_bytes"} {
 		if _, ok := m[f]; !ok {
 			t.Errorf("no %s", f)
