@@ -70,6 +70,11 @@ type Job struct {
 	// not run ("" if it ran): ResultsBackend and ResultsTable are that
 	// job's, which alone owns the table.
 	ReusedFrom string
+	// Joined is the job this one waits on while it is PENDING: an
+	// identical job that was unfinished when this one was submitted
+	// (single flight). This job is answered by its results when it
+	// succeeds (ReusedFrom then names it), and runs if it does not.
+	Joined string
 
 	// EnqueuedAt is when the job (re)entered its queue.
 	EnqueuedAt time.Time

@@ -61,21 +61,33 @@ func (l *Ledger) admission(j Job) Job {
 func (l *Ledger) Start(ctx context.Context, j Job, node Node, lease time.Duration) (*Job, error) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), admitTimeout)
 	defer cancel()
-	j = l.admission(j)
+	j = l.startedAdmission(l.admission(j), node, lease)
+	started, err := l.write(wctx, j)
+	return l.readBack(ctx, j, started, err)
+}
+
+// startedAdmission is admission j started at once by a run on node.
+func (l *Ledger) startedAdmission(j Job, node Node, lease time.Duration) Job {
 	j.State, j.RunID, j.Node, j.NodeID, j.Attempt = sqljobber.StateStarted, NewRunID(), node.Name, node.ID, 1
 	j.StartedAt, j.LeaseUntil = j.CreatedAt, j.CreatedAt.Add(lease)
 	// Added to the fence the ID has had (see driver.admitSQL).
 	j.Fence = 1
-	started, err := l.write(wctx, j)
+	return j
+}
+
+// readBack returns the outcome of writing started admission j (written,
+// err), unless err hides that it was written after all: then the job as
+// the ledger holds it.
+func (l *Ledger) readBack(ctx context.Context, j Job, written *Job, err error) (*Job, error) {
 	if err != nil && !errors.Is(err, sqljobber.ErrJobActive) {
-		// On a context of its own: wctx may be what ended.
+		// On a context of its own: the caller's may be what ended.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readBackTimeout)
 		defer cancel()
 		if cur, gerr := l.Get(rctx, j.ID); gerr == nil && cur.RunID == j.RunID && cur.State == sqljobber.StateStarted && cur.LeaseUntil.After(l.now()) {
 			return cur, nil
 		}
 	}
-	return started, err
+	return written, err
 }
 
 // readBackTimeout bounds Start's look at the ledger after an error.

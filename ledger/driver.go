@@ -59,6 +59,18 @@ type driver interface {
 	runID() string
 	// greatest is the later of two times.
 	greatest(a, b string) string
+
+	// leaderColumn is a column of the jobs table that the driver's
+	// index of flight leaders needs (name and declaration), if any.
+	leaderColumn() (name, decl string)
+	// leads is a condition, with one ? for a flight, that holds of the
+	// unfinished job that leads that flight, read from the index that
+	// lets a flight have one (_flight).
+	leads() string
+	// flightTx runs fn in a transaction that reads committed rows and
+	// locks only the rows it reads FOR UPDATE (lockRows), not the gaps
+	// between them, in the durable pool (see flight.go).
+	flightTx(ctx context.Context, l *Ledger, fn func(sqlexec.Querier) error) error
 }
 
 // driverFor returns the driver of db's dialect.
@@ -117,6 +129,18 @@ func (onConflict) admitOne(ctx context.Context, _ *Ledger, q sqlexec.Querier, st
 		return scan(&id, &j.Fence)
 	}, args...)
 	return written, err
+}
+
+// leaderColumn: partial indexes need no column of their own.
+func (onConflict) leaderColumn() (string, string) { return "", "" }
+
+// leads repeats the partial index's condition, for the planners.
+func (onConflict) leads() string { return "flight = ? AND " + leadingCond }
+
+// flightTx: PostgreSQL's transactions read committed rows, and SQLite's
+// (begun IMMEDIATE) write alone.
+func (onConflict) flightTx(ctx context.Context, l *Ledger, fn func(sqlexec.Querier) error) error {
+	return l.durable.InTx(ctx, fn)
 }
 
 // returningClaim is a claim in one UPDATE ... RETURNING whose pick locks

@@ -26,6 +26,9 @@ func Plans(ctx context.Context, l *Ledger, queue, group string) (map[string]stri
 		"expired": {l.expiredSQL(10), []any{t}},
 		// Finished within the last hour, of the one owner all jobs have.
 		"reuse": {l.reusableSQL(1), []any{"fp", l.timeArg(time.Now().Add(-time.Hour)), "", "t", t, "new"}},
+		// A flight's leader, and the jobs waiting on it.
+		"flight":  {l.leaderSQL(), []any{"fp"}},
+		"waiting": {l.waitingSQL(), []any{"fp"}},
 	} {
 		var lines []string
 		err := l.q.Query(ctx, explain+q.sql, func(scan func(...any) error) error {

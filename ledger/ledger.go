@@ -98,6 +98,12 @@ type Job struct {
 	// Fingerprint identifies what the job computes, and for whom (see
 	// Fingerprint): jobs of equal fingerprints have equal results.
 	Fingerprint string
+	// Flight identifies, for a job that may take part in a single flight
+	// (see flight.go), the jobs it may join or be joined by: its
+	// computation with any of its task's results backends. "" for a job
+	// that takes no part (it may not reuse results, is in a group, or
+	// waits for an ETA).
+	Flight string
 	// ReuseOf, on a member handed to AdmitGroup, admits it answered by
 	// that job's results, as AdmitReused does. It is not recorded.
 	ReuseOf *Job

@@ -41,7 +41,7 @@ func (mysqlDriver) lockMigration(context.Context, *Ledger) (func(), error) { ret
 // so an existing one is the error to pass over.
 func (d mysqlDriver) createIndexes(ctx context.Context, l *Ledger, want []index, _ []string) error {
 	for _, idx := range want {
-		_, err := l.q.Exec(ctx, fmt.Sprintf("CREATE INDEX %s ON %s (%s)", d.quote(idx.name), idx.table, idx.cols))
+		_, err := l.q.Exec(ctx, fmt.Sprintf("CREATE %sINDEX %s ON %s (%s)", uniqueness(idx), d.quote(idx.name), idx.table, idx.cols))
 		if err != nil && !strings.Contains(err.Error(), "Duplicate key name") {
 			return err
 		}
@@ -123,6 +123,33 @@ func (mysqlDriver) claim(ctx context.Context, l *Ledger, set string, setArgs []a
 		return err
 	})
 	return claimed, err
+}
+
+// leaderColumnName is, on MySQL, the generated column that the index of
+// flight leaders holds: a job's flight while it leads it unfinished, else
+// NULL. MySQL has no partial indexes, and a unique index holds any number
+// of NULLs.
+const leaderColumnName = "flight_leader"
+
+func (mysqlDriver) leaderColumn() (string, string) {
+	return leaderColumnName, "{key} GENERATED ALWAYS AS (CASE WHEN " + leadingCond + " THEN flight END) VIRTUAL"
+}
+
+func (mysqlDriver) leads() string { return leaderColumnName + " = ?" }
+
+// flightTx reads committed rows: a locking read of a flight that has no
+// leader then takes no lock on the gap where one would go, so that two
+// transactions that both found none do not deadlock inserting one; the
+// unique index lets one of them in.
+func (mysqlDriver) flightTx(ctx context.Context, l *Ledger, fn func(sqlexec.Querier) error) error {
+	tx, err := l.durable.SQL().BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return err
+	}
+	if err := fn(sqlexec.SQLQuerier(tx)); err != nil {
+		return errors.Join(err, tx.Rollback())
+	}
+	return tx.Commit()
 }
 
 func (mysqlDriver) runID() string { return "SUBSTR(MD5(CONCAT(RAND(), UUID(), job_id)), 1, 16)" }

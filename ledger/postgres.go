@@ -116,7 +116,7 @@ func (d postgresDriver) createIndexes(ctx context.Context, l *Ledger, want []ind
 				return err
 			}
 		}
-		if _, err := l.q.Exec(ctx, fmt.Sprintf("CREATE INDEX %sIF NOT EXISTS %s ON %s (%s)%s", concurrently, d.quote(idx.name), idx.table, idx.cols, idx.where)); err != nil {
+		if _, err := l.q.Exec(ctx, fmt.Sprintf("CREATE %sINDEX %sIF NOT EXISTS %s ON %s (%s)%s", uniqueness(idx), concurrently, d.quote(idx.name), idx.table, idx.cols, idx.where)); err != nil {
 			return err
 		}
 	}

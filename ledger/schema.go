@@ -29,6 +29,11 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 			return fmt.Errorf("migrate ledger table %s: %w", l.cfg.Table, err)
 		}
 	}
+	if name, decl := l.d.leaderColumn(); name != "" {
+		if err := l.addColumn(ctx, l.table, name, r.Replace(decl)); err != nil {
+			return fmt.Errorf("migrate ledger table %s: %w", l.cfg.Table, err)
+		}
+	}
 	if err := l.checkLayout(ctx); err != nil {
 		return err
 	}
@@ -85,7 +90,9 @@ func (l *Ledger) tablesSQL(r *strings.Replacer) []string {
 	lost_runs INTEGER NOT NULL DEFAULT 0,
 	owner {short} NOT NULL DEFAULT '',
 	reused_from {key} NOT NULL DEFAULT '',
-	fingerprint {short} NOT NULL DEFAULT ''
+	fingerprint {short} NOT NULL DEFAULT '',
+	joined {key} NOT NULL DEFAULT '',
+	flight {key} NOT NULL DEFAULT ''
 ){suffix}`), l.table),
 		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
 	group_id {key} NOT NULL PRIMARY KEY,
@@ -161,6 +168,10 @@ var addedColumns = []struct {
 	{jobsTable, "reused_from", "{key} NOT NULL DEFAULT ''"},
 	{jobsTable, "fingerprint", "{short} NOT NULL DEFAULT ''"},
 	{func(l *Ledger) string { return l.gone }, "owner", "{short} NOT NULL DEFAULT ''"},
+	// The flight a job may lead or join, and the job it waits on, for
+	// single flights (2026-12-07; see flight.go).
+	{jobsTable, "joined", "{key} NOT NULL DEFAULT ''"},
+	{jobsTable, "flight", "{key} NOT NULL DEFAULT ''"},
 }
 
 func jobsTable(l *Ledger) string { return l.table }
@@ -192,8 +203,20 @@ func (l *Ledger) writeIdentity(ctx context.Context) error {
 	})
 }
 
-// index is an index of the ledger's tables.
-type index struct{ name, table, cols, where string }
+// index is an index of the ledger's tables; a unique one refuses two rows
+// of equal columns (that it holds).
+type index struct {
+	name, table, cols, where string
+	unique                   bool
+}
+
+// uniqueness is what CREATE says before INDEX for idx.
+func uniqueness(idx index) string {
+	if idx.unique {
+		return "UNIQUE "
+	}
+	return ""
+}
 
 // indexes are the ledger's indexes, and the names of those they replace.
 //
@@ -210,6 +233,9 @@ type index struct{ name, table, cols, where string }
 //   - _reusable: jobs that succeeded, by fingerprint and when they
 //     finished: the one place a submission looks for results to reuse
 //     (see Ledger.Reusable); a job enters it once, when it succeeds.
+//   - _flight: the unfinished leaders of flights, by flight, unique: the
+//     database itself keeps a flight from having two (see flight.go).
+//   - _joined: the jobs waiting on a flight's leader, by flight.
 //
 // _created and _owned hold every job, newest last, for the job listing
 // (GET /jobs), which must not scan the ledger for a page; like every full
@@ -223,28 +249,35 @@ type index struct{ name, table, cols, where string }
 // queue's waiting jobs (two ranges of state), then sorts them.
 func (l *Ledger) indexes() (want []index, replaced []string) {
 	t := l.cfg.Table
-	gone := index{t + "_gone_at", l.gone, "gone_at", ""}
+	gone := index{t + "_gone_at", l.gone, "gone_at", "", false}
 	// The job listing's orders (GET /jobs), for every owner and for one.
-	created := index{t + "_created", l.table, "created_at, job_id", ""}
-	owned := index{t + "_owned", l.table, "owner, created_at, job_id", ""}
+	created := index{t + "_created", l.table, "created_at, job_id", "", false}
+	owned := index{t + "_owned", l.table, "owner, created_at, job_id", "", false}
 	if !l.d.partialIndexes() {
 		return []index{
-			{t + "_ready", l.table, "queue, state, held, ready_at", ""},
-			{t + "_running", l.table, "state, node_id", ""},
-			{t + "_group", l.table, "group_id", ""},
-			{t + "_expiry", l.table, "expires_at", ""},
-			{t + "_finished", l.table, "finished_at", ""},
-			{t + "_fingerprint", l.table, "fingerprint, finished_at", ""},
+			{t + "_ready", l.table, "queue, state, held, ready_at", "", false},
+			{t + "_running", l.table, "state, node_id", "", false},
+			{t + "_group", l.table, "group_id", "", false},
+			{t + "_expiry", l.table, "expires_at", "", false},
+			{t + "_finished", l.table, "finished_at", "", false},
+			{t + "_fingerprint", l.table, "fingerprint, finished_at", "", false},
+			// The leaders of flights: the generated column is the flight
+			// of a job that leads one, unfinished, else NULL, which a
+			// unique index holds any number of.
+			{t + "_flight", l.table, leaderColumnName, "", true},
+			{t + "_joined", l.table, "joined, flight", "", false},
 			created, owned, gone,
 		}, nil
 	}
 	return []index{
-		{t + "_pending", l.table, "queue, held, ready_at, enqueued_at, job_id", " WHERE " + pendingCond},
-		{t + "_running", l.table, "node_id", " WHERE " + runningCond},
-		{t + "_grouped", l.table, "group_id", " WHERE " + groupedCond},
-		{t + "_expiring", l.table, "expires_at", " WHERE " + expiringCond},
-		{t + "_finished", l.table, "finished_at", " WHERE " + finishedCond},
-		{t + "_reusable", l.table, "fingerprint, finished_at", " WHERE " + reusableCond},
+		{t + "_pending", l.table, "queue, held, ready_at, enqueued_at, job_id", " WHERE " + pendingCond, false},
+		{t + "_running", l.table, "node_id", " WHERE " + runningCond, false},
+		{t + "_grouped", l.table, "group_id", " WHERE " + groupedCond, false},
+		{t + "_expiring", l.table, "expires_at", " WHERE " + expiringCond, false},
+		{t + "_finished", l.table, "finished_at", " WHERE " + finishedCond, false},
+		{t + "_reusable", l.table, "fingerprint, finished_at", " WHERE " + reusableCond, false},
+		{t + "_flight", l.table, "flight", " WHERE " + leadingCond, true},
+		{t + "_joined", l.table, "flight", " WHERE " + joinedCond, false},
 		created, owned, gone,
 	}, []string{t + "_ready", t + "_group", t + "_expiry"}
 }
@@ -258,4 +291,6 @@ const (
 	expiringCond = "expires_at IS NOT NULL"
 	finishedCond = "finished_at IS NOT NULL"
 	reusableCond = "state = 'SUCCESS'"
+	leadingCond  = "flight <> '' AND joined = '' AND state IN ('PENDING', 'STARTED', 'RETRY')"
+	joinedCond   = "joined <> '' AND state = 'PENDING'"
 )

@@ -54,7 +54,7 @@ func TestLedgerQueriesReadTheirPartialIndexes(t *testing.T) {
 			copyJobs(t, l.db, 30, "state")
 			// Every job its own fingerprint, as real ones have, all
 			// finished lately (and the owners are few: one here).
-			sqlexectest.Exec(t, l.db, "UPDATE sqljobber_jobs SET fingerprint = job_id, finished_at = created_at")
+			sqlexectest.Exec(t, l.db, "UPDATE sqljobber_jobs SET fingerprint = job_id, flight = job_id, finished_at = created_at")
 			if _, err := l.AdmitGroup(ctx, ledger.Group{ID: "g", Concurrency: 1, JobIDs: []string{"g1", "g2"}},
 				[]ledger.Job{jb(sqljobber.Job{ID: "g1", Task: "t", Queue: "other", GroupID: "g"}), heldJob(sqljobber.Job{ID: "g2", Task: "t", Queue: "other", GroupID: "g"})}); err != nil {
 				t.Fatal(err)
@@ -67,7 +67,8 @@ func TestLedgerQueriesReadTheirPartialIndexes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for name, index := range map[string]string{"claim": "sqljobber_jobs_pending", "group": "sqljobber_jobs_grouped", "expired": "sqljobber_jobs_expiring", "reuse": "sqljobber_jobs_reusable"} {
+			for name, index := range map[string]string{"claim": "sqljobber_jobs_pending", "group": "sqljobber_jobs_grouped", "expired": "sqljobber_jobs_expiring", "reuse": "sqljobber_jobs_reusable",
+				"flight": "sqljobber_jobs_flight", "waiting": "sqljobber_jobs_joined"} {
 				if !strings.Contains(plans[name], index) {
 					t.Errorf("the %s query does not read %s:\n%s", name, index, plans[name])
 				}
@@ -131,7 +132,7 @@ func TestMigrateReplacesTheIndexesOfALedgerInUse(t *testing.T) {
 				t.Fatalf("after %q: %v", setup, err)
 			}
 		}
-		if got := indexes(); got != "sqljobber_jobs_created:true sqljobber_jobs_expiring:true sqljobber_jobs_finished:true sqljobber_jobs_grouped:true sqljobber_jobs_owned:true sqljobber_jobs_pending:true sqljobber_jobs_reusable:true sqljobber_jobs_running:true" {
+		if got := indexes(); got != "sqljobber_jobs_created:true sqljobber_jobs_expiring:true sqljobber_jobs_finished:true sqljobber_jobs_flight:true sqljobber_jobs_grouped:true sqljobber_jobs_joined:true sqljobber_jobs_owned:true sqljobber_jobs_pending:true sqljobber_jobs_reusable:true sqljobber_jobs_running:true" {
 			t.Fatalf("after %q, indexes %q; want the valid partial ones and the listing's alone", setup, got)
 		}
 	}
@@ -169,9 +170,15 @@ func TestMigrateAddsTheColumnsOfThisVersion(t *testing.T) {
 		}
 		if d == sqlexec.SQLite {
 			// SQLite drops no column an index holds.
-			sqlexectest.Exec(t, l.db, "DROP INDEX sqljobber_jobs_reusable")
+			for _, index := range []string{"sqljobber_jobs_reusable", "sqljobber_jobs_flight", "sqljobber_jobs_joined"} {
+				sqlexectest.Exec(t, l.db, "DROP INDEX "+index)
+			}
 		}
-		for _, c := range []string{"node_id", "lost_runs", "owner", "reused_from", "fingerprint"} {
+		if d == sqlexec.MySQL {
+			// MySQL drops no column a generated column reads.
+			sqlexectest.Exec(t, l.db, "ALTER TABLE sqljobber_jobs DROP COLUMN flight_leader")
+		}
+		for _, c := range []string{"node_id", "lost_runs", "owner", "reused_from", "fingerprint", "joined", "flight"} {
 			sqlexectest.Exec(t, l.db, "ALTER TABLE sqljobber_jobs DROP COLUMN "+c)
 		}
 		for _, table := range []string{"sqljobber_jobs_groups", "sqljobber_jobs_gone"} {
@@ -185,7 +192,7 @@ func TestMigrateAddsTheColumnsOfThisVersion(t *testing.T) {
 			t.Fatal(err)
 		}
 		j, err := again.Get(ctx, "old")
-		if err != nil || j.Task != "t" || j.NodeID != "" || j.LostRuns != 0 || j.Owner != "" || j.ReusedFrom != "" || j.Fingerprint != "" {
+		if err != nil || j.Task != "t" || j.NodeID != "" || j.LostRuns != 0 || j.Owner != "" || j.ReusedFrom != "" || j.Fingerprint != "" || j.Joined != "" || j.Flight != "" {
 			t.Fatalf("a job of the old layout: %+v, %v", j, err)
 		}
 		if again.Identity() != id {

@@ -38,7 +38,7 @@ func (d sqliteDriver) createIndexes(ctx context.Context, l *Ledger, want []index
 		}
 	}
 	for _, idx := range want {
-		if _, err := l.q.Exec(ctx, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)%s", d.quote(idx.name), idx.table, idx.cols, idx.where)); err != nil {
+		if _, err := l.q.Exec(ctx, fmt.Sprintf("CREATE %sINDEX IF NOT EXISTS %s ON %s (%s)%s", uniqueness(idx), d.quote(idx.name), idx.table, idx.cols, idx.where)); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // ErrorCode is a loggable class of a database error: the server's error code
@@ -28,4 +30,21 @@ func ErrorCode(err error) string {
 		return "cancelled"
 	}
 	return "other"
+}
+
+// UniqueViolation reports whether err says that a write would have given
+// two rows the same key of a unique index.
+func UniqueViolation(err error) bool {
+	var pg *pgconn.PgError
+	var my *mysql.MySQLError
+	var lite *sqlite.Error
+	switch {
+	case errors.As(err, &pg):
+		return pg.Code == "23505" // unique_violation
+	case errors.As(err, &my):
+		return my.Number == 1062 // ER_DUP_ENTRY
+	case errors.As(err, &lite):
+		return lite.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || lite.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
 }
