@@ -20,6 +20,7 @@ type Ledger interface {
 	runRecords
 	groupRecords
 	reuseRecords
+	flightRecords
 	leases
 	jobLister
 }

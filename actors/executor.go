@@ -209,6 +209,7 @@ func (e *Engine) execute(ctx context.Context, j *ledger.Job, r *run) {
 		return
 	}
 	e.jobChanged(j, o.State)
+	e.settleFlight(j)
 	if j.GroupID != "" {
 		e.groupChanged(j.GroupID)
 	}

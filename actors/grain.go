@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -167,10 +168,26 @@ func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
 	if err != nil {
 		return failed(err)
 	}
+	// A job that joins a flight never publishes under its ID: the ID's
+	// earlier table, wherever it is, is nobody's once it is admitted.
+	var earlier []*ledger.Job
+	if j.Flight != "" && !slices.ContainsFunc(elsewhere, func(p *ledger.Job) bool { return p.ID == j.ID }) {
+		if prev, err := g.e.ledger.Get(ctx, j.ID); err == nil && !prev.State.Active() && prev.ReusedFrom == "" && prev.ResultsTable != "" {
+			earlier = append(earlier, prev)
+		}
+	}
 	queue := g.e.idleSlot(&j)
-	if queue != nil {
+	wake := queue == nil
+	switch {
+	case j.Flight != "":
+		var joined bool
+		wake, joined, err = g.e.admitFlight(ctx, j, queue)
+		if err == nil && joined {
+			elsewhere = append(elsewhere, earlier...)
+		}
+	case queue != nil:
 		err = g.e.admitStarted(ctx, j, queue)
-	} else {
+	default:
 		_, err = g.e.ledger.Admit(ctx, j)
 	}
 	if reply, ok := admissionReply(err); ok {
@@ -181,7 +198,7 @@ func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
 		return failed(err)
 	}
 	g.e.metrics.submitted.WithLabelValues(g.e.metrics.queue(spec.Queue), spec.Task).Inc()
-	if queue == nil {
+	if wake {
 		g.e.wake(spec.Queue)
 	}
 	g.e.dropEarlierTables(ctx, elsewhere)
@@ -254,7 +271,7 @@ func jobFromSpec(spec *jobpb.JobSpec) ledger.Job {
 		ID: spec.JobId, Task: spec.Task, Queue: spec.Queue, DB: spec.Db, Args: []byte(spec.ArgsJson),
 		Retries: int(spec.Retries), TTL: time.Duration(spec.TtlSeconds) * time.Second, GroupID: spec.GroupId,
 		ResultsBackend: spec.ResultsBackend, ResultsTable: spec.ResultsTable, Owner: spec.Owner,
-	}, Held: spec.Held, Fingerprint: spec.Fingerprint}
+	}, Held: spec.Held, Fingerprint: spec.Fingerprint, Flight: spec.Flight}
 	if spec.EtaUnixMicros != 0 {
 		j.ETA = time.UnixMicro(spec.EtaUnixMicros).UTC()
 	}
@@ -292,6 +309,7 @@ func (g *jobGrain) cancel(msg *jobpb.CancelJob) *jobpb.Reply {
 		return failed(err)
 	}
 	g.e.cancelled(prev)
+	g.e.settleFlight(prev)
 	if prev.State == sqljobber.StateStarted {
 		if done := g.e.stopRun(prev); done != nil && purge {
 			// Its table must not be published after the purge.

@@ -134,6 +134,7 @@ func (e *Engine) housekeep() {
 		}
 		e.expire()
 		e.recoverExpired()
+		e.settleFlights()
 		if tick%groupSweepEveryNthPoll == 0 {
 			e.sweepGroups(e.ctx)
 		}
@@ -222,6 +223,7 @@ func (e *Engine) recovered(j *ledger.Job) {
 		return
 	}
 	e.jobChanged(j, j.State)
+	e.settleFlight(j)
 	if j.GroupID != "" {
 		e.groupChanged(j.GroupID)
 	}

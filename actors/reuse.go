@@ -62,9 +62,12 @@ func (e *Engine) fingerprint(spec *jobpb.JobSpec) {
 	}
 	c := ledger.Computation{Owner: spec.Owner, Task: t.Name, SQL: t.SQL, Args: spec.ArgsJson, DB: spec.Db, ResultsBackend: spec.ResultsBackend}
 	spec.Fingerprint = ledger.Fingerprint(c)
-	spec.ReuseFingerprints = nil
+	spec.ReuseFingerprints, spec.Flight = nil, ""
 	if spec.ReuseMaxAgeMicros <= 0 {
 		return
+	}
+	if spec.GroupId == "" && spec.EtaUnixMicros <= time.Now().UnixMicro() {
+		spec.Flight = flightOf(c, t)
 	}
 	for _, b := range t.Results {
 		if _, ok := e.results[b]; ok {

@@ -435,6 +435,9 @@ type jobJSON struct {
 	// the node that runs it (count is then that node's count too); null
 	// otherwise.
 	RowsPerSecond *float64 `json:"rows_per_second"`
+	// Joined is the identical job this one waits on, unfinished, instead
+	// of running (single flight).
+	Joined string `json:"joined,omitempty"`
 }
 
 // jobOf is a job as the API shows it. Its results table is named only once
@@ -451,6 +454,7 @@ func jobOf(j *sqljobber.Job) jobJSON {
 		ResultsBackend: j.ResultsBackend, ResultsTable: table, Attempt: j.Attempt, LostRuns: j.LostRuns, Node: j.Node, Retries: j.Retries,
 		GroupID: j.GroupID, Owner: j.Owner, ETA: timeJSON(j.ETA), CreatedAt: timeJSON(j.CreatedAt), StartedAt: timeJSON(j.StartedAt),
 		FinishedAt: timeJSON(j.FinishedAt), ExpiresAt: timeJSON(j.ExpiresAt), ReusedFrom: j.ReusedFrom,
+		Joined: j.Joined,
 	}
 	if p := j.Progress; p != nil {
 		out.Count = p.Rows

@@ -140,8 +140,11 @@ type JobSpec struct {
 	// write to: results in any of them answer it. Set only with
 	// reuse_max_age_micros.
 	ReuseFingerprints []string `protobuf:"bytes,16,rep,name=reuse_fingerprints,json=reuseFingerprints,proto3" json:"reuse_fingerprints,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The flight the job may lead or join (ledger.Job.Flight): set only for a
+	// job that may reuse results, in no group and without an ETA to wait for.
+	Flight        string `protobuf:"bytes,17,opt,name=flight,proto3" json:"flight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobSpec) Reset() {
@@ -284,6 +287,13 @@ func (x *JobSpec) GetReuseFingerprints() []string {
 		return x.ReuseFingerprints
 	}
 	return nil
+}
+
+func (x *JobSpec) GetFlight() string {
+	if x != nil {
+		return x.Flight
+	}
+	return ""
 }
 
 // Caller is the API client a request comes from (see sqljobber.Caller). A
@@ -1304,7 +1314,7 @@ var File_actors_jobpb_jobs_proto protoreflect.FileDescriptor
 
 const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\n" +
-	"\x17actors/jobpb/jobs.proto\x12\x11sqljobber.jobs.v1\"\xef\x03\n" +
+	"\x17actors/jobpb/jobs.proto\x12\x11sqljobber.jobs.v1\"\x87\x04\n" +
 	"\aJobSpec\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
 	"\x04task\x18\x02 \x01(\tR\x04task\x12\x14\n" +
@@ -1323,7 +1333,8 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\x05owner\x18\r \x01(\tR\x05owner\x12 \n" +
 	"\vfingerprint\x18\x0e \x01(\tR\vfingerprint\x12/\n" +
 	"\x14reuse_max_age_micros\x18\x0f \x01(\x03R\x11reuseMaxAgeMicros\x12-\n" +
-	"\x12reuse_fingerprints\x18\x10 \x03(\tR\x11reuseFingerprints\"2\n" +
+	"\x12reuse_fingerprints\x18\x10 \x03(\tR\x11reuseFingerprints\x12\x16\n" +
+	"\x06flight\x18\x11 \x01(\tR\x06flight\"2\n" +
 	"\x06Caller\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05admin\x18\x02 \x01(\bR\x05admin\"m\n" +

@@ -175,6 +175,9 @@ type Job struct {
 	// RowsPerSecond is a running job's rate since its run started; nil
 	// when it is not running or its node did not answer in time.
 	RowsPerSecond *float64 `json:"rows_per_second"`
+	// Joined names the identical unfinished job this one waits on
+	// instead of running (single flight), while it is PENDING.
+	Joined string `json:"joined"`
 }
 
 // PendingJob is a job waiting in a queue.
