@@ -337,8 +337,13 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 
 	// A running job: its record, what cannot be done to it yet, a second
 	// wait of one client, and its cancellation.
-	l.expect(200, "app", "POST", "/tasks/slow/jobs", `{"job_id": "s1"}`)
+	l.expect(200, "app", "POST", "/tasks/slow/jobs", `{"job_id": "s1", "max_age": "10m"}`)
 	l.waitState("s1", "STARTED")
+	l.expect(200, "app", "POST", "/tasks/slow/jobs", `{"job_id": "s2", "max_age": 600}`)
+	if b := l.expect(200, "app", "GET", "/jobs/s2", ""); !bytes.Contains(b, []byte(`"joined":"s1"`)) {
+		t.Fatalf("s2 did not join s1's flight: %s", b)
+	}
+	l.expect(200, "app", "DELETE", "/jobs/s2", "")
 	l.expect(409, "app", "POST", "/tasks/slow/jobs", `{"job_id": "s1"}`)
 	l.expect(409, "app", "GET", "/jobs/s1/results", "")
 	l.tooManyWaits("s1")
