@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
@@ -58,7 +59,7 @@ func (l *Ledger) AdmitFlight(ctx context.Context, j Job, node *Node, lease time.
 		switch {
 		case err == nil:
 			return w, nil
-		case !errors.Is(err, errFlightRace) && !sqlexec.UniqueViolation(err):
+		case !retryFlight(err):
 			if node != nil {
 				return l.readBack(ctx, a, w, err)
 			}
@@ -69,6 +70,31 @@ func (l *Ledger) AdmitFlight(ctx context.Context, j Job, node *Node, lease time.
 			a.Flight = ""
 			return l.write(ctx, a)
 		}
+		if err := flightPause(ctx, try); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// retryFlight reports whether a flight transaction that failed with err
+// may succeed if tried again: what it read changed, another transaction
+// wrote the flight's leader first, or the database broke a deadlock
+// between them (InnoDB's checks of a unique key lock more than the rows
+// read, whatever the isolation).
+func retryFlight(err error) bool {
+	return errors.Is(err, errFlightRace) || sqlexec.UniqueViolation(err) || sqlexec.Transient(err) && !sqlexec.ConnectionFailed(err)
+}
+
+// flightPause waits a little, more after each try, jittered, so that the
+// transactions that met do not meet again.
+func flightPause(ctx context.Context, try int) error {
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(try) * int64(5*time.Millisecond))))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -163,8 +189,11 @@ type Settled struct {
 func (l *Ledger) SettleFlight(ctx context.Context, flight string) (*Settled, error) {
 	for try := 1; ; try++ {
 		s, err := l.settleOnce(ctx, flight)
-		if err == nil || try == flightTries || !errors.Is(err, errFlightRace) && !sqlexec.UniqueViolation(err) {
+		if err == nil || try == flightTries || !retryFlight(err) {
 			return s, err
+		}
+		if err := flightPause(ctx, try); err != nil {
+			return nil, err
 		}
 	}
 }
