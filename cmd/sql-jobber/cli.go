@@ -261,7 +261,7 @@ func (c *cli) connect() error {
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil:
-		return fmt.Errorf("%s: not a URL: %s", from, quoteArg(raw))
+		return fmt.Errorf("%s: not a URL: %s", from, quoteArg(redactRaw(raw)))
 	case u.Scheme != "http" && u.Scheme != "https":
 		return fmt.Errorf("%s: %s is not an http:// or https:// URL", from, quoteArg(u.Redacted()))
 	case u.Host == "":
@@ -286,6 +286,29 @@ func (c *cli) connect() error {
 		c.api = c.api.WithToken(token)
 	}
 	return nil
+}
+
+// redactRaw masks the password in raw, a URL that url.Parse refused (so
+// that url.URL.Redacted cannot), as Redacted would: the user info is what
+// stands before the authority's last '@'.
+func redactRaw(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return raw
+	}
+	user, _, hasPassword := strings.Cut(authority[:at], ":")
+	if !hasPassword {
+		return raw
+	}
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }
 
 func (c *cli) close() {

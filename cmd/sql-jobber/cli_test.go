@@ -292,8 +292,14 @@ func TestCLIWithoutServer(t *testing.T) {
 		{"http://127.0.0.1:1/?x=1", "has a query or fragment"},
 		{"http://[::1", "--url: not a URL"},
 		{"http://127.0.0.1:1/\x00", "--url: not a URL"},
+		// A URL that does not parse still has its password masked.
+		{"http://user:hunter2@127.0.0.1:port/", `--url: not a URL: "http://user:xxxxx@127.0.0.1:port/"`},
+		{"http://user:p@ss:hunter2@[::1/x", `--url: not a URL: "http://user:xxxxx@[::1/x"`},
 	} {
-		runClient(none, "queues", "--url", c.url).expect(t, c.url, 2, "^$", regexp.QuoteMeta(c.msg))
+		r := runClient(none, "queues", "--url", c.url).expect(t, c.url, 2, "^$", regexp.QuoteMeta(c.msg))
+		if strings.Contains(r.stderr, "hunter2") {
+			t.Errorf("the URL's password is printed: %q", r.stderr)
+		}
 	}
 	runClient(map[string]string{urlEnv: "gopher://x"}, "queues").expect(t, "a bad $SQLJOBBER_URL", 2, "^$", `\$SQLJOBBER_URL: "gopher://x" is not`)
 
