@@ -106,16 +106,26 @@ func (e *Engine) SubmitGroup(ctx context.Context, req GroupRequest) (*GroupRecei
 // progress, see withProgress); a group the caller
 // (sqljobber.Sees) may not see is not found.
 func (e *Engine) Group(ctx context.Context, id string) (*sqljobber.Group, error) {
-	g, jobs, err := e.ledger.Group(ctx, id)
+	g, jobs, err := e.visibleGroup(ctx, id)
 	if err != nil {
 		return nil, err
-	}
-	if !sqljobber.Sees(ctx, g.Owner) {
-		return nil, errGroupNotFound(id)
 	}
 	e.withProgress(ctx, jobs)
 	members := jobsOf(jobs)
 	return &sqljobber.Group{ID: g.ID, State: sqljobber.GroupState(g.Cancelled, members), Owner: g.Owner, Concurrency: g.Concurrency, Jobs: members}, nil
+}
+
+// visibleGroup reads a group the caller may see, and its members as the
+// ledger has them (without asking their nodes for progress).
+func (e *Engine) visibleGroup(ctx context.Context, id string) (*ledger.Group, []*ledger.Job, error) {
+	g, jobs, err := e.ledger.Group(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !sqljobber.Sees(ctx, g.Owner) {
+		return nil, nil, errGroupNotFound(id)
+	}
+	return g, jobs, nil
 }
 
 // errGroupNotFound is sqljobber.ErrGroupNotFound for id.

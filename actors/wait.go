@@ -154,7 +154,9 @@ func (e *Engine) WaitJob(ctx context.Context, id string, d time.Duration) error 
 // finished (every member final) or cancelled.
 func (e *Engine) WaitGroup(ctx context.Context, id string, d time.Duration) error {
 	if _, ok := sqljobber.CallerFrom(ctx); ok && d > 0 {
-		if _, err := e.Group(ctx, id); err != nil {
+		// Whether the caller may see it, not its members' progress
+		// (which would ask their nodes for nothing).
+		if _, _, err := e.visibleGroup(ctx, id); err != nil {
 			return err
 		}
 	}
