@@ -40,7 +40,9 @@ func TestDashboard(t *testing.T) {
 			seedEntries(t, dbs.src)
 			config := dbs.toml
 			if mode.secret != "" {
-				config += authConfigTOML()
+				// And pages of at most 100 rows: the CSV of the
+				// 150-row job is two pages, one header.
+				config = "[app]\nresults_max_page_size = 100\n\n" + config + authConfigTOML()
 			}
 			s := newEnv(t, config, dashboardTasks(t)).start()
 			api := s.as(mode.secret)

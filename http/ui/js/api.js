@@ -63,11 +63,12 @@ export async function get(path, signal) {
   return { data: body.data, headers: res.headers };
 }
 
-// getBlob answers a body that is not JSON (CSV results) as a Blob.
+// getBlob answers a body that is not JSON (CSV results) as a Blob, and the
+// answer's headers.
 export async function getBlob(path, accept, signal) {
   const res = await send(path, accept, signal);
   if (!res.ok) throw await failure(res);
-  return res.blob();
+  return { blob: await res.blob(), headers: res.headers };
 }
 
 // query writes params as a query string: empty values are left out, arrays

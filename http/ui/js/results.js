@@ -116,13 +116,34 @@ export function resultsPanel(ctx, job) {
     );
   }
 
+  // csvPages reads all the rows the filters keep, in the order shown, as
+  // CSV parts: in one page as large as the job's count, or, when the server
+  // allows no page that large (results_max_page_size), in pages of its
+  // default size, each after the first without its header row.
+  async function csvPages() {
+    const parts = [];
+    let limit = Math.max(job.count, 1);
+    let cursor = "";
+    for (;;) {
+      let page;
+      try {
+        page = await api.getBlob(base + params({ format: "csv", limit, cursor }), "text/csv");
+      } catch (e) {
+        if (e.status !== 400 || limit === "" || cursor) throw e;
+        limit = ""; // the server's own page size, which it always allows
+        continue;
+      }
+      parts.push(parts.length ? await withoutHeader(page.blob) : page.blob);
+      cursor = page.headers.get("Sql-Jobber-Next-Cursor") || "";
+      if (page.headers.get("Sql-Jobber-More") !== "true" || !cursor) return parts;
+    }
+  }
+
   async function downloadCSV() {
-    // All the rows the filters keep, in the order shown: the job's count
-    // bounds them.
     const name = job.job_id.replace(/[^A-Za-z0-9_.-]/g, "_") + ".csv";
     download.textContent = "Downloading…";
     try {
-      const blob = await api.getBlob(base + params({ format: "csv", limit: Math.max(job.count, 1) }), "text/csv");
+      const blob = new Blob(await csvPages(), { type: "text/csv" });
       const url = URL.createObjectURL(blob);
       const a = h("a", { href: url, download: name, hidden: true });
       document.body.append(a);
@@ -179,6 +200,19 @@ export function resultsPanel(ctx, job) {
   );
   load();
   return el;
+}
+
+// withoutHeader is a page of CSV without its first record, the header row
+// (whose quoted names may hold line breaks). It works on the bytes, which
+// need not be UTF-8 (text results keep theirs in CSV).
+async function withoutHeader(page) {
+  const bytes = new Uint8Array(await page.arrayBuffer());
+  let quoted = false;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] === 0x22) quoted = !quoted; // "
+    else if (bytes[i] === 0x0a && !quoted) return page.slice(i + 1); // \n
+  }
+  return new Blob([]);
 }
 
 function cell(v, type) {
