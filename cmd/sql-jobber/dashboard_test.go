@@ -149,6 +149,18 @@ func TestDashboard(t *testing.T) {
 				t.Fatalf("filter chips: %q", got)
 			}
 
+			// A filter the server refuses shows with its error, and
+			// removing it shows the rows again.
+			b.do("filter amount > a word", chromedp.SetValue(chromedp.CSS("#rf-column"), "amount"), chromedp.SetValue(chromedp.CSS("#rf-op"), "gt"), chromedp.SendKeys(chromedp.CSS("#rf-value"), "lots"))
+			b.click(`form[aria-label="Filter results"] button[type="submit"]`)
+			b.waitText(`main p.error-text[role="alert"]:not([hidden])`, `"lots"`)
+			if got := b.text(".chips li"); !strings.Contains(got, "amount gt lots") || b.text("table.results") != "" {
+				t.Fatalf("after a refused filter: chips %q, table %q", got, b.text("table.results"))
+			}
+			b.click(".chips li:last-child button")
+			b.waitFor("the rows without the refused filter", `document.querySelector('main p.error-text[role="alert"]').hidden &&
+				document.querySelectorAll("table.results tbody tr").length === 9 && !document.querySelector(".chips").innerText.includes("lots")`)
+
 			// Values and names from the database are text, never markup;
 			// a filter's column and value reach the API whatever they hold.
 			b.open("#/jobs/ui-quick")

@@ -36,6 +36,9 @@ export function resultsPanel(ctx, job) {
 
   async function load() {
     message.hidden = true;
+    // The filters asked for show before the answer, so that one the
+    // server refuses can be seen and removed.
+    showFilters();
     try {
       const { data } = await api.get(base + params({ cursor: st.cursor }));
       st.columns = data.columns;
@@ -44,6 +47,10 @@ export function resultsPanel(ctx, job) {
       if (e.status === 401) return ctx.askToken(e.message);
       message.textContent = e.message;
       message.hidden = false;
+      // The rows and pages shown are not what was asked for.
+      tableHost.replaceChildren();
+      range.textContent = "";
+      pager.replaceChildren();
     }
   }
 
@@ -103,6 +110,9 @@ export function resultsPanel(ctx, job) {
       buttons.push(h("button", { type: "button", onclick: () => { st.prev.push(st.cursor); st.cursor = data.next; load(); } }, "Next page"));
     }
     pager.replaceChildren(...buttons);
+  }
+
+  function showFilters() {
     filterList.replaceChildren(
       ...st.filters.map((f, i) =>
         h(
