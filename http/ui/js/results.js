@@ -34,16 +34,25 @@ export function resultsPanel(ctx, job) {
   };
   const base = api.path("jobs", job.job_id, "results");
 
+  // loading is the load in progress: a newer one (another sort, page or
+  // filter) aborts it, so that a slower earlier answer never shows under
+  // the newer one's headings.
+  let loading = null;
+
   async function load() {
+    if (loading) loading.abort();
+    const c = (loading = new AbortController());
     message.hidden = true;
     // The filters asked for show before the answer, so that one the
     // server refuses can be seen and removed.
     showFilters();
     try {
-      const { data } = await api.get(base + params({ cursor: st.cursor }));
+      const { data } = await api.get(base + params({ cursor: st.cursor }), c.signal);
+      if (c !== loading) return;
       st.columns = data.columns;
       render(data);
     } catch (e) {
+      if (c !== loading || e.name === "AbortError") return;
       if (e.status === 401) return ctx.askToken(e.message);
       message.textContent = e.message;
       message.hidden = false;
