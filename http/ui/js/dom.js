@@ -1,5 +1,6 @@
 // Building the page. Every value from the API goes in as text (never as
 // HTML), so that nothing a job, task or result holds can become markup.
+import { query } from "./api.js";
 
 // h makes an element: attrs sets attributes ("class", "for", aria-*, data-*),
 // properties for booleans, and handlers for on* functions; children are
@@ -24,14 +25,10 @@ function append(el, children) {
   }
 }
 
-// hash is a link target inside the dashboard.
+// hash is a link target inside the dashboard, its parameters written as
+// the API's (query).
 export function hash(path, params) {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params || {})) {
-    for (const x of Array.isArray(v) ? v : [v]) if (x !== undefined && x !== null && x !== "") q.append(k, String(x));
-  }
-  const s = q.toString();
-  return "#" + path + (s ? "?" + s : "");
+  return "#" + path + query(params || {});
 }
 
 export function jobLink(id) {
