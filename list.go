@@ -55,3 +55,20 @@ type QueueSummary struct {
 	// Workers counts the cluster members that work the queue.
 	Workers int
 }
+
+// DBSummary is what runs and waits against one source database, across
+// the cluster.
+type DBSummary struct {
+	DB string
+	// MaxRunning caps the jobs that run against it at once, across the
+	// cluster ([db.<name>] max_running); 0 when it is not capped.
+	MaxRunning int
+	// Running counts the jobs running against it, on every node.
+	Running int64
+	// Ready counts the jobs that could start now but for a free slot or
+	// its cap.
+	Ready int64
+	// HeldBack counts the ready jobs that wait because it runs
+	// MaxRunning jobs already.
+	HeldBack int64
+}

@@ -52,6 +52,10 @@ type runRecords interface {
 	RecoverExpired(ctx context.Context, maxLost, limit int) ([]*ledger.Job, error)
 	Expired(ctx context.Context, limit int) ([]*ledger.Job, error)
 	PendingByQueue(ctx context.Context) (map[string]ledger.Waiting, error)
+	// MaxRunning are the caps on source databases' running jobs, which
+	// the ledger's claims keep.
+	MaxRunning() map[string]int
+	DBLoads(ctx context.Context, owner *string) (map[string]*ledger.DBLoad, error)
 }
 
 // leases is what a node holds in the ledger: its worker name, and the

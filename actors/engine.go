@@ -152,6 +152,9 @@ type Engine struct {
 	reader   TableReader
 	maxIDLen int
 	logger   *slog.Logger
+	// maxRunning are the ledger's caps on source databases (see
+	// ledger.Config.MaxRunning), read once.
+	maxRunning map[string]int
 
 	// node is set by Start, before running is; self is who it is in the
 	// ledger.
@@ -198,7 +201,7 @@ func NewEngine(ledger Ledger, tasks Tasks, results map[string]Results, reader Ta
 		return nil, errors.New("actors: no results backend")
 	}
 	e := &Engine{cfg: cfg, ledger: ledger, tasks: tasks, results: results, reader: reader, logger: cfg.Logger,
-		queues: map[string]*queueRef{}, runs: map[string]*run{}}
+		queues: map[string]*queueRef{}, runs: map[string]*run{}, maxRunning: ledger.MaxRunning()}
 	for name, slots := range cfg.Queues {
 		e.queues[name] = &queueRef{name: name, slots: slots}
 	}

@@ -81,6 +81,7 @@ func (e *Engine) runInSlot(j *ledger.Job, queue *actor.PID) {
 	started := e.startRun(j, func() {
 		running.Dec()
 		root.Send(queue, slotFreed{task: j.Task})
+		e.capFreed(j)
 	})
 	if !started {
 		running.Dec()
@@ -219,9 +220,13 @@ func (e *Engine) execute(ctx context.Context, j *ledger.Job, r *run) {
 // read into progress. A failure on either side cancels the other at once:
 // the source stops working on rows nobody will write.
 func (e *Engine) run(ctx context.Context, j *ledger.Job, task *sqlexec.Task, backend Results, progress *atomic.Int64) (int64, bool, error) {
-	db, err := e.tasks.PickDB(task, j.DB)
-	if err != nil {
-		return 0, false, err
+	db := j.SourceDB
+	if db == "" {
+		// Admitted by a version that chose at each run.
+		var err error
+		if db, err = e.tasks.PickDB(task, j.DB); err != nil {
+			return 0, false, err
+		}
 	}
 	args, err := decodeArgs(j.Args)
 	if err != nil {
@@ -291,6 +296,7 @@ func (e *Engine) release(j *ledger.Job) {
 		// Ready again: a free slot anywhere takes it now, not at its
 		// next poll.
 		e.wake(j.Queue)
+		e.capFreed(j)
 	case !errors.Is(err, ledger.ErrRunSuperseded):
 		// Its lease runs out and it runs again then.
 		e.logger.Warn("hand back a job", slog.String("job_id", j.ID), slog.String("error_code", sqlexec.ErrorCode(err)))

@@ -163,7 +163,7 @@ func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
 	if reply, done := g.reuse(ctx, spec); done {
 		return reply
 	}
-	j := jobFromSpec(spec)
+	j := g.e.jobFromSpec(spec)
 	elsewhere, err := g.e.tablesElsewhere(ctx, []*jobpb.JobSpec{spec})
 	if err != nil {
 		return failed(err)
@@ -266,7 +266,12 @@ func (e *Engine) admitStarted(ctx context.Context, j ledger.Job, queue *actor.PI
 	return nil
 }
 
-func jobFromSpec(spec *jobpb.JobSpec) ledger.Job {
+// jobFromSpec is the ledger's record of the job spec asks for, with the
+// source database it will run against chosen: the one the request named,
+// else one of its task's at random. It is chosen now, not when it runs, so
+// that a database's cap (ledger.Config.MaxRunning) knows which jobs it
+// holds back.
+func (e *Engine) jobFromSpec(spec *jobpb.JobSpec) ledger.Job {
 	j := ledger.Job{Job: sqljobber.Job{
 		ID: spec.JobId, Task: spec.Task, Queue: spec.Queue, DB: spec.Db, Args: []byte(spec.ArgsJson),
 		Retries: int(spec.Retries), TTL: time.Duration(spec.TtlSeconds) * time.Second, GroupID: spec.GroupId,
@@ -274,6 +279,11 @@ func jobFromSpec(spec *jobpb.JobSpec) ledger.Job {
 	}, Held: spec.Held, Fingerprint: spec.Fingerprint, Flight: spec.Flight}
 	if spec.EtaUnixMicros != 0 {
 		j.ETA = time.UnixMicro(spec.EtaUnixMicros).UTC()
+	}
+	// A task this node does not know (configurations differ) leaves the
+	// choice to the run.
+	if t, ok := e.tasks.Task(spec.Task); ok {
+		j.SourceDB, _ = e.tasks.PickDB(t, spec.Db)
 	}
 	return j
 }

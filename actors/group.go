@@ -263,7 +263,7 @@ func (g *groupGrain) submit(msg *jobpb.SubmitGroup) *jobpb.Reply {
 	jobs := make([]ledger.Job, len(msg.Jobs))
 	ids := make([]string, len(msg.Jobs))
 	for i, spec := range msg.Jobs {
-		jobs[i], ids[i] = jobFromSpec(spec), spec.JobId
+		jobs[i], ids[i] = g.e.jobFromSpec(spec), spec.JobId
 	}
 	elsewhere, err := g.e.tablesElsewhere(ctx, msg.Jobs)
 	if err != nil {

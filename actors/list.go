@@ -88,3 +88,42 @@ func (e *Engine) Queues(ctx context.Context) ([]sqljobber.QueueSummary, error) {
 	}
 	return out, nil
 }
+
+// Databases summarises each source database the tasks run on or a cap
+// names, by name: its cap, and its jobs running and ready, of every owner
+// for an unrestricted or admin caller, else the caller's own. Whether a
+// database is at its cap is the cluster's, whoever asks: a caller's ready
+// jobs are held back while it is.
+func (e *Engine) Databases(ctx context.Context) ([]sqljobber.DBSummary, error) {
+	all, err := e.ledger.DBLoads(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	shown := all
+	if c, ok := sqljobber.CallerFrom(ctx); ok && !c.Admin {
+		if shown, err = e.ledger.DBLoads(ctx, &c.Name); err != nil {
+			return nil, err
+		}
+	}
+	names := map[string]bool{}
+	for _, t := range e.tasks.Tasks() {
+		for _, db := range t.DBs {
+			names[db] = true
+		}
+	}
+	for db := range e.maxRunning {
+		names[db] = true
+	}
+	out := make([]sqljobber.DBSummary, 0, len(names))
+	for _, db := range slices.Sorted(maps.Keys(names)) {
+		s := sqljobber.DBSummary{DB: db, MaxRunning: e.maxRunning[db]}
+		if l := shown[db]; l != nil {
+			s.Running, s.Ready = l.Running, l.Ready
+		}
+		if l := all[db]; l != nil && s.MaxRunning > 0 && l.Running >= int64(s.MaxRunning) {
+			s.HeldBack = s.Ready
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}

@@ -218,6 +218,7 @@ func (e *Engine) expire() {
 // recovered acts on a job whose run was lost: it runs again, or it failed
 // and those waiting for it or its group learn so.
 func (e *Engine) recovered(j *ledger.Job) {
+	e.capFreed(j)
 	if j.State.Active() {
 		e.wake(j.Queue)
 		return

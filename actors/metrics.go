@@ -149,6 +149,12 @@ var (
 		"Job and group grains in this node's memory.", nil, nil)
 	membersDesc = prometheus.NewDesc("sqljobber_cluster_members",
 		"Cluster members as this node sees them, by state.", []string{"state"}, nil)
+	dbRunningDesc = prometheus.NewDesc("sqljobber_db_running",
+		"Jobs running against the source database, on every node (from the ledger).", []string{"db"}, nil)
+	dbMaxRunningDesc = prometheus.NewDesc("sqljobber_db_max_running",
+		"The cap on the jobs running against the source database across the cluster ([db.<name>] max_running); only capped databases.", []string{"db"}, nil)
+	dbHeldBackDesc = prometheus.NewDesc("sqljobber_db_held_back",
+		"Jobs ready to run that wait because their source database runs as many jobs as its cap allows (from the ledger).", []string{"db"}, nil)
 	workersDesc = prometheus.NewDesc("sqljobber_queue_workers",
 		"Cluster members that work the queue, leaving ones aside: 0 means its jobs wait for a node that does.", []string{"queue"}, nil)
 	oldestDesc = prometheus.NewDesc("sqljobber_queue_oldest_ready_age_seconds",
@@ -166,6 +172,9 @@ func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- membersDesc
 	ch <- workersDesc
 	ch <- oldestDesc
+	ch <- dbRunningDesc
+	ch <- dbMaxRunningDesc
+	ch <- dbHeldBackDesc
 }
 
 func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
@@ -206,6 +215,16 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for q := range e.metrics.known {
 		ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(e.Workers(q)), q)
+	}
+	// Unrestricted: the context carries no caller.
+	if dbs, err := e.Databases(ctx); err == nil {
+		for _, d := range dbs {
+			ch <- prometheus.MustNewConstMetric(dbRunningDesc, prometheus.GaugeValue, float64(d.Running), d.DB)
+			ch <- prometheus.MustNewConstMetric(dbHeldBackDesc, prometheus.GaugeValue, float64(d.HeldBack), d.DB)
+			if d.MaxRunning > 0 {
+				ch <- prometheus.MustNewConstMetric(dbMaxRunningDesc, prometheus.GaugeValue, float64(d.MaxRunning), d.DB)
+			}
+		}
 	}
 }
 

@@ -33,6 +33,28 @@ func (e *Engine) wake(queue string) {
 	}
 }
 
+// capFreed wakes every queue of every member when j, whose run ended or
+// was handed back, ran against a capped source database: a place under its
+// cap is free, and the jobs that wait for it may be in any queue.
+func (e *Engine) capFreed(j *ledger.Job) {
+	if _, capped := e.maxRunning[j.SourceDB]; !capped || !e.running.Load() {
+		return
+	}
+	root := e.node.System().Root
+	for _, m := range e.node.Members() {
+		if m.State != sqljobber.MemberAlive {
+			continue
+		}
+		for q := range m.Queues {
+			if m.Self {
+				e.wakeLocal(q)
+			} else {
+				root.Send(actor.NewPID(m.Address, nodeActorName), &jobpb.WakeQueue{Queue: q})
+			}
+		}
+	}
+}
+
 // queueActor is this node's actor for queue, or nil if the node does not
 // work it or the actor has not started.
 func (e *Engine) queueActor(queue string) *actor.PID {

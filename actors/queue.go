@@ -242,10 +242,12 @@ const takeSlotTimeout = 5 * time.Second
 // idleSlot asks j's queue actor on this node for a slot to start j in the
 // moment it is admitted, if j may: it is ready now, in no group, and its
 // queue here is idle with a slot free. It returns the actor, to hand the
-// slot back to (slotFreed), or nil.
+// slot back to (slotFreed), or nil. A job of a capped source database
+// never starts so: only a claim may count it under its cap.
 func (e *Engine) idleSlot(j *ledger.Job) *actor.PID {
 	ref, ok := e.queues[j.Queue]
-	if !ok || j.GroupID != "" || j.Held || j.ETA.After(time.Now()) || e.draining.Load() {
+	_, capped := e.maxRunning[j.SourceDB]
+	if !ok || capped || j.GroupID != "" || j.Held || j.ETA.After(time.Now()) || e.draining.Load() {
 		return nil
 	}
 	pid := ref.pid.Load()

@@ -101,7 +101,7 @@ func (g *jobGrain) reuse(ctx context.Context, spec *jobpb.JobSpec) (reply *jobpb
 	if prev, err := e.ledger.Get(ctx, spec.JobId); err == nil && !prev.State.Active() && prev.ReusedFrom == "" && prev.ResultsTable != "" {
 		earlier = append(earlier, prev)
 	}
-	j, err := e.ledger.AdmitReused(ctx, jobFromSpec(spec), src)
+	j, err := e.ledger.AdmitReused(ctx, e.jobFromSpec(spec), src)
 	if reply, ok := admissionReply(err); ok {
 		return reply, true
 	}

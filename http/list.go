@@ -21,6 +21,9 @@ type Lister interface {
 	ListJobs(ctx context.Context, f sqljobber.JobFilter) (*sqljobber.JobPage, error)
 	// Queues summarises each queue, as the caller may see it.
 	Queues(ctx context.Context) ([]sqljobber.QueueSummary, error)
+	// Databases summarises each source database, as the caller may see
+	// it.
+	Databases(ctx context.Context) ([]sqljobber.DBSummary, error)
 }
 
 // listParams are the parameters of GET /jobs, in the order errors list
@@ -185,6 +188,37 @@ func (s *Server) handleQueues(w http.ResponseWriter, r *http.Request) {
 			qj.OldestReadySeconds = &age
 		}
 		out = append(out, qj)
+	}
+	s.writeData(w, out)
+}
+
+type databaseJSON struct {
+	DB string `json:"db"`
+	// MaxRunning is the database's cap across the cluster; null when it
+	// has none.
+	MaxRunning *int  `json:"max_running"`
+	Running    int64 `json:"running"`
+	Ready      int64 `json:"ready"`
+	HeldBack   int64 `json:"held_back"`
+}
+
+func (s *Server) handleDatabases(w http.ResponseWriter, r *http.Request) {
+	if err := noParams(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	dbs, err := s.svc.Databases(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]databaseJSON, 0, len(dbs))
+	for _, d := range dbs {
+		dj := databaseJSON{DB: d.DB, Running: d.Running, Ready: d.Ready, HeldBack: d.HeldBack}
+		if d.MaxRunning > 0 {
+			dj.MaxRunning = &d.MaxRunning
+		}
+		out = append(out, dj)
 	}
 	s.writeData(w, out)
 }

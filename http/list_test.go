@@ -17,6 +17,7 @@ func (f failing) ListJobs(context.Context, sqljobber.JobFilter) (*sqljobber.JobP
 	return nil, f.err
 }
 func (f failing) Queues(context.Context) ([]sqljobber.QueueSummary, error) { return nil, f.err }
+func (f failing) Databases(context.Context) ([]sqljobber.DBSummary, error) { return nil, f.err }
 
 // listing answers listings with fixed pages, and records the filter asked.
 type listing struct {
@@ -36,6 +37,13 @@ func (l listing) Queues(context.Context) ([]sqljobber.QueueSummary, error) {
 		{Queue: "idle"},
 		{Queue: "q", Pending: 3, Running: 1, Workers: 2, Finished: map[sqljobber.State]int64{sqljobber.StateFailure: 4},
 			OldestReady: time.Now().Add(-90 * time.Second)},
+	}, nil
+}
+
+func (l listing) Databases(context.Context) ([]sqljobber.DBSummary, error) {
+	return []sqljobber.DBSummary{
+		{DB: "capped", MaxRunning: 2, Running: 2, Ready: 5, HeldBack: 5},
+		{DB: "free", Running: 1, Ready: 1},
 	}, nil
 }
 
@@ -168,5 +176,30 @@ func TestQueuesAnswer(t *testing.T) {
 	}
 	if got[1].Running != 1 {
 		t.Fatalf("answer %s", b)
+	}
+}
+
+// TestDatabasesAnswer: each database's cap (null when it has none), its
+// jobs running, ready and held back by the cap; no parameter is taken.
+func TestDatabasesAnswer(t *testing.T) {
+	svc := listing{failing: failing{errReached}}
+	srv := httptest.NewServer(NewServer(svc, Config{}).Handler())
+	defer srv.Close()
+	status, _, env := send(t, "GET", srv.URL+"/databases", "", "")
+	if status != 200 {
+		t.Fatalf("%d %s", status, env.Message)
+	}
+	b, _ := json.Marshal(env.Data)
+	if want := `[{"db":"capped","held_back":5,"max_running":2,"ready":5,"running":2},{"db":"free","held_back":0,"max_running":null,"ready":1,"running":1}]`; string(b) != want {
+		t.Fatalf("answer %s, want %s", b, want)
+	}
+	for _, q := range []string{"x=1", "db=capped", "%00=1", "a=%zz", strings.Repeat("a", 5000) + "=1"} {
+		if status, _, env := send(t, "GET", srv.URL+"/databases?"+q, "", ""); status != 400 || len(env.Message) > 200 ||
+			!strings.Contains(env.Message, "parameter") && !strings.Contains(env.Message, "query string") {
+			t.Errorf("GET /databases?%s: %d %q", clip(q), status, env.Message)
+		}
+	}
+	if status, h, _ := send(t, "POST", srv.URL+"/databases", "application/json", "{}"); status != 405 || h.Get("Allow") != "GET" {
+		t.Errorf("POST /databases: %d, Allow %q", status, h.Get("Allow"))
 	}
 }

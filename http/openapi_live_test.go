@@ -368,6 +368,9 @@ func TestOpenAPIMatchesLiveAnswers(t *testing.T) {
 	l.expect(200, "admin", "GET", "/queues", "")
 	l.expect(200, "app", "GET", "/queues", "")
 	l.expect(400, "app", "GET", "/queues?queue=default", "")
+	l.expect(200, "admin", "GET", "/databases", "")
+	l.expect(200, "app", "GET", "/databases", "")
+	l.expect(400, "app", "GET", "/databases?db=db0", "")
 
 	// A group, from submission to purge.
 	group := `{"group_id": "g1", "concurrency": 1, "jobs": [{"job_id": "ga", "task": "entries_of", "args": ["USER1"]}, {"job_id": "gb", "task": "entries_of", "args": ["USER2"], "ttl": 60}]}`

@@ -86,6 +86,8 @@ func FuzzRouter(f *testing.F) {
 		{"DELETE", "/groups/g", "purge=true", "", 0},
 		{"PUT", "/jobs/j", "", "", 0},
 		{"GET", "/cluster/members", "", "", 0},
+		{"GET", "/databases", "", "", 0},
+		{"GET", "/databases", "db=x", "", 0},
 		{"GET", "/healthz", "", "", 0},
 		{"GET", "//jobs/../x", "", "", 0},
 		{"GET", "/ui/", "", "", 0},

@@ -126,6 +126,7 @@ func NewServer(svc Service, cfg Config) *Server {
 		{http.MethodGet, "/groups/{groupID}", ScopeRead, s.handleGetGroup},
 		{http.MethodDelete, "/groups/{groupID}", ScopeCancel, s.handleDeleteGroup},
 		{http.MethodGet, "/queues", ScopeRead, s.handleQueues},
+		{http.MethodGet, "/databases", ScopeRead, s.handleDatabases},
 		{http.MethodGet, "/cluster/members", ScopeAdmin, s.handleMembers},
 	} {
 		r.HandleFunc(rt.path, s.authorize(rt.scope, s.checked(rt.h))).Methods(rt.method)

@@ -54,6 +54,14 @@ type driver interface {
 	// returns them as they are then, so that concurrent claims never take
 	// the same job. setArgs are set's arguments, pickArgs pick's.
 	claim(ctx context.Context, l *Ledger, set string, setArgs []any, pick string, pickArgs []any) ([]*Job, error)
+	// claimTx runs fn in the transaction of a claim on a ledger with
+	// capped databases, where each statement sees what was committed
+	// before it began (READ COMMITTED, or SQLite's one writer).
+	claimTx(ctx context.Context, l *Ledger, fn func(q sqlexec.Querier) error) error
+	// skipLocked is what a SELECT in a claim's transaction ends with to
+	// lock the rows it reads, passing over those that others locked (""
+	// where a write transaction locks the whole database).
+	skipLocked() string
 	// runID is an expression, evaluated per row, for a new run's ID:
 	// random, 16 hex digits.
 	runID() string

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -20,6 +21,10 @@ const (
 	goneSuffix           = "_gone"
 	metaSuffix           = "_meta"
 	leasesSuffix         = "_leases"
+	capsSuffix           = "_caps"
+	// MaxRunningMax is the largest cap on a source database's running
+	// jobs.
+	MaxRunningMax = 1_000_000
 )
 
 // Clock tells the time. The ledger reads it for every time it records or
@@ -38,13 +43,21 @@ type Config struct {
 	// Table is the jobs table; Table + "_groups" holds the groups,
 	// Table + "_gone" the IDs of jobs whose record and results were
 	// removed (purged or expired), Table + "_leases" the leases of worker
-	// names and roles, and Table + "_meta" the ledger's identity.
+	// names and roles, Table + "_meta" the ledger's identity, and
+	// Table + "_caps" a row for each capped source database (see
+	// MaxRunning).
 	Table string
 	// GoneRetention is how long a removed job's ID is remembered as gone
 	// (see Ledger.Tombstone).
 	GoneRetention time.Duration
 	// Clock is the ledger's clock; nil is the system's.
 	Clock Clock
+	// MaxRunning caps, by source database ([db.<name>] max_running),
+	// the jobs that run against it at once across every node that
+	// shares the ledger: claims pass over its jobs while it has as many
+	// STARTED. A database it does not name is not capped. Every node
+	// should have the same caps: each claims by its own.
+	MaxRunning map[string]int
 }
 
 // WithDefaults returns c with zero values replaced by defaults.
@@ -61,6 +74,14 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	if c.GoneRetention < 0 {
 		return &sqlexec.KeyError{Key: "gone_retention", Err: errors.New("must not be negative")}
+	}
+	for _, db := range slices.Sorted(maps.Keys(c.MaxRunning)) {
+		if !sqlexec.ValidName(db) {
+			return &sqlexec.KeyError{Key: "max_running", Err: fmt.Errorf("invalid database name %q", db)}
+		}
+		if n := c.MaxRunning[db]; n < 1 || n > MaxRunningMax {
+			return &sqlexec.KeyError{Key: "db." + db + ".max_running", Err: fmt.Errorf("must be between 1 and %d, got %d", MaxRunningMax, n)}
+		}
 	}
 	return nil
 }
@@ -104,6 +125,10 @@ type Job struct {
 	// that takes no part (it may not reuse results, is in a group, or
 	// waits for an ETA).
 	Flight string
+	// SourceDB is the source database the job runs against: the
+	// request's DB, or one of its task's picked when it is admitted. ""
+	// for jobs admitted by earlier versions, which pick at each run.
+	SourceDB string
 	// ReuseOf, on a member handed to AdmitGroup, admits it answered by
 	// that job's results, as AdmitReused does. It is not recorded.
 	ReuseOf *Job
@@ -168,6 +193,7 @@ type Ledger struct {
 	gone    string // quoted table of removed jobs' IDs
 	meta    string // quoted table of the ledger's own facts
 	leases  string // quoted table of leases
+	caps    string // quoted table of capped source databases
 	// identity is the ledger's random ID, read by Migrate.
 	identity string
 
@@ -188,7 +214,7 @@ func New(db, durable *sqlexec.DB, cfg Config) (*Ledger, error) {
 	d := driverFor(db)
 	return &Ledger{db: db, q: db.Querier(), durable: durable, dq: durable.Querier(), d: d, cfg: cfg, clock: cfg.Clock,
 		table: d.quote(cfg.Table), groups: d.quote(cfg.Table + groupsSuffix), gone: d.quote(cfg.Table + goneSuffix),
-		meta: d.quote(cfg.Table + metaSuffix), leases: d.quote(cfg.Table + leasesSuffix)}, nil
+		meta: d.quote(cfg.Table + metaSuffix), leases: d.quote(cfg.Table + leasesSuffix), caps: d.quote(cfg.Table + capsSuffix)}, nil
 }
 
 // Identity is the ledger's identity, a random ID written by the first
@@ -199,7 +225,7 @@ func (l *Ledger) Identity() string { return l.identity }
 // Tables are the names of the ledger's tables.
 func (l *Ledger) Tables() []string {
 	t := l.cfg.Table
-	return []string{t, t + groupsSuffix, t + goneSuffix, t + metaSuffix, t + leasesSuffix}
+	return []string{t, t + groupsSuffix, t + goneSuffix, t + metaSuffix, t + leasesSuffix, t + capsSuffix}
 }
 
 // DB is the database the ledger is kept in.

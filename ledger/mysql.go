@@ -142,7 +142,20 @@ func (mysqlDriver) leads() string { return leaderColumnName + " = ?" }
 // transactions that both found none do not deadlock inserting one; the
 // unique index lets one of them in.
 func (mysqlDriver) flightTx(ctx context.Context, l *Ledger, fn func(sqlexec.Querier) error) error {
-	tx, err := l.durable.SQL().BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	return readCommitted(ctx, l.durable.SQL(), fn)
+}
+
+// claimTx reads committed rows: under MySQL's default (REPEATABLE READ)
+// the count of a database's running jobs, read after its cap's row is
+// locked, could come from a snapshot taken before the claim that last
+// held the lock committed.
+func (mysqlDriver) claimTx(ctx context.Context, l *Ledger, fn func(q sqlexec.Querier) error) error {
+	return readCommitted(ctx, l.db.SQL(), fn)
+}
+
+// readCommitted runs fn in a READ COMMITTED transaction on pool.
+func readCommitted(ctx context.Context, pool *sql.DB, fn func(sqlexec.Querier) error) error {
+	tx, err := pool.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return err
 	}
@@ -151,6 +164,8 @@ func (mysqlDriver) flightTx(ctx context.Context, l *Ledger, fn func(sqlexec.Quer
 	}
 	return tx.Commit()
 }
+
+func (mysqlDriver) skipLocked() string { return " FOR UPDATE SKIP LOCKED" }
 
 func (mysqlDriver) runID() string { return "SUBSTR(MD5(CONCAT(RAND(), UUID(), job_id)), 1, 16)" }
 

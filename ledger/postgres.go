@@ -136,6 +136,13 @@ func (postgresDriver) claim(ctx context.Context, l *Ledger, set string, setArgs 
 	return returningClaim(ctx, l, " FOR UPDATE SKIP LOCKED", set, setArgs, pick, pickArgs)
 }
 
+// claimTx: PostgreSQL's transactions read committed by default.
+func (postgresDriver) claimTx(ctx context.Context, l *Ledger, fn func(q sqlexec.Querier) error) error {
+	return l.db.InTx(ctx, fn)
+}
+
+func (postgresDriver) skipLocked() string { return " FOR UPDATE SKIP LOCKED" }
+
 func (postgresDriver) runID() string {
 	return "substr(md5(random()::text || clock_timestamp()::text || job_id), 1, 16)"
 }

@@ -25,22 +25,30 @@ func NewRunID() string {
 
 // Claim takes up to n of the next ready jobs of queue for new runs on node:
 // the oldest PENDING or RETRY jobs whose time has come, that no group holds
-// back and whose task is not one of except, first in, first out. Each gets
-// a fresh run ID and a lease. It returns none when none is ready.
-// Concurrent claims from any number of nodes never take the same job.
+// back, whose task is not one of except and whose source database is not
+// at its cap (Config.MaxRunning), first in, first out. Each gets a fresh
+// run ID and a lease. It returns none when none is ready. Concurrent
+// claims from any number of nodes never take the same job, nor more of a
+// capped database's jobs than its cap allows.
 func (l *Ledger) Claim(ctx context.Context, queue string, node Node, n int, lease time.Duration, except ...string) ([]*Job, error) {
 	if n < 1 {
 		return nil, nil
 	}
-	t := l.now()
-	pickArgs := []any{queue, l.timeArg(t)}
-	for _, task := range except {
-		pickArgs = append(pickArgs, task)
+	var (
+		claimed []*Job
+		err     error
+	)
+	if len(l.cfg.MaxRunning) > 0 {
+		claimed, err = l.claimCapped(ctx, queue, node, n, lease, except)
+	} else {
+		t := l.now()
+		pickArgs := []any{queue, l.timeArg(t)}
+		for _, task := range except {
+			pickArgs = append(pickArgs, task)
+		}
+		claimed, err = l.d.claim(ctx, l, l.claimSet(), []any{node.Name, node.ID, l.timeArg(t), l.timeArg(t.Add(lease)), l.timeArg(t)},
+			l.pickSQL(n, len(except)), pickArgs)
 	}
-	set := fmt.Sprintf(`UPDATE %s SET state = 'STARTED', run_id = %s, node = ?, node_id = ?, attempt = attempt + 1, fence = fence + 1,
-	started_at = ?, finished_at = NULL, lease_until = ?, updated_at = ?`, l.table, l.d.runID())
-	claimed, err := l.d.claim(ctx, l, set, []any{node.Name, node.ID, l.timeArg(t), l.timeArg(t.Add(lease)), l.timeArg(t)},
-		l.pickSQL(n, len(except)), pickArgs)
 	if err != nil {
 		return nil, fmt.Errorf("claim jobs: %w", err)
 	}
@@ -57,6 +65,13 @@ func (l *Ledger) Claim(ctx context.Context, queue string, node Node, n int, leas
 	return claimed, nil
 }
 
+// claimSet is the UPDATE that starts claimed jobs' runs (arguments: the
+// node's name and ID, the time now, the lease's end, the time now).
+func (l *Ledger) claimSet() string {
+	return fmt.Sprintf(`UPDATE %s SET state = 'STARTED', run_id = %s, node = ?, node_id = ?, attempt = attempt + 1, fence = fence + 1,
+	started_at = ?, finished_at = NULL, lease_until = ?, updated_at = ?`, l.table, l.d.runID())
+}
+
 // pickSQL selects the IDs of the next n ready jobs of a queue (arguments:
 // the queue, the time now, and the except tasks to pass over). Its filter
 // repeats the _pending index's predicate word for word, so that the
@@ -70,12 +85,15 @@ func (l *Ledger) pickSQL(n, except int) string {
 	ORDER BY ready_at, enqueued_at, job_id LIMIT %d`, l.table, passOver, n)
 }
 
-// NextReady returns when the earliest waiting job of queue becomes ready,
-// if any waits.
+// NextReady returns when the earliest job of queue that waits for its
+// time (an ETA, a retry's backoff) becomes ready, if one waits. Jobs ready
+// already are not its concern: a claim that did not take them passed over
+// them (their task or database at its bound, or another claim has them),
+// and what frees them wakes the queue.
 func (l *Ledger) NextReady(ctx context.Context, queue string) (time.Time, bool, error) {
 	var t ledgerTime
-	err := l.q.Query(ctx, fmt.Sprintf(`SELECT MIN(ready_at) FROM %s WHERE queue = ? AND `+pendingCond+` AND held = 0`, l.table),
-		func(scan func(...any) error) error { return scan(&t) }, queue)
+	err := l.q.Query(ctx, fmt.Sprintf(`SELECT MIN(ready_at) FROM %s WHERE queue = ? AND `+pendingCond+` AND held = 0 AND ready_at > ?`, l.table),
+		func(scan func(...any) error) error { return scan(&t) }, queue, l.timeArg(l.now()))
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("next ready job: %w", err)
 	}

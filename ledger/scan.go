@@ -16,7 +16,7 @@ import (
 const jobColumns = `job_id, task, queue, state, args, db, group_id, retries, ttl_seconds, eta,
 	results_backend, results_table, count, error, attempt, run_id, node, fence, held,
 	enqueued_at, ready_at, lease_until, expires_at, created_at, started_at, finished_at, updated_at, node_id, lost_runs, owner,
-	reused_from, fingerprint, joined, flight`
+	reused_from, fingerprint, joined, flight, source_db`
 
 var jobColumnList = strings.Fields(strings.ReplaceAll(jobColumns, ",", " "))
 
@@ -44,7 +44,7 @@ func (l *Ledger) jobArgs(j *Job) []any {
 		l.nullTime(j.ETA), j.ResultsBackend, j.ResultsTable, j.Count, j.Error, j.Attempt, j.RunID, j.Node, j.Fence, held,
 		l.timeArg(j.EnqueuedAt), l.timeArg(j.ReadyAt), l.nullTime(j.LeaseUntil), l.nullTime(j.ExpiresAt),
 		l.timeArg(j.CreatedAt), l.nullTime(j.StartedAt), l.nullTime(j.FinishedAt), l.timeArg(j.UpdatedAt), j.NodeID, j.LostRuns, j.Owner,
-		j.ReusedFrom, j.Fingerprint, j.Joined, j.Flight}
+		j.ReusedFrom, j.Fingerprint, j.Joined, j.Flight, j.SourceDB}
 }
 
 // jobs runs a query of jobColumns and scans its rows.
@@ -62,7 +62,7 @@ func (l *Ledger) jobs(ctx context.Context, q sqlexec.Querier, stmt string, args 
 		if err := scan(&j.ID, &j.Task, &j.Queue, &state, &args, &j.DB, &j.GroupID, &j.Retries, &ttl, &eta,
 			&j.ResultsBackend, &j.ResultsTable, &j.Count, &j.Error, &j.Attempt, &j.RunID, &j.Node, &j.Fence, &held,
 			&enq, &ready, &lease, &exp, &created, &started, &finished, &updated, &j.NodeID, &j.LostRuns, &j.Owner,
-			&j.ReusedFrom, &j.Fingerprint, &j.Joined, &j.Flight); err != nil {
+			&j.ReusedFrom, &j.Fingerprint, &j.Joined, &j.Flight, &j.SourceDB); err != nil {
 			return err
 		}
 		j.State, j.Args, j.TTL, j.Held = sqljobber.State(state), json.RawMessage(args), time.Duration(ttl)*time.Second, held != 0

@@ -3,6 +3,8 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -39,6 +41,9 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 	}
 	if err := l.writeIdentity(ctx); err != nil {
 		return fmt.Errorf("ledger table %s: identity: %w", l.cfg.Table, err)
+	}
+	if err := l.addCapRows(ctx, l.q, slices.Sorted(maps.Keys(l.cfg.MaxRunning))); err != nil {
+		return fmt.Errorf("ledger table %s: database caps: %w", l.cfg.Table, err)
 	}
 	want, replaced := l.indexes()
 	if err := l.d.createIndexes(ctx, l, want, replaced); err != nil {
@@ -92,7 +97,8 @@ func (l *Ledger) tablesSQL(r *strings.Replacer) []string {
 	reused_from {key} NOT NULL DEFAULT '',
 	fingerprint {short} NOT NULL DEFAULT '',
 	joined {key} NOT NULL DEFAULT '',
-	flight {key} NOT NULL DEFAULT ''
+	flight {key} NOT NULL DEFAULT '',
+	source_db {short} NOT NULL DEFAULT ''
 ){suffix}`), l.table),
 		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
 	group_id {key} NOT NULL PRIMARY KEY,
@@ -114,6 +120,9 @@ func (l *Ledger) tablesSQL(r *strings.Replacer) []string {
 	value {text} NOT NULL
 ){suffix}`), l.meta),
 		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
+	db {key} NOT NULL PRIMARY KEY
+){suffix}`), l.caps),
+		fmt.Sprintf(r.Replace(`CREATE TABLE IF NOT EXISTS %s (
 	name {key} NOT NULL PRIMARY KEY,
 	holder {short} NOT NULL,
 	detail {text} NOT NULL,
@@ -132,6 +141,7 @@ func (l *Ledger) checkLayout(ctx context.Context) error {
 		{l.gone, goneColumns},
 		{l.meta, "name, value"},
 		{l.leases, leaseColumns},
+		{l.caps, "db"},
 	} {
 		if _, err := l.q.Exec(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE 1 = 0", t.cols, t.table)); err != nil {
 			return fmt.Errorf("ledger table %s exists without the columns this version needs (%w); rename or drop it", t.table, err)
@@ -172,6 +182,10 @@ var addedColumns = []struct {
 	// single flights (2026-12-07; see flight.go).
 	{jobsTable, "joined", "{key} NOT NULL DEFAULT ''"},
 	{jobsTable, "flight", "{key} NOT NULL DEFAULT ''"},
+	// The source database a job runs against, chosen as it is admitted,
+	// which [db.*] max_running counts (2026-12-07; see cap.go). Jobs of
+	// earlier versions have none: they choose at each run, uncounted.
+	{jobsTable, "source_db", "{short} NOT NULL DEFAULT ''"},
 }
 
 func jobsTable(l *Ledger) string { return l.table }

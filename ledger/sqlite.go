@@ -49,6 +49,13 @@ func (sqliteDriver) claim(ctx context.Context, l *Ledger, set string, setArgs []
 	return returningClaim(ctx, l, "", set, setArgs, pick, pickArgs)
 }
 
+// claimTx: the transaction is immediate (see sqlexec), the one writer.
+func (sqliteDriver) claimTx(ctx context.Context, l *Ledger, fn func(q sqlexec.Querier) error) error {
+	return l.db.InTx(ctx, fn)
+}
+
+func (sqliteDriver) skipLocked() string { return "" }
+
 func (sqliteDriver) runID() string { return "lower(hex(randomblob(8)))" }
 
 func (sqliteDriver) greatest(a, b string) string { return "MAX(" + a + ", " + b + ")" }

@@ -85,6 +85,8 @@ func TestTokensGuardTheAPI(t *testing.T) {
 		{"DELETE", "/groups/x", "", "jobs:cancel"},
 		{"GET", "/cluster/members", "", "admin"},
 		{"GET", "/readyz", "", "admin"},
+		{"GET", "/queues", "", "jobs:read"},
+		{"GET", "/databases", "", "jobs:read"},
 	}
 	for _, rt := range routes {
 		for _, tc := range []struct {

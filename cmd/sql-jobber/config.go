@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
-	"github.com/pelletier/go-toml/v2/unstable"
 
 	sjhttp "github.com/sql-jobber/sql-jobber/http"
 	"github.com/sql-jobber/sql-jobber/ledger"
@@ -133,6 +132,9 @@ type dbConfig struct {
 	// DemoData fills a SQLite database with an entries table of demo
 	// rows when it has none.
 	DemoData bool `toml:"demo_data"`
+	// MaxRunning caps the jobs running against the database at once,
+	// across the cluster (ledger.Config.MaxRunning); nil: no cap.
+	MaxRunning *int `toml:"max_running"`
 	// Unlogged is accepted, and ignored with a warning, because
 	// dungbeetle's sample configuration set it on source databases,
 	// where it never did anything.
@@ -171,7 +173,9 @@ type config struct {
 	results     []resultsink.Config
 	ledger      string
 	ledgerCfg   ledger.Config
-	readerCfg   resultsink.ReaderConfig
+	// maxRunning are the [db.*] sections' max_running, by name.
+	maxRunning map[string]int
+	readerCfg  resultsink.ReaderConfig
 	// ignored are the predecessor's sections that the file has, which
 	// sql-jobber ignores; ignoredKeys its keys.
 	ignored     []string
@@ -258,7 +262,7 @@ func parseConfig(path string, data []byte) (*config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &config{file: path, app: fc.App, cluster: fc.Cluster, demoDBs: map[string]bool{}}
+	c := &config{file: path, app: fc.App, cluster: fc.Cluster, demoDBs: map[string]bool{}, maxRunning: map[string]int{}}
 	for name, section := range map[string]map[string]any{"job_queue": fc.JobQueue, "machinery": fc.Machinery} {
 		if section != nil {
 			c.ignored = append(c.ignored, name)
@@ -279,7 +283,7 @@ func parseConfig(path string, data []byte) (*config, error) {
 	if err := c.checkAuth(fc.Auth, lines, fail); err != nil {
 		return nil, err
 	}
-	c.ledgerCfg = ledger.Config{Table: c.app.LedgerTable, GoneRetention: time.Duration(c.app.GoneRetention)}.WithDefaults()
+	c.ledgerCfg = ledger.Config{Table: c.app.LedgerTable, GoneRetention: time.Duration(c.app.GoneRetention), MaxRunning: c.maxRunning}.WithDefaults()
 	if err := c.ledgerCfg.Validate(); err != nil {
 		return nil, keyFail(fail, "app", err)
 	}
@@ -441,6 +445,12 @@ func (c *config) sourceSections(fc *fileConfig, lines map[string]int, fail func(
 			return fail(key+".demo_data", errors.New("only applies to sqlite"))
 		}
 		c.demoDBs[name] = d.DemoData
+		if d.MaxRunning != nil {
+			if n := *d.MaxRunning; n < 1 || n > ledger.MaxRunningMax {
+				return fail(key+".max_running", fmt.Errorf("must be a whole number from 1 to %d (omit it for no cap), got %d", ledger.MaxRunningMax, n))
+			}
+			c.maxRunning[name] = *d.MaxRunning
+		}
 		if d.Unlogged != nil {
 			c.ignoredKeys = append(c.ignoredKeys, key+".unlogged")
 		}
@@ -515,74 +525,6 @@ func sortedByLine[V any](m map[string]V, section string, order map[string]int) [
 		return names[i] < names[j]
 	})
 	return names
-}
-
-type parseError struct {
-	line int
-	err  error
-}
-
-// keyLines maps every dotted key and table in a TOML document to the line it
-// is on, so that errors found after decoding can still name a line.
-func keyLines(data []byte) (map[string]int, *parseError) {
-	lines := map[string]int{}
-	var p unstable.Parser
-	p.Reset(data)
-	var table []string
-	// keyOf returns a key's parts and the line it starts on (the
-	// expression's own range is empty for table headers).
-	keyOf := func(it unstable.Iterator) ([]string, int) {
-		var parts []string
-		line := 0
-		for it.Next() {
-			if line == 0 {
-				line = p.Shape(it.Node().Raw).Start.Line
-			}
-			parts = append(parts, string(it.Node().Data))
-		}
-		return parts, line
-	}
-	for p.NextExpression() {
-		e := p.Expression()
-		switch e.Kind {
-		case unstable.Table, unstable.ArrayTable:
-			var line int
-			table, line = keyOf(e.Key())
-			// Every prefix of a table key exists from its first mention.
-			for i := 1; i <= len(table); i++ {
-				k := strings.Join(table[:i], ".")
-				if _, ok := lines[k]; !ok || i == len(table) {
-					lines[k] = line
-				}
-			}
-		case unstable.KeyValue:
-			parts, line := keyOf(e.Key())
-			lines[strings.Join(append(slices.Clone(table), parts...), ".")] = line
-		}
-	}
-	if err := p.Error(); err != nil {
-		var pe *unstable.ParserError
-		if errors.As(err, &pe) {
-			return nil, &parseError{line: p.Shape(p.Range(pe.Highlight)).Start.Line, err: fmt.Errorf("invalid TOML: %s", pe.Message)}
-		}
-		return nil, &parseError{err: fmt.Errorf("invalid TOML: %w", err)}
-	}
-	return lines, nil
-}
-
-// lineOf finds the line of key, or of its nearest enclosing table.
-func lineOf(lines map[string]int, key string) int {
-	for k := key; k != ""; {
-		if l, ok := lines[k]; ok {
-			return l
-		}
-		i := strings.LastIndex(k, ".")
-		if i < 0 {
-			break
-		}
-		k = k[:i]
-	}
-	return 0
 }
 
 // migrationWarnings are what a configuration copied from dungbeetle (it has

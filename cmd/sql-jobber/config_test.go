@@ -309,3 +309,47 @@ scopes = ["admin"]
 		})
 	}
 }
+
+// TestMaxRunningConfig: [db.<name>] max_running caps that database in the
+// ledger's configuration; anything but a whole number from 1 up is refused
+// naming the file, line and key, and a section that only caps a database
+// no other section configures is refused naming it.
+func TestMaxRunningConfig(t *testing.T) {
+	c, err := parseConfig("c.toml", []byte(sed(t, validConfig, `s/type = "postgres"/type = "postgres"\nmax_running = 3/`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.ledgerCfg.MaxRunning, map[string]int{"main": 3}) {
+		t.Fatalf("caps: %v", c.ledgerCfg.MaxRunning)
+	}
+	if c, err := parseConfig("c.toml", []byte(validConfig)); err != nil || len(c.ledgerCfg.MaxRunning) != 0 {
+		t.Fatalf("no cap: %v, %v", c.ledgerCfg.MaxRunning, err)
+	}
+	for _, tc := range []struct{ value, want string }{
+		{"0", "c.toml:6: db.main.max_running: must be a whole number from 1 to 1000000 (omit it for no cap), got 0"},
+		{"-2", "c.toml:6: db.main.max_running: must be a whole number from 1 to 1000000 (omit it for no cap), got -2"},
+		{"1000001", "c.toml:6: db.main.max_running: must be a whole number from 1 to 1000000 (omit it for no cap), got 1000001"},
+		{"9223372036854775807", "c.toml:6: db.main.max_running: must be a whole number from 1 to 1000000"},
+		{"99999999999999999999", "c.toml:6: db.main.max_running:"},
+		{"2.5", "c.toml:6: db.main.max_running:"},
+		{`"2"`, "c.toml:6: db.main.max_running:"},
+		{"true", "c.toml:6: db.main.max_running:"},
+		{"[2]", "c.toml:6: db.main.max_running:"},
+		{"nan", "c.toml:6: db.main.max_running:"},
+	} {
+		_, err := parseConfig("c.toml", []byte(sed(t, validConfig, `s/type = "postgres"/type = "postgres"\nmax_running = `+tc.value+`/`)))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("max_running = %s: %v\nwant prefix %s", tc.value, err, tc.want)
+		}
+	}
+	// A cap for a database that nothing else configures.
+	_, err = parseConfig("c.toml", []byte(validConfig+"\n[db.reports]\nmax_running = 2\n"))
+	if err == nil || !strings.HasPrefix(err.Error(), "c.toml:16: db.reports") {
+		t.Fatalf("a cap alone: %v", err)
+	}
+	// A typo of the key is not a silent no-cap.
+	_, err = parseConfig("c.toml", []byte(sed(t, validConfig, `s/type = "postgres"/type = "postgres"\nmax_runing = 3/`)))
+	if err == nil || !strings.HasPrefix(err.Error(), "c.toml:6: db.main.max_runing: unknown key") {
+		t.Fatalf("misspelt key: %v", err)
+	}
+}
