@@ -110,7 +110,9 @@ func (e *Engine) withProgress(ctx context.Context, jobs []*ledger.Job) (ended []
 	addresses := map[string]string{}
 	if len(byNode) > 1 || byNode[e.self.ID] == nil {
 		for _, m := range e.node.Members() {
-			if !m.Self && m.State == sqljobber.MemberAlive {
+			// A leaving member runs its jobs until its drain ends; a
+			// suspect one is not answering.
+			if !m.Self && m.State != sqljobber.MemberSuspect {
 				addresses[m.ID] = m.Address
 			}
 		}

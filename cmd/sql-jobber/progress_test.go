@@ -172,3 +172,49 @@ func TestClusterProgressFromAnotherNode(t *testing.T) {
 		t.Fatalf("job ran on %s, want worker", j.Node)
 	}
 }
+
+// TestClusterProgressFromADrainingNode: a member that is stopping (leaving)
+// still runs its jobs until its drain ends, and another member reads their
+// progress from it all the while.
+func TestClusterProgressFromADrainingNode(t *testing.T) {
+	dbs := newDatabases(t, sqlexec.Postgres, sqlexec.Postgres)
+	seedNumbers(t, dbs.src)
+	// The job streams rows up to the gate, and waits there while the test
+	// holds it.
+	gated := map[string]string{"gated.sql": fmt.Sprintf("-- name: half\n"+
+		"SELECT n, CASE WHEN n = %d THEN pg_advisory_xact_lock_shared(%d)::text END AS gate FROM numbers ORDER BY n /* %s */;\n",
+		trickleRows/2, gateKey(t), marker(t))}
+	env := newEnv(t, dbs.toml+"\n[app]\ndrain_timeout = \"2m\"\n\n[cluster]\nremoval_grace = \"500ms\"\n", gated)
+	api := env.startMember("api", nil, "--queue", "elsewhere")
+	worker := env.startMember("worker", api, "--worker-only")
+	waitMembers(t, 2, api)
+	release := holdGate(t, dbs.src)
+
+	api.post("half", `{"job_id": "draining"}`)
+	hasProgress := func() (bool, string) {
+		j := api.live("draining")
+		return j.State == "STARTED" && j.Count > 0 && j.RowsPerSecond != nil, fmt.Sprintf("%+v", j)
+	}
+	testwait.For(t, 60*time.Second, "the job's progress up to the gate", hasProgress)
+
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		worker.stop()
+	}()
+	testwait.For(t, 30*time.Second, "the worker to be leaving", func() (bool, string) {
+		for _, m := range api.members() {
+			if m.Name == "worker" {
+				return m.State == "leaving", m.State
+			}
+		}
+		return false, "gone"
+	})
+	testwait.For(t, 30*time.Second, "the job's progress while its node drains", hasProgress)
+
+	release()
+	if j := api.waitState("draining", "SUCCESS", "FAILURE"); j.State != "SUCCESS" || j.Count != trickleRows {
+		t.Fatalf("the job: %+v, want SUCCESS with %d rows", j, trickleRows)
+	}
+	<-stopped
+}
