@@ -51,7 +51,7 @@ const (
 // isCLICommand reports whether a first argument starts the client.
 func isCLICommand(arg string) bool {
 	switch arg {
-	case "job", "jobs", "queues", "tasks", "members":
+	case "job", "jobs", "queues", "databases", "tasks", "members":
 		return true
 	}
 	return false
@@ -109,6 +109,8 @@ func (c *cli) run(ctx context.Context, args []string) int {
 			return c.jobs(ctx, rest)
 		case "queues":
 			return c.queues(ctx, rest)
+		case "databases":
+			return c.databases(ctx, rest)
 		case "tasks":
 			return c.tasks(ctx, rest)
 		default:

@@ -1,6 +1,6 @@
 package main
 
-// The client's listings: jobs, queues, tasks, members, as aligned tables or
+// The client's listings: jobs, queues, databases, tasks, members, as aligned tables or
 // JSON.
 
 import (
@@ -117,6 +117,33 @@ the token's own jobs.`)
 		h := q.FinishedLastHour
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\n", clip(q.Queue, 64), q.Pending, q.Running,
 			h[client.StateSuccess], h[client.StateFailure], h[client.StateCancelled], wait, q.Workers)
+	}
+	return c.flush(tw)
+}
+
+func (c *cli) databases(ctx context.Context, args []string) int {
+	fs := c.flags("[flags]", `Summarise each source database: its cap on running jobs across the cluster
+([db.<name>] max_running; - when it has none), and its jobs running, ready
+to start, and held back by the cap. With a token that is not an admin's, of
+the token's own jobs.`)
+	if _, code, ok := c.parse(fs, args, nil, false); !ok {
+		return code
+	}
+	dbs, err := c.api.Databases(ctx)
+	if err != nil {
+		return c.fail(ctx, err)
+	}
+	if c.json {
+		return c.printJSON(dbs)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "DB\tMAX RUNNING\tRUNNING\tREADY\tHELD BACK")
+	for _, d := range dbs {
+		max := "-"
+		if d.MaxRunning != nil {
+			max = strconv.Itoa(*d.MaxRunning)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", clip(d.DB, 64), max, d.Running, d.Ready, d.HeldBack)
 	}
 	return c.flush(tw)
 }

@@ -212,6 +212,13 @@ func TestCLI(t *testing.T) {
 			t.Errorf("members --json: %v, %+v", err, ms)
 		}
 		as(alice, "members").expect(t, "members without admin", 4, "^$", "403 Forbidden: .*admin")
+		as(alice, "databases").expect(t, "databases", 0, `(?m)^DB +MAX RUNNING +RUNNING +READY +HELD BACK\nsrc +- +0 +0 +0 *\n$`, "^$")
+		r = as(alice, "databases", "--json").expect(t, "databases --json", 0, "", "^$")
+		var dbs []client.Database
+		if err := json.Unmarshal([]byte(r.stdout), &dbs); err != nil || len(dbs) != 1 || dbs[0].DB != "src" || dbs[0].MaxRunning != nil {
+			t.Errorf("databases --json: %v, %+v", err, dbs)
+		}
+		as(alice, "databases", "src").expect(t, "databases with an argument", 2, "^$", "")
 	})
 
 	t.Run("tokens", func(t *testing.T) {
@@ -306,7 +313,7 @@ func TestCLIWithoutServer(t *testing.T) {
 	// Help on every command, on stdout, exit 0.
 	for _, args := range [][]string{
 		{"job", "--help"}, {"job", "help"}, {"job", "submit", "--help"}, {"job", "status", "-h"}, {"job", "wait", "--help"},
-		{"job", "results", "--help"}, {"job", "cancel", "--help"}, {"jobs", "--help"}, {"queues", "--help"}, {"tasks", "--help"}, {"members", "--help"},
+		{"job", "results", "--help"}, {"job", "cancel", "--help"}, {"jobs", "--help"}, {"queues", "--help"}, {"databases", "--help"}, {"tasks", "--help"}, {"members", "--help"},
 	} {
 		r := runClient(map[string]string{tokenEnv: "env-secret-0123456789"}, args...).expect(t, strings.Join(args, " "), 0, "^Usage: sql-jobber ", "^$")
 		if strings.Contains(r.stdout, "env-secret") {

@@ -154,7 +154,7 @@ func exitCode(err error, stderr io.Writer) int {
 
 // Run is the program: it starts the server described by args and serves
 // until ctx ends, then shuts down; or, when the first argument is one of
-// the client's commands (job, jobs, queues, tasks, members), runs it.
+// the client's commands (job, jobs, queues, databases, tasks, members), runs it.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && isCLICommand(args[0]) {
 		return runCLI(ctx, args, os.Getenv, stdout, stderr)

@@ -95,6 +95,26 @@ func (c *Client) Queues(ctx context.Context) ([]Queue, error) {
 	return out, c.do(ctx, http.MethodGet, "/queues", nil, &out)
 }
 
+// Database is a source database's summary.
+type Database struct {
+	DB string `json:"db"`
+	// MaxRunning is the database's cap on running jobs across the
+	// cluster ([db.<name>] max_running); nil when it has none.
+	MaxRunning *int  `json:"max_running"`
+	Running    int64 `json:"running"` // STARTED, on every node
+	// Ready counts the jobs that could start now but for a free slot or
+	// the cap; HeldBack those of them that wait for the cap.
+	Ready    int64 `json:"ready"`
+	HeldBack int64 `json:"held_back"`
+}
+
+// Databases summarises each source database: its cap and its jobs; with a
+// token that is not an admin's, the token's own jobs.
+func (c *Client) Databases(ctx context.Context) ([]Database, error) {
+	var out []Database
+	return out, c.do(ctx, http.MethodGet, "/databases", nil, &out)
+}
+
 // Member is a node of the cluster as the answering node sees it.
 type Member struct {
 	// Name is the node's worker name, unique in the cluster.

@@ -134,6 +134,15 @@ func TestListJobsAndQueues(t *testing.T) {
 			t.Errorf("%s's queue: %+v", c.name, q)
 		}
 	}
+	// Databases, as GET /databases summarises them: the tasks' one, no cap,
+	// nothing running or waiting.
+	dbs, err := alice.Databases(ctx)
+	if err != nil || len(dbs) != 1 || dbs[0].DB == "" || dbs[0].MaxRunning != nil || dbs[0].Running != 0 || dbs[0].Ready != 0 || dbs[0].HeldBack != 0 {
+		t.Errorf("alice's databases: %+v, %v", dbs, err)
+	}
+	if _, err := as("carol").Databases(ctx); !errors.Is(err, client.ErrForbidden) || !strings.Contains(err.Error(), "jobs:read") {
+		t.Errorf("carol's databases: %v", err)
+	}
 }
 
 // TestMembers: an admin token lists the cluster's members, this node among
