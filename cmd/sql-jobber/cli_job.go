@@ -83,7 +83,7 @@ Arguments are strings; with --json-args each is a JSON value (42, true, null,
 		if c.json {
 			return c.printJSON(rec)
 		}
-		fmt.Fprintln(c.stdout, rec.JobID)
+		fmt.Fprintln(c.stdout, sanitize(rec.JobID))
 		return exitOK
 	}
 	return c.waitFor(ctx, rec.JobID, *timeout)
@@ -161,7 +161,7 @@ func (c *cli) waitFor(ctx context.Context, id string, timeout time.Duration) int
 			}
 			state := "unfinished"
 			if j != nil && c.printJob(j) == exitOK {
-				state = j.State
+				state = sanitize(j.State)
 			}
 			fmt.Fprintf(c.stderr, "%s: job %s is still %s after %s\n", c.name, quoteArg(id), state, timeout)
 			return exitFailed
@@ -298,7 +298,7 @@ the --cursor of the next if more follow.`)
 		case !s.More:
 			return exitOK
 		case *limit != 0 || *format == "json":
-			fmt.Fprintf(c.stderr, "%s: more rows follow: add --cursor %s\n", c.name, s.Next)
+			fmt.Fprintf(c.stderr, "%s: more rows follow: add --cursor %s\n", c.name, sanitize(s.Next))
 			return exitOK
 		}
 		q.Cursor = s.Next

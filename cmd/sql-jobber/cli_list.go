@@ -65,7 +65,7 @@ next page (give it with the same filters).`)
 		return code
 	}
 	if page.Next != "" {
-		fmt.Fprintf(c.stderr, "%s: more jobs follow: add --cursor %s\n", c.name, page.Next)
+		fmt.Fprintf(c.stderr, "%s: more jobs follow: add --cursor %s\n", c.name, sanitize(page.Next))
 	}
 	return exitOK
 }
@@ -78,7 +78,7 @@ func (c *cli) jobTable(jobs []client.Job) int {
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB ID\tTASK\tQUEUE\tSTATE\tROWS\tCREATED (UTC)\tDURATION\tNODE\tERROR")
 	for _, j := range jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", clip(j.JobID, 64), clip(j.Task, 40), clip(j.Queue, 40), j.State, j.Count,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", clip(j.JobID, 64), clip(j.Task, 40), clip(j.Queue, 40), clip(j.State, 20), j.Count,
 			formatTime(j.CreatedAt), cellOr(runTime(&j)), clip(cellOr(j.Node), 40), clip(cellOr(j.Error), 60))
 	}
 	return c.flush(tw)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	nethttp "net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -331,6 +333,32 @@ func TestCLIWithoutServer(t *testing.T) {
 	out.Reset()
 	if err := Run(context.Background(), []string{"--help"}, &out, &out); exitCode(err, &out) != 0 || !strings.Contains(out.String(), "sql-jobber job --help") {
 		t.Errorf("the server's --help does not point to the client: %q", out.String())
+	}
+}
+
+// TestCLIEscapesWhatAServerSends: a server (or whatever answers at its
+// address) cannot send the terminal escape sequences through the client:
+// states, IDs and cursors are printed with control characters escaped.
+func TestCLIEscapesWhatAServerSends(t *testing.T) {
+	const state = `"\u001b[2JSTARTED"`
+	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/jobs":
+			fmt.Fprintf(w, `{"status": "success", "data": {"jobs": [{"job_id": "j", "state": %s}], "next": "c\u001b]0;owned\u0007"}}`, state)
+		case r.Method == "POST":
+			fmt.Fprint(w, `{"status": "success", "data": {"job_id": "j\u001b[31m", "queue": "q", "workers": 1}}`)
+		default:
+			fmt.Fprintf(w, `{"status": "success", "data": {"job_id": "j", "state": %s}}`, state)
+		}
+	}))
+	defer srv.Close()
+	env := map[string]string{urlEnv: srv.URL}
+	for _, args := range [][]string{{"jobs"}, {"job", "wait", "j", "--timeout", "100ms"}, {"job", "status", "j"}, {"job", "submit", "t"}} {
+		r := runClient(env, args...)
+		if out := r.stdout + r.stderr; strings.ContainsAny(out, "\x1b\x07") || !strings.Contains(out, `\u001b`) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+		}
 	}
 }
 
