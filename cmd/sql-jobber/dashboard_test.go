@@ -78,6 +78,11 @@ func TestDashboard(t *testing.T) {
 				const row = [...document.querySelectorAll("main tbody tr")].find((r) => r.cells[0].innerText === "default");
 				return !!row && row.cells[2].innerText === "1" && row.cells[3].innerText === "3" && row.cells[4].innerText === "1";
 			})()`)
+			// The source database the jobs ran on, without a cap.
+			b.waitFor("the source database's row", `(() => {
+				const row = [...document.querySelectorAll("main tbody tr")].find((r) => r.cells[0].innerText === "src");
+				return !!row && row.cells[1].innerText === "none" && row.cells[2].innerText === "1";
+			})()`)
 			b.screenshot("queues")
 
 			// Jobs: newest first, the running one on top, live.
