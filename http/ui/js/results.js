@@ -136,9 +136,9 @@ export function resultsPanel(ctx, job) {
   }
 
   // csvPages reads all the rows the filters keep, in the order shown, as
-  // CSV parts: in one page as large as the job's count, or, when the server
-  // allows no page that large (results_max_page_size), in pages of its
-  // default size, each after the first without its header row.
+  // CSV parts: in one page as large as the job's count or, when the server
+  // allows no page that large (results_max_page_size), in pages half as
+  // large (or a quarter...), each after the first without its header row.
   async function csvPages() {
     const parts = [];
     let limit = Math.max(job.count, 1);
@@ -148,8 +148,8 @@ export function resultsPanel(ctx, job) {
       try {
         page = await api.getBlob(base + params({ format: "csv", limit, cursor }), "text/csv");
       } catch (e) {
-        if (e.status !== 400 || limit === "" || cursor) throw e;
-        limit = ""; // the server's own page size, which it always allows
+        if (e.status !== 400 || cursor || limit <= 1) throw e;
+        limit = Math.ceil(limit / 2);
         continue;
       }
       parts.push(parts.length ? await withoutHeader(page.blob) : page.blob);
