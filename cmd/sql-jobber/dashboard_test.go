@@ -196,6 +196,10 @@ func TestDashboard(t *testing.T) {
 			b.waitText("pre.error-text", "no_such_table")
 			b.screenshot("job-failed")
 
+			// A link with a malformed escape names no page.
+			b.open("#/jobs/%E0%A4%A")
+			b.waitText("main h1", "No such page")
+
 			// Tasks, with their SQL.
 			b.click(`nav a[href="#/tasks"]`)
 			b.waitText("#task-report pre", "pg_advisory_xact_lock_shared")

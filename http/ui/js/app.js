@@ -57,8 +57,13 @@ function route() {
   for (const [re, name, make] of routes) {
     const m = re.exec(path || "/");
     if (m) {
-      view = make(ctx, m, params);
-      nav = name;
+      try {
+        view = make(ctx, m, params);
+        nav = name;
+      } catch (e) {
+        // A malformed %-escape in an ID (a hand-made link) names nothing.
+        if (!(e instanceof URIError)) throw e;
+      }
       break;
     }
   }
