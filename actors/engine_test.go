@@ -574,7 +574,12 @@ func TestClusterAWorkerNameHasOneLiveHolder(t *testing.T) {
 // retries are untouched.
 func TestClusterAMemberFoundGoneLosesItsRuns(t *testing.T) {
 	s := newStores(t)
-	dead, err := s.start(t, actors.Config{NodeName: "dead", Lease: time.Hour})
+	// "dead" dies only as far as the cluster can tell: its engine goes on.
+	// One slot, held by the lost run, and leases renewed (and found lost)
+	// only every 20 minutes keep it from claiming the job it lost again,
+	// which it would never finish (its writes wait), before the other
+	// node does.
+	dead, err := s.start(t, actors.Config{NodeName: "dead", Lease: time.Hour, NodeLease: time.Hour, Queues: map[string]int{"default": 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
