@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -107,8 +108,13 @@ func (l *Ledger) admitFlightOnce(ctx context.Context, a Job) (*Job, error) {
 			return err
 		}
 		w := a
-		if leader != nil && leader.ID != a.ID {
+		switch {
+		case leader == nil || leader.ID == a.ID:
+		case sameComputation(leader, &a):
 			joining(&w, leader.ID)
+		default:
+			// Its flight outlived what it computes: w runs on its own.
+			w.Flight = ""
 		}
 		startsAt(&w, l.now())
 		written, err := l.d.admitOne(ctx, l, q, l.d.admitSQL(l.table, 1), l.jobArgs(&w), &w)
@@ -145,6 +151,15 @@ func joining(w *Job, leader string) {
 	w.State, w.Held, w.Joined = sqljobber.StatePending, true, leader
 	w.RunID, w.Node, w.NodeID, w.Attempt, w.Fence = "", "", "", 0, 0
 	w.StartedAt, w.LeaseUntil = time.Time{}, time.Time{}
+}
+
+// sameComputation reports whether jobs a and b of one flight still compute
+// the same, for the same owner. A flight names a computation, but a row's
+// flight can outlive it: a build that knows no flights, admitting the ID
+// again with other arguments, leaves the column as it was. Such a job
+// neither leads nor answers the jobs of the flight it no longer computes.
+func sameComputation(a, b *Job) bool {
+	return a.Owner == b.Owner && a.Task == b.Task && a.DB == b.DB && bytes.Equal(a.Args, b.Args)
 }
 
 // leaderOf reads the unfinished job that leads flight, locked until q's
@@ -227,7 +242,7 @@ func (l *Ledger) settleOnce(ctx context.Context, flight string) (*Settled, error
 				}
 				succeeded[w.Joined] = src
 			}
-			if src == nil {
+			if src == nil || !sameComputation(src, w) {
 				orphans = append(orphans, w)
 				continue
 			}

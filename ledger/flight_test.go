@@ -263,3 +263,67 @@ func TestAFlightsLeaderMayStartAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestAFlightIsOneComputation: a job's flight column can outlive what it
+// computed where a build that knows no flights admits its ID again, with
+// other arguments (its upsert leaves the column as it was). No job joins
+// such a leader, nor is answered by its results: it runs on its own.
+func TestAFlightIsOneComputation(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *env) {
+		ctx := context.Background()
+		// What an earlier build's admission of an ID leaves: the row of
+		// that ID's last job with its arguments, state and times anew.
+		readmitByEarlierBuild := func(id string) {
+			t.Helper()
+			if _, err := l.db.Querier().Exec(ctx, `UPDATE sqljobber_jobs SET state = 'PENDING', args = '["other"]', run_id = '', finished_at = NULL,
+	expires_at = NULL, held = 0 WHERE job_id = ?`, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustAdmitFlight(t, l, flightJob("lead", "f", 0))
+		l.clock.Advance(time.Millisecond)
+		mustAdmitFlight(t, l, flightJob("waits", "f", 0))
+		run := mustClaim(t, l)
+		if err := l.Finish(ctx, "lead", run.RunID, ledger.Outcome{State: sqljobber.StateFailure, Error: "boom"}); err != nil {
+			t.Fatal(err)
+		}
+		readmitByEarlierBuild("lead")
+		if s := mustSettle(t, l, "f"); len(s.Answered) != 0 {
+			t.Fatalf("settled %+v", s)
+		}
+		run = mustClaim(t, l)
+		if run.ID != "lead" || string(run.Args) != `["other"]` {
+			t.Fatalf("claimed %+v; want lead, of other arguments", run)
+		}
+		if err := l.Finish(ctx, "lead", run.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 9}); err != nil {
+			t.Fatal(err)
+		}
+		s := mustSettle(t, l, "f")
+		if len(s.Answered) != 0 || s.Leader == nil || s.Leader.ID != "waits" {
+			t.Fatalf("settled %+v; want waits to run, not answered by another computation's results", s)
+		}
+		if j := mustGet(t, l, "waits"); j.State != sqljobber.StatePending || j.ReusedFrom != "" || j.Joined != "" {
+			t.Fatalf("waits: %+v", j)
+		}
+
+		// A leader left so is joined by nobody.
+		l.clock.Advance(time.Millisecond)
+		mustAdmitFlight(t, l, flightJob("old", "g", 0))
+		run = mustClaim(t, l)
+		if run.ID != "waits" {
+			t.Fatalf("claimed %s; want waits", run.ID)
+		}
+		old := mustClaim(t, l)
+		if err := l.Finish(ctx, "old", old.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
+			t.Fatal(err)
+		}
+		readmitByEarlierBuild("old")
+		if j := mustAdmitFlight(t, l, flightJob("new", "g", 0)); j.Joined != "" {
+			t.Fatalf("new joined %s, a job of other arguments", j.Joined)
+		}
+		claimed, err := l.Claim(ctx, "q", node("n"), 10, time.Minute)
+		if got := ids(claimed); err != nil || len(got) != 2 || !slices.Contains(got, "old") || !slices.Contains(got, "new") {
+			t.Fatalf("claimed %v, %v; want old and new, each on its own", got, err)
+		}
+	})
+}
