@@ -178,13 +178,14 @@ func TestMigrateAddsTheColumnsOfThisVersion(t *testing.T) {
 			// MySQL drops no column a generated column reads.
 			sqlexectest.Exec(t, l.db, "ALTER TABLE sqljobber_jobs DROP COLUMN flight_leader")
 		}
-		for _, c := range []string{"node_id", "lost_runs", "owner", "reused_from", "fingerprint", "joined", "flight"} {
+		for _, c := range []string{"node_id", "lost_runs", "owner", "reused_from", "fingerprint", "joined", "flight", "source_db"} {
 			sqlexectest.Exec(t, l.db, "ALTER TABLE sqljobber_jobs DROP COLUMN "+c)
 		}
 		for _, table := range []string{"sqljobber_jobs_groups", "sqljobber_jobs_gone"} {
 			sqlexectest.Exec(t, l.db, "ALTER TABLE "+table+" DROP COLUMN owner")
 		}
-		again, err := ledger.New(l.db, nil, ledger.Config{})
+		sqlexectest.Exec(t, l.db, "DROP TABLE sqljobber_jobs_caps")
+		again, err := ledger.New(l.db, nil, ledger.Config{MaxRunning: map[string]int{"db0": 1}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,8 +193,23 @@ func TestMigrateAddsTheColumnsOfThisVersion(t *testing.T) {
 			t.Fatal(err)
 		}
 		j, err := again.Get(ctx, "old")
-		if err != nil || j.Task != "t" || j.NodeID != "" || j.LostRuns != 0 || j.Owner != "" || j.ReusedFrom != "" || j.Fingerprint != "" || j.Joined != "" || j.Flight != "" {
+		if err != nil || j.Task != "t" || j.NodeID != "" || j.LostRuns != 0 || j.Owner != "" || j.ReusedFrom != "" || j.Fingerprint != "" ||
+			j.Joined != "" || j.Flight != "" || j.SourceDB != "" {
 			t.Fatalf("a job of the old layout: %+v, %v", j, err)
+		}
+		if n, err := countRows(ctx, l.db, "sqljobber_jobs_caps"); err != nil || n != 1 {
+			t.Fatalf("the caps' rows after the migration: %d, %v", n, err)
+		}
+		// The migrated ledger lets a flight have one unfinished leader,
+		// whatever writes to it.
+		if _, err := again.AdmitFlight(ctx, flightJob("lead", "f", 0), nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		if w, err := again.AdmitFlight(ctx, flightJob("waits", "f", 0), nil, 0); err != nil || w.Joined != "lead" {
+			t.Fatalf("a job of the flight: %+v, %v", w, err)
+		}
+		if _, err := l.db.Querier().Exec(ctx, "UPDATE sqljobber_jobs SET joined = '' WHERE job_id = 'waits'"); !sqlexec.UniqueViolation(err) {
+			t.Fatalf("a second leader of a flight: %v; want a unique violation", err)
 		}
 		if again.Identity() != id {
 			t.Fatalf("identity %q after a second migration, was %q", again.Identity(), id)
