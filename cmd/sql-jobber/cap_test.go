@@ -17,17 +17,19 @@ import (
 
 // cappedSource prepares a PostgreSQL source whose task "capped" records
 // each run's start and end at the source (cap_runs) around a sleep, and
-// returns the task file.
+// returns the task file. A run waits at its start while the test holds the
+// gate (holdGate).
 func cappedSource(t *testing.T, dbs *databases, sleep string) map[string]string {
 	t.Helper()
 	execStmt(t, dbs.src, "CREATE TABLE cap_runs (job TEXT NOT NULL, started TIMESTAMPTZ NOT NULL, ended TIMESTAMPTZ)")
 	execStmt(t, dbs.src, fmt.Sprintf(`CREATE FUNCTION capped_run(j TEXT) RETURNS INT LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
 	INSERT INTO cap_runs (job, started) VALUES (j, clock_timestamp());
+	PERFORM pg_advisory_xact_lock_shared(%d);
 	PERFORM pg_sleep(%s);
 	UPDATE cap_runs SET ended = clock_timestamp() WHERE job = j AND ended IS NULL;
 	RETURN 1;
-END $$`, sleep))
+END $$`, gateKey(t), sleep))
 	return map[string]string{"capped.sql": "-- name: capped\nSELECT capped_run($1) AS ran;\n"}
 }
 
@@ -150,23 +152,28 @@ func TestClusterCapsASourceDatabase(t *testing.T) {
 
 			// The ledger's count, watched while the jobs run.
 			stopWatching := watchRunning(t, dbs.res, "src")
+			// The first runs wait at the source until every job is in
+			// and seen waiting: on a busy machine, submitting ten jobs
+			// can take longer than running them.
+			release := holdGate(t, dbs.src)
 			var ids []string
 			for i := range 10 {
 				id := fmt.Sprintf("cap%02d", i)
 				ids = append(ids, id)
 				[]*testServer{a, b}[i%2].post("capped", fmt.Sprintf(`{"job_id": %q, "args": [%q]}`, id, id))
 			}
-			testwait.For(t, 10*time.Second, "GET /databases to show src at its cap with jobs held back", func() (bool, string) {
+			testwait.For(t, 20*time.Second, "GET /databases to show src at its cap with the other jobs held back", func() (bool, string) {
 				d := b.databases()["src"]
-				return d.MaxRunning != nil && *d.MaxRunning == 2 && d.Running == 2 && d.HeldBack > 0 && d.HeldBack == d.Ready,
+				return d.MaxRunning != nil && *d.MaxRunning == 2 && d.Running == 2 && d.Ready == 8 && d.HeldBack == 8,
 					fmt.Sprintf("%+v", d)
 			})
 			code, _, metrics := rawGet(t, a.base, "/metrics", "")
-			for _, want := range []string{`sqljobber_db_max_running{db="src"} 2`, `sqljobber_db_running{db="src"} 2`, `sqljobber_db_held_back{db="src"} `} {
+			for _, want := range []string{`sqljobber_db_max_running{db="src"} 2`, `sqljobber_db_running{db="src"} 2`, `sqljobber_db_held_back{db="src"} 8`} {
 				if code != 200 || !strings.Contains(metrics, "\n"+want) {
 					t.Errorf("/metrics (%d) lacks %s", code, want)
 				}
 			}
+			release()
 			for _, id := range ids {
 				if j := a.waitState(id, "SUCCESS", "FAILURE", "CANCELLED"); j.State != "SUCCESS" || j.Attempt != 1 {
 					t.Fatalf("job %s: %+v", id, j)
