@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -16,8 +17,8 @@ import (
 
 // Single flight: a job that may reuse results, submitted while an identical
 // job (the same flight: owner, task, query, arguments, requested database,
-// the task's results backends) is unfinished, joins that job instead of
-// running: it waits, PENDING with Joined naming the job, holding no slot,
+// queue, the task's results backends) is unfinished, joins that job instead
+// of running: it waits, PENDING with Joined naming the job, holding no slot,
 // and is answered by its results when it succeeds, as a reusing job is.
 // If that job fails or is cancelled, the oldest job that waited on it runs
 // in its place, and the others wait on that one. The ledger decides who
@@ -35,12 +36,16 @@ type flightRecords interface {
 	UnsettledFlights(ctx context.Context, limit int) ([]string, error)
 }
 
-// flightOf is the flight of computation c of task t: c with any of the
-// task's results backends, since a job's own is a random pick among them.
-func flightOf(c ledger.Computation, t *sqlexec.Task) string {
+// flightOf is the flight of computation c of task t in queue: c with any
+// of the task's results backends, since a job's own is a random pick among
+// them. The queue is part of it: a job joins only a job that waits for the
+// same queue's slots, not one held up in another queue (a slower one, or
+// one no node works).
+func flightOf(c ledger.Computation, t *sqlexec.Task, queue string) string {
 	backends := slices.Sorted(slices.Values(t.Results))
-	// Not a backend's name: no fingerprint of a job is a flight.
-	c.ResultsBackend = "flight:" + strings.Join(backends, ",")
+	// Not a backend's name: no fingerprint of a job is a flight. The
+	// queue's length keeps it apart from the backends.
+	c.ResultsBackend = fmt.Sprintf("flight:%d:%s:%s", len(queue), queue, strings.Join(backends, ","))
 	return ledger.Fingerprint(c)
 }
 

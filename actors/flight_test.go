@@ -163,3 +163,26 @@ func TestClusterAFlightOutlivesItsLeadersNode(t *testing.T) {
 	}
 	dead.res.open()
 }
+
+// TestAJobJoinsNoJobOfAnotherQueue: an identical job waiting in another
+// queue (here one no node works) is not joined: the job runs in its own
+// queue's slots rather than wait for another queue's. The same queue's
+// identical jobs join it.
+func TestAJobJoinsNoJobOfAnotherQueue(t *testing.T) {
+	e := startEngine(t, actors.Config{Queues: map[string]int{"default": 2}})
+	ctx := context.Background()
+	e.res.open()
+	for _, id := range []string{"stuck", "other"} {
+		req := cachedReq(id)
+		req.Queue = "nobody"
+		e.mustSubmit(ctx, req)
+	}
+	if j := e.job("other"); j.Joined != "stuck" {
+		t.Fatalf("other: %+v; want it joined to stuck", j)
+	}
+	e.mustSubmit(ctx, cachedReq("runs"))
+	if j := e.job("runs"); j.Joined != "" {
+		t.Fatalf("runs joined %s, a job of a queue no node works", j.Joined)
+	}
+	e.states([]sqljobber.State{sqljobber.StatePending, sqljobber.StatePending, sqljobber.StateSuccess}, "stuck", "other", "runs")
+}

@@ -67,7 +67,7 @@ func (e *Engine) fingerprint(spec *jobpb.JobSpec) {
 		return
 	}
 	if spec.GroupId == "" && spec.EtaUnixMicros <= time.Now().UnixMicro() {
-		spec.Flight = flightOf(c, t)
+		spec.Flight = flightOf(c, t, spec.Queue)
 	}
 	for _, b := range t.Results {
 		if _, ok := e.results[b]; ok {
