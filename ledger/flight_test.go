@@ -180,8 +180,8 @@ func TestAFlightOutlivesItsLeader(t *testing.T) {
 		if j := mustGet(t, l, "c"); j.Joined != "b" || j.State != sqljobber.StatePending {
 			t.Fatalf("c: %+v; want it waiting on b", j)
 		}
-		if j := mustGet(t, l, "a"); j.State != sqljobber.StateCancelled {
-			t.Fatalf("the cancelled joiner: %+v", j)
+		if j := mustGet(t, l, "a"); j.State != sqljobber.StateCancelled || j.Joined != "" {
+			t.Fatalf("the cancelled joiner: %+v; want it CANCELLED, joined to none", j)
 		}
 		if d := mustAdmitFlight(t, l, flightJob("d", "f", 0)); d.Joined != "b" {
 			t.Fatalf("d joined %q; want b", d.Joined)

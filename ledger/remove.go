@@ -21,7 +21,8 @@ func (l *Ledger) Cancel(ctx context.Context, id string) (*Job, error) {
 			return nil, &sqljobber.FinishedError{Kind: "job", ID: j.ID, State: j.State}
 		}
 		t := l.now()
-		n, err := l.dq.Exec(ctx, fmt.Sprintf(`UPDATE %s SET state = 'CANCELLED', error = 'cancelled', held = 0, lease_until = NULL,
+		// A job that waited on a flight's leader waits no more (joined).
+		n, err := l.dq.Exec(ctx, fmt.Sprintf(`UPDATE %s SET state = 'CANCELLED', error = 'cancelled', held = 0, joined = '', lease_until = NULL,
 	finished_at = ?, updated_at = ?, expires_at = ? WHERE job_id = ? AND state = ? AND run_id = ?`, l.table),
 			l.timeArg(t), l.timeArg(t), l.expiry(t, j.TTL), id, string(j.State), j.RunID)
 		if err != nil {
