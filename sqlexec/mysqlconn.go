@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // A MySQL query that is cancelled keeps running on the server unless a KILL
@@ -60,6 +61,10 @@ func askConnectionID(ctx context.Context, conn driver.Conn) (int64, error) {
 type idConn struct {
 	driver.Conn
 	id int64
+	// stmts are the statements the connection keeps prepared (see
+	// PrepareContext), the most recently used last. database/sql uses a
+	// connection from one goroutine at a time, so they need no lock.
+	stmts []*keptStmt
 }
 
 var (
@@ -78,8 +83,91 @@ func (c *idConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx,
 	return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
 }
 
+// keptStmtsMax is how many prepared statements a connection keeps. A
+// server holds a bounded number for all its clients (MySQL's
+// max_prepared_stmt_count, 16,382 by default): a pool of 20 connections
+// keeps at most 160.
+const keptStmtsMax = 8
+
+// PrepareContext prepares query, or hands out the statement of the same text
+// that the connection prepared before and keeps. A task's query is prepared
+// (see mysqlQuery) and runs again and again: preparing it each time cost a
+// one-row job a round trip and the server a parse, and closing it a packet.
+// The server sends a kept statement's columns again when they changed (a
+// table altered since), and prepares it again itself when its tables
+// change; a connection that breaks takes its statements with it.
 func (c *idConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	return c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
+	for i, k := range c.stmts {
+		if k.query == query && !k.busy {
+			copy(c.stmts[i:], c.stmts[i+1:])
+			c.stmts[len(c.stmts)-1] = k
+			k.busy = true
+			return k, nil
+		}
+	}
+	st, err := c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if !keepable(st) {
+		return st, nil
+	}
+	if len(c.stmts) >= keptStmtsMax {
+		i := slices.IndexFunc(c.stmts, func(k *keptStmt) bool { return !k.busy })
+		if i < 0 {
+			// Every kept statement is in use (a query inside another's
+			// rows): this one is not kept.
+			return st, nil
+		}
+		// The least recently used goes. Should the close not reach the
+		// server, the connection is broken, and its next statement
+		// finds that out.
+		_ = c.stmts[i].Stmt.Close()
+		c.stmts = slices.Delete(c.stmts, i, i+1)
+	}
+	k := &keptStmt{Stmt: st, query: query, busy: true}
+	c.stmts = append(c.stmts, k)
+	return k, nil
+}
+
+// keptStmt is a statement that its connection keeps prepared: closing it
+// hands it back to the connection.
+type keptStmt struct {
+	driver.Stmt
+	query string
+	busy  bool // handed out and not closed since
+}
+
+var (
+	_ driver.StmtQueryContext  = (*keptStmt)(nil)
+	_ driver.StmtExecContext   = (*keptStmt)(nil)
+	_ driver.NamedValueChecker = (*keptStmt)(nil)
+)
+
+// keepable reports whether st has every optional interface that keptStmt
+// passes on, so that database/sql uses a kept statement as it would st.
+func keepable(st driver.Stmt) bool {
+	_, q := st.(driver.StmtQueryContext)
+	_, e := st.(driver.StmtExecContext)
+	_, n := st.(driver.NamedValueChecker)
+	return q && e && n
+}
+
+func (k *keptStmt) Close() error {
+	k.busy = false
+	return nil
+}
+
+func (k *keptStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	return k.Stmt.(driver.StmtQueryContext).QueryContext(ctx, args)
+}
+
+func (k *keptStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	return k.Stmt.(driver.StmtExecContext).ExecContext(ctx, args)
+}
+
+func (k *keptStmt) CheckNamedValue(nv *driver.NamedValue) error {
+	return k.Stmt.(driver.NamedValueChecker).CheckNamedValue(nv)
 }
 
 func (c *idConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
