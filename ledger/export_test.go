@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 )
@@ -51,4 +52,22 @@ func Plans(ctx context.Context, l *Ledger, queue, group string) (map[string]stri
 		out[name] = strings.Join(lines, "\n")
 	}
 	return out, nil
+}
+
+// FinishTogether records the SUCCESS of the runs (job ID, run ID, outcome)
+// in one batch, as SUCCESSes that arrive together are written, and returns
+// the job IDs it recorded; ok is false where the driver does not batch
+// them.
+func FinishTogether(ctx context.Context, l *Ledger, ids, runIDs []string, outcomes []Outcome) (written map[string]bool, ok bool, err error) {
+	b, ok := l.d.(batchFinisher)
+	if !ok {
+		return nil, false, nil
+	}
+	var runs []*pendingFinish
+	for i, id := range ids {
+		runs = append(runs, &pendingFinish{ctx: ctx, id: id, runID: runIDs[i], o: outcomes[i]})
+	}
+	slices.SortFunc(runs, func(x, y *pendingFinish) int { return strings.Compare(x.id, y.id) })
+	written, err = b.finishBatch(ctx, l, l.now(), runs)
+	return written, true, err
 }

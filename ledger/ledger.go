@@ -198,6 +198,7 @@ type Ledger struct {
 	identity string
 
 	admitting admissions
+	finishing finishes
 }
 
 // New returns the ledger kept in cfg.Table's tables of db. durable is db,
@@ -231,9 +232,12 @@ func (l *Ledger) Tables() []string {
 // DB is the database the ledger is kept in.
 func (l *Ledger) DB() *sqlexec.DB { return l.db }
 
-// Close waits for the admissions being written. Nothing may be admitted
-// after it.
-func (l *Ledger) Close() { l.admitting.done.Wait() }
+// Close waits for the admissions and finishes being written. Nothing may be
+// admitted or finished after it.
+func (l *Ledger) Close() {
+	l.admitting.done.Wait()
+	l.finishing.done.Wait()
+}
 
 // now is the clock's time as the ledger stores it: UTC, to the
 // microsecond.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ type mysqlDriver struct{}
 var (
 	_ driver        = mysqlDriver{}
 	_ batchAdmitter = mysqlDriver{}
+	_ batchFinisher = mysqlDriver{}
 )
 
 func (mysqlDriver) quote(ident string) string { return sqlexec.MySQL.Quote(ident) }
@@ -263,6 +265,56 @@ func mysqlAdmitBatch(ctx context.Context, l *Ledger, q sqlexec.Querier, jobs []*
 	}
 	if n != changed {
 		return nil, fmt.Errorf("%d rows changed where %d were expected: IDs changed hands meanwhile", n, changed)
+	}
+	return written, nil
+}
+
+// finishBatch records the runs' SUCCESS in one autocommitted UPDATE, each
+// row's own values picked by its job ID: one round trip and one commit. A
+// run that no longer owns its job changes no row; when fewer rows change
+// than there are runs, the rows are read back to learn which runs wrote
+// theirs (this batch's time is on them, and their run's ID).
+func (mysqlDriver) finishBatch(ctx context.Context, l *Ledger, t time.Time, runs []*pendingFinish) (map[string]bool, error) {
+	n := len(runs)
+	counts, expiries, runIDs, ids := make([]any, 0, 2*n), make([]any, 0, 2*n), make([]any, 0, 2*n), make([]any, 0, n)
+	for _, p := range runs {
+		counts = append(counts, p.id, p.o.Count)
+		expiries = append(expiries, p.id, l.expiry(t, p.o.TTL))
+		runIDs = append(runIDs, p.id, p.runID)
+		ids = append(ids, p.id)
+	}
+	whens := strings.Repeat(" WHEN ? THEN ?", n)
+	in := sqlexec.Placeholders(n)
+	stmt := fmt.Sprintf(`UPDATE %s SET state = 'SUCCESS', count = CASE job_id%s END, error = '', lease_until = NULL, finished_at = ?,
+	updated_at = ?, expires_at = CASE job_id%s END WHERE job_id IN (%s) AND run_id = CASE job_id%s END AND state = 'STARTED'`,
+		l.table, whens, whens, in, whens)
+	args := slices.Concat(counts, []any{l.timeArg(t), l.timeArg(t)}, expiries, ids, runIDs)
+	changed, err := l.q.Exec(ctx, stmt, args...)
+	if err != nil {
+		return nil, fmt.Errorf("finish jobs: %w", err)
+	}
+	written := make(map[string]bool, n)
+	if changed == int64(n) {
+		for _, p := range runs {
+			written[p.id] = true
+		}
+		return written, nil
+	}
+	runOf := make(map[string]string, n)
+	for _, p := range runs {
+		runOf[p.id] = p.runID
+	}
+	err = l.q.Query(ctx, fmt.Sprintf("SELECT job_id, run_id FROM %s WHERE job_id IN (%s) AND state = 'SUCCESS' AND updated_at = ?", l.table, in),
+		func(scan func(...any) error) error {
+			var id, runID string
+			if err := scan(&id, &runID); err != nil {
+				return err
+			}
+			written[id] = written[id] || runOf[id] == runID
+			return nil
+		}, append(ids, l.timeArg(t))...)
+	if err != nil {
+		return nil, fmt.Errorf("finish jobs: %w", err)
 	}
 	return written, nil
 }

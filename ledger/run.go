@@ -140,7 +140,18 @@ func (l *Ledger) expiry(t time.Time, ttl time.Duration) any {
 
 // Finish records the outcome of run runID. It returns ErrRunSuperseded if
 // the job is no longer this run's (cancelled, purged, or taken over).
+//
+// Where the driver can, SUCCESSes that arrive while others are being
+// written go into the database together (see finishes).
 func (l *Ledger) Finish(ctx context.Context, id, runID string, o Outcome) error {
+	if b, ok := l.d.(batchFinisher); ok && o.State == sqljobber.StateSuccess {
+		return l.finishing.finish(ctx, l, b, id, runID, o)
+	}
+	return l.finishAlone(ctx, id, runID, o)
+}
+
+// finishAlone is Finish in a statement of its own.
+func (l *Ledger) finishAlone(ctx context.Context, id, runID string, o Outcome) error {
 	t := l.now()
 	var stmt string
 	var args []any
