@@ -33,6 +33,7 @@ type options struct {
 	binary      string
 	short       bool
 	pprof       string
+	pprofMySQL  string
 	only        string
 }
 
@@ -85,6 +86,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.binary, "binary", "", "sql-jobber binary to run (default: build it)")
 	fs.BoolVar(&o.short, "short", false, "a quick smoke run on small data")
 	fs.StringVar(&o.pprof, "pprof", "", "have the server serve Go's profiler on this address (e.g. 127.0.0.1:6065)")
+	fs.StringVar(&o.pprofMySQL, "pprof-mysql", "", "have the MySQL-ledger server (tiny, posts) serve Go's profiler on this address")
 	fs.StringVar(&o.only, "only", "", "run only these sections, comma-separated: floors, jobs, tiny, posts, tinyparts (only when named)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -169,8 +171,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// Dropped once the server has stopped (deferred calls run last
 		// first).
 		defer d.dropScratch(context.WithoutCancel(ctx))
-		// No profiler: its address is the other server's.
-		if b.mysrv, err = startServer(ctx, bin, filepath.Join(dir, myServerDir), o.concurrency, ""); err != nil {
+		if b.mysrv, err = startServer(ctx, bin, filepath.Join(dir, myServerDir), o.concurrency, o.pprofMySQL); err != nil {
 			return err
 		}
 		defer b.mysrv.stop()

@@ -186,7 +186,10 @@ func (s *server) jobWait(id, wait string) (jobState, error) {
 func (s *server) waitSuccess(id string) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		j, err := s.jobWait(id, "30s")
+		// Below the client's 30 s timeout: a wait that ends unanswered
+		// (a lost notice, on a loaded machine) is asked again, not an
+		// error.
+		j, err := s.jobWait(id, "20s")
 		switch {
 		case err != nil:
 			return err
