@@ -1,8 +1,8 @@
 // Package ledger owns the durable record of every job and group, kept in
 // tables of a results database: jobs and their states, groups, the queue
 // that nodes claim jobs from, runs with their leases and fence tokens,
-// admissions (batched into one commit where the database allows), expiry,
-// and the IDs of removed jobs.
+// admissions and SUCCESSes (each batched into one commit where the database
+// allows), expiry, and the IDs of removed jobs.
 //
 // What it guarantees, across nodes and restarts, by conditional writes:
 //   - at most one unfinished job holds an ID (Admit, Start, AdmitGroup);
