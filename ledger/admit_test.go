@@ -353,3 +353,41 @@ func BenchmarkAdmit(b *testing.B) {
 		})
 	}
 }
+
+// TestABatchOfAdmissionsWritesNewAndFinishedIDs: a batch of new IDs is
+// written whole; a batch that also holds the ID of a finished job (which
+// it replaces, its fence token grown) and of an unfinished one (which it
+// leaves alone) writes the first two and says so.
+func TestABatchOfAdmissionsWritesNewAndFinishedIDs(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *env) {
+		ctx := context.Background()
+		job := func(id string) ledger.Job { return jb(sqljobber.Job{ID: id, Task: "t", Queue: "q"}) }
+		written, ok, err := ledger.AdmitTogether(ctx, l.Ledger, []ledger.Job{job("n2"), job("n1"), job("n3")})
+		if !ok {
+			t.Skip("this ledger admits jobs one by one")
+		}
+		if err != nil || len(written) != 3 {
+			t.Fatalf("new IDs: %v, %v", written, err)
+		}
+		for _, id := range []string{"n1", "n2", "n3"} {
+			if j := mustGet(t, l, id); j.State != sqljobber.StatePending || written[id] != 0 {
+				t.Errorf("%s: %s, fence %d", id, j.State, written[id])
+			}
+		}
+		done := finish(t, l, "done", 0)
+		mustAdmit(t, l, job("busy"))
+		written, _, err = ledger.AdmitTogether(ctx, l.Ledger, []ledger.Job{job("busy"), job("done"), job("n4")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(written) != 2 || written["done"] != done.Fence {
+			t.Fatalf("a batch with a finished and an unfinished ID: %v (the finished one's fence was %d)", written, done.Fence)
+		}
+		if j := mustGet(t, l, "done"); j.State != sqljobber.StatePending || j.Fence != done.Fence {
+			t.Errorf("done: %s, fence %d", j.State, j.Fence)
+		}
+		if j := mustGet(t, l, "n4"); j.State != sqljobber.StatePending {
+			t.Errorf("n4: %s", j.State)
+		}
+	})
+}

@@ -71,3 +71,21 @@ func FinishTogether(ctx context.Context, l *Ledger, ids, runIDs []string, outcom
 	written, err = b.finishBatch(ctx, l, l.now(), runs)
 	return written, true, err
 }
+
+// AdmitTogether writes admissions of jobs in one batch, as admissions that
+// arrive together are written, and returns the IDs it wrote with their
+// fence tokens; ok is false where the driver does not batch them.
+func AdmitTogether(ctx context.Context, l *Ledger, jobs []Job) (written map[string]int64, ok bool, err error) {
+	b, ok := l.d.(batchAdmitter)
+	if !ok {
+		return nil, false, nil
+	}
+	var batch []*Job
+	for _, j := range jobs {
+		a := l.admission(j)
+		batch = append(batch, &a)
+	}
+	slices.SortFunc(batch, func(x, y *Job) int { return strings.Compare(x.ID, y.ID) })
+	written, err = b.admitBatch(ctx, l, batch)
+	return written, true, err
+}

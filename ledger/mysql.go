@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
@@ -191,6 +193,9 @@ func (mysqlDriver) admitBatch(ctx context.Context, l *Ledger, jobs []*Job) (map[
 	if len(jobs) < 2 {
 		return nil, nil
 	}
+	if written, ok, err := mariaDBAdmitNew(ctx, l, jobs); ok || err != nil {
+		return written, err
+	}
 	tx, err := l.durable.SQL().BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return nil, fmt.Errorf("admit batch: %w", err)
@@ -203,6 +208,40 @@ func (mysqlDriver) admitBatch(ctx context.Context, l *Ledger, jobs []*Job) (map[
 		return nil, fmt.Errorf("admit batch: %w", err)
 	}
 	return written, nil
+}
+
+// mariaDBAdmitNew writes a batch whose IDs are all new, the most common
+// kind, in one autocommitted INSERT: one round trip, where the transaction
+// takes five. If any ID is in the ledger already, the INSERT writes nothing
+// (ER_DUP_ENTRY) and reports !ok: the batch takes the transaction. Checking
+// an ID against a row that another transaction holds waits for it, at
+// most a second (MariaDB's SET STATEMENT; MySQL has no such bound on an
+// INSERT, so there every batch takes the transaction, whose read does not
+// wait at all).
+func mariaDBAdmitNew(ctx context.Context, l *Ledger, jobs []*Job) (map[string]int64, bool, error) {
+	if !l.durable.MariaDB {
+		return nil, false, nil
+	}
+	args := make([]any, 0, len(jobs)*len(jobColumnList))
+	for _, j := range jobs {
+		args = append(args, l.jobArgs(j)...)
+	}
+	n, err := l.dq.Exec(ctx, fmt.Sprintf("SET STATEMENT innodb_lock_wait_timeout = 1 FOR INSERT INTO %s (%s) VALUES %s",
+		l.table, jobColumns, rowsOf(len(jobColumnList), len(jobs))), args...)
+	var myErr *mysql.MySQLError
+	switch {
+	case errors.As(err, &myErr) && myErr.Number == 1062: // ER_DUP_ENTRY
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("admit batch: %w", err)
+	case n != int64(len(jobs)):
+		return nil, false, fmt.Errorf("admit batch: %d rows inserted of %d", n, len(jobs))
+	}
+	written := make(map[string]int64, len(jobs))
+	for _, j := range jobs {
+		written[j.ID] = j.Fence
+	}
+	return written, true, nil
 }
 
 // mysqlAdmitBatch is admitBatch's work inside its transaction q.
