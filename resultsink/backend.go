@@ -171,7 +171,9 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	d := dialectFor(cfg.Type)
 	if cfg.Type == sqlexec.MySQL {
-		d = mysqlDialect{mariaDB: db.MariaDB}
+		my := mysqlDialect{mariaDB: db.MariaDB}
+		my.records = &firstRecords{d: my}
+		d = my
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -291,8 +293,12 @@ func (b *Backend) ReservedTable(name string) bool {
 	return strings.HasPrefix(name, reservedPrefix) || b.reserved[name]
 }
 
-// Close closes the backend's pools.
+// Close closes the backend's pools, once the fence records being written
+// are.
 func (b *Backend) Close() {
+	if my, ok := b.d.(mysqlDialect); ok && my.records != nil {
+		my.records.done.Wait()
+	}
 	b.db.Close()
 	if b.durable != b.db {
 		b.durable.Close()

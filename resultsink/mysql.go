@@ -21,6 +21,9 @@ type mysqlDialect struct {
 	// mariaDB: MariaDB's JSON keeps the text as written; MySQL's is a
 	// binary format that reorders keys and drops duplicates.
 	mariaDB bool
+	// records batches the first fence records of small results (nil:
+	// each inserted alone).
+	records *firstRecords
 }
 
 var _ dialect = mysqlDialect{}
@@ -135,53 +138,30 @@ func (d mysqlDialect) writeSmall(ctx context.Context, db *sqlexec.DB, final stri
 	if err != nil {
 		return false, err
 	}
-	conn, err := db.SQL().Conn(ctx)
-	if err != nil {
+	// The record first, only while the run owns its job.
+	if err := d.recordFirst(ctx, db, final, fence); err != nil {
 		return false, err
 	}
-	defer conn.Close()
-	// The record is inserted only while the run owns its job: with the
-	// ledger here, the one statement is also the ownership check.
-	insert, args := fmt.Sprintf("INSERT INTO %s (table_name, token) VALUES (?, ?)", d.quote(fenceTable)), []any{final, fence.Token}
-	if fence.here(db) {
-		from, fromArgs := fence.Owner.Owns()
-		insert, args = fmt.Sprintf("INSERT INTO %s (table_name, token) SELECT ?, ? %s", d.quote(fenceTable), from), append(args, fromArgs...)
-	} else if err := checkOwner(ctx, nil, db, fence); err != nil {
-		return false, err
+	_, err = db.Querier().Exec(ctx, create)
+	if err == nil {
+		return false, nil
+	}
+	// Take the record back, unless a newer publication of the name has
+	// replaced it: a table of the name then is that one's.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	n, derr := db.Querier().Exec(cctx, fmt.Sprintf("DELETE FROM %s WHERE table_name = ? AND token = ?", d.quote(fenceTable)), final, fence.Token)
+	if derr != nil {
+		return false, errors.Join(err, derr)
 	}
 	var myErr *mysql.MySQLError
-	res, err := conn.ExecContext(ctx, insert, args...)
-	switch {
-	case errors.As(err, &myErr) && myErr.Number == 1062: // ER_DUP_ENTRY
-		return false, errStage
-	case err != nil:
-		return false, err
-	}
-	switch n, err := res.RowsAffected(); {
-	case err != nil:
-		return false, err
-	case n == 0:
-		// The run no longer owns its job.
-		return false, ErrFenced
-	}
-	if _, err := conn.ExecContext(ctx, create); err != nil {
-		// Take the record back, unless a newer publication of the name
-		// has replaced it: a table of the name then is that one's.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
-		res, derr := conn.ExecContext(cctx, fmt.Sprintf("DELETE FROM %s WHERE table_name = ? AND token = ?", d.quote(fenceTable)), final, fence.Token)
-		if derr != nil {
-			return false, errors.Join(err, derr)
+	if errors.As(err, &myErr) && myErr.Number == 1050 { // ER_TABLE_EXISTS_ERROR
+		if n == 0 {
+			return false, ErrFenced
 		}
-		if errors.As(err, &myErr) && myErr.Number == 1050 { // ER_TABLE_EXISTS_ERROR
-			if n, _ := res.RowsAffected(); n == 0 {
-				return false, ErrFenced
-			}
-			return false, foreignTable(final)
-		}
-		return false, err
+		return false, foreignTable(final)
 	}
-	return false, nil
+	return false, err
 }
 
 // createSelect is the CREATE TABLE ... SELECT that creates final with its
