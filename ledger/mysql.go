@@ -186,15 +186,19 @@ func (mysqlDriver) greatest(a, b string) string { return "GREATEST(" + a + ", " 
 // of that ID being published, say) fails the batch at once (NOWAIT) rather
 // than stall every admission queued behind it.
 //
-// A batch of one is left to be admitted alone, in one autocommitted
-// statement: fewer round trips than a transaction, and one that waits for a
-// lock holds up no other admission.
+// On MariaDB a batch of new IDs, even of one, is first tried as one INSERT
+// (mariaDBAdmitNew), written by the batch's writer: the admissions that
+// arrive meanwhile wait for the next batch and share its commit, where each
+// written alone took a commit of its own. Otherwise a batch of one is left
+// to be admitted alone, in one autocommitted statement: fewer round trips
+// than a transaction, and one that waits for a lock holds up no other
+// admission.
 func (mysqlDriver) admitBatch(ctx context.Context, l *Ledger, jobs []*Job) (map[string]int64, error) {
-	if len(jobs) < 2 {
-		return nil, nil
-	}
 	if written, ok, err := mariaDBAdmitNew(ctx, l, jobs); ok || err != nil {
 		return written, err
+	}
+	if len(jobs) < 2 {
+		return nil, nil
 	}
 	tx, err := l.durable.SQL().BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
