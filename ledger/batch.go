@@ -2,12 +2,10 @@ package ledger
 
 import (
 	"context"
-	"slices"
-	"strings"
-	"sync"
 	"time"
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
+	"github.com/sql-jobber/sql-jobber/internal/batch"
 )
 
 // Batches of admissions. Each admission is one durable commit, which waits
@@ -45,10 +43,7 @@ type batchAdmitter interface {
 
 // admissions queues the admissions waiting to be written.
 type admissions struct {
-	mu      sync.Mutex
-	waiting []*pendingAdmission
-	writers int
-	done    sync.WaitGroup // the writers, for Close
+	q batch.Queue[*pendingAdmission]
 }
 
 type pendingAdmission struct {
@@ -56,6 +51,8 @@ type pendingAdmission struct {
 	job  Job
 	done chan admitResult // buffered: the writer never blocks on it
 }
+
+func (p *pendingAdmission) BatchKey() string { return p.job.ID }
 
 type admitResult struct {
 	job   *Job
@@ -70,17 +67,7 @@ type admitResult struct {
 // never writes it.
 func (a *admissions) admit(ctx context.Context, l *Ledger, b batchAdmitter, j Job) (*Job, error) {
 	p := &pendingAdmission{ctx: ctx, job: j, done: make(chan admitResult, 1)}
-	a.mu.Lock()
-	a.waiting = append(a.waiting, p)
-	start := a.writers < admitWriters
-	if start {
-		a.writers++
-		a.done.Add(1)
-	}
-	a.mu.Unlock()
-	if start {
-		go a.write(l, b)
-	}
+	a.q.Add(p, batch.Limits{Max: admitBatchMax, Writers: admitWriters}, func(ps []*pendingAdmission) { l.admitBatch(b, ps) })
 	var r admitResult
 	if j.State == sqljobber.StateStarted {
 		r = <-p.done
@@ -95,45 +82,6 @@ func (a *admissions) admit(ctx context.Context, l *Ledger, b batchAdmitter, j Jo
 		return l.admitAlone(ctx, j)
 	}
 	return r.job, r.err
-}
-
-// write writes batches until none waits.
-func (a *admissions) write(l *Ledger, b batchAdmitter) {
-	defer a.done.Done()
-	for {
-		batch := a.next()
-		if batch == nil {
-			return
-		}
-		l.admitBatch(b, batch)
-	}
-}
-
-// next takes the next batch off the queue, or, when none waits, retires
-// the writer. A batch holds each job ID once: one statement cannot write a
-// row twice, so a repeated ID waits for the next batch. It is in the order
-// of the IDs, so that two batches in flight (here or on other nodes) lock
-// the rows they share in the same order and cannot deadlock.
-func (a *admissions) next() []*pendingAdmission {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.waiting) == 0 {
-		a.writers--
-		return nil
-	}
-	var batch, rest []*pendingAdmission
-	ids := make(map[string]bool, min(len(a.waiting), admitBatchMax))
-	for _, p := range a.waiting {
-		if len(batch) == admitBatchMax || ids[p.job.ID] {
-			rest = append(rest, p)
-			continue
-		}
-		ids[p.job.ID] = true
-		batch = append(batch, p)
-	}
-	a.waiting = rest
-	slices.SortFunc(batch, func(x, y *pendingAdmission) int { return strings.Compare(x.job.ID, y.job.ID) })
-	return batch
 }
 
 // admitBatch writes batch with b. The jobs it did not write (an unfinished

@@ -2,10 +2,9 @@ package ledger
 
 import (
 	"context"
-	"slices"
-	"strings"
-	"sync"
 	"time"
+
+	"github.com/sql-jobber/sql-jobber/internal/batch"
 )
 
 // Batches of finishes. Where a publication cannot record its job's SUCCESS
@@ -40,10 +39,7 @@ type batchFinisher interface {
 
 // finishes queues the SUCCESSes waiting to be written.
 type finishes struct {
-	mu      sync.Mutex
-	waiting []*pendingFinish
-	writing bool
-	done    sync.WaitGroup // the writer, for Close
+	q batch.Queue[*pendingFinish]
 }
 
 type pendingFinish struct {
@@ -52,6 +48,8 @@ type pendingFinish struct {
 	o         Outcome
 	done      chan finishResult // buffered: the writer never blocks on it
 }
+
+func (p *pendingFinish) BatchKey() string { return p.id }
 
 type finishResult struct {
 	written bool
@@ -65,17 +63,7 @@ type finishResult struct {
 // callers ask the ledger then, as after any lost answer).
 func (f *finishes) finish(ctx context.Context, l *Ledger, b batchFinisher, id, runID string, o Outcome) error {
 	p := &pendingFinish{ctx: ctx, id: id, runID: runID, o: o, done: make(chan finishResult, 1)}
-	f.mu.Lock()
-	f.waiting = append(f.waiting, p)
-	start := !f.writing
-	if start {
-		f.writing = true
-		f.done.Add(1)
-	}
-	f.mu.Unlock()
-	if start {
-		go f.write(l, b)
-	}
+	f.q.Add(p, batch.Limits{Max: finishBatchMax}, func(ps []*pendingFinish) { l.finishBatch(b, ps) })
 	var r finishResult
 	select {
 	case r = <-p.done:
@@ -91,44 +79,6 @@ func (f *finishes) finish(ctx context.Context, l *Ledger, b batchFinisher, id, r
 		return ErrRunSuperseded
 	}
 	return nil
-}
-
-// write writes batches until none waits.
-func (f *finishes) write(l *Ledger, b batchFinisher) {
-	defer f.done.Done()
-	for {
-		batch := f.next()
-		if batch == nil {
-			return
-		}
-		l.finishBatch(b, batch)
-	}
-}
-
-// next takes the next batch off the queue, or, when none waits, retires
-// the writer. A batch holds each job ID once, in ID order, so that two
-// batches in flight (on two nodes) lock the rows they share in the same
-// order.
-func (f *finishes) next() []*pendingFinish {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.waiting) == 0 {
-		f.writing = false
-		return nil
-	}
-	var batch, rest []*pendingFinish
-	ids := make(map[string]bool, min(len(f.waiting), finishBatchMax))
-	for _, p := range f.waiting {
-		if len(batch) == finishBatchMax || ids[p.id] {
-			rest = append(rest, p)
-			continue
-		}
-		ids[p.id] = true
-		batch = append(batch, p)
-	}
-	f.waiting = rest
-	slices.SortFunc(batch, func(x, y *pendingFinish) int { return strings.Compare(x.id, y.id) })
-	return batch
 }
 
 // finishBatch writes batch with b: a batch of one as Finish writes it, a

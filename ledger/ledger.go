@@ -235,8 +235,8 @@ func (l *Ledger) DB() *sqlexec.DB { return l.db }
 // Close waits for the admissions and finishes being written. Nothing may be
 // admitted or finished after it.
 func (l *Ledger) Close() {
-	l.admitting.done.Wait()
-	l.finishing.done.Wait()
+	l.admitting.q.Wait()
+	l.finishing.q.Wait()
 }
 
 // now is the clock's time as the ledger stores it: UTC, to the

@@ -297,7 +297,7 @@ func (b *Backend) ReservedTable(name string) bool {
 // are.
 func (b *Backend) Close() {
 	if my, ok := b.d.(mysqlDialect); ok && my.records != nil {
-		my.records.done.Wait()
+		my.records.q.Wait()
 	}
 	b.db.Close()
 	if b.durable != b.db {

@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/sql-jobber/sql-jobber/internal/batch"
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
@@ -33,11 +32,8 @@ const (
 // firstRecords queues the first fence records of one results database
 // whose ledger shares it, waiting to be inserted.
 type firstRecords struct {
-	d       mysqlDialect
-	mu      sync.Mutex
-	waiting []*pendingRecord
-	writing bool
-	done    sync.WaitGroup // the writer, for Backend.Close
+	d mysqlDialect
+	q batch.Queue[*pendingRecord]
 }
 
 type pendingRecord struct {
@@ -48,6 +44,8 @@ type pendingRecord struct {
 	done  chan error // buffered: the writer never blocks on it
 }
 
+func (p *pendingRecord) BatchKey() string { return p.table }
+
 // errAlone hands a record back to its caller, to insert it by itself.
 var errAlone = errors.New("insert the fence record alone")
 
@@ -55,17 +53,7 @@ var errAlone = errors.New("insert the fence record alone")
 // with the records that arrive meanwhile.
 func (f *firstRecords) record(ctx context.Context, db *sqlexec.DB, table string, fence Fence) error {
 	p := &pendingRecord{ctx: ctx, db: db, table: table, fence: fence, done: make(chan error, 1)}
-	f.mu.Lock()
-	f.waiting = append(f.waiting, p)
-	start := !f.writing
-	if start {
-		f.writing = true
-		f.done.Add(1)
-	}
-	f.mu.Unlock()
-	if start {
-		go f.write()
-	}
+	f.q.Add(p, batch.Limits{Max: recordBatchMax}, f.insert)
 	var err error
 	select {
 	case err = <-p.done:
@@ -78,42 +66,6 @@ func (f *firstRecords) record(ctx context.Context, db *sqlexec.DB, table string,
 		return f.d.recordOne(ctx, db, table, fence)
 	}
 	return err
-}
-
-// write writes batches until none waits.
-func (f *firstRecords) write() {
-	defer f.done.Done()
-	for {
-		batch := f.next()
-		if batch == nil {
-			return
-		}
-		f.insert(batch)
-	}
-}
-
-// next takes the next batch off the queue, or retires the writer: each
-// table name once, in name order.
-func (f *firstRecords) next() []*pendingRecord {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.waiting) == 0 {
-		f.writing = false
-		return nil
-	}
-	var batch, rest []*pendingRecord
-	names := make(map[string]bool, min(len(f.waiting), recordBatchMax))
-	for _, p := range f.waiting {
-		if len(batch) == recordBatchMax || names[p.table] {
-			rest = append(rest, p)
-			continue
-		}
-		names[p.table] = true
-		batch = append(batch, p)
-	}
-	f.waiting = rest
-	slices.SortFunc(batch, func(x, y *pendingRecord) int { return strings.Compare(x.table, y.table) })
-	return batch
 }
 
 // insert writes batch: a batch of one as alone, a larger one in one

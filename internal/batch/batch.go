@@ -1,0 +1,94 @@
+// Package batch gathers what arrives while a batch is being written into
+// the next batch: group commit for the ledger's admissions and finishes and
+// for the results databases' fence records. It owns only the queue and its
+// writers; what a batch is written with, and what its callers wait on, are
+// its users'.
+package batch
+
+import (
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Item is something queued for a batch. A batch holds each key once: one
+// statement cannot write a row twice, so a repeated key waits for the next
+// batch.
+type Item interface {
+	BatchKey() string
+}
+
+// Limits bound a queue's batches and the writers that write them.
+type Limits struct {
+	// Max is the most items a batch holds.
+	Max int
+	// Writers is how many batches may be written at once; 0 means 1.
+	Writers int
+}
+
+// Queue holds the items waiting to be written. Its zero value is ready to
+// use. Nothing waits to fill a batch: an item that finds a writer free is
+// written at once, alone.
+type Queue[T Item] struct {
+	mu      sync.Mutex
+	waiting []T
+	writers int
+	done    sync.WaitGroup
+}
+
+// Add queues item and, when fewer than lim.Writers write, starts one that
+// calls write with batches until none waits. A batch holds at most lim.Max
+// items of distinct keys, in key order, so that two batches in flight (here
+// or on other nodes) lock the rows they share in the same order and cannot
+// deadlock.
+func (q *Queue[T]) Add(item T, lim Limits, write func(batch []T)) {
+	q.mu.Lock()
+	q.waiting = append(q.waiting, item)
+	start := q.writers < max(lim.Writers, 1)
+	if start {
+		q.writers++
+		q.done.Add(1)
+	}
+	q.mu.Unlock()
+	if start {
+		go q.write(lim.Max, write)
+	}
+}
+
+// Wait returns once no writer is left.
+func (q *Queue[T]) Wait() { q.done.Wait() }
+
+func (q *Queue[T]) write(limit int, write func([]T)) {
+	defer q.done.Done()
+	for {
+		batch := q.next(limit)
+		if batch == nil {
+			return
+		}
+		write(batch)
+	}
+}
+
+// next takes the next batch off the queue or, when none waits, retires the
+// writer.
+func (q *Queue[T]) next(limit int) []T {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.waiting) == 0 {
+		q.writers--
+		return nil
+	}
+	var batch, rest []T
+	keys := make(map[string]bool, min(len(q.waiting), limit))
+	for _, it := range q.waiting {
+		if k := it.BatchKey(); len(batch) == limit || keys[k] {
+			rest = append(rest, it)
+		} else {
+			keys[k] = true
+			batch = append(batch, it)
+		}
+	}
+	q.waiting = rest
+	slices.SortFunc(batch, func(x, y T) int { return strings.Compare(x.BatchKey(), y.BatchKey()) })
+	return batch
+}

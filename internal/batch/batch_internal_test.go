@@ -1,0 +1,100 @@
+package batch
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+)
+
+type key string
+
+func (k key) BatchKey() string { return string(k) }
+
+// batches drains q as one writer would, limit items a batch.
+func batches(q *Queue[key], limit int) [][]key {
+	var got [][]key
+	for {
+		b := q.next(limit)
+		if b == nil {
+			return got
+		}
+		got = append(got, b)
+	}
+}
+
+// TestBatchesLockInKeyOrder: batches take each key once and list their
+// items in key order, whatever the order they arrived in, so that two
+// batches in flight that share keys lock them in the same order (arrivals
+// A, B, B, A would otherwise give batches {A, B} and {B, A}, which
+// deadlock); the writer retires once none waits.
+func TestBatchesLockInKeyOrder(t *testing.T) {
+	var q Queue[key]
+	q.waiting = []key{"b", "a", "c", "a", "b"}
+	q.writers = 1
+	got := batches(&q, 64)
+	if want := [][]key{{"a", "b", "c"}, {"a", "b"}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("batches %v, want %v", got, want)
+	}
+	if q.writers != 0 {
+		t.Fatalf("%d writers left, want the last retired", q.writers)
+	}
+}
+
+// TestBatchesHoldAtMostMax: a batch holds at most Max items; the rest wait
+// for the next, in the order they came.
+func TestBatchesHoldAtMostMax(t *testing.T) {
+	var q Queue[key]
+	q.waiting = []key{"e", "d", "c", "b", "a"}
+	q.writers = 1
+	if got, want := batches(&q, 2), [][]key{{"d", "e"}, {"b", "c"}, {"a"}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("batches %v, want %v", got, want)
+	}
+}
+
+// TestQueueWritesEveryItemOnce: items added from many goroutines at once
+// are each written once, by no more writers at a time than the limit, and
+// Wait returns once the writers are done.
+func TestQueueWritesEveryItemOnce(t *testing.T) {
+	for _, writers := range []int{0, 1, 3} {
+		t.Run(fmt.Sprint(writers), func(t *testing.T) {
+			var (
+				q               Queue[key]
+				mu              sync.Mutex
+				written         []key
+				running, mostAt int
+				wg              sync.WaitGroup
+			)
+			write := func(b []key) {
+				mu.Lock()
+				running++
+				mostAt = max(mostAt, running)
+				written = append(written, b...)
+				mu.Unlock()
+				mu.Lock()
+				running--
+				mu.Unlock()
+			}
+			var want []key
+			for i := range 500 {
+				k := key(fmt.Sprintf("%03d", i%250)) // each key twice
+				want = append(want, k)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					q.Add(k, Limits{Max: 16, Writers: writers}, write)
+				}()
+			}
+			wg.Wait()
+			q.Wait()
+			slices.Sort(written)
+			slices.Sort(want)
+			if !slices.Equal(written, want) {
+				t.Fatalf("wrote %d items, want each of %d once", len(written), len(want))
+			}
+			if limit := max(writers, 1); mostAt > limit {
+				t.Fatalf("%d writers at once, want at most %d", mostAt, limit)
+			}
+		})
+	}
+}
