@@ -40,10 +40,10 @@ func TestShortRun(t *testing.T) {
 	}
 	// Four floors and four pairs' jobs, the smaller job, the CSV floor
 	// and download; on PostgreSQL the tiny floors (many at a time, one at
-	// a time, over HTTP) and both kinds of tiny jobs, on MySQL the same
-	// but over HTTP; the POST rate with each ledger.
-	if len(rep.Results) != 22 {
-		t.Fatalf("%d results, want 22:\n%s", len(rep.Results), stdout.String())
+	// a time, over HTTP) and the three kinds of tiny jobs, on MySQL the
+	// same but over HTTP; the POST rate with each ledger.
+	if len(rep.Results) != 24 {
+		t.Fatalf("%d results, want 24:\n%s", len(rep.Results), stdout.String())
 	}
 	for _, r := range rep.Results {
 		if r.Seconds <= 0 || r.Rows != 0 && r.Rows != 20_000 && r.Rows != 5_000 {
@@ -54,6 +54,9 @@ func TestShortRun(t *testing.T) {
 		}
 		if strings.Contains(r.Name, "waiting for its job") && r.P50Ratio <= 0 {
 			t.Errorf("result %s has no latency ratio", r.Name)
+		}
+		if strings.Contains(r.Name, "one client waiting") && !strings.Contains(r.Comments, "the POST's answer p50") {
+			t.Errorf("result %s does not say where its latency goes: %s", r.Name, r.Comments)
 		}
 		if strings.HasPrefix(r.Name, "POSTs accepted") && r.PostsPerSec <= 0 {
 			t.Errorf("result %s has no POST rate", r.Name)
