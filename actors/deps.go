@@ -30,6 +30,8 @@ type Ledger interface {
 type jobRecords interface {
 	Admit(ctx context.Context, j ledger.Job) (*ledger.Job, error)
 	Start(ctx context.Context, j ledger.Job, node ledger.Node, lease time.Duration) (*ledger.Job, error)
+	// ReportsReplaced: Admit's and Start's jobs say what they replaced.
+	ReportsReplaced() bool
 	Get(ctx context.Context, id string) (*ledger.Job, error)
 	GetMany(ctx context.Context, ids []string) ([]*ledger.Job, error)
 	Cancel(ctx context.Context, id string) (*ledger.Job, error)

@@ -164,9 +164,16 @@ func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
 		return reply
 	}
 	j := g.e.jobFromSpec(spec)
-	elsewhere, err := g.e.tablesElsewhere(ctx, []*jobpb.JobSpec{spec})
-	if err != nil {
-		return failed(err)
+	// Where the ledger says what an admission replaced, nothing needs
+	// reading first (a flight's joiners keep the reading: theirs is
+	// another admission).
+	replacedKnown := j.Flight == "" && g.e.ledger.ReportsReplaced()
+	var elsewhere []*ledger.Job
+	var err error
+	if !replacedKnown {
+		if elsewhere, err = g.e.tablesElsewhere(ctx, []*jobpb.JobSpec{spec}); err != nil {
+			return failed(err)
+		}
 	}
 	// A job that joins a flight never publishes under its ID: the ID's
 	// earlier table, wherever it is, is nobody's once it is admitted.
@@ -178,6 +185,7 @@ func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
 	}
 	queue := g.e.idleSlot(&j)
 	wake := queue == nil
+	var admitted *ledger.Job
 	switch {
 	case j.Flight != "":
 		var joined bool
@@ -186,9 +194,14 @@ func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
 			elsewhere = append(elsewhere, earlier...)
 		}
 	case queue != nil:
-		err = g.e.admitStarted(ctx, j, queue)
+		admitted, err = g.e.admitStarted(ctx, j, queue)
 	default:
-		_, err = g.e.ledger.Admit(ctx, j)
+		admitted, err = g.e.ledger.Admit(ctx, j)
+	}
+	if err == nil && replacedKnown && admitted.Replaced.OwnTableOtherThan(j.ResultsBackend, j.ResultsTable) {
+		r := admitted.Replaced
+		elsewhere = append(elsewhere, &ledger.Job{Job: sqljobber.Job{ID: j.ID, ResultsBackend: r.ResultsBackend, ResultsTable: r.ResultsTable,
+			ReusedFrom: r.ReusedFrom}})
 	}
 	if reply, ok := admissionReply(err); ok {
 		return reply
@@ -251,19 +264,19 @@ func (e *Engine) dropEarlierTables(ctx context.Context, jobs []*ledger.Job) {
 // admitStarted admits j already started, in the slot taken for it on
 // queue, and runs it; on error the slot is handed back. Stop waits for it:
 // a job it writes is run, or handed back while the ledger is still open.
-func (e *Engine) admitStarted(ctx context.Context, j ledger.Job, queue *actor.PID) error {
+func (e *Engine) admitStarted(ctx context.Context, j ledger.Job, queue *actor.PID) (*ledger.Job, error) {
 	if !e.hold() {
 		e.node.System().Root.Send(queue, slotFreed{task: j.Task})
-		return sqljobber.ErrStopping
+		return nil, sqljobber.ErrStopping
 	}
 	defer e.wg.Done()
 	started, err := e.ledger.Start(ctx, j, e.self, e.cfg.Lease)
 	if err != nil {
 		e.node.System().Root.Send(queue, slotFreed{task: j.Task})
-		return err
+		return nil, err
 	}
 	e.runInSlot(started, queue)
-	return nil
+	return started, nil
 }
 
 // jobFromSpec is the ledger's record of the job spec asks for, with the

@@ -391,3 +391,54 @@ func TestABatchOfAdmissionsWritesNewAndFinishedIDs(t *testing.T) {
 		}
 	})
 }
+
+// An admission that replaces a finished job says where that job's results
+// were, where the ledger reports it (PostgreSQL): the node drops them
+// without reading the job first. A new ID replaced nothing.
+func TestLedgerAdmissionSaysWhatItReplaced(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *env) {
+		ctx := context.Background()
+		first := jb(sqljobber.Job{ID: "a", Task: "t", Queue: "q", ResultsBackend: "one", ResultsTable: "results_a"})
+		j, err := l.Admit(ctx, first)
+		if err != nil || j.Replaced != nil {
+			t.Fatalf("a new ID: %+v, %v", j.Replaced, err)
+		}
+		c, err := claimOne(l, "q", "n1", time.Minute)
+		if err != nil || c == nil {
+			t.Fatalf("claim: %v", err)
+		}
+		if err := l.Finish(ctx, "a", c.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 1}); err != nil {
+			t.Fatal(err)
+		}
+		want := &ledger.Replaced{ResultsBackend: "one", ResultsTable: "results_a"}
+		for i, admit := range []func(ledger.Job) (*ledger.Job, error){
+			func(j ledger.Job) (*ledger.Job, error) { return l.Admit(ctx, j) },
+			func(j ledger.Job) (*ledger.Job, error) { return l.Start(ctx, j, node("n1"), time.Minute) },
+		} {
+			next := jb(sqljobber.Job{ID: "a", Task: "t", Queue: "q", ResultsBackend: "two", ResultsTable: "results_a"})
+			j, err := admit(next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case !l.ReportsReplaced() && j.Replaced != nil:
+				t.Fatalf("admission %d: replaced %+v, from a ledger that does not report it", i, j.Replaced)
+			case l.ReportsReplaced() && (j.Replaced == nil || *j.Replaced != *want):
+				t.Fatalf("admission %d: replaced %+v, want %+v", i, j.Replaced, want)
+			case l.ReportsReplaced() && (j.Replaced.OwnTableOtherThan(want.ResultsBackend, want.ResultsTable) ||
+				!j.Replaced.OwnTableOtherThan("elsewhere", want.ResultsTable)):
+				t.Fatalf("admission %d: OwnTableOtherThan of %+v is wrong", i, j.Replaced)
+			}
+			// Finished again, by the run it started or by a claim's.
+			if j.RunID == "" {
+				if j, err = claimOne(l, "q", "n1", time.Minute); err != nil || j == nil {
+					t.Fatalf("claim: %v", err)
+				}
+			}
+			if err := l.Finish(ctx, "a", j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
+				t.Fatal(err)
+			}
+			want = &ledger.Replaced{ResultsBackend: "two", ResultsTable: "results_a"}
+		}
+	})
+}

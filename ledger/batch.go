@@ -38,7 +38,14 @@ type batchAdmitter interface {
 	// transaction and returns the IDs it wrote with their fence tokens;
 	// an ID that an unfinished job holds is not written. A driver may
 	// write none of them and leave them to be admitted alone.
-	admitBatch(ctx context.Context, l *Ledger, jobs []*Job) (map[string]int64, error)
+	admitBatch(ctx context.Context, l *Ledger, jobs []*Job) (map[string]admitted, error)
+}
+
+// admitted is what a batch learned of an admission it wrote: its fence
+// token and, where the driver reports it, the job it replaced.
+type admitted struct {
+	fence    int64
+	replaced *Replaced
 }
 
 // admissions queues the admissions waiting to be written.
@@ -111,8 +118,8 @@ func (l *Ledger) admitBatch(b batchAdmitter, batch []*pendingAdmission) {
 	written, err := b.admitBatch(ctx, l, jobs)
 	cancel()
 	for _, p := range live {
-		if fence, ok := written[p.job.ID]; ok && err == nil {
-			p.job.Fence = fence
+		if a, ok := written[p.job.ID]; ok && err == nil {
+			p.job.Fence, p.job.Replaced = a.fence, a.replaced
 			p.done <- admitResult{job: &p.job}
 			continue
 		}

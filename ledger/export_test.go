@@ -86,6 +86,10 @@ func AdmitTogether(ctx context.Context, l *Ledger, jobs []Job) (written map[stri
 		batch = append(batch, &a)
 	}
 	slices.SortFunc(batch, func(x, y *Job) int { return strings.Compare(x.ID, y.ID) })
-	written, err = b.admitBatch(ctx, l, batch)
+	a, err := b.admitBatch(ctx, l, batch)
+	written = make(map[string]int64, len(a))
+	for id, w := range a {
+		written[id] = w.fence
+	}
 	return written, true, err
 }

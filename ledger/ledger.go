@@ -132,6 +132,28 @@ type Job struct {
 	// ReuseOf, on a member handed to AdmitGroup, admits it answered by
 	// that job's results, as AdmitReused does. It is not recorded.
 	ReuseOf *Job
+	// Replaced, on a job that Admit or Start returns, is the finished job
+	// of its ID that the admission replaced, as that job was recorded,
+	// where the ledger reports it (ReportsReplaced); nil where the ID was
+	// free, or the admission was read back after an error. It is not
+	// recorded.
+	Replaced *Replaced
+}
+
+// Replaced is what the ledger held of the job an admission replaced: where
+// its results are, if it has a table of its own.
+type Replaced struct {
+	ResultsBackend, ResultsTable string
+	// ReusedFrom is set when the table was another job's (see
+	// Job.ReusedFrom): not the replaced job's to drop.
+	ReusedFrom string
+}
+
+// OwnTableOtherThan reports whether the replaced job had a results table of its own
+// that is not backend's table named table: once the admission that
+// replaced it is written, nothing refers to it any more.
+func (r *Replaced) OwnTableOtherThan(backend, table string) bool {
+	return r != nil && r.ReusedFrom == "" && r.ResultsTable != "" && (r.ResultsBackend != backend || r.ResultsTable != table)
 }
 
 // Node is a node that runs jobs: its worker name, unique among live nodes,
@@ -231,6 +253,14 @@ func (l *Ledger) Tables() []string {
 
 // DB is the database the ledger is kept in.
 func (l *Ledger) DB() *sqlexec.DB { return l.db }
+
+// ReportsReplaced reports whether the jobs Admit and Start return say
+// which finished job they replaced (Job.Replaced): then nothing needs
+// reading before an admission to learn it.
+func (l *Ledger) ReportsReplaced() bool {
+	_, ok := l.d.(replacedReporter)
+	return ok
+}
 
 // Close waits for the admissions and finishes being written. Nothing may be
 // admitted or finished after it.

@@ -193,7 +193,7 @@ func (mysqlDriver) greatest(a, b string) string { return "GREATEST(" + a + ", " 
 // to be admitted alone, in one autocommitted statement: fewer round trips
 // than a transaction, and one that waits for a lock holds up no other
 // admission.
-func (mysqlDriver) admitBatch(ctx context.Context, l *Ledger, jobs []*Job) (map[string]int64, error) {
+func (mysqlDriver) admitBatch(ctx context.Context, l *Ledger, jobs []*Job) (map[string]admitted, error) {
 	if written, ok, err := mariaDBAdmitNew(ctx, l, jobs); ok || err != nil {
 		return written, err
 	}
@@ -222,7 +222,7 @@ func (mysqlDriver) admitBatch(ctx context.Context, l *Ledger, jobs []*Job) (map[
 // most a second (MariaDB's SET STATEMENT; MySQL has no such bound on an
 // INSERT, so there every batch takes the transaction, whose read does not
 // wait at all).
-func mariaDBAdmitNew(ctx context.Context, l *Ledger, jobs []*Job) (map[string]int64, bool, error) {
+func mariaDBAdmitNew(ctx context.Context, l *Ledger, jobs []*Job) (map[string]admitted, bool, error) {
 	if !l.durable.MariaDB {
 		return nil, false, nil
 	}
@@ -241,15 +241,15 @@ func mariaDBAdmitNew(ctx context.Context, l *Ledger, jobs []*Job) (map[string]in
 	case n != int64(len(jobs)):
 		return nil, false, fmt.Errorf("admit batch: %d rows inserted of %d", n, len(jobs))
 	}
-	written := make(map[string]int64, len(jobs))
+	written := make(map[string]admitted, len(jobs))
 	for _, j := range jobs {
-		written[j.ID] = j.Fence
+		written[j.ID] = admitted{fence: j.Fence}
 	}
 	return written, true, nil
 }
 
 // mysqlAdmitBatch is admitBatch's work inside its transaction q.
-func mysqlAdmitBatch(ctx context.Context, l *Ledger, q sqlexec.Querier, jobs []*Job) (map[string]int64, error) {
+func mysqlAdmitBatch(ctx context.Context, l *Ledger, q sqlexec.Querier, jobs []*Job) (map[string]admitted, error) {
 	type holder struct {
 		active bool
 		owner  string
@@ -282,17 +282,17 @@ func mysqlAdmitBatch(ctx context.Context, l *Ledger, q sqlexec.Querier, jobs []*
 		write   []*Job
 		args    []any
 		changed int64
-		written = make(map[string]int64, len(jobs))
+		written = make(map[string]admitted, len(jobs))
 	)
 	for _, j := range jobs {
 		h, ok := held[j.ID]
 		switch {
 		case !ok:
 			changed++
-			written[j.ID] = j.Fence
+			written[j.ID] = admitted{fence: j.Fence}
 		case !h.active && h.owner == j.Owner:
 			changed += 2
-			written[j.ID] = h.fence + j.Fence
+			written[j.ID] = admitted{fence: h.fence + j.Fence}
 		default:
 			continue
 		}

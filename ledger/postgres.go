@@ -17,9 +17,53 @@ import (
 type postgresDriver struct{ onConflict }
 
 var (
-	_ driver        = postgresDriver{}
-	_ batchAdmitter = postgresDriver{}
+	_ driver           = postgresDriver{}
+	_ batchAdmitter    = postgresDriver{}
+	_ replacedReporter = postgresDriver{}
 )
+
+// replacedReporter is a driver whose admissions return what they replaced
+// (Job.Replaced).
+type replacedReporter interface {
+	// replacedColumn is what an admission's RETURNING adds for it: an
+	// array of the replaced job's results backend, results table and
+	// ReusedFrom, NULL where the row is new.
+	replacedColumn(table string) string
+}
+
+// replacedColumn reads the row as it was before the statement: a subquery
+// of RETURNING sees the statement's snapshot, which does not hold the
+// version that the statement itself writes. A row changed in between by
+// another transaction (a run finishing) keeps its backend and table, which
+// only admissions set.
+func (postgresDriver) replacedColumn(table string) string {
+	return fmt.Sprintf(", (SELECT ARRAY[o.results_backend, o.results_table, o.reused_from] FROM %s o WHERE o.job_id = j.job_id)", table)
+}
+
+// replacedOf is Job.Replaced of what replacedColumn returned.
+func replacedOf(v []string) *Replaced {
+	if len(v) != 3 {
+		return nil
+	}
+	return &Replaced{ResultsBackend: v[0], ResultsTable: v[1], ReusedFrom: v[2]}
+}
+
+// admitOne is onConflict's, with what the admission replaced.
+func (d postgresDriver) admitOne(ctx context.Context, l *Ledger, q sqlexec.Querier, stmt string, args []any, j *Job) (bool, error) {
+	written := false
+	j.Replaced = nil
+	err := q.Query(ctx, stmt+d.replacedColumn(l.table), func(scan func(...any) error) error {
+		written = true
+		var id string
+		var replaced []string
+		if err := scan(&id, &j.Fence, &replaced); err != nil {
+			return err
+		}
+		j.Replaced = replacedOf(replaced)
+		return nil
+	}, args...)
+	return written, err
+}
 
 func (postgresDriver) quote(ident string) string { return sqlexec.Postgres.Quote(ident) }
 func (postgresDriver) timeArg(t time.Time) any   { return t }
@@ -154,7 +198,7 @@ func (postgresDriver) greatest(a, b string) string { return "GREATEST(" + a + ",
 // that another transaction holds (a job of that ID being published, say)
 // fails the batch after admitLockTimeout rather than stall every admission
 // queued behind it.
-func (postgresDriver) admitBatch(ctx context.Context, l *Ledger, jobs []*Job) (map[string]int64, error) {
+func (d postgresDriver) admitBatch(ctx context.Context, l *Ledger, jobs []*Job) (map[string]admitted, error) {
 	var args []any
 	for _, j := range jobs {
 		args = append(args, l.jobArgs(j)...)
@@ -162,10 +206,10 @@ func (postgresDriver) admitBatch(ctx context.Context, l *Ledger, jobs []*Job) (m
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL lock_timeout = '" + admitLockTimeout + "'")
-	b.Queue(sqlexec.Rebind(l.d.admitSQL(l.table, len(jobs))), args...)
+	b.Queue(sqlexec.Rebind(l.d.admitSQL(l.table, len(jobs)))+d.replacedColumn(l.table), args...)
 	b.Queue("COMMIT")
 	br := l.durable.Postgres().SendBatch(ctx, b)
-	written := map[string]int64{}
+	written := map[string]admitted{}
 	_, err := br.Exec()
 	if err == nil {
 		_, err = br.Exec()
@@ -175,9 +219,11 @@ func (postgresDriver) admitBatch(ctx context.Context, l *Ledger, jobs []*Job) (m
 		rows, err = br.Query()
 		for err == nil && rows.Next() {
 			var id string
-			var fence int64
-			err = rows.Scan(&id, &fence)
-			written[id] = fence
+			var a admitted
+			var replaced []string
+			err = rows.Scan(&id, &a.fence, &replaced)
+			a.replaced = replacedOf(replaced)
+			written[id] = a
 		}
 		if rows != nil {
 			rows.Close()

@@ -194,8 +194,11 @@ func stagingCount(db *sqlexec.DB) string {
 
 func tableExists(t *testing.T, db *sqlexec.DB, name string) bool {
 	t.Helper()
-	if db.Dialect == sqlexec.MySQL {
+	switch db.Dialect {
+	case sqlexec.MySQL:
 		return count(t, db, fmt.Sprintf(`SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = '%s'`, name)) == 1
+	case sqlexec.SQLite:
+		return count(t, db, fmt.Sprintf(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '%s'`, name)) == 1
 	}
 	return count(t, db, fmt.Sprintf(`SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '%s'`, name)) == 1
 }

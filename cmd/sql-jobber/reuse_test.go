@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sql-jobber/sql-jobber/sqlexec"
+	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
 )
 
 // TestAJobReusesAnIdenticalJobsResults: over the API, a job with max_age
@@ -76,5 +77,58 @@ func TestAJobReusesAnIdenticalJobsResults(t *testing.T) {
 	r = s.do("POST", "/groups", `{"jobs": [{"task": "entries_of", "args": ["U1"], "max_age": "x"}]}`)
 	if r.code != 400 || !strings.HasPrefix(r.Message, "jobs[0].max_age: ") {
 		t.Fatalf("a group member's bad max_age: %d %s", r.code, r.Message)
+	}
+}
+
+// TestReadmittingAReusingJobElsewhereKeepsItsSourcesTable: a job that
+// reused another's results names that job's table. Submitted again under
+// its ID to a task whose results go to another backend, the admission
+// drops the tables nothing refers to any more, but never the source's,
+// which stays whole and readable. With the ledger in PostgreSQL the
+// admission itself says what it replaced; in SQLite the node reads it
+// first.
+func TestReadmittingAReusingJobElsewhereKeepsItsSourcesTable(t *testing.T) {
+	for _, ledger := range []sqlexec.Dialect{sqlexec.Postgres, sqlexec.SQLite} {
+		t.Run(string(ledger), func(t *testing.T) {
+			dbs := newDatabases(t, sqlexec.Postgres, ledger)
+			seedEntries(t, dbs.src)
+			otherDSN := sqlexectest.DSN(t, sqlexec.MySQL)
+			files := tasks(t, sqlexec.Postgres)
+			files["here.sql"] = "-- name: here\n-- results: res\nSELECT id, amount FROM entries WHERE user_id = $1 ORDER BY id;\n"
+			files["there.sql"] = "-- name: there\n-- results: res2\nSELECT id, amount FROM entries WHERE user_id = $1 ORDER BY id;\n"
+			s := newEnv(t, dbs.toml+fmt.Sprintf("\n[results.res2]\ntype = \"mysql\"\ndsn = %q\n", otherDSN), files).start()
+
+			s.post("here", `{"job_id": "src", "args": ["U1"]}`)
+			if j := s.waitState("src", "SUCCESS", "FAILURE"); j.State != "SUCCESS" || j.Count != 100 {
+				t.Fatalf("source: %+v", j)
+			}
+			s.post("here", `{"job_id": "copy", "args": ["U1"], "max_age": "10m"}`)
+			if r := s.do("GET", "/jobs/copy", ""); r.code != 200 || !strings.Contains(string(r.Data), `"reused_from":"src"`) {
+				t.Fatalf("the reusing job: %d %s", r.code, r.Data)
+			}
+			// The reusing job's ID again, its results in the other backend.
+			s.post("there", `{"job_id": "copy", "args": ["U2"]}`)
+			if j := s.waitState("copy", "SUCCESS", "FAILURE"); j.State != "SUCCESS" || j.Count != 150 || j.ResultsBackend != "res2" {
+				t.Fatalf("the ID's next job: %+v", j)
+			}
+			if n := count(t, dbs.res, "SELECT COUNT(*) FROM "+quoteTable(dbs.res, "results_src")); n != 100 {
+				t.Fatalf("the source's table after the ID that reused it was submitted again: %d rows", n)
+			}
+			r := s.do("GET", "/jobs/src/results?limit=1000", "")
+			var page struct {
+				Rows []json.RawMessage `json:"rows"`
+			}
+			if err := json.Unmarshal(r.Data, &page); err != nil || r.code != 200 || len(page.Rows) != 100 {
+				t.Fatalf("the source's results: %d, %d rows %.200s", r.code, len(page.Rows), r.Data)
+			}
+
+			// A job with a table of its own, submitted again elsewhere,
+			// leaves no table behind.
+			s.post("there", `{"job_id": "src", "args": ["U2"]}`)
+			s.waitState("src", "SUCCESS")
+			if tableExists(t, dbs.res, "results_src") {
+				t.Fatal("the source's own table is left after its ID ran on the other backend")
+			}
+		})
 	}
 }
