@@ -170,6 +170,9 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		}
 	}
 	d := dialectFor(cfg.Type)
+	if cfg.Type == sqlexec.Postgres {
+		d = postgresDialect{group: &pgPublications{}}
+	}
 	if cfg.Type == sqlexec.MySQL {
 		my := mysqlDialect{mariaDB: db.MariaDB}
 		my.records = &firstRecords{d: my}

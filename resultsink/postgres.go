@@ -15,7 +15,11 @@ import (
 	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
-type postgresDialect struct{}
+type postgresDialect struct {
+	// group makes small publications together (see pgPublications);
+	// nil: each alone.
+	group *pgPublications
+}
 
 // pgPublishLockTimeout bounds how long a publish waits for readers of the
 // table it replaces.
@@ -147,58 +151,18 @@ func (d postgresDialect) swapOnce(ctx context.Context, db *sqlexec.DB, final str
 		return false, err
 	}
 	defer conn.Release()
+	stmts, fenceAt, oursAt := d.swapStatements(final, count, fence, here, replace, create)
 	b := &pgconn.Batch{}
-	stmts := 0
-	add := func(sql string, params ...[]byte) {
-		b.ExecParams(sql, params, nil, nil, nil)
-		stmts++
+	b.ExecParams("BEGIN", nil, nil, nil, nil)
+	for _, s := range stmts {
+		b.ExecParams(s.sql, s.params, nil, nil, nil)
 	}
-	add("BEGIN")
-	if replace {
-		// Readers of the old table hold the swap up, and new readers
-		// queue behind it: bound the wait rather than stall both.
-		add("SET LOCAL lock_timeout = '" + pgPublishLockTimeout + "'")
+	b.ExecParams("COMMIT", nil, nil, nil, nil)
+	// The results' indexes count BEGIN.
+	fenceAt++
+	if oursAt >= 0 {
+		oursAt++
 	}
-	// The statement that fails (division by zero) if a table of the name
-	// exists that sql-jobber did not publish. Only a replacement needs it:
-	// without the drop, the CREATE or RENAME fails on any table of the
-	// name, and swap tries again with the drop.
-	oursAt := -1
-	if replace {
-		oursAt = stmts
-		add(fmt.Sprintf("SELECT 1 / (CASE WHEN to_regclass(quote_ident($1)) IS NULL OR EXISTS (SELECT 1 FROM %s WHERE table_name = $1) THEN 1 ELSE 0 END)",
-			d.quote(fenceTable)), []byte(final))
-	}
-	// The statement that fails (division by zero) unless the run may
-	// publish.
-	fenceAt := stmts
-	if here {
-		// The run's SUCCESS, changed only if it still owns its job.
-		stmt, args := fence.Owner.Success(count)
-		params := make([][]byte, len(args))
-		for i, a := range args {
-			params[i] = pgText(a)
-		}
-		add("WITH u AS ("+sqlexec.Rebind(stmt)+" RETURNING 1) SELECT 1 / COUNT(*) FROM u", params...)
-		// The table's record, which makes it sql-jobber's: the token
-		// needs no check here.
-		add(sqlexec.Rebind(d.fenceUpsert()), []byte(final), []byte(strconv.FormatInt(fence.Token, 10)))
-	} else {
-		// This run's token, recorded only if above the last one
-		// published. With the ledger in this transaction there is no
-		// need: the run's ownership of the job, checked under the job
-		// row's lock, already excludes every other run.
-		add("WITH f AS ("+sqlexec.Rebind(d.fenceUpsert())+" RETURNING 1) SELECT 1 / COUNT(*) FROM f",
-			[]byte(final), []byte(strconv.FormatInt(fence.Token, 10)))
-	}
-	if replace {
-		add("DROP TABLE IF EXISTS " + d.quote(final))
-	}
-	for _, m := range create {
-		add(m)
-	}
-	add("COMMIT")
-
 	rr := conn.Conn().PgConn().ExecBatch(ctx, b)
 	var failed error
 	for i := 0; rr.NextResult(); i++ {
@@ -226,6 +190,60 @@ func (d postgresDialect) swapOnce(ctx context.Context, db *sqlexec.DB, final str
 		return false, failed
 	}
 	return here, nil
+}
+
+// swapStatements are the statements of a swap's transaction, BEGIN and
+// COMMIT aside, and the indexes of the one that fails unless the run may
+// publish and of the one that fails if a table of the name is not
+// sql-jobber's (-1: none).
+func (d postgresDialect) swapStatements(final string, count int64, fence Fence, here, replace bool, create []string) (stmts []pgStatement, fenceAt, oursAt int) {
+	add := func(sql string, params ...[]byte) {
+		stmts = append(stmts, pgStatement{sql: sql, params: params})
+	}
+	if replace {
+		// Readers of the old table hold the swap up, and new readers
+		// queue behind it: bound the wait rather than stall both.
+		add("SET LOCAL lock_timeout = '" + pgPublishLockTimeout + "'")
+	}
+	// The statement that fails (division by zero) if a table of the name
+	// exists that sql-jobber did not publish. Only a replacement needs it:
+	// without the drop, the CREATE or RENAME fails on any table of the
+	// name, and swap tries again with the drop.
+	oursAt = -1
+	if replace {
+		oursAt = len(stmts)
+		add(fmt.Sprintf("SELECT 1 / (CASE WHEN to_regclass(quote_ident($1)) IS NULL OR EXISTS (SELECT 1 FROM %s WHERE table_name = $1) THEN 1 ELSE 0 END)",
+			d.quote(fenceTable)), []byte(final))
+	}
+	// The statement that fails (division by zero) unless the run may
+	// publish.
+	fenceAt = len(stmts)
+	if here {
+		// The run's SUCCESS, changed only if it still owns its job.
+		stmt, args := fence.Owner.Success(count)
+		params := make([][]byte, len(args))
+		for i, a := range args {
+			params[i] = pgText(a)
+		}
+		add("WITH u AS ("+sqlexec.Rebind(stmt)+" RETURNING 1) SELECT 1 / COUNT(*) FROM u", params...)
+		// The table's record, which makes it sql-jobber's: the token
+		// needs no check here.
+		add(sqlexec.Rebind(d.fenceUpsert()), []byte(final), []byte(strconv.FormatInt(fence.Token, 10)))
+	} else {
+		// This run's token, recorded only if above the last one
+		// published. With the ledger in this transaction there is no
+		// need: the run's ownership of the job, checked under the job
+		// row's lock, already excludes every other run.
+		add("WITH f AS ("+sqlexec.Rebind(d.fenceUpsert())+" RETURNING 1) SELECT 1 / COUNT(*) FROM f",
+			[]byte(final), []byte(strconv.FormatInt(fence.Token, 10)))
+	}
+	if replace {
+		add("DROP TABLE IF EXISTS " + d.quote(final))
+	}
+	for _, m := range create {
+		add(m)
+	}
+	return stmts, fenceAt, oursAt
 }
 
 // pgText is a ledger argument in PostgreSQL's text format (nil is NULL).

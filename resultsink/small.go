@@ -118,6 +118,18 @@ func (d postgresDialect) writeSmall(ctx context.Context, db *sqlexec.DB, final s
 		insert = b.String()
 		create = append(create, insert)
 	}
+	if d.group != nil && fence.Token == 1 && fence.here(db) {
+		// The first run of its ID, with its SUCCESS in this database:
+		// with the others finishing now, in one transaction.
+		stmts, _, _ := d.swapStatements(final, int64(len(rows)), fence, true, false, create)
+		err := d.group.publish(&pendingPublication{ctx: ctx, db: db, final: final, stmts: stmts})
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, errPublishAlone) {
+			return false, err
+		}
+	}
 	finished, err := d.swap(ctx, db, final, int64(len(rows)), fence, create...)
 	if err != nil {
 		return false, pgLiteralError(err, insert, lits)
