@@ -161,6 +161,84 @@ func (l *Ledger) admitOne(ctx context.Context, q sqlexec.Querier, j Job) (*Job, 
 	}
 }
 
+// groupChunk is how many of a group's members one statement admits (27
+// parameters each: far below PostgreSQL's and SQLite's bounds).
+const groupChunk = 64
+
+// admitMembers admits a group's members within its transaction q, in
+// order. Where the driver returns the rows it wrote (INSERT ... ON CONFLICT
+// ... RETURNING), a statement admits many: a group of thousands is tens of
+// round trips, not thousands. A member that a chunk did not write (its ID
+// held) is admitted alone, which says why.
+func (l *Ledger) admitMembers(ctx context.Context, q sqlexec.Querier, jobs []Job) ([]*Job, error) {
+	admitted := make([]*Job, 0, len(jobs))
+	_, many := l.d.(onConflictDriver)
+	for len(jobs) > 0 {
+		chunk := jobs[:min(len(jobs), groupChunk)]
+		jobs = jobs[len(chunk):]
+		if !many || len(chunk) == 1 || hasDuplicateIDs(chunk) {
+			for _, j := range chunk {
+				a, err := l.admitOne(ctx, q, l.memberAdmission(j))
+				if err != nil {
+					return nil, err
+				}
+				admitted = append(admitted, a)
+			}
+			continue
+		}
+		members := make([]Job, len(chunk))
+		var args []any
+		t := l.now()
+		for i, j := range chunk {
+			members[i] = l.memberAdmission(j)
+			startsAt(&members[i], t)
+			args = append(args, l.jobArgs(&members[i])...)
+		}
+		fences := make(map[string]int64, len(members))
+		err := q.Query(ctx, l.d.admitSQL(l.table, len(members)), func(scan func(...any) error) error {
+			var id string
+			var fence int64
+			if err := scan(&id, &fence); err != nil {
+				return err
+			}
+			fences[id] = fence
+			return nil
+		}, args...)
+		if err != nil {
+			return nil, fmt.Errorf("admit job: %w", err)
+		}
+		for i := range members {
+			m := &members[i]
+			fence, ok := fences[m.ID]
+			if !ok {
+				// Held: admitted alone, it returns the reason.
+				a, err := l.admitOne(ctx, q, *m)
+				if err != nil {
+					return nil, err
+				}
+				m = a
+			} else {
+				m.Fence = fence
+			}
+			admitted = append(admitted, m)
+		}
+	}
+	return admitted, nil
+}
+
+// hasDuplicateIDs reports whether an ID is twice in jobs: one statement may
+// not write a row twice.
+func hasDuplicateIDs(jobs []Job) bool {
+	seen := make(map[string]bool, len(jobs))
+	for _, j := range jobs {
+		if seen[j.ID] {
+			return true
+		}
+		seen[j.ID] = true
+	}
+	return false
+}
+
 // AdmitGroup records a group and all its jobs, or nothing: if an unfinished
 // job holds any of the IDs, or an unfinished member of an earlier group of
 // this ID remains, it returns *sqljobber.ActiveError; if another owner's
@@ -207,14 +285,8 @@ func (l *Ledger) AdmitGroup(ctx context.Context, g Group, jobs []Job) ([]*Job, e
 		if _, err := q.Exec(ctx, upsert, g.ID, g.Concurrency, string(ids), 0, l.timeArg(t), l.timeArg(t), g.Owner); err != nil {
 			return err
 		}
-		for _, j := range jobs {
-			a, err := l.admitOne(ctx, q, l.memberAdmission(j))
-			if err != nil {
-				return err
-			}
-			admitted = append(admitted, a)
-		}
-		return nil
+		admitted, err = l.admitMembers(ctx, q, jobs)
+		return err
 	})
 	if err != nil {
 		return nil, err

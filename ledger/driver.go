@@ -129,6 +129,12 @@ func (onConflict) admitSQL(table string, n int) string {
 		table, jobColumns, rowsOf(len(jobColumnList), n), strings.Join(set, ", "), activeStates)
 }
 
+// onConflictDriver is a driver whose admitSQL returns the rows it wrote,
+// so that one statement may admit many.
+type onConflictDriver interface{ returnsAdmitted() }
+
+func (onConflict) returnsAdmitted() {}
+
 func (onConflict) admitOne(ctx context.Context, _ *Ledger, q sqlexec.Querier, stmt string, args []any, j *Job) (bool, error) {
 	written := false
 	err := q.Query(ctx, stmt, func(scan func(...any) error) error {

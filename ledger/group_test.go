@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +125,46 @@ func TestLedgerGroupIDRunsAgain(t *testing.T) {
 		}
 		if _, err := l.Get(ctx, "a"); err != nil {
 			t.Fatalf("the purge of the new group took the old one's job: %v", err)
+		}
+	})
+}
+
+// A group of hundreds is admitted in statements of many members: whole,
+// in order, each with its fence, and refused whole when a member's ID is
+// held, however far into the group it is.
+func TestLedgerAdmitsALargeGroupWhole(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, l *env) {
+		ctx := context.Background()
+		group := func(id string, n int) (ledger.Group, []ledger.Job) {
+			g := ledger.Group{ID: id, Concurrency: 5}
+			var jobs []ledger.Job
+			for i := range n {
+				mid := fmt.Sprintf("%s-%03d", id, i)
+				g.JobIDs = append(g.JobIDs, mid)
+				jobs = append(jobs, jb(sqljobber.Job{ID: mid, Task: "t", Queue: "q", GroupID: id}))
+			}
+			return g, jobs
+		}
+		mustAdmit(t, l, jb(sqljobber.Job{ID: "big-150", Task: "t", Queue: "other"}))
+		g, jobs := group("big", 200)
+		_, err := l.AdmitGroup(ctx, g, jobs)
+		var active *sqljobber.ActiveError
+		if !errors.As(err, &active) || active.ID != "big-150" {
+			t.Fatalf("a group with a held ID: %v", err)
+		}
+		if _, err := l.Get(ctx, "big-000"); !errors.Is(err, sqljobber.ErrJobNotFound) {
+			t.Fatalf("a refused group left its first member: %v", err)
+		}
+		g, jobs = group("ok", 200)
+		admitted, err := l.AdmitGroup(ctx, g, jobs)
+		if err != nil || len(admitted) != 200 {
+			t.Fatalf("a group of 200: %d admitted, %v", len(admitted), err)
+		}
+		for i, a := range admitted {
+			got, err := l.Get(ctx, a.ID)
+			if a.ID != g.JobIDs[i] || err != nil || got.State != sqljobber.StatePending || got.GroupID != "ok" || got.Fence != a.Fence {
+				t.Fatalf("member %d: admitted %s (fence %d), recorded %+v, %v", i, a.ID, a.Fence, got, err)
+			}
 		}
 	})
 }
