@@ -96,19 +96,13 @@ func (a *admissions) admit(ctx context.Context, l *Ledger, b batchAdmitter, j Jo
 // transaction fail, all of them, are handed back to their callers to admit
 // alone (admitAlone), so that a job that waits for a lock holds up no other
 // admission.
-func (l *Ledger) admitBatch(b batchAdmitter, batch []*pendingAdmission) {
-	live := batch[:0]
-	for _, p := range batch {
-		if err := p.ctx.Err(); err != nil {
-			p.done <- admitResult{err: err}
-			continue
-		}
-		live = append(live, p)
-	}
+func (l *Ledger) admitBatch(b batchAdmitter, pending []*pendingAdmission) {
+	live, ctx, cancel := batch.Live(pending, func(p *pendingAdmission) context.Context { return p.ctx },
+		func(p *pendingAdmission, err error) { p.done <- admitResult{err: err} }, admitTimeout)
 	if len(live) == 0 {
+		cancel()
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), admitTimeout)
 	t := l.now()
 	jobs := make([]*Job, len(live))
 	for i, p := range live {

@@ -84,20 +84,13 @@ func (f *finishes) finish(ctx context.Context, l *Ledger, b batchFinisher, id, r
 // finishBatch writes batch with b: a batch of one as Finish writes it, a
 // larger one in one statement. Should that fail, its runs are handed back
 // to their callers to finish alone.
-func (l *Ledger) finishBatch(b batchFinisher, batch []*pendingFinish) {
-	live := batch[:0]
-	for _, p := range batch {
-		if err := p.ctx.Err(); err != nil {
-			p.done <- finishResult{err: err}
-			continue
-		}
-		live = append(live, p)
-	}
+func (l *Ledger) finishBatch(b batchFinisher, pending []*pendingFinish) {
+	live, ctx, cancel := batch.Live(pending, func(p *pendingFinish) context.Context { return p.ctx },
+		func(p *pendingFinish, err error) { p.done <- finishResult{err: err} }, finishTimeout)
+	defer cancel()
 	if len(live) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), finishTimeout)
-	defer cancel()
 	if len(live) == 1 {
 		p := live[0]
 		err := l.finishAlone(ctx, p.id, p.runID, p.o)

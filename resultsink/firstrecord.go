@@ -70,20 +70,13 @@ func (f *firstRecords) record(ctx context.Context, db *sqlexec.DB, table string,
 
 // insert writes batch: a batch of one as alone, a larger one in one
 // INSERT ... SELECT whose every row depends on its run's ownership.
-func (f *firstRecords) insert(batch []*pendingRecord) {
-	live := batch[:0]
-	for _, p := range batch {
-		if err := p.ctx.Err(); err != nil {
-			p.done <- err
-			continue
-		}
-		live = append(live, p)
-	}
+func (f *firstRecords) insert(records []*pendingRecord) {
+	live, ctx, cancel := batch.Live(records, func(p *pendingRecord) context.Context { return p.ctx },
+		func(p *pendingRecord, err error) { p.done <- err }, recordTimeout)
+	defer cancel()
 	if len(live) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), recordTimeout)
-	defer cancel()
 	if len(live) == 1 {
 		p := live[0]
 		p.done <- f.d.recordOne(ctx, p.db, p.table, p.fence)

@@ -76,20 +76,13 @@ func (g *pgPublications) publish(p *pendingPublication) error {
 }
 
 // write makes batch in one transaction, or hands it back.
-func (g *pgPublications) write(batch []*pendingPublication) {
-	live := batch[:0]
-	for _, p := range batch {
-		if err := p.ctx.Err(); err != nil {
-			p.done <- err
-			continue
-		}
-		live = append(live, p)
-	}
+func (g *pgPublications) write(pubs []*pendingPublication) {
+	live, ctx, cancel := batch.Live(pubs, func(p *pendingPublication) context.Context { return p.ctx },
+		func(p *pendingPublication, err error) { p.done <- err }, publishTimeout)
+	defer cancel()
 	if len(live) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), publishTimeout)
-	defer cancel()
 	err := publishTogether(ctx, live[0].db, live)
 	if err == nil && len(live) > 1 {
 		g.together.Add(int64(len(live)))

@@ -1,14 +1,17 @@
 // Package batch gathers what arrives while a batch is being written into
 // the next batch: group commit for the ledger's admissions and finishes and
-// for the results databases' fence records. It owns only the queue and its
+// for the results databases' fence records and small publications. It owns
+// only the queue and its
 // writers; what a batch is written with, and what its callers wait on, are
 // its users'.
 package batch
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Item is something queued for a batch. A batch holds each key once: one
@@ -91,4 +94,25 @@ func (q *Queue[T]) next(limit int) []T {
 	q.waiting = rest
 	slices.SortFunc(batch, func(x, y T) int { return strings.Compare(x.BatchKey(), y.BatchKey()) })
 	return batch
+}
+
+// Live returns the items of a batch whose callers still wait (ctx of each
+// has not ended), telling the others their context's error through gone,
+// and a context to write them with: free of the callers' cancellation, so
+// that a batch is written whole or not at all, and bounded by timeout. The
+// caller calls cancel when done, even when no item is left.
+func Live[T any](batch []T, ctx func(T) context.Context, gone func(T, error), timeout time.Duration) (live []T, wctx context.Context, cancel context.CancelFunc) {
+	live = batch[:0]
+	for _, it := range batch {
+		if err := ctx(it).Err(); err != nil {
+			gone(it, err)
+			continue
+		}
+		live = append(live, it)
+	}
+	if len(live) == 0 {
+		return nil, context.Background(), func() {}
+	}
+	wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx(live[0])), timeout)
+	return live, wctx, cancel
 }

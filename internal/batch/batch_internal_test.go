@@ -1,10 +1,13 @@
 package batch
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 type key string
@@ -96,5 +99,33 @@ func TestQueueWritesEveryItemOnce(t *testing.T) {
 				t.Fatalf("%d writers at once, want at most %d", mostAt, limit)
 			}
 		})
+	}
+}
+
+type waiting struct {
+	ctx  context.Context
+	gone error
+}
+
+func TestLiveTellsTheCallersThatLeftAndDetachesTheRest(t *testing.T) {
+	left, leave := context.WithCancel(context.Background())
+	leave()
+	stays, stop := context.WithCancel(context.WithValue(context.Background(), key("k"), "v"))
+	a, b, c := &waiting{ctx: left}, &waiting{ctx: stays}, &waiting{ctx: left}
+	live, ctx, cancel := Live([]*waiting{a, b, c}, func(w *waiting) context.Context { return w.ctx },
+		func(w *waiting, err error) { w.gone = err }, time.Minute)
+	defer cancel()
+	if len(live) != 1 || live[0] != b || !errors.Is(a.gone, context.Canceled) || !errors.Is(c.gone, context.Canceled) || b.gone != nil {
+		t.Fatalf("live %v; told %v, %v, %v", live, a.gone, b.gone, c.gone)
+	}
+	// The batch's context outlives its callers' and keeps their values.
+	stop()
+	if _, ok := ctx.Deadline(); !ok || ctx.Err() != nil || ctx.Value(key("k")) != "v" {
+		t.Fatalf("the batch's context: %v, %v", ctx.Err(), ctx.Value(key("k")))
+	}
+	none, _, cancelNone := Live([]*waiting{{ctx: left}}, func(w *waiting) context.Context { return w.ctx }, func(*waiting, error) {}, time.Minute)
+	cancelNone()
+	if len(none) != 0 {
+		t.Fatalf("live %v, want none", none)
 	}
 }
