@@ -1,9 +1,8 @@
 // Package batch gathers what arrives while a batch is being written into
 // the next batch: group commit for the ledger's admissions and finishes and
 // for the results databases' fence records and small publications. It owns
-// only the queue and its
-// writers; what a batch is written with, and what its callers wait on, are
-// its users'.
+// only the queue and its writers; what a batch is written with, and what
+// its callers wait on, are its users'.
 package batch
 
 import (
