@@ -40,6 +40,11 @@ func Do(ctx context.Context, b Backoff, try func(ctx context.Context) (done bool
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timer.C:
+			// A select picks at random among ready cases: a context
+			// that ended while the timer fired ends the loop too.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 		}
 		wait = b.next(wait)
 	}
