@@ -155,8 +155,8 @@ func (l *Ledger) pickCandidates(ctx context.Context, q sqlexec.Querier, queue st
 		}
 	}
 	var out []candidate
-	err := q.Query(ctx, fmt.Sprintf(`SELECT job_id, source_db FROM %s WHERE queue = ? AND `+pendingCond+` AND held = 0 AND ready_at <= ?%s
-	ORDER BY ready_at, enqueued_at, job_id LIMIT %d%s`, l.table, cond, n, locking), func(scan func(...any) error) error {
+	err := q.Query(ctx, fmt.Sprintf(`SELECT job_id, source_db FROM %s WHERE %s AND held = 0 AND ready_at <= ?%s
+	ORDER BY ready_at, enqueued_at, job_id LIMIT %d%s`, l.table, l.d.pending(), cond, n, locking), func(scan func(...any) error) error {
 		var c candidate
 		err := scan(&c.id, &c.db)
 		out = append(out, c)

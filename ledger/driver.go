@@ -68,9 +68,15 @@ type driver interface {
 	// greatest is the later of two times.
 	greatest(a, b string) string
 
-	// leaderColumn is a column of the jobs table that the driver's
-	// index of flight leaders needs (name and declaration), if any.
-	leaderColumn() (name, decl string)
+	// generated are the columns of the jobs table that the driver's
+	// indexes need, if any: without partial indexes, a column that is
+	// NULL outside the rows a partial index would hold stands in for its
+	// condition (an index holds the NULLs, which no query looks for).
+	generated() []generatedColumn
+	// pending is a condition, with one ? for a queue, that holds of that
+	// queue's jobs not started (PENDING or RETRY), read from the index of
+	// waiting jobs (_pending) in the order they start.
+	pending() string
 	// leads is a condition, with one ? for a flight, that holds of the
 	// unfinished job that leads that flight, read from the index that
 	// lets a flight have one (_flight).
@@ -145,8 +151,11 @@ func (onConflict) admitOne(ctx context.Context, _ *Ledger, q sqlexec.Querier, st
 	return written, err
 }
 
-// leaderColumn: partial indexes need no column of their own.
-func (onConflict) leaderColumn() (string, string) { return "", "" }
+// generated: partial indexes need no column of their own.
+func (onConflict) generated() []generatedColumn { return nil }
+
+// pending repeats the partial index's condition, for the planners.
+func (onConflict) pending() string { return "queue = ? AND " + pendingCond }
 
 // leads repeats the partial index's condition, for the planners.
 func (onConflict) leads() string { return "flight = ? AND " + leadingCond }
@@ -163,6 +172,10 @@ func returningClaim(ctx context.Context, l *Ledger, lock, set string, setArgs []
 	return l.jobs(ctx, l.q, fmt.Sprintf("%s WHERE job_id IN (%s%s) AND "+pendingCond+" RETURNING %s", set, pick, lock, jobColumns),
 		append(setArgs, pickArgs...)...)
 }
+
+// generatedColumn is a generated column of the jobs table: its name and
+// its declaration ({...} are the driver's types).
+type generatedColumn struct{ name, decl string }
 
 // rowsOf is n rows of cols placeholders, for a multi-row VALUES.
 func rowsOf(cols, n int) string {

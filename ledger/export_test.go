@@ -8,13 +8,19 @@ import (
 )
 
 // Plans are the database's plans for the ledger's queries that partial
-// indexes serve: "claim" (the next jobs of queue), "group" (a group's
-// jobs) and "expired" (jobs past their expiry).
+// indexes (or, on MySQL, indexes of generated columns) serve: "claim" (the
+// next jobs of queue), "group" (a group's jobs) and "expired" (jobs past
+// their expiry), and more.
 func Plans(ctx context.Context, l *Ledger, queue, group string) (map[string]string, error) {
 	_, sqlite := l.d.(sqliteDriver)
 	explain := "EXPLAIN "
-	if sqlite {
+	switch l.d.(type) {
+	case sqliteDriver:
 		explain = "EXPLAIN QUERY PLAN "
+	case mysqlDriver:
+		// One row: the plan as JSON, which names the index read and
+		// whether the rows are sorted after (filesort).
+		explain = "EXPLAIN FORMAT=JSON "
 	}
 	t := l.timeArg(time.Now())
 	out := map[string]string{}

@@ -321,8 +321,8 @@ func (l *Ledger) PendingOf(ctx context.Context, queue, owner string, limit int) 
 
 // pending lists a queue's pending jobs that match cond as well.
 func (l *Ledger) pending(ctx context.Context, cond string, limit int, args ...any) ([]*Job, error) {
-	jobs, err := l.jobs(ctx, l.q, fmt.Sprintf(`SELECT %s FROM %s WHERE queue = ? AND `+pendingCond+`%s
-	ORDER BY held, ready_at, enqueued_at, job_id LIMIT %d`, jobColumns, l.table, cond, limit), args...)
+	jobs, err := l.jobs(ctx, l.q, fmt.Sprintf(`SELECT %s FROM %s WHERE %s%s
+	ORDER BY held, ready_at, enqueued_at, job_id LIMIT %d`, jobColumns, l.table, l.d.pending(), cond, limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list pending jobs: %w", err)
 	}

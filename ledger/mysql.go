@@ -41,12 +41,22 @@ func (mysqlDriver) lockRows() string { return " FOR UPDATE" }
 
 func (mysqlDriver) lockMigration(context.Context, *Ledger) (func(), error) { return func() {}, nil }
 
-// createIndexes creates each index; MySQL has no CREATE INDEX IF NOT EXISTS,
-// so an existing one is the error to pass over.
-func (d mysqlDriver) createIndexes(ctx context.Context, l *Ledger, want []index, _ []string) error {
+// createIndexes creates each index, then drops those they replace; MySQL
+// has no IF NOT EXISTS or IF EXISTS for them, so an index that exists (or,
+// dropped, does not) is the error to pass over: another node may be
+// migrating the same ledger.
+func (d mysqlDriver) createIndexes(ctx context.Context, l *Ledger, want []index, replaced []string) error {
 	for _, idx := range want {
 		_, err := l.q.Exec(ctx, fmt.Sprintf("CREATE %sINDEX %s ON %s (%s)", uniqueness(idx), d.quote(idx.name), idx.table, idx.cols))
-		if err != nil && !strings.Contains(err.Error(), "Duplicate key name") {
+		var myErr *mysql.MySQLError
+		if err != nil && (!errors.As(err, &myErr) || myErr.Number != 1061) { // ER_DUP_KEYNAME
+			return err
+		}
+	}
+	for _, name := range replaced {
+		_, err := l.q.Exec(ctx, fmt.Sprintf("DROP INDEX %s ON %s", d.quote(name), l.table))
+		var myErr *mysql.MySQLError
+		if err != nil && (!errors.As(err, &myErr) || myErr.Number != 1091) { // ER_CANT_DROP_FIELD_OR_KEY
 			return err
 		}
 	}
@@ -135,9 +145,21 @@ func (mysqlDriver) claim(ctx context.Context, l *Ledger, set string, setArgs []a
 // of NULLs.
 const leaderColumnName = "flight_leader"
 
-func (mysqlDriver) leaderColumn() (string, string) {
-	return leaderColumnName, "{key} GENERATED ALWAYS AS (CASE WHEN " + leadingCond + " THEN flight END) VIRTUAL"
+// pendingColumnName is, on MySQL, the generated column that the index of
+// waiting jobs holds: a job's queue while it waits to start, else NULL.
+// Where it stood, an index of (queue, state, held, ready_at) had two
+// ranges of state to merge: a claim read and sorted every waiting job of
+// its queue to take the first few, hundreds of rows a job in a burst.
+const pendingColumnName = "pending_queue"
+
+func (mysqlDriver) generated() []generatedColumn {
+	return []generatedColumn{
+		{leaderColumnName, "{key} GENERATED ALWAYS AS (CASE WHEN " + leadingCond + " THEN flight END) VIRTUAL"},
+		{pendingColumnName, "{short} GENERATED ALWAYS AS (CASE WHEN " + pendingCond + " THEN queue END) VIRTUAL"},
+	}
 }
+
+func (mysqlDriver) pending() string { return pendingColumnName + " = ?" }
 
 func (mysqlDriver) leads() string { return leaderColumnName + " = ?" }
 

@@ -81,8 +81,8 @@ func (l *Ledger) pickSQL(n, except int) string {
 	if except > 0 {
 		passOver = " AND task NOT IN (" + sqlexec.Placeholders(except) + ")"
 	}
-	return fmt.Sprintf(`SELECT job_id FROM %s WHERE queue = ? AND `+pendingCond+` AND held = 0 AND ready_at <= ?%s
-	ORDER BY ready_at, enqueued_at, job_id LIMIT %d`, l.table, passOver, n)
+	return fmt.Sprintf(`SELECT job_id FROM %s WHERE %s AND held = 0 AND ready_at <= ?%s
+	ORDER BY ready_at, enqueued_at, job_id LIMIT %d`, l.table, l.d.pending(), passOver, n)
 }
 
 // NextReady returns when the earliest job of queue that waits for its
@@ -92,7 +92,7 @@ func (l *Ledger) pickSQL(n, except int) string {
 // and what frees them wakes the queue.
 func (l *Ledger) NextReady(ctx context.Context, queue string) (time.Time, bool, error) {
 	var t ledgerTime
-	err := l.q.Query(ctx, fmt.Sprintf(`SELECT MIN(ready_at) FROM %s WHERE queue = ? AND `+pendingCond+` AND held = 0 AND ready_at > ?`, l.table),
+	err := l.q.Query(ctx, fmt.Sprintf(`SELECT MIN(ready_at) FROM %s WHERE %s AND held = 0 AND ready_at > ?`, l.table, l.d.pending()),
 		func(scan func(...any) error) error { return scan(&t) }, queue, l.timeArg(l.now()))
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("next ready job: %w", err)

@@ -31,13 +31,14 @@ func (l *Ledger) Migrate(ctx context.Context) error {
 			return fmt.Errorf("migrate ledger table %s: %w", l.cfg.Table, err)
 		}
 	}
-	if name, decl := l.d.leaderColumn(); name != "" {
-		if err := l.addColumn(ctx, l.table, name, r.Replace(decl)); err != nil {
-			return fmt.Errorf("migrate ledger table %s: %w", l.cfg.Table, err)
-		}
-	}
 	if err := l.checkLayout(ctx); err != nil {
 		return err
+	}
+	// After the check: they are computed from the columns it checks.
+	for _, c := range l.d.generated() {
+		if err := l.addColumn(ctx, l.table, c.name, r.Replace(c.decl)); err != nil {
+			return fmt.Errorf("migrate ledger table %s: %w", l.cfg.Table, err)
+		}
 	}
 	if err := l.writeIdentity(ctx); err != nil {
 		return fmt.Errorf("ledger table %s: identity: %w", l.cfg.Table, err)
@@ -259,8 +260,11 @@ func uniqueness(idx index) string {
 // each write of a row adds an entry to every index it belongs in; the
 // indexes these replace (_ready, _group, _expiry; sql-jobber before
 // 2026-11-26) held every row, and claims scanned _ready whole. Without
-// partial indexes (MySQL) those are still the indexes: a claim reads the
-// queue's waiting jobs (two ranges of state), then sorts them.
+// partial indexes (MySQL) the others are still the indexes; _pending and
+// _flight index a generated column that is NULL outside the rows the
+// partial index would hold (see mysqlDriver.generated). MySQL's _ready
+// (queue, state, held, ready_at; before 2026-12-07) made a claim read and
+// sort every waiting job of its queue.
 func (l *Ledger) indexes() (want []index, replaced []string) {
 	t := l.cfg.Table
 	gone := index{t + "_gone_at", l.gone, "gone_at", "", false}
@@ -269,7 +273,9 @@ func (l *Ledger) indexes() (want []index, replaced []string) {
 	owned := index{t + "_owned", l.table, "owner, created_at, job_id", "", false}
 	if !l.d.partialIndexes() {
 		return []index{
-			{t + "_ready", l.table, "queue, state, held, ready_at", "", false},
+			// Waiting jobs, in the order they start: the generated
+			// column is the queue of a job not started, else NULL.
+			{t + "_pending", l.table, pendingColumnName + ", held, ready_at, enqueued_at, job_id", "", false},
 			{t + "_running", l.table, "state, node_id", "", false},
 			{t + "_group", l.table, "group_id", "", false},
 			{t + "_expiry", l.table, "expires_at", "", false},
@@ -281,7 +287,7 @@ func (l *Ledger) indexes() (want []index, replaced []string) {
 			{t + "_flight", l.table, leaderColumnName, "", true},
 			{t + "_joined", l.table, "joined, flight", "", false},
 			created, owned, gone,
-		}, nil
+		}, []string{t + "_ready"}
 	}
 	return []index{
 		{t + "_pending", l.table, "queue, held, ready_at, enqueued_at, job_id", " WHERE " + pendingCond, false},

@@ -80,6 +80,99 @@ func TestLedgerQueriesReadTheirPartialIndexes(t *testing.T) {
 	}
 }
 
+// TestMySQLClaimsReadWaitingJobsInOrder: MySQL has no partial indexes; a
+// claim must still read the next waiting jobs of its queue from an index
+// in the order they start, not read and sort every waiting job of the
+// queue (hundreds a claim in a burst of small jobs), and the other
+// queries must read their indexes.
+func TestMySQLClaimsReadWaitingJobsInOrder(t *testing.T) {
+	ctx := context.Background()
+	l := openLedger(t, sqlexec.MySQL, ledger.Config{})
+	for i := range 300 {
+		mustAdmit(t, l, jb(sqljobber.Job{ID: fmt.Sprintf("w%03d", i), Task: "t", Queue: "q"}))
+		mustAdmit(t, l, jb(sqljobber.Job{ID: fmt.Sprintf("d%03d", i), Task: "t", Queue: "q"}))
+	}
+	sqlexectest.Exec(t, l.db, "UPDATE sqljobber_jobs SET state = 'SUCCESS', finished_at = created_at, fingerprint = job_id WHERE job_id LIKE 'd%'")
+	sqlexectest.Exec(t, l.db, "ANALYZE TABLE sqljobber_jobs")
+	plans, err := ledger.Plans(ctx, l.Ledger, "q", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, index := range map[string]string{"claim": "sqljobber_jobs_pending", "group": "sqljobber_jobs_group", "expired": "sqljobber_jobs_expiry",
+		"reuse": "sqljobber_jobs_fingerprint", "waiting": "sqljobber_jobs_joined"} {
+		if !strings.Contains(plans[name], `"key": "`+index+`"`) {
+			t.Errorf("the %s query does not read %s:\n%s", name, index, plans[name])
+		}
+	}
+	if strings.Contains(plans["claim"], "filesort") {
+		t.Errorf("the claim sorts the waiting jobs it reads:\n%s", plans["claim"])
+	}
+	// First in, first out, from the index.
+	for _, want := range []string{"w000", "w001", "w002"} {
+		if j, err := claimOne(l, "q", "n1", time.Minute); err != nil || j == nil || j.ID != want {
+			t.Fatalf("claimed %v, %v; want %s", j, err, want)
+		}
+	}
+}
+
+// TestMySQLMigrateReplacesTheIndexOfWaitingJobs: a MySQL ledger of the
+// version before the generated column of waiting jobs (with _ready)
+// gets the column and _pending, loses _ready, and its waiting jobs are
+// claimed in order; nodes migrate it at once.
+func TestMySQLMigrateReplacesTheIndexOfWaitingJobs(t *testing.T) {
+	ctx := context.Background()
+	l := openLedger(t, sqlexec.MySQL, ledger.Config{})
+	mustAdmit(t, l, jb(sqljobber.Job{ID: "a", Task: "t", Queue: "q"}))
+	mustAdmit(t, l, jb(sqljobber.Job{ID: "b", Task: "t", Queue: "q"}))
+	for _, stmt := range []string{
+		"DROP INDEX sqljobber_jobs_pending ON sqljobber_jobs",
+		"ALTER TABLE sqljobber_jobs DROP COLUMN pending_queue",
+		"CREATE INDEX sqljobber_jobs_ready ON sqljobber_jobs (queue, state, held, ready_at)",
+	} {
+		sqlexectest.Exec(t, l.db, stmt)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		node, err := ledger.New(l.db, nil, ledger.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- node.Migrate(ctx)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	err := l.db.Querier().Query(ctx, `SELECT index_name, GROUP_CONCAT(column_name ORDER BY seq_in_index) FROM information_schema.statistics
+	WHERE table_schema = DATABASE() AND table_name = 'sqljobber_jobs' AND index_name IN ('sqljobber_jobs_pending', 'sqljobber_jobs_ready')
+	GROUP BY index_name`, func(scan func(...any) error) error {
+		var name, cols string
+		err := scan(&name, &cols)
+		got = append(got, name+"("+cols+")")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "sqljobber_jobs_pending(pending_queue,held,ready_at,enqueued_at,job_id)"; len(got) != 1 || got[0] != want {
+		t.Fatalf("indexes %v; want %s alone", got, want)
+	}
+	for _, want := range []string{"a", "b"} {
+		if j, err := claimOne(l, "q", "n1", time.Minute); err != nil || j == nil || j.ID != want {
+			t.Fatalf("claimed %v, %v; want %s", j, err, want)
+		}
+	}
+}
+
 // TestMigrateReplacesTheIndexesOfALedgerInUse: a ledger made by an earlier
 // version (with _ready, _group and _expiry), holding jobs, gets the partial
 // indexes and loses those; an invalid index (an interrupted concurrent
