@@ -2,9 +2,9 @@ package ledger_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -131,25 +131,8 @@ func TestMySQLMigrateReplacesTheIndexOfWaitingJobs(t *testing.T) {
 	} {
 		sqlexectest.Exec(t, l.db, stmt)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for range 4 {
-		node, err := ledger.New(l.db, nil, ledger.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- node.Migrate(ctx)
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := migrateAtOnce(ctx, l.db, 4); err != nil {
+		t.Fatal(err)
 	}
 	var got []string
 	err := l.db.Querier().Query(ctx, `SELECT index_name, GROUP_CONCAT(column_name ORDER BY seq_in_index) FROM information_schema.statistics
@@ -205,25 +188,8 @@ func TestMigrateReplacesTheIndexesOfALedgerInUse(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Every node of a cluster migrates as it starts, maybe at once.
-		var wg sync.WaitGroup
-		errs := make(chan error, 4)
-		for range 4 {
-			node, err := ledger.New(l.db, nil, ledger.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs <- node.Migrate(ctx)
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatalf("after %q: %v", setup, err)
-			}
+		if err := migrateAtOnce(ctx, l.db, 4); err != nil {
+			t.Fatalf("after %q: %v", setup, err)
 		}
 		if got := indexes(); got != "sqljobber_jobs_created:true sqljobber_jobs_expiring:true sqljobber_jobs_finished:true sqljobber_jobs_flight:true sqljobber_jobs_grouped:true sqljobber_jobs_joined:true sqljobber_jobs_owned:true sqljobber_jobs_pending:true sqljobber_jobs_reusable:true sqljobber_jobs_running:true" {
 			t.Fatalf("after %q, indexes %q; want the valid partial ones and the listing's alone", setup, got)
@@ -236,6 +202,26 @@ func TestMigrateReplacesTheIndexesOfALedgerInUse(t *testing.T) {
 
 // copyJobs adds n copies of every job in the ledger, with IDs of their own
 // and state (an SQL expression over the copied row).
+// migrateAtOnce migrates the ledger on db from n nodes at once, as the
+// nodes of a cluster may as they start.
+func migrateAtOnce(ctx context.Context, db *sqlexec.DB, n int) error {
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			node, err := ledger.New(db, nil, ledger.Config{})
+			if err == nil {
+				err = node.Migrate(ctx)
+			}
+			errs <- err
+		}()
+	}
+	var all []error
+	for range n {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
+}
+
 func copyJobs(t *testing.T, db *sqlexec.DB, n int, state string) {
 	t.Helper()
 	sqlexectest.Exec(t, db, fmt.Sprintf(`WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < %d)
