@@ -77,6 +77,11 @@ type driver interface {
 	// queue's jobs not started (PENDING or RETRY), read from the index of
 	// waiting jobs (_pending) in the order they start.
 	pending() string
+	// waiting is what names a job's queue while it waits to start, and
+	// the condition that holds of the jobs waiting, for statements that
+	// count a ledger's waiting jobs by queue from the index of waiting
+	// jobs.
+	waiting() (queue, cond string)
 	// leads is a condition, with one ? for a flight, that holds of the
 	// unfinished job that leads that flight, read from the index that
 	// lets a flight have one (_flight).
@@ -156,6 +161,8 @@ func (onConflict) generated() []generatedColumn { return nil }
 
 // pending repeats the partial index's condition, for the planners.
 func (onConflict) pending() string { return "queue = ? AND " + pendingCond }
+
+func (onConflict) waiting() (string, string) { return "queue", pendingCond }
 
 // leads repeats the partial index's condition, for the planners.
 func (onConflict) leads() string { return "flight = ? AND " + leadingCond }

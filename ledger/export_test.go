@@ -36,6 +36,8 @@ func Plans(ctx context.Context, l *Ledger, queue, group string) (map[string]stri
 		// A flight's leader, and the jobs waiting on it.
 		"flight":  {l.leaderSQL(), []any{"fp"}},
 		"waiting": {l.waitingSQL(), []any{"fp"}},
+		// What waits in each queue, for the metrics.
+		"by queue": {l.pendingByQueueSQL(), []any{t}},
 	} {
 		var lines []string
 		err := l.q.Query(ctx, explain+q.sql, func(scan func(...any) error) error {

@@ -345,9 +345,7 @@ type Waiting struct {
 // finished ones).
 func (l *Ledger) PendingByQueue(ctx context.Context) (map[string]Waiting, error) {
 	out := map[string]Waiting{}
-	stmt := fmt.Sprintf("SELECT queue, COUNT(*), MIN(CASE WHEN held = 0 AND ready_at <= ? THEN ready_at END) FROM %s WHERE "+
-		pendingCond+" GROUP BY queue", l.table)
-	err := l.q.Query(ctx, stmt, func(scan func(...any) error) error {
+	err := l.q.Query(ctx, l.pendingByQueueSQL(), func(scan func(...any) error) error {
 		var (
 			q      string
 			n      int64
@@ -361,6 +359,14 @@ func (l *Ledger) PendingByQueue(ctx context.Context) (map[string]Waiting, error)
 		return nil, fmt.Errorf("count pending jobs: %w", err)
 	}
 	return out, nil
+}
+
+// pendingByQueueSQL counts the waiting jobs by queue (argument: the time
+// now).
+func (l *Ledger) pendingByQueueSQL() string {
+	queue, cond := l.d.waiting()
+	return fmt.Sprintf("SELECT %[2]s, COUNT(*), MIN(CASE WHEN held = 0 AND ready_at <= ? THEN ready_at END) FROM %[1]s WHERE %[3]s GROUP BY %[2]s",
+		l.table, queue, cond)
 }
 
 // LiveRuns returns the run IDs of every STARTED job, on any node.

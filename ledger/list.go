@@ -201,11 +201,12 @@ func (l *Ledger) queueCounts(ctx context.Context, window time.Duration, owner *s
 	args := append([]any{l.timeArg(now)}, ownArg...)
 	args = append(args, ownArg...)
 	args = append(append(args, l.timeArg(since)), ownArg...)
-	stmt := fmt.Sprintf(`SELECT queue, state, COUNT(*), MIN(CASE WHEN held = 0 AND ready_at <= ? THEN ready_at END) FROM %[1]s
-	WHERE `+pendingCond+`%[2]s GROUP BY queue, state
+	queue, waiting := l.d.waiting()
+	stmt := fmt.Sprintf(`SELECT %[3]s, state, COUNT(*), MIN(CASE WHEN held = 0 AND ready_at <= ? THEN ready_at END) FROM %[1]s
+	WHERE %[4]s%[2]s GROUP BY %[3]s, state
 UNION ALL SELECT queue, state, COUNT(*), NULL FROM %[1]s WHERE `+runningCond+`%[2]s GROUP BY queue, state
 UNION ALL SELECT queue, state, COUNT(*), NULL FROM %[1]s WHERE `+finishedCond+` AND finished_at >= ? AND state IN ('SUCCESS', 'FAILURE', 'CANCELLED')%[2]s
-	GROUP BY queue, state`, l.table, own)
+	GROUP BY queue, state`, l.table, own, queue, waiting)
 	out := map[string]*sqljobber.QueueSummary{}
 	err := l.q.Query(ctx, stmt, func(scan func(...any) error) error {
 		var (

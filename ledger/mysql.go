@@ -161,6 +161,10 @@ func (mysqlDriver) generated() []generatedColumn {
 
 func (mysqlDriver) pending() string { return pendingColumnName + " = ?" }
 
+func (mysqlDriver) waiting() (string, string) {
+	return pendingColumnName, pendingColumnName + " IS NOT NULL"
+}
+
 func (mysqlDriver) leads() string { return leaderColumnName + " = ?" }
 
 // flightTx reads committed rows: a locking read of a flight that has no

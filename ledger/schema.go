@@ -275,7 +275,9 @@ func (l *Ledger) indexes() (want []index, replaced []string) {
 		return []index{
 			// Waiting jobs, in the order they start: the generated
 			// column is the queue of a job not started, else NULL.
-			{t + "_pending", l.table, pendingColumnName + ", held, ready_at, enqueued_at, job_id", "", false},
+			// With state, the counts of waiting jobs by queue read
+			// this index alone.
+			{t + "_pending", l.table, pendingColumnName + ", held, ready_at, enqueued_at, job_id, state", "", false},
 			{t + "_running", l.table, "state, node_id", "", false},
 			{t + "_group", l.table, "group_id", "", false},
 			{t + "_expiry", l.table, "expires_at", "", false},

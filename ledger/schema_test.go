@@ -107,6 +107,9 @@ func TestMySQLClaimsReadWaitingJobsInOrder(t *testing.T) {
 	if strings.Contains(plans["claim"], "filesort") {
 		t.Errorf("the claim sorts the waiting jobs it reads:\n%s", plans["claim"])
 	}
+	if !strings.Contains(plans["by queue"], `"key": "sqljobber_jobs_pending"`) || !strings.Contains(plans["by queue"], `"using_index": true`) {
+		t.Errorf("the count of waiting jobs by queue does not read the index of waiting jobs alone:\n%s", plans["by queue"])
+	}
 	// First in, first out, from the index.
 	for _, want := range []string{"w000", "w001", "w002"} {
 		if j, err := claimOne(l, "q", "n1", time.Minute); err != nil || j == nil || j.ID != want {
@@ -146,7 +149,7 @@ func TestMySQLMigrateReplacesTheIndexOfWaitingJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "sqljobber_jobs_pending(pending_queue,held,ready_at,enqueued_at,job_id)"; len(got) != 1 || got[0] != want {
+	if want := "sqljobber_jobs_pending(pending_queue,held,ready_at,enqueued_at,job_id,state)"; len(got) != 1 || got[0] != want {
 		t.Fatalf("indexes %v; want %s alone", got, want)
 	}
 	for _, want := range []string{"a", "b"} {
