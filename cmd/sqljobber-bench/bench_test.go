@@ -52,6 +52,9 @@ func TestShortRun(t *testing.T) {
 		if r.Floor != "" && r.Ratio <= 0 {
 			t.Errorf("result %s has no ratio", r.Name)
 		}
+		if strings.HasPrefix(r.Name, "sql-jobber") && strings.Contains(r.Name, "one-row") && r.DBCPURatio <= 0 {
+			t.Errorf("result %s does not compare the database's CPU with the floor's", r.Name)
+		}
 		if strings.Contains(r.Name, "waiting for its job") && r.P50Ratio <= 0 {
 			t.Errorf("result %s has no latency ratio", r.Name)
 		}

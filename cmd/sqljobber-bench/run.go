@@ -52,6 +52,11 @@ type Result struct {
 	P99ms float64 `json:"p99_ms,omitempty"`
 	// P50Ratio is this one's p50 over its floor's single-job p50.
 	P50Ratio float64 `json:"p50_vs_floor,omitempty"`
+	// DBCPURatio is the databases' CPU time per job over the floor's per
+	// table, the median of the rounds' (each against the floor of its
+	// round): what a job costs the database beyond what its table must,
+	// whatever else shares the machine's cores.
+	DBCPURatio float64 `json:"db_cpu_vs_floor,omitempty"`
 	// PostsPerSec is how many POSTs the server answered a second.
 	PostsPerSec float64 `json:"posts_per_sec,omitempty"`
 	PeakRSS     int64   `json:"peak_rss_bytes,omitempty"`
@@ -442,6 +447,9 @@ func summary(r Result) string {
 	}
 	if r.P50Ratio > 0 {
 		parts = append(parts, fmt.Sprintf("p50 %.2fx floor's single-table p50", r.P50Ratio))
+	}
+	if r.DBCPURatio > 0 {
+		parts = append(parts, fmt.Sprintf("database CPU %.2fx floor's", r.DBCPURatio))
 	}
 	if r.PeakRSS > 0 {
 		parts = append(parts, fmt.Sprintf("peak RSS %.1f MB", float64(r.PeakRSS)/(1<<20)))

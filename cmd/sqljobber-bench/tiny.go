@@ -89,6 +89,10 @@ func (b *bench) measureTiny(ctx context.Context) error {
 		if s.floor != nil {
 			s.best.Floor, s.best.Ratio = s.floor.best.Name, s.best.JobsPerSec/s.floor.best.JobsPerSec
 			s.best.Comments += "; " + roundRatios("median of rounds", "x", s.ratios)
+			if len(s.dbRatios) > 0 {
+				s.best.DBCPURatio = median(s.dbRatios)
+				s.best.Comments += "; database CPU a job over the floor's a table: " + roundRatios("median of rounds", "x", s.dbRatios)
+			}
 		}
 		if s.latencyFloor != nil {
 			s.best.P50Ratio = median(s.p50Ratios)
@@ -247,12 +251,17 @@ func (b *bench) tinyRound(ctx context.Context, round int, series []*tinySeries) 
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 		r.Comments = strings.TrimPrefix(r.Comments+"; "+cpu.perJob(s.jobs), "; ")
-		s.last = r
+		s.last, s.lastCPU = r, cpu
 		note := ""
 		if s.floor != nil {
 			ratio := r.JobsPerSec / s.floor.last.JobsPerSec
 			s.ratios = append(s.ratios, ratio)
 			note = fmt.Sprintf(" (%.2fx)", ratio)
+			if f := s.floor.lastCPU.db.Seconds() / float64(s.floor.jobs); f > 0 {
+				db := cpu.db.Seconds() / float64(s.jobs) / f
+				s.dbRatios = append(s.dbRatios, db)
+				note += fmt.Sprintf(", database CPU a job %.2fx the floor's a table", db)
+			}
 		}
 		if s.latencyFloor != nil {
 			ratio := r.P50ms / s.latencyFloor.last.P50ms
@@ -301,7 +310,11 @@ type tinySeries struct {
 	// latencyFloor the one its p50 is compared with; nil: none.
 	floor, latencyFloor *tinySeries
 	last, best          Result
+	lastCPU             cpuUse
 	ratios, p50Ratios   []float64
+	// dbRatios are the rounds' database CPU per job over their floor's
+	// per table.
+	dbRatios []float64
 }
 
 // roundRatios describes the rounds' figures.
