@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -73,7 +71,7 @@ func (g *gossipGate) NotifyMerge(peers []*memberlist.Node) error {
 // member beside this node and its live members, and logs it; nil if it
 // may. p.mu is held.
 func (p *gossipProvider) admitLocked(n *memberlist.Node) error {
-	gossip := net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+	gossip := gossipAddress(n)
 	m, ok := meta(n)
 	if !ok {
 		return p.refuseLocked(n.Name, gossip, memberMeta{}, "it does not describe itself as a sql-jobber member does")

@@ -6,9 +6,22 @@ import (
 	"log"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+)
+
+const (
+	// pushPullInterval is how often a member trades its whole state with
+	// another (memberlist's LAN default: 30 s). A member that missed the
+	// gossip of a change (a run joined, a member drains) learns of it
+	// then at the latest. memberlist stretches it in clusters of more
+	// than 32 members.
+	pushPullInterval = 10 * time.Second
+	// exchangeParallel bounds the state exchanges a node that joined
+	// makes at once (see exchangeState).
+	exchangeParallel = 8
 )
 
 // memberlistConfig is memberlist's configuration for this node.
@@ -43,6 +56,7 @@ func (p *gossipProvider) memberlistConfig() (*memberlist.Config, error) {
 	// instead of 4 in a cluster of three. Its IDs wait that long, so the
 	// maximum is kept at 3x (7 s there).
 	conf.SuspicionMaxTimeoutMult = 3
+	conf.PushPullInterval = pushPullInterval
 	conf.Delegate = (*gossipDelegate)(p)
 	conf.Events = (*gossipEvents)(p)
 	conf.Alive = (*gossipGate)(p)
@@ -68,6 +82,7 @@ func (p *gossipProvider) tryJoin() (refusal, err error) {
 	p.joining, p.joinRefusal = false, nil
 	p.mu.Unlock()
 	if err == nil {
+		p.exchangeState()
 		return nil, nil
 	}
 	// memberlist keeps only the text of the errors of a join.
@@ -78,6 +93,56 @@ func (p *gossipProvider) tryJoin() (refusal, err error) {
 		return fmt.Errorf("%w: %s", ErrRefused, reason), err
 	}
 	return nil, err
+}
+
+// exchangeState trades this node's state for each member's, as a join does
+// (memberlist's push/pull, over TCP), with every member the join brought in
+// but the seeds it went through, at most exchangeParallel at a time.
+//
+// A join tells only the seeds: the rest hear of this node from gossip,
+// which sends the news a few times (memberlist's retransmit limit) to
+// random members, earlier runs of this node (whose address is its own)
+// among them. A member that missed it would learn of this run only at its
+// next push/pull, and a node that joins through it would not learn of this
+// one either; nor would this node learn of a member the seeds missed. Both
+// sides' gates judge the nodes an exchange brings in, as in a join.
+//
+// A member that cannot be reached is left to gossip; the seeds found it
+// alive, so that is seldom, and costs at most memberlist's TCP timeout.
+func (p *gossipProvider) exchangeState() {
+	skip := map[string]bool{gossipAddress(p.ml.LocalNode()): true}
+	for _, seed := range p.cfg.Join {
+		skip[seed] = true
+	}
+	var peers []string
+	p.mu.Lock()
+	for _, m := range p.members {
+		// Runs of one node at one address share it.
+		if m.gossip != "" && !skip[m.gossip] {
+			skip[m.gossip] = true
+			peers = append(peers, m.gossip)
+		}
+	}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, exchangeParallel)
+exchanges:
+	for _, addr := range peers {
+		select {
+		case <-p.done:
+			// This node is leaving.
+			break exchanges
+		case slots <- struct{}{}:
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			if _, err := p.ml.Join([]string{addr}); err != nil {
+				p.logger.Debug("could not trade state with a member after joining", slog.String("gossip", addr), slog.Any("error", err))
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // rejoin keeps trying to join until it has or the provider stops. A

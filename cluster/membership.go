@@ -109,6 +109,9 @@ type memberMeta struct {
 	// TLS says the node's actor port speaks TLS: members that do not
 	// agree cannot send each other grain requests.
 	TLS bool `json:"tls,omitempty"`
+	// gossip is where memberlist reaches the node, host:port; not
+	// gossiped (memberlist says it), and "" for this node.
+	gossip string
 }
 
 // gossipProvider is a cluster.ClusterProvider over memberlist.
@@ -401,13 +404,20 @@ func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
 // gossipEvents follows memberlist's view of the members.
 type gossipEvents gossipProvider
 
-// meta copies a node's metadata; memberlist reuses the buffer.
+// meta copies a node's metadata, and its gossip address; memberlist reuses
+// the buffer.
 func meta(n *memberlist.Node) (memberMeta, bool) {
 	var m memberMeta
 	if err := json.Unmarshal(slices.Clone(n.Meta), &m); err != nil || m.ID == "" {
 		return m, false
 	}
+	m.gossip = gossipAddress(n)
 	return m, true
+}
+
+// gossipAddress is where memberlist reaches n, host:port.
+func gossipAddress(n *memberlist.Node) string {
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
 }
 
 func (e *gossipEvents) NotifyJoin(n *memberlist.Node) { e.set(n) }
