@@ -69,7 +69,7 @@ END $$`)
 		c.procs = append(c.procs, nil)
 		c.startNode(i)
 	}
-	waitMembers(t, 3, &testServer{t: t, base: c.api(0)})
+	c.waitCurrentRuns("start")
 
 	stop := c.load()
 	var failovers []time.Duration
@@ -227,14 +227,58 @@ func (c *chaosCluster) killAndRestart(round, victim int) time.Duration {
 		c.t.Fatal(err)
 	}
 	c.startNode(victim)
-	waitMembers(c.t, 3, &testServer{t: c.t, base: c.api(victim)})
+	converged := c.waitCurrentRuns(fmt.Sprintf("round %d", round+1))
 	took := max(0, last.Sub(killed))
 	ids := slices.Sorted(maps.Keys(running))
-	c.t.Logf("round %d: killed %s running %v; they started again elsewhere within %v", round+1, name, ids, took.Round(time.Millisecond))
+	c.t.Logf("round %d: killed %s running %v; they started again elsewhere within %v; every node listed its restart %v after it served",
+		round+1, name, ids, took.Round(time.Millisecond), converged.Round(time.Millisecond))
 	if took > 2*time.Second {
 		c.logSurvivors(victim)
 	}
 	return took
+}
+
+// waitCurrentRuns waits until every node lists every node's current run
+// (by member ID, new at each start) as alive, and returns how long that
+// took. A count of alive members would pass on an earlier run of a
+// restarted node that a member has not found dead yet.
+func (c *chaosCluster) waitCurrentRuns(when string) time.Duration {
+	c.t.Helper()
+	begin := time.Now()
+	testwait.For(c.t, 10*time.Second, when+": every node to list every node's current run", func() (bool, string) {
+		views := make([][]member, len(c.ports))
+		var runs []string
+		for i := range views {
+			views[i] = (&testServer{t: c.t, base: c.api(i)}).members()
+			for _, m := range views[i] {
+				if m.Self {
+					runs = append(runs, m.ID)
+				}
+			}
+		}
+		ok := true
+		var seen []string
+		for i, view := range views {
+			alive := map[string]bool{}
+			var sees []string
+			for _, m := range view {
+				alive[m.ID] = m.State == "alive"
+				sees = append(sees, fmt.Sprintf("%s (%s) %s", m.Name, m.ID, m.State))
+			}
+			var missing []string
+			for j, id := range runs {
+				if !alive[id] {
+					missing = append(missing, fmt.Sprintf("n%d (%s)", j, id))
+				}
+			}
+			if len(missing) > 0 {
+				ok = false
+				seen = append(seen, fmt.Sprintf("n%d does not list %v alive: it sees %v", i, missing, sees))
+			}
+		}
+		return ok, strings.Join(seen, "; ")
+	})
+	return time.Since(begin)
 }
 
 // logSurvivors logs what the other nodes logged of node victim.

@@ -18,6 +18,7 @@ import (
 
 type member struct {
 	Name   string         `json:"name"`
+	ID     string         `json:"id"`
 	Queues map[string]int `json:"queues"`
 	Self   bool           `json:"self"`
 	State  string         `json:"state"`
