@@ -23,6 +23,10 @@ import (
 // runs only when asked (make chaos).
 const chaosEnv = "SQLJOBBER_CHAOS"
 
+// chaosLogsEnv names a directory where TestChaos, when it fails or a
+// failover is slow, writes every process's log.
+const chaosLogsEnv = "SQLJOBBER_CHAOS_LOGS"
+
 // chaosRounds is how many nodes TestChaos kills, one after another.
 const chaosRounds = 10
 
@@ -64,6 +68,11 @@ END $$`)
 	env := newEnv(t, dbs.toml+fmt.Sprintf("\n[app]\nlost_runs_max = 100\n\n[cluster]\nsecret = %q\n", secret), files)
 
 	c := &chaosCluster{t: t, env: env, dbs: dbs}
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.saveLogs()
+		}
+	})
 	for i := range 3 {
 		c.ports = append(c.ports, freePortPair(t))
 		c.procs = append(c.procs, nil)
@@ -230,8 +239,8 @@ func (c *chaosCluster) killAndRestart(round, victim int) time.Duration {
 	converged := c.waitCurrentRuns(fmt.Sprintf("round %d", round+1))
 	took := max(0, last.Sub(killed))
 	ids := slices.Sorted(maps.Keys(running))
-	c.t.Logf("round %d: killed %s running %v; they started again elsewhere within %v; every node listed its restart %v after it served",
-		round+1, name, ids, took.Round(time.Millisecond), converged.Round(time.Millisecond))
+	c.t.Logf("round %d: killed %s at %s running %v; they started again elsewhere within %v; every node listed its restart %v after it served",
+		round+1, name, killed.Format("15:04:05.000"), ids, took.Round(time.Millisecond), converged.Round(time.Millisecond))
 	if took > 2*time.Second {
 		c.logSurvivors(victim)
 	}
@@ -281,15 +290,23 @@ func (c *chaosCluster) waitCurrentRuns(when string) time.Duration {
 	return time.Since(begin)
 }
 
+// saveLogs writes every process's log, the killed ones' too, to the
+// directory SQLJOBBER_CHAOS_LOGS names, if it is set.
+func (c *chaosCluster) saveLogs() {
+	dir := os.Getenv(chaosLogsEnv)
+	if dir == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, p := range c.all {
+		_ = os.WriteFile(fmt.Sprintf("%s/%02d-%d.log", dir, i, p.cmd.Process.Pid), []byte(p.logs()), 0o644)
+	}
+}
+
 // logSurvivors logs what the other nodes logged of node victim.
 func (c *chaosCluster) logSurvivors(victim int) {
-	if dir := os.Getenv("SQLJOBBER_CHAOS_LOGS"); dir != "" {
-		c.mu.Lock()
-		for i, p := range c.all {
-			_ = os.WriteFile(fmt.Sprintf("%s/%02d-%d.log", dir, i, p.cmd.Process.Pid), []byte(p.logs()), 0o644)
-		}
-		c.mu.Unlock()
-	}
+	c.saveLogs()
 	name := fmt.Sprintf("n%d", victim)
 	c.mu.Lock()
 	defer c.mu.Unlock()
