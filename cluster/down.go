@@ -55,43 +55,77 @@ func (p *gossipProvider) endpointTerminated(ev any) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.stopped || p.probing[e.Address] {
+	if p.stopped {
 		return
 	}
-	var m memberMeta
-	for _, o := range p.members {
-		// A member that is leaving is expected to close its port, and
-		// memberlist reports it gone within moments.
-		if o.ID != p.self.ID && o.address() == e.Address && !p.gone[o.ID] && !o.Leaving {
-			m = o
-		}
-	}
-	if m.ID == "" {
+	if _, busy := p.probing[e.Address]; busy {
+		// A connection to the address broke again while its port was
+		// being checked: a later run there (a restart) may have gone
+		// since the check began, and the port be refusing only now.
+		// The address is checked again once this check ends.
+		p.probing[e.Address] = true
 		return
 	}
-	p.probing[e.Address] = true
+	if len(p.runsAtLocked(e.Address)) == 0 {
+		return
+	}
+	p.probing[e.Address] = false
 	p.wg.Add(1)
 	// protoactor publishes the event on its own goroutines, which must
 	// not wait for a dial.
-	go func() {
-		defer p.wg.Done()
-		refused := portRefuses(m.address())
+	go p.probe(e.Address)
+}
+
+// probe checks the actor port at addr, and again as long as connections
+// to it broke during a check. When it refuses, every run at addr that was
+// a member when that check began is gone; a run that joined since (a
+// restart at the same port) is not judged by it.
+func (p *gossipProvider) probe(addr string) {
+	defer p.wg.Done()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for !p.stopped {
+		runs := p.runsAtLocked(addr)
+		p.mu.Unlock()
+		refused := p.refuses(addr)
 		p.mu.Lock()
-		defer p.mu.Unlock()
-		delete(p.probing, m.address())
-		if !refused || p.stopped {
-			return
+		if refused && !p.stopped {
+			found := false
+			for _, m := range runs {
+				// memberlist names members by their ID; one it
+				// dropped meanwhile it reported itself.
+				if _, member := p.members[m.ID]; !member || p.gone[m.ID] {
+					continue
+				}
+				p.logger.Warn("cluster member is gone: its actor port refuses connections", slog.String("member", m.Name), slog.String("address", addr))
+				p.gone[m.ID] = true
+				p.downLocked(m)
+				found = true
+			}
+			if found {
+				p.changedLocked()
+			}
 		}
-		// memberlist names members by their ID.
-		if _, member := p.members[m.ID]; !member {
-			// memberlist dropped it meanwhile, and reported it.
-			return
+		if again := p.probing[addr]; refused || !again {
+			break
 		}
-		p.logger.Warn("cluster member is gone: its actor port refuses connections", slog.String("member", m.Name), slog.String("address", m.address()))
-		p.gone[m.ID] = true
-		p.downLocked(m)
-		p.changedLocked()
-	}()
+		p.probing[addr] = false
+	}
+	delete(p.probing, addr)
+}
+
+// runsAtLocked are the members at actor address addr that a broken
+// connection may say are gone: not this node, not found gone already, and
+// not leaving (a member that is leaving is expected to close its port, and
+// memberlist reports it gone within moments). p.mu is held.
+func (p *gossipProvider) runsAtLocked(addr string) []memberMeta {
+	var runs []memberMeta
+	for _, m := range p.members {
+		if m.ID != p.self.ID && m.address() == addr && !p.gone[m.ID] && !m.Leaving {
+			runs = append(runs, m)
+		}
+	}
+	return runs
 }
 
 // Probes of a port whose connection broke: a process that is being killed

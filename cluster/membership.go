@@ -133,9 +133,11 @@ type gossipProvider struct {
 	shadowed map[string]memberMeta
 	// gone are the members (by ID) whose actor port refused connections
 	// (see endpointTerminated), until memberlist drops them; probing
-	// are the actor addresses being checked.
+	// are the actor addresses being checked, true for one to check again
+	// when the check ends. refuses is the check (portRefuses).
 	gone    map[string]bool
 	probing map[string]bool
+	refuses func(addr string) bool
 	// reported are the members (by ID) MemberDown was called for, and
 	// when.
 	reported map[string]time.Time
@@ -167,7 +169,7 @@ func newGossipProvider(cfg MembershipConfig, info NodeInfo, logger *slog.Logger,
 	}
 	return &gossipProvider{cfg: cfg, info: info, logger: logger, members: map[string]memberMeta{},
 		suspects: map[string]*time.Timer{}, shadowed: map[string]memberMeta{}, gone: map[string]bool{}, probing: map[string]bool{},
-		reported: map[string]time.Time{}, refusals: newOnceAMinute(), changed: make(chan struct{}, 1), done: make(chan struct{}),
+		refuses: portRefuses, reported: map[string]time.Time{}, refusals: newOnceAMinute(), changed: make(chan struct{}, 1), done: make(chan struct{}),
 		peers: peers, exclude: exclude, memberDown: memberDown}
 }
 
