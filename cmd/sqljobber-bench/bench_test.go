@@ -41,9 +41,10 @@ func TestShortRun(t *testing.T) {
 	// Four floors and four pairs' jobs, the smaller job, the CSV floor
 	// and download; on PostgreSQL the tiny floors (many at a time, one at
 	// a time, over HTTP) and the three kinds of tiny jobs, on MySQL the
-	// same but over HTTP; the POST rate with each ledger.
-	if len(rep.Results) != 24 {
-		t.Fatalf("%d results, want 24:\n%s", len(rep.Results), stdout.String())
+	// same but over HTTP; the POST rate with each ledger, with the jobs
+	// running and held.
+	if len(rep.Results) != 26 {
+		t.Fatalf("%d results, want 26:\n%s", len(rep.Results), stdout.String())
 	}
 	for _, r := range rep.Results {
 		if r.Seconds <= 0 || r.Rows != 0 && r.Rows != 20_000 && r.Rows != 5_000 {

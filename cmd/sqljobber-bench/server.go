@@ -153,6 +153,25 @@ func (s *server) post(task, body string) error {
 	return err
 }
 
+// cancel cancels job id (DELETE /jobs/{id}).
+func (s *server) cancel(id string) error {
+	req, err := http.NewRequest(http.MethodDelete, s.base+"/jobs/"+id, nil)
+	if err != nil {
+		return err
+	}
+	res, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		b, _ := io.ReadAll(res.Body)
+		return fmt.Errorf("DELETE %s: %d %s", id, res.StatusCode, b)
+	}
+	_, err = io.Copy(io.Discard, res.Body)
+	return err
+}
+
 type jobState struct {
 	State string `json:"state"`
 	Count int64  `json:"count"`

@@ -118,17 +118,17 @@ func (b *bench) tinySeriesOf(ctx context.Context, e *tinyEngine, shape string) [
 				P50ms: pct(lat, 50), P99ms: pct(lat, 99), Comments: comments}, err
 		}
 	}
-	jobsRound := func(kind, tag string, clients, count int, waiting bool) func(int) (Result, error) {
+	jobsRound := func(kind, tag string, clients, count int, mode tinyMode) func(int) (Result, error) {
 		oo := *o
 		oo.clients, oo.tiny = clients, count
 		return func(round int) (Result, error) {
-			t, err := tinyJobs(ctx, e, oo, fmt.Sprintf("%s%d%s-", e.idPrefix, round, tag), waiting)
+			t, err := tinyJobs(ctx, e, oo, fmt.Sprintf("%s%d%s-", e.idPrefix, round, tag), mode)
 			if err != nil {
 				return Result{}, err
 			}
 			r := t.result(&oo)
 			r.Name = fmt.Sprintf("sql-jobber %s%d one-row jobs, %s", e.label, count, kind)
-			if !waiting {
+			if mode != tinyWaiting {
 				r.PostsPerSec = t.postsPerSec()
 			}
 			return r, nil
@@ -153,15 +153,15 @@ func (b *bench) tinySeriesOf(ctx context.Context, e *tinyEngine, shape string) [
 	}
 	return append(series,
 		&tinySeries{name: "sql-jobber " + e.label + "posted at once", jobs: o.tiny, floor: floor, pid: pid,
-			run: jobsRound("posted at once", "a", o.clients, o.tiny, false)},
+			run: jobsRound("posted at once", "a", o.clients, o.tiny, tinyPosted)},
 		&tinySeries{name: "sql-jobber " + e.label + "each client waiting for its job", jobs: o.tiny, floor: floor,
-			latencyFloor: singleFloor, pid: pid, run: jobsRound("each client waiting for its job", "w", o.clients, o.tiny, true)},
+			latencyFloor: singleFloor, pid: pid, run: jobsRound("each client waiting for its job", "w", o.clients, o.tiny, tinyWaiting)},
 		// A job's own latency, nothing queued before it: the figure the
 		// floor's one-at-a-time p50 is for. With several clients
 		// waiting, a p50 is mostly the other clients' jobs (Little's
 		// law: clients / throughput).
 		&tinySeries{name: "sql-jobber " + e.label + "one client waiting for its job", jobs: single, floor: singleFloor,
-			latencyFloor: singleFloor, pid: pid, run: jobsRound("one client waiting for its job", "s", 1, single, true)},
+			latencyFloor: singleFloor, pid: pid, run: jobsRound("one client waiting for its job", "s", 1, single, tinyWaiting)},
 	)
 }
 
@@ -209,30 +209,44 @@ func (b *bench) measurePosts(ctx context.Context) error {
 		return nil
 	}
 	fmt.Fprintln(b.stderr, "POSTs accepted...")
-	engines := b.tinyEngines()
-	bests := make([]Result, len(engines))
-	rates := make([][]float64, len(engines))
+	// Each ledger's POSTs while the jobs they admit run beside them on
+	// the same machine, and (held) its admissions alone.
+	type series struct {
+		e     *tinyEngine
+		mode  tinyMode
+		name  string
+		best  Result
+		rates []float64
+	}
+	var all []*series
+	for _, e := range b.tinyEngines() {
+		all = append(all, &series{e: e, mode: tinyPosted, name: "POSTs accepted, " + e.ledger + " ledger"},
+			&series{e: e, mode: tinyHeld, name: "POSTs accepted, " + e.ledger + " ledger, jobs held (ETA far off)"})
+	}
 	for round := range o.repeat {
-		for i, e := range engines {
+		for i, s := range all {
 			if err := settle(ctx, b.d); err != nil {
 				return err
 			}
-			t, err := tinyJobs(ctx, e, *o, fmt.Sprintf("%sposts%d-", e.idPrefix, round), false)
+			t, err := tinyJobs(ctx, s.e, *o, fmt.Sprintf("%sposts%d-%d-", s.e.idPrefix, round, i), s.mode)
 			if err != nil {
-				return fmt.Errorf("%sPOSTs: %w", e.label, err)
+				return fmt.Errorf("%s: %w", s.name, err)
 			}
 			r := t.postResult(o)
-			r.Name = "POSTs accepted, " + e.ledger + " ledger"
+			r.Name = s.name
 			fmt.Fprintf(b.stderr, "  round %d: %s %.1f POSTs/s, POST p50 %.1f ms\n", round+1, r.Name, r.PostsPerSec, r.P50ms)
-			rates[i] = append(rates[i], r.PostsPerSec)
-			if bests[i].Seconds == 0 || r.Seconds < bests[i].Seconds {
-				bests[i] = r
+			s.rates = append(s.rates, r.PostsPerSec)
+			if s.best.Seconds == 0 || r.Seconds < s.best.Seconds {
+				s.best = r
 			}
 		}
 	}
-	for i := range engines {
-		bests[i].Comments += "; " + roundRatios("median of rounds", "/s", rates[i])
-		b.add(bests[i])
+	for _, s := range all {
+		if s.mode == tinyHeld {
+			s.best.Comments += "; admissions alone: no job runs beside them"
+		}
+		s.best.Comments += "; " + roundRatios("median of rounds", "/s", s.rates)
+		b.add(s.best)
 	}
 	return nil
 }
@@ -347,13 +361,30 @@ type tinyTimes struct {
 	posted, answered, finished []time.Time
 }
 
-// tinyJobs posts the one-row jobs from several clients. Either each client
-// posts its share at once, and the ends are taken from the ledger, so that
-// no polling loads the server (the queue is backed up: the server's
-// throughput); or each client waits for its job to finish (GET ?wait=)
-// before it posts the next (a job's latency, as a user waiting for it sees
-// it, at a load the server keeps up with).
-func tinyJobs(ctx context.Context, e *tinyEngine, o options, prefix string, waiting bool) (tinyTimes, error) {
+// tinyMode is how tinyJobs posts its jobs and what it waits for.
+type tinyMode int
+
+const (
+	// tinyPosted: each client posts its share at once, and the ends are
+	// taken from the ledger, so that no polling loads the server (the
+	// queue is backed up: the server's throughput).
+	tinyPosted tinyMode = iota
+	// tinyWaiting: each client waits for its job to finish (GET ?wait=)
+	// before it posts the next (a job's latency, as a user waiting for it
+	// sees it, at a load the server keeps up with).
+	tinyWaiting
+	// tinyHeld: each client posts its share at once, of jobs whose ETA is
+	// far off, and nothing waits for them to run: the rate of durable
+	// admissions alone, with no job running beside them. They are
+	// cancelled afterwards, outside the time.
+	tinyHeld
+)
+
+// heldETA is the ETA of tinyHeld's jobs.
+const heldETA = "2100-01-01T00:00:00Z"
+
+// tinyJobs posts the one-row jobs from several clients, as mode says.
+func tinyJobs(ctx context.Context, e *tinyEngine, o options, prefix string, mode tinyMode) (tinyTimes, error) {
 	t := tinyTimes{posted: make([]time.Time, o.tiny), answered: make([]time.Time, o.tiny), finished: make([]time.Time, o.tiny)}
 	var wg sync.WaitGroup
 	errs := make(chan error, o.clients)
@@ -364,13 +395,17 @@ func tinyJobs(ctx context.Context, e *tinyEngine, o options, prefix string, wait
 			defer wg.Done()
 			for i := c; i < o.tiny; i += o.clients {
 				id := fmt.Sprintf("%s%d", prefix, i)
+				body := fmt.Sprintf(`{"job_id": %q}`, id)
+				if mode == tinyHeld {
+					body = fmt.Sprintf(`{"job_id": %q, "eta": %q}`, id, heldETA)
+				}
 				t.posted[i] = time.Now()
-				if err := e.srv.post("tiny", fmt.Sprintf(`{"job_id": %q}`, id)); err != nil {
+				if err := e.srv.post("tiny", body); err != nil {
 					errs <- err
 					return
 				}
 				t.answered[i] = time.Now()
-				if !waiting {
+				if mode != tinyWaiting {
 					continue
 				}
 				if err := e.srv.waitSuccess(id); err != nil {
@@ -386,8 +421,11 @@ func tinyJobs(ctx context.Context, e *tinyEngine, o options, prefix string, wait
 	if err := <-errs; err != nil {
 		return t, err
 	}
-	if waiting {
+	switch mode {
+	case tinyWaiting:
 		return t, nil
+	case tinyHeld:
+		return t, cancelJobs(e.srv, prefix, o.tiny, o.clients)
 	}
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
@@ -410,6 +448,28 @@ func tinyJobs(ctx context.Context, e *tinyEngine, o options, prefix string, wait
 		// takes load off the database being measured.
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// cancelJobs cancels the jobs prefix0 to prefix(n-1), from clients clients
+// at once.
+func cancelJobs(srv *server, prefix string, n, clients int) error {
+	errs := make(chan error, clients)
+	for c := range clients {
+		go func() {
+			for i := c; i < n; i += clients {
+				if err := srv.cancel(fmt.Sprintf("%s%d", prefix, i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	var all []error
+	for range clients {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
 }
 
 // result is the throughput and latencies (POST to finish) of the jobs,
