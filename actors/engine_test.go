@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,6 +62,8 @@ type stores struct {
 	backend *resultsink.Backend
 	ledger  *ledger.Ledger
 	reader  *resultsink.Reader
+	// wrap, if set, is what the engine gets in place of the ledger.
+	wrap func(actors.Ledger) actors.Ledger
 }
 
 func newStores(t *testing.T) *stores {
@@ -118,7 +121,11 @@ func (s *stores) start(t *testing.T, cfg actors.Config) (*env, error) {
 	t.Cleanup(res.open)
 	cfg.NodeName = cmp.Or(cfg.NodeName, "n1")
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, 50*time.Millisecond)
-	e, err := actors.NewEngine(s.ledger, s.reg, map[string]actors.Results{"res": res}, s.reader, cfg)
+	var l actors.Ledger = s.ledger
+	if s.wrap != nil {
+		l = s.wrap(l)
+	}
+	e, err := actors.NewEngine(l, s.reg, map[string]actors.Results{"res": res}, s.reader, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,6 +358,55 @@ func TestQueueRunsNoMoreJobsThanItsSlots(t *testing.T) {
 	j, err := e.engine.Job(context.Background(), "j4")
 	if err != nil || j.Count != 1 || j.Attempt != 1 {
 		t.Fatalf("a job that waited its turn: %+v, %v", j, err)
+	}
+}
+
+// countedClaims is a ledger that counts its claims.
+type countedClaims struct {
+	actors.Ledger
+	n atomic.Int64
+}
+
+func (c *countedClaims) Claim(ctx context.Context, queue string, node ledger.Node, n int, lease time.Duration, except ...string) ([]*ledger.Job, error) {
+	c.n.Add(1)
+	return c.Ledger.Claim(ctx, queue, node, n, lease, except...)
+}
+
+// TestScheduledJobsWakeTheirQueueAtTheirETA: a burst of jobs scheduled for
+// later has the queue claim nothing meanwhile (a wake for each admission
+// found nothing ready, on every member, and read when the next was due),
+// and the queue takes them at their ETA, with no poll to find them (the
+// poll here is an hour apart).
+func TestScheduledJobsWakeTheirQueueAtTheirETA(t *testing.T) {
+	s := newStores(t)
+	counted := &countedClaims{}
+	s.wrap = func(l actors.Ledger) actors.Ledger { counted.Ledger = l; return counted }
+	e, err := s.start(t, actors.Config{PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The queue's first claim, as it starts, finds nothing.
+	e.eventually("the queue's first claim", 30*time.Second, func() (bool, string) {
+		return counted.n.Load() > 0, "no claim"
+	})
+	before := counted.n.Load()
+	eta := time.Now().Add(time.Second).Truncate(time.Millisecond)
+	ids := []string{"s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"}
+	for _, id := range ids {
+		if _, err := e.engine.Submit(context.Background(), actors.SubmitRequest{JobID: id, Task: "count", ETA: eta}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := counted.n.Load() - before; n > 0 && time.Now().Before(eta) {
+		t.Errorf("%d claims while %d jobs were scheduled for later", n, len(ids))
+	}
+	e.res.open()
+	e.states(repeat(sqljobber.StateSuccess, len(ids)), ids...)
+	for _, id := range ids {
+		j, err := e.engine.Job(context.Background(), id)
+		if err != nil || j.StartedAt.Before(eta) {
+			t.Fatalf("job %s: %+v, %v; want it started at its ETA, %v", id, j, err, eta)
+		}
 	}
 }
 

@@ -211,7 +211,15 @@ func (g *jobGrain) submit(spec *jobpb.JobSpec, deadline int64) *jobpb.Reply {
 		return failed(err)
 	}
 	g.e.metrics.submitted.WithLabelValues(g.e.metrics.queue(spec.Queue), spec.Task).Inc()
-	if wake {
+	switch {
+	case wake && j.ETA.After(time.Now()) && g.e.queueActor(spec.Queue) != nil:
+		// Nothing is ready before its ETA: a wake now would only have
+		// every member's queue claim nothing (and read when its next
+		// job is due), batch after batch of a burst of scheduled jobs.
+		// This node's queue wakes at the ETA; the others' polls find it
+		// (PollInterval) should this one be busy then.
+		g.e.wakeBy(spec.Queue, j.ETA)
+	case wake:
 		g.e.wake(spec.Queue)
 	}
 	g.e.dropEarlierTables(ctx, elsewhere)

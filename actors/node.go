@@ -64,6 +64,14 @@ func (e *Engine) queueActor(queue string) *actor.PID {
 	return nil
 }
 
+// wakeBy has this node's actor for queue, if it works that queue, wake by t
+// at the latest (it keeps one timer, for the earliest such time).
+func (e *Engine) wakeBy(queue string, t time.Time) {
+	if pid := e.queueActor(queue); pid != nil {
+		e.node.System().Root.Send(pid, wakeBy{at: t})
+	}
+}
+
 // wakeLocal wakes this node's actor for queue, if it works that queue.
 func (e *Engine) wakeLocal(queue string) {
 	if pid := e.queueActor(queue); pid != nil {

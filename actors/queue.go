@@ -16,6 +16,9 @@ type (
 	// wake says jobs of the queue may be ready: a job was admitted, a
 	// wait ended, or the periodic poll came round.
 	wake struct{}
+	// wakeBy says a job of the queue becomes ready at a time: the actor
+	// wakes then, if not before.
+	wakeBy struct{ at time.Time }
 	// claimed is the outcome of one claim on the ledger.
 	claimed struct {
 		// asked is how many slots were taken for the claim; those
@@ -87,6 +90,8 @@ func (q *queueActor) Receive(ctx actor.Context) {
 	case wake:
 		q.idle, q.woken = false, true
 		q.fill(ctx)
+	case wakeBy:
+		q.wakeAt(ctx, msg.at)
 	case takeSlot:
 		ok := q.idle && q.used < q.ref.slots && !q.e.draining.Load() && !q.atBound(msg.task)
 		if ok {
