@@ -39,7 +39,9 @@ func TestProbeAgainWhenAConnectionBreaksDuringACheck(t *testing.T) {
 		return <-c.answer
 	}
 	const addr = "127.0.0.1:7001"
-	run := func(id string) memberMeta { return memberMeta{NodeInfo: NodeInfo{Name: "n1"}, ID: id, Host: "127.0.0.1", Port: 7001} }
+	run := func(id string) memberMeta {
+		return memberMeta{NodeInfo: NodeInfo{Name: "n1"}, ID: id, Host: "127.0.0.1", Port: 7001}
+	}
 	join := func(id string) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
