@@ -315,7 +315,7 @@ func (c *chaosCluster) logSurvivors(victim int) {
 			continue
 		}
 		for _, line := range strings.Split(p.logs(), "\n") {
-			if strings.Contains(line, name) || strings.Contains(line, "took back") || strings.Contains(line, "lost") || strings.Contains(line, "DEBUGX") {
+			if strings.Contains(line, name) || strings.Contains(line, "took back") || strings.Contains(line, "lost") {
 				c.t.Logf("  n%d: %s", i, line)
 			}
 		}
