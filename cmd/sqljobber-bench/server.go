@@ -140,17 +140,12 @@ func newClient() *http.Client {
 }
 
 func (s *server) post(task, body string) error {
-	res, err := s.client.Post(s.base+"/tasks/"+task+"/jobs", "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, s.base+"/tasks/"+task+"/jobs", strings.NewReader(body))
 	if err != nil {
 		return err
 	}
-	defer res.Body.Close()
-	if res.StatusCode != 200 {
-		b, _ := io.ReadAll(res.Body)
-		return fmt.Errorf("POST %s: %d %s", task, res.StatusCode, b)
-	}
-	_, err = io.Copy(io.Discard, res.Body)
-	return err
+	req.Header.Set("Content-Type", "application/json")
+	return s.do(req, "POST "+task)
 }
 
 // cancel cancels job id (DELETE /jobs/{id}).
@@ -159,6 +154,11 @@ func (s *server) cancel(id string) error {
 	if err != nil {
 		return err
 	}
+	return s.do(req, "DELETE "+id)
+}
+
+// do sends req and reads its answer, an error naming what unless it is 200.
+func (s *server) do(req *http.Request, what string) error {
 	res, err := s.client.Do(req)
 	if err != nil {
 		return err
@@ -166,7 +166,7 @@ func (s *server) cancel(id string) error {
 	defer res.Body.Close()
 	if res.StatusCode != 200 {
 		b, _ := io.ReadAll(res.Body)
-		return fmt.Errorf("DELETE %s: %d %s", id, res.StatusCode, b)
+		return fmt.Errorf("%s: %d %s", what, res.StatusCode, b)
 	}
 	_, err = io.Copy(io.Discard, res.Body)
 	return err
