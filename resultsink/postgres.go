@@ -54,17 +54,25 @@ func (postgresDialect) columnType(c sqlexec.Column) string {
 	return pgColumnTypes[c.Type]
 }
 
+// create makes the staging table without its key: load builds the key
+// once the rows are in (see load).
 func (d postgresDialect) create(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, unlogged bool) error {
 	prefix := ""
 	if unlogged {
 		prefix = "UNLOGGED "
 	}
-	_, err := db.Postgres().Exec(ctx, createTableSQL(d, prefix, table, cols, "", true))
+	_, err := db.Postgres().Exec(ctx, createTableSQL(d, prefix, table, cols, "", false))
 	return err
 }
 
 // load streams the rows through a binary COPY that wire.PgCopyReader
-// encodes.
+// encodes, then adds the table's key. Building the key from the loaded rows
+// in one sort costs PostgreSQL less than keeping it up to date row by row
+// through the COPY: for a million rows of the bench's entries, 0.78 s of
+// COPY and 0.42 s of key against 1.53 s of COPY into the keyed table (see
+// BENCHMARKS.md). The key is built before the publication, so that the
+// publication's transaction, which a reader of the old table waits on,
+// stays short.
 func (d postgresDialect) load(ctx context.Context, db *sqlexec.DB, table string, cols []sqlexec.Column, rows sqlexec.Rows) (int64, error) {
 	conn, err := db.Postgres().Acquire(ctx)
 	if err != nil {
@@ -87,6 +95,9 @@ func (d postgresDialect) load(ctx context.Context, db *sqlexec.DB, table string,
 	}
 	if err != nil {
 		return 0, pgCopyError(err)
+	}
+	if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD PRIMARY KEY (%s)", d.quote(table), d.quote(RowColumn))); err != nil {
+		return 0, fmt.Errorf("add the key: %w", err)
 	}
 	return tag.RowsAffected(), nil
 }

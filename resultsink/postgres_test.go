@@ -184,6 +184,42 @@ func pgColumnText(t *testing.T, b *resultsink.Backend, table, col string) []stri
 	return got
 }
 
+// TestPostgresStagedTableIsKeyedByRow: a result too large for the one-step
+// path is loaded before its key is built; the published table, first run or
+// rerun, has the row number as its primary key, the key paged reads order
+// and seek by.
+func TestPostgresStagedTableIsKeyedByRow(t *testing.T) {
+	ctx := context.Background()
+	b := openBackend(t, sqlexec.Postgres)
+	cols := []sqlexec.Column{{Name: "n", Type: sqlexec.TypeInt64}, {Name: "note", Type: sqlexec.TypeText}}
+	for run, n := range []int{2000, 1200} {
+		rows := rowsOf(cols, n, func(i int) []any { return []any{int64(i), fmt.Sprint("row ", i)} })
+		got, _, err := b.Write(ctx, "results_keyed", resultsinktest.NewVersion(), rows, nextFence())
+		if err != nil || got != int64(n) {
+			t.Fatalf("run %d: wrote %d rows, %v; want %d", run, got, err, n)
+		}
+		var key []string
+		err = b.DB().Postgres().QueryRow(ctx, `SELECT array_agg(a.attname::text ORDER BY a.attnum)
+			FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+			WHERE i.indrelid = 'results_keyed'::regclass AND i.indisprimary`).Scan(&key)
+		if err != nil {
+			t.Fatalf("run %d: read the key: %v", run, err)
+		}
+		if len(key) != 1 || key[0] != resultsink.RowColumn {
+			t.Errorf("run %d: primary key %q, want (%s)", run, key, resultsink.RowColumn)
+		}
+		if c, err := countRows(ctx, b.DB(), "results_keyed"); err != nil || c != int64(n) {
+			t.Errorf("run %d: %d rows published, %v; want %d", run, c, err, n)
+		}
+		if got := pgColumnText(t, b, "results_keyed", "note"); len(got) != n || got[n-1] != fmt.Sprint("row ", n-1) {
+			t.Errorf("run %d: last row %q, want %q", run, at(got, n-1), fmt.Sprint("row ", n-1))
+		}
+	}
+	if n := stagingTables(t, b.DB()); n != 0 {
+		t.Errorf("%d staging tables left", n)
+	}
+}
+
 // TestPostgresWriteErrorsNameTheColumn: a value the results column cannot
 // hold exactly fails the write, with an error that names the column, and
 // publishes nothing.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,6 +35,7 @@ type options struct {
 	short       bool
 	pprof       string
 	pprofMySQL  string
+	cpuProfile  string
 	only        string
 }
 
@@ -92,6 +94,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.short, "short", false, "a quick smoke run on small data")
 	fs.StringVar(&o.pprof, "pprof", "", "have the server serve Go's profiler on this address (e.g. 127.0.0.1:6065)")
 	fs.StringVar(&o.pprofMySQL, "pprof-mysql", "", "have the MySQL-ledger server (tiny, posts) serve Go's profiler on this address")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the harness's own CPU profile to this file (what the harness costs on the cores it shares)")
 	fs.StringVar(&o.only, "only", "", "run only these sections, comma-separated: floors, jobs, tiny, posts, tinyparts (only when named)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -134,6 +137,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err != nil {
 		return err
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	d, err := connect(ctx, o.pg, o.mysql)
 	if err != nil {
