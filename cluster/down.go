@@ -49,31 +49,46 @@ func (p *gossipProvider) connectLocked(m memberMeta) {
 // memberlist suspects. A port that does not refuse (a network fault, a
 // peer that refused the handshake) tells nothing: memberlist decides.
 func (p *gossipProvider) endpointTerminated(ev any) {
-	e, ok := ev.(*remote.EndpointTerminatedEvent)
-	if !ok {
-		return
+	if e, ok := ev.(*remote.EndpointTerminatedEvent); ok {
+		p.connectionLost(e.Address)
 	}
+}
+
+// dialFailedMsg is what protoactor logs, with the address, each time it
+// fails to open a connection to a peer (endpointWriter.initialize). It
+// tries five times, two seconds apart, before it publishes
+// EndpointTerminatedEvent: a member killed before anyone had a connection to
+// it (just after it joined, or restarted) would be reported down only then.
+// peerLog passes the first failure to connectionLost instead. Should
+// protoactor say it otherwise, only that head start is lost
+// (TestClusterMemberDownWhenItsFirstDialIsRefused tells).
+const dialFailedMsg = "EndpointWriter failed to connect"
+
+// connectionLost checks, unless a check is under way, whether the actor port
+// at addr refuses connections, after a connection to it broke or could not
+// be opened.
+func (p *gossipProvider) connectionLost(addr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
 		return
 	}
-	if _, busy := p.probing[e.Address]; busy {
+	if _, busy := p.probing[addr]; busy {
 		// A connection to the address broke again while its port was
 		// being checked: a later run there (a restart) may have gone
 		// since the check began, and the port be refusing only now.
 		// The address is checked again once this check ends.
-		p.probing[e.Address] = true
+		p.probing[addr] = true
 		return
 	}
-	if len(p.runsAtLocked(e.Address)) == 0 {
+	if len(p.runsAtLocked(addr)) == 0 {
 		return
 	}
-	p.probing[e.Address] = false
+	p.probing[addr] = false
 	p.wg.Add(1)
-	// protoactor publishes the event on its own goroutines, which must
-	// not wait for a dial.
-	go p.probe(e.Address)
+	// protoactor calls this on its own goroutines (its event stream, its
+	// endpoint writer), which must not wait for a dial.
+	go p.probe(addr)
 }
 
 // probe checks the actor port at addr, and again as long as connections

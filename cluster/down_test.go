@@ -5,7 +5,9 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/cluster/clustertest"
+	"github.com/sql-jobber/sql-jobber/internal/testwait"
 )
 
 // downs records the members a node was told are down.
@@ -228,6 +231,61 @@ func TestClusterDraining(t *testing.T) {
 	for id, home := range homes() {
 		if home == drainer.Address() {
 			t.Fatalf("identity %s still on the member that left", id)
+		}
+	}
+}
+
+// ghostDelegate is the memberlist delegate of a member that gossips but whose
+// actor port refuses connections: a process killed right after it joined,
+// before the others dialled it, as its gossip is still being answered.
+type ghostDelegate struct{ meta []byte }
+
+func (g ghostDelegate) NodeMeta(int) []byte                  { return g.meta }
+func (ghostDelegate) NotifyMsg([]byte)                       {}
+func (ghostDelegate) GetBroadcasts(int, int) [][]byte        { return nil }
+func (ghostDelegate) LocalState(bool) []byte                 { return nil }
+func (ghostDelegate) MergeRemoteState(buf []byte, join bool) {}
+
+// TestClusterMemberDownWhenItsFirstDialIsRefused: a member whose actor port
+// refuses the first connection the others open to it is reported down as
+// soon as they find the port refusing, not when protoactor gives up dialling
+// it (five tries, two seconds apart).
+func TestClusterMemberDownWhenItsFirstDialIsRefused(t *testing.T) {
+	nodes, ds := startWatched(t, nil, "k0", "k1")
+	self := nodes[0].gossip
+	self.mu.Lock()
+	ghost := self.self
+	self.mu.Unlock()
+	ghost.Name, ghost.ID, ghost.Port, ghost.Started = "k2", "k2-ghost", freePort(t), time.Now().UnixNano()
+	b, err := json.Marshal(ghost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := memberlist.DefaultLocalConfig()
+	clustertest.FastGossip(conf)
+	conf.Name, conf.BindAddr, conf.BindPort = ghost.ID, "127.0.0.1", 0
+	conf.Delegate = ghostDelegate{meta: b}
+	conf.LogOutput = io.Discard
+	ml, err := memberlist.Create(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ml.Shutdown() })
+	begin := time.Now()
+	if _, err := ml.Join([]string{nodes[0].GossipAddress()}); err != nil {
+		t.Fatal(err)
+	}
+	// protoactor reports a connection it could not open after its last
+	// try, ten seconds on: the report must come from the refused dial.
+	for i := range nodes {
+		testwait.For(t, 8*time.Second, fmt.Sprintf("k%d to be told the member it cannot dial is down", i), func() (bool, string) {
+			return len(ds[i].of(ghost.ID)) > 0, ""
+		})
+	}
+	t.Logf("the members told within %v", time.Since(begin).Round(time.Millisecond))
+	for i, n := range nodes {
+		if got := n.log.lines("level=WARN", `msg="cluster member is gone: its actor port refuses connections"`, "member=k2"); len(got) != 1 {
+			t.Errorf("k%d logged %q", i, got)
 		}
 	}
 }

@@ -127,6 +127,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, system: system, peers: peers, lookup: newIdentityLookup(logger, activationTimeout)}
 	if cfg.Membership != nil {
 		n.gossip = newGossipProvider(*cfg.Membership, cfg.Info, logger, peers, n.lookup.exclude, cfg.MemberDown)
+		peers.dialFailed = n.gossip.connectionLost
 		n.gossip.self.TLS = cfg.TLS != nil
 		n.provider = n.gossip
 	} else {
@@ -142,7 +143,12 @@ func NewNode(cfg Config) (*Node, error) {
 		// blocking dial with a timeout closes a connection that fails;
 		// the error it returns then says why it failed, not only that it
 		// timed out.
+		// A refused connection fails the dial at once
+		// (FailOnNonTempDialError), rather than after dialTimeout of
+		// retries: the port check that follows (see dialFailedMsg) then
+		// finds a dead member within milliseconds.
 		remote.WithDialOptions(grpc.WithTransportCredentials(creds.client), grpc.WithBlock(), grpc.WithReturnConnectionError(),
+			grpc.FailOnNonTempDialError(true),
 			//lint:ignore SA1019 the only dial timeout grpc.Dial (what protoactor calls) honours
 			grpc.WithTimeout(dialTimeout)),
 	}
