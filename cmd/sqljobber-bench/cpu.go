@@ -130,3 +130,13 @@ func (u cpuUse) perJob(jobs int) string {
 	}
 	return strings.Join(append(parts, "harness "+ms(u.harness)), ", ")
 }
+
+// total says the CPU time of a run, for a result's notes.
+func (u cpuUse) total() string {
+	s := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) }
+	parts := []string{"CPU s: database " + s(u.db)}
+	if u.server > 0 {
+		parts = append(parts, "server "+s(u.server))
+	}
+	return strings.Join(append(parts, "harness "+s(u.harness)), ", ")
+}

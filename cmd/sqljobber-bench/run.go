@@ -220,7 +220,7 @@ func (b *bench) measureFloors(ctx context.Context) error {
 		{"floor mysql read + LOAD DATA", myLoadFloor},
 		{"floor mysql read + INSERT x1000", myInsertFloor},
 	} {
-		r, err := best(b.o.repeat, func() (time.Duration, int64, int64, error) {
+		r, err := best(b.o.repeat, 0, func() (time.Duration, int64, int64, error) {
 			took, n, err := f.fn(ctx, b.d, b.big)
 			return took, n, 0, err
 		})
@@ -256,7 +256,7 @@ func (b *bench) measureJobs(ctx context.Context) error {
 		{"sql-jobber mysql -> pg", "my_to_pg", slower("floor pg read + CopyFrom", "floor mysql read + LOAD DATA")},
 	} {
 		i := 0
-		r, err := best(b.o.repeat, func() (time.Duration, int64, int64, error) {
+		r, err := best(b.o.repeat, b.srv.cmd.Process.Pid, func() (time.Duration, int64, int64, error) {
 			i++
 			return b.srv.runJob(ctx, j.task, fmt.Sprintf("%s-%d", j.task, i))
 		})
@@ -317,17 +317,23 @@ func (b *bench) write() error {
 	return nil
 }
 
-// best runs a measurement repeat times and keeps the fastest.
-func best(repeat int, fn func() (time.Duration, int64, int64, error)) (Result, error) {
+// best runs fn repeat times and keeps the fastest run, with its CPU time by
+// kind (serverPID is the server's process, 0 for none) in its comments: who
+// paid for the rows, the databases or the server. The peak RSS is the
+// highest of all runs.
+func best(repeat, serverPID int, fn func() (time.Duration, int64, int64, error)) (Result, error) {
 	var r Result
 	for i := 0; i < repeat; i++ {
+		m := startCPUMeter(serverPID)
 		took, n, peak, err := fn()
+		cpu := m.Stop()
 		if err != nil {
 			return r, err
 		}
 		if r.Seconds == 0 || took.Seconds() < r.Seconds {
 			r.Seconds, r.Rows = took.Seconds(), n
 			r.RowsPerSec = float64(n) / took.Seconds()
+			r.Comments = cpu.total()
 		}
 		r.PeakRSS = max(r.PeakRSS, peak)
 	}
