@@ -178,17 +178,9 @@ type jobState struct {
 	Error string `json:"error"`
 }
 
-func (s *server) job(id string) (jobState, error) {
-	return s.jobWait(id, "")
-}
-
-// jobWait reads a job, waiting up to wait ("" for not at all) for it to
-// finish.
+// jobWait reads a job, waiting up to wait for it to finish.
 func (s *server) jobWait(id, wait string) (jobState, error) {
-	url := s.base + "/jobs/" + id
-	if wait != "" {
-		url += "?wait=" + wait
-	}
+	url := s.base + "/jobs/" + id + "?wait=" + wait
 	res, err := s.client.Get(url)
 	if err != nil {
 		return jobState{}, err
