@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"maps"
@@ -54,19 +55,9 @@ func (p *gossipProvider) endpointTerminated(ev any) {
 	}
 }
 
-// dialFailedMsg is what protoactor logs, with the address, each time it
-// fails to open a connection to a peer (endpointWriter.initialize). It
-// tries five times, two seconds apart, before it publishes
-// EndpointTerminatedEvent: a member killed before anyone had a connection to
-// it (just after it joined, or restarted) would be reported down only then.
-// peerLog passes the first failure to connectionLost instead. Should
-// protoactor say it otherwise, only that head start is lost
-// (TestClusterMemberDownWhenItsFirstDialIsRefused tells).
-const dialFailedMsg = "EndpointWriter failed to connect"
-
 // connectionLost checks, unless a check is under way, whether the actor port
-// at addr refuses connections, after a connection to it broke or could not
-// be opened.
+// at addr refuses connections, after a connection to it broke or was refused
+// (see dialActor).
 func (p *gossipProvider) connectionLost(addr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -86,8 +77,8 @@ func (p *gossipProvider) connectionLost(addr string) {
 	}
 	p.probing[addr] = false
 	p.wg.Add(1)
-	// protoactor calls this on its own goroutines (its event stream, its
-	// endpoint writer), which must not wait for a dial.
+	// protoactor's event stream and grpc's dials call this on their own
+	// goroutines, which must not wait for a dial.
 	go p.probe(addr)
 }
 
@@ -182,4 +173,21 @@ func (p *gossipProvider) downLocked(m memberMeta) {
 	maps.DeleteFunc(p.reported, func(_ string, at time.Time) bool { return now.Sub(at) > reportedKeep })
 	p.reported[m.ID] = now
 	go p.memberDown(m.member(false, true))
+}
+
+// dialActor opens the TCP connections of this node's grpc clients to the
+// other members' actor ports, and reports a refused one to connectionLost.
+// protoactor tries a failed dial five times, 2 s apart, before it publishes
+// EndpointTerminatedEvent: a member killed before anyone had a connection to
+// it (just after it joined, or restarted) would be reported down only then,
+// and memberlist never finds one whose gossip still answers.
+func (p *gossipProvider) dialActor(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		// Not on the dialling goroutine: a caller holding p.mu may be
+		// waiting on this dial through protoactor.
+		go p.connectionLost(addr)
+	}
+	return conn, err
 }

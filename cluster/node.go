@@ -127,30 +127,30 @@ func NewNode(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, system: system, peers: peers, lookup: newIdentityLookup(logger, activationTimeout)}
 	if cfg.Membership != nil {
 		n.gossip = newGossipProvider(*cfg.Membership, cfg.Info, logger, peers, n.lookup.exclude, cfg.MemberDown)
-		peers.dialFailed = n.gossip.connectionLost
 		n.gossip.self.TLS = cfg.TLS != nil
 		n.provider = n.gossip
 	} else {
 		n.provider = &singleProvider{}
 	}
+	// protoactor dials a peer without blocking and, when the stream then
+	// fails (the peer is gone), drops the connection without closing it:
+	// grpc retries it in the background forever. A blocking dial with a
+	// timeout closes a connection that fails; the error it returns then
+	// says why it failed, not only that it timed out.
+	dialOpts := []grpc.DialOption{grpc.WithTransportCredentials(creds.client), grpc.WithBlock(), grpc.WithReturnConnectionError(),
+		//lint:ignore SA1019 the only dial timeout grpc.Dial (what protoactor calls) honours
+		grpc.WithTimeout(dialTimeout)}
+	if n.gossip != nil {
+		// A refused connection starts the port check at once (see
+		// dialActor). Members dial each other directly: no proxy of
+		// the environment stands between them.
+		dialOpts = append(dialOpts, grpc.WithContextDialer(n.gossip.dialActor))
+	}
 	opts := []remote.ConfigOption{
 		// The default preallocates a million-slot queue per peer.
 		remote.WithEndpointWriterQueueSize(10_000),
 		remote.WithEndpointManagerQueueSize(10_000),
-		// protoactor dials a peer without blocking and, when the stream
-		// then fails (the peer is gone), drops the connection without
-		// closing it: grpc retries it in the background forever. A
-		// blocking dial with a timeout closes a connection that fails;
-		// the error it returns then says why it failed, not only that it
-		// timed out.
-		// A refused connection fails the dial at once
-		// (FailOnNonTempDialError), rather than after dialTimeout of
-		// retries: the port check that follows (see dialFailedMsg) then
-		// finds a dead member within milliseconds.
-		remote.WithDialOptions(grpc.WithTransportCredentials(creds.client), grpc.WithBlock(), grpc.WithReturnConnectionError(),
-			grpc.FailOnNonTempDialError(true),
-			//lint:ignore SA1019 the only dial timeout grpc.Dial (what protoactor calls) honours
-			grpc.WithTimeout(dialTimeout)),
+		remote.WithDialOptions(dialOpts...),
 	}
 	if creds.server != nil {
 		opts = append(opts, remote.WithServerOptions(grpc.Creds(creds.server)))

@@ -49,11 +49,6 @@ type peerLogState struct {
 
 	mu   sync.Mutex
 	last map[string]time.Time // when a (message, peer) was last logged at its level
-
-	// dialFailed, when set (before the actor system starts), is told the
-	// address of each connection protoactor says it failed to open (see
-	// dialFailedMsg).
-	dialFailed func(addr string)
 }
 
 func newPeerLogState() *peerLogState {
@@ -113,11 +108,6 @@ func (h peerLog) Handle(ctx context.Context, r slog.Record) error {
 		}
 		return true
 	})
-	if r.Message == dialFailedMsg && addr != "" && h.peers.dialFailed != nil {
-		// Not on protoactor's goroutine: it may log while a caller
-		// holds the membership's lock to send.
-		go h.peers.dialFailed(addr)
-	}
 	if h.peers.quiet(r.Message, addr, id) {
 		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
 			return nil
