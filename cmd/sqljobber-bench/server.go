@@ -179,9 +179,12 @@ type jobState struct {
 }
 
 // jobWait reads a job, waiting up to wait for it to finish.
-func (s *server) jobWait(id, wait string) (jobState, error) {
-	url := s.base + "/jobs/" + id + "?wait=" + wait
-	res, err := s.client.Get(url)
+func (s *server) jobWait(ctx context.Context, id, wait string) (jobState, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/jobs/"+id+"?wait="+wait, nil)
+	if err != nil {
+		return jobState{}, err
+	}
+	res, err := s.client.Do(req)
 	if err != nil {
 		return jobState{}, err
 	}
@@ -194,19 +197,19 @@ func (s *server) jobWait(id, wait string) (jobState, error) {
 }
 
 // waitSuccess waits for job id to finish, and fails unless it succeeded.
-func (s *server) waitSuccess(id string) error {
-	_, err := s.waitDone(id)
+func (s *server) waitSuccess(ctx context.Context, id string) error {
+	_, err := s.waitDone(ctx, id)
 	return err
 }
 
 // waitDone waits for job id to finish, and returns it if it succeeded.
-func (s *server) waitDone(id string) (jobState, error) {
+func (s *server) waitDone(ctx context.Context, id string) (jobState, error) {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		// Below the client's 30 s timeout: a wait that ends unanswered
 		// (a lost notice, on a loaded machine) is asked again, not an
 		// error.
-		j, err := s.jobWait(id, "20s")
+		j, err := s.jobWait(ctx, id, "20s")
 		switch {
 		case err != nil:
 			return j, err
@@ -258,7 +261,7 @@ func (s *server) runJob(ctx context.Context, task, id string) (time.Duration, in
 	// Waited for as a client would (GET ?wait=), not polled: a poll every
 	// few milliseconds, hundreds a second through a large job, would take
 	// the server's and the ledger's CPU from the job being measured.
-	j, err := s.waitDone(id)
+	j, err := s.waitDone(ctx, id)
 	if err != nil {
 		return 0, 0, 0, err
 	}

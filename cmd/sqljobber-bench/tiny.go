@@ -174,7 +174,7 @@ func (b *bench) checkTinyShape(ctx context.Context, e *tinyEngine) (string, erro
 	if err := e.srv.post("tiny", fmt.Sprintf(`{"job_id": %q}`, id)); err != nil {
 		return "", err
 	}
-	if err := e.srv.waitSuccess(id); err != nil {
+	if err := e.srv.waitSuccess(ctx, id); err != nil {
 		return "", err
 	}
 	if err := e.floor(ctx, 0); err != nil {
@@ -408,7 +408,7 @@ func tinyJobs(ctx context.Context, e *tinyEngine, o options, prefix string, mode
 				if mode != tinyWaiting {
 					continue
 				}
-				if err := e.srv.waitSuccess(id); err != nil {
+				if err := e.srv.waitSuccess(ctx, id); err != nil {
 					errs <- err
 					return
 				}
