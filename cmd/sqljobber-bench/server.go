@@ -38,6 +38,14 @@ func (s *server) Write(b []byte) (int, error) {
 	return s.stderr.Write(b)
 }
 
+// logTail is the last n lines the server logged.
+func (s *server) logTail(n int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lines := strings.Split(strings.TrimRight(s.stderr.String(), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
 // build compiles sql-jobber into dir.
 func build(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "sql-jobber")
@@ -166,6 +174,11 @@ func (s *server) do(req *http.Request, what string) error {
 	defer res.Body.Close()
 	if res.StatusCode != 200 {
 		b, _ := io.ReadAll(res.Body)
+		if res.StatusCode >= 500 {
+			// The answer says no more than "internal error": the server's
+			// log says which.
+			return fmt.Errorf("%s: %d %s\nthe server's last log lines:\n%s", what, res.StatusCode, b, s.logTail(20))
+		}
 		return fmt.Errorf("%s: %d %s", what, res.StatusCode, b)
 	}
 	_, err = io.Copy(io.Discard, res.Body)
