@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/sql-jobber/sql-jobber/sqlexec/sqlexectest"
 )
@@ -80,5 +84,56 @@ func TestHelpSucceeds(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"--bogus"}, &stdout, &stderr); err == nil {
 		t.Fatal("an unknown flag is no error")
+	}
+}
+
+// TestARunRefusesWhileAnotherRuns: a run that finds another holding the
+// databases (its lock on either server) fails at once, saying so, and
+// empties nothing of the other's.
+func TestARunRefusesWhileAnotherRuns(t *testing.T) {
+	sqlexectest.DSN(t, "postgres")
+	sqlexectest.DSN(t, "mysql")
+	ctx := context.Background()
+	pg, err := pgx.Connect(ctx, pgDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close(ctx)
+	my, err := sql.Open("mysql", myDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer my.Close()
+	myConn, err := my.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer myConn.Close()
+	for _, held := range []struct{ name, take, release string }{
+		{"PostgreSQL", "SELECT pg_advisory_lock(hashtext('sqljobber-bench'))", "SELECT pg_advisory_unlock(hashtext('sqljobber-bench'))"},
+		{"MySQL", "SELECT GET_LOCK('sqljobber-bench', 0)", "SELECT RELEASE_LOCK('sqljobber-bench')"},
+	} {
+		exec := func(q string) {
+			t.Helper()
+			var err error
+			if held.name == "MySQL" {
+				_, err = myConn.ExecContext(ctx, q)
+			} else {
+				_, err = pg.Exec(ctx, q)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		exec(held.take)
+		var stdout, stderr bytes.Buffer
+		err := run(ctx, []string{"--short", "--out", ""}, &stdout, &stderr)
+		exec(held.release)
+		if !errors.Is(err, errBusy) || !strings.Contains(err.Error(), held.name) {
+			t.Errorf("with the %s lock held elsewhere: %v, want an error saying another run holds %[1]s's", held.name, err)
+		}
+		if strings.Contains(stderr.String(), "preparing") {
+			t.Errorf("with the %s lock held elsewhere the run went on:\n%s", held.name, stderr.String())
+		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -36,6 +38,48 @@ type dbs struct {
 	my                 *sql.DB       // the source database
 	myRes              *sql.DB       // the results database
 	myTiny             *sql.DB       // the MySQL one-row jobs' scratch database
+	// The connections that hold the run's locks (see lockRun).
+	pgLock   *pgx.Conn
+	myLock   *sql.Conn
+	myLockDB *sql.DB // myLock's pool, closed with it: an idle connection would keep the lock
+}
+
+// runLockName names the lock a run holds on each database server for its
+// whole length: a second run would empty the schemas and databases the
+// first one's servers are writing to, and both would fail at random (a
+// server's "internal error" on a POST whose ledger was dropped under it).
+const runLockName = "sqljobber-bench"
+
+// errBusy: another run holds the lock.
+var errBusy = errors.New("another sqljobber-bench run is using these databases; wait for it to end")
+
+// lockRun takes the run's lock on the PostgreSQL and MySQL servers, on
+// connections of their own that hold it until close, or fails at once
+// with errBusy.
+func (d *dbs) lockRun(ctx context.Context) error {
+	var err error
+	if d.pgLock, err = pgx.Connect(ctx, d.pgDSN); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	var got bool
+	if err := d.pgLock.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext($1))", runLockName).Scan(&got); err != nil {
+		return fmt.Errorf("postgres: take the run's lock: %w", err)
+	} else if !got {
+		return fmt.Errorf("%w (PostgreSQL advisory lock hashtext('%s'))", errBusy, runLockName)
+	}
+	if d.myLockDB, err = sql.Open("mysql", d.myDSN); err != nil {
+		return err
+	}
+	if d.myLock, err = d.myLockDB.Conn(ctx); err != nil {
+		return fmt.Errorf("mysql: %w", err)
+	}
+	var gotMy sql.NullInt64
+	if err := d.myLock.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", runLockName).Scan(&gotMy); err != nil {
+		return fmt.Errorf("mysql: take the run's lock: %w", err)
+	} else if gotMy.Int64 != 1 {
+		return fmt.Errorf("%w (MySQL GET_LOCK('%s'))", errBusy, runLockName)
+	}
+	return nil
 }
 
 func pgSchemaDSN(base, schema string) (string, error) {
@@ -83,8 +127,16 @@ func dropTablesInChunks(ctx context.Context, db *pgxpool.Pool, schema, prefix st
 
 // connect prepares the schemas and databases: the source ones are kept, the
 // results ones emptied.
-func connect(ctx context.Context, pgDSN, myDSN string) (*dbs, error) {
+func connect(ctx context.Context, pgDSN, myDSN string) (_ *dbs, err error) {
 	d := &dbs{pgDSN: pgDSN, myDSN: myDSN}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	if err := d.lockRun(ctx); err != nil {
+		return nil, err
+	}
 	admin, err := pgxpool.New(ctx, pgDSN)
 	if err != nil {
 		return nil, err
@@ -174,7 +226,16 @@ func (d *dbs) dropScratch(ctx context.Context) error {
 }
 
 func (d *dbs) close() {
-	for _, c := range []interface{ Close() }{d.pg, d.pgRes} {
+	if d.pgLock != nil {
+		d.pgLock.Close(context.Background())
+	}
+	if d.myLock != nil {
+		d.myLock.Close()
+	}
+	if d.myLockDB != nil {
+		d.myLockDB.Close()
+	}
+	for _, c := range []*pgxpool.Pool{d.pg, d.pgRes} {
 		if c != nil {
 			c.Close()
 		}
