@@ -137,3 +137,15 @@ func TestARunRefusesWhileAnotherRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestCPUProfileWhereNoFileCanBe: a --cpuprofile that cannot be created
+// fails the run before it touches a database, naming the flag.
+func TestCPUProfileWhereNoFileCanBe(t *testing.T) {
+	for _, path := range []string{filepath.Join(t.TempDir(), "missing", "cpu.prof"), t.TempDir(), "\x00"} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), []string{"--cpuprofile", path, "--pg", "postgres://nobody@127.0.0.1:1/none"}, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "--cpuprofile") {
+			t.Errorf("--cpuprofile %q: %v, want an error naming the flag", path, err)
+		}
+	}
+}
