@@ -123,20 +123,21 @@ func readProcs() map[int]procCPU {
 
 // perJob says the CPU time per job, for a result's notes.
 func (u cpuUse) perJob(jobs int) string {
-	ms := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds()*1000/float64(jobs), 'f', 2, 64) }
-	parts := []string{"CPU ms/job: database " + ms(u.db)}
-	if u.server > 0 {
-		parts = append(parts, "server "+ms(u.server))
-	}
-	return strings.Join(append(parts, "harness "+ms(u.harness)), ", ")
+	return u.say("CPU ms/job", func(d time.Duration) float64 { return d.Seconds() * 1000 / float64(jobs) })
 }
 
 // total says the CPU time of a run, for a result's notes.
 func (u cpuUse) total() string {
-	s := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) }
-	parts := []string{"CPU s: database " + s(u.db)}
+	return u.say("CPU s", time.Duration.Seconds)
+}
+
+// say lists the CPU time by kind, in the unit that unit names, as in
+// gives it; the server's only if there is one.
+func (u cpuUse) say(unit string, in func(time.Duration) float64) string {
+	f := func(d time.Duration) string { return strconv.FormatFloat(in(d), 'f', 2, 64) }
+	parts := []string{unit + ": database " + f(u.db)}
 	if u.server > 0 {
-		parts = append(parts, "server "+s(u.server))
+		parts = append(parts, "server "+f(u.server))
 	}
-	return strings.Join(append(parts, "harness "+s(u.harness)), ", ")
+	return strings.Join(append(parts, "harness "+f(u.harness)), ", ")
 }
