@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,26 +15,49 @@ import (
 )
 
 // freePortPair finds a port p such that p and p+1 are free on 127.0.0.1
-// (gossip and actor messages).
+// (gossip and actor messages). It looks below the kernel's range of
+// ephemeral ports: a port from that range, free a moment ago, can be taken
+// by any outgoing connection (the cluster tests of other packages make
+// many) before the process under test binds it.
 func freePortPair(t *testing.T) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			low, _ = strconv.Atoi(f[0])
 		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if p >= 65535 {
+	}
+	const first = 10000
+	for range 200 {
+		p := 0
+		if low > first+2 {
+			p = first + rand.IntN(low-first-1)
+		} else {
+			// No room below the ephemeral range: take one from it.
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p = l.Addr().(*net.TCPAddr).Port
+			l.Close()
+		}
+		if p >= 65535 || !portFree(p) || !portFree(p+1) {
 			continue
 		}
-		if l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1)); err == nil {
-			l2.Close()
-			return p
-		}
+		return p
 	}
 	t.Fatal("no two consecutive free ports")
 	return 0
+}
+
+// portFree says whether a listener could bind 127.0.0.1:p a moment ago.
+func portFree(p int) bool {
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 // TestClusterSurvivesKill9 runs three sql-jobber processes, kills one with
