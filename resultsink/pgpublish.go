@@ -3,9 +3,11 @@ package resultsink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sql-jobber/sql-jobber/internal/batch"
@@ -62,6 +64,25 @@ type pgStatement struct {
 	params [][]byte
 }
 
+// addTo appends s to b, to be sent on conn. A statement with parameters is
+// a template, the same text for every publication: it goes as a statement
+// prepared on conn (a round trip on the connection's first use of it),
+// whose plan PostgreSQL keeps. Sent unprepared, the SUCCESS on the jobs
+// table (35 columns, 11 indexes) was planned for every job, a third of a
+// millisecond of the database's time.
+func (s pgStatement) addTo(ctx context.Context, conn *pgx.Conn, b *pgconn.Batch) error {
+	if len(s.params) == 0 {
+		b.ExecParams(s.sql, nil, nil, nil, nil)
+		return nil
+	}
+	sd, err := conn.Prepare(ctx, fmt.Sprintf("sqljobber_%016x", fnv64(s.sql)), s.sql)
+	if err != nil {
+		return err
+	}
+	b.ExecPrepared(sd.Name, s.params, nil, nil)
+	return nil
+}
+
 // errPublishAlone hands a publication back to its caller, to make it in a
 // transaction of its own.
 var errPublishAlone = errors.New("publish alone")
@@ -108,7 +129,9 @@ func publishTogether(ctx context.Context, db *sqlexec.DB, ps []*pendingPublicati
 	b.ExecParams("BEGIN", nil, nil, nil, nil)
 	for _, p := range ps {
 		for _, s := range p.stmts {
-			b.ExecParams(s.sql, s.params, nil, nil, nil)
+			if err := s.addTo(ctx, conn.Conn(), b); err != nil {
+				return err
+			}
 		}
 	}
 	b.ExecParams("COMMIT", nil, nil, nil, nil)

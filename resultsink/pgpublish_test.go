@@ -112,3 +112,52 @@ func TestSmallPublicationsTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresPublicationsArePrepared: the ledger's statements in a
+// publication (the job's SUCCESS) are prepared once per connection and
+// reused, not parsed and planned for every job: each connection that
+// published holds the one prepared SUCCESS, executed once a publication.
+func TestPostgresPublicationsArePrepared(t *testing.T) {
+	ctx := context.Background()
+	b := openBackend(t, sqlexec.Postgres)
+	l, err := ledger.New(b.DB(), b.Durable(), ledger.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	const n = 8
+	for i := range n {
+		id := fmt.Sprintf("prep%d", i)
+		if _, err := l.Admit(ctx, ledger.Job{Job: sqljobber.Job{ID: id, Task: "t", Queue: "q"}}); err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := l.Claim(ctx, "q", ledger.Node{Name: "n", ID: "n-1"}, 1, time.Minute)
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("claim: %v %v", jobs, err)
+		}
+		if _, recorded, err := b.Write(ctx, "results_"+id, jobs[0].RunID, &seqRows{n: 1}, resultsink.Fence{Token: jobs[0].Fence, Owner: l.Run(jobs[0])}); err != nil || !recorded {
+			t.Fatalf("publication %d: recorded %v, %v", i, recorded, err)
+		}
+	}
+	conns := b.DB().Postgres().AcquireAllIdle(ctx)
+	executed := int64(0)
+	for _, c := range conns {
+		var prepared, runs int64
+		err := c.QueryRow(ctx, `SELECT count(*), coalesce(sum(generic_plans + custom_plans), 0) FROM pg_prepared_statements
+			WHERE statement LIKE '%SET state = ''SUCCESS''%'`).Scan(&prepared, &runs)
+		c.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prepared > 1 {
+			t.Errorf("a connection holds %d prepared SUCCESS statements, want at most 1", prepared)
+		}
+		executed += runs
+	}
+	if executed != n {
+		t.Errorf("the prepared SUCCESS ran %d times on the pool's connections, want %d (one a publication)", executed, n)
+	}
+}

@@ -166,7 +166,9 @@ func (d postgresDialect) swapOnce(ctx context.Context, db *sqlexec.DB, final str
 	b := &pgconn.Batch{}
 	b.ExecParams("BEGIN", nil, nil, nil, nil)
 	for _, s := range stmts {
-		b.ExecParams(s.sql, s.params, nil, nil, nil)
+		if err := s.addTo(ctx, conn.Conn(), b); err != nil {
+			return false, err
+		}
 	}
 	b.ExecParams("COMMIT", nil, nil, nil, nil)
 	// The results' indexes count BEGIN.
