@@ -82,8 +82,12 @@ func TestGrainsActivatePassivateAndComeBack(t *testing.T) {
 		active := n.ActiveGrains()
 		return active == 0, fmt.Sprintf("%d grains active", active)
 	})
+	res, err := n.system.Root.RequestFuture(n.lookup.placement, countKeys{}, 5*time.Second).Result()
+	if err != nil || res.(int) != 0 {
+		t.Fatalf("%v grains still known by PID after all passivated (%v), want 0", res, err)
+	}
 	// A passivated grain comes back on the next request.
-	res, err := n.Request(ctx, "echo", "g7", wrapperspb.String("again"))
+	res, err = n.Request(ctx, "echo", "g7", wrapperspb.String("again"))
 	if err != nil || res.(*wrapperspb.StringValue).Value != "g7:again" {
 		t.Fatalf("re-activated grain: %v, %v", res, err)
 	}

@@ -23,14 +23,7 @@ import (
 func TestSmallPublicationsTogether(t *testing.T) {
 	ctx := context.Background()
 	b := openBackend(t, sqlexec.Postgres)
-	l, err := ledger.New(b.DB(), b.Durable(), ledger.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(l.Close)
+	l := ledgerHere(t, b)
 	// Claims n new jobs and publishes their results all at once.
 	round := 0
 	publishAll := func(n int, before func()) ([]*ledger.Job, []bool, []error) {
@@ -120,14 +113,7 @@ func TestSmallPublicationsTogether(t *testing.T) {
 func TestPostgresPublicationsArePrepared(t *testing.T) {
 	ctx := context.Background()
 	b := openBackend(t, sqlexec.Postgres)
-	l, err := ledger.New(b.DB(), b.Durable(), ledger.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(l.Close)
+	l := ledgerHere(t, b)
 	const n = 8
 	for i := range n {
 		id := fmt.Sprintf("prep%d", i)
@@ -160,4 +146,19 @@ func TestPostgresPublicationsArePrepared(t *testing.T) {
 	if executed != n {
 		t.Errorf("the prepared SUCCESS ran %d times on the pool's connections, want %d (one a publication)", executed, n)
 	}
+}
+
+// ledgerHere is a ledger in b's database, as a publication finds it when the
+// ledger shares the results database.
+func ledgerHere(t *testing.T, b *resultsink.Backend) *ledger.Ledger {
+	t.Helper()
+	l, err := ledger.New(b.DB(), b.Durable(), ledger.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return l
 }
