@@ -293,14 +293,14 @@ func myTinyFloor(d *dbs) tinyFloor {
 	}
 }
 
-// runTinyFloor runs floor count times, concurrency at a time: what count
-// one-row jobs must do at the least. It returns the time and each table's
-// latency (ms), sorted.
-func runTinyFloor(ctx context.Context, floor tinyFloor, count, concurrency int) (time.Duration, []float64, error) {
+// runTinyFloor runs floor count times, concurrency at a time, on tables
+// first to first+count-1: what count one-row jobs must do at the least. It
+// returns the time and each table's latency (ms), sorted.
+func runTinyFloor(ctx context.Context, floor tinyFloor, first, count, concurrency int) (time.Duration, []float64, error) {
 	lat := make([]float64, count)
 	took, err := concurrently(count, concurrency, func(i int) error {
 		begin := time.Now()
-		err := floor(ctx, i)
+		err := floor(ctx, first+i)
 		lat[i] = float64(time.Since(begin).Microseconds()) / 1000
 		return err
 	})
@@ -342,7 +342,7 @@ func concurrently(count, concurrency int, fn func(i int) error) (time.Duration, 
 // committed, concurrency requests at a time. It is what any job server
 // would cost here before it kept any record of its jobs: the requests, and
 // a server's CPU on the same two cores as the database.
-func tinyFloorHTTP(ctx context.Context, floor tinyFloor, count, concurrency int) (time.Duration, error) {
+func tinyFloorHTTP(ctx context.Context, floor tinyFloor, first, count, concurrency int) (time.Duration, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -366,7 +366,7 @@ func tinyFloorHTTP(ctx context.Context, floor tinyFloor, count, concurrency int)
 	defer srv.Close()
 	client, base := newClient(), "http://"+l.Addr().String()
 	return concurrently(count, concurrency, func(i int) error {
-		res, err := client.Post(base, "application/json", strings.NewReader(fmt.Sprintf(`{"n": %d}`, i)))
+		res, err := client.Post(base, "application/json", strings.NewReader(fmt.Sprintf(`{"n": %d}`, first+i)))
 		if err != nil {
 			return err
 		}
