@@ -50,11 +50,10 @@ type driver interface {
 	// admitOne runs admitSQL(table, 1) with args (j's) and reports whether
 	// it wrote j, setting j.Fence to the row's fence.
 	admitOne(ctx context.Context, l *Ledger, q sqlexec.Querier, stmt string, args []any, j *Job) (bool, error)
-	// claim marks the jobs of the jobs table that filter (Ledger.pickFilter)
-	// selects with Ledger.claimSet and returns them as they are then, so
-	// that concurrent claims never take the same job. setArgs are the
-	// set's arguments, pickArgs the filter's.
-	claim(ctx context.Context, l *Ledger, setArgs []any, filter string, pickArgs []any) ([]*Job, error)
+	// claim marks the jobs that pick selects (up to n IDs) with set and
+	// returns them as they are then, so that concurrent claims never take
+	// the same job. setArgs are set's arguments, pickArgs pick's.
+	claim(ctx context.Context, l *Ledger, set string, setArgs []any, pick string, pickArgs []any) ([]*Job, error)
 	// claimTx runs fn in the transaction of a claim on a ledger with
 	// capped databases, where each statement sees what was committed
 	// before it began (READ COMMITTED, or SQLite's one writer).
@@ -176,9 +175,8 @@ func (onConflict) flightTx(ctx context.Context, l *Ledger, fn func(sqlexec.Queri
 
 // returningClaim is a claim in one UPDATE ... RETURNING whose pick locks
 // the rows it picks with lock ("" where the statement is the lock).
-func returningClaim(ctx context.Context, l *Ledger, lock string, setArgs []any, filter string, pickArgs []any) ([]*Job, error) {
-	return l.jobs(ctx, l.q, fmt.Sprintf("%s WHERE job_id IN (SELECT job_id FROM %s %s%s) AND "+pendingCond+" RETURNING %s",
-		l.claimSet(), l.table, filter, lock, jobColumns),
+func returningClaim(ctx context.Context, l *Ledger, lock, set string, setArgs []any, pick string, pickArgs []any) ([]*Job, error) {
+	return l.jobs(ctx, l.q, fmt.Sprintf("%s WHERE job_id IN (%s%s) AND "+pendingCond+" RETURNING %s", set, pick, lock, jobColumns),
 		append(setArgs, pickArgs...)...)
 }
 

@@ -23,20 +23,12 @@ func Plans(ctx context.Context, l *Ledger, queue, group string) (map[string]stri
 		explain = "EXPLAIN FORMAT=JSON "
 	}
 	t := l.timeArg(time.Now())
-	// A claim on MySQL is the UPDATE itself; elsewhere its pick is a
-	// subquery.
-	claim := "SELECT job_id FROM " + l.table + " " + l.pickFilter(10, 0)
-	claimArgs := []any{queue, t}
-	if _, ok := l.d.(mysqlDriver); ok {
-		claim = l.claimSetWith(mysqlClaimHint(l), "?") + " " + l.pickFilter(10, 0)
-		claimArgs = []any{"run", "node", "node-id", t, t, t, queue, t}
-	}
 	out := map[string]string{}
 	for name, q := range map[string]struct {
 		sql  string
 		args []any
 	}{
-		"claim":   {claim, claimArgs},
+		"claim":   {l.pickSQL(10, 0), []any{queue, t}},
 		"group":   {l.groupJobsSQL(), []any{group}},
 		"expired": {l.expiredSQL(10), []any{t}},
 		// Finished within the last hour, of the one owner all jobs have.

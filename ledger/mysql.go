@@ -114,34 +114,29 @@ func (mysqlDriver) admitOne(ctx context.Context, l *Ledger, q sqlexec.Querier, s
 	return true, err
 }
 
-// claim marks the next ready jobs in one statement, an UPDATE with the
-// pick's ORDER BY and LIMIT, which locks what it marks for no longer than
-// it runs; then it reads them back among the node's running jobs by the
-// claim's mark on their run IDs. MySQL's UPDATE cannot return rows, and a
-// transaction that picks, marks and reads back took five round trips a
-// claim where this takes two (most claims take a job or two, so they were
-// a third of a one-row job's statements).
-func (mysqlDriver) claim(ctx context.Context, l *Ledger, setArgs []any, filter string, pickArgs []any) ([]*Job, error) {
-	// A run ID is the claim's 8 random hex digits, then 8 of its own.
-	mark := NewRunID()[:8]
-	n, err := l.q.Exec(ctx, l.claimSetWith(mysqlClaimHint(l), "CONCAT(?, SUBSTR(MD5(CONCAT(RAND(), UUID(), job_id)), 1, 8))")+" "+filter,
-		append(append([]any{mark}, setArgs...), pickArgs...)...)
-	if err != nil || n == 0 {
-		return nil, err
-	}
-	// setArgs: the node's name and ID, then the start time, which the
-	// read also matches: two claims of a node whose marks were equal
-	// would have to have started in the same microsecond too.
-	return l.jobs(ctx, l.q, fmt.Sprintf("SELECT %s FROM %s WHERE state = 'STARTED' AND node_id = ? AND started_at = ? AND run_id LIKE ?",
-		jobColumns, l.table), setArgs[1], setArgs[2], mark+"%")
-}
-
-// mysqlClaimHint makes a claim's UPDATE read the index of waiting jobs in
-// its order. Without it, the single-table UPDATE's planner (weaker than
-// SELECT's) chose to scan the whole table and sort what it found when
-// half the table was waiting.
-func mysqlClaimHint(l *Ledger) string {
-	return " FORCE INDEX (" + l.d.quote(l.cfg.Table+"_pending") + ")"
+// claim picks and locks the jobs, marks them, and reads them back, in one
+// transaction: MySQL's UPDATE cannot return rows.
+func (mysqlDriver) claim(ctx context.Context, l *Ledger, set string, setArgs []any, pick string, pickArgs []any) ([]*Job, error) {
+	var claimed []*Job
+	err := l.db.InTx(ctx, func(q sqlexec.Querier) error {
+		var ids []any
+		if err := q.Query(ctx, pick+" FOR UPDATE SKIP LOCKED", func(scan func(...any) error) error {
+			var id string
+			err := scan(&id)
+			ids = append(ids, id)
+			return err
+		}, pickArgs...); err != nil || len(ids) == 0 {
+			return err
+		}
+		in := sqlexec.Placeholders(len(ids))
+		if _, err := q.Exec(ctx, fmt.Sprintf("%s WHERE job_id IN (%s)", set, in), append(setArgs, ids...)...); err != nil {
+			return err
+		}
+		var err error
+		claimed, err = l.jobs(ctx, q, fmt.Sprintf("SELECT %s FROM %s WHERE job_id IN (%s)", jobColumns, l.table, in), ids...)
+		return err
+	})
+	return claimed, err
 }
 
 // leaderColumnName is, on MySQL, the generated column that the index of

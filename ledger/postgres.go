@@ -176,8 +176,8 @@ func (d postgresDriver) createIndexes(ctx context.Context, l *Ledger, want []ind
 	return nil
 }
 
-func (postgresDriver) claim(ctx context.Context, l *Ledger, setArgs []any, filter string, pickArgs []any) ([]*Job, error) {
-	return returningClaim(ctx, l, " FOR UPDATE SKIP LOCKED", setArgs, filter, pickArgs)
+func (postgresDriver) claim(ctx context.Context, l *Ledger, set string, setArgs []any, pick string, pickArgs []any) ([]*Job, error) {
+	return returningClaim(ctx, l, " FOR UPDATE SKIP LOCKED", set, setArgs, pick, pickArgs)
 }
 
 // claimTx: PostgreSQL's transactions read committed by default.

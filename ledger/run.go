@@ -46,8 +46,8 @@ func (l *Ledger) Claim(ctx context.Context, queue string, node Node, n int, leas
 		for _, task := range except {
 			pickArgs = append(pickArgs, task)
 		}
-		claimed, err = l.d.claim(ctx, l, []any{node.Name, node.ID, l.timeArg(t), l.timeArg(t.Add(lease)), l.timeArg(t)},
-			l.pickFilter(n, len(except)), pickArgs)
+		claimed, err = l.d.claim(ctx, l, l.claimSet(), []any{node.Name, node.ID, l.timeArg(t), l.timeArg(t.Add(lease)), l.timeArg(t)},
+			l.pickSQL(n, len(except)), pickArgs)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("claim jobs: %w", err)
@@ -68,27 +68,21 @@ func (l *Ledger) Claim(ctx context.Context, queue string, node Node, n int, leas
 // claimSet is the UPDATE that starts claimed jobs' runs (arguments: the
 // node's name and ID, the time now, the lease's end, the time now).
 func (l *Ledger) claimSet() string {
-	return l.claimSetWith("", l.d.runID())
+	return fmt.Sprintf(`UPDATE %s SET state = 'STARTED', run_id = %s, node = ?, node_id = ?, attempt = attempt + 1, fence = fence + 1,
+	started_at = ?, finished_at = NULL, lease_until = ?, updated_at = ?`, l.table, l.d.runID())
 }
 
-// claimSetWith is claimSet with an index hint after the table's name and
-// runID, an expression, for the new run IDs.
-func (l *Ledger) claimSetWith(hint, runID string) string {
-	return fmt.Sprintf(`UPDATE %s%s SET state = 'STARTED', run_id = %s, node = ?, node_id = ?, attempt = attempt + 1, fence = fence + 1,
-	started_at = ?, finished_at = NULL, lease_until = ?, updated_at = ?`, l.table, hint, runID)
-}
-
-// pickFilter is what selects the next n ready jobs of a queue from the
-// jobs table, from WHERE to LIMIT (arguments: the queue, the time now, and
-// the except tasks to pass over). It repeats the _pending index's
-// predicate word for word, so that the planners see it applies.
-func (l *Ledger) pickFilter(n, except int) string {
+// pickSQL selects the IDs of the next n ready jobs of a queue (arguments:
+// the queue, the time now, and the except tasks to pass over). Its filter
+// repeats the _pending index's predicate word for word, so that the
+// planners see it applies.
+func (l *Ledger) pickSQL(n, except int) string {
 	var passOver string
 	if except > 0 {
 		passOver = " AND task NOT IN (" + sqlexec.Placeholders(except) + ")"
 	}
-	return fmt.Sprintf(`WHERE %s AND held = 0 AND ready_at <= ?%s
-	ORDER BY ready_at, enqueued_at, job_id LIMIT %d`, l.d.pending(), passOver, n)
+	return fmt.Sprintf(`SELECT job_id FROM %s WHERE %s AND held = 0 AND ready_at <= ?%s
+	ORDER BY ready_at, enqueued_at, job_id LIMIT %d`, l.table, l.d.pending(), passOver, n)
 }
 
 // NextReady returns when the earliest job of queue that waits for its

@@ -45,8 +45,8 @@ func (d sqliteDriver) createIndexes(ctx context.Context, l *Ledger, want []index
 	return nil
 }
 
-func (sqliteDriver) claim(ctx context.Context, l *Ledger, setArgs []any, filter string, pickArgs []any) ([]*Job, error) {
-	return returningClaim(ctx, l, "", setArgs, filter, pickArgs)
+func (sqliteDriver) claim(ctx context.Context, l *Ledger, set string, setArgs []any, pick string, pickArgs []any) ([]*Job, error) {
+	return returningClaim(ctx, l, "", set, setArgs, pick, pickArgs)
 }
 
 // claimTx: the transaction is immediate (see sqlexec), the one writer.
