@@ -220,7 +220,7 @@ func (b *bench) measureFloors(ctx context.Context) error {
 		{"floor mysql read + LOAD DATA", myLoadFloor},
 		{"floor mysql read + INSERT x1000", myInsertFloor},
 	} {
-		r, err := best(b.o.repeat, 0, func() (time.Duration, int64, int64, error) {
+		r, err := best(b.o.repeat, 0, func() error { return b.quiesce(ctx) }, func() (time.Duration, int64, int64, error) {
 			took, n, err := f.fn(ctx, b.d, b.big)
 			return took, n, 0, err
 		})
@@ -256,7 +256,7 @@ func (b *bench) measureJobs(ctx context.Context) error {
 		{"sql-jobber mysql -> pg", "my_to_pg", slower("floor pg read + CopyFrom", "floor mysql read + LOAD DATA")},
 	} {
 		i := 0
-		r, err := best(b.o.repeat, b.srv.cmd.Process.Pid, func() (time.Duration, int64, int64, error) {
+		r, err := best(b.o.repeat, b.srv.cmd.Process.Pid, func() error { return b.quiesce(ctx) }, func() (time.Duration, int64, int64, error) {
 			i++
 			return b.srv.runJob(ctx, j.task, fmt.Sprintf("%s-%d", j.task, i))
 		})
@@ -282,6 +282,9 @@ func (b *bench) measureJobs(ctx context.Context) error {
 // TO.
 func (b *bench) measureDownload(ctx context.Context, id string) error {
 	rows := b.o.rows
+	if err := b.quiesce(ctx); err != nil {
+		return err
+	}
 	floorTook, floorSize, err := pgCSVFloor(ctx, b.d, "results_"+id)
 	if err != nil {
 		return fmt.Errorf("CSV floor: %w", err)
@@ -289,6 +292,9 @@ func (b *bench) measureDownload(ctx context.Context, id string) error {
 	floor := Result{Name: "floor pg COPY TO csv", Rows: rows, Seconds: floorTook.Seconds(),
 		RowsPerSec: float64(rows) / floorTook.Seconds(), Comments: fmt.Sprintf("%.1f MB", float64(floorSize)/(1<<20))}
 	b.add(floor)
+	if err := b.quiesce(ctx); err != nil {
+		return err
+	}
 	took, size, before, peak, err := b.srv.download(ctx, id, rows)
 	if err != nil {
 		return fmt.Errorf("CSV download: %w", err)
@@ -321,9 +327,12 @@ func (b *bench) write() error {
 // kind (serverPID is the server's process, 0 for none) in its comments: who
 // paid for the rows, the databases or the server. The peak RSS is the
 // highest of all runs.
-func best(repeat, serverPID int, fn func() (time.Duration, int64, int64, error)) (Result, error) {
+func best(repeat, serverPID int, quiesce func() error, fn func() (time.Duration, int64, int64, error)) (Result, error) {
 	var r Result
 	for i := 0; i < repeat; i++ {
+		if err := quiesce(); err != nil {
+			return r, err
+		}
 		m := startCPUMeter(serverPID)
 		took, n, peak, err := fn()
 		cpu := m.Stop()
@@ -338,6 +347,61 @@ func best(repeat, serverPID int, fn func() (time.Duration, int64, int64, error))
 		r.PeakRSS = max(r.PeakRSS, peak)
 	}
 	return r, nil
+}
+
+// How quiesce waits for the databases to go quiet: windows of
+// quiesceWindow in which their processes use less than a twentieth of a
+// core, quiesceQuiet of them in a row, for at most quiesceMax.
+const (
+	quiesceWindow = 250 * time.Millisecond
+	quiesceQuiet  = 2
+	quiesceMax    = time.Minute
+)
+
+// quiesce makes the databases finish, before a large measurement, what the
+// ones before it left them to do, so that no measurement pays for
+// another's: PostgreSQL vacuums and analyzes the results schema's tables
+// (autovacuum would, at some moment within its naptime, a whole 1M-row
+// table at a time) and checkpoints; then the databases' processes must
+// stay nearly idle (InnoDB flushing the pages of the last load) for a
+// while. Without it, the measurements after PostgreSQL's 1M-row tables
+// paid for their vacuum and checkpoint: mysql -> mysql, which followed
+// three pg -> pg jobs, took 3.5-3.9 s in make bench with 4.2-4.4 s of
+// database CPU, and 3.2 s with 3.6 s once each measurement began quiet.
+func (b *bench) quiesce(ctx context.Context) error {
+	var tables *string
+	if err := b.d.pgRes.QueryRow(ctx, `SELECT string_agg(format('%I.%I', schemaname, tablename), ', ')
+	FROM pg_tables WHERE schemaname = $1`, resultsName).Scan(&tables); err != nil {
+		return fmt.Errorf("postgres: list the tables of %s: %w", resultsName, err)
+	}
+	stmts := []string{"CHECKPOINT"}
+	if tables != nil {
+		stmts = append([]string{"VACUUM (ANALYZE) " + *tables}, stmts...)
+	}
+	for _, stmt := range stmts {
+		if _, err := b.d.pgRes.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("postgres: %s: %w", stmt, err)
+		}
+	}
+	deadline := time.Now().Add(quiesceMax)
+	for quiet := 0; quiet < quiesceQuiet; {
+		if time.Now().After(deadline) {
+			fmt.Fprintf(b.stderr, "  note: the databases did not go quiet within %s; measuring anyway\n", quiesceMax)
+			return nil
+		}
+		m := startCPUMeter(0)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(quiesceWindow):
+		}
+		if m.Stop().db < quiesceWindow/20 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+	}
+	return nil
 }
 
 // Directories of the servers' configurations and tasks, under the run's
