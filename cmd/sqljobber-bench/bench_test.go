@@ -69,6 +69,9 @@ func TestShortRun(t *testing.T) {
 		if strings.HasPrefix(r.Name, "POSTs accepted") && r.PostsPerSec <= 0 {
 			t.Errorf("result %s has no POST rate", r.Name)
 		}
+		if strings.HasPrefix(r.Name, "sql-jobber ") && strings.Contains(r.Name, " -> ") && !strings.Contains(r.Name, "rows") && !strings.Contains(r.Comments, "against the floor of each round: median of rounds") {
+			t.Errorf("result %s is not compared with its rounds' floors: %s", r.Name, r.Comments)
+		}
 		if strings.Contains(r.Name, "floor CREATE") && !strings.Contains(r.Comments, "the job's shape") {
 			t.Errorf("result %s: %s", r.Name, r.Comments)
 		}

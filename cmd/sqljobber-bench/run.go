@@ -179,9 +179,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	b := &bench{o: o, d: d, big: big, floors: map[string]Result{}, stderr: stderr,
 		rep: &Report{Time: time.Now().UTC(), CPUs: runtime.NumCPU(), Short: o.short, Commit: os.Getenv("BENCH_COMMIT")}}
-	if err := b.measureFloors(ctx); err != nil {
-		return err
-	}
 	if b.srv, err = startServer(ctx, bin, filepath.Join(dir, pgServerDir), o.concurrency, o.pprof); err != nil {
 		return err
 	}
@@ -195,7 +192,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer b.mysrv.stop()
 	}
-	for _, measure := range []func(context.Context) error{b.measureJobs, b.measureTiny, b.measurePosts, b.measureTinyParts} {
+	for _, measure := range []func(context.Context) error{b.measureLarge, b.measureTiny, b.measurePosts, b.measureTinyParts} {
 		if err := measure(ctx); err != nil {
 			return err
 		}
@@ -204,67 +201,110 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return b.write()
 }
 
-// measureFloors measures the drivers alone copying the large table, the
-// floors the large jobs are compared with.
-func (b *bench) measureFloors(ctx context.Context) error {
-	if !b.o.want("floors") && !b.o.want("jobs") {
-		return nil
-	}
-	fmt.Fprintln(b.stderr, "floors (drivers alone)...")
-	for _, f := range []struct {
+// The large floors and jobs. A cross-engine job is compared with the
+// slower of its two engines' floors.
+const (
+	pgCopyFloorName = "floor pg read + CopyFrom"
+	myLoadFloorName = "floor mysql read + LOAD DATA"
+)
+
+var (
+	largeFloors = []struct {
 		name string
 		fn   func(context.Context, *dbs, string) (time.Duration, int64, error)
 	}{
-		{"floor pg read + CopyFrom", pgCopyFloor},
+		{pgCopyFloorName, pgCopyFloor},
 		{"floor pg binary COPY pipe", pgPipeFloor},
-		{"floor mysql read + LOAD DATA", myLoadFloor},
+		{myLoadFloorName, myLoadFloor},
 		{"floor mysql read + INSERT x1000", myInsertFloor},
-	} {
-		r, err := best(b.o.repeat, 0, func() error { return b.quiesce(ctx) }, func() (time.Duration, int64, int64, error) {
-			took, n, err := f.fn(ctx, b.d, b.big)
-			return took, n, 0, err
-		})
-		if err != nil {
-			return fmt.Errorf("%s: %w", f.name, err)
+	}
+	largeJobs = []struct {
+		name, task string
+		floors     []string
+	}{
+		{"sql-jobber pg -> pg", "pg_to_pg", []string{pgCopyFloorName}},
+		{"sql-jobber mysql -> mysql", "my_to_my", []string{myLoadFloorName}},
+		{"sql-jobber pg -> mysql", "pg_to_my", []string{pgCopyFloorName, myLoadFloorName}},
+		{"sql-jobber mysql -> pg", "my_to_pg", []string{pgCopyFloorName, myLoadFloorName}},
+	}
+)
+
+// measureLarge measures the drivers alone copying the large table (the
+// floors) and the large jobs, in rounds in which every floor and then
+// every job takes a turn: the machine's pace drifts over minutes, so a job
+// is compared with the floors of its own round too (the median of the
+// rounds' ratios), not only with the best floor of the run. Then the
+// memory of a smaller job, and downloading a large job's results as CSV.
+func (b *bench) measureLarge(ctx context.Context) error {
+	jobs := b.o.want("jobs")
+	if !b.o.want("floors") && !jobs {
+		return nil
+	}
+	fmt.Fprintln(b.stderr, "large jobs and their floors (drivers alone)...")
+	best := map[string]Result{}
+	ratios := map[string][]float64{}
+	keep := func(name string, r Result) {
+		cur, ok := best[name]
+		r.PeakRSS = max(r.PeakRSS, cur.PeakRSS)
+		if !ok || r.Seconds < cur.Seconds {
+			best[name] = r
+		} else {
+			cur.PeakRSS = r.PeakRSS
+			best[name] = cur
 		}
+	}
+	for round := 1; round <= b.o.repeat; round++ {
+		rates := map[string]float64{}
+		for _, f := range largeFloors {
+			r, err := b.measureOnce(ctx, 0, func() (time.Duration, int64, int64, error) {
+				took, n, err := f.fn(ctx, b.d, b.big)
+				return took, n, 0, err
+			})
+			if err != nil {
+				return fmt.Errorf("%s: %w", f.name, err)
+			}
+			rates[f.name] = r.RowsPerSec
+			keep(f.name, r)
+			fmt.Fprintf(b.stderr, "  round %d: %s %.0f rows/s, %s\n", round, f.name, r.RowsPerSec, r.Comments)
+		}
+		if !jobs {
+			continue
+		}
+		for _, j := range largeJobs {
+			r, err := b.measureOnce(ctx, b.srv.cmd.Process.Pid, func() (time.Duration, int64, int64, error) {
+				return b.srv.runJob(ctx, j.task, fmt.Sprintf("%s-%d", j.task, round))
+			})
+			if err != nil {
+				return fmt.Errorf("%s: %w", j.name, err)
+			}
+			floor := rates[j.floors[0]]
+			for _, f := range j.floors[1:] {
+				floor = min(floor, rates[f])
+			}
+			ratios[j.name] = append(ratios[j.name], r.RowsPerSec/floor)
+			keep(j.name, r)
+			fmt.Fprintf(b.stderr, "  round %d: %s %.0f rows/s (%.2fx its round's floor), %s\n", round, j.name, r.RowsPerSec, r.RowsPerSec/floor, r.Comments)
+		}
+	}
+	for _, f := range largeFloors {
+		r := best[f.name]
 		r.Name = f.name
 		b.floors[f.name] = r
 		b.add(r)
 	}
-	return nil
-}
-
-// measureJobs measures the large jobs against their floors, the memory of
-// a smaller one, and downloading a large job's results as CSV.
-func (b *bench) measureJobs(ctx context.Context) error {
-	if !b.o.want("jobs") {
+	if !jobs {
 		return nil
 	}
-	fmt.Fprintln(b.stderr, "sql-jobber jobs...")
-	slower := func(x, y string) string {
-		if b.floors[x].RowsPerSec < b.floors[y].RowsPerSec {
-			return x
+	for _, j := range largeJobs {
+		r := best[j.name]
+		r.Name, r.Floor = j.name, j.floors[0]
+		for _, f := range j.floors[1:] {
+			if b.floors[f].RowsPerSec < b.floors[r.Floor].RowsPerSec {
+				r.Floor = f
+			}
 		}
-		return y
-	}
-	for _, j := range []struct {
-		name, task, floor string
-	}{
-		{"sql-jobber pg -> pg", "pg_to_pg", "floor pg read + CopyFrom"},
-		{"sql-jobber mysql -> mysql", "my_to_my", "floor mysql read + LOAD DATA"},
-		{"sql-jobber pg -> mysql", "pg_to_my", slower("floor pg read + CopyFrom", "floor mysql read + LOAD DATA")},
-		{"sql-jobber mysql -> pg", "my_to_pg", slower("floor pg read + CopyFrom", "floor mysql read + LOAD DATA")},
-	} {
-		i := 0
-		r, err := best(b.o.repeat, b.srv.cmd.Process.Pid, func() error { return b.quiesce(ctx) }, func() (time.Duration, int64, int64, error) {
-			i++
-			return b.srv.runJob(ctx, j.task, fmt.Sprintf("%s-%d", j.task, i))
-		})
-		if err != nil {
-			return fmt.Errorf("%s: %w", j.name, err)
-		}
-		r.Name, r.Floor = j.name, j.floor
-		r.Ratio = r.RowsPerSec / b.floors[j.floor].RowsPerSec
+		r.Ratio = r.RowsPerSec / b.floors[r.Floor].RowsPerSec
+		r.Comments += "; against the floor of each round: " + roundRatios("median of rounds", "x", ratios[j.name])
 		b.add(r)
 	}
 
@@ -323,30 +363,20 @@ func (b *bench) write() error {
 	return nil
 }
 
-// best runs fn repeat times and keeps the fastest run, with its CPU time by
-// kind (serverPID is the server's process, 0 for none) in its comments: who
-// paid for the rows, the databases or the server. The peak RSS is the
-// highest of all runs.
-func best(repeat, serverPID int, quiesce func() error, fn func() (time.Duration, int64, int64, error)) (Result, error) {
-	var r Result
-	for i := 0; i < repeat; i++ {
-		if err := quiesce(); err != nil {
-			return r, err
-		}
-		m := startCPUMeter(serverPID)
-		took, n, peak, err := fn()
-		cpu := m.Stop()
-		if err != nil {
-			return r, err
-		}
-		if r.Seconds == 0 || took.Seconds() < r.Seconds {
-			r.Seconds, r.Rows = took.Seconds(), n
-			r.RowsPerSec = float64(n) / took.Seconds()
-			r.Comments = cpu.total()
-		}
-		r.PeakRSS = max(r.PeakRSS, peak)
+// measureOnce runs fn, which returns how long it took, its rows and the
+// server's peak RSS, once the databases are quiet, and measures the
+// processes' CPU meanwhile.
+func (b *bench) measureOnce(ctx context.Context, serverPID int, fn func() (time.Duration, int64, int64, error)) (Result, error) {
+	if err := b.quiesce(ctx); err != nil {
+		return Result{}, err
 	}
-	return r, nil
+	m := startCPUMeter(serverPID)
+	took, n, peak, err := fn()
+	cpu := m.Stop()
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Seconds: took.Seconds(), Rows: n, RowsPerSec: float64(n) / took.Seconds(), PeakRSS: peak, Comments: cpu.total()}, nil
 }
 
 // How quiesce waits for the databases to go quiet: windows of
