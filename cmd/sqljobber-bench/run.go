@@ -243,15 +243,16 @@ func (b *bench) measureLarge(ctx context.Context) error {
 	fmt.Fprintln(b.stderr, "large jobs and their floors (drivers alone)...")
 	best := map[string]Result{}
 	ratios := map[string][]float64{}
+	// keep keeps each measurement's fastest round, with the highest peak
+	// RSS of all its rounds.
 	keep := func(name string, r Result) {
 		cur, ok := best[name]
-		r.PeakRSS = max(r.PeakRSS, cur.PeakRSS)
-		if !ok || r.Seconds < cur.Seconds {
-			best[name] = r
-		} else {
-			cur.PeakRSS = r.PeakRSS
-			best[name] = cur
+		peak := max(r.PeakRSS, cur.PeakRSS)
+		if ok && cur.Seconds <= r.Seconds {
+			r = cur
 		}
+		r.PeakRSS = peak
+		best[name] = r
 	}
 	for round := 1; round <= b.o.repeat; round++ {
 		rates := map[string]float64{}
