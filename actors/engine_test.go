@@ -497,7 +497,7 @@ func TestCancelledGroupStartsNothingMoreAndTellsItsMembersWaiters(t *testing.T) 
 	e := startEngine(t, actors.Config{Queues: map[string]int{"default": 3}})
 	e.submitGroupOfThree()
 	waited := make(chan error, 1)
-	go func() { waited <- e.engine.WaitJob(context.Background(), "m2", time.Minute) }()
+	go func() { _, err := e.engine.WaitJob(context.Background(), "m2", time.Minute); waited <- err }()
 	// The wait has reached m2's grain once the grain holds a waiter.
 	e.eventually("a waiter on m2", 30*time.Second, func() (bool, string) {
 		return e.engine.ActiveGrains() >= 2, fmt.Sprintf("%d grains", e.engine.ActiveGrains())

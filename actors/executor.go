@@ -162,7 +162,8 @@ func (e *Engine) execute(ctx context.Context, j *ledger.Job, r *run) {
 
 	var (
 		count    int64
-		recorded bool // the publication recorded SUCCESS itself
+		recorded bool      // the publication recorded SUCCESS itself
+		at       time.Time // when the outcome was recorded, if known
 		err      error
 	)
 	task, taskOK := e.tasks.Task(j.Task)
@@ -173,7 +174,7 @@ func (e *Engine) execute(ctx context.Context, j *ledger.Job, r *run) {
 	case !backendOK:
 		err = fmt.Errorf("results backend %q is not configured on node %q", j.ResultsBackend, e.cfg.NodeName)
 	default:
-		count, recorded, err = e.run(ctx, j, task, backend, &r.rows)
+		count, at, recorded, err = e.run(ctx, j, task, backend, &r.rows)
 	}
 	if cause := context.Cause(ctx); err != nil && cause != nil {
 		switch {
@@ -194,8 +195,11 @@ func (e *Engine) execute(ctx context.Context, j *ledger.Job, r *run) {
 			o.State, o.RetryAt = sqljobber.StateRetry, time.Now().Add(e.backoff(j.Attempt))
 		}
 	}
-	if !recorded && !e.finish(log, j, o) {
-		return
+	if !recorded {
+		var ok bool
+		if at, ok = e.finish(log, j, o); !ok {
+			return
+		}
 	}
 	e.metrics.observeFinish(j, o, time.Since(begin))
 	attrs := []any{slog.String("state", string(o.State)), slog.Int64("rows", count), slog.Duration("duration", time.Since(begin)),
@@ -209,7 +213,7 @@ func (e *Engine) execute(ctx context.Context, j *ledger.Job, r *run) {
 		e.wakeAt(j.Queue, o.RetryAt)
 		return
 	}
-	e.jobChanged(j, o.State)
+	e.jobFinished(j, o, at)
 	e.settleFlight(j)
 	if j.GroupID != "" {
 		e.groupChanged(j.GroupID)
@@ -219,18 +223,21 @@ func (e *Engine) execute(ctx context.Context, j *ledger.Job, r *run) {
 // run queries the source and writes the results table, counting the rows
 // read into progress. A failure on either side cancels the other at once:
 // the source stops working on rows nobody will write.
-func (e *Engine) run(ctx context.Context, j *ledger.Job, task *sqlexec.Task, backend Results, progress *atomic.Int64) (int64, bool, error) {
+//
+// When the publication recorded the job's SUCCESS itself (recorded), at is
+// when.
+func (e *Engine) run(ctx context.Context, j *ledger.Job, task *sqlexec.Task, backend Results, progress *atomic.Int64) (int64, time.Time, bool, error) {
 	db := j.SourceDB
 	if db == "" {
 		// Admitted by a version that chose at each run.
 		var err error
 		if db, err = e.tasks.PickDB(task, j.DB); err != nil {
-			return 0, false, err
+			return 0, time.Time{}, false, err
 		}
 	}
 	args, err := decodeArgs(j.Args)
 	if err != nil {
-		return 0, false, err
+		return 0, time.Time{}, false, err
 	}
 	qctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -239,11 +246,12 @@ func (e *Engine) run(ctx context.Context, j *ledger.Job, task *sqlexec.Task, bac
 		if ctx.Err() == nil {
 			e.metrics.queryErrors.WithLabelValues(db).Inc()
 		}
-		return 0, false, fmt.Errorf("query database %q: %w", db, err)
+		return 0, time.Time{}, false, fmt.Errorf("query database %q: %w", db, err)
 	}
 	// The table is published only while this run owns the job, and never
 	// over a later run's.
-	n, recorded, err := backend.Write(qctx, j.ResultsTable, j.RunID, counted(rows, progress), resultsink.Fence{Token: j.Fence, Owner: e.ledger.Run(j)})
+	run := e.ledger.Run(j)
+	n, recorded, err := backend.Write(qctx, j.ResultsTable, j.RunID, counted(rows, progress), resultsink.Fence{Token: j.Fence, Owner: run})
 	if err != nil {
 		// The source's error, or the results database's.
 		failed := j.ResultsBackend
@@ -256,19 +264,27 @@ func (e *Engine) run(ctx context.Context, j *ledger.Job, task *sqlexec.Task, bac
 		cancel() // before Close, which would otherwise read the rest
 	}
 	rows.Close()
-	return n, recorded, err
+	var at time.Time
+	if recorded {
+		at = run.SucceededAt()
+	}
+	return n, at, recorded, err
 }
 
 // finish records a run's outcome, trying again while the ledger cannot be
 // written. It reports false if the run no longer owns the job or the engine
-// stopped first.
-func (e *Engine) finish(log *slog.Logger, j *ledger.Job, o ledger.Outcome) bool {
+// stopped first; otherwise it returns when the outcome was recorded, zero
+// when it cannot tell (an earlier try's answer was lost).
+func (e *Engine) finish(log *slog.Logger, j *ledger.Job, o ledger.Outcome) (time.Time, bool) {
+	var at time.Time
 	err := retry.Do(e.ctx, retry.Backoff{First: ledgerRetry}, func(ctx context.Context) (bool, error) {
 		ctx, cancel := context.WithTimeout(ctx, ledgerTimeout)
 		defer cancel()
-		err := e.ledger.Finish(ctx, j.ID, j.RunID, o)
+		var err error
+		at, err = e.ledger.Finish(ctx, j.ID, j.RunID, o)
 		if errors.Is(err, ledger.ErrRunSuperseded) {
-			// An earlier try may have been written after all.
+			// An earlier try may have been written after all (when,
+			// this run does not know).
 			if cur, gerr := e.ledger.Get(ctx, j.ID); gerr == nil && cur.RunID == j.RunID && cur.State == o.State {
 				err = nil
 			}
@@ -282,7 +298,7 @@ func (e *Engine) finish(log *slog.Logger, j *ledger.Job, o ledger.Outcome) bool 
 	if errors.Is(err, ledger.ErrRunSuperseded) {
 		log.Warn("job was taken over before its run finished; outcome discarded", slog.String("state", string(o.State)))
 	}
-	return err == nil
+	return at, err == nil
 }
 
 // release hands a job back to the ledger, ready for any node, when this

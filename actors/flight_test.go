@@ -73,7 +73,7 @@ func TestIdenticalJobsJoinTheOneUnfinished(t *testing.T) {
 		t.Fatalf("the leader after a joiner's cancel: %+v", j)
 	}
 	waited := make(chan error, 1)
-	go func() { waited <- e.engine.WaitJob(ctx, "j1", 30*time.Second) }()
+	go func() { _, err := e.engine.WaitJob(ctx, "j1", 30*time.Second); waited <- err }()
 	e.res.open()
 	select {
 	case err := <-waited:

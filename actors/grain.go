@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"slices"
@@ -31,6 +32,10 @@ type jobGrain struct {
 	// waitedOn is the admission time of the unfinished job the grain last
 	// read, which its waiters wait on.
 	waitedOn time.Time
+	// started is that job's record if it was STARTED then: with what its
+	// run says it wrote when it finishes, the finished record (see
+	// finishedRecord).
+	started *ledger.Job
 }
 
 func newJobGrain(e *Engine) *jobGrain {
@@ -62,7 +67,11 @@ func (g *jobGrain) Receive(ctx actor.Context) {
 		switch {
 		case len(g.waiters.list) == 0:
 		case g.finishedAsWaitedOn(msg):
-			g.waiters.answer(ctx, &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: msg.JobId, State: msg.FinalState}, true)
+			reply := &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: msg.JobId, State: msg.FinalState}
+			if j := g.finishedRecord(msg); j != nil {
+				reply.FinishedJobJson = finishedJSON(j)
+			}
+			g.waiters.answer(ctx, reply, true)
 		default:
 			g.waiters.changed(ctx, msg.JobId)
 		}
@@ -81,10 +90,47 @@ func (g *jobGrain) state(id string) (*jobpb.Reply, bool) {
 	case err != nil:
 		return failed(err), false
 	}
+	g.started = nil
 	if j.State.Active() {
 		g.waitedOn = j.CreatedAt
+		if j.State == sqljobber.StateStarted {
+			g.started = j
+		}
+		return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: j.ID, State: string(j.State)}, false
 	}
-	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: j.ID, State: string(j.State)}, !j.State.Active()
+	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: j.ID, State: string(j.State), FinishedJobJson: finishedJSON(&j.Job)}, true
+}
+
+// finishedRecord is the record of the job the waiters wait on as msg's run
+// finished it, if it succeeded, the grain read the job STARTED by that run,
+// and the run says when it recorded its SUCCESS; else nil. A SUCCESS
+// changes nothing else a client sees (ledger.Ledger.Finish,
+// ledger.Run.Success), and nothing but its lease changes a STARTED job
+// while its run owns it.
+func (g *jobGrain) finishedRecord(msg *jobpb.JobChanged) *sqljobber.Job {
+	s := g.started
+	if s == nil || msg.FinalState != string(sqljobber.StateSuccess) || msg.RunId == "" || msg.RunId != s.RunID || msg.FinishedUnixMicros == 0 ||
+		msg.CreatedUnixMicros != s.CreatedAt.UnixMicro() {
+		return nil
+	}
+	j := s.Job
+	j.State, j.Count, j.Error, j.Progress = sqljobber.State(msg.FinalState), msg.Count, "", nil
+	j.FinishedAt = time.UnixMicro(msg.FinishedUnixMicros).UTC()
+	j.ExpiresAt = time.Time{}
+	if j.TTL > 0 {
+		j.ExpiresAt = j.FinishedAt.Add(j.TTL)
+	}
+	return &j
+}
+
+// finishedJSON encodes a finished job for a waiter's answer; nil if it
+// cannot (the waiter then reads the job).
+func finishedJSON(j *sqljobber.Job) []byte {
+	b, err := json.Marshal(j)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // finishedAsWaitedOn reports whether msg says that the very job the

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -135,19 +136,31 @@ func (w *waiters) stop() {
 }
 
 // WaitJob waits up to d for a job to reach a final state, and returns early
-// when it does. It returns sqljobber.ErrJobNotFound for an unknown job; otherwise the
-// caller reads the job's state afterwards, whatever ended the wait. A wait
-// the grain could not answer (it moved with a membership change) ends at
-// its deadline without error.
-func (e *Engine) WaitJob(ctx context.Context, id string, d time.Duration) error {
+// when it does. It returns sqljobber.ErrJobNotFound for an unknown job.
+// When the wait ends with the job finished and its grain knows the
+// finished record, it returns that record, as Job would read it; otherwise
+// nil, and the caller reads the job's state itself, whatever ended the
+// wait. A wait the grain could not answer (it moved with a membership
+// change) ends at its deadline without error.
+func (e *Engine) WaitJob(ctx context.Context, id string, d time.Duration) (*sqljobber.Job, error) {
 	if _, ok := sqljobber.CallerFrom(ctx); ok && d > 0 {
 		// Waiting on a job that is not the caller's would tell it the
 		// job exists, and when it ends.
 		if _, err := e.visibleJob(ctx, id); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return e.wait(ctx, jobKind, id, d, &jobpb.WaitJob{JobId: id, WaitMillis: d.Milliseconds()}, sqljobber.ErrJobNotFound)
+	reply, err := e.wait(ctx, jobKind, id, d, &jobpb.WaitJob{JobId: id, WaitMillis: d.Milliseconds()}, sqljobber.ErrJobNotFound)
+	if err != nil || reply == nil || len(reply.FinishedJobJson) == 0 {
+		return nil, err
+	}
+	var j sqljobber.Job
+	if json.Unmarshal(reply.FinishedJobJson, &j) != nil || j.ID != id || j.State.Active() || !sqljobber.Sees(ctx, j.Owner) {
+		// Not one the caller may be answered with: it reads the job
+		// (and is told what it may see).
+		return nil, nil
+	}
+	return &j, nil
 }
 
 // WaitGroup is WaitJob for a group: it ends early when the group is
@@ -160,12 +173,15 @@ func (e *Engine) WaitGroup(ctx context.Context, id string, d time.Duration) erro
 			return err
 		}
 	}
-	return e.wait(ctx, groupKind, id, d, &jobpb.WaitGroup{GroupId: id, WaitMillis: d.Milliseconds()}, sqljobber.ErrGroupNotFound)
+	_, err := e.wait(ctx, groupKind, id, d, &jobpb.WaitGroup{GroupId: id, WaitMillis: d.Milliseconds()}, sqljobber.ErrGroupNotFound)
+	return err
 }
 
-func (e *Engine) wait(ctx context.Context, kind, id string, d time.Duration, msg proto.Message, notFound error) error {
+// wait sends a wait to the grain of id and returns its answer; nil when the
+// wait ended without one.
+func (e *Engine) wait(ctx context.Context, kind, id string, d time.Duration, msg proto.Message, notFound error) (*jobpb.Reply, error) {
 	if d <= 0 {
-		return nil
+		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, d+waitSlack)
 	defer cancel()
@@ -176,23 +192,40 @@ func (e *Engine) wait(ctx context.Context, kind, id string, d time.Duration, msg
 	switch {
 	case errors.Is(err, sqljobber.ErrUnavailable) && errors.Is(err, context.DeadlineExceeded):
 		// Out of time, finding the grain or at it: the wait ends.
-		return nil
+		return nil, nil
 	case errors.Is(err, notFound):
-		return err
+		return nil, err
 	case err != nil:
-		return fmt.Errorf("wait for %s: %w", kind, err)
+		return nil, fmt.Errorf("wait for %s: %w", kind, err)
 	}
-	return nil
+	return reply, nil
 }
 
 // jobChanged tells a job's grain, in the background, that job j, as
 // admitted, has finished in state, so that it answers those waiting for it.
 func (e *Engine) jobChanged(j *ledger.Job, state sqljobber.State) {
-	msg := &jobpb.JobChanged{JobId: j.ID, FinalState: string(state), CreatedUnixMicros: j.CreatedAt.UnixMicro()}
+	e.notify(&jobpb.JobChanged{JobId: j.ID, FinalState: string(state), CreatedUnixMicros: j.CreatedAt.UnixMicro()})
+}
+
+// jobFinished is jobChanged for run j, which recorded final outcome o at
+// (zero: when, it cannot tell). A SUCCESS's notice says what the run wrote,
+// so that a grain that read the job STARTED by this run knows the finished
+// record. A failure's does not: its error text is stored as the database
+// takes it, which the run cannot vouch for.
+func (e *Engine) jobFinished(j *ledger.Job, o ledger.Outcome, at time.Time) {
+	msg := &jobpb.JobChanged{JobId: j.ID, FinalState: string(o.State), CreatedUnixMicros: j.CreatedAt.UnixMicro()}
+	if o.State == sqljobber.StateSuccess && !at.IsZero() {
+		msg.RunId, msg.Count, msg.FinishedUnixMicros = j.RunID, o.Count, at.UnixMicro()
+	}
+	e.notify(msg)
+}
+
+// notify sends msg to its job's grain in the background.
+func (e *Engine) notify(msg *jobpb.JobChanged) {
 	e.spawn(func() {
 		ctx, cancel := context.WithTimeout(e.ctx, ledgerTimeout)
 		defer cancel()
 		// A lost notice delays the waiters to the end of their wait, no more.
-		_, _ = e.request(ctx, jobKind, j.ID, msg)
+		_, _ = e.request(ctx, jobKind, msg.JobId, msg)
 	})
 }

@@ -39,7 +39,9 @@ func (h holding) Results(ctx context.Context, _ string, _ resultsink.Query) (*re
 	return nil, h.hold(ctx)
 }
 
-func (h holding) WaitJob(ctx context.Context, _ string, _ time.Duration) error { return h.hold(ctx) }
+func (h holding) WaitJob(ctx context.Context, _ string, _ time.Duration) (*sqljobber.Job, error) {
+	return nil, h.hold(ctx)
+}
 
 func testTokens(names ...string) []Token {
 	var out []Token

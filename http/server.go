@@ -30,7 +30,9 @@ type Service interface {
 	Queue(ctx context.Context, queue string) ([]*sqljobber.Job, error)
 	SubmitGroup(ctx context.Context, req actors.GroupRequest) (*actors.GroupReceipt, error)
 	Group(ctx context.Context, id string) (*sqljobber.Group, error)
-	WaitJob(ctx context.Context, id string, d time.Duration) error
+	// WaitJob returns the finished job when the wait learnt it, else nil
+	// (the job is read then).
+	WaitJob(ctx context.Context, id string, d time.Duration) (*sqljobber.Job, error)
 	WaitGroup(ctx context.Context, id string, d time.Duration) error
 	CancelGroup(ctx context.Context, id string, purge bool) error
 	Members() []sqljobber.Member
@@ -476,11 +478,14 @@ func timeJSON(t time.Time) *string {
 func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["jobID"]
 	wait, err := s.waitParam(r)
-	if err == nil && wait > 0 {
-		err = s.waitOn(r, func() error { return s.svc.WaitJob(r.Context(), id, wait) })
-	}
 	var j *sqljobber.Job
-	if err == nil {
+	if err == nil && wait > 0 {
+		err = s.waitOn(r, func() (werr error) {
+			j, werr = s.svc.WaitJob(r.Context(), id, wait)
+			return werr
+		})
+	}
+	if err == nil && j == nil {
 		j, err = s.svc.Job(r.Context(), id)
 	}
 	if err != nil {

@@ -34,10 +34,10 @@ func TestLedgerAdmitsOneActiveJobPerID(t *testing.T) {
 		if err != nil || j == nil || j.ID != "a" || j.Attempt != 1 || j.State != sqljobber.StateStarted || string(j.Args) != `["ünïcödé"]` || len(j.RunID) != 16 {
 			t.Fatalf("claim: %+v, %v", j, err)
 		}
-		if err := l.Finish(ctx, "a", j.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 7}); err != nil {
+		if _, err := l.Finish(ctx, "a", j.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 7}); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.Finish(ctx, "a", j.RunID, ledger.Outcome{State: sqljobber.StateFailure}); !errors.Is(err, ledger.ErrRunSuperseded) {
+		if _, err := l.Finish(ctx, "a", j.RunID, ledger.Outcome{State: sqljobber.StateFailure}); !errors.Is(err, ledger.ErrRunSuperseded) {
 			t.Fatalf("second finish: %v", err)
 		}
 		// Finished: the ID is free again, and the new job starts afresh.
@@ -83,7 +83,7 @@ func TestLedgerStartAdmitsAndClaimsInOneWrite(t *testing.T) {
 		if alive, err := l.Renew(ctx, []string{j.RunID}, time.Hour); err != nil || !alive[j.RunID] {
 			t.Fatalf("renew: %v, %v", alive, err)
 		}
-		if err := l.Finish(ctx, "a", j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
+		if _, err := l.Finish(ctx, "a", j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
 			t.Fatal(err)
 		}
 
@@ -92,7 +92,7 @@ func TestLedgerStartAdmitsAndClaimsInOneWrite(t *testing.T) {
 		if err != nil || j2.Fence != 2 || j2.RunID == j.RunID {
 			t.Fatalf("restart: %+v, %v", j2, err)
 		}
-		if err := l.Finish(ctx, "a", j2.RunID, ledger.Outcome{State: sqljobber.StateFailure}); err != nil {
+		if _, err := l.Finish(ctx, "a", j2.RunID, ledger.Outcome{State: sqljobber.StateFailure}); err != nil {
 			t.Fatal(err)
 		}
 		mustAdmit(t, l, jb(sqljobber.Job{ID: "a", Task: "t", Queue: "q"}))
@@ -132,7 +132,7 @@ func TestLedgerStartsAndAdmitsTogether(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
+			if _, err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -407,7 +407,7 @@ func TestLedgerAdmissionSaysWhatItReplaced(t *testing.T) {
 		if err != nil || c == nil {
 			t.Fatalf("claim: %v", err)
 		}
-		if err := l.Finish(ctx, "a", c.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 1}); err != nil {
+		if _, err := l.Finish(ctx, "a", c.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 1}); err != nil {
 			t.Fatal(err)
 		}
 		want := &ledger.Replaced{ResultsBackend: "one", ResultsTable: "results_a"}
@@ -435,7 +435,7 @@ func TestLedgerAdmissionSaysWhatItReplaced(t *testing.T) {
 					t.Fatalf("claim: %v", err)
 				}
 			}
-			if err := l.Finish(ctx, "a", j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
+			if _, err := l.Finish(ctx, "a", j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
 				t.Fatal(err)
 			}
 			want = &ledger.Replaced{ResultsBackend: "two", ResultsTable: "results_a"}

@@ -72,7 +72,7 @@ func TestLedgerCapPassesOverFullDatabases(t *testing.T) {
 			t.Fatalf("another node's claim at the cap: %v, %v", ids(got), err)
 		}
 		// c1 finishes: c2 takes its place, in order.
-		if err := l.Finish(ctx, "c1", running[0].RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
+		if _, err := l.Finish(ctx, "c1", running[0].RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
 			t.Fatal(err)
 		}
 		c2, err := other.Claim(ctx, "q", node("m"), 10, time.Minute)
@@ -169,7 +169,7 @@ func TestLedgerCapHoldsUnderConcurrentClaims(t *testing.T) {
 						if j.SourceDB == "capped" {
 							running.Add(-1)
 						}
-						if err := lg.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
+						if _, err := lg.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
 							t.Error(err)
 						}
 						done.Add(1)

@@ -139,7 +139,7 @@ func TestLedgerRetryCancelAndRelease(t *testing.T) {
 		mustAdmit(t, l, jb(sqljobber.Job{ID: "r", Task: "t", Queue: "q", Retries: 1}))
 		j := mustClaim(t, l)
 		retryAt := l.clock.Now().Add(150 * time.Millisecond)
-		if err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateRetry, Error: "boom", RetryAt: retryAt}); err != nil {
+		if _, err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateRetry, Error: "boom", RetryAt: retryAt}); err != nil {
 			t.Fatal(err)
 		}
 		if j, _ := claimOne(l, "q", "n", time.Minute); j != nil {
@@ -165,7 +165,7 @@ func TestLedgerRetryCancelAndRelease(t *testing.T) {
 		if err != nil || prev.State != sqljobber.StateStarted || prev.RunID != run {
 			t.Fatalf("cancel: %+v, %v", prev, err)
 		}
-		if err := l.Finish(ctx, "r", run, ledger.Outcome{State: sqljobber.StateSuccess}); !errors.Is(err, ledger.ErrRunSuperseded) {
+		if _, err := l.Finish(ctx, "r", run, ledger.Outcome{State: sqljobber.StateSuccess}); !errors.Is(err, ledger.ErrRunSuperseded) {
 			t.Fatalf("finish after cancel: %v", err)
 		}
 		var finished *sqljobber.FinishedError

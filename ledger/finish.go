@@ -53,6 +53,7 @@ func (p *pendingFinish) BatchKey() string { return p.id }
 
 type finishResult struct {
 	written bool
+	at      time.Time // when it was recorded, if written
 	err     error
 	alone   bool // not written by the batch: the caller finishes it alone
 }
@@ -60,25 +61,26 @@ type finishResult struct {
 // finish queues a run's SUCCESS and returns once it is written, with
 // ErrRunSuperseded if the run no longer owns its job. A caller whose ctx
 // ends first gets ctx's error; its SUCCESS may have been written (Finish's
-// callers ask the ledger then, as after any lost answer).
-func (f *finishes) finish(ctx context.Context, l *Ledger, b batchFinisher, id, runID string, o Outcome) error {
+// callers ask the ledger then, as after any lost answer). It returns the
+// time the SUCCESS was recorded at.
+func (f *finishes) finish(ctx context.Context, l *Ledger, b batchFinisher, id, runID string, o Outcome) (time.Time, error) {
 	p := &pendingFinish{ctx: ctx, id: id, runID: runID, o: o, done: make(chan finishResult, 1)}
 	f.q.Add(p, batch.Limits{Max: finishBatchMax}, func(ps []*pendingFinish) { l.finishBatch(b, ps) })
 	var r finishResult
 	select {
 	case r = <-p.done:
 	case <-ctx.Done():
-		return ctx.Err()
+		return time.Time{}, ctx.Err()
 	}
 	switch {
 	case r.alone:
 		return l.finishAlone(ctx, id, runID, o)
 	case r.err != nil:
-		return r.err
+		return time.Time{}, r.err
 	case !r.written:
-		return ErrRunSuperseded
+		return time.Time{}, ErrRunSuperseded
 	}
-	return nil
+	return r.at, nil
 }
 
 // finishBatch writes batch with b: a batch of one as Finish writes it, a
@@ -93,16 +95,17 @@ func (l *Ledger) finishBatch(b batchFinisher, pending []*pendingFinish) {
 	}
 	if len(live) == 1 {
 		p := live[0]
-		err := l.finishAlone(ctx, p.id, p.runID, p.o)
-		p.done <- finishResult{written: err == nil, err: err}
+		at, err := l.finishAlone(ctx, p.id, p.runID, p.o)
+		p.done <- finishResult{written: err == nil, at: at, err: err}
 		return
 	}
-	written, err := b.finishBatch(ctx, l, l.now(), live)
+	t := l.now()
+	written, err := b.finishBatch(ctx, l, t, live)
 	for _, p := range live {
 		if err != nil {
 			p.done <- finishResult{alone: true}
 			continue
 		}
-		p.done <- finishResult{written: written[p.id]}
+		p.done <- finishResult{written: written[p.id], at: t}
 	}
 }

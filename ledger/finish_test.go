@@ -40,7 +40,7 @@ func TestConcurrentFinishesRecordEachRunsOwnOutcome(t *testing.T) {
 			id := fmt.Sprintf("f%02d", i)
 			wg.Go(func() {
 				ttl := time.Duration(i%3) * time.Minute
-				err := l.Finish(ctx, id, runs[id], ledger.Outcome{State: sqljobber.StateSuccess, Count: int64(100 + i), TTL: ttl})
+				_, err := l.Finish(ctx, id, runs[id], ledger.Outcome{State: sqljobber.StateSuccess, Count: int64(100 + i), TTL: ttl})
 				mu.Lock()
 				errs[id] = err
 				mu.Unlock()

@@ -112,7 +112,7 @@ func TestAFlightHasOneLeader(t *testing.T) {
 			t.Fatalf("unsettled flights while the leader runs: %v, %v", f, err)
 		}
 		run := claimed[slices.IndexFunc(claimed, func(j *ledger.Job) bool { return j.ID == leader })]
-		if err := l.Finish(ctx, leader, run.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 42, TTL: time.Hour}); err != nil {
+		if _, err := l.Finish(ctx, leader, run.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 42, TTL: time.Hour}); err != nil {
 			t.Fatal(err)
 		}
 		src := mustGet(t, l, leader)
@@ -170,7 +170,7 @@ func TestAFlightOutlivesItsLeader(t *testing.T) {
 		if j := mustGet(t, l, "lead"); j.State != sqljobber.StateStarted || j.RunID != run.RunID {
 			t.Fatalf("the leader after a joiner's cancel: %+v", j)
 		}
-		if err := l.Finish(ctx, "lead", run.RunID, ledger.Outcome{State: sqljobber.StateFailure, Error: "boom"}); err != nil {
+		if _, err := l.Finish(ctx, "lead", run.RunID, ledger.Outcome{State: sqljobber.StateFailure, Error: "boom"}); err != nil {
 			t.Fatal(err)
 		}
 		s := mustSettle(t, l, "f")
@@ -215,7 +215,7 @@ func TestAFlightOutlivesItsLeader(t *testing.T) {
 			t.Fatalf("unsettled flights after the lost run: %v, %v", f, err)
 		}
 		run = mustClaim(t, l)
-		if err := l.Finish(ctx, "e", run.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 7}); err != nil {
+		if _, err := l.Finish(ctx, "e", run.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 7}); err != nil {
 			t.Fatal(err)
 		}
 		s = mustSettle(t, l, "f")
@@ -284,7 +284,7 @@ func TestAFlightIsOneComputation(t *testing.T) {
 		l.clock.Advance(time.Millisecond)
 		mustAdmitFlight(t, l, flightJob("waits", "f", 0))
 		run := mustClaim(t, l)
-		if err := l.Finish(ctx, "lead", run.RunID, ledger.Outcome{State: sqljobber.StateFailure, Error: "boom"}); err != nil {
+		if _, err := l.Finish(ctx, "lead", run.RunID, ledger.Outcome{State: sqljobber.StateFailure, Error: "boom"}); err != nil {
 			t.Fatal(err)
 		}
 		readmitByEarlierBuild("lead")
@@ -295,7 +295,7 @@ func TestAFlightIsOneComputation(t *testing.T) {
 		if run.ID != "lead" || string(run.Args) != `["other"]` {
 			t.Fatalf("claimed %+v; want lead, of other arguments", run)
 		}
-		if err := l.Finish(ctx, "lead", run.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 9}); err != nil {
+		if _, err := l.Finish(ctx, "lead", run.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 9}); err != nil {
 			t.Fatal(err)
 		}
 		s := mustSettle(t, l, "f")
@@ -314,7 +314,7 @@ func TestAFlightIsOneComputation(t *testing.T) {
 			t.Fatalf("claimed %s; want waits", run.ID)
 		}
 		old := mustClaim(t, l)
-		if err := l.Finish(ctx, "old", old.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
+		if _, err := l.Finish(ctx, "old", old.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
 			t.Fatal(err)
 		}
 		readmitByEarlierBuild("old")

@@ -48,7 +48,7 @@ func TestLedgerGroups(t *testing.T) {
 		if released, err := l.ReleaseGroup(ctx, "g"); err != nil || len(released) != 0 {
 			t.Fatalf("release while m1 runs: %v, %v", ids(released), err)
 		}
-		if err := l.Finish(ctx, "m1", j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
+		if _, err := l.Finish(ctx, "m1", j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
 			t.Fatal(err)
 		}
 		released, err := l.ReleaseGroup(ctx, "g")
@@ -94,7 +94,7 @@ func TestLedgerGroupIDRunsAgain(t *testing.T) {
 				if j == nil {
 					return
 				}
-				if err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
+				if _, err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -90,7 +90,7 @@ func finish(t *testing.T, l *env, id string, ttl time.Duration) *ledger.Job {
 	ctx := context.Background()
 	mustAdmit(t, l, jb(sqljobber.Job{ID: id, Task: "t", Queue: "q", TTL: ttl}))
 	j := mustClaim(t, l)
-	if err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess, TTL: ttl}); err != nil {
+	if _, err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess, TTL: ttl}); err != nil {
 		t.Fatal(err)
 	}
 	j, err := l.Get(ctx, id)

@@ -216,7 +216,7 @@ func TestLedgerQueueCounts(t *testing.T) {
 		finishOwned(t, l, "ok", "alice")
 		mustAdmit(t, l, jb(sqljobber.Job{ID: "failing", Task: "t", Queue: "q", Owner: "bob"}))
 		j := mustClaim(t, l)
-		if err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateFailure, Error: "x"}); err != nil {
+		if _, err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateFailure, Error: "x"}); err != nil {
 			t.Fatal(err)
 		}
 		readyAt := l.clock.Now()

@@ -19,7 +19,7 @@ func finishOwned(t *testing.T, l *env, id, owner string) *ledger.Job {
 	ctx := context.Background()
 	mustAdmit(t, l, jb(sqljobber.Job{ID: id, Task: "t", Queue: "q", Owner: owner}))
 	j := mustClaim(t, l)
-	if err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 3}); err != nil {
+	if _, err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 3}); err != nil {
 		t.Fatal(err)
 	}
 	j, err := l.Get(ctx, id)
@@ -86,7 +86,7 @@ func TestLedgerKeepsAGroupToItsOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 		j := mustClaim(t, l)
-		if err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
+		if _, err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
 			t.Fatal(err)
 		}
 		var taken *sqljobber.TakenError
@@ -155,7 +155,7 @@ func TestLedgerCancelsAGroupAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := mustClaim(t, l)
-		if err := l.Finish(ctx, done.ID, done.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
+		if _, err := l.Finish(ctx, done.ID, done.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {
 			t.Fatal(err)
 		}
 		run := mustClaim(t, l)
@@ -179,7 +179,7 @@ func TestLedgerCancelsAGroupAtOnce(t *testing.T) {
 		if released, err := l.ReleaseGroup(ctx, "g"); err != nil || len(released) != 0 {
 			t.Fatalf("released %v, %v after the cancel", ids(released), err)
 		}
-		if err := l.Finish(ctx, run.ID, run.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); !errors.Is(err, ledger.ErrRunSuperseded) {
+		if _, err := l.Finish(ctx, run.ID, run.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); !errors.Is(err, ledger.ErrRunSuperseded) {
 			t.Fatalf("the cancelled run finished: %v", err)
 		}
 		g, jobs, err := l.Group(ctx, "g")

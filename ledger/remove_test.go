@@ -19,7 +19,7 @@ func TestLedgerExpiry(t *testing.T) {
 		mustAdmit(t, l, jb(sqljobber.Job{ID: "k", Task: "t", Queue: "q"}))
 		for range 2 {
 			j := mustClaim(t, l)
-			if err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess, TTL: j.TTL}); err != nil {
+			if _, err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess, TTL: j.TTL}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -83,7 +83,7 @@ func TestLedgerRemembersRemovedJobs(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := mustClaim(t, l)
-		if err := l.Finish(ctx, m.ID, m.RunID, ledger.Outcome{State: sqljobber.StateFailure}); err != nil {
+		if _, err := l.Finish(ctx, m.ID, m.RunID, ledger.Outcome{State: sqljobber.StateFailure}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := l.DeleteGroup(ctx, "g"); err != nil {

@@ -40,7 +40,7 @@ func succeed(t *testing.T, l *env, id, owner, fp string, ttl time.Duration) *led
 	mustAdmit(t, l, ledger.Job{Job: sqljobber.Job{ID: id, Task: "t", Queue: "q", Owner: owner, TTL: ttl,
 		ResultsBackend: "r", ResultsTable: "results_" + id}, Fingerprint: fp})
 	j := mustClaim(t, l)
-	if err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 42, TTL: ttl}); err != nil {
+	if _, err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateSuccess, Count: 42, TTL: ttl}); err != nil {
 		t.Fatal(err)
 	}
 	j, err := l.Get(ctx, id)
@@ -77,7 +77,7 @@ func TestLedgerFindsResultsToReuse(t *testing.T) {
 		// A job that failed, and one that is still running, answer nothing.
 		mustAdmit(t, l, ledger.Job{Job: sqljobber.Job{ID: "failed", Task: "t", Queue: "q", Owner: "carol"}, Fingerprint: "fp"})
 		j := mustClaim(t, l)
-		if err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateFailure, Error: "boom"}); err != nil {
+		if _, err := l.Finish(ctx, j.ID, j.RunID, ledger.Outcome{State: sqljobber.StateFailure, Error: "boom"}); err != nil {
 			t.Fatal(err)
 		}
 		mustAdmit(t, l, ledger.Job{Job: sqljobber.Job{ID: "running", Task: "t", Queue: "q", Owner: "dave"}, Fingerprint: "fp"})

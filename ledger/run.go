@@ -138,12 +138,14 @@ func (l *Ledger) expiry(t time.Time, ttl time.Duration) any {
 	return l.timeArg(t.Add(ttl))
 }
 
-// Finish records the outcome of run runID. It returns ErrRunSuperseded if
-// the job is no longer this run's (cancelled, purged, or taken over).
+// Finish records the outcome of run runID, and returns when it was
+// recorded: the job's finished_at (and the start of its TTL) for a final
+// outcome. It returns ErrRunSuperseded if the job is no longer this run's
+// (cancelled, purged, or taken over).
 //
 // Where the driver can, SUCCESSes that arrive while others are being
 // written go into the database together (see finishes).
-func (l *Ledger) Finish(ctx context.Context, id, runID string, o Outcome) error {
+func (l *Ledger) Finish(ctx context.Context, id, runID string, o Outcome) (time.Time, error) {
 	if b, ok := l.d.(batchFinisher); ok && o.State == sqljobber.StateSuccess {
 		return l.finishing.finish(ctx, l, b, id, runID, o)
 	}
@@ -151,7 +153,7 @@ func (l *Ledger) Finish(ctx context.Context, id, runID string, o Outcome) error 
 }
 
 // finishAlone is Finish in a statement of its own.
-func (l *Ledger) finishAlone(ctx context.Context, id, runID string, o Outcome) error {
+func (l *Ledger) finishAlone(ctx context.Context, id, runID string, o Outcome) (time.Time, error) {
 	t := l.now()
 	var stmt string
 	var args []any
@@ -166,12 +168,12 @@ func (l *Ledger) finishAlone(ctx context.Context, id, runID string, o Outcome) e
 	}
 	n, err := l.q.Exec(ctx, stmt, args...)
 	if err != nil {
-		return fmt.Errorf("finish job: %w", err)
+		return time.Time{}, fmt.Errorf("finish job: %w", err)
 	}
 	if n == 0 {
-		return ErrRunSuperseded
+		return time.Time{}, ErrRunSuperseded
 	}
-	return nil
+	return t, nil
 }
 
 func later(a, b time.Time) time.Time {
@@ -276,6 +278,9 @@ type Run struct {
 	l          *Ledger
 	job, runID string
 	ttl        time.Duration
+	// succeededAt is when the last Success statement made records the
+	// SUCCESS: once its publication has committed, when it was recorded.
+	succeededAt time.Time
 }
 
 // Run returns the run of j that it was claimed or started for.
@@ -306,6 +311,10 @@ func (r *Run) Check(ctx context.Context, q sqlexec.Querier) error {
 	return nil
 }
 
+// SucceededAt is when the SUCCESS that the run's publication recorded (see
+// Success) was recorded; zero if it made no Success statement.
+func (r *Run) SucceededAt() time.Time { return r.succeededAt }
+
 // Owns is a FROM clause (with ? placeholders) and its arguments that yield
 // one row if the run still owns its job (as Check says) and none otherwise:
 // a statement of a publication where the ledger shares the results
@@ -322,6 +331,7 @@ func (r *Run) Owns() (string, []any) {
 // run still owns its job, else none.
 func (r *Run) Success(count int64) (string, []any) {
 	l, t := r.l, r.l.now()
+	r.succeededAt = t
 	return fmt.Sprintf(`UPDATE %s SET state = 'SUCCESS', count = ?, error = '', lease_until = NULL, finished_at = ?, updated_at = ?,
 	expires_at = ? WHERE job_id = ? AND run_id = ? AND state = 'STARTED' AND lease_until > ?`, l.table),
 		[]any{count, l.timeArg(t), l.timeArg(t), l.expiry(t, r.ttl), r.job, r.runID, l.timeArg(t)}

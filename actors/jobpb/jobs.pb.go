@@ -820,9 +820,14 @@ type Reply struct {
 	State   string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
 	Error   string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
 	// "job" or "group", for OUTCOME_TAKEN.
-	Kind          string `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Kind string `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The finished job as the ledger records it (JSON of sqljobber.Job), when
+	// a WaitJob's answer knows it: the waiting caller answers with it rather
+	// than read the ledger again. Empty when the job is unfinished, or the
+	// grain did not learn its record.
+	FinishedJobJson []byte `protobuf:"bytes,6,opt,name=finished_job_json,json=finishedJobJson,proto3" json:"finished_job_json,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Reply) Reset() {
@@ -888,6 +893,13 @@ func (x *Reply) GetKind() string {
 		return x.Kind
 	}
 	return ""
+}
+
+func (x *Reply) GetFinishedJobJson() []byte {
+	if x != nil {
+		return x.FinishedJobJson
+	}
+	return nil
 }
 
 // WakeQueue tells a node that jobs of a queue it works may be ready (sent
@@ -1041,13 +1053,21 @@ func (x *WaitJob) GetWaitMillis() int64 {
 // sends it, with the job's admission time: if that is the admission the
 // waiters wait on, the grain answers them without reading the ledger.
 // Otherwise (or from an older node), the grain reads the ledger.
+//
+// A run that recorded its job's SUCCESS also says what it wrote (run_id,
+// count, finished_unix_micros; unset when it does not know when it was
+// written): a grain that read the job STARTED by that very run then knows
+// the finished record without reading it, and hands it to its waiters.
 type JobChanged struct {
-	state             protoimpl.MessageState `protogen:"open.v1"`
-	JobId             string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	FinalState        string                 `protobuf:"bytes,2,opt,name=final_state,json=finalState,proto3" json:"final_state,omitempty"`
-	CreatedUnixMicros int64                  `protobuf:"varint,3,opt,name=created_unix_micros,json=createdUnixMicros,proto3" json:"created_unix_micros,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	JobId              string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	FinalState         string                 `protobuf:"bytes,2,opt,name=final_state,json=finalState,proto3" json:"final_state,omitempty"`
+	CreatedUnixMicros  int64                  `protobuf:"varint,3,opt,name=created_unix_micros,json=createdUnixMicros,proto3" json:"created_unix_micros,omitempty"`
+	RunId              string                 `protobuf:"bytes,4,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Count              int64                  `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`
+	FinishedUnixMicros int64                  `protobuf:"varint,6,opt,name=finished_unix_micros,json=finishedUnixMicros,proto3" json:"finished_unix_micros,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *JobChanged) Reset() {
@@ -1097,6 +1117,27 @@ func (x *JobChanged) GetFinalState() string {
 func (x *JobChanged) GetCreatedUnixMicros() int64 {
 	if x != nil {
 		return x.CreatedUnixMicros
+	}
+	return 0
+}
+
+func (x *JobChanged) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *JobChanged) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *JobChanged) GetFinishedUnixMicros() int64 {
+	if x != nil {
+		return x.FinishedUnixMicros
 	}
 	return 0
 }
@@ -1365,13 +1406,14 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\x06caller\x18\x03 \x01(\v2\x19.sqljobber.jobs.v1.CallerR\x06caller\"'\n" +
 	"\n" +
 	"PurgeGroup\x12\x19\n" +
-	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\xf9\x02\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\xa5\x03\n" +
 	"\x05Reply\x12:\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2 .sqljobber.jobs.v1.Reply.OutcomeR\aoutcome\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12\x12\n" +
-	"\x04kind\x18\x05 \x01(\tR\x04kind\"\xdc\x01\n" +
+	"\x04kind\x18\x05 \x01(\tR\x04kind\x12*\n" +
+	"\x11finished_job_json\x18\x06 \x01(\fR\x0ffinishedJobJson\"\xdc\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1391,13 +1433,16 @@ const file_actors_jobpb_jobs_proto_rawDesc = "" +
 	"\aWaitJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
 	"\vwait_millis\x18\x02 \x01(\x03R\n" +
-	"waitMillis\"t\n" +
+	"waitMillis\"\xd3\x01\n" +
 	"\n" +
 	"JobChanged\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
 	"\vfinal_state\x18\x02 \x01(\tR\n" +
 	"finalState\x12.\n" +
-	"\x13created_unix_micros\x18\x03 \x01(\x03R\x11createdUnixMicros\"G\n" +
+	"\x13created_unix_micros\x18\x03 \x01(\x03R\x11createdUnixMicros\x12\x15\n" +
+	"\x06run_id\x18\x04 \x01(\tR\x05runId\x12\x14\n" +
+	"\x05count\x18\x05 \x01(\x03R\x05count\x120\n" +
+	"\x14finished_unix_micros\x18\x06 \x01(\x03R\x12finishedUnixMicros\"G\n" +
 	"\tWaitGroup\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1f\n" +
 	"\vwait_millis\x18\x02 \x01(\x03R\n" +

@@ -187,3 +187,60 @@ func TestClusterWaitFromAnyNode(t *testing.T) {
 		}
 	}
 }
+
+// A wait's answer is the job as a read of it returns it, byte for byte,
+// however the wait learnt it (the grain builds a SUCCESS from the record
+// it read while the job ran and what the run says it wrote; it passes on
+// the record it read for any other): on each engine's ledger, for a job
+// started as it was admitted, one that finished while waited on, and one
+// that failed.
+func TestWaitAnswerIsTheJobAsRead(t *testing.T) {
+	for _, d := range []sqlexec.Dialect{sqlexec.Postgres, sqlexec.MySQL} {
+		t.Run(string(d), func(t *testing.T) {
+			dbs := newDatabases(t, d, d)
+			seedEntries(t, dbs.src)
+			files := tasks(t, d)
+			// broken fails once the gate lets it run: its error is the
+			// query's, at execution.
+			broken := fmt.Sprintf("SELECT CAST(e.user_id AS INTEGER) AS n FROM entries e, (SELECT pg_advisory_xact_lock_shared(%d)) AS gate WHERE e.user_id = $1", gateKey(t))
+			if d == sqlexec.MySQL {
+				broken = "SELECT e.id FROM entries e LEFT JOIN gate g ON g.x = e.id WHERE e.user_id = ? AND e.id = (SELECT 1 UNION SELECT 2)"
+			}
+			files["broken.sql"] = "-- name: broken\n" + broken + ";\n"
+			s := newEnv(t, dbs.toml+"\n[app]\nmax_wait = \"10m\"\nledger = \"res\"\n", files).start()
+
+			same := func(what, id string, waited response) {
+				t.Helper()
+				read := s.do("GET", "/jobs/"+id, "")
+				if waited.code != 200 || read.code != 200 || string(waited.Data) != string(read.Data) {
+					t.Fatalf("%s: the wait answered %d %s\n%s\nwhere a read answers %d\n%s", what, waited.code, waited.Message, waited.Data, read.code, read.Data)
+				}
+			}
+
+			// Started as it was admitted, waited on at once.
+			s.post("entries_of", `{"job_id": "fast", "args": ["U1"], "ttl": 3600}`)
+			fast := s.do("GET", "/jobs/fast?wait=10m", "")
+			if !jsonHas(fast.Data, "state", "SUCCESS") {
+				t.Fatalf("wait on fast: %d %s %s", fast.code, fast.Message, fast.Data)
+			}
+			same("fast", "fast", fast)
+			// Waited on once finished.
+			same("fast, finished", "fast", s.do("GET", "/jobs/fast?wait=10m", ""))
+
+			// Read STARTED by the grain, then finished.
+			for _, c := range []struct{ id, task, state string }{{"held", "gated", "SUCCESS"}, {"failed", "broken", "FAILURE"}} {
+				release := holdGate(t, dbs.src)
+				s.post(c.task, fmt.Sprintf(`{"job_id": %q, "args": ["U1"], "ttl": 60}`, c.id))
+				s.waitState(c.id, "STARTED")
+				ch := s.getAsync("/jobs/" + c.id + "?wait=10m")
+				waitWaiters(t, 20*time.Second, "a request to wait on "+c.id, 1, s)
+				release()
+				r := answer(t, "wait on "+c.id, ch)
+				if !jsonHas(r.Data, "state", c.state) {
+					t.Fatalf("wait on %s: %d %s %s", c.id, r.code, r.Message, r.Data)
+				}
+				same(c.id, c.id, r)
+			}
+		})
+	}
+}
