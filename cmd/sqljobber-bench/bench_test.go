@@ -42,13 +42,13 @@ func TestShortRun(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	// Four floors and four pairs' jobs, the smaller job, the CSV floor
+	// Five floors and four pairs' jobs, the smaller job, the CSV floor
 	// and download; on PostgreSQL the tiny floors (many at a time, one at
 	// a time, over HTTP) and the three kinds of tiny jobs, on MySQL the
 	// same but over HTTP; the POST rate with each ledger, with the jobs
 	// running and held.
-	if len(rep.Results) != 26 {
-		t.Fatalf("%d results, want 26:\n%s", len(rep.Results), stdout.String())
+	if len(rep.Results) != 27 {
+		t.Fatalf("%d results, want 27:\n%s", len(rep.Results), stdout.String())
 	}
 	for _, r := range rep.Results {
 		if r.Seconds <= 0 || r.Rows != 0 && r.Rows != 20_000 && r.Rows != 5_000 {
@@ -71,6 +71,9 @@ func TestShortRun(t *testing.T) {
 		}
 		if strings.HasPrefix(r.Name, "sql-jobber ") && strings.Contains(r.Name, " -> ") && !strings.Contains(r.Name, "rows") && !strings.Contains(r.Comments, "against the floor of each round: median of rounds") {
 			t.Errorf("result %s is not compared with its rounds' floors: %s", r.Name, r.Comments)
+		}
+		if r.Name == "sql-jobber mysql -> mysql" && !strings.Contains(r.Comments, "(its table's shape): ") {
+			t.Errorf("result %s is not compared with the floor of its table's shape: %s", r.Name, r.Comments)
 		}
 		if strings.Contains(r.Name, "floor CREATE") && !strings.Contains(r.Comments, "the job's shape") {
 			t.Errorf("result %s: %s", r.Name, r.Comments)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,15 +93,19 @@ func pgPipeFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64,
 }
 
 // startMyFloor replaces table dst with an empty one for the entries'
-// columns and starts reading src: the floors' time counts from here, the
-// CREATE included, as a job's does.
-func startMyFloor(ctx context.Context, d *dbs, dst, src string) (*sql.Rows, time.Time, error) {
+// columns (keyed: and a job's _row key after them) and starts reading src:
+// the floors' time counts from here, the CREATE included, as a job's does.
+func startMyFloor(ctx context.Context, d *dbs, dst, src string, keyed bool) (*sql.Rows, time.Time, error) {
 	if _, err := d.myRes.ExecContext(ctx, "DROP TABLE IF EXISTS "+dst); err != nil {
 		return nil, time.Time{}, err
 	}
+	var key string
+	if keyed {
+		key = ", _row BIGINT NOT NULL PRIMARY KEY"
+	}
 	begin := time.Now()
 	if _, err := d.myRes.ExecContext(ctx, `CREATE TABLE `+dst+` (id BIGINT, user_id LONGTEXT, amount DECIMAL(12,2),
-	entry_date DATE, created_at DATETIME(6), note LONGTEXT) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`); err != nil {
+	entry_date DATE, created_at DATETIME(6), note LONGTEXT`+key+`) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`); err != nil {
 		return nil, time.Time{}, err
 	}
 	rows, err := d.my.QueryContext(ctx, "SELECT "+entryColumns+" FROM "+src)
@@ -110,8 +115,23 @@ func startMyFloor(ctx context.Context, d *dbs, dst, src string) (*sql.Rows, time
 // myLoadFloor reads the source with go-sql-driver and streams the rows into
 // a new table with LOAD DATA LOCAL INFILE.
 func myLoadFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64, error) {
-	dst := "floor_load"
-	rows, begin, err := startMyFloor(ctx, d, dst, src)
+	return myLoad(ctx, d, src, false)
+}
+
+// myLoadKeyedFloor is myLoadFloor into a table of a job's shape: each row
+// numbered in a last column, _row, the table's primary key (which a job's
+// reader pages by). InnoDB clusters a table on its key, its own hidden one
+// when it has none, but a key it is sent costs it more: this is how much.
+func myLoadKeyedFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64, error) {
+	return myLoad(ctx, d, src, true)
+}
+
+func myLoad(ctx context.Context, d *dbs, src string, keyed bool) (time.Duration, int64, error) {
+	dst, cols := "floor_load", entryColumns
+	if keyed {
+		dst, cols = "floor_load_keyed", entryColumns+", _row"
+	}
+	rows, begin, err := startMyFloor(ctx, d, dst, src, keyed)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -139,9 +159,12 @@ func myLoadFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64,
 			}
 			line = appendEscaped(line, v)
 		}
+		if keyed {
+			line = strconv.AppendInt(append(line, '\t'), n, 10)
+		}
 		return append(line, '\n'), true
 	})
-	if err := loadData(ctx, d.myRes, dst, entryColumns, gen); err != nil {
+	if err := loadData(ctx, d.myRes, dst, cols, gen); err != nil {
 		return 0, 0, err
 	}
 	if scanErr != nil {
@@ -166,7 +189,7 @@ func appendEscaped(b, v []byte) []byte {
 // transaction.
 func myInsertFloor(ctx context.Context, d *dbs, src string) (time.Duration, int64, error) {
 	dst := "floor_insert"
-	rows, begin, err := startMyFloor(ctx, d, dst, src)
+	rows, begin, err := startMyFloor(ctx, d, dst, src, false)
 	if err != nil {
 		return 0, 0, err
 	}

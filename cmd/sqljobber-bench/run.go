@@ -204,8 +204,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // The large floors and jobs. A cross-engine job is compared with the
 // slower of its two engines' floors.
 const (
-	pgCopyFloorName = "floor pg read + CopyFrom"
-	myLoadFloorName = "floor mysql read + LOAD DATA"
+	pgCopyFloorName      = "floor pg read + CopyFrom"
+	myLoadFloorName      = "floor mysql read + LOAD DATA"
+	myLoadKeyedFloorName = "floor mysql read + LOAD DATA, keyed by _row"
 )
 
 var (
@@ -216,16 +217,21 @@ var (
 		{pgCopyFloorName, pgCopyFloor},
 		{"floor pg binary COPY pipe", pgPipeFloor},
 		{myLoadFloorName, myLoadFloor},
+		{myLoadKeyedFloorName, myLoadKeyedFloor},
 		{"floor mysql read + INSERT x1000", myInsertFloor},
 	}
+	// A job's ratio is against the slowest of its floors; shaped, if set,
+	// is a floor that writes a table of the job's shape (its key too),
+	// which the comments compare it with as well.
 	largeJobs = []struct {
 		name, task string
 		floors     []string
+		shaped     string
 	}{
-		{"sql-jobber pg -> pg", "pg_to_pg", []string{pgCopyFloorName}},
-		{"sql-jobber mysql -> mysql", "my_to_my", []string{myLoadFloorName}},
-		{"sql-jobber pg -> mysql", "pg_to_my", []string{pgCopyFloorName, myLoadFloorName}},
-		{"sql-jobber mysql -> pg", "my_to_pg", []string{pgCopyFloorName, myLoadFloorName}},
+		{"sql-jobber pg -> pg", "pg_to_pg", []string{pgCopyFloorName}, ""},
+		{"sql-jobber mysql -> mysql", "my_to_my", []string{myLoadFloorName}, myLoadKeyedFloorName},
+		{"sql-jobber pg -> mysql", "pg_to_my", []string{pgCopyFloorName, myLoadFloorName}, ""},
+		{"sql-jobber mysql -> pg", "my_to_pg", []string{pgCopyFloorName, myLoadFloorName}, ""},
 	}
 )
 
@@ -283,6 +289,9 @@ func (b *bench) measureLarge(ctx context.Context) error {
 				floor = min(floor, rates[f])
 			}
 			ratios[j.name] = append(ratios[j.name], r.RowsPerSec/floor)
+			if j.shaped != "" {
+				ratios[j.shaped+" "+j.name] = append(ratios[j.shaped+" "+j.name], r.RowsPerSec/rates[j.shaped])
+			}
 			keep(j.name, r)
 			fmt.Fprintf(b.stderr, "  round %d: %s %.0f rows/s (%.2fx its round's floor), %s\n", round, j.name, r.RowsPerSec, r.RowsPerSec/floor, r.Comments)
 		}
@@ -306,6 +315,10 @@ func (b *bench) measureLarge(ctx context.Context) error {
 		}
 		r.Ratio = r.RowsPerSec / b.floors[r.Floor].RowsPerSec
 		r.Comments += "; against the floor of each round: " + roundRatios("median of rounds", "x", ratios[j.name])
+		if j.shaped != "" {
+			r.Comments += fmt.Sprintf("; against %q (its table's shape): %.2fx, and of each round: %s", j.shaped,
+				r.RowsPerSec/b.floors[j.shaped].RowsPerSec, roundRatios("median of rounds", "x", ratios[j.shaped+" "+j.name]))
+		}
 		b.add(r)
 	}
 
