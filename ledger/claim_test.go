@@ -11,6 +11,7 @@ import (
 
 	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/ledger"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
 func TestLedgerClaimsFirstInFirstOutOnceEach(t *testing.T) {
@@ -280,4 +281,35 @@ func TestLedgerLostRunsDoNotSpendRetries(t *testing.T) {
 			t.Fatalf("the job that lost too many runs: %+v", j)
 		}
 	})
+}
+
+// A MySQL claim sent as scripts that fails after its pick locked its jobs
+// leaves them unlocked and unchanged: the transaction is rolled back, not
+// left open on a pooled connection, and the next claim takes them.
+func TestLedgerFailedScriptedClaimLocksNothing(t *testing.T) {
+	l := openLedger(t, sqlexec.MySQL, ledger.Config{Clock: newTestClock()})
+	if l.db.Scripts() == nil {
+		t.Fatal("a MySQL results pool sends no scripts")
+	}
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		mustAdmit(t, l, jb(sqljobber.Job{ID: id, Task: "t", Queue: "q"}))
+	}
+	if err := ledger.FailingClaim(ctx, l.Ledger, "q"); err == nil || !strings.Contains(err.Error(), "no_such_column") {
+		t.Fatalf("a claim whose UPDATE fails: %v", err)
+	}
+	// Locked, the rows would refuse this at once.
+	tx, err := l.db.SQL().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	err = tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM (SELECT job_id FROM "+ledger.TableDefault+" WHERE state = 'PENDING' FOR UPDATE NOWAIT) AS locked").Scan(&n)
+	if rerr := tx.Rollback(); err != nil || rerr != nil || n != 2 {
+		t.Fatalf("the jobs after a failed claim: %d pending, %v, %v", n, err, rerr)
+	}
+	jobs, err := l.Claim(ctx, "q", node("n"), 10, time.Minute)
+	if err != nil || len(jobs) != 2 || jobs[0].State != sqljobber.StateStarted {
+		t.Fatalf("the claim after a failed one: %v, %v", jobs, err)
+	}
 }

@@ -101,3 +101,11 @@ func AdmitTogether(ctx context.Context, l *Ledger, jobs []Job) (written map[stri
 	}
 	return written, true, err
 }
+
+// FailingClaim runs a MySQL claim by scripts whose UPDATE fails at the
+// server, after its pick has locked the jobs it picked.
+func FailingClaim(ctx context.Context, l *Ledger, queue string) error {
+	pick := l.pickSQL(10, 0)
+	_, err := scriptedClaim(ctx, l, l.db.Scripts(), "UPDATE "+l.table+" SET no_such_column = 1", nil, pick, []any{queue, l.timeArg(l.now())})
+	return err
+}

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	sqldriver "database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
@@ -115,8 +116,13 @@ func (mysqlDriver) admitOne(ctx context.Context, l *Ledger, q sqlexec.Querier, s
 }
 
 // claim picks and locks the jobs, marks them, and reads them back, in one
-// transaction: MySQL's UPDATE cannot return rows.
+// transaction: MySQL's UPDATE cannot return rows. Where the ledger's pool
+// can send scripts, the transaction takes two round trips (scriptedClaim),
+// else five.
 func (mysqlDriver) claim(ctx context.Context, l *Ledger, set string, setArgs []any, pick string, pickArgs []any) ([]*Job, error) {
+	if pool := l.db.Scripts(); pool != nil {
+		return scriptedClaim(ctx, l, pool, set, setArgs, pick, pickArgs)
+	}
 	var claimed []*Job
 	err := l.db.InTx(ctx, func(q sqlexec.Querier) error {
 		var ids []any
@@ -386,4 +392,87 @@ func (mysqlDriver) finishBatch(ctx context.Context, l *Ledger, t time.Time, runs
 		return nil, fmt.Errorf("finish jobs: %w", err)
 	}
 	return written, nil
+}
+
+// scriptedClaim is claim in two round trips, each a script of statements:
+// START TRANSACTION and the pick, which locks the jobs it returns and skips
+// those that others hold; then the UPDATE that marks them, the read back
+// and COMMIT. A script stops at its first failing statement, leaving the
+// transaction open: it is rolled back, and a connection that cannot say it
+// was is closed rather than returned to the pool mid-transaction.
+func scriptedClaim(ctx context.Context, l *Ledger, pool *sql.DB, set string, setArgs []any, pick string, pickArgs []any) (claimed []*Job, err error) {
+	conn, err := pool.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	open := true // the transaction may be open
+	defer func() {
+		if open {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+			if _, rerr := conn.ExecContext(rctx, "ROLLBACK"); rerr != nil {
+				_ = conn.Raw(func(any) error { return sqldriver.ErrBadConn })
+			}
+			cancel()
+		}
+		conn.Close()
+	}()
+	var ids []any
+	err = script(ctx, conn, "START TRANSACTION; "+pick+" FOR UPDATE SKIP LOCKED", pickArgs, func(scan func(...any) error) error {
+		var id string
+		err := scan(&id)
+		ids = append(ids, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+			return nil, err
+		}
+		open = false
+		return nil, nil
+	}
+	in := sqlexec.Placeholders(len(ids))
+	stmts := fmt.Sprintf("%s WHERE job_id IN (%s); SELECT %s FROM %s WHERE job_id IN (%s); COMMIT", set, in, jobColumns, l.table, in)
+	err = script(ctx, conn, stmts, slices.Concat(setArgs, ids, ids), func(scan func(...any) error) error {
+		j, err := scanJob(scan)
+		if err == nil {
+			claimed = append(claimed, j)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	open = false
+	return claimed, nil
+}
+
+// rollbackTimeout bounds the ROLLBACK of a failed script's transaction.
+const rollbackTimeout = 5 * time.Second
+
+// script sends stmts, several statements, in one round trip on conn, and
+// calls row for each row of the result sets that have columns. It returns
+// the first statement's error, after which the server ran none of the rest.
+func script(ctx context.Context, conn *sql.Conn, stmts string, args []any, row func(scan func(...any) error) error) error {
+	rows, err := conn.QueryContext(ctx, stmts, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for {
+		for rows.Next() {
+			if err := row(rows.Scan); err != nil {
+				return err
+			}
+		}
+		if !rows.NextResultSet() {
+			break
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return rows.Close()
 }

@@ -51,27 +51,35 @@ func (l *Ledger) jobArgs(j *Job) []any {
 func (l *Ledger) jobs(ctx context.Context, q sqlexec.Querier, stmt string, args ...any) ([]*Job, error) {
 	var jobs []*Job
 	err := q.Query(ctx, stmt, func(scan func(...any) error) error {
-		var (
-			j                                   Job
-			state, args                         string
-			ttl                                 int64
-			held                                int
-			eta, enq, ready, lease, exp         ledgerTime
-			created, started, finished, updated ledgerTime
-		)
-		if err := scan(&j.ID, &j.Task, &j.Queue, &state, &args, &j.DB, &j.GroupID, &j.Retries, &ttl, &eta,
-			&j.ResultsBackend, &j.ResultsTable, &j.Count, &j.Error, &j.Attempt, &j.RunID, &j.Node, &j.Fence, &held,
-			&enq, &ready, &lease, &exp, &created, &started, &finished, &updated, &j.NodeID, &j.LostRuns, &j.Owner,
-			&j.ReusedFrom, &j.Fingerprint, &j.Joined, &j.Flight, &j.SourceDB); err != nil {
-			return err
+		j, err := scanJob(scan)
+		if err == nil {
+			jobs = append(jobs, j)
 		}
-		j.State, j.Args, j.TTL, j.Held = sqljobber.State(state), json.RawMessage(args), time.Duration(ttl)*time.Second, held != 0
-		j.ETA, j.EnqueuedAt, j.ReadyAt, j.LeaseUntil, j.ExpiresAt = eta.t, enq.t, ready.t, lease.t, exp.t
-		j.CreatedAt, j.StartedAt, j.FinishedAt, j.UpdatedAt = created.t, started.t, finished.t, updated.t
-		jobs = append(jobs, &j)
-		return nil
+		return err
 	}, args...)
 	return jobs, err
+}
+
+// scanJob scans a row of jobColumns.
+func scanJob(scan func(...any) error) (*Job, error) {
+	var (
+		j                                   Job
+		state, args                         string
+		ttl                                 int64
+		held                                int
+		eta, enq, ready, lease, exp         ledgerTime
+		created, started, finished, updated ledgerTime
+	)
+	if err := scan(&j.ID, &j.Task, &j.Queue, &state, &args, &j.DB, &j.GroupID, &j.Retries, &ttl, &eta,
+		&j.ResultsBackend, &j.ResultsTable, &j.Count, &j.Error, &j.Attempt, &j.RunID, &j.Node, &j.Fence, &held,
+		&enq, &ready, &lease, &exp, &created, &started, &finished, &updated, &j.NodeID, &j.LostRuns, &j.Owner,
+		&j.ReusedFrom, &j.Fingerprint, &j.Joined, &j.Flight, &j.SourceDB); err != nil {
+		return nil, err
+	}
+	j.State, j.Args, j.TTL, j.Held = sqljobber.State(state), json.RawMessage(args), time.Duration(ttl)*time.Second, held != 0
+	j.ETA, j.EnqueuedAt, j.ReadyAt, j.LeaseUntil, j.ExpiresAt = eta.t, enq.t, ready.t, lease.t, exp.t
+	j.CreatedAt, j.StartedAt, j.FinishedAt, j.UpdatedAt = created.t, started.t, finished.t, updated.t
+	return &j, nil
 }
 
 // ledgerTime scans a nullable ledger time from any of the drivers'

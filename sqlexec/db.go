@@ -185,6 +185,19 @@ func (db *DB) Ping(ctx context.Context) error { return db.src.ping(ctx) }
 // Close closes the pool.
 func (db *DB) Close() { db.src.close() }
 
+// Scripts is, for a MySQL results pool, a pool whose statements may be
+// several, separated by semicolons, sent and answered in one round trip
+// (each answer a result set of its own); nil elsewhere. Its arguments are
+// interpolated by the driver. Only fixed statements of sql-jobber's own go
+// to it: a value spliced into one unescaped could run statements of its
+// own there.
+func (db *DB) Scripts() *sql.DB {
+	if s, ok := db.src.(*mysqlSource); ok {
+		return s.scripts
+	}
+	return nil
+}
+
 // Prepare prepares query on one connection to check it, returns the number
 // of positional arguments it takes (-1 when the driver cannot tell), and
 // closes the statement again.

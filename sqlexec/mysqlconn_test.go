@@ -113,3 +113,57 @@ func TestMySQLTaskQueriesStayPrepared(t *testing.T) {
 		t.Fatalf("after the others: %q, want %q", got, want)
 	}
 }
+
+// TestOnlyMySQLResultsPoolsSendScripts: a MySQL results pool has a pool
+// beside it that sends several statements in one round trip, each with its
+// own result set, and that runs in the results pools' UTC; the pool itself
+// refuses a script, as a source pool and other engines have none.
+func TestOnlyMySQLResultsPoolsSendScripts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	open := func(d sqlexec.Dialect, opts sqlexec.OpenOptions) *sqlexec.DB {
+		t.Helper()
+		db, err := sqlexec.Open(ctx, sqlexec.DBConfig{Name: "db", Type: d, DSN: sqlexectest.DSN(t, d)}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(db.Close)
+		return db
+	}
+	res := open(sqlexec.MySQL, sqlexec.OpenOptions{Results: true})
+	scripts := res.Scripts()
+	if scripts == nil {
+		t.Fatal("a MySQL results pool has no scripts pool")
+	}
+	rows, err := scripts.QueryContext(ctx, "SET @x = ?; SELECT @x + 1, @@session.time_zone; DO 0", 41)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		for rows.Next() {
+			var n int
+			var zone string
+			if err := rows.Scan(&n, &zone); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprint(n, " ", zone))
+		}
+		if !rows.NextResultSet() {
+			break
+		}
+	}
+	if err := rows.Err(); err != nil || strings.Join(got, ",") != "42 +00:00" {
+		t.Fatalf("a script's rows: %q, %v", got, err)
+	}
+	rows.Close()
+	if _, err := res.SQL().ExecContext(ctx, "DO 0; DO 1"); err == nil {
+		t.Fatal("the results pool itself ran a script")
+	}
+	for _, db := range []*sqlexec.DB{open(sqlexec.MySQL, sqlexec.OpenOptions{}), open(sqlexec.Postgres, sqlexec.OpenOptions{Results: true}),
+		open(sqlexec.SQLite, sqlexec.OpenOptions{Results: true})} {
+		if db.Scripts() != nil {
+			t.Errorf("a %s pool (results: %v) sends scripts", db.Dialect, db.Dialect != sqlexec.MySQL)
+		}
+	}
+}

@@ -18,6 +18,21 @@ type mysqlSource struct {
 	// mariaDB: the server is MariaDB, whose statement timeout differs
 	// from MySQL's.
 	mariaDB bool
+	// scripts, on a results pool, is a pool of its own whose statements
+	// may be several separated by semicolons, sent in one round trip
+	// (see DB.Scripts); nil where the driver does not interpolate.
+	scripts *sql.DB
+}
+
+// scriptsMaxActive bounds the connections of a MySQL results pool's
+// scripts pool, beyond max_active.
+const scriptsMaxActive = 2
+
+func (s *mysqlSource) close() {
+	s.pool.Close()
+	if s.scripts != nil {
+		s.scripts.Close()
+	}
 }
 
 var _ source = (*mysqlSource)(nil)
@@ -50,7 +65,21 @@ func openMySQL(ctx context.Context, cfg DBConfig, opts OpenOptions) (*mysqlSourc
 		icfg := mcfg.Clone()
 		icfg.InterpolateParams = true
 		if conn, err := mysql.NewConnector(icfg); err == nil {
-			return openMySQLPool(ctx, cfg, conn)
+			s, err := openMySQLPool(ctx, cfg, conn)
+			if err != nil {
+				return nil, err
+			}
+			scfg := icfg.Clone()
+			scfg.MultiStatements = true
+			if sconn, err := mysql.NewConnector(scfg); err == nil {
+				// Connected on first use, as a pool is. Its users (a
+				// ledger's claims) hold a connection for a moment.
+				s.scripts = sql.OpenDB(idConnector{sconn})
+				s.scripts.SetMaxOpenConns(scriptsMaxActive)
+				s.scripts.SetMaxIdleConns(scriptsMaxActive)
+				s.scripts.SetConnMaxIdleTime(5 * time.Minute)
+			}
+			return s, nil
 		}
 	}
 	conn, err := mysql.NewConnector(mcfg)
