@@ -283,9 +283,10 @@ func TestLedgerLostRunsDoNotSpendRetries(t *testing.T) {
 	})
 }
 
-// A MySQL claim sent as scripts that fails after its pick locked its jobs
-// leaves them unlocked and unchanged: the transaction is rolled back, not
-// left open on a pooled connection, and the next claim takes them.
+// A MySQL claim sent as scripts that fails after its pick locked its jobs,
+// or in its pick, leaves them unlocked and unchanged: the transaction is
+// rolled back, not left open on a pooled connection, and the next claim
+// takes them.
 func TestLedgerFailedScriptedClaimLocksNothing(t *testing.T) {
 	l := openLedger(t, sqlexec.MySQL, ledger.Config{Clock: newTestClock()})
 	if l.db.Scripts() == nil {
@@ -295,8 +296,10 @@ func TestLedgerFailedScriptedClaimLocksNothing(t *testing.T) {
 	for _, id := range []string{"a", "b"} {
 		mustAdmit(t, l, jb(sqljobber.Job{ID: id, Task: "t", Queue: "q"}))
 	}
-	if err := ledger.FailingClaim(ctx, l.Ledger, "q"); err == nil || !strings.Contains(err.Error(), "no_such_column") {
-		t.Fatalf("a claim whose UPDATE fails: %v", err)
+	for _, failPick := range []bool{false, true} {
+		if err := ledger.FailingClaim(ctx, l.Ledger, "q", failPick); err == nil || !strings.Contains(err.Error(), "no_such_column") {
+			t.Fatalf("a claim that fails (in its pick: %v): %v", failPick, err)
+		}
 	}
 	// Locked, the rows would refuse this at once.
 	tx, err := l.db.SQL().BeginTx(ctx, nil)

@@ -102,10 +102,15 @@ func AdmitTogether(ctx context.Context, l *Ledger, jobs []Job) (written map[stri
 	return written, true, err
 }
 
-// FailingClaim runs a MySQL claim by scripts whose UPDATE fails at the
-// server, after its pick has locked the jobs it picked.
-func FailingClaim(ctx context.Context, l *Ledger, queue string) error {
-	pick := l.pickSQL(10, 0)
-	_, err := scriptedClaim(ctx, l, l.db.Scripts(), "UPDATE "+l.table+" SET no_such_column = 1", nil, pick, []any{queue, l.timeArg(l.now())})
+// FailingClaim runs a MySQL claim by scripts that fails at the server:
+// in its second script's first statement (the UPDATE, after the pick has
+// locked the jobs it picked), or, with failPick, in its first script's
+// second statement (the pick, after START TRANSACTION).
+func FailingClaim(ctx context.Context, l *Ledger, queue string, failPick bool) error {
+	set, pick := "UPDATE "+l.table+" SET no_such_column = 1", l.pickSQL(10, 0)
+	if failPick {
+		set, pick = l.claimSet(), strings.Replace(pick, "SELECT job_id", "SELECT no_such_column", 1)
+	}
+	_, err := scriptedClaim(ctx, l, l.db.Scripts(), set, nil, pick, []any{queue, l.timeArg(l.now())})
 	return err
 }
