@@ -45,7 +45,9 @@ func (fuzzService) SubmitGroup(_ context.Context, req actors.GroupRequest) (*act
 	return &actors.GroupReceipt{GroupID: req.GroupID}, nil
 }
 
-func (fuzzService) WaitJob(context.Context, string, time.Duration) (*sqljobber.Job, error) { return nil, nil }
+func (fuzzService) WaitJob(context.Context, string, time.Duration) (*sqljobber.Job, error) {
+	return nil, nil
+}
 func (fuzzService) WaitGroup(context.Context, string, time.Duration) error { return nil }
 func (fuzzService) Queue(context.Context, string) ([]*sqljobber.Job, error) {
 	return nil, nil

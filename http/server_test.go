@@ -53,8 +53,10 @@ func (f failing) SubmitGroup(context.Context, actors.GroupRequest) (*actors.Grou
 func (f failing) Group(context.Context, string) (*sqljobber.Group, error) { return nil, f.err }
 func (f failing) CancelGroup(context.Context, string, bool) error         { return f.err }
 func (f failing) Members() []sqljobber.Member                             { return nil }
-func (f failing) WaitJob(context.Context, string, time.Duration) (*sqljobber.Job, error) { return nil, f.err }
-func (f failing) WaitGroup(context.Context, string, time.Duration) error  { return f.err }
+func (f failing) WaitJob(context.Context, string, time.Duration) (*sqljobber.Job, error) {
+	return nil, f.err
+}
+func (f failing) WaitGroup(context.Context, string, time.Duration) error { return f.err }
 
 // ValidateID is the engine's rule, with the longest IDs any engine takes.
 func (f failing) ValidateID(field, id string) error { return actors.CheckID(field, id, 255) }
