@@ -32,9 +32,9 @@ type jobGrain struct {
 	// waitedOn is the admission time of the unfinished job the grain last
 	// read, which its waiters wait on.
 	waitedOn time.Time
-	// started is that job's record if it was STARTED then: with what its
-	// run says it wrote when it finishes, the finished record (see
-	// finishedRecord).
+	// started is that job's record if it was STARTED then (its CreatedAt
+	// is waitedOn): with what its run says it wrote when it finishes, the
+	// finished record (see finishedRecord).
 	started *ledger.Job
 }
 
@@ -101,16 +101,15 @@ func (g *jobGrain) state(id string) (*jobpb.Reply, bool) {
 	return &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: j.ID, State: string(j.State), FinishedJobJson: finishedJSON(&j.Job)}, true
 }
 
-// finishedRecord is the record of the job the waiters wait on as msg's run
-// finished it, if it succeeded, the grain read the job STARTED by that run,
-// and the run says when it recorded its SUCCESS; else nil. A SUCCESS
-// changes nothing else a client sees (ledger.Ledger.Finish,
-// ledger.Run.Success), and nothing but its lease changes a STARTED job
-// while its run owns it.
+// finishedRecord is the record of the job the waiters wait on (msg is of
+// that admission: finishedAsWaitedOn) as msg's run finished it, if it
+// succeeded, the grain read the job STARTED by that run, and the run says
+// when it recorded its SUCCESS; else nil. A SUCCESS changes nothing else a
+// client sees (ledger.Ledger.Finish, ledger.Run.Success), and nothing but
+// its lease changes a STARTED job while its run owns it.
 func (g *jobGrain) finishedRecord(msg *jobpb.JobChanged) *sqljobber.Job {
 	s := g.started
-	if s == nil || msg.FinalState != string(sqljobber.StateSuccess) || msg.RunId == "" || msg.RunId != s.RunID || msg.FinishedUnixMicros == 0 ||
-		msg.CreatedUnixMicros != s.CreatedAt.UnixMicro() {
+	if s == nil || msg.FinalState != string(sqljobber.StateSuccess) || msg.RunId != s.RunID || msg.FinishedUnixMicros == 0 {
 		return nil
 	}
 	j := s.Job
