@@ -68,10 +68,11 @@ type admitResult struct {
 }
 
 // admit queues j and returns its outcome once written. A caller whose ctx
-// ends first gets ctx's error; its admission may have been written. A
-// started admission (Start) waits for its batch's outcome regardless: a
-// batch it joined is bounded by admitTimeout, and one it did not join
-// never writes it.
+// ends first gets ctx's error; its admission may have been written (a
+// caller that found no batch in flight writes its own, and returns once it
+// is written, bounded by admitTimeout). A started admission (Start) waits
+// for its batch's outcome regardless: a batch it joined is bounded by
+// admitTimeout, and one it did not join never writes it.
 func (a *admissions) admit(ctx context.Context, l *Ledger, b batchAdmitter, j Job) (*Job, error) {
 	p := &pendingAdmission{ctx: ctx, job: j, done: make(chan admitResult, 1)}
 	a.q.Add(p, batch.Limits{Max: admitBatchMax, Writers: admitWriters}, func(ps []*pendingAdmission) { l.admitBatch(b, ps) })

@@ -61,8 +61,10 @@ type finishResult struct {
 // finish queues a run's SUCCESS and returns once it is written, with
 // ErrRunSuperseded if the run no longer owns its job. A caller whose ctx
 // ends first gets ctx's error; its SUCCESS may have been written (Finish's
-// callers ask the ledger then, as after any lost answer). It returns the
-// time the SUCCESS was recorded at.
+// callers ask the ledger then, as after any lost answer). A caller that
+// found no batch in flight writes its own, and returns once it is written,
+// bounded by finishTimeout. It returns the time the SUCCESS was recorded
+// at.
 func (f *finishes) finish(ctx context.Context, l *Ledger, b batchFinisher, id, runID string, o Outcome) (time.Time, error) {
 	p := &pendingFinish{ctx: ctx, id: id, runID: runID, o: o, done: make(chan finishResult, 1)}
 	f.q.Add(p, batch.Limits{Max: finishBatchMax}, func(ps []*pendingFinish) { l.finishBatch(b, ps) })

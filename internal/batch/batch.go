@@ -38,11 +38,19 @@ type Queue[T Item] struct {
 	done    sync.WaitGroup
 }
 
-// Add queues item and, when fewer than lim.Writers write, starts one that
-// calls write with batches until none waits. A batch holds at most lim.Max
-// items of distinct keys, in key order, so that two batches in flight (here
-// or on other nodes) lock the rows they share in the same order and cannot
-// deadlock.
+// Add queues item and, when fewer than lim.Writers write, becomes a writer:
+// it calls write with the next batch itself (one that holds item, unless
+// another writer took item first), then leaves whatever queued meanwhile
+// to a writer goroutine that writes batches until none waits. A batch
+// holds at most lim.Max items of distinct keys, in key order, so that two
+// batches in flight (here or on other nodes) lock the rows they share in
+// the same order and cannot deadlock.
+//
+// Writing the first batch in the caller's goroutine is what keeps a lone
+// item cheap: no goroutine is started and no goroutine woken to hand it
+// over and hand its outcome back (on a machine whose cores are mostly
+// idle, each hand-off wakes a thread). So Add may return only once write
+// has: callers that wait for their item's outcome lose nothing by it.
 func (q *Queue[T]) Add(item T, lim Limits, write func(batch []T)) {
 	q.mu.Lock()
 	q.waiting = append(q.waiting, item)
@@ -52,9 +60,33 @@ func (q *Queue[T]) Add(item T, lim Limits, write func(batch []T)) {
 		q.done.Add(1)
 	}
 	q.mu.Unlock()
-	if start {
-		go q.write(lim.Max, write)
+	if !start {
+		return
 	}
+	batch := q.next(lim.Max)
+	if batch == nil {
+		// Another writer took item: this one has retired.
+		q.done.Done()
+		return
+	}
+	write(batch)
+	if !q.more() {
+		q.done.Done()
+		return
+	}
+	go q.write(lim.Max, write)
+}
+
+// more reports whether items wait; when none does, it retires the writer
+// that asks.
+func (q *Queue[T]) more() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.waiting) == 0 {
+		q.writers--
+		return false
+	}
+	return true
 }
 
 // Wait returns once no writer is left.

@@ -102,6 +102,61 @@ func TestQueueWritesEveryItemOnce(t *testing.T) {
 	}
 }
 
+// TestALoneItemIsWrittenBeforeAddReturns: an item that finds the queue
+// idle is written by Add itself, so Add returns with it written; items
+// that arrive while it is being written are left to a writer of their own
+// and do not hold up the caller that wrote first.
+func TestALoneItemIsWrittenBeforeAddReturns(t *testing.T) {
+	var (
+		q       Queue[key]
+		mu      sync.Mutex
+		written []key
+	)
+	lim := Limits{Max: 16}
+	writing, release := make(chan struct{}), make(chan struct{})
+	write := func(b []key) {
+		if slices.Contains(b, "slow") {
+			close(writing)
+			<-release
+		}
+		mu.Lock()
+		written = append(written, b...)
+		mu.Unlock()
+	}
+	q.Add("a", lim, write)
+	mu.Lock()
+	got := slices.Clone(written)
+	mu.Unlock()
+	if !slices.Equal(got, []key{"a"}) {
+		t.Fatalf("written when Add returned: %v, want [a]", got)
+	}
+
+	// "slow" is written by its caller, which blocks in write; "b" comes
+	// meanwhile and waits, then goes to a writer goroutine once "slow" is
+	// written, while "slow"'s Add returns.
+	slowDone := make(chan struct{})
+	go func() {
+		defer close(slowDone)
+		q.Add("slow", lim, write)
+	}()
+	<-writing
+	q.Add("b", lim, write) // a writer is busy: b waits
+	mu.Lock()
+	got = slices.Clone(written)
+	mu.Unlock()
+	if slices.Contains(got, "b") {
+		t.Fatalf("b written while the only writer was busy: %v", got)
+	}
+	close(release)
+	<-slowDone
+	q.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(written, []key{"a", "slow", "b"}) {
+		t.Fatalf("written %v, want [a slow b]", written)
+	}
+}
+
 type waiting struct {
 	ctx  context.Context
 	gone error
