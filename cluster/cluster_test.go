@@ -393,3 +393,61 @@ func TestClusterRestartAtItsAddressReplacesTheDeadRun(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterJoinMovesIdentitiesAwayFromActiveGrains: identities whose
+// grains are active on their owner move to a member that joins and now
+// owns them: every member, the old owner too, sends their requests to the
+// new owner and none to the grain the old owner had active.
+func TestClusterJoinMovesIdentitiesAwayFromActiveGrains(t *testing.T) {
+	nodes, _ := startMembers(t, 2)
+	ctx := context.Background()
+	home := func(n *Node, id string) string {
+		t.Helper()
+		res, err := n.Request(ctx, "where", id, wrapperspb.String("?"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.(*wrapperspb.StringValue).Value
+	}
+	before := map[string]string{}
+	for i := range 60 {
+		id := fmt.Sprintf("id%d", i)
+		before[id] = home(nodes[0], id)
+		if got := home(nodes[1], id); got != before[id] {
+			t.Fatalf("identity %s lives on %s and on %s", id, before[id], got)
+		}
+	}
+	joined, err := NewNode(Config{
+		Kinds:      []*cluster.Kind{cluster.NewKind("where", actor.PropsFromProducer(func() actor.Actor { return where{} }))},
+		Membership: &MembershipConfig{Bind: "127.0.0.1:0", Join: []string{nodes[0].GossipAddress()}, RemovalGrace: 500 * time.Millisecond, Tune: clustertest.FastGossip},
+		Info:       NodeInfo{Name: "n2"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := joined.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(joined.Stop)
+	all := append(nodes, joined)
+	testwait.For(t, 20*time.Second, "every node to see 3 members", func() (bool, string) {
+		return membersSeen(all, 3)
+	})
+	moved := 0
+	for i := range 60 {
+		id := fmt.Sprintf("id%d", i)
+		want := home(joined, id)
+		for _, n := range nodes {
+			if got := home(n, id); got != want {
+				t.Fatalf("identity %s: %s sends it to %s, the new member to %s (it lived on %s)", id, n.Address(), got, want, before[id])
+			}
+		}
+		if want == joined.Address() {
+			moved++
+		}
+	}
+	if moved == 0 {
+		t.Fatal("no identity moved to the member that joined: nothing was tested")
+	}
+	t.Logf("%d of 60 identities moved to the member that joined", moved)
+}

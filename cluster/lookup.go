@@ -63,9 +63,13 @@ func (t *topology) owner(kind, identity string) string {
 // Grains keep no state, so moving them, and back if it answers again, is
 // free.
 //
-// It keeps no caller-side PID cache: a request asks the owner's placement
-// actor each time, which costs one local message on a single node and makes
-// passivated grains free to go.
+// It keeps no caller-side PID cache: a request for another member's grain
+// asks that member's placement actor each time, which makes passivated
+// grains free to go. A request for a grain this member owns and has active
+// finds it in local, which the placement actor keeps: no message to the
+// actor and back (two goroutine hand-offs) for each of a job's requests
+// after the first. Only activation, which must happen once, goes through
+// the actor.
 type identityLookup struct {
 	c         *cluster.Cluster
 	logger    *slog.Logger
@@ -74,6 +78,9 @@ type identityLookup struct {
 	sub       *eventstream.Subscription
 	placement *actor.PID
 	stopOnce  sync.Once
+	// local holds the grains the placement actor has activated and not
+	// stopped, by ClusterIdentity.AsKey(); only the actor writes it.
+	local sync.Map
 
 	mu       sync.Mutex               // orders the view's updates
 	latest   *cluster.ClusterTopology // protoactor's; nil before the first
@@ -199,6 +206,12 @@ func (l *identityLookup) getWithin(ci *cluster.ClusterIdentity, timeout time.Dur
 	target := l.placement
 	if owner != l.c.ActorSystem.Address() {
 		target = actor.NewPID(owner, placementName)
+	} else if pid, ok := l.local.Load(ci.AsKey()); ok {
+		// Active here, and this member owns it under the view the
+		// caller sees (its own): what the actor would answer. A grain
+		// that stops meanwhile answers with a dead letter, and the
+		// caller asks again, as it would after the actor's answer.
+		return pid.(*actor.PID)
 	}
 	res, err := l.c.ActorSystem.Root.RequestFuture(target,
 		&cluster.ActivationRequest{ClusterIdentity: ci, TopologyHash: view.hash}, timeout).Result()
@@ -264,6 +277,7 @@ func (p *placementActor) Receive(ctx actor.Context) {
 		delete(p.keys, msg.Who.GetId())
 		if pid := p.grains[key]; pid.Equal(msg.Who) {
 			delete(p.grains, key)
+			p.l.local.CompareAndDelete(key, pid)
 			if k, ok := p.l.c.TryGetClusterKind(kindOf(key)); ok {
 				k.Dec()
 			}
@@ -276,6 +290,7 @@ func (p *placementActor) Receive(ctx actor.Context) {
 		for key, pid := range p.grains {
 			kind, identity := splitKey(key)
 			if view.owner(kind, identity) != self {
+				p.l.local.CompareAndDelete(key, pid)
 				ctx.Stop(pid)
 			}
 		}
@@ -311,6 +326,7 @@ func (p *placementActor) activate(ctx actor.Context, req *cluster.ActivationRequ
 	kind.Inc()
 	p.grains[key] = pid
 	p.keys[pid.Id] = key
+	p.l.local.Store(key, pid)
 	return &cluster.ActivationResponse{Pid: pid, TopologyHash: view.hash}
 }
 

@@ -86,6 +86,12 @@ func TestGrainsActivatePassivateAndComeBack(t *testing.T) {
 	if err != nil || res.(int) != 0 {
 		t.Fatalf("%v grains still known by PID after all passivated (%v), want 0", res, err)
 	}
+	// Nor are they found locally: a request would go to a stopped grain.
+	local := 0
+	n.lookup.local.Range(func(any, any) bool { local++; return true })
+	if local != 0 {
+		t.Fatalf("%d passivated grains still found locally, want 0", local)
+	}
 	// A passivated grain comes back on the next request.
 	res, err = n.Request(ctx, "echo", "g7", wrapperspb.String("again"))
 	if err != nil || res.(*wrapperspb.StringValue).Value != "g7:again" {
