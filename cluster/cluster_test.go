@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -432,6 +433,15 @@ func TestClusterJoinMovesIdentitiesAwayFromActiveGrains(t *testing.T) {
 	all := append(nodes, joined)
 	testwait.For(t, 20*time.Second, "every node to see 3 members", func() (bool, string) {
 		return membersSeen(all, 3)
+	})
+	// And to place grains by the same 3: the views of the identity
+	// lookups follow protoactor's topology, which follows the membership.
+	testwait.For(t, 20*time.Second, "every node to place grains among 3 members", func() (bool, string) {
+		var sizes []int
+		for _, n := range all {
+			sizes = append(sizes, len(n.lookup.view.Load().members))
+		}
+		return !slices.ContainsFunc(sizes, func(n int) bool { return n != 3 }), fmt.Sprintf("their views hold %v members", sizes)
 	})
 	moved := 0
 	for i := range 60 {
