@@ -63,18 +63,16 @@ func (q *Queue[T]) Add(item T, lim Limits, write func(batch []T)) {
 	if !start {
 		return
 	}
-	batch := q.next(lim.Max)
-	if batch == nil {
-		// Another writer took item: this one has retired.
-		q.done.Done()
-		return
+	// A nil batch: another writer took item, and this one has retired.
+	if batch := q.next(lim.Max); batch != nil {
+		write(batch)
+		if q.more() {
+			// The goroutine takes over this writer's place.
+			go q.write(lim.Max, write)
+			return
+		}
 	}
-	write(batch)
-	if !q.more() {
-		q.done.Done()
-		return
-	}
-	go q.write(lim.Max, write)
+	q.done.Done()
 }
 
 // more reports whether items wait; when none does, it retires the writer
