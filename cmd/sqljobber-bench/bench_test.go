@@ -45,10 +45,10 @@ func TestShortRun(t *testing.T) {
 	// Five floors and four pairs' jobs, the smaller job, the CSV floor
 	// and download; on PostgreSQL the tiny floors (many at a time, one at
 	// a time, over HTTP) and the three kinds of tiny jobs, on MySQL the
-	// same but over HTTP; the POST rate with each ledger, with the jobs
-	// running and held.
-	if len(rep.Results) != 27 {
-		t.Fatalf("%d results, want 27:\n%s", len(rep.Results), stdout.String())
+	// same but over HTTP, and the atomic floors (many and one at a time);
+	// the POST rate with each ledger, with the jobs running and held.
+	if len(rep.Results) != 29 {
+		t.Fatalf("%d results, want 29:\n%s", len(rep.Results), stdout.String())
 	}
 	for _, r := range rep.Results {
 		if r.Seconds <= 0 || r.Rows != 0 && r.Rows != 20_000 && r.Rows != 5_000 {
@@ -59,6 +59,9 @@ func TestShortRun(t *testing.T) {
 		}
 		if strings.HasPrefix(r.Name, "sql-jobber") && strings.Contains(r.Name, "one-row") && r.DBCPURatio <= 0 {
 			t.Errorf("result %s does not compare the database's CPU with the floor's", r.Name)
+		}
+		if strings.HasPrefix(r.Name, "sql-jobber mysql") && strings.Contains(r.Name, "one-row") && !strings.Contains(r.Comments, "against the atomic floor (mysql floor, atomic): median of rounds") {
+			t.Errorf("result %s is not compared with the atomic floor: %s", r.Name, r.Comments)
 		}
 		if strings.Contains(r.Name, "waiting for its job") && r.P50Ratio <= 0 {
 			t.Errorf("result %s has no latency ratio", r.Name)

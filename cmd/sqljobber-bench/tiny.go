@@ -16,12 +16,15 @@ import (
 type tinyEngine struct {
 	// label starts the names of the engine's results ("" for PostgreSQL,
 	// whose names predate the MySQL ones and stay comparable).
-	label     string
-	ledger    string // names the POST rate's result
-	idPrefix  string
-	srv       *server
-	floor     tinyFloor
-	dropFloor func(context.Context) error
+	label    string
+	ledger   string // names the POST rate's result
+	idPrefix string
+	srv      *server
+	floor    tinyFloor
+	// atomicFloor, if set, is the floor of a publication that is never
+	// seen half made, where that costs the database more than floor.
+	atomicFloor tinyFloor
+	dropFloor   func(context.Context) error
 	// floorTables counts the floor's tables made so far: each floor run
 	// takes the next numbers, none dropped until the rounds are over.
 	floorTables int
@@ -47,7 +50,7 @@ func (b *bench) tinyEngines() []*tinyEngine {
 			columns: func(ctx context.Context, table string) ([]string, error) { return pgColumns(ctx, d, table) },
 		},
 		{
-			label: "mysql ", ledger: "mysql", idPrefix: "mytiny", srv: b.mysrv, floor: myTinyFloor(d),
+			label: "mysql ", ledger: "mysql", idPrefix: "mytiny", srv: b.mysrv, floor: myTinyFloor(d), atomicFloor: myTinyAtomicFloor(d),
 			dropFloor: func(ctx context.Context) error { return dropMyTinyFloor(ctx, d) },
 			finished: func(ctx context.Context, prefix string) (map[string]time.Time, error) {
 				return myFinished(ctx, d, prefix)
@@ -111,6 +114,9 @@ func (b *bench) measureTiny(ctx context.Context) error {
 			s.best.P50Ratio = median(s.p50Ratios)
 			s.best.Comments += "; p50 over the floor's single-table p50: " + roundRatios("median of rounds", "x", s.p50Ratios)
 		}
+		if s.atomic != nil {
+			s.best.Comments += "; against the atomic floor (" + s.atomic.name + "): " + s.atomic.describe()
+		}
 		b.add(s.best)
 	}
 	return nil
@@ -134,13 +140,7 @@ func (e *tinyEngine) takeFloorTables(count int) int {
 func (b *bench) tinySeriesOf(ctx context.Context, e *tinyEngine, shape string) []*tinySeries {
 	o := b.o
 	single := min(o.tiny, singleFloorJobs)
-	floorRound := func(count, concurrency int, name, comments string) func(int) (Result, error) {
-		return func(int) (Result, error) {
-			took, lat, err := runTinyFloor(ctx, e.floor, e.takeFloorTables(count), count, concurrency)
-			return Result{Name: name, Seconds: took.Seconds(), JobsPerSec: float64(count) / took.Seconds(),
-				P50ms: pct(lat, 50), P99ms: pct(lat, 99), Comments: comments}, err
-		}
-	}
+	floorRound := tinyFloorRound(ctx, e, e.floor)
 	jobsRound := func(kind, tag string, clients, count int, mode tinyMode) func(int) (Result, error) {
 		oo := *o
 		oo.clients, oo.tiny = clients, count
@@ -163,6 +163,22 @@ func (b *bench) tinySeriesOf(ctx context.Context, e *tinyEngine, shape string) [
 	singleFloor := &tinySeries{name: e.label + "floor, one at a time", jobs: single, run: floorRound(single, 1,
 		e.label+"floor, one at a time", fmt.Sprintf("%d tables, the single-job latency", single))}
 	series := []*tinySeries{floor, singleFloor}
+	var atomic, singleAtomic *tinySeries
+	if e.atomicFloor != nil {
+		af := tinyFloorRound(ctx, e, e.atomicFloor)
+		atomic = &tinySeries{name: e.label + "floor, atomic", jobs: o.tiny, floor: floor, run: af(o.tiny, o.concurrency,
+			e.label+"floor CREATE ... SELECT 1", fmt.Sprintf("%d at a time; one statement, no table seen empty; %s", o.concurrency, shape))}
+		singleAtomic = &tinySeries{name: e.label + "floor, atomic, one at a time", jobs: single, floor: singleFloor, latencyFloor: singleFloor, run: af(single, 1,
+			e.label+"floor, atomic, one at a time", fmt.Sprintf("%d tables, the single-job latency", single))}
+		series = append(series, atomic, singleAtomic)
+	}
+	// against links a series of jobs to the atomic floors too.
+	against := func(s *tinySeries, throughput, latency *tinySeries) *tinySeries {
+		if atomic != nil {
+			s.atomic = &tinyAgainst{name: atomic.name, floor: throughput, latencyFloor: latency}
+		}
+		return s
+	}
 	if e.label == "" {
 		series = append(series, &tinySeries{name: "floor over HTTP", jobs: o.tiny, floor: floor,
 			run: func(int) (Result, error) {
@@ -172,23 +188,35 @@ func (b *bench) tinySeriesOf(ctx context.Context, e *tinyEngine, shape string) [
 			}})
 	}
 	return append(series,
-		&tinySeries{name: "sql-jobber " + e.label + "posted at once", jobs: o.tiny, floor: floor, pid: pid,
-			run: jobsRound("posted at once", "a", o.clients, o.tiny, tinyPosted)},
-		&tinySeries{name: "sql-jobber " + e.label + "each client waiting for its job", jobs: o.tiny, floor: floor,
-			latencyFloor: singleFloor, pid: pid, run: jobsRound("each client waiting for its job", "w", o.clients, o.tiny, tinyWaiting)},
+		against(&tinySeries{name: "sql-jobber " + e.label + "posted at once", jobs: o.tiny, floor: floor, pid: pid,
+			run: jobsRound("posted at once", "a", o.clients, o.tiny, tinyPosted)}, atomic, nil),
+		against(&tinySeries{name: "sql-jobber " + e.label + "each client waiting for its job", jobs: o.tiny, floor: floor,
+			latencyFloor: singleFloor, pid: pid, run: jobsRound("each client waiting for its job", "w", o.clients, o.tiny, tinyWaiting)}, atomic, singleAtomic),
 		// A job's own latency, nothing queued before it: the figure the
 		// floor's one-at-a-time p50 is for. With several clients
 		// waiting, a p50 is mostly the other clients' jobs (Little's
 		// law: clients / throughput).
-		&tinySeries{name: "sql-jobber " + e.label + "one client waiting for its job", jobs: single, floor: singleFloor,
-			latencyFloor: singleFloor, pid: pid, run: jobsRound("one client waiting for its job", "s", 1, single, tinyWaiting)},
+		against(&tinySeries{name: "sql-jobber " + e.label + "one client waiting for its job", jobs: single, floor: singleFloor,
+			latencyFloor: singleFloor, pid: pid, run: jobsRound("one client waiting for its job", "s", 1, single, tinyWaiting)}, singleAtomic, singleAtomic),
 	)
 }
 
-// checkTinyShape runs one job of e's tiny task and makes one floor table,
-// and compares their columns: the floor is only a floor for tables of the
-// job's shape. A difference (the sink's mapping changed) is reported, not
-// fatal: the figures are still made, and say so.
+// tinyFloorRound is a round of floor on count new tables of e, concurrency
+// at a time.
+func tinyFloorRound(ctx context.Context, e *tinyEngine, floor tinyFloor) func(count, concurrency int, name, comments string) func(int) (Result, error) {
+	return func(count, concurrency int, name, comments string) func(int) (Result, error) {
+		return func(int) (Result, error) {
+			took, lat, err := runTinyFloor(ctx, floor, e.takeFloorTables(count), count, concurrency)
+			return Result{Name: name, Seconds: took.Seconds(), JobsPerSec: float64(count) / took.Seconds(),
+				P50ms: pct(lat, 50), P99ms: pct(lat, 99), Comments: comments}, err
+		}
+	}
+}
+
+// checkTinyShape runs one job of e's tiny task and makes one table of each
+// of its floors, and compares their columns: a floor is only a floor for
+// tables of the job's shape. A difference (the sink's mapping changed) is
+// reported, not fatal: the figures are still made, and say so.
 func (b *bench) checkTinyShape(ctx context.Context, e *tinyEngine) (string, error) {
 	id := e.idPrefix + "-shape"
 	if err := e.srv.post("tiny", fmt.Sprintf(`{"job_id": %q}`, id)); err != nil {
@@ -197,26 +225,37 @@ func (b *bench) checkTinyShape(ctx context.Context, e *tinyEngine) (string, erro
 	if err := e.srv.waitSuccess(ctx, id); err != nil {
 		return "", err
 	}
-	if err := e.floor(ctx, e.takeFloorTables(1)); err != nil {
-		return "", fmt.Errorf("%sfloor: %w", e.label, err)
-	}
 	job, err := e.columns(ctx, "results_"+id)
 	if err != nil {
 		return "", err
 	}
-	floor, err := e.columns(ctx, "floor_tiny_0")
-	if err != nil {
-		return "", err
+	shape := "the job's shape: " + strings.Join(job, ", ")
+	floors := []struct {
+		name  string
+		floor tinyFloor
+	}{{"floor", e.floor}, {"atomic floor", e.atomicFloor}}
+	for _, f := range floors {
+		if f.floor == nil {
+			continue
+		}
+		n := e.takeFloorTables(1)
+		if err := f.floor(ctx, n); err != nil {
+			return "", fmt.Errorf("%s%s: %w", e.label, f.name, err)
+		}
+		cols, err := e.columns(ctx, fmt.Sprintf("floor_tiny_%d", n))
+		if err != nil {
+			return "", err
+		}
+		if len(job) == 0 || !slices.Equal(job, cols) {
+			fmt.Fprintf(b.stderr, "  WARNING: the %s%s's table (%s) is not of the job's shape (%s)\n", e.label, f.name,
+				strings.Join(cols, ", "), strings.Join(job, ", "))
+			shape = "NOT the job's shape: " + strings.Join(job, ", ")
+		}
 	}
 	if err := e.dropFloor(ctx); err != nil {
 		return "", err
 	}
-	if len(job) == 0 || !slices.Equal(job, floor) {
-		fmt.Fprintf(b.stderr, "  WARNING: the %sfloor's table (%s) is not of the job's shape (%s)\n", e.label,
-			strings.Join(floor, ", "), strings.Join(job, ", "))
-		return "NOT the job's shape: " + strings.Join(job, ", "), nil
-	}
-	return "the job's shape: " + strings.Join(job, ", "), nil
+	return shape, nil
 }
 
 // measurePosts measures how fast each server accepts POSTs: clients post
@@ -302,6 +341,9 @@ func (b *bench) tinyRound(ctx context.Context, round int, series []*tinySeries) 
 			s.p50Ratios = append(s.p50Ratios, ratio)
 			note += fmt.Sprintf(", p50 %.1f ms (%.2fx the floor's single-table p50)", r.P50ms, ratio)
 		}
+		if a := s.atomic; a != nil {
+			note += a.add(r, cpu, s.jobs)
+		}
 		if r.PostsPerSec > 0 {
 			note += fmt.Sprintf(", POSTs answered at %.0f/s", r.PostsPerSec)
 		}
@@ -349,6 +391,53 @@ type tinySeries struct {
 	// dbRatios are the rounds' database CPU per job over their floor's
 	// per table.
 	dbRatios []float64
+	// atomic compares the series with the engine's atomic floors too.
+	atomic *tinyAgainst
+}
+
+// tinyAgainst is a series of jobs against a second pair of floors: its
+// rounds' ratios to them.
+type tinyAgainst struct {
+	name                        string
+	floor, latencyFloor         *tinySeries // nil: not compared
+	ratios, dbRatios, p50Ratios []float64
+}
+
+// add records a round of the series (r, with its CPU over jobs jobs)
+// against the floors' last rounds, and describes it.
+func (a *tinyAgainst) add(r Result, cpu cpuUse, jobs int) string {
+	var parts []string
+	if f := a.floor; f != nil {
+		ratio := r.JobsPerSec / f.last.JobsPerSec
+		a.ratios = append(a.ratios, ratio)
+		parts = append(parts, fmt.Sprintf("%.2fx", ratio))
+		if per := f.lastCPU.db.Seconds() / float64(f.jobs); per > 0 {
+			db := cpu.db.Seconds() / float64(jobs) / per
+			a.dbRatios = append(a.dbRatios, db)
+			parts = append(parts, fmt.Sprintf("database CPU a job %.2fx its a table", db))
+		}
+	}
+	if f := a.latencyFloor; f != nil {
+		ratio := r.P50ms / f.last.P50ms
+		a.p50Ratios = append(a.p50Ratios, ratio)
+		parts = append(parts, fmt.Sprintf("p50 %.2fx its single-table p50", ratio))
+	}
+	return fmt.Sprintf(" [against the atomic floor: %s]", strings.Join(parts, ", "))
+}
+
+// describe sums up the rounds against the floors.
+func (a *tinyAgainst) describe() string {
+	var parts []string
+	if len(a.ratios) > 0 {
+		parts = append(parts, roundRatios("median of rounds", "x", a.ratios))
+	}
+	if len(a.dbRatios) > 0 {
+		parts = append(parts, "database CPU a job over its a table: "+roundRatios("median of rounds", "x", a.dbRatios))
+	}
+	if len(a.p50Ratios) > 0 {
+		parts = append(parts, "p50 over its single-table p50: "+roundRatios("median of rounds", "x", a.p50Ratios))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // roundRatios describes the rounds' figures.
