@@ -320,8 +320,9 @@ func myTinyFloor(d *dbs) tinyFloor {
 // empty or half made can cost: one CREATE TABLE ... SELECT of the row,
 // which MariaDB makes crash-safe as a whole (its DDL log), as a one-row
 // job's publication does. The plain floor's table is there, empty, from
-// its CREATE until its INSERT commits; MariaDB flushes its log more often
-// for the one statement than for the two.
+// its CREATE until its INSERT commits. MariaDB flushes its files more
+// often for the one statement than for the two (5 flushes against 3), yet
+// 10 at a time it costs its CPU less (BENCHMARKS.md).
 func myTinyAtomicFloor(d *dbs) tinyFloor {
 	id, user, amount, date, created, note := entryValues(tinyRowID)
 	row := fmt.Sprintf("SELECT %d AS id, '%s' AS user_id, %s AS amount, '%s' AS entry_date, '%s' AS created_at, '%s' AS note, 1 AS _row",

@@ -21,8 +21,9 @@ type tinyEngine struct {
 	idPrefix string
 	srv      *server
 	floor    tinyFloor
-	// atomicFloor, if set, is the floor of a publication that is never
-	// seen half made, where that costs the database more than floor.
+	// atomicFloor, if set, is the floor of a publication that no reader
+	// sees half made, where the plain floor's table is seen empty for a
+	// moment (MySQL, whose DDL commits by itself).
 	atomicFloor tinyFloor
 	dropFloor   func(context.Context) error
 	// floorTables counts the floor's tables made so far: each floor run
