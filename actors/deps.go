@@ -45,7 +45,7 @@ type jobRecords interface {
 type runRecords interface {
 	Claim(ctx context.Context, queue string, node ledger.Node, n int, lease time.Duration, except ...string) ([]*ledger.Job, error)
 	NextReady(ctx context.Context, queue string) (time.Time, bool, error)
-	Renew(ctx context.Context, runIDs []string, lease time.Duration) (map[string]bool, error)
+	Renew(ctx context.Context, runs []ledger.JobRun, lease time.Duration) (map[string]bool, error)
 	Finish(ctx context.Context, id, runID string, o ledger.Outcome) (time.Time, error)
 	Release(ctx context.Context, id, runID string) error
 	Run(j *ledger.Job) *ledger.Run

@@ -292,7 +292,7 @@ func (e *Engine) Start(ctx context.Context, node Node) error {
 func (e *Engine) Drain(ctx context.Context) bool {
 	e.draining.Store(true)
 	err := retry.Do(ctx, retry.Backoff{First: 20 * time.Millisecond}, func(context.Context) (bool, error) {
-		return len(e.runIDs()) == 0, nil
+		return len(e.localRuns()) == 0, nil
 	})
 	return err == nil
 }

@@ -37,6 +37,7 @@ const (
 
 // run is a job running on this node.
 type run struct {
+	job    string // the job's ID
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 	// begin is when the run started; rows counts the rows it has read
@@ -53,7 +54,7 @@ func (e *Engine) startRun(j *ledger.Job, then func()) bool {
 		return false
 	}
 	ctx, cancel := context.WithCancelCause(e.ctx)
-	r := &run{cancel: cancel, done: make(chan struct{}), begin: time.Now()}
+	r := &run{job: j.ID, cancel: cancel, done: make(chan struct{}), begin: time.Now()}
 	e.runsMu.Lock()
 	e.runs[j.RunID] = r
 	e.runsMu.Unlock()
@@ -128,14 +129,15 @@ func (e *Engine) cancelRun(runID string, cause error) <-chan struct{} {
 	return r.done
 }
 
-func (e *Engine) runIDs() []string {
+// localRuns are the runs on this node.
+func (e *Engine) localRuns() []ledger.JobRun {
 	e.runsMu.Lock()
 	defer e.runsMu.Unlock()
-	ids := make([]string, 0, len(e.runs))
-	for id := range e.runs {
-		ids = append(ids, id)
+	runs := make([]ledger.JobRun, 0, len(e.runs))
+	for id, r := range e.runs {
+		runs = append(runs, ledger.JobRun{JobID: r.job, RunID: id})
 	}
-	return ids
+	return runs
 }
 
 // execute runs a claimed job: it streams the query's rows into a staging

@@ -95,18 +95,18 @@ func (e *Engine) renewLeases() {
 	if err := e.ledger.RenewLease(ctx, nameLease(e.self.Name), e.self.ID, e.cfg.NodeLease); err != nil && e.ctx.Err() == nil {
 		e.logger.Error("renew this node's hold on its worker name", slog.String("error_code", sqlexec.ErrorCode(err)), slog.Any("error", err))
 	}
-	ids := e.runIDs()
-	if len(ids) == 0 {
+	runs := e.localRuns()
+	if len(runs) == 0 {
 		return
 	}
-	alive, err := e.ledger.Renew(ctx, ids, e.cfg.Lease)
+	alive, err := e.ledger.Renew(ctx, runs, e.cfg.Lease)
 	if err != nil {
 		e.logger.Warn("renew run leases", slog.String("error_code", sqlexec.ErrorCode(err)))
 		return
 	}
-	for _, id := range ids {
-		if !alive[id] {
-			e.cancelRun(id, errRunLost)
+	for _, r := range runs {
+		if !alive[r.RunID] {
+			e.cancelRun(r.RunID, errRunLost)
 		}
 	}
 }

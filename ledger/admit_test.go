@@ -80,7 +80,7 @@ func TestLedgerStartAdmitsAndClaimsInOneWrite(t *testing.T) {
 		if c, err := claimOne(l, "q", "n2", time.Minute); c != nil || err != nil {
 			t.Fatalf("claim took a started job: %+v, %v", c, err)
 		}
-		if alive, err := l.Renew(ctx, []string{j.RunID}, time.Hour); err != nil || !alive[j.RunID] {
+		if alive, err := l.Renew(ctx, []ledger.JobRun{{JobID: j.ID, RunID: j.RunID}}, time.Hour); err != nil || !alive[j.RunID] {
 			t.Fatalf("renew: %v, %v", alive, err)
 		}
 		if _, err := l.Finish(ctx, "a", j.RunID, ledger.Outcome{State: sqljobber.StateSuccess}); err != nil {

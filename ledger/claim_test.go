@@ -253,7 +253,7 @@ func TestLedgerLostRunsDoNotSpendRetries(t *testing.T) {
 		}
 		got, err := l.TakeOverNode(ctx, run.NodeID, 3)
 		check("its node died", got, err, sqljobber.StatePending, 1)
-		if alive, err := l.Renew(ctx, []string{run.RunID}, time.Minute); err != nil || alive[run.RunID] {
+		if alive, err := l.Renew(ctx, []ledger.JobRun{{JobID: run.ID, RunID: run.RunID}}, time.Minute); err != nil || alive[run.RunID] {
 			t.Fatalf("renew of a lost run: %v, %v", alive, err)
 		}
 		j, _ := l.Get(ctx, "lost")

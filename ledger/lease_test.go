@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	sqljobber "github.com/sql-jobber/sql-jobber"
 	"github.com/sql-jobber/sql-jobber/ledger"
+	"github.com/sql-jobber/sql-jobber/sqlexec"
 )
 
 // TestLeasesHaveOneHolderAtATime: a lease is its holder's until it runs out
@@ -102,4 +104,52 @@ func TestLeaseTakenByManyAtOnceHasOneHolder(t *testing.T) {
 			t.Fatalf("the lease: %+v, %v; the winner %v", cur, err, won)
 		}
 	})
+}
+
+// A node renews its runs' leases without waiting for any other job's row:
+// it finds its runs by their jobs' keys. Its UPDATE once named running
+// jobs by state and run ID, and MySQL's scan locked every running job it
+// passed, of every node, until the statement ended: here it waited for a
+// row that another transaction held, until the deadline.
+func TestRenewWaitsForNoOtherJobsRow(t *testing.T) {
+	for _, d := range []sqlexec.Dialect{sqlexec.Postgres, sqlexec.MySQL} {
+		t.Run(string(d), func(t *testing.T) {
+			l := openLedger(t, d, ledger.Config{})
+			ctx := context.Background()
+			mustAdmit(t, l, jb(sqljobber.Job{ID: "other", Task: "t", Queue: "q"}))
+			l.clock.Advance(time.Millisecond)
+			mustAdmit(t, l, jb(sqljobber.Job{ID: "mine", Task: "t", Queue: "q"}))
+			other, err := claimOne(l, "q", "n2", time.Minute)
+			if err != nil || other == nil || other.ID != "other" {
+				t.Fatalf("claim: %+v, %v", other, err)
+			}
+			mine, err := claimOne(l, "q", "n1", time.Minute)
+			if err != nil || mine == nil || mine.ID != "mine" {
+				t.Fatalf("claim: %+v, %v", mine, err)
+			}
+
+			_, release := holdRow(t, l, "other")
+			rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			alive, err := l.Renew(rctx, []ledger.JobRun{{JobID: mine.ID, RunID: mine.RunID}}, time.Hour)
+			cancel()
+			release()
+			if err != nil || !alive[mine.RunID] || len(alive) != 1 {
+				t.Fatalf("renew while another job's row is held: %v, %v", alive, err)
+			}
+			got, err := l.Get(ctx, "mine")
+			if err != nil || got.LeaseUntil.Before(l.clock.Now().Add(59*time.Minute)) {
+				t.Fatalf("the renewed run's lease: %v, %v", got.LeaseUntil, err)
+			}
+			if got, err := l.Get(ctx, "other"); err != nil || got.LeaseUntil.After(l.clock.Now().Add(time.Minute)) {
+				t.Fatalf("the other run's lease was renewed too: %v, %v", got.LeaseUntil, err)
+			}
+
+			// A run ID renews only the job it runs: "mine" with the other
+			// job's run ID is not a run, and is not renewed.
+			alive, err = l.Renew(ctx, []ledger.JobRun{{JobID: mine.ID, RunID: other.RunID}}, time.Hour)
+			if err != nil || len(alive) != 0 {
+				t.Fatalf("renew of a job with another job's run ID: %v, %v", alive, err)
+			}
+		})
+	}
 }

@@ -100,22 +100,36 @@ func (l *Ledger) NextReady(ctx context.Context, queue string) (time.Time, bool, 
 	return t.t, !t.t.IsZero(), nil
 }
 
+// JobRun names a run by its job and its run ID.
+type JobRun struct{ JobID, RunID string }
+
 // Renew extends the leases of runs that are still STARTED and returns the
-// IDs of those it renewed; a run missing from the answer has lost its job.
-func (l *Ledger) Renew(ctx context.Context, runIDs []string, lease time.Duration) (map[string]bool, error) {
+// run IDs of those it renewed; a run missing from the answer has lost its
+// job. It finds the runs by their jobs' keys: a condition on state alone
+// had MySQL lock every running job of every node that its scan passed
+// (REPEATABLE READ keeps those locks), and wait for, or deadlock with,
+// their own finishing writes.
+func (l *Ledger) Renew(ctx context.Context, runs []JobRun, lease time.Duration) (map[string]bool, error) {
 	alive := map[string]bool{}
-	if len(runIDs) == 0 {
+	if len(runs) == 0 {
 		return alive, nil
 	}
-	args := []any{l.timeArg(l.now().Add(lease))}
-	for _, id := range runIDs {
-		args = append(args, id)
+	keys := make([]any, 0, 2*len(runs))
+	for _, r := range runs {
+		keys = append(keys, r.JobID)
 	}
-	in := sqlexec.Placeholders(len(runIDs))
-	if _, err := l.q.Exec(ctx, fmt.Sprintf("UPDATE %s SET lease_until = ? WHERE state = 'STARTED' AND run_id IN (%s)", l.table, in), args...); err != nil {
+	for _, r := range runs {
+		keys = append(keys, r.RunID)
+	}
+	// A job whose run ID is one of runs' is that run's: run IDs are
+	// random, and never reused.
+	in := sqlexec.Placeholders(len(runs))
+	where := fmt.Sprintf("job_id IN (%s) AND run_id IN (%s) AND state = 'STARTED'", in, in)
+	if _, err := l.q.Exec(ctx, fmt.Sprintf("UPDATE %s SET lease_until = ? WHERE %s", l.table, where),
+		append([]any{l.timeArg(l.now().Add(lease))}, keys...)...); err != nil {
 		return nil, fmt.Errorf("renew leases: %w", err)
 	}
-	err := l.q.Query(ctx, fmt.Sprintf("SELECT run_id FROM %s WHERE state = 'STARTED' AND run_id IN (%s)", l.table, in),
+	err := l.q.Query(ctx, fmt.Sprintf("SELECT run_id FROM %s WHERE %s", l.table, where),
 		func(scan func(...any) error) error {
 			var id string
 			if err := scan(&id); err != nil {
@@ -123,7 +137,7 @@ func (l *Ledger) Renew(ctx context.Context, runIDs []string, lease time.Duration
 			}
 			alive[id] = true
 			return nil
-		}, args[1:]...)
+		}, keys...)
 	if err != nil {
 		return nil, fmt.Errorf("renew leases: %w", err)
 	}
