@@ -331,8 +331,7 @@ func (b *bench) tinyRound(ctx context.Context, round int, series []*tinySeries) 
 			ratio := r.JobsPerSec / s.floor.last.JobsPerSec
 			s.ratios = append(s.ratios, ratio)
 			note = fmt.Sprintf(" (%.2fx)", ratio)
-			if f := s.floor.lastCPU.db.Seconds() / float64(s.floor.jobs); f > 0 {
-				db := cpu.db.Seconds() / float64(s.jobs) / f
+			if db := dbOverFloor(cpu, s.jobs, s.floor); db > 0 {
 				s.dbRatios = append(s.dbRatios, db)
 				note += fmt.Sprintf(", database CPU a job %.2fx the floor's a table", db)
 			}
@@ -396,6 +395,16 @@ type tinySeries struct {
 	atomic *tinyAgainst
 }
 
+// dbOverFloor is the databases' CPU per job of a round of jobs jobs (cpu)
+// over floor's per table in its last round; 0 when floor's is not known.
+func dbOverFloor(cpu cpuUse, jobs int, floor *tinySeries) float64 {
+	per := floor.lastCPU.db.Seconds() / float64(floor.jobs)
+	if per <= 0 {
+		return 0
+	}
+	return cpu.db.Seconds() / float64(jobs) / per
+}
+
 // tinyAgainst is a series of jobs against a second pair of floors: its
 // rounds' ratios to them.
 type tinyAgainst struct {
@@ -412,8 +421,7 @@ func (a *tinyAgainst) add(r Result, cpu cpuUse, jobs int) string {
 		ratio := r.JobsPerSec / f.last.JobsPerSec
 		a.ratios = append(a.ratios, ratio)
 		parts = append(parts, fmt.Sprintf("%.2fx", ratio))
-		if per := f.lastCPU.db.Seconds() / float64(f.jobs); per > 0 {
-			db := cpu.db.Seconds() / float64(jobs) / per
+		if db := dbOverFloor(cpu, jobs, f); db > 0 {
 			a.dbRatios = append(a.dbRatios, db)
 			parts = append(parts, fmt.Sprintf("database CPU a job %.2fx its a table", db))
 		}
