@@ -88,10 +88,10 @@ type Config struct {
 	LostRunsMax int
 	// GrainIdle is how long a grain stays in memory without messages.
 	GrainIdle time.Duration
-	// FinishedGrainIdle is how long a job's (or group's) grain stays once
-	// its job has finished and nobody waits on it: the ledger answers for
-	// the job as well, and at a few KB a grain, every job of the last
-	// GrainIdle held memory in proportion to the rate of jobs.
+	// FinishedGrainIdle is how long a job's grain stays once its job has
+	// finished and nobody waits on it: the ledger answers for the job as
+	// well, and at a few KB a grain, every job of the last GrainIdle
+	// held memory in proportion to the rate of jobs.
 	FinishedGrainIdle time.Duration
 	Logger            *slog.Logger
 	// Metrics is where the engine registers its Prometheus metrics; nil
