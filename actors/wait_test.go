@@ -117,9 +117,7 @@ func TestAFinishedJobsGrainLeavesMemorySoon(t *testing.T) {
 	}
 	e.submit("done")
 	e.submit("waited")
-	// The wait may end with the finished record or without (the caller
-	// then reads the job): states below reads it.
-	if j, err := e.engine.WaitJob(ctx, "waited", 30*time.Second); err != nil || j != nil && j.State != sqljobber.StateSuccess {
+	if j, err := e.engine.WaitJob(ctx, "waited", 30*time.Second); err != nil || j == nil || j.State != sqljobber.StateSuccess {
 		t.Fatalf("the wait on a job: %+v, %v", j, err)
 	}
 	e.states([]sqljobber.State{sqljobber.StatePending, sqljobber.StateSuccess, sqljobber.StateSuccess}, "later", "done", "waited")
