@@ -30,17 +30,16 @@ const (
 
 // Defaults for Config.
 const (
-	DefaultQueueDefault      = "default"
-	ConcurrencyDefault       = 10
-	GroupConcurrencyDefault  = 5
-	GrainIdleDefault         = 2 * time.Minute
-	FinishedGrainIdleDefault = 5 * time.Second
-	PollIntervalDefault      = time.Second
-	LeaseDefault             = 30 * time.Second
-	RetryBackoffDefault      = time.Second
-	ledgerTimeout            = 30 * time.Second
-	NodeLeaseDefault         = 10 * time.Second
-	maxQueueListing          = 10_000
+	DefaultQueueDefault     = "default"
+	ConcurrencyDefault      = 10
+	GroupConcurrencyDefault = 5
+	GrainIdleDefault        = 2 * time.Minute
+	PollIntervalDefault     = time.Second
+	LeaseDefault            = 30 * time.Second
+	RetryBackoffDefault     = time.Second
+	ledgerTimeout           = 30 * time.Second
+	NodeLeaseDefault        = 10 * time.Second
+	maxQueueListing         = 10_000
 	// housekeepingBatch bounds the jobs or groups one pass of housekeeping
 	// handles of each kind.
 	housekeepingBatch      = 100
@@ -88,12 +87,7 @@ type Config struct {
 	LostRunsMax int
 	// GrainIdle is how long a grain stays in memory without messages.
 	GrainIdle time.Duration
-	// FinishedGrainIdle is how long a job's grain stays once its job has
-	// finished and nobody waits on it: the ledger answers for the job as
-	// well, and at a few KB a grain, every job of the last GrainIdle
-	// held memory in proportion to the rate of jobs.
-	FinishedGrainIdle time.Duration
-	Logger            *slog.Logger
+	Logger    *slog.Logger
 	// Metrics is where the engine registers its Prometheus metrics; nil
 	// keeps them to itself.
 	Metrics prometheus.Registerer
@@ -112,7 +106,6 @@ func (c Config) WithDefaults() Config {
 	c.NodeLease = cmp.Or(c.NodeLease, NodeLeaseDefault)
 	c.LostRunsMax = cmp.Or(c.LostRunsMax, ledger.LostRunsMaxDefault)
 	c.GrainIdle = cmp.Or(c.GrainIdle, GrainIdleDefault)
-	c.FinishedGrainIdle = cmp.Or(c.FinishedGrainIdle, min(FinishedGrainIdleDefault, c.GrainIdle))
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

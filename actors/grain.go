@@ -66,11 +66,6 @@ func (g *jobGrain) Receive(ctx actor.Context) {
 		ctx.Respond(okReply())
 		switch {
 		case len(g.waiters.list) == 0:
-			// Nothing to answer: the grain holds nothing the ledger
-			// does not once the job has finished.
-			if msg.FinalState != "" && !sqljobber.State(msg.FinalState).Active() {
-				g.waiters.idle(ctx, true)
-			}
 		case g.finishedAsWaitedOn(msg):
 			reply := &jobpb.Reply{Outcome: jobpb.Reply_OUTCOME_OK, JobId: msg.JobId, State: msg.FinalState}
 			if j := g.finishedRecord(msg); j != nil {

@@ -70,9 +70,6 @@ func (w *waiters) wait(ctx actor.Context, id string, millis int64) {
 	reply, final := w.state(id)
 	if final || failure(reply) || millis <= 0 || ctx.Sender() == nil {
 		ctx.Respond(reply)
-		if final && len(w.list) == 0 {
-			w.idle(ctx, true)
-		}
 		return
 	}
 	w.list = append(w.list, waiter{to: ctx.Sender(), until: time.Now().Add(time.Duration(millis) * time.Millisecond)})
@@ -107,14 +104,13 @@ func (w *waiters) schedule(ctx actor.Context) {
 	w.timer = time.AfterFunc(time.Until(first), func() { root.Send(self, waitTick{}) })
 }
 
-// answer sends reply to every waiter, if the job is final, or to those
-// whose wait has ended, and lets the grain passivate again once none is
-// left.
-func (w *waiters) answer(ctx actor.Context, reply *jobpb.Reply, final bool) {
+// answer sends reply to every waiter (all) or to those whose wait has
+// ended, and lets the grain passivate again once none is left.
+func (w *waiters) answer(ctx actor.Context, reply *jobpb.Reply, all bool) {
 	now := time.Now()
 	kept := w.list[:0]
 	for _, wt := range w.list {
-		if final || !wt.until.After(now) {
+		if all || !wt.until.After(now) {
 			ctx.Send(wt.to, reply)
 		} else {
 			kept = append(kept, wt)
@@ -125,18 +121,8 @@ func (w *waiters) answer(ctx actor.Context, reply *jobpb.Reply, final bool) {
 	w.list = kept
 	w.schedule(ctx)
 	if len(w.list) == 0 {
-		w.idle(ctx, final)
+		ctx.SetReceiveTimeout(w.e.cfg.GrainIdle)
 	}
-}
-
-// idle lets a grain that nobody waits on passivate after GrainIdle without
-// messages, or after FinishedGrainIdle once its job is final.
-func (w *waiters) idle(ctx actor.Context, final bool) {
-	if final {
-		ctx.SetReceiveTimeout(w.e.cfg.FinishedGrainIdle)
-		return
-	}
-	ctx.SetReceiveTimeout(w.e.cfg.GrainIdle)
 }
 
 // stop releases the timer when the grain stops. Its waiters get no answer:

@@ -3,7 +3,6 @@ package actors_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"testing"
 	"time"
 
@@ -99,31 +98,4 @@ func TestWaitAnswersWithTheFinishedJob(t *testing.T) {
 	if j, err := e.engine.WaitJob(ctx, "w1", 0); err != nil || j != nil {
 		t.Fatalf("a wait of 0: %+v, %v", j, err)
 	}
-}
-
-// TestAFinishedJobsGrainLeavesMemorySoon: once its job has finished and
-// nobody waits on it, a job's grain passivates after FinishedGrainIdle, not
-// GrainIdle: the ledger answers for the job as well, and a grain held for
-// every job of the last two minutes made memory grow with the rate of jobs
-// (2.8 KB of heap a grain, 10,000 grains in 18 s of one-row jobs). A job
-// that has not finished keeps its grain, and a waited-on job's grain
-// answers its waiter first.
-func TestAFinishedJobsGrainLeavesMemorySoon(t *testing.T) {
-	e := startEngine(t, actors.Config{GrainIdle: time.Hour, FinishedGrainIdle: 20 * time.Millisecond})
-	e.res.open()
-	ctx := context.Background()
-	if _, err := e.engine.Submit(ctx, actors.SubmitRequest{JobID: "later", Task: "count", ETA: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	e.submit("done")
-	e.submit("waited")
-	if j, err := e.engine.WaitJob(ctx, "waited", 30*time.Second); err != nil || j == nil || j.State != sqljobber.StateSuccess {
-		t.Fatalf("the wait on a job: %+v, %v", j, err)
-	}
-	e.states([]sqljobber.State{sqljobber.StatePending, sqljobber.StateSuccess, sqljobber.StateSuccess}, "later", "done", "waited")
-	// Only the unfinished job's grain stays.
-	e.eventually("the finished jobs' grains to passivate", 30*time.Second, func() (bool, string) {
-		n := e.node.ActiveGrains()
-		return n == 1, fmt.Sprintf("%d grains active", n)
-	})
 }
